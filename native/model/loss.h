@@ -1,0 +1,48 @@
+// RilsLoss: symmetric InfoNCE + recon_weight × gated KL(teacher ‖ student) over masked patches,
+// where the batch's sentence embeddings are the prototypes (spec §2 steps 4–10).
+#pragma once
+#include <torch/torch.h>
+
+#include "model/rils.h"
+
+namespace rils {
+
+struct RilsLossOptions {
+  TORCH_ARG(double, recon_weight) = 0.5;
+  TORCH_ARG(double, tau_student) = 0.1;
+  TORCH_ARG(double, tau_teacher) = 0.04;
+  // Only images whose image→text top-1 in the batch is correct contribute to L_rec.
+  TORCH_ARG(bool, retrieval_gate) = true;
+  // Text prototypes are constants inside L_rec (official multi-GPU behaviour).
+  TORCH_ARG(bool, detach_text_prototypes) = true;
+  // Each tower learns only from its own side's InfoNCE term (official multi-GPU gradients).
+  TORCH_ARG(bool, clip_local_grad) = false;
+  // Upper bound on the elements of one [rows, N, B] logit block of the KL: memory stays bounded.
+  TORCH_ARG(int64_t, kl_chunk_elements) = 1 << 22;
+};
+
+struct LossOutput {
+  torch::Tensor loss;        // clip_loss + recon_loss (differentiable)
+  torch::Tensor clip_loss;   // ½ (CE(logits_i) + CE(logits_t))
+  torch::Tensor recon_loss;  // recon_weight · recon_kl, the term as added
+  torch::Tensor recon_kl;    // Σ KL·w / (Σw + 1e-6)
+  torch::Tensor correct;     // [B] bool, image→text top-1 is its own caption
+  torch::Tensor weights;     // [B, N] mask · correct (the gate)
+  torch::Tensor mask;        // [B, N]
+};
+
+struct RilsLossImpl {
+  explicit RilsLossImpl(RilsLossOptions options = {}) : options(std::move(options)) {}
+  LossOutput operator()(const RilsOutputs& out, const torch::Tensor& logit_scale) const;
+  RilsLossOptions options;
+};
+using RilsLoss = RilsLossImpl;
+
+// Σ_{b,n} w[b,n] · KL(softmax(teacher·Pᵀ/τt) ‖ softmax(student·Pᵀ/τs)) / (Σw + 1e-6), computed in
+// row chunks in both passes: the [B, N, G] logits never exist whole, nor are they kept for backward.
+// student, teacher: [B, N, E] L2-normalised; prototypes: [G, E]; weights: [B, N] (no gradient).
+torch::Tensor gated_patch_kl(const torch::Tensor& student, const torch::Tensor& teacher,
+                             const torch::Tensor& prototypes, const torch::Tensor& weights, double tau_student,
+                             double tau_teacher, int64_t chunk_elements);
+
+}  // namespace rils

@@ -1,0 +1,78 @@
+#include "model/rils.h"
+
+#include <cmath>
+
+namespace rils {
+
+namespace nn = torch::nn;
+
+RilsModelImpl::RilsModelImpl(const RilsConfig& c) : cfg(c) {
+  cfg.validate();
+  const int64_t W = cfg.text_width;
+  // Construction order mirrors RILS_VITB16(): vision first, then CLIP's text modules, so that a
+  // seeded init draws the same random numbers as the official code.
+  visual = register_module("visual", VisionTransformer(cfg));
+  transformer = register_module("transformer", TextTransformer(W, cfg.text_layers, cfg.text_heads, cfg.text_ln_eps));
+  token_embedding = register_module("token_embedding", nn::Embedding(cfg.vocab_size, W));
+  positional_embedding = register_parameter("positional_embedding", torch::empty({cfg.context_length, W}));
+  ln_final = register_module("ln_final", nn::LayerNorm(nn::LayerNormOptions({W}).eps(cfg.text_ln_eps)));
+  image_projection = register_parameter("image_projection", torch::empty({cfg.vision_width, cfg.embed_dim}));
+  text_projection = register_parameter("text_projection", torch::empty({W, cfg.embed_dim}));
+  logit_scale = register_parameter("logit_scale", torch::full({}, cfg.logit_scale_init, torch::kFloat32));
+  init_parameters();
+}
+
+void RilsModelImpl::init_parameters() {
+  torch::NoGradGuard no_grad;
+  const double W = static_cast<double>(cfg.text_width);
+  nn::init::normal_(token_embedding->weight, 0.0, 0.02);
+  nn::init::normal_(positional_embedding, 0.0, 0.01);
+  const double proj_std = std::pow(W, -0.5) * std::pow(2.0 * static_cast<double>(cfg.text_layers), -0.5);
+  const double attn_std = std::pow(W, -0.5), fc_std = std::pow(2.0 * W, -0.5);
+  for (auto& m : *transformer->resblocks) {
+    auto* blk = m->as<ResidualAttentionBlock>();
+    nn::init::normal_(blk->attn->in_proj_weight, 0.0, attn_std);
+    nn::init::normal_(blk->attn->out_proj->weight, 0.0, proj_std);
+    nn::init::normal_(blk->mlp->c_fc->weight, 0.0, fc_std);
+    nn::init::normal_(blk->mlp->c_proj->weight, 0.0, proj_std);
+  }
+  nn::init::normal_(image_projection, 0.0, std::pow(static_cast<double>(cfg.vision_width), -0.5));
+  nn::init::normal_(text_projection, 0.0, std::pow(W, -0.5));
+}
+
+torch::Tensor RilsModelImpl::encode_text(const torch::Tensor& tokens) {
+  auto x = token_embedding(tokens) + positional_embedding;  // [B, L, W]
+  x = ln_final(transformer(x));
+  auto eot = tokens.argmax(-1);                              // EOT is the largest id
+  auto pooled = x.index({torch::arange(x.size(0), eot.options()), eot});  // [B, W]
+  return torch::matmul(pooled, text_projection);              // [B, E]
+}
+
+torch::Tensor RilsModelImpl::image_features(const torch::Tensor& img) {
+  return visual->forward_encoder(img, /*noise=*/{}, /*len_keep=*/0).latent;
+}
+
+torch::Tensor RilsModelImpl::encode_image(const torch::Tensor& img) {
+  return torch::matmul(image_features(img).slice(1, 1).mean(1), image_projection);
+}
+
+RilsOutputs RilsModelImpl::forward(const torch::Tensor& img, const torch::Tensor& tokens, const torch::Tensor& noise,
+                                   int64_t len_keep) {
+  auto masked = visual->forward_encoder(img, noise, len_keep);      // [B, 1 + K, D]
+  auto pred = visual->forward_decoder(masked.latent, masked.ids_restore);  // [B, N + 1, D]
+  auto full = image_features(img);  // the same image unmasked, WITH gradient (learns through L_clip)
+  RilsOutputs out;
+  out.image_embed = torch::matmul(full.slice(1, 1).mean(1), image_projection);
+  out.text_embed = encode_text(tokens);
+  out.masked_pred = torch::matmul(pred, image_projection);
+  out.unmasked_feat = torch::matmul(full, image_projection);
+  out.mask = masked.mask;
+  return out;
+}
+
+bool is_no_decay(const std::string& name, const torch::Tensor& p) {
+  return p.dim() < 2 || name.find("bias") != std::string::npos || name.find("ln") != std::string::npos ||
+         name.find("bn") != std::string::npos;
+}
+
+}  // namespace rils

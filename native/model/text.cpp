@@ -1,0 +1,51 @@
+#include "model/text.h"
+
+#include "model/attention.h"
+
+namespace rils {
+
+namespace nn = torch::nn;
+
+TextAttentionImpl::TextAttentionImpl(int64_t dim, int64_t heads) : heads(heads) {
+  in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * dim, dim}));
+  in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * dim}));
+  out_proj = register_module("out_proj", nn::Linear(dim, dim));  // default init draws, as in MHA
+  nn::init::xavier_uniform_(in_proj_weight);                     // MHA._reset_parameters order
+  nn::init::zeros_(out_proj->bias);
+}
+
+torch::Tensor TextAttentionImpl::forward(const torch::Tensor& x) {
+  const int64_t B = x.size(0), L = x.size(1), W = x.size(2);
+  auto qkv = torch::linear(x, in_proj_weight, in_proj_bias)
+                 .reshape({B, L, 3, heads, W / heads})
+                 .permute({2, 0, 3, 1, 4});  // [3, B, H, L, hd]
+  auto out = scaled_dot_product(qkv[0], qkv[1], qkv[2], /*causal=*/true);
+  return out_proj(out.transpose(1, 2).reshape({B, L, W}));
+}
+
+TextMlpImpl::TextMlpImpl(int64_t dim, int64_t hidden)
+    : c_fc(register_module("c_fc", nn::Linear(dim, hidden))),
+      c_proj(register_module("c_proj", nn::Linear(hidden, dim))) {}
+
+ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(int64_t dim, int64_t heads, double eps)
+    : attn(register_module("attn", TextAttention(dim, heads))),
+      ln_1(register_module("ln_1", nn::LayerNorm(nn::LayerNormOptions({dim}).eps(eps)))),
+      mlp(register_module("mlp", TextMlp(dim, 4 * dim))),
+      ln_2(register_module("ln_2", nn::LayerNorm(nn::LayerNormOptions({dim}).eps(eps)))) {}
+
+torch::Tensor ResidualAttentionBlockImpl::forward(torch::Tensor x) {
+  x = x + attn(ln_1(x));
+  return x + mlp(ln_2(x));
+}
+
+TextTransformerImpl::TextTransformerImpl(int64_t width, int64_t layers, int64_t heads, double eps)
+    : resblocks(register_module("resblocks", nn::ModuleList())) {
+  for (int64_t i = 0; i < layers; ++i) resblocks->push_back(ResidualAttentionBlock(width, heads, eps));
+}
+
+torch::Tensor TextTransformerImpl::forward(torch::Tensor x) {
+  for (auto& blk : *resblocks) x = blk->as<ResidualAttentionBlock>()->forward(x);
+  return x;
+}
+
+}  // namespace rils

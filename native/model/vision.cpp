@@ -1,0 +1,149 @@
+#include "model/vision.h"
+
+#include <cmath>
+
+#include "model/attention.h"
+
+namespace rils {
+
+namespace nn = torch::nn;
+
+torch::Tensor sincos_pos_embed(int64_t dim, int64_t grid_size) {
+  TORCH_CHECK(dim % 4 == 0, "sin-cos position embedding needs a width divisible by 4, got ", dim);
+  const int64_t quarter = dim / 4, n = grid_size * grid_size;
+  auto table = torch::zeros({1 + n, dim}, torch::kFloat64);  // row 0 = cls (zeros)
+  auto t = table.accessor<double, 2>();
+  for (int64_t k = 0; k < n; ++k) {
+    const double pos[2] = {static_cast<double>(k % grid_size), static_cast<double>(k / grid_size)};  // col, row
+    for (int64_t half = 0; half < 2; ++half) {
+      for (int64_t i = 0; i < quarter; ++i) {
+        const double omega = 1.0 / std::pow(10000.0, static_cast<double>(i) / static_cast<double>(quarter));
+        t[1 + k][half * 2 * quarter + i] = std::sin(pos[half] * omega);
+        t[1 + k][half * 2 * quarter + quarter + i] = std::cos(pos[half] * omega);
+      }
+    }
+  }
+  return table.to(torch::kFloat32).unsqueeze(0);  // [1, 1 + N, dim]
+}
+
+PatchEmbedImpl::PatchEmbedImpl(int64_t in_chans, int64_t dim, int64_t patch_size)
+    : proj(register_module("proj", nn::Conv2d(nn::Conv2dOptions(in_chans, dim, patch_size).stride(patch_size)))) {}
+
+torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& img) {
+  return proj(img).flatten(2).transpose(1, 2);  // [B, D, g, g] → [B, N, D]
+}
+
+AttentionImpl::AttentionImpl(int64_t dim, int64_t heads)
+    : heads(heads),
+      qkv(register_module("qkv", nn::Linear(nn::LinearOptions(dim, 3 * dim).bias(false)))),
+      proj(register_module("proj", nn::Linear(dim, dim))) {
+  q_bias = register_parameter("q_bias", torch::zeros({dim}));
+  v_bias = register_parameter("v_bias", torch::zeros({dim}));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
+  const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
+  auto bias = torch::cat({q_bias, torch::zeros_like(q_bias), v_bias});
+  auto qkv_ = torch::linear(x, qkv->weight, bias)
+                  .reshape({B, T, 3, heads, C / heads})
+                  .permute({2, 0, 3, 1, 4});  // [3, B, H, T, hd]
+  auto out = scaled_dot_product(qkv_[0], qkv_[1], qkv_[2], /*causal=*/false);
+  return proj(out.transpose(1, 2).reshape({B, T, C}));
+}
+
+MlpImpl::MlpImpl(int64_t dim, int64_t hidden)
+    : fc1(register_module("fc1", nn::Linear(dim, hidden))), fc2(register_module("fc2", nn::Linear(hidden, dim))) {}
+
+BlockImpl::BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, double eps)
+    : norm1(register_module("norm1", nn::LayerNorm(nn::LayerNormOptions({dim}).eps(eps)))),
+      attn(register_module("attn", Attention(dim, heads))),
+      norm2(register_module("norm2", nn::LayerNorm(nn::LayerNormOptions({dim}).eps(eps)))),
+      mlp(register_module("mlp", Mlp(dim, static_cast<int64_t>(static_cast<double>(dim) * mlp_ratio)))) {}
+
+torch::Tensor BlockImpl::forward(torch::Tensor x) {
+  x = x + attn(norm1(x));
+  return x + mlp(norm2(x));
+}
+
+Masking random_masking(const torch::Tensor& x, const torch::Tensor& noise, int64_t len_keep) {
+  const int64_t B = x.size(0), D = x.size(2);
+  auto ids_shuffle = std::get<1>(torch::sort(noise, /*stable=*/true, /*dim=*/1));     // [B, N]
+  auto ids_restore = std::get<1>(torch::sort(ids_shuffle, /*stable=*/true, /*dim=*/1));  // [B, N]
+  auto ids_keep = ids_shuffle.slice(1, 0, len_keep);                                  // [B, K]
+  auto x_visible = torch::gather(x, 1, ids_keep.unsqueeze(-1).expand({B, len_keep, D}));
+  // ids_restore[b, i] is patch i's rank in the shuffle: removed iff the rank is past len_keep.
+  auto mask = ids_restore.ge(len_keep).to(x.scalar_type());
+  return {x_visible, mask, ids_restore};
+}
+
+VisionTransformerImpl::VisionTransformerImpl(const RilsConfig& c) : cfg(c) {
+  const int64_t D = cfg.vision_width, Dd = cfg.decoder_width, N = cfg.num_patches();
+  // Construction order equals the official module's, so a seeded init draws the same numbers.
+  patch_embed = register_module("patch_embed", PatchEmbed(cfg.in_chans, D, cfg.patch_size));
+  cls_token = register_parameter("cls_token", torch::zeros({1, 1, D}));
+  pos_embed = register_parameter("pos_embed", torch::zeros({1, N + 1, D}), /*requires_grad=*/false);
+  blocks = register_module("blocks", nn::ModuleList());
+  for (int64_t i = 0; i < cfg.vision_depth; ++i)
+    blocks->push_back(Block(D, cfg.vision_heads, cfg.mlp_ratio, cfg.vision_ln_eps));
+  norm = register_module("norm", nn::LayerNorm(nn::LayerNormOptions({D}).eps(cfg.vision_ln_eps)));
+  decoder_embed = register_module("decoder_embed", nn::Linear(D, Dd));
+  mask_token = register_parameter("mask_token", torch::zeros({1, 1, Dd}));
+  decoder_pos_embed = register_parameter("decoder_pos_embed", torch::zeros({1, N + 1, Dd}), false);
+  decoder_blocks = register_module("decoder_blocks", nn::ModuleList());
+  for (int64_t i = 0; i < cfg.decoder_depth; ++i)
+    decoder_blocks->push_back(Block(Dd, cfg.decoder_heads, cfg.mlp_ratio, cfg.vision_ln_eps));
+  decoder_norm = register_module("decoder_norm", nn::LayerNorm(nn::LayerNormOptions({Dd}).eps(cfg.vision_ln_eps)));
+  decoder_pred = register_module("decoder_pred", nn::Linear(Dd, D));  // back to encoder space
+  init_weights();
+}
+
+void VisionTransformerImpl::init_weights() {
+  torch::NoGradGuard no_grad;
+  pos_embed.copy_(sincos_pos_embed(cfg.vision_width, cfg.grid_size()));
+  decoder_pos_embed.copy_(sincos_pos_embed(cfg.decoder_width, cfg.grid_size()));
+  auto w = patch_embed->proj->weight;
+  nn::init::xavier_uniform_(w.view({w.size(0), -1}));  // as a [D, C·p·p] matrix; conv bias keeps its default
+  nn::init::normal_(cls_token, 0.0, 0.02);
+  nn::init::normal_(mask_token, 0.0, 0.02);
+  // Every Linear: xavier weight, zero bias; LayerNorm: 1 / 0. modules() is pre-order, the official
+  // apply() post-order, but only Linear draws random numbers and both visit Linears in the same order.
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* linear = m->as<nn::Linear>()) {
+      nn::init::xavier_uniform_(linear->weight);
+      if (linear->bias.defined()) nn::init::zeros_(linear->bias);
+    } else if (auto* ln = m->as<nn::LayerNorm>()) {
+      nn::init::ones_(ln->weight);
+      nn::init::zeros_(ln->bias);
+    }
+  }
+}
+
+EncoderOutput VisionTransformerImpl::forward_encoder(const torch::Tensor& img, const torch::Tensor& noise,
+                                                     int64_t len_keep) {
+  auto x = patch_embed(img) + pos_embed.slice(1, 1);  // [B, N, D], position added before masking
+  EncoderOutput out;
+  if (noise.defined()) {
+    auto m = random_masking(x, noise, len_keep);
+    x = m.x_visible;  // [B, K, D]
+    out.mask = m.mask;
+    out.ids_restore = m.ids_restore;
+  }
+  auto cls = (cls_token + pos_embed.slice(1, 0, 1)).expand({x.size(0), -1, -1});  // [B, 1, D]
+  x = torch::cat({cls, x}, 1);
+  for (auto& blk : *blocks) x = blk->as<Block>()->forward(x);
+  out.latent = norm(x);  // final norm on every token, cls included
+  return out;
+}
+
+torch::Tensor VisionTransformerImpl::forward_decoder(const torch::Tensor& latent, const torch::Tensor& ids_restore) {
+  auto x = decoder_embed(latent);  // [B, 1 + K, Dd]
+  const int64_t B = x.size(0), T = x.size(1), Dd = x.size(2), N = ids_restore.size(1);
+  auto mask_tokens = mask_token.expand({B, N + 1 - T, Dd});
+  auto shuffled = torch::cat({x.slice(1, 1), mask_tokens}, 1);                                // [B, N, Dd]
+  auto patches = torch::gather(shuffled, 1, ids_restore.unsqueeze(-1).expand({B, N, Dd}));  // unshuffle
+  x = torch::cat({x.slice(1, 0, 1), patches}, 1) + decoder_pos_embed;                       // [B, N + 1, Dd]
+  for (auto& blk : *decoder_blocks) x = blk->as<Block>()->forward(x);
+  return decoder_pred(decoder_norm(x));  // [B, N + 1, D]
+}
+
+}  // namespace rils

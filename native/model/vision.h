@@ -1,0 +1,84 @@
+// Vision tower: MAE-style ViT encoder with BEiT q/v biases and the 1-block feature decoder
+// (spec §1). Submodules are registered under the official attribute names, so parameter names
+// equal WEIGHTS.md by construction.
+#pragma once
+#include <torch/torch.h>
+
+#include "model/config.h"
+
+namespace rils {
+
+// Fixed 2-D sin-cos table [1 + grid², dim] (MAE pos_embed.py): zero cls row; first dim/2
+// channels encode the column index, the last dim/2 the row index; float64 then cast to f32.
+torch::Tensor sincos_pos_embed(int64_t dim, int64_t grid_size);
+
+struct PatchEmbedImpl : torch::nn::Module {
+  PatchEmbedImpl(int64_t in_chans, int64_t dim, int64_t patch_size);
+  torch::Tensor forward(const torch::Tensor& img);  // [B, C, H, W] → [B, N, D], row-major patches
+  torch::nn::Conv2d proj{nullptr};
+};
+TORCH_MODULE(PatchEmbed);
+
+// Fused qkv without bias + learnable q_bias / v_bias; the k bias is fixed at zero.
+struct AttentionImpl : torch::nn::Module {
+  AttentionImpl(int64_t dim, int64_t heads);
+  torch::Tensor forward(const torch::Tensor& x);  // [B, T, D] → [B, T, D]
+  int64_t heads;
+  torch::Tensor q_bias, v_bias;
+  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+};
+TORCH_MODULE(Attention);
+
+struct MlpImpl : torch::nn::Module {
+  MlpImpl(int64_t dim, int64_t hidden);
+  torch::Tensor forward(const torch::Tensor& x) { return fc2(torch::gelu(fc1(x))); }  // exact erf GELU
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+struct BlockImpl : torch::nn::Module {
+  BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, double eps);
+  torch::Tensor forward(torch::Tensor x);
+  // Declaration order = registration order = the official state_dict order.
+  torch::nn::LayerNorm norm1{nullptr};
+  Attention attn{nullptr};
+  torch::nn::LayerNorm norm2{nullptr};
+  Mlp mlp{nullptr};
+};
+TORCH_MODULE(Block);
+
+struct Masking {
+  torch::Tensor x_visible;    // [B, K, D], K = len_keep
+  torch::Tensor mask;         // [B, N] float, 1 = removed
+  torch::Tensor ids_restore;  // [B, N] int64
+};
+// MAE per-sample masking driven by `noise` [B, N]: the len_keep smallest values are kept
+// (stable sort, so ties keep the lower index, as the reference does).
+Masking random_masking(const torch::Tensor& x, const torch::Tensor& noise, int64_t len_keep);
+
+struct EncoderOutput {
+  torch::Tensor latent;       // [B, 1 + K, D] final-normed tokens, cls first
+  torch::Tensor mask;         // [B, N] (undefined without masking)
+  torch::Tensor ids_restore;  // [B, N] (undefined without masking)
+};
+
+// Official models_rils.MaskedAutoencoderViT, registered as `visual`.
+struct VisionTransformerImpl : torch::nn::Module {
+  explicit VisionTransformerImpl(const RilsConfig& cfg);
+  // noise undefined → the full image (no masking).
+  EncoderOutput forward_encoder(const torch::Tensor& img, const torch::Tensor& noise, int64_t len_keep);
+  torch::Tensor forward_decoder(const torch::Tensor& latent, const torch::Tensor& ids_restore);  // [B, N+1, D]
+
+  RilsConfig cfg;
+  PatchEmbed patch_embed{nullptr};
+  torch::Tensor cls_token, pos_embed, mask_token, decoder_pos_embed;
+  torch::nn::ModuleList blocks{nullptr}, decoder_blocks{nullptr};
+  torch::nn::LayerNorm norm{nullptr}, decoder_norm{nullptr};
+  torch::nn::Linear decoder_embed{nullptr}, decoder_pred{nullptr};
+
+ private:
+  void init_weights();
+};
+TORCH_MODULE(VisionTransformer);
+
+}  // namespace rils

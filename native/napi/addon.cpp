@@ -1,0 +1,53 @@
+// The addon's export table (typed in lib/binding.ts).
+#include <napi.h>
+#include <torch/torch.h>
+
+#include "model/config.h"
+#include "napi/bridge.h"
+#include "napi/model.h"
+#include "napi/options.h"
+
+namespace rils::napi {
+namespace {
+
+Napi::Value Presets(const Napi::CallbackInfo& info) {
+  auto out = Napi::Object::New(info.Env());
+  for (const auto& [name, cfg] : presets()) out.Set(name, config_to_js(info.Env(), cfg));
+  return out;
+}
+
+Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto o = Napi::Object::New(env);
+  o.Set("libtorchVersion", TORCH_VERSION);
+  o.Set("cudaAvailable", torch::cuda::is_available());
+  o.Set("cudaDeviceCount", static_cast<double>(torch::cuda::device_count()));
+  o.Set("threads", static_cast<double>(at::get_num_threads()));
+  o.Set("parallelInfo", at::get_parallel_info());
+  return o;
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsNumber()) fail(kInputError, "Expected a thread count");
+    const int n = info[0].As<Napi::Number>().Int32Value();
+    if (n < 1) fail(kInputError, "Expected a thread count >= 1 but received " + std::to_string(n));
+    at::set_num_threads(n);
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("NativeModel", NativeModel::Define(env));
+  exports.Set("createModel", Napi::Function::New(env, CreateModel, "createModel"));
+  exports.Set("presets", Napi::Function::New(env, Presets, "presets"));
+  exports.Set("runtimeInfo", Napi::Function::New(env, RuntimeInfo, "runtimeInfo"));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+  return exports;
+}
+
+}  // namespace
+}  // namespace rils::napi
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return rils::napi::Init(env, exports); }
+NODE_API_MODULE(rils, InitAddon)

@@ -1,0 +1,65 @@
+#include "napi/bridge.h"
+
+#include <new>
+
+namespace rils::napi {
+
+ErrorInfo describe_current_exception() {
+  try {
+    throw;
+  } catch (const CodedError& e) {
+    return {e.code, e.what()};
+  } catch (const c10::ValueError& e) {
+    return {kInputError, e.what_without_backtrace()};
+  } catch (const c10::IndexError& e) {
+    return {kInputError, e.what_without_backtrace()};
+  } catch (const c10::Error& e) {
+    return {kNativeError, std::string("LibTorch: ") + e.what_without_backtrace()};
+  } catch (const std::bad_alloc&) {
+    return {kMemoryError, "Out of memory: try a smaller batch or model"};
+  } catch (const std::exception& e) {
+    return {kNativeError, e.what()};
+  } catch (...) {
+    return {kNativeError, "Unknown native error"};
+  }
+}
+
+Napi::Error make_error(Napi::Env env, const ErrorInfo& info) {
+  auto error = Napi::Error::New(env, info.message);
+  error.Set("code", Napi::String::New(env, info.code));
+  return error;
+}
+
+torch::Tensor wrap_typed_array(const Napi::TypedArray& array, at::IntArrayRef shape) {
+  torch::ScalarType dtype;
+  switch (array.TypedArrayType()) {
+    case napi_float32_array: dtype = torch::kFloat32; break;
+    case napi_uint8_array: dtype = torch::kUInt8; break;
+    case napi_int32_array: dtype = torch::kInt32; break;
+    default: fail(kInputError, "Unsupported typed array type");
+  }
+  int64_t numel = 1;
+  for (auto d : shape) numel *= d;
+  if (static_cast<int64_t>(array.ElementLength()) != numel)
+    fail(kInputError, "Expected " + std::to_string(numel) + " elements but received " +
+                          std::to_string(array.ElementLength()));
+  auto* data = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+  return torch::from_blob(data, shape, torch::TensorOptions().dtype(dtype));
+}
+
+Napi::ArrayBuffer tensor_to_array_buffer(Napi::Env env, const torch::Tensor& cpu_tensor) {
+  TORCH_CHECK(cpu_tensor.device().is_cpu() && cpu_tensor.is_contiguous(), "expected a contiguous CPU tensor");
+  if (cpu_tensor.numel() == 0) return Napi::ArrayBuffer::New(env, 0);
+  auto* owner = new torch::Tensor(cpu_tensor);
+  const auto bytes = static_cast<int64_t>(owner->nbytes());
+  Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  return Napi::ArrayBuffer::New(
+      env, owner->data_ptr(), owner->nbytes(),
+      [bytes](Napi::Env e, void*, torch::Tensor* t) {
+        Napi::MemoryManagement::AdjustExternalMemory(e, -bytes);
+        delete t;
+      },
+      owner);
+}
+
+}  // namespace rils::napi

@@ -1,0 +1,112 @@
+// The glue between Node-API values and LibTorch: typed errors, zero-copy tensors both ways, and a
+// promise worker that runs LibTorch off the JS thread.
+#pragma once
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <napi.h>
+#include <torch/torch.h>
+
+namespace rils::napi {
+
+// Error codes the TS layer turns into its exported error classes (lib/errors.ts).
+inline constexpr const char* kInputError = "ERR_RILS_INPUT";
+inline constexpr const char* kStateError = "ERR_RILS_STATE";
+inline constexpr const char* kWeightsError = "ERR_RILS_WEIGHTS";
+inline constexpr const char* kDeviceError = "ERR_RILS_DEVICE";
+inline constexpr const char* kNativeError = "ERR_RILS_NATIVE";
+inline constexpr const char* kMemoryError = "ERR_RILS_OUT_OF_MEMORY";
+
+// An error with a code, thrown by the glue and caught at the boundary.
+struct CodedError : std::runtime_error {
+  CodedError(const char* code, const std::string& message) : std::runtime_error(message), code(code) {}
+  const char* code;
+};
+
+[[noreturn]] inline void fail(const char* code, const std::string& message) { throw CodedError(code, message); }
+
+// Any C++ exception → {code, message}, without LibTorch's C++ backtrace.
+struct ErrorInfo {
+  std::string code, message;
+};
+ErrorInfo describe_current_exception();
+
+Napi::Error make_error(Napi::Env env, const ErrorInfo& info);
+
+// Runs `fn` and turns a C++ exception into a thrown JS error (for synchronous entry points).
+template <class Fn>
+auto guard(Napi::Env env, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (...) {
+    throw make_error(env, describe_current_exception());
+  }
+}
+
+// A view of a JS typed array as a tensor, without copying. The JS object is kept alive by a
+// reference held in the worker that reads it.
+torch::Tensor wrap_typed_array(const Napi::TypedArray& array, at::IntArrayRef shape);
+
+// A contiguous CPU tensor as an external ArrayBuffer that owns it (freed by V8's GC).
+Napi::ArrayBuffer tensor_to_array_buffer(Napi::Env env, const torch::Tensor& cpu_tensor);
+
+// A promise whose work runs on libuv's thread pool. `inputs` are JS values kept alive until the
+// work ends; `execute` runs off the JS thread; `resolve` converts its result on the JS thread.
+template <class Result>
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  using ExecuteFn = std::function<Result()>;
+  using ResolveFn = std::function<Napi::Value(Napi::Env, Result&)>;
+
+  static Napi::Promise Run(Napi::Env env, std::vector<Napi::Value> inputs, ExecuteFn execute, ResolveFn resolve) {
+    auto* worker = new PromiseWorker(env, std::move(inputs), std::move(execute), std::move(resolve));
+    auto promise = worker->deferred_.Promise();
+    worker->Queue();
+    return promise;
+  }
+
+ protected:
+  void Execute() override {
+    try {
+      result_ = execute_();
+    } catch (...) {
+      error_ = describe_current_exception();
+      failed_ = true;
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (failed_) return deferred_.Reject(make_error(env, error_).Value());
+    try {
+      deferred_.Resolve(resolve_(env, result_));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    } catch (...) {
+      deferred_.Reject(make_error(env, describe_current_exception()).Value());
+    }
+  }
+
+ private:
+  PromiseWorker(Napi::Env env, std::vector<Napi::Value> inputs, ExecuteFn execute, ResolveFn resolve)
+      : Napi::AsyncWorker(env, "rils"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        execute_(std::move(execute)),
+        resolve_(std::move(resolve)) {
+    for (auto& v : inputs)
+      if (v.IsObject()) keep_alive_.push_back(Napi::Persistent(v.As<Napi::Object>()));
+  }
+
+  Napi::Promise::Deferred deferred_;
+  ExecuteFn execute_;
+  ResolveFn resolve_;
+  std::vector<Napi::ObjectReference> keep_alive_;
+  Result result_{};
+  ErrorInfo error_;
+  bool failed_ = false;
+};
+
+}  // namespace rils::napi

@@ -1,0 +1,322 @@
+#include "napi/model.h"
+
+#include "model/preprocess.h"
+#include "napi/bridge.h"
+#include "napi/options.h"
+
+namespace rils::napi {
+
+namespace {
+
+struct AddonData {
+  Napi::FunctionReference model_constructor;
+};
+
+// The inputs of one step as views of the caller's typed arrays (checked for size here, on the JS
+// thread; for values in the worker).
+struct StepInput {
+  torch::Tensor images;  // float [B, 3, H, W] or uint8 [B, H, W, 3]
+  torch::Tensor tokens;  // int32 [B, L]
+  torch::Tensor noise;   // float [B, N] or undefined
+};
+
+Napi::TypedArray typed_array_arg(const Napi::Object& args, const char* key, bool optional) {
+  auto v = args.Get(key);
+  if (optional && (v.IsUndefined() || v.IsNull())) return Napi::TypedArray();
+  if (!v.IsTypedArray()) fail(kInputError, std::string("Expected a typed array for ") + key);
+  return v.As<Napi::TypedArray>();
+}
+
+StepInput step_input(const Napi::Object& args, const RilsConfig& cfg) {
+  if (!args.Get("batchSize").IsNumber()) fail(kInputError, "Expected a number for batchSize");
+  const double b = args.Get("batchSize").As<Napi::Number>().DoubleValue();
+  if (!(b >= 2) || b != static_cast<double>(static_cast<int64_t>(b)))
+    fail(kInputError, "Expected an integer batchSize >= 2 (the contrastive loss needs negatives) but received " +
+                          std::to_string(b));
+  const int64_t B = static_cast<int64_t>(b), S = cfg.image_size;
+  StepInput in;
+  auto images = typed_array_arg(args, "images", false);
+  if (images.TypedArrayType() == napi_uint8_array) in.images = wrap_typed_array(images, {B, S, S, cfg.in_chans});
+  else if (images.TypedArrayType() == napi_float32_array) in.images = wrap_typed_array(images, {B, cfg.in_chans, S, S});
+  else fail(kInputError, "Expected a Float32Array (NCHW) or Uint8Array (NHWC) for images");
+  auto tokens = typed_array_arg(args, "tokens", false);
+  if (tokens.TypedArrayType() != napi_int32_array) fail(kInputError, "Expected an Int32Array for tokens");
+  in.tokens = wrap_typed_array(tokens, {B, cfg.context_length});
+  auto noise = typed_array_arg(args, "maskNoise", true);
+  if (!noise.IsEmpty()) {
+    if (noise.TypedArrayType() != napi_float32_array) fail(kInputError, "Expected a Float32Array for maskNoise");
+    in.noise = wrap_typed_array(noise, {B, cfg.num_patches()});
+  }
+  return in;
+}
+
+// Value checks and conversion, in the worker. Nothing here touches the model, so a bad batch
+// leaves the weights exactly as they were.
+Batch to_batch(const StepInput& in, const Trainer& trainer) {
+  const auto& cfg = trainer.config();
+  Batch batch;
+  if (in.images.scalar_type() == torch::kUInt8) {
+    batch.images = normalize_images_u8(in.images);
+  } else {
+    if (!torch::isfinite(in.images).all().item<bool>()) fail(kInputError, "images contain NaN or infinite values");
+    batch.images = in.images;
+  }
+  auto lo = in.tokens.min().item<int64_t>(), hi = in.tokens.max().item<int64_t>();
+  if (lo < 0 || hi >= cfg.vocab_size)
+    fail(kInputError, "Expected token ids in [0, " + std::to_string(cfg.vocab_size) + ") but received ids in [" +
+                          std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  batch.tokens = in.tokens.to(torch::kInt64);
+  if (in.noise.defined()) {
+    if (!torch::isfinite(in.noise).all().item<bool>()) fail(kInputError, "maskNoise contains NaN or infinite values");
+    batch.noise = in.noise;
+  }
+  const auto device = trainer.device();
+  batch.images = batch.images.to(device, torch::kFloat32);
+  batch.tokens = batch.tokens.to(device);
+  if (batch.noise.defined()) batch.noise = batch.noise.to(device);
+  return batch;
+}
+
+Napi::Object stats_to_js(Napi::Env env, const StepStats& s) {
+  auto o = Napi::Object::New(env);
+  o.Set("loss", s.loss);
+  o.Set("clipLoss", s.clip_loss);
+  o.Set("reconLoss", s.recon_loss);
+  o.Set("reconKl", s.recon_kl);
+  o.Set("clipAcc", s.clip_acc);
+  o.Set("gatedFraction", s.gated_fraction);
+  o.Set("lr", s.lr);
+  o.Set("logitScale", s.logit_scale);
+  o.Set("gradNorm", s.grad_norm);
+  o.Set("step", static_cast<double>(s.step));
+  o.Set("updated", s.updated);
+  o.Set("nonFinite", s.non_finite);
+  return o;
+}
+
+torch::Device parse_device(const std::string& name) {
+  c10::optional<torch::Device> device;
+  try {
+    device = torch::Device(name);
+  } catch (const c10::Error&) {
+    fail(kInputError, "Expected device 'cpu', 'cuda' or 'cuda:N' but received '" + name + "'");
+  }
+  if (device->is_cuda()) {
+    if (!torch::cuda::is_available())
+      fail(kDeviceError, "CUDA was requested but this LibTorch (" TORCH_VERSION
+                         ") has no usable CUDA device; build against a CUDA LibTorch or use device 'cpu'");
+    const auto count = static_cast<int64_t>(torch::cuda::device_count());
+    if (device->has_index() && device->index() >= count)
+      fail(kDeviceError, "CUDA device " + std::to_string(device->index()) + " does not exist (" +
+                             std::to_string(count) + " visible)");
+    if (!device->has_index()) device = torch::Device(torch::kCUDA, 0);
+  } else if (!device->is_cpu()) {
+    fail(kInputError, "Expected device 'cpu', 'cuda' or 'cuda:N' but received '" + name + "'");
+  }
+  return *device;
+}
+
+int64_t state_bytes(Trainer& t) {
+  int64_t n = 0;
+  for (auto& p : t.model()->parameters()) n += static_cast<int64_t>(p.nbytes()) * (p.requires_grad() ? 4 : 1);
+  return n;  // weights + gradient + two Adam moments
+}
+
+}  // namespace
+
+Napi::Function NativeModel::Define(Napi::Env env) {
+  auto ctor = DefineClass(env, "NativeModel",
+                          {InstanceMethod<&NativeModel::TrainStep>("trainStep"),
+                           InstanceMethod<&NativeModel::EvaluateLoss>("evaluateLoss"),
+                           InstanceMethod<&NativeModel::GetState>("getState"),
+                           InstanceMethod<&NativeModel::SetState>("setState"),
+                           InstanceMethod<&NativeModel::Parameters>("parameters"),
+                           InstanceMethod<&NativeModel::Info>("info"),
+                           InstanceMethod<&NativeModel::Dispose>("dispose")});
+  auto* data = new AddonData{Napi::Persistent(ctor)};
+  env.SetInstanceData<AddonData>(data);
+  return ctor;
+}
+
+Napi::Object NativeModel::Wrap(Napi::Env env, std::shared_ptr<ModelState> state) {
+  auto* holder = new std::shared_ptr<ModelState>(std::move(state));
+  auto external = Napi::External<std::shared_ptr<ModelState>>::New(
+      env, holder, [](Napi::Env, std::shared_ptr<ModelState>* p) { delete p; });
+  return env.GetInstanceData<AddonData>()->model_constructor.New({external});
+}
+
+NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal())
+    throw make_error(info.Env(), {kStateError, "NativeModel is created by createModel(), not with new"});
+  state_ = *info[0].As<Napi::External<std::shared_ptr<ModelState>>>().Data();
+  Napi::MemoryManagement::AdjustExternalMemory(info.Env(), state_->bytes);
+}
+
+NativeModel::~NativeModel() { state_.reset(); }
+
+std::shared_ptr<ModelState> NativeModel::live(Napi::Env env) const {
+  if (!state_) throw make_error(env, {kStateError, "This model was disposed; create a new one with Rils.create()"});
+  return state_;
+}
+
+void NativeModel::release(Napi::Env env) {
+  if (!state_) return;
+  Napi::MemoryManagement::AdjustExternalMemory(env, -state_->bytes);
+  state_.reset();
+}
+
+Napi::Value NativeModel::RunStep(const Napi::CallbackInfo& info, bool train) {
+  Napi::Env env = info.Env();
+  auto state = live(env);
+  return guard(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsObject()) fail(kInputError, "Expected a batch object");
+    auto args = info[0].As<Napi::Object>();
+    auto input = step_input(args, state->trainer->config());
+    return PromiseWorker<StepStats>::Run(
+        env, {args},
+        [state, input, train]() {
+          std::lock_guard<std::mutex> lock(state->mutex);
+          auto batch = to_batch(input, *state->trainer);
+          return train ? state->trainer->train_step(batch) : state->trainer->evaluate_loss(batch);
+        },
+        [](Napi::Env e, StepStats& s) -> Napi::Value { return stats_to_js(e, s); });
+  });
+}
+
+Napi::Value NativeModel::TrainStep(const Napi::CallbackInfo& info) { return RunStep(info, true); }
+Napi::Value NativeModel::EvaluateLoss(const Napi::CallbackInfo& info) { return RunStep(info, false); }
+
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+Napi::Value NativeModel::GetState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = live(env);
+  return PromiseWorker<NamedTensors>::Run(
+      env, {},
+      [state]() {
+        std::lock_guard<std::mutex> lock(state->mutex);
+        NamedTensors out;
+        for (const auto& p : state->trainer->model()->named_parameters(/*recurse=*/true))
+          // A copy: the returned buffers must not change when training goes on.
+          out.emplace_back(p.key(), p.value().detach().to(torch::kCPU, torch::kFloat32).clone().contiguous());
+        return out;
+      },
+      [](Napi::Env e, NamedTensors& tensors) -> Napi::Value {
+        auto arr = Napi::Array::New(e, tensors.size());
+        for (size_t i = 0; i < tensors.size(); ++i) {
+          auto entry = Napi::Object::New(e);
+          entry.Set("name", tensors[i].first);
+          auto shape = Napi::Array::New(e);
+          for (int64_t d = 0; d < tensors[i].second.dim(); ++d) shape.Set(d, static_cast<double>(tensors[i].second.size(d)));
+          entry.Set("shape", shape);
+          entry.Set("data", tensor_to_array_buffer(e, tensors[i].second));
+          arr.Set(i, entry);
+        }
+        return arr;
+      });
+}
+
+Napi::Value NativeModel::SetState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = live(env);
+  return guard(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsArray()) fail(kInputError, "Expected an array of {name, data} entries");
+    auto entries = info[0].As<Napi::Array>();
+    // Every check happens before any weight is written: a bad file never leaves a half-loaded model.
+    std::map<std::string, torch::Tensor> params;
+    for (const auto& p : state->trainer->model()->named_parameters(true)) params.emplace(p.key(), p.value());
+    std::map<std::string, torch::Tensor> incoming;
+    for (uint32_t i = 0; i < entries.Length(); ++i) {
+      auto e = entries.Get(i).As<Napi::Object>();
+      const auto name = e.Get("name").ToString().Utf8Value();
+      auto it = params.find(name);
+      if (it == params.end()) fail(kWeightsError, "Unexpected tensor '" + name + "': not a parameter of this model");
+      auto data = e.Get("data");
+      if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+        fail(kWeightsError, "Expected F32 data for '" + name + "'");
+      if (!incoming.emplace(name, wrap_typed_array(data.As<Napi::TypedArray>(), it->second.sizes())).second)
+        fail(kWeightsError, "Tensor '" + name + "' appears twice");
+    }
+    std::string missing;
+    for (const auto& [name, p] : params)
+      if (!incoming.count(name) && p.requires_grad()) missing += (missing.empty() ? "" : ", ") + name;
+    if (!missing.empty()) fail(kWeightsError, "Missing tensors: " + missing.substr(0, 400));
+    return PromiseWorker<bool>::Run(
+        env, {entries},
+        [state, incoming, params]() {
+          std::lock_guard<std::mutex> lock(state->mutex);
+          for (const auto& [name, t] : incoming) {
+            if (!torch::isfinite(t).all().item<bool>())
+              fail(kWeightsError, "Tensor '" + name + "' contains NaN or infinite values");
+            if (!params.at(name).requires_grad() &&
+                (t - params.at(name).detach().to(torch::kCPU)).abs().max().item<double>() > 1e-4)
+              fail(kWeightsError, "Frozen table '" + name + "' differs from the fixed sin-cos embedding");
+          }
+          torch::NoGradGuard no_grad;
+          for (const auto& [name, t] : incoming) params.at(name).copy_(t);
+          return true;
+        },
+        [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  });
+}
+
+Napi::Value NativeModel::Parameters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = live(env);
+  auto named = state->trainer->model()->named_parameters(true);
+  auto arr = Napi::Array::New(env, named.size());
+  for (size_t i = 0; i < named.size(); ++i) {
+    const auto& p = named[i];
+    auto o = Napi::Object::New(env);
+    o.Set("name", p.key());
+    auto shape = Napi::Array::New(env);
+    for (int64_t d = 0; d < p.value().dim(); ++d) shape.Set(d, static_cast<double>(p.value().size(d)));
+    o.Set("shape", shape);
+    o.Set("numel", static_cast<double>(p.value().numel()));
+    o.Set("trainable", p.value().requires_grad());
+    o.Set("weightDecay", p.value().requires_grad() && !is_no_decay(p.key(), p.value()));
+    arr.Set(i, o);
+  }
+  return arr;
+}
+
+Napi::Value NativeModel::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = live(env);
+  auto& t = *state->trainer;
+  auto o = Napi::Object::New(env);
+  o.Set("config", config_to_js(env, t.config()));
+  o.Set("train", train_options_to_js(env, t.options()));
+  o.Set("device", t.device().str());
+  o.Set("step", static_cast<double>(t.step()));
+  return o;
+}
+
+Napi::Value NativeModel::Dispose(const Napi::CallbackInfo& info) {
+  release(info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Value CreateModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsObject()) fail(kInputError, "Expected an options object");
+    auto options = info[0].As<Napi::Object>();
+    const auto cfg = config_from_js(options);
+    const auto train = train_options_from_js(options);
+    const auto device = parse_device(options.Has("device") ? options.Get("device").ToString().Utf8Value() : "cpu");
+    const double seed = options.Has("seed") && options.Get("seed").IsNumber()
+                            ? options.Get("seed").As<Napi::Number>().DoubleValue() : 0.0;
+    return PromiseWorker<std::shared_ptr<ModelState>>::Run(
+        env, {},
+        [cfg, train, device, seed]() {
+          auto state = std::make_shared<ModelState>();
+          state->trainer = std::make_unique<Trainer>(cfg, train, static_cast<uint64_t>(seed), device);
+          state->bytes = state_bytes(*state->trainer);
+          return state;
+        },
+        [](Napi::Env e, std::shared_ptr<ModelState>& state) -> Napi::Value { return NativeModel::Wrap(e, state); });
+  });
+}
+
+}  // namespace rils::napi

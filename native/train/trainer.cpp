@@ -1,0 +1,120 @@
+#include "train/trainer.h"
+
+#include <cmath>
+#include <limits>
+#include <mutex>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "train/precision.h"
+
+namespace rils {
+
+namespace {
+
+// Parameter init draws from LibTorch's global generator (as the official code does from
+// PyTorch's), so seeding it and constructing must not interleave with another model's.
+std::mutex init_mutex;
+
+RilsModel build_model(const RilsConfig& cfg, uint64_t seed) {
+  std::lock_guard<std::mutex> lock(init_mutex);
+  torch::manual_seed(seed);
+  return RilsModel(cfg);
+}
+
+}  // namespace
+
+Trainer::Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, torch::Device device)
+    : model_(build_model(cfg, seed)),
+      options_(std::move(options)),
+      device_(device),
+      generator_(at::make_generator<at::CPUGeneratorImpl>(seed)) {
+  TORCH_CHECK_VALUE(options_.mask_ratio >= 0 && options_.mask_ratio < 1,
+              "Expected maskRatio in [0, 1) but received ", options_.mask_ratio);
+  TORCH_CHECK_VALUE(cfg.len_keep(options_.mask_ratio) >= 1, "maskRatio ", options_.mask_ratio,
+              " leaves no visible patch out of ", cfg.num_patches());
+  TORCH_CHECK_VALUE(options_.optim.accumulation_steps() >= 1, "Expected accumulationSteps >= 1");
+  model_->to(device_);
+  optimizer_ = make_adamw(*model_, options_.optim);
+  for (auto& p : model_->parameters())
+    if (p.requires_grad()) trainable_.push_back(p);
+}
+
+torch::Tensor Trainer::mask_noise(const Batch& batch) {
+  if (batch.noise.defined()) return batch.noise;
+  const auto& cfg = model_->cfg;
+  // Drawn on the CPU from the model's generator so a seed means the same masks on every device.
+  return torch::rand({batch.images.size(0), cfg.num_patches()}, generator_, torch::kFloat32).to(device_);
+}
+
+LossOutput Trainer::forward_loss(const Batch& batch) {
+  const int64_t len_keep = model_->cfg.len_keep(options_.mask_ratio);
+  auto noise = mask_noise(batch);
+  RilsOutputs out;
+  {
+    AutocastScope autocast(device_.is_cuda());  // bf16 towers on CUDA; LayerNorm/softmax stay fp32
+    out = model_->forward(batch.images, batch.tokens, noise, len_keep);
+  }
+  AutocastScope fp32(false);  // the loss in fp32
+  out.image_embed = out.image_embed.to(torch::kFloat32);
+  out.text_embed = out.text_embed.to(torch::kFloat32);
+  out.masked_pred = out.masked_pred.to(torch::kFloat32);
+  out.unmasked_feat = out.unmasked_feat.to(torch::kFloat32);
+  return RilsLoss(options_.loss)(out, model_->logit_scale);
+}
+
+StepStats Trainer::stats_of(const LossOutput& l) const {
+  StepStats s;
+  s.loss = l.loss.item<double>();
+  s.clip_loss = l.clip_loss.item<double>();
+  s.recon_loss = l.recon_loss.item<double>();
+  s.recon_kl = l.recon_kl.item<double>();
+  s.clip_acc = l.correct.to(torch::kFloat64).mean().item<double>();
+  const double masked = l.mask.sum().item<double>();
+  s.gated_fraction = masked > 0 ? l.weights.sum().item<double>() / masked : 0.0;
+  s.logit_scale = std::exp(model_->logit_scale.item<double>());
+  s.step = step_;
+  s.lr = scheduled_lr(options_.optim, step_);
+  s.grad_norm = std::numeric_limits<double>::quiet_NaN();
+  return s;
+}
+
+StepStats Trainer::train_step(const Batch& batch) {
+  model_->train();
+  auto l = forward_loss(batch);
+  const auto& o = options_.optim;
+  (l.loss / static_cast<double>(o.accumulation_steps())).backward();
+  StepStats s = stats_of(l);
+  if (++micro_step_ < o.accumulation_steps()) return s;  // keep accumulating
+
+  micro_step_ = 0;
+  // Global gradient norm (and clipping when asked); a non-finite norm or loss skips the update so
+  // that one bad batch cannot poison the weights.
+  const double max_norm = o.grad_clip_norm() > 0 ? o.grad_clip_norm() : std::numeric_limits<double>::infinity();
+  s.grad_norm = torch::nn::utils::clip_grad_norm_(trainable_, max_norm);
+  s.non_finite = !std::isfinite(s.grad_norm) || !std::isfinite(s.loss);
+  if (!s.non_finite) {
+    s.lr = scheduled_lr(o, step_);
+    for (auto& group : optimizer_->param_groups())
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(s.lr);
+    optimizer_->step();
+    {
+      torch::NoGradGuard no_grad;
+      model_->logit_scale.clamp_(0.0, model_->cfg.logit_scale_max);
+    }
+    ++step_;
+    s.updated = true;
+  }
+  optimizer_->zero_grad();
+  s.step = step_;
+  s.logit_scale = std::exp(model_->logit_scale.item<double>());
+  return s;
+}
+
+StepStats Trainer::evaluate_loss(const Batch& batch) {
+  torch::NoGradGuard no_grad;
+  model_->train();  // RILS has no dropout or batch norm: train and eval modes compute the same
+  return stats_of(forward_loss(batch));
+}
+
+}  // namespace rils

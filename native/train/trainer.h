@@ -1,0 +1,66 @@
+// One RILS model with its optimiser: the unit the addon exposes. Everything here runs on a
+// worker thread; the caller serialises calls on one Trainer.
+#pragma once
+#include <memory>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "model/loss.h"
+#include "model/rils.h"
+#include "train/optimizer.h"
+
+namespace rils {
+
+struct TrainOptions {
+  OptimizerOptions optim;
+  RilsLossOptions loss;
+  double mask_ratio = 0.75;
+};
+
+// A batch already on the model's device: images float [B, 3, H, W] (normalised), tokens int64
+// [B, L], noise float [B, N] or undefined (drawn from the model's seeded generator).
+struct Batch {
+  torch::Tensor images, tokens, noise;
+};
+
+struct StepStats {
+  double loss = 0, clip_loss = 0, recon_loss = 0, recon_kl = 0;
+  double clip_acc = 0;        // fraction of images whose top-1 caption is their own
+  double gated_fraction = 0;  // fraction of masked patches that carry L_rec
+  double lr = 0;              // learning rate of the update (or of the next one)
+  double logit_scale = 0;     // exp(logit_scale) after the update and the clamp
+  double grad_norm = 0;       // global L2 norm before clipping (NaN when no update happened)
+  int64_t step = 0;           // optimizer steps done so far
+  bool updated = false;       // false while accumulating micro-batches or when skipped
+  bool non_finite = false;    // loss or gradient was NaN/inf: the update was skipped
+};
+
+class Trainer {
+ public:
+  Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, torch::Device device);
+
+  StepStats train_step(const Batch& batch);
+  StepStats evaluate_loss(const Batch& batch);  // forward only: no gradient, no update
+
+  RilsModel& model() { return model_; }
+  const RilsConfig& config() const { return model_->cfg; }
+  const TrainOptions& options() const { return options_; }
+  torch::Device device() const { return device_; }
+  int64_t step() const { return step_; }
+
+ private:
+  torch::Tensor mask_noise(const Batch& batch);
+  LossOutput forward_loss(const Batch& batch);
+  StepStats stats_of(const LossOutput& l) const;
+
+  RilsModel model_{nullptr};
+  TrainOptions options_;
+  torch::Device device_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::vector<torch::Tensor> trainable_;
+  at::Generator generator_;  // mask noise: per model, so concurrent models stay repeatable
+  int64_t step_ = 0, micro_step_ = 0;
+};
+
+}  // namespace rils

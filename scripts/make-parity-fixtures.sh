@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Regenerates test/fixtures/parity from the PyTorch reference (../shared/reference/rils_ref.py).
+# Needs Debian's python3-torch (/usr/bin/python3). The fixtures are committed so that the test suite
+# does not run Python; this script documents exactly how they were made.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+ref="$root/../shared/reference/rils_ref.py"
+out="$root/test/fixtures/parity"
+py=/usr/bin/python3
+mkdir -p "$out"
+cd "$out"
+# A shrunken `micro`: same structure (4 vision blocks, 1 decoder block, 3 text layers, 8x8 patches),
+# narrow widths and a 1000-token vocabulary so that every weight file stays ~0.5 MB.
+set_args=(--set vocab_size=1000 --set vision_width=32 --set vision_heads=2 --set decoder_width=32
+          --set decoder_heads=2 --set text_width=32 --set text_heads=2 --set embed_dim=32)
+$py "$ref" init --preset micro --seed 0 --out init.safetensors "${set_args[@]}" >/dev/null
+$py "$ref" inputs --preset micro --batch 8 --seed 1 --int32-tokens --out inputs.safetensors "${set_args[@]}" >/dev/null
+# Overfit the fixed batch a little so that most images pass the retrieval gate (at init almost none do).
+$py "$ref" step --weights init.safetensors --inputs inputs.safetensors --lr 2e-3 --wd 0.0 --steps 25 \
+    --out trained.safetensors >/dev/null
+modes=(default no-gate no-detach-text-prototypes clip-local-grad)
+echo "{" > expected.json
+first=1
+for w in init trained; do
+  for m in "${modes[@]}"; do
+    flag=(); [ "$m" != default ] && flag=(--"$m")
+    loss=$($py "$ref" loss --weights $w.safetensors --inputs inputs.safetensors "${flag[@]}")
+    [ $first = 1 ] || echo "," >> expected.json; first=0
+    printf '"loss/%s/%s": %s\n' "$w" "$m" "$loss" >> expected.json
+  done
+done
+for m in "${modes[@]}"; do
+  flag=(); [ "$m" != default ] && flag=(--"$m")
+  res=$($py "$ref" step --weights trained.safetensors --inputs inputs.safetensors --lr 1e-3 --wd 0.5 \
+        "${flag[@]}" --out "step1-$m.safetensors")
+  printf ',"step1/%s": %s\n' "$m" "$res" >> expected.json
+done
+# Three AdamW steps in a row (moments and bias correction beyond step 1).
+res=$($py "$ref" step --weights trained.safetensors --inputs inputs.safetensors --lr 1e-3 --wd 0.5 --steps 3 \
+      --out step3-default.safetensors --opt-state-out step3-opt.safetensors)
+printf ',"step3/default": %s\n' "$res" >> expected.json
+# Encoder outputs (embeddings and features) for inference parity.
+$py "$ref" encode --weights trained.safetensors --inputs inputs.safetensors --features --out encode.safetensors >/dev/null
+echo "}" >> expected.json
+rm -f step3-opt.safetensors
+ls -la "$out"
