@@ -67,8 +67,10 @@ torch::Tensor BlockImpl::forward(torch::Tensor x) {
 
 Masking random_masking(const torch::Tensor& x, const torch::Tensor& noise, int64_t len_keep) {
   const int64_t B = x.size(0), D = x.size(2);
-  auto ids_shuffle = std::get<1>(torch::sort(noise, /*stable=*/true, /*dim=*/1));     // [B, N]
-  auto ids_restore = std::get<1>(torch::sort(ids_shuffle, /*stable=*/true, /*dim=*/1));  // [B, N]
+  // c10::optional<bool> spelled out: a plain `true` would pick the sort(dim, descending) overload.
+  const c10::optional<bool> stable = true;
+  auto ids_shuffle = std::get<1>(torch::sort(noise, stable, /*dim=*/1, /*descending=*/false));        // [B, N]
+  auto ids_restore = std::get<1>(torch::sort(ids_shuffle, stable, /*dim=*/1, /*descending=*/false));  // [B, N]
   auto ids_keep = ids_shuffle.slice(1, 0, len_keep);                                  // [B, K]
   auto x_visible = torch::gather(x, 1, ids_keep.unsqueeze(-1).expand({B, len_keep, D}));
   // ids_restore[b, i] is patch i's rank in the shuffle: removed iff the rank is past len_keep.

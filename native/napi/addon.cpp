@@ -22,6 +22,7 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   o.Set("libtorchVersion", TORCH_VERSION);
   o.Set("cudaAvailable", torch::cuda::is_available());
   o.Set("cudaDeviceCount", static_cast<double>(torch::cuda::device_count()));
+  apply_worker_threads();
   o.Set("threads", static_cast<double>(at::get_num_threads()));
   o.Set("parallelInfo", at::get_parallel_info());
   return o;
@@ -32,7 +33,7 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
     if (info.Length() < 1 || !info[0].IsNumber()) fail(kInputError, "Expected a thread count");
     const int n = info[0].As<Napi::Number>().Int32Value();
     if (n < 1) fail(kInputError, "Expected a thread count >= 1 but received " + std::to_string(n));
-    at::set_num_threads(n);
+    set_worker_threads(n);
     return info.Env().Undefined();
   });
 }

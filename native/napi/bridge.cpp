@@ -1,8 +1,21 @@
 #include "napi/bridge.h"
 
+#include <atomic>
 #include <new>
+#include <thread>
 
 namespace rils::napi {
+
+namespace {
+std::atomic<int> worker_threads{static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))};
+}  // namespace
+
+void set_worker_threads(int threads) { worker_threads = threads; }
+
+void apply_worker_threads() {
+  const int n = worker_threads.load();
+  if (at::get_num_threads() != n) at::set_num_threads(n);
+}
 
 ErrorInfo describe_current_exception() {
   try {

@@ -54,6 +54,11 @@ torch::Tensor wrap_typed_array(const Napi::TypedArray& array, at::IntArrayRef sh
 // A contiguous CPU tensor as an external ArrayBuffer that owns it (freed by V8's GC).
 Napi::ArrayBuffer tensor_to_array_buffer(Napi::Env env, const torch::Tensor& cpu_tensor);
 
+// LibTorch's intra-op thread count for all work of this addon. OpenMP keeps the count per calling
+// thread, so each worker applies it before running (default: every core).
+void set_worker_threads(int threads);
+void apply_worker_threads();
+
 // A promise whose work runs on libuv's thread pool. `inputs` are JS values kept alive until the
 // work ends; `execute` runs off the JS thread; `resolve` converts its result on the JS thread.
 template <class Result>
@@ -72,6 +77,7 @@ class PromiseWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     try {
+      apply_worker_threads();
       result_ = execute_();
     } catch (...) {
       error_ = describe_current_exception();

@@ -85,6 +85,8 @@ Napi::Object stats_to_js(Napi::Env env, const StepStats& s) {
   o.Set("reconKl", s.recon_kl);
   o.Set("clipAcc", s.clip_acc);
   o.Set("gatedFraction", s.gated_fraction);
+  o.Set("maskedPatches", static_cast<double>(s.masked_patches));
+  o.Set("gatedPatches", static_cast<double>(s.gated_patches));
   o.Set("lr", s.lr);
   o.Set("logitScale", s.logit_scale);
   o.Set("gradNorm", s.grad_norm);

@@ -70,8 +70,9 @@ StepStats Trainer::stats_of(const LossOutput& l) const {
   s.recon_loss = l.recon_loss.item<double>();
   s.recon_kl = l.recon_kl.item<double>();
   s.clip_acc = l.correct.to(torch::kFloat64).mean().item<double>();
-  const double masked = l.mask.sum().item<double>();
-  s.gated_fraction = masked > 0 ? l.weights.sum().item<double>() / masked : 0.0;
+  s.masked_patches = l.mask.sum().item<int64_t>();
+  s.gated_patches = l.weights.sum().item<int64_t>();
+  s.gated_fraction = s.masked_patches > 0 ? static_cast<double>(s.gated_patches) / s.masked_patches : 0.0;
   s.logit_scale = std::exp(model_->logit_scale.item<double>());
   s.step = step_;
   s.lr = scheduled_lr(options_.optim, step_);

@@ -28,6 +28,8 @@ struct StepStats {
   double loss = 0, clip_loss = 0, recon_loss = 0, recon_kl = 0;
   double clip_acc = 0;        // fraction of images whose top-1 caption is their own
   double gated_fraction = 0;  // fraction of masked patches that carry L_rec
+  int64_t masked_patches = 0; // Σ mask over the batch: B · (N − len_keep)
+  int64_t gated_patches = 0;  // Σ mask · gate: the patches that carry L_rec
   double lr = 0;              // learning rate of the update (or of the next one)
   double logit_scale = 0;     // exp(logit_scale) after the update and the clamp
   double grad_norm = 0;       // global L2 norm before clipping (NaN when no update happened)

@@ -1,0 +1,45 @@
+/**
+ * rils: RILS vision-language pre-training (masked visual reconstruction in language semantic
+ * space, CVPR 2023) for Node.js, on LibTorch.
+ * @module
+ */
+import { native } from './binding.js';
+import { checkInteger } from './validate.js';
+
+export { Rils } from './rils.js';
+export type { Batch, LossStats, ParameterInfo, TrainStats } from './rils.js';
+export { presetConfig } from './options.js';
+export type { Device, ModelConfig, PresetName, RilsOptions, TrainingOptions } from './options.js';
+export {
+  RilsDeviceError,
+  RilsError,
+  RilsInputError,
+  RilsNativeError,
+  RilsStateError,
+  RilsWeightsError,
+} from './errors.js';
+export type { RilsErrorCode } from './errors.js';
+export { parseSafetensors, readSafetensors, writeSafetensors } from './safetensors.js';
+export type { SafetensorsDtype, SafetensorsEntry, SafetensorsFile, TensorToWrite } from './safetensors.js';
+
+/** What the loaded addon was built with and can use. */
+export interface RuntimeInfo {
+  /** LibTorch version the addon was compiled against. */
+  libtorchVersion: string;
+  cudaAvailable: boolean;
+  cudaDeviceCount: number;
+  /** Intra-op threads LibTorch uses. */
+  threads: number;
+  /** LibTorch's own report (OpenMP, MKL-DNN, thread settings). */
+  parallelInfo: string;
+}
+
+/** LibTorch version, CUDA availability and threading. */
+export function runtimeInfo(): RuntimeInfo {
+  return native.runtimeInfo();
+}
+
+/** Sets LibTorch's intra-op thread count for every model in the process. Default: every core. */
+export function setNumThreads(threads: number): void {
+  native.setNumThreads(checkInteger(threads, 'threads', 1));
+}

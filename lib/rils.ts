@@ -1,0 +1,263 @@
+/**
+ * The RILS model: a ViT image encoder and a CLIP text encoder trained together with a contrastive
+ * loss plus masked-patch reconstruction in the language space.
+ * @module
+ */
+import { native } from './binding.js';
+import type { NativeBatch, NativeModel } from './binding.js';
+import { RilsInputError, RilsStateError, RilsWeightsError, fromNative } from './errors.js';
+import { fromNativeConfig, fromNativeTrainOptions, toNativeOptions } from './options.js';
+import type { Device, ModelConfig, PresetName, RilsOptions, TrainingOptions } from './options.js';
+import { SerialQueue } from './queue.js';
+import { asFloat32, readSafetensors, writeSafetensors } from './safetensors.js';
+import { checkInteger, checkTypedArray, invalid } from './validate.js';
+
+/** One batch of image–caption pairs. */
+export interface Batch {
+  /**
+   * `Float32Array` of `[batchSize, 3, imageSize, imageSize]` (NCHW), already normalised; or
+   * `Uint8Array` (a `Buffer` works) of `[batchSize, imageSize, imageSize, 3]` RGB, which is
+   * normalised natively with the ImageNet mean and std. Used in place, not copied: do not change
+   * it until the returned promise settles.
+   */
+  images: Float32Array | Uint8Array;
+  /** `Int32Array` of `[batchSize, contextLength]`: SOT, ids, EOT, zero padding (EOT = vocabSize − 1). */
+  tokens: Int32Array;
+  /** Number of pairs; at least 2 (the contrastive loss needs negatives). */
+  batchSize: number;
+  /**
+   * Optional `Float32Array` of `[batchSize, numPatches]`: the `len_keep` smallest values of a row
+   * are the visible patches. Makes masking deterministic (tests, parity). Default: drawn from the
+   * model's seeded generator.
+   */
+  maskNoise?: Float32Array;
+}
+
+/** Statistics of one forward pass (the one whose gradient was applied, for {@link Rils.trainStep}). */
+export interface LossStats {
+  /** clipLoss + reconLoss. */
+  loss: number;
+  /** Symmetric InfoNCE. */
+  clipLoss: number;
+  /** reconWeight × the gated mean KL, the term as added to the loss. */
+  reconLoss: number;
+  /** The gated mean KL(teacher ‖ student) over masked patches, unweighted. */
+  reconKl: number;
+  /** Fraction (0..1) of images whose top-1 caption in the batch is their own. */
+  clipAcc: number;
+  /** Fraction (0..1) of masked patches that pass the retrieval gate and carry L_rec. */
+  gatedFraction: number;
+  /** Masked patches in the batch: batchSize × (numPatches − len_keep). */
+  maskedPatches: number;
+  /** Masked patches that pass the gate (all of them with `retrievalGate: false`). */
+  gatedPatches: number;
+  /** Learning rate of this update (of the next one, for evaluateLoss). */
+  lr: number;
+  /** The contrastive scale exp(logit_scale), after the update and clamp. */
+  logitScale: number;
+  /** Optimizer steps done so far. */
+  step: number;
+}
+
+/** What {@link Rils.trainStep} reports. */
+export interface TrainStats extends LossStats {
+  /** Global gradient L2 norm before clipping; NaN while accumulating micro-batches. */
+  gradNorm: number;
+  /** Whether the weights changed (false while accumulating, or when the step was skipped). */
+  updated: boolean;
+  /** The loss or gradient was NaN/inf: the update was skipped, the weights are unchanged. */
+  nonFinite: boolean;
+}
+
+/** One parameter tensor of the model. */
+export interface ParameterInfo {
+  /** The official state_dict name, e.g. `visual.blocks.0.attn.qkv.weight`. */
+  name: string;
+  shape: number[];
+  numel: number;
+  /** False for the two fixed sin-cos tables. */
+  trainable: boolean;
+  /** In AdamW's weight-decay group. */
+  weightDecay: boolean;
+}
+
+/**
+ * A RILS model with its optimiser. All work runs off the JS thread; calls on one model run one at
+ * a time, in the order they were made.
+ *
+ * @example
+ * ```ts
+ * const model = await Rils.create({ preset: 'micro', vocabSize: 1000, seed: 0 });
+ * const stats = await model.trainStep({ images, tokens, batchSize: 8 });
+ * console.log(stats.loss, stats.clipAcc, stats.gatedFraction);
+ * await model.saveWeights('micro.safetensors');
+ * model.dispose();
+ * ```
+ */
+export class Rils {
+  #native: NativeModel | null;
+  readonly #queue = new SerialQueue();
+  readonly #preset: PresetName;
+  /** The resolved model fields. */
+  readonly config: Readonly<ModelConfig>;
+  /** The resolved training options. */
+  readonly trainingOptions: Readonly<Required<TrainingOptions>>;
+  /** The seed of the parameter init and mask noise. */
+  readonly seed: number;
+  /** Where the model runs, e.g. `'cpu'` or `'cuda:0'`. */
+  readonly device: Device;
+
+  private constructor(handle: NativeModel, preset: PresetName, seed: number) {
+    this.#native = handle;
+    this.#preset = preset;
+    const info = handle.info();
+    this.config = Object.freeze(fromNativeConfig(info.config));
+    this.trainingOptions = Object.freeze(fromNativeTrainOptions(info.train));
+    this.seed = seed;
+    this.device = info.device as Device;
+  }
+
+  /**
+   * Builds a model from a preset and overrides. The same seed gives the same initial weights as
+   * the PyTorch reference (`rils_ref.py init --seed`).
+   */
+  static async create(options: RilsOptions = {}): Promise<Rils> {
+    const o = toNativeOptions(options);
+    try {
+      return new Rils(await native.createModel(o), o.preset, o.seed);
+    } catch (error) {
+      throw fromNative(error);
+    }
+  }
+
+  /** Number of patches per image, N = (imageSize / patchSize)². */
+  get numPatches(): number {
+    return (this.config.imageSize / this.config.patchSize) ** 2;
+  }
+
+  /** Optimizer steps done so far. */
+  get step(): number {
+    return this.#handle().info().step;
+  }
+
+  /** Whether {@link dispose} was called. */
+  get disposed(): boolean {
+    return this.#native === null;
+  }
+
+  /** Every parameter tensor, in the official state_dict order. */
+  parameters(): ParameterInfo[] {
+    return this.#handle().parameters();
+  }
+
+  /**
+   * One training step on a batch: forward both branches, RILS loss, backward, and (every
+   * `accumulationSteps` calls) an AdamW update with the scheduled lr and the logit-scale clamp.
+   */
+  trainStep(batch: Batch): Promise<TrainStats> {
+    const b = this.#checkBatch(batch);
+    return this.#run((m) => m.trainStep(b));
+  }
+
+  /** The loss of a batch without any gradient or update. */
+  evaluateLoss(batch: Batch): Promise<LossStats> {
+    const b = this.#checkBatch(batch);
+    return this.#run((m) => m.evaluateLoss(b)).then(({ gradNorm, updated, nonFinite, ...stats }) => stats);
+  }
+
+  /**
+   * Writes every parameter (F32, official names, the frozen sin-cos tables included) to a
+   * safetensors file, atomically. The metadata lets the PyTorch reference load it without flags.
+   */
+  async saveWeights(path: string): Promise<void> {
+    if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
+    const state = await this.#run((m) => m.getState());
+    const t = this.trainingOptions;
+    const config = {
+      ...Object.fromEntries(Object.entries(this.config).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v])),
+      mask_ratio: t.maskRatio, tau_s: t.tauStudent, tau_t: t.tauTeacher, recon_weight: t.reconWeight,
+    };
+    await writeSafetensors(
+      path,
+      state.map((e) => ({ name: e.name, dtype: 'F32' as const, shape: e.shape, data: new Float32Array(e.data) })),
+      { format: 'rils-ref-v1', preset: this.#preset, config: JSON.stringify(config) },
+    );
+  }
+
+  /**
+   * Loads weights saved by {@link saveWeights} or by the PyTorch reference. The names and shapes
+   * must be this model's; on any mismatch nothing is changed and a {@link RilsWeightsError} says why.
+   * The optimiser state is kept.
+   */
+  async loadWeights(path: string): Promise<void> {
+    if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
+    this.#handle();
+    const file = await readSafetensors(path);
+    const expected = new Map(this.parameters().map((p) => [p.name, p]));
+    const entries: { name: string; data: Float32Array }[] = [];
+    for (const [name, t] of file.tensors) {
+      const p = expected.get(name);
+      if (!p) throw new RilsWeightsError(`${path} has '${name}', which this model does not (weights of another model?)`);
+      if (t.dtype !== 'F32') throw new RilsWeightsError(`${path}: '${name}' is ${t.dtype}; expected F32`);
+      if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
+        throw new RilsWeightsError(
+          `${path}: '${name}' has shape [${t.shape.join(', ')}] but this model needs [${p.shape.join(', ')}] ` +
+            '(weights of another preset or config?)',
+        );
+      }
+      entries.push({ name, data: asFloat32(t.bytes) });
+    }
+    await this.#run((m) => m.setState(entries));
+  }
+
+  /**
+   * Frees the native memory. Calls already queued reject with a {@link RilsStateError}; a call
+   * already running finishes first.
+   */
+  dispose(): void {
+    this.#queue.close('This model was disposed; create a new one with Rils.create()');
+    this.#native?.dispose();
+    this.#native = null;
+  }
+
+  /** `await using model = await Rils.create(...)` disposes at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
+  }
+
+  #handle(): NativeModel {
+    if (!this.#native) throw new RilsStateError('This model was disposed; create a new one with Rils.create()');
+    return this.#native;
+  }
+
+  #run<T>(task: (m: NativeModel) => Promise<T>): Promise<T> {
+    this.#handle();
+    return this.#queue.run(async () => {
+      try {
+        return await task(this.#handle());
+      } catch (error) {
+        throw fromNative(error);
+      }
+    });
+  }
+
+  #checkBatch(batch: Batch): NativeBatch {
+    this.#handle();
+    if (typeof batch !== 'object' || batch === null) throw invalid('a batch object', 'trainStep', batch);
+    const B = checkInteger(batch.batchSize, 'batchSize', 1);
+    if (B < 2) throw new RilsInputError('Expected batchSize >= 2 (the contrastive loss needs negatives) but received 1');
+    const { imageSize: S, inChans: C, contextLength: L } = this.config;
+    const images = checkTypedArray<Float32Array | Uint8Array>(
+      batch.images,
+      batch.images instanceof Uint8Array ? [Uint8Array] : [Float32Array],
+      B * C * S * S,
+      `images ([${batch.images instanceof Uint8Array ? `${B}, ${S}, ${S}, ${C}` : `${B}, ${C}, ${S}, ${S}`}])`,
+    );
+    const tokens = checkTypedArray(batch.tokens, [Int32Array], B * L, `tokens ([${B}, ${L}])`);
+    const maskNoise =
+      batch.maskNoise === undefined
+        ? undefined
+        : checkTypedArray(batch.maskNoise, [Float32Array], B * this.numPatches, `maskNoise ([${B}, ${this.numPatches}])`);
+    return { images, tokens, batchSize: B, maskNoise };
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * The safetensors format (spec WEIGHTS.md): u64 LE header length n, n bytes of JSON, raw data.
+ * Written here rather than taken from a package: the npm packages for it are either abandoned or
+ * pull in a whole tensor library, and the format is a 40-line contract that needs strict checks.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { open, readFile, rename, rm } from 'node:fs/promises';
+
+import { RilsWeightsError } from './errors.js';
+
+/** Element types of the format. */
+export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+const DTYPE_BYTES: Record<SafetensorsDtype, number> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+};
+/** Headers larger than this are rejected as corrupt rather than parsed. */
+const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+/** One tensor: its raw little-endian bytes. */
+export interface SafetensorsEntry {
+  dtype: SafetensorsDtype;
+  shape: number[];
+  /** Raw bytes (a view into the file buffer). */
+  bytes: Uint8Array;
+}
+
+/** A parsed file. */
+export interface SafetensorsFile {
+  tensors: Map<string, SafetensorsEntry>;
+  metadata: Record<string, string>;
+}
+
+function corrupt(path: string, why: string): RilsWeightsError {
+  return new RilsWeightsError(`${path} is not a valid safetensors file: ${why}`);
+}
+
+/** Parses a file's bytes, checking every offset and size. */
+export function parseSafetensors(buffer: Uint8Array, path = 'buffer'): SafetensorsFile {
+  if (buffer.byteLength < 8) throw corrupt(path, `${buffer.byteLength} bytes is too short for a header`);
+  const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  const n = Number(view.getBigUint64(0, true));
+  if (n > MAX_HEADER_BYTES || 8 + n > buffer.byteLength) throw corrupt(path, `header length ${n} exceeds the file`);
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buffer.subarray(8, 8 + n)));
+  } catch (error) {
+    throw corrupt(path, `header is not JSON (${(error as Error).message})`);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw corrupt(path, 'header is not an object');
+  const data = buffer.subarray(8 + n);
+  const tensors = new Map<string, SafetensorsEntry>();
+  let metadata: Record<string, string> = {};
+  for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (info !== null && typeof info === 'object' && Object.values(info).every((v) => typeof v === 'string')) {
+        metadata = info as Record<string, string>;
+        continue;
+      }
+      throw corrupt(path, '__metadata__ must map strings to strings');
+    }
+    const entry = info as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
+    const dtype = entry?.dtype as SafetensorsDtype;
+    if (!entry || typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) throw corrupt(path, `bad dtype for '${name}'`);
+    const shape = entry.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw corrupt(path, `bad shape for '${name}'`);
+    }
+    const offsets = entry.data_offsets;
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
+      throw corrupt(path, `bad data_offsets for '${name}'`);
+    }
+    const [begin, end] = offsets as [number, number];
+    const numel = (shape as number[]).reduce((a, b) => a * b, 1);
+    if (end < begin || end > data.byteLength) throw corrupt(path, `data of '${name}' lies outside the file (truncated?)`);
+    if (end - begin !== numel * DTYPE_BYTES[dtype]) {
+      throw corrupt(path, `'${name}' has ${end - begin} bytes for shape [${shape.join(', ')}] of ${dtype}`);
+    }
+    tensors.set(name, { dtype, shape: shape as number[], bytes: data.subarray(begin, end) });
+  }
+  return { tensors, metadata };
+}
+
+/** Reads and parses a file (off the JS thread: fs reads run on libuv's pool). */
+export async function readSafetensors(path: string): Promise<SafetensorsFile> {
+  let buffer: Buffer;
+  try {
+    buffer = await readFile(path);
+  } catch (error) {
+    throw new RilsWeightsError(`Cannot read ${path}: ${(error as Error).message}`);
+  }
+  return parseSafetensors(buffer, path);
+}
+
+/** A tensor to write. */
+export interface TensorToWrite {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: readonly number[];
+  data: ArrayBufferView;
+}
+
+/**
+ * Writes a file atomically: a temporary file in the same folder, fsync, then rename, so a crash
+ * never leaves a half-written file under `path`.
+ */
+export async function writeSafetensors(
+  path: string,
+  tensors: readonly TensorToWrite[],
+  metadata?: Record<string, string>,
+): Promise<void> {
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const t of tensors) {
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
+    offset += t.data.byteLength;
+  }
+  let json = Buffer.from(JSON.stringify(header), 'utf-8');
+  const pad = (8 - (json.byteLength % 8)) % 8;  // keeps the data section 8-byte aligned
+  json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.byteLength));
+
+  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  const file = await open(temp, 'w');
+  try {
+    await file.write(length);
+    await file.write(json);
+    for (const t of tensors) await file.write(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    await file.sync();
+    await file.close();
+    await rename(temp, path);
+  } catch (error) {
+    await file.close().catch(() => undefined);
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+/** Little-endian F32 bytes as a Float32Array (copied only when the view is misaligned). */
+export function asFloat32(bytes: Uint8Array): Float32Array {
+  if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  return new Float32Array(new Uint8Array(bytes).buffer); // a copy (Buffer.slice would be a view)
+}

@@ -1,0 +1,93 @@
+// Parity with the PyTorch reference (../shared/reference/rils_ref.py) on committed fixtures:
+// losses from the same weights, inputs and mask noise; weights after AdamW steps; seeded init.
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import test from 'ava';
+
+import { Rils } from '../lib/index.js';
+import type { RilsOptions } from '../lib/index.js';
+import { PARITY_CONFIG, compareWeights, expected, fixture, maxAbsDiff, parityBatch, parityModel, readTensors, relErr } from './helpers/parity.js';
+
+const MODES: Record<string, RilsOptions> = {
+  default: {},
+  'no-gate': { retrievalGate: false },
+  'no-detach-text-prototypes': { detachTextPrototypes: false },
+  'clip-local-grad': { clipLocalGrad: true },
+};
+
+async function weightsOf(model: Rils): Promise<Map<string, Float32Array>> {
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'rils-')), 'w.safetensors');
+  await model.saveWeights(file);
+  return readTensors(file) as Map<string, Float32Array>;
+}
+
+for (const weights of ['init', 'trained']) {
+  for (const [mode, options] of Object.entries(MODES)) {
+    test(`loss of ${weights} weights (${mode}) matches the reference to 1e-4 relative`, async (t) => {
+      const ref = expected[`loss/${weights}/${mode}`]!;
+      const model = await parityModel(`${weights}.safetensors`, options);
+      const s = await model.evaluateLoss(parityBatch());
+      for (const [ours, theirs] of [
+        [s.loss, ref.loss], [s.clipLoss, ref.clip_loss], [s.reconLoss, ref.recon_loss], [s.reconKl, ref.recon_kl],
+      ] as const) {
+        t.true(relErr(ours, theirs!) < 1e-4, `${ours} vs ${theirs}`);
+      }
+      t.is(s.clipAcc * 100, ref.clip_acc!);
+      t.is(s.gatedPatches, ref.n_recon_patches!);
+      t.is(s.maskedPatches, 8 * (64 - 16));
+      t.true(Math.abs(s.logitScale - Math.exp(ref.logit_scale!)) < 1e-5);
+      model.dispose();
+    });
+  }
+}
+
+for (const [mode, options] of Object.entries(MODES)) {
+  test(`one AdamW step (${mode}) gives the reference's weights to 1e-5`, async (t) => {
+    const ref = expected[`step1/${mode}`]!;
+    const model = await parityModel('trained.safetensors', { ...options, lr: 1e-3, weightDecay: 0.5 });
+    const s = await model.trainStep(parityBatch());
+    t.true(relErr(s.loss, ref.loss!) < 1e-4);
+    t.true(s.updated);
+    t.is(s.step, 1);
+    t.true(Math.abs(Math.log(s.logitScale) - ref.logit_scale_after!) < 1e-6);
+    const { worst, where, keyBiasWorst } = compareWeights(await weightsOf(model), readTensors(`step1-${mode}.safetensors`));
+    t.true(worst < 1e-5, `max |Δ| ${worst} at ${where}`);
+    t.true(keyBiasWorst <= 2 * 1e-3, `text key bias |Δ| ${keyBiasWorst}`);
+    model.dispose();
+  });
+}
+
+test('three AdamW steps (moments and bias correction) match the reference to 1e-5', async (t) => {
+  const ref = expected['step3/default'] as unknown as { steps: Record<string, number>[] };
+  const model = await parityModel('trained.safetensors', { lr: 1e-3, weightDecay: 0.5 });
+  for (let i = 0; i < 3; i++) {
+    const s = await model.trainStep(parityBatch());
+    t.true(relErr(s.loss, ref.steps[i]!.loss!) < 1e-4, `step ${i}: ${s.loss} vs ${ref.steps[i]!.loss}`);
+  }
+  const { worst, where, keyBiasWorst } = compareWeights(await weightsOf(model), readTensors('step3-default.safetensors'));
+  t.true(worst < 1e-5, `max |Δ| ${worst} at ${where}`);
+  t.true(keyBiasWorst <= 2 * 3 * 1e-3, `text key bias |Δ| ${keyBiasWorst}`);
+  model.dispose();
+});
+
+test('a seed gives the same initial weights as the reference (rils_ref.py init --seed 0)', async (t) => {
+  const model = await Rils.create({ ...PARITY_CONFIG, seed: 0 });
+  const ours = await weightsOf(model);
+  const theirs = readTensors('init.safetensors');
+  t.deepEqual([...ours.keys()], [...theirs.keys()], 'same names in the same (official) order');
+  let worst = 0;
+  for (const [name, value] of theirs) worst = Math.max(worst, maxAbsDiff(ours.get(name)!, value));
+  t.true(worst < 1e-6, `max |Δ| ${worst}`);
+  model.dispose();
+});
+
+test('saved weights round-trip bit for bit', async (t) => {
+  const model = await parityModel('trained.safetensors');
+  const theirs = readTensors('trained.safetensors');
+  const ours = await weightsOf(model);
+  for (const [name, value] of theirs) t.is(maxAbsDiff(ours.get(name)!, value), 0, name);
+  model.dispose();
+  void fixture;
+});
