@@ -154,13 +154,13 @@ export class Rils {
    * One training step on a batch: forward both branches, RILS loss, backward, and (every
    * `accumulationSteps` calls) an AdamW update with the scheduled lr and the logit-scale clamp.
    */
-  trainStep(batch: Batch): Promise<TrainStats> {
+  async trainStep(batch: Batch): Promise<TrainStats> {
     const b = this.#checkBatch(batch);
     return this.#run((m) => m.trainStep(b));
   }
 
   /** The loss of a batch without any gradient or update. */
-  evaluateLoss(batch: Batch): Promise<LossStats> {
+  async evaluateLoss(batch: Batch): Promise<LossStats> {
     const b = this.#checkBatch(batch);
     return this.#run((m) => m.evaluateLoss(b)).then(({ gradNorm, updated, nonFinite, ...stats }) => stats);
   }

@@ -1,0 +1,50 @@
+// Synthetic batches for tests that need no oracle.
+import type { Batch, Rils } from '../../lib/index.js';
+
+/** A small deterministic PRNG (mulberry32), so test data is the same on every run. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Random normalised images and captions [SOT, ids, EOT, 0…] for `model`. */
+export function randomBatch(model: Rils, batchSize: number, seed = 1): Batch {
+  const { imageSize: S, inChans: C, contextLength: L, vocabSize: V } = model.config;
+  const r = rng(seed);
+  const images = new Float32Array(batchSize * C * S * S).map(() => r() * 4 - 2);
+  const tokens = new Int32Array(batchSize * L);
+  for (let b = 0; b < batchSize; b++) {
+    const n = 1 + Math.floor(r() * (L - 2));
+    tokens[b * L] = V - 2;
+    for (let i = 1; i <= n; i++) tokens[b * L + i] = 1 + Math.floor(r() * (V - 3));
+    tokens[b * L + n + 1] = V - 1;
+  }
+  return { images, tokens, batchSize };
+}
+
+/** Every parameter as a Float32Array copy, keyed by name. */
+export async function snapshot(model: Rils): Promise<Map<string, Float32Array>> {
+  const { mkdtempSync, readFileSync } = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { parseSafetensors } = await import('../../lib/index.js');
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'rils-snap-')), 'w.safetensors');
+  await model.saveWeights(file);
+  const parsed = parseSafetensors(readFileSync(file));
+  return new Map([...parsed.tensors].map(([k, t]) => [k, new Float32Array(new Uint8Array(t.bytes).buffer)]));
+}
+
+export function sameWeights(a: Map<string, Float32Array>, b: Map<string, Float32Array>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) {
+    const w = b.get(k);
+    if (!w || w.length !== v.length || !v.every((x, i) => Object.is(x, w[i]))) return false;
+  }
+  return true;
+}
