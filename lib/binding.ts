@@ -7,41 +7,18 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import type { ParameterInfo, TrainStats } from './rils.js';
+
 /** Model config fields, in the PyTorch reference's snake_case. */
 export type NativeConfig = Record<string, number>;
 /** Training options, in the PyTorch reference's snake_case. */
 export type NativeTrainOptions = Record<string, number | boolean>;
-
-export interface NativeStats {
-  loss: number;
-  clipLoss: number;
-  reconLoss: number;
-  reconKl: number;
-  clipAcc: number;
-  gatedFraction: number;
-  maskedPatches: number;
-  gatedPatches: number;
-  lr: number;
-  logitScale: number;
-  gradNorm: number;
-  step: number;
-  updated: boolean;
-  nonFinite: boolean;
-}
 
 export interface NativeBatch {
   images: Float32Array | Uint8Array;
   tokens: Int32Array;
   batchSize: number;
   maskNoise?: Float32Array | undefined;
-}
-
-export interface NativeParameter {
-  name: string;
-  shape: number[];
-  numel: number;
-  trainable: boolean;
-  weightDecay: boolean;
 }
 
 export interface NativeTensorEntry {
@@ -51,14 +28,27 @@ export interface NativeTensorEntry {
 }
 
 export interface NativeModel {
-  trainStep(batch: NativeBatch): Promise<NativeStats>;
-  evaluateLoss(batch: NativeBatch): Promise<NativeStats>;
+  trainStep(batch: NativeBatch): Promise<TrainStats>;
+  evaluateLoss(batch: NativeBatch): Promise<TrainStats>;
   getState(): Promise<NativeTensorEntry[]>;
   setState(entries: { name: string; data: Float32Array }[]): Promise<void>;
-  parameters(): NativeParameter[];
+  parameters(): ParameterInfo[];
   info(): { config: NativeConfig; train: NativeTrainOptions; device: string; step: number };
   dispose(): void;
+  encodeImages(args: NativeImages & { normalize: boolean; patchTokens: boolean; clsToken: boolean; patchEmbeddings: boolean }): Promise<NativeOutputs>;
+  encodeTexts(args: { tokens: Int32Array; batchSize: number; normalize: boolean }): Promise<NativeOutputs>;
+  classEmbeddings(args: { tokens: Int32Array; numClasses: number; templatesPerClass: number }): Promise<NativeOutputs>;
+  zeroShot(args: NativeImages & { classWeights: Float32Array; numClasses: number }): Promise<NativeOutputs>;
+  patchSemantics(args: NativeImages & { textEmbeddings: Float32Array; numTexts: number; temperature: number }): Promise<NativeOutputs>;
 }
+
+export interface NativeImages {
+  images: Float32Array | Uint8Array;
+  batchSize: number;
+}
+
+/** Named float32 outputs, each an external ArrayBuffer owning its tensor. */
+export type NativeOutputs = Partial<Record<string, ArrayBuffer>>;
 
 export interface NativeAddon {
   createModel(options: {
@@ -77,6 +67,8 @@ export interface NativeAddon {
     parallelInfo: string;
   };
   setNumThreads(n: number): void;
+  retrievalRecall(args: { imageEmbeddings: Float32Array; textEmbeddings: Float32Array; count: number; dim: number; ks: number[] }): Promise<{ i2t: number[]; t2i: number[] }>;
+  isTensorBacked(buffer: ArrayBuffer): boolean;
 }
 
 const require = createRequire(import.meta.url);

@@ -7,7 +7,19 @@ import { native } from './binding.js';
 import { checkInteger } from './validate.js';
 
 export { Rils } from './rils.js';
-export type { Batch, LossStats, ParameterInfo, TrainStats } from './rils.js';
+export type {
+  Batch, EncodeImagesOptions, ImageEncoding, LossStats, ParameterInfo, PatchSemantics, PatchSemanticsOptions,
+  TextEncoding, TrainStats,
+} from './rils.js';
+export { ZeroShotClassifier, retrievalRecall } from './zeroshot.js';
+export type { Classification, RetrievalRecall, TopK } from './zeroshot.js';
+export { ByteTokenizer, ClipTokenizer } from './tokenizer.js';
+export type { Tokenizer, TokenizerOptions } from './tokenizer.js';
+export { CLIP80_TEMPLATES, SLIP7_TEMPLATES } from './templates.js';
+export type { Templates } from './templates.js';
+export { loadImages, renderHeatmap } from './images.js';
+export type { ImageSource } from './images.js';
+export type { ImageTensor, ImagesInput } from './inputs.js';
 export { presetConfig } from './options.js';
 export type { Device, ModelConfig, PresetName, RilsOptions, TrainingOptions } from './options.js';
 export {

@@ -5,6 +5,7 @@
 import { native } from './binding.js';
 import type { NativeConfig, NativeTrainOptions } from './binding.js';
 import { RilsInputError } from './errors.js';
+import type { Tokenizer } from './tokenizer.js';
 import { camelCase, checkBoolean, checkInteger, checkNumber, invalid, snakeCase } from './validate.js';
 
 /** The model presets of the RILS spec (§5). */
@@ -108,6 +109,8 @@ export interface RilsOptions extends Partial<ModelConfig>, TrainingOptions {
   seed?: number;
   /** Default `'cpu'`. */
   device?: Device;
+  /** Tokenizer for texts given as strings (zero-shot, encodeTexts, patchSemantics). */
+  tokenizer?: Tokenizer;
 }
 
 const MODEL_INT_FIELDS = [
@@ -121,7 +124,7 @@ const TRAIN_REAL_FIELDS = [
   'maskRatio',
 ] as const;
 const TRAIN_BOOL_FIELDS = ['retrievalGate', 'detachTextPrototypes', 'clipLocalGrad'] as const;
-const OTHER_FIELDS = ['preset', 'seed', 'device', 'betas'] as const;
+const OTHER_FIELDS = ['preset', 'seed', 'device', 'betas', 'tokenizer'] as const;
 const KNOWN = new Set<string>([
   ...MODEL_INT_FIELDS, ...MODEL_REAL_FIELDS, ...TRAIN_INT_FIELDS, ...TRAIN_REAL_FIELDS, ...TRAIN_BOOL_FIELDS,
   ...OTHER_FIELDS,

@@ -6,10 +6,16 @@
 import { native } from './binding.js';
 import type { NativeBatch, NativeModel } from './binding.js';
 import { RilsInputError, RilsStateError, RilsWeightsError, fromNative } from './errors.js';
+import { ZeroShotClassifier } from './zeroshot.js';
 import { fromNativeConfig, fromNativeTrainOptions, toNativeOptions } from './options.js';
 import type { Device, ModelConfig, PresetName, RilsOptions, TrainingOptions } from './options.js';
 import { SerialQueue } from './queue.js';
 import { asFloat32, readSafetensors, writeSafetensors } from './safetensors.js';
+import { resolveTemplates } from './templates.js';
+import type { Templates } from './templates.js';
+import type { Tokenizer } from './tokenizer.js';
+import { checkImageTensor, checkTokens, resolveImages, tokenize } from './inputs.js';
+import type { ImagesInput } from './inputs.js';
 import { checkInteger, checkTypedArray, invalid } from './validate.js';
 
 /** One batch of image–caption pairs. */
@@ -81,6 +87,57 @@ export interface ParameterInfo {
   weightDecay: boolean;
 }
 
+/** What {@link Rils.encodeImages} returns besides the pooled embedding. */
+export interface EncodeImagesOptions {
+  /** L2-normalise the pooled embeddings. Default true. */
+  normalize?: boolean;
+  /** Also return the final patch tokens `[B, numPatches, visionWidth]`. */
+  patchTokens?: boolean;
+  /** Also return the final cls token `[B, visionWidth]`. */
+  clsToken?: boolean;
+  /** Also return the patch tokens through the image projection `[B, numPatches, embedDim]`. */
+  patchEmbeddings?: boolean;
+}
+
+/** Image embeddings; every array is row-major float32, backed by native memory (no copy). */
+export interface ImageEncoding {
+  batchSize: number;
+  /** `[batchSize, embedDim]`. */
+  embeddings: Float32Array;
+  /** `[batchSize, numPatches, visionWidth]`, patches row-major over the grid. */
+  patchTokens?: Float32Array;
+  /** `[batchSize, visionWidth]`. */
+  clsToken?: Float32Array;
+  /** `[batchSize, numPatches, embedDim]`. */
+  patchEmbeddings?: Float32Array;
+}
+
+/** Text embeddings. */
+export interface TextEncoding {
+  batchSize: number;
+  /** `[batchSize, embedDim]`, float32, backed by native memory. */
+  embeddings: Float32Array;
+}
+
+/** Options of {@link Rils.patchSemantics}. */
+export interface PatchSemanticsOptions {
+  /** Softmax temperature. Default: the model's `tauTeacher` (0.04), the teacher view of training. */
+  temperature?: number;
+  /** Treat the texts as class names and expand them with these templates. */
+  templates?: Templates;
+  tokenizer?: Tokenizer;
+}
+
+/** Per-patch probabilities over texts. */
+export interface PatchSemantics {
+  batchSize: number;
+  /** Patches per side: numPatches = gridSize². */
+  gridSize: number;
+  labels: string[];
+  /** `[batchSize, gridSize², labels.length]`, each patch's row sums to 1. */
+  probabilities: Float32Array;
+}
+
 /**
  * A RILS model with its optimiser. All work runs off the JS thread; calls on one model run one at
  * a time, in the order they were made.
@@ -106,9 +163,12 @@ export class Rils {
   readonly seed: number;
   /** Where the model runs, e.g. `'cpu'` or `'cuda:0'`. */
   readonly device: Device;
+  /** The tokenizer used when texts are given as strings (from {@link RilsOptions.tokenizer}). */
+  readonly tokenizer: Tokenizer | undefined;
 
-  private constructor(handle: NativeModel, preset: PresetName, seed: number) {
+  private constructor(handle: NativeModel, preset: PresetName, seed: number, tokenizer: Tokenizer | undefined) {
     this.#native = handle;
+    this.tokenizer = tokenizer;
     this.#preset = preset;
     const info = handle.info();
     this.config = Object.freeze(fromNativeConfig(info.config));
@@ -124,7 +184,7 @@ export class Rils {
   static async create(options: RilsOptions = {}): Promise<Rils> {
     const o = toNativeOptions(options);
     try {
-      return new Rils(await native.createModel(o), o.preset, o.seed);
+      return new Rils(await native.createModel(o), o.preset, o.seed, options.tokenizer);
     } catch (error) {
       throw fromNative(error);
     }
@@ -163,6 +223,125 @@ export class Rils {
   async evaluateLoss(batch: Batch): Promise<LossStats> {
     const b = this.#checkBatch(batch);
     return this.#run((m) => m.evaluateLoss(b)).then(({ gradNorm, updated, nonFinite, ...stats }) => stats);
+  }
+
+  /**
+   * Image embeddings: the pooled embedding (mean of the final patch tokens, cls excluded, through
+   * the image projection), and on request the patch tokens, the cls token and the projected patch
+   * features. Inference only (no autograd state). Outputs are zero-copy views of native tensors
+   * and stay valid after {@link dispose}.
+   *
+   * @example
+   * ```ts
+   * const { embeddings } = await model.encodeImages(['cat.jpg', 'dog.png']); // [2, embedDim], unit norm
+   * ```
+   */
+  async encodeImages(images: ImagesInput, options: EncodeImagesOptions = {}): Promise<ImageEncoding> {
+    this.#handle();
+    const input = await resolveImages(this.config, images);
+    const out = await this.#run((m) =>
+      m.encodeImages({
+        ...input,
+        normalize: options.normalize ?? true,
+        patchTokens: options.patchTokens ?? false,
+        clsToken: options.clsToken ?? false,
+        patchEmbeddings: options.patchEmbeddings ?? false,
+      }),
+    );
+    const result: ImageEncoding = { batchSize: input.batchSize, embeddings: new Float32Array(out.embeddings!) };
+    if (out.patchTokens) result.patchTokens = new Float32Array(out.patchTokens);
+    if (out.clsToken) result.clsToken = new Float32Array(out.clsToken);
+    if (out.patchEmbeddings) result.patchEmbeddings = new Float32Array(out.patchEmbeddings);
+    return result;
+  }
+
+  /**
+   * Text embeddings `[n, embedDim]` (EOT features through the text projection), L2-normalised
+   * unless `normalize: false`. Strings need a tokenizer; token rows are used as they are.
+   */
+  async encodeTexts(
+    texts: readonly string[] | { tokens: Int32Array; batchSize: number },
+    options: { normalize?: boolean; tokenizer?: Tokenizer } = {},
+  ): Promise<TextEncoding> {
+    this.#handle();
+    let tokens: Int32Array;
+    let batchSize: number;
+    if (Array.isArray(texts)) {
+      tokens = tokenize(this.config, options.tokenizer ?? this.tokenizer, texts as readonly string[], 'texts');
+      batchSize = texts.length;
+    } else {
+      const t = texts as { tokens: Int32Array; batchSize: number };
+      batchSize = checkInteger(t?.batchSize, 'batchSize', 1);
+      tokens = checkTokens(this.config, t.tokens, batchSize);
+    }
+    const out = await this.#run((m) => m.encodeTexts({ tokens, batchSize, normalize: options.normalize ?? true }));
+    return { batchSize, embeddings: new Float32Array(out.embeddings!) };
+  }
+
+  /**
+   * A zero-shot classifier over `classNames`: per class, every template filled with the name is
+   * embedded and L2-normalised, the mean re-normalised (spec §4).
+   *
+   * @example
+   * ```ts
+   * const classifier = await model.zeroShotClassifier(['cat', 'dog'], { templates: 'slip7' });
+   * const { top } = await classifier.classify(['pet.jpg'], { topK: 1 });
+   * console.log(top[0].labels[0], top[0].probabilities[0]);
+   * ```
+   */
+  async zeroShotClassifier(
+    classNames: readonly string[],
+    options: { templates?: Templates; tokenizer?: Tokenizer } = {},
+  ): Promise<ZeroShotClassifier> {
+    this.#handle();
+    const templates = resolveTemplates(options.templates ?? 'slip7');
+    if (!Array.isArray(templates) || templates.length === 0 || !templates.every((t) => typeof t === 'string' && t.includes('{}'))) {
+      throw new RilsInputError(`Expected 'slip7', 'clip80' or strings containing {} for templates but received ${String(options.templates)}`);
+    }
+    const prompts = tokenize(this.config, options.tokenizer ?? this.tokenizer,
+      (Array.isArray(classNames) ? classNames : []).flatMap((c: string) => templates.map((t) => t.replaceAll('{}', c))), 'classNames');
+    const out = await this.#run((m) =>
+      m.classEmbeddings({ tokens: prompts, numClasses: classNames.length, templatesPerClass: templates.length }),
+    );
+    return new ZeroShotClassifier(this, [...classNames], new Float32Array(out.weights!));
+  }
+
+  /**
+   * Zero-shot logits and probabilities of images against unit-norm class embeddings
+   * `[numClasses, embedDim]` (what {@link ZeroShotClassifier} uses); logits are
+   * exp(logit_scale) × cosine.
+   */
+  async classLogits(images: ImagesInput, classWeights: Float32Array, numClasses: number): Promise<{ logits: Float32Array; probabilities: Float32Array; batchSize: number }> {
+    this.#handle();
+    const C = checkInteger(numClasses, 'numClasses', 1);
+    checkTypedArray(classWeights, [Float32Array], C * this.config.embedDim, `classWeights ([${C}, ${this.config.embedDim}])`);
+    const input = await resolveImages(this.config, images);
+    const out = await this.#run((m) => m.zeroShot({ ...input, classWeights, numClasses: C }));
+    return { batchSize: input.batchSize, logits: new Float32Array(out.logits!), probabilities: new Float32Array(out.probabilities!) };
+  }
+
+  /**
+   * RILS's language-semantic view of the patches: for each image patch, a probability
+   * distribution over the given texts (softmax of cosine / temperature). With `templates`, the
+   * texts are class names expanded like {@link zeroShotClassifier}.
+   */
+  async patchSemantics(images: ImagesInput, texts: readonly string[], options: PatchSemanticsOptions = {}): Promise<PatchSemantics> {
+    this.#handle();
+    const temperature = options.temperature ?? this.trainingOptions.tauTeacher;
+    if (!(typeof temperature === 'number' && temperature > 0 && Number.isFinite(temperature))) {
+      throw invalid('a number > 0', 'temperature', temperature);
+    }
+    const textEmbeddings = options.templates
+      ? (await this.zeroShotClassifier(texts, { templates: options.templates, ...(options.tokenizer ? { tokenizer: options.tokenizer } : {}) })).weights
+      : (await this.encodeTexts(texts, { ...(options.tokenizer ? { tokenizer: options.tokenizer } : {}) })).embeddings;
+    const input = await resolveImages(this.config, images);
+    const out = await this.#run((m) =>
+      m.patchSemantics({ ...input, textEmbeddings, numTexts: texts.length, temperature }),
+    );
+    return {
+      batchSize: input.batchSize, gridSize: this.config.imageSize / this.config.patchSize, labels: [...texts],
+      probabilities: new Float32Array(out.probabilities!),
+    };
   }
 
   /**
@@ -243,17 +422,9 @@ export class Rils {
 
   #checkBatch(batch: Batch): NativeBatch {
     this.#handle();
-    if (typeof batch !== 'object' || batch === null) throw invalid('a batch object', 'trainStep', batch);
-    const B = checkInteger(batch.batchSize, 'batchSize', 1);
-    if (B < 2) throw new RilsInputError('Expected batchSize >= 2 (the contrastive loss needs negatives) but received 1');
-    const { imageSize: S, inChans: C, contextLength: L } = this.config;
-    const images = checkTypedArray<Float32Array | Uint8Array>(
-      batch.images,
-      batch.images instanceof Uint8Array ? [Uint8Array] : [Float32Array],
-      B * C * S * S,
-      `images ([${batch.images instanceof Uint8Array ? `${B}, ${S}, ${S}, ${C}` : `${B}, ${C}, ${S}, ${S}`}])`,
-    );
-    const tokens = checkTypedArray(batch.tokens, [Int32Array], B * L, `tokens ([${B}, ${L}])`);
+    if (typeof batch !== 'object' || batch === null) throw invalid('a batch object', 'the batch', batch);
+    const { images, batchSize: B } = checkImageTensor(this.config, batch, 2);
+    const tokens = checkTokens(this.config, batch.tokens, B);
     const maskNoise =
       batch.maskNoise === undefined
         ? undefined

@@ -1,6 +1,6 @@
 // Parity with the PyTorch reference (../shared/reference/rils_ref.py) on committed fixtures:
 // losses from the same weights, inputs and mask noise; weights after AdamW steps; seeded init.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -8,7 +8,7 @@ import test from 'ava';
 
 import { Rils } from '../lib/index.js';
 import type { RilsOptions } from '../lib/index.js';
-import { PARITY_CONFIG, compareWeights, expected, fixture, maxAbsDiff, parityBatch, parityModel, readTensors, relErr } from './helpers/parity.js';
+import { PARITY_CONFIG, compareWeights, expected, maxAbsDiff, parityBatch, parityModel, readTensors, relErr } from './helpers/parity.js';
 
 const MODES: Record<string, RilsOptions> = {
   default: {},
@@ -20,7 +20,9 @@ const MODES: Record<string, RilsOptions> = {
 async function weightsOf(model: Rils): Promise<Map<string, Float32Array>> {
   const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'rils-')), 'w.safetensors');
   await model.saveWeights(file);
-  return readTensors(file) as Map<string, Float32Array>;
+  const tensors = readTensors(file) as Map<string, Float32Array>;
+  rmSync(path.dirname(file), { recursive: true, force: true });
+  return tensors;
 }
 
 for (const weights of ['init', 'trained']) {
@@ -89,5 +91,4 @@ test('saved weights round-trip bit for bit', async (t) => {
   const ours = await weightsOf(model);
   for (const [name, value] of theirs) t.is(maxAbsDiff(ours.get(name)!, value), 0, name);
   model.dispose();
-  void fixture;
 });

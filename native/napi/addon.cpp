@@ -38,12 +38,19 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value IsTensorBacked(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) return Napi::Boolean::New(info.Env(), false);
+  return Napi::Boolean::New(info.Env(), is_tensor_backed(info[0].As<Napi::ArrayBuffer>().Data()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeModel", NativeModel::Define(env));
   exports.Set("createModel", Napi::Function::New(env, CreateModel, "createModel"));
   exports.Set("presets", Napi::Function::New(env, Presets, "presets"));
   exports.Set("runtimeInfo", Napi::Function::New(env, RuntimeInfo, "runtimeInfo"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+  exports.Set("retrievalRecall", Napi::Function::New(env, RetrievalRecall, "retrievalRecall"));
+  exports.Set("isTensorBacked", Napi::Function::New(env, IsTensorBacked, "isTensorBacked"));
   return exports;
 }
 

@@ -1,12 +1,16 @@
 #include "napi/bridge.h"
 
 #include <atomic>
+#include <mutex>
 #include <new>
 #include <thread>
+#include <unordered_set>
 
 namespace rils::napi {
 
 namespace {
+std::mutex exported_mutex;
+std::unordered_set<const void*> exported;  // data pointers of tensors owned by live ArrayBuffers
 std::atomic<int> worker_threads{static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))};
 }  // namespace
 
@@ -66,13 +70,26 @@ Napi::ArrayBuffer tensor_to_array_buffer(Napi::Env env, const torch::Tensor& cpu
   auto* owner = new torch::Tensor(cpu_tensor);
   const auto bytes = static_cast<int64_t>(owner->nbytes());
   Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  {
+    std::lock_guard<std::mutex> lock(exported_mutex);
+    exported.insert(owner->data_ptr());
+  }
   return Napi::ArrayBuffer::New(
       env, owner->data_ptr(), owner->nbytes(),
-      [bytes](Napi::Env e, void*, torch::Tensor* t) {
+      [bytes](Napi::Env e, void* data, torch::Tensor* t) {
+        {
+          std::lock_guard<std::mutex> lock(exported_mutex);
+          exported.erase(data);
+        }
         Napi::MemoryManagement::AdjustExternalMemory(e, -bytes);
         delete t;
       },
       owner);
+}
+
+bool is_tensor_backed(const void* data) {
+  std::lock_guard<std::mutex> lock(exported_mutex);
+  return exported.count(data) > 0;
 }
 
 }  // namespace rils::napi

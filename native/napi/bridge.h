@@ -54,6 +54,10 @@ torch::Tensor wrap_typed_array(const Napi::TypedArray& array, at::IntArrayRef sh
 // A contiguous CPU tensor as an external ArrayBuffer that owns it (freed by V8's GC).
 Napi::ArrayBuffer tensor_to_array_buffer(Napi::Env env, const torch::Tensor& cpu_tensor);
 
+// Whether `data` is the memory of a tensor handed out by tensor_to_array_buffer and not yet
+// freed: lets tests prove outputs are zero-copy.
+bool is_tensor_backed(const void* data);
+
 // LibTorch's intra-op thread count for all work of this addon. OpenMP keeps the count per calling
 // thread, so each worker applies it before running (default: every core).
 void set_worker_threads(int threads);

@@ -1,7 +1,7 @@
 #include "napi/model.h"
 
-#include "model/preprocess.h"
 #include "napi/bridge.h"
+#include "napi/inputs.h"
 #include "napi/options.h"
 
 namespace rils::napi {
@@ -12,68 +12,26 @@ struct AddonData {
   Napi::FunctionReference model_constructor;
 };
 
-// The inputs of one step as views of the caller's typed arrays (checked for size here, on the JS
-// thread; for values in the worker).
+
+// The inputs of one step as views of the caller's typed arrays.
 struct StepInput {
   torch::Tensor images;  // float [B, 3, H, W] or uint8 [B, H, W, 3]
   torch::Tensor tokens;  // int32 [B, L]
   torch::Tensor noise;   // float [B, N] or undefined
 };
 
-Napi::TypedArray typed_array_arg(const Napi::Object& args, const char* key, bool optional) {
-  auto v = args.Get(key);
-  if (optional && (v.IsUndefined() || v.IsNull())) return Napi::TypedArray();
-  if (!v.IsTypedArray()) fail(kInputError, std::string("Expected a typed array for ") + key);
-  return v.As<Napi::TypedArray>();
-}
-
 StepInput step_input(const Napi::Object& args, const RilsConfig& cfg) {
-  if (!args.Get("batchSize").IsNumber()) fail(kInputError, "Expected a number for batchSize");
-  const double b = args.Get("batchSize").As<Napi::Number>().DoubleValue();
-  if (!(b >= 2) || b != static_cast<double>(static_cast<int64_t>(b)))
-    fail(kInputError, "Expected an integer batchSize >= 2 (the contrastive loss needs negatives) but received " +
-                          std::to_string(b));
-  const int64_t B = static_cast<int64_t>(b), S = cfg.image_size;
-  StepInput in;
-  auto images = typed_array_arg(args, "images", false);
-  if (images.TypedArrayType() == napi_uint8_array) in.images = wrap_typed_array(images, {B, S, S, cfg.in_chans});
-  else if (images.TypedArrayType() == napi_float32_array) in.images = wrap_typed_array(images, {B, cfg.in_chans, S, S});
-  else fail(kInputError, "Expected a Float32Array (NCHW) or Uint8Array (NHWC) for images");
-  auto tokens = typed_array_arg(args, "tokens", false);
-  if (tokens.TypedArrayType() != napi_int32_array) fail(kInputError, "Expected an Int32Array for tokens");
-  in.tokens = wrap_typed_array(tokens, {B, cfg.context_length});
-  auto noise = typed_array_arg(args, "maskNoise", true);
-  if (!noise.IsEmpty()) {
-    if (noise.TypedArrayType() != napi_float32_array) fail(kInputError, "Expected a Float32Array for maskNoise");
-    in.noise = wrap_typed_array(noise, {B, cfg.num_patches()});
-  }
-  return in;
+  const int64_t B = batch_size_arg(args, 2, " (the contrastive loss needs negatives)");
+  return {images_arg(args, cfg, B), tokens_arg(args, "tokens", cfg, B),
+          floats_arg(args, "maskNoise", {B, cfg.num_patches()}, /*optional=*/true)};
 }
 
-// Value checks and conversion, in the worker. Nothing here touches the model, so a bad batch
-// leaves the weights exactly as they were.
 Batch to_batch(const StepInput& in, const Trainer& trainer) {
-  const auto& cfg = trainer.config();
-  Batch batch;
-  if (in.images.scalar_type() == torch::kUInt8) {
-    batch.images = normalize_images_u8(in.images);
-  } else {
-    if (!torch::isfinite(in.images).all().item<bool>()) fail(kInputError, "images contain NaN or infinite values");
-    batch.images = in.images;
-  }
-  auto lo = in.tokens.min().item<int64_t>(), hi = in.tokens.max().item<int64_t>();
-  if (lo < 0 || hi >= cfg.vocab_size)
-    fail(kInputError, "Expected token ids in [0, " + std::to_string(cfg.vocab_size) + ") but received ids in [" +
-                          std::to_string(lo) + ", " + std::to_string(hi) + "]");
-  batch.tokens = in.tokens.to(torch::kInt64);
-  if (in.noise.defined()) {
-    if (!torch::isfinite(in.noise).all().item<bool>()) fail(kInputError, "maskNoise contains NaN or infinite values");
-    batch.noise = in.noise;
-  }
   const auto device = trainer.device();
-  batch.images = batch.images.to(device, torch::kFloat32);
-  batch.tokens = batch.tokens.to(device);
-  if (batch.noise.defined()) batch.noise = batch.noise.to(device);
+  Batch batch;
+  batch.images = prepare_images(in.images, device);
+  batch.tokens = prepare_tokens(in.tokens, trainer.config().vocab_size, device);
+  if (in.noise.defined()) batch.noise = prepare_floats(in.noise, "maskNoise", device);
   return batch;
 }
 
@@ -134,7 +92,12 @@ Napi::Function NativeModel::Define(Napi::Env env) {
                            InstanceMethod<&NativeModel::SetState>("setState"),
                            InstanceMethod<&NativeModel::Parameters>("parameters"),
                            InstanceMethod<&NativeModel::Info>("info"),
-                           InstanceMethod<&NativeModel::Dispose>("dispose")});
+                           InstanceMethod<&NativeModel::Dispose>("dispose"),
+                           InstanceMethod<&NativeModel::EncodeImages>("encodeImages"),
+                           InstanceMethod<&NativeModel::EncodeTexts>("encodeTexts"),
+                           InstanceMethod<&NativeModel::ClassEmbeddings>("classEmbeddings"),
+                           InstanceMethod<&NativeModel::ZeroShot>("zeroShot"),
+                           InstanceMethod<&NativeModel::PatchSemantics>("patchSemantics")});
   auto* data = new AddonData{Napi::Persistent(ctor)};
   env.SetInstanceData<AddonData>(data);
   return ctor;

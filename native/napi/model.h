@@ -1,7 +1,11 @@
 // NativeModel: the JS object behind lib/rils.ts's Rils, one Trainer and its lock.
 #pragma once
 #include <memory>
+#include <functional>
 #include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <napi.h>
 
@@ -32,9 +36,19 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value Parameters(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
+  // Inference (napi/inference.cpp): no autograd state, outputs as external ArrayBuffers.
+  Napi::Value EncodeImages(const Napi::CallbackInfo& info);
+  Napi::Value EncodeTexts(const Napi::CallbackInfo& info);
+  Napi::Value ClassEmbeddings(const Napi::CallbackInfo& info);
+  Napi::Value ZeroShot(const Napi::CallbackInfo& info);
+  Napi::Value PatchSemantics(const Napi::CallbackInfo& info);
 
   Napi::Value RunStep(const Napi::CallbackInfo& info, bool train);
   std::shared_ptr<ModelState> live(Napi::Env env) const;
+  // Parses args.* on the JS thread, runs `compute` under the model's lock in inference mode.
+  using Outputs = std::vector<std::pair<std::string, torch::Tensor>>;
+  Napi::Value RunInference(const Napi::CallbackInfo& info,
+                           std::function<std::function<Outputs(Trainer&)>(const Napi::Object&, const RilsConfig&)> parse);
   void release(Napi::Env env);
 
   std::shared_ptr<ModelState> state_;
@@ -42,5 +56,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 
 // createModel(options) → Promise<NativeModel>; the model is built off the JS thread.
 Napi::Value CreateModel(const Napi::CallbackInfo& info);
+
+// retrievalRecall({imageEmbeddings, textEmbeddings, count, dim, ks}) → Promise<{i2t, t2i}>.
+Napi::Value RetrievalRecall(const Napi::CallbackInfo& info);
 
 }  // namespace rils::napi

@@ -30,13 +30,14 @@ export function randomBatch(model: Rils, batchSize: number, seed = 1): Batch {
 
 /** Every parameter as a Float32Array copy, keyed by name. */
 export async function snapshot(model: Rils): Promise<Map<string, Float32Array>> {
-  const { mkdtempSync, readFileSync } = await import('node:fs');
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
   const os = await import('node:os');
   const path = await import('node:path');
   const { parseSafetensors } = await import('../../lib/index.js');
   const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'rils-snap-')), 'w.safetensors');
   await model.saveWeights(file);
   const parsed = parseSafetensors(readFileSync(file));
+  rmSync(path.dirname(file), { recursive: true, force: true });
   return new Map([...parsed.tensors].map(([k, t]) => [k, new Float32Array(new Uint8Array(t.bytes).buffer)]));
 }
 

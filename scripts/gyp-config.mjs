@@ -1,10 +1,20 @@
 #!/usr/bin/env node
-// Finds LibTorch for binding.gyp (node-gyp), in the same order as CMakeLists.txt: $LIBTORCH,
-// $Torch_DIR, $CMAKE_PREFIX_PATH, a pip torch, then the system (Debian's libtorch-dev).
-// Usage: node scripts/find-libtorch.mjs include|libdir|libs|defines
+// What binding.gyp (node-gyp) needs, found as CMakeLists.txt finds it: the native sources (the same
+// glob), and LibTorch through $LIBTORCH, $Torch_DIR, $CMAKE_PREFIX_PATH, a pip torch, then the
+// system (Debian's libtorch-dev).
+// Usage: node scripts/gyp-config.mjs sources|include|libdir|libs|defines
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+if (process.argv[2] === 'sources') {
+  for (const dir of ['native/model', 'native/train', 'native/napi']) {
+    for (const f of readdirSync(path.join(root, dir)).sort()) if (f.endsWith('.cpp')) console.log(`${dir}/${f}`);
+  }
+  process.exit(0);
+}
 
 function pipTorchPrefix() {
   try {
@@ -55,6 +65,6 @@ else if (what === 'libs') {
   } catch { /* no TorchConfig.cmake: assume the system default */ }
   console.log(`_GLIBCXX_USE_CXX11_ABI=${abi}`);
 } else {
-  console.error('usage: find-libtorch.mjs include|libdir|libs|defines');
+  console.error('usage: gyp-config.mjs sources|include|libdir|libs|defines');
   process.exit(2);
 }

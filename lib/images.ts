@@ -1,0 +1,78 @@
+/**
+ * Image files to model input with sharp (decoded on libuv's thread pool, off the JS thread),
+ * using the spec's eval transform, and patch-semantics heat maps rendered back onto an image.
+ * @module
+ */
+import sharp from 'sharp';
+
+import { RilsInputError } from './errors.js';
+import { describe } from './validate.js';
+
+/** An encoded image (JPEG, PNG, WebP, …): a file path or the file's bytes. */
+export type ImageSource = string | Uint8Array;
+
+/**
+ * Decodes images with the eval transform of the spec: resize the shorter side to `size`, centre
+ * crop `size`×`size`, RGB. Returns `[n, size, size, 3]` uint8 (normalisation happens natively).
+ */
+export async function loadImages(sources: readonly ImageSource[], size: number): Promise<Uint8Array> {
+  if (!Array.isArray(sources) || sources.length === 0) {
+    throw new RilsInputError(`Expected a non-empty array of image paths or buffers but received ${describe(sources)}`);
+  }
+  const out = new Uint8Array(sources.length * size * size * 3);
+  await Promise.all(
+    sources.map(async (src, i) => {
+      if (typeof src !== 'string' && !(src instanceof Uint8Array)) {
+        throw new RilsInputError(`Expected a path or a Uint8Array for image ${i} but received ${describe(src)}`);
+      }
+      try {
+        const { data } = await sharp(src)
+          .rotate() // honour EXIF orientation
+          .resize(size, size, { fit: 'cover', position: 'centre', kernel: 'linear' })
+          .removeAlpha()
+          .toColourspace('srgb')
+          .raw()
+          .toBuffer({ resolveWithObject: true });
+        out.set(data, i * size * size * 3);
+      } catch (error) {
+        const name = typeof src === 'string' ? src : `image ${i} (${src.byteLength} bytes)`;
+        throw new RilsInputError(`Cannot decode ${name}: ${(error as Error).message}`);
+      }
+    }),
+  );
+  return out;
+}
+
+/**
+ * Renders one text's per-patch probabilities as a heat map over the image (eval crop), as PNG.
+ * `probabilities` holds the `gridSize`² patch values of that text, row-major.
+ */
+export async function renderHeatmap(
+  image: ImageSource,
+  probabilities: ArrayLike<number>,
+  gridSize: number,
+  options: { size?: number; opacity?: number } = {},
+): Promise<Buffer> {
+  if (probabilities.length !== gridSize * gridSize) {
+    throw new RilsInputError(`Expected ${gridSize * gridSize} patch values but received ${probabilities.length}`);
+  }
+  const size = options.size ?? 224;
+  const opacity = options.opacity ?? 0.6;
+  const base = (await loadImages([image], size)).buffer;
+  // A red→yellow ramp, alpha growing with the probability (scaled to this map's maximum).
+  let max = 0;
+  for (let i = 0; i < probabilities.length; i++) max = Math.max(max, probabilities[i]!);
+  const cells = Buffer.alloc(gridSize * gridSize * 4);
+  for (let i = 0; i < gridSize * gridSize; i++) {
+    const p = max > 0 ? probabilities[i]! / max : 0;
+    cells.set([255, Math.round(255 * p), 0, Math.round(255 * opacity * p)], i * 4);
+  }
+  const overlay = await sharp(cells, { raw: { width: gridSize, height: gridSize, channels: 4 } })
+    .resize(size, size, { kernel: 'nearest' })
+    .png()
+    .toBuffer();
+  return sharp(Buffer.from(base), { raw: { width: size, height: size, channels: 3 } })
+    .composite([{ input: overlay }])
+    .png()
+    .toBuffer();
+}

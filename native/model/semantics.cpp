@@ -1,0 +1,37 @@
+#include "model/semantics.h"
+
+namespace rils {
+
+namespace F = torch::nn::functional;
+
+namespace {
+torch::Tensor unit(const torch::Tensor& t) { return F::normalize(t, F::NormalizeFuncOptions().dim(-1).p(2)); }
+}  // namespace
+
+torch::Tensor class_embeddings(const torch::Tensor& text_embeds, int64_t num_classes) {
+  const int64_t E = text_embeds.size(-1);
+  return unit(unit(text_embeds).view({num_classes, -1, E}).mean(1));  // [C, E]
+}
+
+torch::Tensor zero_shot_logits(const torch::Tensor& image_embeds, const torch::Tensor& class_weights, double scale) {
+  return torch::matmul(unit(image_embeds), class_weights.t()) * scale;  // [B, C]
+}
+
+torch::Tensor patch_semantics(const torch::Tensor& patch_embeds, const torch::Tensor& text_embeds, double temperature) {
+  return torch::softmax(torch::matmul(unit(patch_embeds), unit(text_embeds).t()) / temperature, -1);  // [B, N, G]
+}
+
+std::vector<double> retrieval_recall(const torch::Tensor& image_embeds, const torch::Tensor& text_embeds,
+                                     const std::vector<int64_t>& ks) {
+  auto sim = torch::matmul(unit(image_embeds), unit(text_embeds).t());  // [B, B]
+  auto diag = sim.diagonal().unsqueeze(1);                                  // [B, 1]
+  // Rank of the true match = how many candidates score strictly higher.
+  auto rank_i2t = sim.gt(diag).sum(1);                 // [B]
+  auto rank_t2i = sim.t().gt(diag).sum(1);             // [B]
+  std::vector<double> out;
+  for (auto* rank : {&rank_i2t, &rank_t2i})
+    for (auto k : ks) out.push_back(rank->lt(k).to(torch::kFloat64).mean().item<double>());
+  return out;
+}
+
+}  // namespace rils
