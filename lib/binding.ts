@@ -32,6 +32,8 @@ export interface NativeModel {
   evaluateLoss(batch: NativeBatch): Promise<TrainStats>;
   getState(): Promise<NativeTensorEntry[]>;
   setState(entries: { name: string; data: Float32Array }[]): Promise<void>;
+  getTrainingState(): Promise<{ moments: NativeTensorEntry[]; rng: ArrayBuffer; step: number }>;
+  setTrainingState(state: { moments: { name: string; data: Float32Array }[]; rng: Uint8Array; step: number }): Promise<void>;
   parameters(): ParameterInfo[];
   info(): { config: NativeConfig; train: NativeTrainOptions; device: string; step: number };
   dispose(): void;

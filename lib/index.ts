@@ -13,13 +13,20 @@ export type {
 } from './rils.js';
 export { ZeroShotClassifier, retrievalRecall } from './zeroshot.js';
 export type { Classification, RetrievalRecall, TopK } from './zeroshot.js';
-export { ByteTokenizer, ClipTokenizer } from './tokenizer.js';
+export { ByteTokenizer, ClipTokenizer, WordTokenizer } from './tokenizer.js';
 export type { Tokenizer, TokenizerOptions } from './tokenizer.js';
 export { CLIP80_TEMPLATES, SLIP7_TEMPLATES } from './templates.js';
 export type { Templates } from './templates.js';
 export { loadImages, renderHeatmap } from './images.js';
 export type { ImageSource } from './images.js';
 export type { ImageTensor, ImagesInput } from './inputs.js';
+export { fit } from './train.js';
+export type { FitOptions, FitResult, StepProgress } from './train.js';
+export { CaptionedImageSource } from './data/source.js';
+export type { BatchSource, CaptionedImageSourceOptions } from './data/source.js';
+export { Random, randomResizedCrop } from './data/augment.js';
+export { DIGIT_NAMES, MNIST_EVAL_TEMPLATES, MNIST_TRAIN_TEMPLATES, captionFor, loadMnist } from './data/mnist.js';
+export type { LabelledImages } from './data/mnist.js';
 export { presetConfig } from './options.js';
 export type { Device, ModelConfig, PresetName, RilsOptions, TrainingOptions } from './options.js';
 export {

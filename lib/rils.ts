@@ -16,7 +16,8 @@ import type { Templates } from './templates.js';
 import type { Tokenizer } from './tokenizer.js';
 import { checkImageTensor, checkTokens, resolveImages, tokenize } from './inputs.js';
 import type { ImagesInput } from './inputs.js';
-import { checkInteger, checkTypedArray, invalid } from './validate.js';
+import { checkInteger, checkTypedArray, invalid, snakeCase } from './validate.js';
+import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 
 /** One batch of image–caption pairs. */
 export interface Batch {
@@ -351,16 +352,73 @@ export class Rils {
   async saveWeights(path: string): Promise<void> {
     if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
     const state = await this.#run((m) => m.getState());
-    const t = this.trainingOptions;
-    const config = {
-      ...Object.fromEntries(Object.entries(this.config).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v])),
-      mask_ratio: t.maskRatio, tau_s: t.tauStudent, tau_t: t.tauTeacher, recon_weight: t.reconWeight,
-    };
     await writeSafetensors(
       path,
       state.map((e) => ({ name: e.name, dtype: 'F32' as const, shape: e.shape, data: new Float32Array(e.data) })),
-      { format: 'rils-ref-v1', preset: this.#preset, config: JSON.stringify(config) },
+      { format: 'rils-ref-v1', ...this.#metadata() },
     );
+  }
+
+  /**
+   * Saves everything needed to continue training exactly: weights, AdamW moments, the step (hence
+   * the schedule), the mask-noise generator, and `extra` (your JSON state, e.g. the data position).
+   * Written atomically (temporary file, fsync, rename): a crash never leaves a broken file behind.
+   * Only between optimizer steps, not in the middle of gradient accumulation.
+   */
+  async saveCheckpoint(path: string, extra?: unknown): Promise<void> {
+    if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
+    const [weights, training] = await this.#run(async (m) => [await m.getState(), await m.getTrainingState()] as const);
+    await writeCheckpoint(path, { weights, ...training, metadata: this.#metadata(), extra: extra ?? null });
+  }
+
+  /**
+   * Restores a checkpoint of {@link saveCheckpoint} (verified against its checksum) and returns its
+   * `extra` state. On any problem nothing is changed and a {@link RilsWeightsError} says why.
+   */
+  async loadCheckpoint(path: string): Promise<unknown> {
+    if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
+    this.#handle();
+    const c = await readCheckpoint(path);
+    const entries = this.#checkWeights(path, c.weights);
+    const trainable = new Map(this.parameters().filter((p) => p.trainable).map((p) => [p.name, p]));
+    for (const m of c.moments) {
+      const p = trainable.get(m.name.slice(m.name.indexOf('.') + 1));
+      if (!p || p.shape.join() !== m.shape.join()) throw new RilsWeightsError(`${path}: unexpected optimizer tensor '${m.name}'`);
+    }
+    await this.#run(async (m) => {
+      await m.setState(entries);
+      await m.setTrainingState({ moments: c.moments, rng: c.rng, step: c.step });
+    });
+    return c.extra;
+  }
+
+  #metadata(): Record<string, string> {
+    const t = this.trainingOptions;
+    const config = {
+      ...Object.fromEntries(Object.entries(this.config).map(([k, v]) => [snakeCase(k), v])),
+      mask_ratio: t.maskRatio, tau_s: t.tauStudent, tau_t: t.tauTeacher, recon_weight: t.reconWeight,
+    };
+    const { betas, ...rest } = t;
+    const train = { ...Object.fromEntries(Object.entries(rest).map(([k, v]) => [snakeCase(k), v])), beta1: betas[0], beta2: betas[1] };
+    return { preset: this.#preset, config: JSON.stringify(config), train: JSON.stringify(train) };
+  }
+
+  /** Checks a weight list against this model's names and shapes (no change on failure). */
+  #checkWeights(path: string, tensors: Iterable<{ name: string; shape: number[]; data: Float32Array }>): { name: string; data: Float32Array }[] {
+    const expected = new Map(this.parameters().map((p) => [p.name, p]));
+    const entries: { name: string; data: Float32Array }[] = [];
+    for (const t of tensors) {
+      const p = expected.get(t.name);
+      if (!p) throw new RilsWeightsError(`${path} has '${t.name}', which this model does not (weights of another model?)`);
+      if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
+        throw new RilsWeightsError(
+          `${path}: '${t.name}' has shape [${t.shape.join(', ')}] but this model needs [${p.shape.join(', ')}] ` +
+            '(weights of another preset or config?)',
+        );
+      }
+      entries.push({ name: t.name, data: t.data });
+    }
+    return entries;
   }
 
   /**
@@ -372,20 +430,11 @@ export class Rils {
     if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
     this.#handle();
     const file = await readSafetensors(path);
-    const expected = new Map(this.parameters().map((p) => [p.name, p]));
-    const entries: { name: string; data: Float32Array }[] = [];
-    for (const [name, t] of file.tensors) {
-      const p = expected.get(name);
-      if (!p) throw new RilsWeightsError(`${path} has '${name}', which this model does not (weights of another model?)`);
+    const tensors = [...file.tensors].map(([name, t]) => {
       if (t.dtype !== 'F32') throw new RilsWeightsError(`${path}: '${name}' is ${t.dtype}; expected F32`);
-      if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
-        throw new RilsWeightsError(
-          `${path}: '${name}' has shape [${t.shape.join(', ')}] but this model needs [${p.shape.join(', ')}] ` +
-            '(weights of another preset or config?)',
-        );
-      }
-      entries.push({ name, data: asFloat32(t.bytes) });
-    }
+      return { name, shape: t.shape, data: asFloat32(t.bytes) };
+    });
+    const entries = this.#checkWeights(path, tensors);
     await this.#run((m) => m.setState(entries));
   }
 

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 
 import { RilsWeightsError } from './errors.js';
 
@@ -30,6 +31,8 @@ export interface SafetensorsEntry {
 export interface SafetensorsFile {
   tensors: Map<string, SafetensorsEntry>;
   metadata: Record<string, string>;
+  /** The whole data section (every tensor's bytes, in file order). */
+  data: Uint8Array;
 }
 
 function corrupt(path: string, why: string): RilsWeightsError {
@@ -79,7 +82,7 @@ export function parseSafetensors(buffer: Uint8Array, path = 'buffer'): Safetenso
     }
     tensors.set(name, { dtype, shape: shape as number[], bytes: data.subarray(begin, end) });
   }
-  return { tensors, metadata };
+  return { tensors, metadata, data };
 }
 
 /** Reads and parses a file (off the JS thread: fs reads run on libuv's pool). */
@@ -132,6 +135,9 @@ export async function writeSafetensors(
     await file.sync();
     await file.close();
     await rename(temp, path);
+    // The rename itself must reach the disk before a later step relies on it.
+    const dir = await open(dirname(path), 'r');
+    await dir.sync().finally(() => dir.close());
   } catch (error) {
     await file.close().catch(() => undefined);
     await rm(temp, { force: true });

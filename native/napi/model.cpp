@@ -91,6 +91,8 @@ Napi::Function NativeModel::Define(Napi::Env env) {
                            InstanceMethod<&NativeModel::GetState>("getState"),
                            InstanceMethod<&NativeModel::SetState>("setState"),
                            InstanceMethod<&NativeModel::Parameters>("parameters"),
+                           InstanceMethod<&NativeModel::GetTrainingState>("getTrainingState"),
+                           InstanceMethod<&NativeModel::SetTrainingState>("setTrainingState"),
                            InstanceMethod<&NativeModel::Info>("info"),
                            InstanceMethod<&NativeModel::Dispose>("dispose"),
                            InstanceMethod<&NativeModel::EncodeImages>("encodeImages"),
@@ -153,6 +155,28 @@ Napi::Value NativeModel::EvaluateLoss(const Napi::CallbackInfo& info) { return R
 
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
+namespace {
+struct TrainingSnapshot {
+  NamedTensors moments;
+  torch::Tensor rng;
+  int64_t step = 0;
+};
+
+Napi::Array entries_to_js(Napi::Env e, NamedTensors& tensors) {
+  auto arr = Napi::Array::New(e, tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    auto entry = Napi::Object::New(e);
+    entry.Set("name", tensors[i].first);
+    auto shape = Napi::Array::New(e);
+    for (int64_t d = 0; d < tensors[i].second.dim(); ++d) shape.Set(d, static_cast<double>(tensors[i].second.size(d)));
+    entry.Set("shape", shape);
+    entry.Set("data", tensor_to_array_buffer(e, tensors[i].second.contiguous()));
+    arr.Set(i, entry);
+  }
+  return arr;
+}
+}  // namespace
+
 Napi::Value NativeModel::GetState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto state = live(env);
@@ -166,19 +190,7 @@ Napi::Value NativeModel::GetState(const Napi::CallbackInfo& info) {
           out.emplace_back(p.key(), p.value().detach().to(torch::kCPU, torch::kFloat32).clone().contiguous());
         return out;
       },
-      [](Napi::Env e, NamedTensors& tensors) -> Napi::Value {
-        auto arr = Napi::Array::New(e, tensors.size());
-        for (size_t i = 0; i < tensors.size(); ++i) {
-          auto entry = Napi::Object::New(e);
-          entry.Set("name", tensors[i].first);
-          auto shape = Napi::Array::New(e);
-          for (int64_t d = 0; d < tensors[i].second.dim(); ++d) shape.Set(d, static_cast<double>(tensors[i].second.size(d)));
-          entry.Set("shape", shape);
-          entry.Set("data", tensor_to_array_buffer(e, tensors[i].second));
-          arr.Set(i, entry);
-        }
-        return arr;
-      });
+      [](Napi::Env e, NamedTensors& tensors) -> Napi::Value { return entries_to_js(e, tensors); });
 }
 
 Napi::Value NativeModel::SetState(const Napi::CallbackInfo& info) {
@@ -219,6 +231,77 @@ Napi::Value NativeModel::SetState(const Napi::CallbackInfo& info) {
           }
           torch::NoGradGuard no_grad;
           for (const auto& [name, t] : incoming) params.at(name).copy_(t);
+          return true;
+        },
+        [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  });
+}
+
+
+Napi::Value NativeModel::GetTrainingState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = live(env);
+  return PromiseWorker<TrainingSnapshot>::Run(
+      env, {},
+      [state]() {
+        std::lock_guard<std::mutex> lock(state->mutex);
+        auto& t = *state->trainer;
+        if (t.micro_step() != 0)
+          fail(kStateError, "A checkpoint can only be taken between optimizer steps (" + std::to_string(t.micro_step()) +
+                                " micro-batches are accumulated)");
+        return TrainingSnapshot{t.optimizer_state(), t.rng_state().clone(), t.step()};
+      },
+      [](Napi::Env e, TrainingSnapshot& s) -> Napi::Value {
+        auto o = Napi::Object::New(e);
+        o.Set("moments", entries_to_js(e, s.moments));
+        o.Set("rng", tensor_to_array_buffer(e, s.rng.contiguous()));
+        o.Set("step", static_cast<double>(s.step));
+        return o;
+      });
+}
+
+Napi::Value NativeModel::SetTrainingState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = live(env);
+  return guard(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsObject()) fail(kInputError, "Expected a training state object");
+    auto args = info[0].As<Napi::Object>();
+    if (!args.Get("moments").IsArray()) fail(kWeightsError, "Expected an array of optimizer moments");
+    auto list = args.Get("moments").As<Napi::Array>();
+    std::map<std::string, torch::Tensor> params;
+    for (const auto& p : state->trainer->model()->named_parameters(true)) params.emplace(p.key(), p.value());
+    std::map<std::string, torch::Tensor> moments;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+      auto e = list.Get(i).As<Napi::Object>();
+      const auto name = e.Get("name").ToString().Utf8Value();
+      const auto dot = name.find('.');
+      auto it = dot == std::string::npos ? params.end() : params.find(name.substr(dot + 1));
+      if (it == params.end() || (name.rfind("exp_avg.", 0) != 0 && name.rfind("exp_avg_sq.", 0) != 0))
+        fail(kWeightsError, "Unexpected optimizer tensor '" + name + "'");
+      auto data = e.Get("data");
+      if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+        fail(kWeightsError, "Expected F32 data for '" + name + "'");
+      moments.emplace(name, wrap_typed_array(data.As<Napi::TypedArray>(), it->second.sizes()));
+    }
+    auto rng_value = args.Get("rng");
+    if (!rng_value.IsTypedArray() || rng_value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      fail(kWeightsError, "Expected the generator state as a Uint8Array");
+    const auto expected_rng = state->trainer->rng_state().numel();
+    auto rng = wrap_typed_array(rng_value.As<Napi::TypedArray>(), {expected_rng});
+    if (!args.Get("step").IsNumber()) fail(kWeightsError, "Expected a step count");
+    const auto step = static_cast<int64_t>(args.Get("step").As<Napi::Number>().DoubleValue());
+    return PromiseWorker<bool>::Run(
+        env, {args},
+        [state, moments, rng, step]() {
+          std::lock_guard<std::mutex> lock(state->mutex);
+          for (const auto& [name, t] : moments)
+            if (!torch::isfinite(t).all().item<bool>()) fail(kWeightsError, "'" + name + "' contains NaN or infinite values");
+          try {
+            state->trainer->load_optimizer_state(moments, step);  // validates before it changes anything
+          } catch (const c10::Error& e) {
+            fail(kWeightsError, e.what_without_backtrace());
+          }
+          state->trainer->set_rng_state(rng.clone());
           return true;
         },
         [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });

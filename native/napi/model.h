@@ -34,6 +34,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value GetState(const Napi::CallbackInfo& info);
   Napi::Value SetState(const Napi::CallbackInfo& info);
   Napi::Value Parameters(const Napi::CallbackInfo& info);
+  Napi::Value GetTrainingState(const Napi::CallbackInfo& info);
+  Napi::Value SetTrainingState(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   // Inference (napi/inference.cpp): no autograd state, outputs as external ArrayBuffers.

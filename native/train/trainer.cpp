@@ -22,6 +22,14 @@ RilsModel build_model(const RilsConfig& cfg, uint64_t seed) {
   return RilsModel(cfg);
 }
 
+// The optimiser's state map is keyed by a string of the TensorImpl address in LibTorch 1.13 and
+// by the address itself in 2.x.
+template <class Map>
+typename Map::key_type state_key(const torch::Tensor& p) {
+  if constexpr (std::is_same_v<typename Map::key_type, std::string>) return c10::guts::to_string(p.unsafeGetTensorImpl());
+  else return p.unsafeGetTensorImpl();
+}
+
 }  // namespace
 
 Trainer::Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, torch::Device device)
@@ -116,6 +124,52 @@ StepStats Trainer::evaluate_loss(const Batch& batch) {
   torch::NoGradGuard no_grad;
   model_->train();  // RILS has no dropout or batch norm: train and eval modes compute the same
   return stats_of(forward_loss(batch));
+}
+
+}  // namespace rils
+
+namespace rils {
+
+std::vector<std::pair<std::string, torch::Tensor>> Trainer::optimizer_state() const {
+  TORCH_CHECK(micro_step_ == 0, "A checkpoint can only be taken between optimizer steps (", micro_step_,
+              " micro-batches are accumulated)");
+  using Map = std::decay_t<decltype(optimizer_->state())>;
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& p : model_->named_parameters()) {
+    auto it = optimizer_->state().find(state_key<Map>(p.value()));
+    if (it == optimizer_->state().end()) continue;
+    const auto& st = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+    out.emplace_back("exp_avg." + p.key(), st.exp_avg().detach().to(torch::kCPU).clone());
+    out.emplace_back("exp_avg_sq." + p.key(), st.exp_avg_sq().detach().to(torch::kCPU).clone());
+  }
+  return out;
+}
+
+void Trainer::load_optimizer_state(const std::map<std::string, torch::Tensor>& moments, int64_t step) {
+  TORCH_CHECK_VALUE(step >= 0, "Expected a step >= 0 but received ", step);
+  std::vector<std::tuple<torch::Tensor, torch::Tensor, torch::Tensor>> updates;  // param, exp_avg, exp_avg_sq
+  for (const auto& p : model_->named_parameters()) {
+    if (!p.value().requires_grad()) continue;
+    auto m = moments.find("exp_avg." + p.key()), v = moments.find("exp_avg_sq." + p.key());
+    if (m == moments.end() && v == moments.end() && moments.empty()) continue;
+    TORCH_CHECK_VALUE(m != moments.end() && v != moments.end(), "Missing optimizer moments of '", p.key(), "'");
+    TORCH_CHECK_VALUE(m->second.sizes() == p.value().sizes() && v->second.sizes() == p.value().sizes(),
+                      "Optimizer moments of '", p.key(), "' have the wrong shape");
+    updates.emplace_back(p.value(), m->second, v->second);
+  }
+  using Map = std::decay_t<decltype(optimizer_->state())>;
+  auto& state = optimizer_->state();
+  state.clear();
+  for (auto& [param, m, v] : updates) {
+    auto st = std::make_unique<torch::optim::AdamWParamState>();
+    st->step(step);
+    st->exp_avg(m.to(param.device(), param.scalar_type()).clone());
+    st->exp_avg_sq(v.to(param.device(), param.scalar_type()).clone());
+    state[state_key<Map>(param)] = std::move(st);
+  }
+  step_ = step;
+  micro_step_ = 0;
+  optimizer_->zero_grad();
 }
 
 }  // namespace rils

@@ -1,8 +1,11 @@
 // One RILS model with its optimiser: the unit the addon exposes. Everything here runs on a
 // worker thread; the caller serialises calls on one Trainer.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -44,6 +47,17 @@ class Trainer {
 
   StepStats train_step(const Batch& batch);
   StepStats evaluate_loss(const Batch& batch);  // forward only: no gradient, no update
+
+  // Checkpoint support. The AdamW moments as exp_avg.<name> / exp_avg_sq.<name> (CPU copies; the
+  // reference's interchange names), and the mask-noise generator's state. Only between optimizer
+  // steps: mid-accumulation gradients are not part of a checkpoint.
+  std::vector<std::pair<std::string, torch::Tensor>> optimizer_state() const;
+  // Replaces the moments and the step count; every trainable parameter must have both moments
+  // (or none, for a fresh optimiser) with its shape. Validates everything before changing anything.
+  void load_optimizer_state(const std::map<std::string, torch::Tensor>& moments, int64_t step);
+  torch::Tensor rng_state() const { return generator_.get_state(); }
+  void set_rng_state(const torch::Tensor& state) { generator_.set_state(state); }
+  int64_t micro_step() const { return micro_step_; }
 
   RilsModel& model() { return model_; }
   const RilsConfig& config() const { return model_->cfg; }

