@@ -71,6 +71,10 @@ export interface NativeAddon {
   setNumThreads(n: number): void;
   retrievalRecall(args: { imageEmbeddings: Float32Array; textEmbeddings: Float32Array; count: number; dim: number; ks: number[] }): Promise<{ i2t: number[]; t2i: number[] }>;
   isTensorBacked(buffer: ArrayBuffer): boolean;
+  classifyFeatures(args: {
+    train: Float32Array; trainLabels: Int32Array; query: Float32Array; trainCount: number; queryCount: number;
+    dim: number; numClasses: number; method: 'knn' | 'prototype'; k: number;
+  }): Promise<ArrayBuffer>;
 }
 
 const require = createRequire(import.meta.url);

@@ -130,6 +130,12 @@ const KNOWN = new Set<string>([
   ...OTHER_FIELDS,
 ]);
 const PRESETS: readonly PresetName[] = ['vit_l16', 'vit_b16', 'vit_s16', 'vit_ti16', 'micro'];
+/** @internal */
+export const PRESET_NAMES = PRESETS;
+/** Whether `name` is an option of {@link RilsOptions}. @internal */
+export function isOptionName(name: string): boolean {
+  return KNOWN.has(name);
+}
 
 /** The resolved fields of a preset. */
 export function presetConfig(preset: PresetName): ModelConfig {

@@ -7,16 +7,17 @@ import { native } from './binding.js';
 import type { NativeBatch, NativeModel } from './binding.js';
 import { RilsInputError, RilsStateError, RilsWeightsError, fromNative } from './errors.js';
 import { ZeroShotClassifier } from './zeroshot.js';
-import { fromNativeConfig, fromNativeTrainOptions, toNativeOptions } from './options.js';
+import { PRESET_NAMES, fromNativeConfig, fromNativeTrainOptions, isOptionName, toNativeOptions } from './options.js';
 import type { Device, ModelConfig, PresetName, RilsOptions, TrainingOptions } from './options.js';
 import { SerialQueue } from './queue.js';
 import { asFloat32, readSafetensors, writeSafetensors } from './safetensors.js';
 import { resolveTemplates } from './templates.js';
 import type { Templates } from './templates.js';
-import type { Tokenizer } from './tokenizer.js';
+import { tokenizerFromSpec, tokenizerSpec } from './tokenizer.js';
+import type { Tokenizer, TokenizerSpec } from './tokenizer.js';
 import { checkImageTensor, checkTokens, resolveImages, tokenize } from './inputs.js';
 import type { ImagesInput } from './inputs.js';
-import { checkInteger, checkTypedArray, invalid, snakeCase } from './validate.js';
+import { camelCase, checkInteger, checkTypedArray, invalid, snakeCase } from './validate.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 
 /** One batch of image–caption pairs. */
@@ -189,6 +190,49 @@ export class Rils {
     } catch (error) {
       throw fromNative(error);
     }
+  }
+
+  /**
+   * A model built from a weight file's metadata (config, training options, tokenizer) with its
+   * weights loaded: files written by {@link saveWeights} or the PyTorch reference.
+   * `options` override what the file says (e.g. `device`, or a `tokenizer`).
+   */
+  static async fromWeights(path: string, options: RilsOptions & { clipVocabPath?: string } = {}): Promise<Rils> {
+    const file = await readSafetensors(path);
+    const meta = file.metadata;
+    let fromFile: RilsOptions = {};
+    try {
+      const config = JSON.parse(meta.config ?? '{}') as Record<string, number>;
+      const { mask_ratio, tau_s, tau_t, recon_weight, ...fields } = config;
+      const train = JSON.parse(meta.train ?? '{}') as Record<string, number | boolean>;
+      const { beta1, beta2, ...trainRest } = train;
+      fromFile = {
+        ...(PRESET_NAMES.includes(meta.preset as PresetName) ? { preset: meta.preset as PresetName } : {}),
+        ...Object.fromEntries(Object.entries(fields).map(([k, v]) => [camelCase(k), v])),
+        ...Object.fromEntries(Object.entries(trainRest).map(([k, v]) => [camelCase(k), v])),
+        ...(beta1 !== undefined && beta2 !== undefined ? { betas: [beta1 as number, beta2 as number] } : {}),
+        ...(mask_ratio !== undefined ? { maskRatio: mask_ratio } : {}),
+        ...(tau_s !== undefined ? { tauStudent: tau_s } : {}),
+        ...(tau_t !== undefined ? { tauTeacher: tau_t } : {}),
+        ...(recon_weight !== undefined ? { reconWeight: recon_weight } : {}),
+      } as RilsOptions;
+    } catch {
+      throw new RilsWeightsError(`${path}: unreadable config in the metadata`);
+    }
+    // Drop fields that are not options (e.g. a newer writer's extras), keep the rest.
+    const known = fromFile as Record<string, unknown>;
+    for (const k of Object.keys(known)) if (!isOptionName(k)) delete known[k];
+    const { clipVocabPath, ...rest } = options;
+    let tokenizer = rest.tokenizer;
+    if (!tokenizer && meta.tokenizer) tokenizer = await tokenizerFromSpec(JSON.parse(meta.tokenizer) as TokenizerSpec, clipVocabPath);
+    const model = await Rils.create({ seed: 0, ...fromFile, ...rest, ...(tokenizer ? { tokenizer } : {}) });
+    try {
+      await model.loadWeights(path);
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
+    return model;
   }
 
   /** Number of patches per image, N = (imageSize / patchSize)². */
@@ -400,7 +444,11 @@ export class Rils {
     };
     const { betas, ...rest } = t;
     const train = { ...Object.fromEntries(Object.entries(rest).map(([k, v]) => [snakeCase(k), v])), beta1: betas[0], beta2: betas[1] };
-    return { preset: this.#preset, config: JSON.stringify(config), train: JSON.stringify(train) };
+    const tokenizer = this.tokenizer && tokenizerSpec(this.tokenizer);
+    return {
+      preset: this.#preset, config: JSON.stringify(config), train: JSON.stringify(train),
+      ...(tokenizer ? { tokenizer: JSON.stringify(tokenizer) } : {}),
+    };
   }
 
   /** Checks a weight list against this model's names and shapes (no change on failure). */

@@ -34,4 +34,20 @@ std::vector<double> retrieval_recall(const torch::Tensor& image_embeds, const to
   return out;
 }
 
+torch::Tensor knn_predict(const torch::Tensor& train, const torch::Tensor& labels, const torch::Tensor& query,
+                          int64_t k, int64_t num_classes) {
+  auto sim = torch::matmul(unit(query), unit(train).t());  // [Q, M]
+  auto [top_sim, top_idx] = sim.topk(std::min<int64_t>(k, train.size(0)), 1);  // [Q, k]
+  auto votes = torch::zeros({query.size(0), num_classes}, sim.options());
+  votes.scatter_add_(1, labels.index({top_idx}), top_sim.clamp_min(0) + 1e-6);
+  return votes.argmax(1);
+}
+
+torch::Tensor prototype_predict(const torch::Tensor& train, const torch::Tensor& labels, const torch::Tensor& query,
+                                int64_t num_classes) {
+  auto sums = torch::zeros({num_classes, train.size(1)}, train.options());
+  sums.index_add_(0, labels, unit(train));
+  return torch::matmul(unit(query), unit(sums).t()).argmax(1);  // [Q]
+}
+
 }  // namespace rils

@@ -23,4 +23,14 @@ torch::Tensor patch_semantics(const torch::Tensor& patch_embeds, const torch::Te
 std::vector<double> retrieval_recall(const torch::Tensor& image_embeds, const torch::Tensor& text_embeds,
                                      const std::vector<int64_t>& ks);
 
+// k-nearest-neighbour labels by cosine similarity, majority vote weighted by similarity
+// (ties → the smaller label). train [M, E], labels int64 [M], query [Q, E] → int64 [Q].
+torch::Tensor knn_predict(const torch::Tensor& train, const torch::Tensor& labels, const torch::Tensor& query,
+                          int64_t k, int64_t num_classes);
+
+// Nearest class prototype (mean of the L2-normalised examples of each class, re-normalised) by
+// cosine: the few-shot protocol on frozen features. → int64 [Q].
+torch::Tensor prototype_predict(const torch::Tensor& train, const torch::Tensor& labels, const torch::Tensor& query,
+                                int64_t num_classes);
+
 }  // namespace rils

@@ -50,6 +50,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("runtimeInfo", Napi::Function::New(env, RuntimeInfo, "runtimeInfo"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("retrievalRecall", Napi::Function::New(env, RetrievalRecall, "retrievalRecall"));
+  exports.Set("classifyFeatures", Napi::Function::New(env, ClassifyFeatures, "classifyFeatures"));
   exports.Set("isTensorBacked", Napi::Function::New(env, IsTensorBacked, "isTensorBacked"));
   return exports;
 }

@@ -204,4 +204,34 @@ Napi::Value RetrievalRecall(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value ClassifyFeatures(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsObject()) fail(kInputError, "Expected an arguments object");
+    auto args = info[0].As<Napi::Object>();
+    const int64_t m = count_arg(args, "trainCount"), q = count_arg(args, "queryCount"), dim = count_arg(args, "dim");
+    const int64_t classes = count_arg(args, "numClasses");
+    const auto method = args.Get("method").ToString().Utf8Value();
+    if (method != "knn" && method != "prototype") fail(kInputError, "Expected method 'knn' or 'prototype'");
+    const int64_t k = method == "knn" ? count_arg(args, "k") : 1;
+    auto train = floats_arg(args, "train", {m, dim}), query = floats_arg(args, "query", {q, dim});
+    auto labels_arr = args.Get("trainLabels");
+    if (!labels_arr.IsTypedArray() || labels_arr.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      fail(kInputError, "Expected an Int32Array for trainLabels");
+    auto labels = wrap_typed_array(labels_arr.As<Napi::TypedArray>(), {m});
+    return PromiseWorker<torch::Tensor>::Run(
+        env, {args},
+        [=]() {
+          c10::InferenceMode inference;
+          auto lab = labels.to(torch::kInt64);
+          if (lab.min().item<int64_t>() < 0 || lab.max().item<int64_t>() >= classes)
+            fail(kInputError, "Expected trainLabels in [0, " + std::to_string(classes) + ")");
+          auto tr = prepare_floats(train, "train", torch::kCPU), qu = prepare_floats(query, "query", torch::kCPU);
+          auto pred = method == "knn" ? knn_predict(tr, lab, qu, k, classes) : prototype_predict(tr, lab, qu, classes);
+          return pred.to(torch::kInt32).contiguous();
+        },
+        [](Napi::Env e, torch::Tensor& pred) -> Napi::Value { return tensor_to_array_buffer(e, pred); });
+  });
+}
+
 }  // namespace rils::napi

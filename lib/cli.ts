@@ -1,0 +1,215 @@
+#!/usr/bin/env node
+/**
+ * The `rils` command line: `info`, `train`, `zeroshot`, `embed`, `eval`.
+ * @internal
+ * @module
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { knnClassify, accuracy, prototypeClassify, sampleShots } from './evaluate.js';
+import { RilsError } from './errors.js';
+import { FileCaptionSource, readCaptionIndex } from './data/files.js';
+import { DIGIT_NAMES, MNIST_EVAL_TEMPLATES, MNIST_TRAIN_TEMPLATES, captionFor, loadMnist } from './data/mnist.js';
+import { CaptionedImageSource } from './data/source.js';
+import type { BatchSource } from './data/source.js';
+import { runtimeInfo, setNumThreads } from './index.js';
+import type { PresetName, RilsOptions } from './options.js';
+import { Rils } from './rils.js';
+import { writeSafetensors } from './safetensors.js';
+import { ByteTokenizer, ClipTokenizer, WordTokenizer } from './tokenizer.js';
+import type { Tokenizer } from './tokenizer.js';
+import { fit } from './train.js';
+
+const USAGE = `rils — RILS vision-language pre-training on LibTorch
+
+  rils info
+  rils train    --data mnist|DIR|FILE.jsonl|FILE.csv [--preset micro] [--steps 500] [--batch 64] [--lr 5e-4]
+                [--warmup 60] [--weight-decay 0.1] [--recon-weight 0.5] [--seed 0] [--device cpu]
+                [--tokenizer word|byte|clip:VOCAB.gz] [--context N] [--checkpoint FILE] [--metrics FILE.jsonl]
+                [--out WEIGHTS.safetensors] [--threads N] [--set field=value ...]
+  rils zeroshot --weights W --classes a,b,c [--templates slip7|clip80|"a photo of {}."|...] [--top 5] IMAGE...
+  rils embed    --weights W --out FILE.safetensors|FILE.npy IMAGE...
+  rils eval     --weights W --data mnist   (zero-shot top-1/top-5 with unseen templates, k-NN, 10-shot)
+
+Weights carry their config and tokenizer; CLIP-tokenizer models also need --vocab PATH.`;
+
+function fail(message: string): never {
+  console.error(`rils: ${message}`);
+  process.exit(2);
+}
+
+async function tokenizerFor(spec: string, context: number, captions: () => string[]): Promise<Tokenizer> {
+  if (spec === 'word') return WordTokenizer.fromTexts(captions(), { contextLength: context });
+  if (spec === 'byte') return new ByteTokenizer({ contextLength: context });
+  if (spec.startsWith('clip:')) return ClipTokenizer.load(spec.slice(5), { contextLength: context });
+  return fail(`unknown tokenizer '${spec}' (word, byte or clip:PATH)`);
+}
+
+function blasInfo(): string {
+  try {
+    const maps = readFileSync('/proc/self/maps', 'utf-8');
+    const libs = [...new Set(maps.split('\n').map((l) => l.split(/\s+/).pop() ?? '').filter((l) => /blas|lapack/.test(l)))];
+    return libs.length ? libs.join(', ') : 'none mapped';
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function info(): Promise<void> {
+  const r = runtimeInfo();
+  const require = createRequire(import.meta.url);
+  const pkg = require('../package.json') as { version: string };
+  console.log(`rils ${pkg.version}`);
+  console.log(`LibTorch ${r.libtorchVersion}; CUDA ${r.cudaAvailable ? `yes (${r.cudaDeviceCount} device(s))` : 'no'}; threads ${r.threads}`);
+  console.log(`BLAS: ${blasInfo()}`);
+  console.log(r.parallelInfo.trim());
+}
+
+async function train(argv: string[]): Promise<void> {
+  const { values: a } = parseArgs({
+    args: argv,
+    options: {
+      data: { type: 'string' }, preset: { type: 'string', default: 'micro' }, steps: { type: 'string', default: '500' },
+      batch: { type: 'string', default: '64' }, lr: { type: 'string', default: '5e-4' }, warmup: { type: 'string', default: '60' },
+      'weight-decay': { type: 'string', default: '0.1' }, 'recon-weight': { type: 'string', default: '0.5' },
+      seed: { type: 'string', default: '0' }, device: { type: 'string', default: 'cpu' }, tokenizer: { type: 'string', default: 'word' },
+      context: { type: 'string' }, checkpoint: { type: 'string' }, metrics: { type: 'string' }, out: { type: 'string', default: 'rils.safetensors' },
+      threads: { type: 'string' }, set: { type: 'string', multiple: true, default: [] }, 'on-error': { type: 'string', default: 'skip' },
+    },
+  });
+  if (!a.data) fail('train needs --data mnist|DIR|FILE.jsonl|FILE.csv');
+  if (a.threads) setNumThreads(Number(a.threads));
+  const steps = Number(a.steps), batchSize = Number(a.batch), seed = Number(a.seed);
+  const overrides = Object.fromEntries((a.set as string[]).map((kv) => {
+    const [k, v] = kv.split('=');
+    return [k, Number(v)];
+  }));
+  let source: BatchSource;
+  let tokenizer: Tokenizer;
+  const mnist = a.data === 'mnist';
+  const context = Number(a.context ?? (a.tokenizer === 'word' ? 16 : 32));
+  if (mnist) {
+    const data = loadMnist('train');
+    tokenizer = await tokenizerFor(a.tokenizer!, context, () => MNIST_TRAIN_TEMPLATES.flatMap((t) => DIGIT_NAMES.map((d) => t.replaceAll('{}', d))));
+    source = new CaptionedImageSource({ ...data, tokenizer, batchSize, seed, caption: (l, rng) => captionFor(l, MNIST_TRAIN_TEMPLATES, rng) });
+  } else {
+    const { items, skipped } = await readCaptionIndex(a.data!);
+    if (skipped) console.log(`skipped ${skipped} rows without an image or a caption`);
+    tokenizer = await tokenizerFor(a.tokenizer!, context, () => items.map((i) => i.caption));
+    source = new FileCaptionSource({
+      items, tokenizer, batchSize, seed, size: overrides.imageSize ?? (a.preset === 'micro' ? 32 : 224),
+      onError: a['on-error'] === 'throw' ? 'throw' : 'skip',
+    });
+  }
+  const options: RilsOptions = {
+    preset: a.preset as PresetName, vocabSize: tokenizer.vocabSize, contextLength: tokenizer.contextLength, tokenizer, seed,
+    device: a.device as RilsOptions['device'], lr: Number(a.lr), minLr: Number(a.lr) / 50, warmupSteps: Number(a.warmup),
+    totalSteps: steps, weightDecay: Number(a['weight-decay']), reconWeight: Number(a['recon-weight']), ...overrides,
+  };
+  const model = await Rils.create(options);
+  const result = await fit(model, source, {
+    steps, ...(a.checkpoint ? { checkpoint: a.checkpoint } : {}), ...(a.metrics ? { metrics: a.metrics } : {}),
+    onStep: (p) => {
+      if (process.stdout.isTTY || p.step % 20 === 0 || p.step === steps) {
+        const line = `step ${p.step}/${steps} loss ${p.loss.toFixed(4)} clip-acc ${(100 * p.clipAcc).toFixed(1)}% ` +
+          `gated ${(100 * p.gatedFraction).toFixed(1)}% lr ${p.lr.toExponential(2)} ${p.imagesPerSecond.toFixed(1)} img/s ` +
+          `data-wait ${(100 * p.dataWaitFraction).toFixed(1)}%`;
+        if (process.stdout.isTTY) process.stdout.write(`\r${line}`);
+        else console.log(line);
+      }
+    },
+  });
+  if (process.stdout.isTTY) process.stdout.write('\n');
+  if (result.resumedFrom) console.log(`resumed from step ${result.resumedFrom}`);
+  if (result.interrupted) console.log(`stopped at step ${result.stepsDone}; run the same command again to resume`);
+  await model.saveWeights(a.out!);
+  console.log(`weights: ${a.out}`);
+  if (source instanceof FileCaptionSource && source.skipped) console.log(`skipped ${source.skipped} unreadable images`);
+  model.dispose();
+}
+
+async function loadModel(a: { weights?: string; vocab?: string; device?: string }): Promise<Rils> {
+  if (!a.weights) fail('needs --weights FILE');
+  return Rils.fromWeights(a.weights!, {
+    ...(a.vocab ? { clipVocabPath: a.vocab } : {}), ...(a.device ? { device: a.device as RilsOptions['device'] } : {}),
+  });
+}
+
+async function zeroshot(argv: string[]): Promise<void> {
+  const { values: a, positionals } = parseArgs({
+    args: argv, allowPositionals: true,
+    options: { weights: { type: 'string' }, vocab: { type: 'string' }, device: { type: 'string' }, classes: { type: 'string' },
+      templates: { type: 'string', multiple: true }, top: { type: 'string', default: '5' } },
+  });
+  if (!a.classes || positionals.length === 0) fail('zeroshot needs --classes a,b,c and image files');
+  const model = await loadModel(a);
+  const t = a.templates ?? ['slip7'];
+  const templates = t.length === 1 && (t[0] === 'slip7' || t[0] === 'clip80') ? (t[0] as 'slip7' | 'clip80') : t;
+  const classifier = await model.zeroShotClassifier(a.classes!.split(',').map((c) => c.trim()), { templates });
+  const r = await classifier.classify(positionals, { topK: Number(a.top) });
+  r.top.forEach((top, i) => {
+    console.log(`${positionals[i]}: ${top.labels.map((l, k) => `${l} ${(100 * top.probabilities[k]!).toFixed(1)}%`).join(', ')}`);
+  });
+  model.dispose();
+}
+
+async function embed(argv: string[]): Promise<void> {
+  const { values: a, positionals } = parseArgs({
+    args: argv, allowPositionals: true,
+    options: { weights: { type: 'string' }, vocab: { type: 'string' }, device: { type: 'string' }, out: { type: 'string' } },
+  });
+  if (!a.out || positionals.length === 0) fail('embed needs --out FILE and image files');
+  const model = await loadModel(a);
+  const { embeddings } = await model.encodeImages(positionals);
+  const shape = [positionals.length, model.config.embedDim];
+  if (a.out!.endsWith('.npy')) {
+    // NumPy format 1.0: magic, header length, a dict padded so the data starts 64-byte aligned.
+    let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}), }`;
+    header += ' '.repeat(64 - ((10 + header.length + 1) % 64)) + '\n';
+    const head = Buffer.concat([Buffer.from([0x93]), Buffer.from('NUMPY'), Buffer.from([1, 0]), Buffer.alloc(2), Buffer.from(header, 'latin1')]);
+    head.writeUInt16LE(header.length, 8);
+    writeFileSync(a.out!, Buffer.concat([head, Buffer.from(embeddings.buffer, embeddings.byteOffset, embeddings.byteLength)]));
+  } else {
+    await writeSafetensors(a.out!, [{ name: 'image_embed_norm', dtype: 'F32', shape, data: embeddings }],
+      { images: JSON.stringify(positionals.map((p) => path.resolve(p))) });
+  }
+  console.log(`${a.out}: ${shape.join('×')} embeddings`);
+  model.dispose();
+}
+
+async function evaluate(argv: string[]): Promise<void> {
+  const { values: a } = parseArgs({
+    args: argv,
+    options: { weights: { type: 'string' }, vocab: { type: 'string' }, device: { type: 'string' }, data: { type: 'string', default: 'mnist' } },
+  });
+  if (a.data !== 'mnist') fail('eval supports --data mnist (labelled test digits)');
+  const model = await loadModel(a);
+  const train = loadMnist('train'), test = loadMnist('test');
+  const clf = await model.zeroShotClassifier(DIGIT_NAMES, { templates: MNIST_EVAL_TEMPLATES });
+  const zs = await clf.classify({ images: test.images, batchSize: test.count }, { topK: 5 });
+  const top1 = accuracy(zs.top.map((t) => t.indices[0]!), test.labels);
+  const top5 = zs.top.filter((t, i) => t.indices.includes(test.labels[i]!)).length / test.count;
+  const trainF = { features: (await model.encodeImages({ images: train.images, batchSize: train.count })).embeddings, labels: train.labels };
+  const testF = (await model.encodeImages({ images: test.images, batchSize: test.count })).embeddings;
+  const knn = accuracy(await knnClassify(trainF, testF, { numClasses: 10 }), test.labels);
+  const few = accuracy(await prototypeClassify(sampleShots(trainF, 10, 10), testF, { numClasses: 10 }), test.labels);
+  console.log(JSON.stringify({ zeroShotTop1: top1, zeroShotTop5: top5, knn20: knn, fewShot10: few }));
+  model.dispose();
+}
+
+const [command, ...rest] = process.argv.slice(2);
+const commands: Record<string, (argv: string[]) => Promise<void>> = { info, train, zeroshot, embed, eval: evaluate };
+const run = command ? commands[command] : undefined;
+if (!run) {
+  console.log(USAGE);
+  process.exit(command && command !== 'help' && command !== '--help' ? 2 : 0);
+}
+run(rest).catch((error: unknown) => {
+  if (error instanceof RilsError || (error as { code?: string })?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    fail((error as Error).message);
+  }
+  throw error;
+});

@@ -1,0 +1,67 @@
+/**
+ * Evaluation on frozen features (spec §4): k-nearest neighbours and few-shot nearest prototype.
+ * @module
+ */
+import { native } from './binding.js';
+import { RilsInputError, fromNative } from './errors.js';
+import { Random } from './data/augment.js';
+import { checkInteger, checkTypedArray } from './validate.js';
+
+/** Features `[count, dim]` with their labels. */
+export interface LabelledFeatures {
+  features: Float32Array;
+  labels: Int32Array;
+}
+
+async function classify(
+  train: LabelledFeatures, query: Float32Array, numClasses: number, method: 'knn' | 'prototype', k = 1,
+): Promise<Int32Array> {
+  const trainCount = train.labels?.length;
+  if (!trainCount) throw new RilsInputError('Expected at least one labelled training feature');
+  checkTypedArray(train.labels, [Int32Array], trainCount, 'labels');
+  const dim = train.features.length / trainCount;
+  if (!Number.isInteger(dim) || dim < 1) throw new RilsInputError(`Expected features of [${trainCount}, dim] but received ${train.features.length} values`);
+  checkTypedArray(train.features, [Float32Array], trainCount * dim, 'features');
+  const queryCount = query.length / dim;
+  if (!Number.isInteger(queryCount) || queryCount < 1) throw new RilsInputError(`Expected query features of [n, ${dim}]`);
+  checkTypedArray(query, [Float32Array], queryCount * dim, 'query');
+  try {
+    const out = await native.classifyFeatures({
+      train: train.features, trainLabels: train.labels, query, trainCount, queryCount, dim,
+      numClasses: checkInteger(numClasses, 'numClasses', 1), method, k,
+    });
+    return new Int32Array(out);
+  } catch (error) {
+    throw fromNative(error);
+  }
+}
+
+/** k-NN labels of `query` (cosine similarity, similarity-weighted vote). Default k = 20. */
+export function knnClassify(train: LabelledFeatures, query: Float32Array, options: { numClasses: number; k?: number }): Promise<Int32Array> {
+  return classify(train, query, options.numClasses, 'knn', checkInteger(options.k ?? 20, 'k', 1));
+}
+
+/** Labels of `query` by the nearest class mean of the (normalised) training features. */
+export function prototypeClassify(train: LabelledFeatures, query: Float32Array, options: { numClasses: number }): Promise<Int32Array> {
+  return classify(train, query, options.numClasses, 'prototype');
+}
+
+/** `shots` examples per class, drawn with a seeded generator (the few-shot protocol). */
+export function sampleShots(data: LabelledFeatures, shots: number, numClasses: number, seed = 0): LabelledFeatures {
+  const dim = data.features.length / data.labels.length;
+  const byClass: number[][] = Array.from({ length: numClasses }, () => []);
+  data.labels.forEach((l, i) => byClass[l]?.push(i));
+  const rng = new Random(seed);
+  const picks = byClass.flatMap((idx) => rng.shuffle([...idx]).slice(0, shots));
+  const features = new Float32Array(picks.length * dim);
+  picks.forEach((i, k) => features.set(data.features.subarray(i * dim, (i + 1) * dim), k * dim));
+  return { features, labels: Int32Array.from(picks, (i) => data.labels[i]!) };
+}
+
+/** Fraction of predictions equal to the labels. */
+export function accuracy(predicted: ArrayLike<number>, labels: ArrayLike<number>): number {
+  if (predicted.length !== labels.length || labels.length === 0) throw new RilsInputError('Expected as many predictions as labels');
+  let ok = 0;
+  for (let i = 0; i < labels.length; i++) if (predicted[i] === labels[i]) ok++;
+  return ok / labels.length;
+}
