@@ -15,8 +15,8 @@ import type { LabelledImages } from '../lib/index.js';
 
 const { values: args } = parseArgs({
   options: {
-    steps: { type: 'string', default: '480' },
-    batch: { type: 'string', default: '64' },
+    steps: { type: 'string', default: '1000' },
+    batch: { type: 'string', default: '32' },
     lr: { type: 'string', default: '6e-4' },
     'no-compare': { type: 'boolean', default: false },
     out: { type: 'string', default: 'demo-output' },
@@ -30,7 +30,7 @@ const test = loadMnist('test');
 // A word-level vocabulary built from the training captions only: eval-only words become UNK.
 const tokenizer = WordTokenizer.fromTexts(
   MNIST_TRAIN_TEMPLATES.flatMap((t) => DIGIT_NAMES.map((d) => t.replaceAll('{}', d))),
-  { contextLength: 12 },
+  { contextLength: 10 }, // the longest training caption is 8 words
 );
 const info = runtimeInfo();
 console.log(`rils demo: MNIST ${train.count} train / ${test.count} test digits, LibTorch ${info.libtorchVersion}, ${info.threads} threads`);

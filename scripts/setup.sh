@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Idempotent set-up on a fresh Debian/Ubuntu machine: system packages (LibTorch, OpenBLAS-OpenMP,
+# build tools), npm dependencies, then the addon and the TypeScript build. Steps already done are
+# skipped, so the demo and test commands can both start with it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! dpkg -s libtorch-dev libopenblas0-openmp >/dev/null 2>&1 || ! command -v cmake >/dev/null; then
+  bash scripts/install-system-deps.sh
+fi
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+npm run build

@@ -1,0 +1,50 @@
+// The rils command line, end to end on a tiny on-disk dataset.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import test from 'ava';
+import sharp from 'sharp';
+
+const run = promisify(execFile);
+const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../lib/cli.ts');
+const rils = (...args: string[]) => run(process.execPath, ['--import=tsx', cli, ...args], { timeout: 240_000 });
+
+test('train → zeroshot → embed on a folder dataset, with resume', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-cli-'));
+  const colours = { red: { r: 230, g: 20, b: 20 }, blue: { r: 20, g: 20, b: 230 } };
+  let i = 0;
+  for (const [name, background] of Object.entries(colours)) {
+    for (let k = 0; k < 4; k++, i++) {
+      await sharp({ create: { width: 36, height: 36, channels: 3, background } }).png().toFile(path.join(dir, `${i}.png`));
+      writeFileSync(path.join(dir, `${i}.txt`), `a ${name} square`);
+    }
+  }
+  const weights = path.join(dir, 'w.safetensors'), ckpt = path.join(dir, 'c.safetensors'), metrics = path.join(dir, 'm.jsonl');
+  const first = await rils('train', '--data', dir, '--steps', '3', '--batch', '4', '--checkpoint', ckpt, '--metrics', metrics, '--out', weights);
+  t.regex(first.stdout, /step 3\/3 loss/);
+  const resumed = await rils('train', '--data', dir, '--steps', '5', '--batch', '4', '--checkpoint', ckpt, '--out', weights);
+  t.regex(resumed.stdout, /resumed from step 3/);
+  t.true(existsSync(weights));
+  t.is(readFileSync(metrics, 'utf-8').trim().split('\n').length, 3);
+  const zs = await rils('zeroshot', '--weights', weights, '--classes', 'red,blue', '--templates', 'a {} square', '--top', '2', path.join(dir, '0.png'));
+  t.regex(zs.stdout, /0\.png: (red|blue) [\d.]+%, (red|blue) [\d.]+%/);
+  const npy = path.join(dir, 'e.npy');
+  await rils('embed', '--weights', weights, '--out', npy, path.join(dir, '0.png'), path.join(dir, '5.png'));
+  const bytes = readFileSync(npy);
+  t.is(bytes.subarray(1, 6).toString(), 'NUMPY');
+  t.regex(bytes.subarray(10, 10 + bytes.readUInt16LE(8)).toString('latin1'), /'shape': \(2, 128\)/);
+  t.is((bytes.length - 10 - bytes.readUInt16LE(8)) % (2 * 128 * 4), 0);
+  const info = await rils('info');
+  t.regex(info.stdout, /LibTorch 1\.13|LibTorch 2\./);
+});
+
+test('clear errors for a missing dataset and a malformed command', async (t) => {
+  const e1 = await t.throwsAsync(rils('train', '--data', '/no/such/dir', '--steps', '1'));
+  t.regex((e1 as { stderr: string }).stderr, /Dataset not found: \/no\/such\/dir/);
+  const e2 = await t.throwsAsync(rils('frobnicate'));
+  t.is((e2 as { code: number }).code, 2);
+});
