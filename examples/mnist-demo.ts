@@ -3,13 +3,13 @@
 // same budget with the reconstruction term off (CLIP only), compared on zero-shot, k-NN and
 // few-shot accuracy. Everything comes from this repository and its npm dependencies.
 // Run: npm run demo            (options: --steps N  --batch N  --no-compare  --out DIR)
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import {
   CaptionedImageSource, DIGIT_NAMES, MNIST_EVAL_TEMPLATES, MNIST_TRAIN_TEMPLATES, Rils, WordTokenizer, accuracy,
-  captionFor, fit, knnClassify, loadMnist, prototypeClassify, renderHeatmap, runtimeInfo, sampleShots,
+  captionFor, fit, knnClassify, writeReport, linearProbeClassify, loadMnist, prototypeClassify, renderHeatmap, runtimeInfo, sampleShots,
 } from '../lib/index.js';
 import type { LabelledImages } from '../lib/index.js';
 
@@ -43,6 +43,7 @@ interface RunResult {
   zeroShotTop5: number;
   knn: number;
   fewShot10: number;
+  linearProbe: number;
   finalLoss: number;
 }
 
@@ -78,8 +79,10 @@ async function run(name: string, reconWeight: number): Promise<RunResult> {
   const testFeatures = await embed(model, test);
   const knn = accuracy(await knnClassify(trainFeatures, testFeatures, { numClasses: 10, k: 20 }), test.labels);
   const few = accuracy(await prototypeClassify(sampleShots(trainFeatures, 10, 10), testFeatures, { numClasses: 10 }), test.labels);
+  const linear = accuracy(await linearProbeClassify(trainFeatures, testFeatures, { numClasses: 10 }), test.labels);
   console.log(`[${name}] zero-shot top-1 ${(100 * top1).toFixed(2)}% top-5 ${(100 * top5).toFixed(2)}% ` +
-    `(trained and evaluated in ${seconds.toFixed(0)} s); k-NN ${(100 * knn).toFixed(2)}%, 10-shot ${(100 * few).toFixed(2)}%`);
+    `(trained and evaluated in ${seconds.toFixed(0)} s); k-NN ${(100 * knn).toFixed(2)}%, 10-shot ${(100 * few).toFixed(2)}%, ` +
+    `linear probe ${(100 * linear).toFixed(2)}%`);
   if (name === 'rils') {
     await model.saveWeights(path.join(args.out, 'rils-micro-mnist.safetensors'));
     // The language-semantic view: where each patch of a few test digits points in caption space.
@@ -90,19 +93,34 @@ async function run(name: string, reconWeight: number): Promise<RunResult> {
       const map = Float32Array.from({ length: 64 }, (_, p) => sem.probabilities[p * 10 + label]!);
       const png = await import('sharp').then(({ default: sharp }) =>
         sharp(Buffer.from(one.images), { raw: { width: 32, height: 32, channels: 3 } }).png().toBuffer());
-      writeFileSync(path.join(args.out, `patch-semantics-${i}-${DIGIT_NAMES[label]}.png`), await renderHeatmap(png, map, 8, { size: 128 }));
+      const heat = await renderHeatmap(png, map, 8, { size: 128 });
+      writeFileSync(path.join(args.out, `patch-semantics-${i}-${DIGIT_NAMES[label]}.png`), heat);
+      heatmaps.push({ caption: `test digit ${i}: ${DIGIT_NAMES[label]}`, png: heat });
     }
   }
   model.dispose();
-  return { name, seconds, zeroShotTop1: top1, zeroShotTop5: top5, knn, fewShot10: few, finalLoss: result.last?.loss ?? NaN };
+  return { name, seconds, zeroShotTop1: top1, zeroShotTop5: top5, knn, fewShot10: few, linearProbe: linear, finalLoss: result.last?.loss ?? NaN };
 }
 
+const heatmaps: { caption: string; png: Uint8Array }[] = [];
 const results = [await run('rils', 0.5)];
 if (!args['no-compare']) results.push(await run('clip-only', 0));
-console.log('\nrun        seconds  zero-shot top-1  top-5    k-NN(20)  10-shot');
+console.log('\nrun        seconds  zero-shot top-1  top-5    k-NN(20)  10-shot  linear');
 for (const r of results) {
   console.log(`${r.name.padEnd(10)} ${r.seconds.toFixed(0).padStart(7)}  ${(100 * r.zeroShotTop1).toFixed(2).padStart(14)}%  ` +
-    `${(100 * r.zeroShotTop5).toFixed(2).padStart(6)}%  ${(100 * r.knn).toFixed(2).padStart(7)}%  ${(100 * r.fewShot10).toFixed(2).padStart(6)}%`);
+    `${(100 * r.zeroShotTop5).toFixed(2).padStart(6)}%  ${(100 * r.knn).toFixed(2).padStart(7)}%  ${(100 * r.fewShot10).toFixed(2).padStart(6)}%  ` +
+    `${(100 * r.linearProbe).toFixed(2).padStart(6)}%`);
 }
 writeFileSync(path.join(args.out, 'results.json'), `${JSON.stringify({ steps, batchSize, lr, results }, null, 2)}\n`);
-console.log(`\nresults, metrics, weights and patch-semantics maps in ${args.out}/`);
+const readMetrics = (name: string) => readFileSync(path.join(args.out, `${name}-metrics.jsonl`), 'utf-8').trim().split('\n').map((l) => JSON.parse(l));
+await writeReport(path.join(args.out, 'report.html'), {
+  title: `RILS micro on MNIST captions: ${steps} steps of batch ${batchSize}`,
+  runs: results.map((r) => ({ name: r.name, steps: readMetrics(r.name) })),
+  results: results.map((r) => ({
+    run: r.name, seconds: r.seconds.toFixed(0), 'zero-shot top-1': `${(100 * r.zeroShotTop1).toFixed(2)}%`,
+    'top-5': `${(100 * r.zeroShotTop5).toFixed(2)}%`, 'k-NN (20)': `${(100 * r.knn).toFixed(2)}%`,
+    '10-shot': `${(100 * r.fewShot10).toFixed(2)}%`, 'linear probe': `${(100 * r.linearProbe).toFixed(2)}%`,
+  })),
+  images: heatmaps,
+});
+console.log(`\nreport: ${args.out}/report.html (results, metrics, weights and patch-semantics maps in ${args.out}/)`);

@@ -73,7 +73,7 @@ export interface NativeAddon {
   isTensorBacked(buffer: ArrayBuffer): boolean;
   classifyFeatures(args: {
     train: Float32Array; trainLabels: Int32Array; query: Float32Array; trainCount: number; queryCount: number;
-    dim: number; numClasses: number; method: 'knn' | 'prototype'; k: number;
+    dim: number; numClasses: number; method: 'knn' | 'prototype' | 'linear'; k: number; weightDecay: number;
   }): Promise<ArrayBuffer>;
 }
 

@@ -9,11 +9,14 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { knnClassify, accuracy, prototypeClassify, sampleShots } from './evaluate.js';
+import cliProgress from 'cli-progress';
+
+import { accuracy, knnClassify, linearProbeClassify, prototypeClassify, sampleShots } from './evaluate.js';
 import { RilsError } from './errors.js';
 import { FileCaptionSource, readCaptionIndex } from './data/files.js';
 import { DIGIT_NAMES, MNIST_EVAL_TEMPLATES, MNIST_TRAIN_TEMPLATES, captionFor, loadMnist } from './data/mnist.js';
 import { CaptionedImageSource } from './data/source.js';
+import { WebDatasetSource } from './data/webdataset.js';
 import type { BatchSource } from './data/source.js';
 import { runtimeInfo, setNumThreads } from './index.js';
 import type { PresetName, RilsOptions } from './options.js';
@@ -26,13 +29,13 @@ import { fit } from './train.js';
 const USAGE = `rils — RILS vision-language pre-training on LibTorch
 
   rils info
-  rils train    --data mnist|DIR|FILE.jsonl|FILE.csv [--preset micro] [--steps 500] [--batch 64] [--lr 5e-4]
+  rils train    --data mnist|DIR|FILE.jsonl|FILE.csv|SHARD.tar[,SHARD.tar…] [--preset micro] [--steps 500] [--batch 64] [--lr 5e-4]
                 [--warmup 60] [--weight-decay 0.1] [--recon-weight 0.5] [--seed 0] [--device cpu]
                 [--tokenizer word|byte|clip:VOCAB.gz] [--context N] [--checkpoint FILE] [--metrics FILE.jsonl]
                 [--out WEIGHTS.safetensors] [--threads N] [--set field=value ...]
   rils zeroshot --weights W --classes a,b,c [--templates slip7|clip80|"a photo of {}."|...] [--top 5] IMAGE...
   rils embed    --weights W --out FILE.safetensors|FILE.npy IMAGE...
-  rils eval     --weights W --data mnist   (zero-shot top-1/top-5 with unseen templates, k-NN, 10-shot)
+  rils eval     --weights W --data mnist   (zero-shot top-1/top-5 with unseen templates, k-NN, 10-shot, linear probe)
 
 Weights carry their config and tokenizer; CLIP-tokenizer models also need --vocab PATH.`;
 
@@ -95,6 +98,13 @@ async function train(argv: string[]): Promise<void> {
     const data = loadMnist('train');
     tokenizer = await tokenizerFor(a.tokenizer!, context, () => MNIST_TRAIN_TEMPLATES.flatMap((t) => DIGIT_NAMES.map((d) => t.replaceAll('{}', d))));
     source = new CaptionedImageSource({ ...data, tokenizer, batchSize, seed, caption: (l, rng) => captionFor(l, MNIST_TRAIN_TEMPLATES, rng) });
+  } else if (a.data!.endsWith('.tar') || a.data!.includes(',')) {
+    const shards = a.data!.split(',').map((s) => s.trim()).filter(Boolean);
+    tokenizer = await tokenizerFor(a.tokenizer!, context, () => fail('WebDataset shards need --tokenizer byte or clip:PATH'));
+    source = new WebDatasetSource({
+      shards, tokenizer, batchSize, seed, size: overrides.imageSize ?? (a.preset === 'micro' ? 32 : 224),
+      onError: a['on-error'] === 'throw' ? 'throw' : 'skip',
+    });
   } else {
     const { items, skipped } = await readCaptionIndex(a.data!);
     if (skipped) console.log(`skipped ${skipped} rows without an image or a caption`);
@@ -110,24 +120,35 @@ async function train(argv: string[]): Promise<void> {
     totalSteps: steps, weightDecay: Number(a['weight-decay']), reconWeight: Number(a['recon-weight']), ...overrides,
   };
   const model = await Rils.create(options);
+  // A progress bar on a terminal; plain lines every 20 steps otherwise (logs, CI).
+  const bar = process.stdout.isTTY
+    ? new cliProgress.SingleBar({
+      format: 'step {value}/{total} [{bar}] loss {loss} clip-acc {acc}% gated {gated}% {ips} img/s data-wait {wait}%',
+    }, cliProgress.Presets.shades_classic)
+    : null;
+  bar?.start(steps, model.step, { loss: '-', acc: '-', gated: '-', ips: '-', wait: '-' });
   const result = await fit(model, source, {
     steps, ...(a.checkpoint ? { checkpoint: a.checkpoint } : {}), ...(a.metrics ? { metrics: a.metrics } : {}),
     onStep: (p) => {
-      if (process.stdout.isTTY || p.step % 20 === 0 || p.step === steps) {
-        const line = `step ${p.step}/${steps} loss ${p.loss.toFixed(4)} clip-acc ${(100 * p.clipAcc).toFixed(1)}% ` +
-          `gated ${(100 * p.gatedFraction).toFixed(1)}% lr ${p.lr.toExponential(2)} ${p.imagesPerSecond.toFixed(1)} img/s ` +
-          `data-wait ${(100 * p.dataWaitFraction).toFixed(1)}%`;
-        if (process.stdout.isTTY) process.stdout.write(`\r${line}`);
-        else console.log(line);
+      const fields = {
+        loss: p.loss.toFixed(4), acc: (100 * p.clipAcc).toFixed(1), gated: (100 * p.gatedFraction).toFixed(1),
+        ips: p.imagesPerSecond.toFixed(1), wait: (100 * p.dataWaitFraction).toFixed(1),
+      };
+      if (bar) bar.update(p.step, fields);
+      else if (p.step % 20 === 0 || p.step === steps) {
+        console.log(`step ${p.step}/${steps} loss ${fields.loss} clip-acc ${fields.acc}% gated ${fields.gated}% ` +
+          `lr ${p.lr.toExponential(2)} ${fields.ips} img/s data-wait ${fields.wait}%`);
       }
     },
   });
-  if (process.stdout.isTTY) process.stdout.write('\n');
+  bar?.stop();
   if (result.resumedFrom) console.log(`resumed from step ${result.resumedFrom}`);
   if (result.interrupted) console.log(`stopped at step ${result.stepsDone}; run the same command again to resume`);
   await model.saveWeights(a.out!);
   console.log(`weights: ${a.out}`);
-  if (source instanceof FileCaptionSource && source.skipped) console.log(`skipped ${source.skipped} unreadable images`);
+  if ((source instanceof FileCaptionSource || source instanceof WebDatasetSource) && source.skipped) {
+    console.log(`skipped ${source.skipped} unreadable samples`);
+  }
   model.dispose();
 }
 
@@ -196,7 +217,8 @@ async function evaluate(argv: string[]): Promise<void> {
   const testF = (await model.encodeImages({ images: test.images, batchSize: test.count })).embeddings;
   const knn = accuracy(await knnClassify(trainF, testF, { numClasses: 10 }), test.labels);
   const few = accuracy(await prototypeClassify(sampleShots(trainF, 10, 10), testF, { numClasses: 10 }), test.labels);
-  console.log(JSON.stringify({ zeroShotTop1: top1, zeroShotTop5: top5, knn20: knn, fewShot10: few }));
+  const linear = accuracy(await linearProbeClassify(trainF, testF, { numClasses: 10 }), test.labels);
+  console.log(JSON.stringify({ zeroShotTop1: top1, zeroShotTop5: top5, knn20: knn, fewShot10: few, linearProbe: linear }));
   model.dispose();
 }
 

@@ -14,7 +14,8 @@ export interface LabelledFeatures {
 }
 
 async function classify(
-  train: LabelledFeatures, query: Float32Array, numClasses: number, method: 'knn' | 'prototype', k = 1,
+  train: LabelledFeatures, query: Float32Array, numClasses: number, method: 'knn' | 'prototype' | 'linear', k = 1,
+  weightDecay = 0,
 ): Promise<Int32Array> {
   const trainCount = train.labels?.length;
   if (!trainCount) throw new RilsInputError('Expected at least one labelled training feature');
@@ -28,7 +29,7 @@ async function classify(
   try {
     const out = await native.classifyFeatures({
       train: train.features, trainLabels: train.labels, query, trainCount, queryCount, dim,
-      numClasses: checkInteger(numClasses, 'numClasses', 1), method, k,
+      numClasses: checkInteger(numClasses, 'numClasses', 1), method, k, weightDecay,
     });
     return new Int32Array(out);
   } catch (error) {
@@ -56,6 +57,18 @@ export function sampleShots(data: LabelledFeatures, shots: number, numClasses: n
   const features = new Float32Array(picks.length * dim);
   picks.forEach((i, k) => features.set(data.features.subarray(i * dim, (i + 1) * dim), k * dim));
   return { features, labels: Int32Array.from(picks, (i) => data.labels[i]!) };
+}
+
+/**
+ * Linear probe: multinomial logistic regression on the standardised frozen features (full-batch
+ * L-BFGS, 500 iterations, L2 penalty `weightDecay`, default 1e-4), then labels of `query`.
+ */
+export function linearProbeClassify(
+  train: LabelledFeatures, query: Float32Array, options: { numClasses: number; weightDecay?: number },
+): Promise<Int32Array> {
+  const wd = options.weightDecay ?? 1e-4;
+  if (!(typeof wd === 'number' && wd >= 0)) throw new RilsInputError(`Expected a weightDecay >= 0 but received ${String(wd)}`);
+  return classify(train, query, options.numClasses, 'linear', 1, wd);
 }
 
 /** Fraction of predictions equal to the labels. */

@@ -25,6 +25,8 @@ export interface Tokenizer {
   readonly eot: number;
   /** Length L of every row; captions are cut to fit and rows are zero-padded to it. */
   readonly contextLength: number;
+  /** Whether over-long captions are cut (true) or refused (false). Default true. */
+  readonly truncate?: boolean;
   /** One row of `contextLength` ids: SOT, the caption's ids, EOT, then zeros. */
   encode(text: string): Int32Array;
   /** `[texts.length, contextLength]` row-major, written straight into one array (no per-row copies). */
@@ -35,6 +37,11 @@ export interface Tokenizer {
 export interface TokenizerOptions {
   /** Row length L (default 77, CLIP's). At least 2, room for SOT and EOT. */
   contextLength?: number;
+  /**
+   * Cut captions longer than L − 2 tokens, keeping EOT last (open_clip's behaviour). `false` makes
+   * an over-long caption a RilsInputError instead. Default true.
+   */
+  truncate?: boolean;
 }
 
 const DEFAULT_CONTEXT = 77;
@@ -113,6 +120,12 @@ function readContextLength(options: unknown): number {
   return contextLength === undefined ? DEFAULT_CONTEXT : checkInteger(contextLength, 'contextLength', 2);
 }
 
+function readTruncate(options: unknown): boolean {
+  const { truncate } = checkPlainObject(options ?? {}, 'options');
+  if (truncate !== undefined && typeof truncate !== 'boolean') throw invalid('a boolean', 'truncate', truncate);
+  return truncate ?? true;
+}
+
 function checkText(text: unknown, what: string): string {
   if (typeof text !== 'string') throw invalid('a string', what, text);
   return text;
@@ -135,8 +148,18 @@ function writeRow(out: Int32Array, offset: number, ids: readonly number[], t: To
 /** Fills one fresh zeroed array with a row per text; `ids` needs only the first L − 2 ids of each. */
 function encodeRows(t: Tokenizer, texts: readonly string[], ids: (text: string, limit: number) => number[]): Int32Array {
   const L = t.contextLength;
+  const strict = t.truncate === false;
   const out = new Int32Array(texts.length * L);
-  texts.forEach((text, i) => writeRow(out, i * L, ids(text, L - 2), t));
+  texts.forEach((text, i) => {
+    const row = ids(text, strict ? L - 1 : L - 2); // one more id is enough to tell an over-long caption
+    if (strict && row.length > L - 2) {
+      throw new RilsInputError(
+        `Expected a caption of at most ${L - 2} tokens (contextLength ${L}) for texts[${i}] but received a longer one; ` +
+          'shorten it or tokenize with truncate: true',
+      );
+    }
+    writeRow(out, i * L, row, t);
+  });
   return out;
 }
 
@@ -165,6 +188,7 @@ export class ClipTokenizer implements Tokenizer {
   readonly sot: number;
   readonly eot: number;
   readonly contextLength: number;
+  readonly truncate: boolean;
   readonly #symbol: string[];
   readonly #byteOf = new Map<string, number>();
   readonly #vocab: string[];
@@ -172,7 +196,7 @@ export class ClipTokenizer implements Tokenizer {
   readonly #ranks = new Map<string, number>();
   readonly #cache = new Map<string, number[]>();
 
-  private constructor(merges: readonly (readonly [string, string])[], contextLength: number) {
+  private constructor(merges: readonly (readonly [string, string])[], contextLength: number, truncate: boolean) {
     const { order, symbol } = byteSymbols();
     this.#symbol = symbol;
     const bytes = order.map((b) => symbol[b]!);
@@ -185,6 +209,7 @@ export class ClipTokenizer implements Tokenizer {
     this.sot = this.vocabSize - 2;
     this.eot = this.vocabSize - 1;
     this.contextLength = contextLength;
+    this.truncate = truncate;
   }
 
   /**
@@ -194,6 +219,7 @@ export class ClipTokenizer implements Tokenizer {
   static async load(vocabPath: string, options?: TokenizerOptions): Promise<ClipTokenizer> {
     if (typeof vocabPath !== 'string' || vocabPath === '') throw invalid('a file path', 'vocabPath', vocabPath);
     const contextLength = readContextLength(options);
+    const truncate = readTruncate(options);
     const fail = (why: string) => new RilsInputError(
       `Expected a gzipped CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz) for vocabPath but received ${JSON.stringify(vocabPath)}: ${why}`);
     let text: string;
@@ -207,7 +233,7 @@ export class ClipTokenizer implements Tokenizer {
     if (lines.length < MERGE_COUNT) throw fail(`it has ${lines.length} merge lines, CLIP reads ${MERGE_COUNT}`);
     const bad = merges.findIndex((pair) => pair.length !== 2 || !pair[0] || !pair[1]);
     if (bad >= 0) throw fail(`line ${bad + 2} is not a merge pair: ${JSON.stringify(lines[bad])}`);
-    return new ClipTokenizer(merges as [string, string][], contextLength);
+    return new ClipTokenizer(merges as [string, string][], contextLength, truncate);
   }
 
   /** A caption's BPE ids without SOT/EOT and without truncation: what CLIP's `SimpleTokenizer.encode` returns. */
@@ -300,10 +326,12 @@ export class ByteTokenizer implements Tokenizer {
   readonly sot = 257;
   readonly eot = 258;
   readonly contextLength: number;
+  readonly truncate: boolean;
 
   /** Takes only the row length; there is nothing to load. */
   constructor(options?: TokenizerOptions) {
     this.contextLength = readContextLength(options);
+    this.truncate = readTruncate(options);
   }
 
   encode(text: string): Int32Array {
@@ -355,6 +383,7 @@ export class WordTokenizer implements Tokenizer {
   readonly sot: number;
   readonly eot: number;
   readonly contextLength: number;
+  readonly truncate: boolean;
   /** The vocabulary in id order (word i has id i + 2). */
   readonly words: readonly string[];
   readonly #ids: Map<string, number>;
@@ -363,6 +392,7 @@ export class WordTokenizer implements Tokenizer {
   constructor(words: readonly string[], options?: TokenizerOptions) {
     if (!Array.isArray(words) || !words.every((w) => typeof w === 'string')) throw invalid('an array of words', 'words', words);
     this.contextLength = readContextLength(options);
+    this.truncate = readTruncate(options);
     this.words = Object.freeze([...new Set(words)]);
     this.#ids = new Map(this.words.map((w, i) => [w, i + 2]));
     this.vocabSize = this.words.length + 4;

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 
-import type { BatchSource } from './data/source.js';
+import type { BatchSource, SourcedBatch } from './data/source.js';
 import { RilsInputError } from './errors.js';
 import type { Rils, TrainStats } from './rils.js';
 import { checkInteger } from './validate.js';
@@ -29,6 +29,8 @@ export interface FitOptions {
   signal?: AbortSignal;
   /** Save and stop on SIGINT instead of dying. Default true. */
   handleSigint?: boolean;
+  /** Batches prepared ahead of the one training. Default 2. */
+  prefetch?: number;
 }
 
 /** What {@link FitOptions.onStep} receives. */
@@ -49,9 +51,9 @@ export interface FitResult {
 }
 
 /**
- * Trains until `steps` optimizer steps are done. The next batch is prepared while the current
- * step runs natively; the source's position saved in checkpoints is the one after the last
- * trained batch, so a resumed run continues with exactly the batches it would have seen.
+ * Trains until `steps` optimizer steps are done. The next batches are prepared while the current
+ * step runs natively; the position saved in checkpoints is the one after the last trained batch,
+ * so a resumed run continues with exactly the batches it would have seen.
  */
 export async function fit(model: Rils, source: BatchSource, options: FitOptions): Promise<FitResult> {
   const steps = checkInteger(options.steps, 'steps', 1);
@@ -69,31 +71,35 @@ export async function fit(model: Rils, source: BatchSource, options: FitOptions)
   let stop = false;
   const onSigint = () => (stop = true);
   if (options.handleSigint ?? true) process.on('SIGINT', onSigint);
+  const depth = checkInteger(options.prefetch ?? 2, 'prefetch', 1);
   const started = performance.now();
   let waited = 0;
   let images = 0;
   let last: StepProgress | undefined;
-  let position: unknown = source.state();
+  let position: unknown;
   const save = async () => {
-    if (options.checkpoint) await model.saveCheckpoint(options.checkpoint, { data: position });
+    if (options.checkpoint && position !== undefined) await model.saveCheckpoint(options.checkpoint, { data: position });
+  };
+  // Batches in flight: drawn ahead while LibTorch works off the JS thread, never past `steps`.
+  const queue: Promise<SourcedBatch>[] = [];
+  let drawn = model.step;
+  const refill = () => {
+    while (queue.length < depth && drawn < steps) {
+      queue.push(Promise.resolve(source.next()));
+      drawn++;
+    }
   };
   try {
-    let t = performance.now();
-    let batch = await source.next();
-    let batchPosition = source.state();
-    waited += performance.now() - t;
     while (model.step < steps && !stop && !options.signal?.aborted) {
+      refill();
+      const t = performance.now();
+      const batch = await queue.shift()!;
+      waited += performance.now() - t;
       const running = model.trainStep(batch);
-      // Prefetch while LibTorch works off the JS thread.
-      const upcoming = model.step + 1 < steps ? Promise.resolve(source.next()).then((b) => [b, source.state()] as const) : null;
+      refill();
       const stats = await running;
-      position = batchPosition;
+      position = batch.position;
       images += batch.batchSize;
-      if (upcoming) {
-        t = performance.now();
-        [batch, batchPosition] = await upcoming;
-        waited += performance.now() - t;
-      }
       const elapsed = (performance.now() - started) / 1000;
       last = { ...stats, imagesPerSecond: images / elapsed, dataWaitFraction: waited / 1000 / elapsed, elapsedSeconds: elapsed };
       if (options.metrics) await appendFile(options.metrics, `${JSON.stringify({ time: Date.now(), ...last })}\n`);
@@ -103,6 +109,7 @@ export async function fit(model: Rils, source: BatchSource, options: FitOptions)
     if (model.step % every !== 0 || stop || options.signal?.aborted) await save();
   } finally {
     if (options.handleSigint ?? true) process.off('SIGINT', onSigint);
+    await Promise.allSettled(queue); // let prefetched decodes finish before returning
   }
   return { stepsDone: model.step, resumedFrom, interrupted: stop || !!options.signal?.aborted, ...(last ? { last } : {}) };
 }

@@ -53,12 +53,12 @@ test('file batches skip and count corrupt images, or fail by option; positions r
   const source = new FileCaptionSource({ items, tokenizer, batchSize: 4, size: 16, seed: 3 });
   const b1 = await source.next();
   t.is(b1.images.length, 4 * 16 * 16 * 3);
-  const saved = source.state();
-  const b2 = await source.next();
-  await source.next();
+  // Prefetched calls in flight together give the same batches as one after another.
+  const [b2, b3] = await Promise.all([source.next(), source.next()]);
   t.true(source.skipped >= 1, 'the broken image was skipped');
-  source.restore(saved);
+  source.restore(b1.position);
   t.deepEqual(await source.next(), b2);
+  t.deepEqual(await source.next(), b3);
   const strict = new FileCaptionSource({ items, tokenizer, batchSize: 7, size: 16, seed: 3, onError: 'throw' });
   await t.throwsAsync(strict.next(), { instanceOf: RilsInputError, message: /broken\.png/ });
 });
@@ -83,4 +83,49 @@ test('RandomResizedCrop is seeded and keeps the size', (t) => {
   t.deepEqual(a, b);
   randomResizedCrop(src, 20, 10, 3, 8, new Random(6), b);
   t.notDeepEqual(a, b);
+});
+
+async function makeShard(file: string, samples: { key: string; png?: boolean; corrupt?: boolean; txt?: string; json?: string }[]) {
+  const tar = (await import('tar-stream')).default;
+  const { createWriteStream } = await import('node:fs');
+  const pack = tar.pack();
+  const done = new Promise((resolve, reject) => pack.pipe(createWriteStream(file)).on('finish', resolve).on('error', reject));
+  for (const s of samples) {
+    if (s.png) {
+      const shade = s.key.length * 20;
+      const png = s.corrupt ? Buffer.from('not a png') : await sharp({ create: { width: 20, height: 24, channels: 3, background: { r: shade, g: 10, b: 90 } } }).png().toBuffer();
+      pack.entry({ name: `${s.key}.png` }, png);
+    }
+    if (s.txt !== undefined) pack.entry({ name: `${s.key}.txt` }, s.txt);
+    if (s.json !== undefined) pack.entry({ name: `${s.key}.json` }, s.json);
+  }
+  pack.finalize();
+  await done;
+}
+
+test('WebDataset shards: streamed samples, captions from .txt/.json, skips counted, exact resume', async (t) => {
+  const { WebDatasetSource } = await import('../lib/index.js');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-wds-'));
+  const a = path.join(dir, 'a.tar'), b = path.join(dir, 'b.tar');
+  await makeShard(a, [
+    { key: 's1', png: true, txt: 'a purple thing' }, { key: 's22', png: true, json: '{"caption": "a pink thing"}' },
+    { key: 's333', png: true }, { key: 's4', png: true, corrupt: true, txt: 'broken' },
+  ]);
+  await makeShard(b, [{ key: 'x1', png: true, txt: 'a blue thing' }, { key: 'x22', png: true, txt: 'a dark thing' }, { key: 'x333', png: true, txt: 'a red thing' }]);
+  const tokenizer = WordTokenizer.fromTexts(['a purple pink blue dark red thing broken'], { contextLength: 6 });
+  const make = () => new WebDatasetSource({ shards: [a, b], tokenizer, batchSize: 3, size: 16, seed: 2 });
+  const source = make();
+  const batches = [await source.next(), await source.next(), await source.next(), await source.next()];
+  t.true(batches.every((x) => x.images.length === 3 * 16 * 16 * 3 && x.tokens.length === 18));
+  t.true(source.skipped >= 2, 'a sample without caption and a corrupt image were skipped');
+  const resumed = make();
+  resumed.restore(batches[1]!.position);
+  t.deepEqual(await resumed.next(), batches[2]);
+  t.deepEqual(await resumed.next(), batches[3]);
+  const bad = path.join(dir, 'bad.tar');
+  writeFileSync(bad, Buffer.alloc(1024, 7));
+  const broken = new WebDatasetSource({ shards: [bad], tokenizer, batchSize: 2, size: 16, seed: 0 });
+  await t.throwsAsync(broken.next(), { instanceOf: RilsInputError, message: /bad\.tar is not a readable tar shard/ });
+  const missing = new WebDatasetSource({ shards: [path.join(dir, 'none.tar')], tokenizer, batchSize: 2, size: 16, seed: 0 });
+  await t.throwsAsync(missing.next(), { instanceOf: RilsInputError, message: /none\.tar/ });
 });

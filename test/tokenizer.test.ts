@@ -9,7 +9,7 @@ import { gzipSync } from 'node:zlib';
 import test from 'ava';
 
 import { RilsInputError } from '../lib/errors.js';
-import { ByteTokenizer, ClipTokenizer } from '../lib/tokenizer.js';
+import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../lib/tokenizer.js';
 import type { Tokenizer } from '../lib/tokenizer.js';
 
 const DATA = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/data');
@@ -217,4 +217,14 @@ test('fuzz: 2000 random strings never throw and give valid rows', async (t) => {
     });
     t.is(bad, 0, tok.constructor.name);
   }
+});
+
+test('truncate: false refuses over-long captions instead of cutting them', async (t) => {
+  const strict = new ByteTokenizer({ contextLength: 6, truncate: false });
+  t.deepEqual([...strict.encode('abcd')], [257, 98, 99, 100, 101, 258]);
+  t.throws(() => strict.encodeBatch(['ok', 'abcde']), { instanceOf: RilsInputError, message: /at most 4 tokens \(contextLength 6\) for texts\[1\]/ });
+  const words = WordTokenizer.fromTexts(['one two three'], { contextLength: 4, truncate: false });
+  t.throws(() => words.encode('one two three'), { instanceOf: RilsInputError });
+  t.is(words.encode('one two').length, 4);
+  t.throws(() => new ByteTokenizer({ truncate: 'no' as unknown as boolean }), { instanceOf: RilsInputError });
 });

@@ -14,7 +14,7 @@ import type { Batch } from '../rils.js';
 import type { Tokenizer } from '../tokenizer.js';
 import { RilsInputError } from '../errors.js';
 import { Random, randomResizedCrop } from './augment.js';
-import type { BatchSource } from './source.js';
+import type { BatchSource, SourcedBatch } from './source.js';
 
 /** One example: an image file and its caption. */
 export interface CaptionedFile {
@@ -106,8 +106,51 @@ export interface FileCaptionSourceOptions {
   seed: number;
   /** RandomResizedCrop scale range (spec: [0.5, 1]). */
   cropScale?: [number, number];
-  /** `'skip'` (default) counts unreadable images and takes the next one; `'throw'` stops. */
+  /** `'skip'` (default) counts unreadable images and fills their slot with another image of the batch; `'throw'` stops. */
   onError?: 'skip' | 'throw';
+}
+
+/** One image to decode with its own crop generator and caption. @internal */
+export interface PlannedSample {
+  load: () => Promise<Buffer | string>;
+  name: string;
+  caption: string;
+  crop: Random;
+}
+
+/**
+ * Decodes planned samples in parallel (sharp, libuv's pool) and crops each with its own generator,
+ * so the result does not depend on decode timing. Unreadable images are counted in `onSkip` and
+ * their slots filled with another image of the batch, or fail with `onError: 'throw'`.
+ * @internal
+ */
+export async function decodeBatch(
+  samples: readonly PlannedSample[], size: number, cropScale: [number, number], tokenizer: Tokenizer,
+  onError: 'skip' | 'throw', onSkip: () => void,
+): Promise<Batch> {
+  const images = new Uint8Array(samples.length * size * size * 3);
+  const ok = await Promise.all(samples.map(async (s, k) => {
+    try {
+      const { data, info } = await sharp(await s.load()).rotate().removeAlpha().toColourspace('srgb').raw()
+        .toBuffer({ resolveWithObject: true });
+      randomResizedCrop(data, info.width, info.height, 3, size, s.crop, images, k * size * size * 3, cropScale);
+      return true;
+    } catch (error) {
+      if (onError === 'throw') throw new RilsInputError(`Cannot decode ${s.name}: ${(error as Error).message}`);
+      onSkip();
+      return false;
+    }
+  }));
+  const good = ok.flatMap((v, k) => (v ? [k] : []));
+  if (good.length === 0) throw new RilsInputError(`No image of a batch could be decoded (first: ${samples[0]?.name})`);
+  const captions = samples.map((s) => s.caption);
+  ok.forEach((v, k) => {
+    if (v) return;
+    const donor = good[k % good.length]!; // a deterministic stand-in from the same batch
+    images.copyWithin(k * size * size * 3, donor * size * size * 3, (donor + 1) * size * size * 3);
+    captions[k] = samples[donor]!.caption;
+  });
+  return { images, tokens: tokenizer.encodeBatch(captions), batchSize: samples.length };
 }
 
 /** Batches from image files, reshuffled each epoch, with a resumable position. */
@@ -124,40 +167,27 @@ export class FileCaptionSource implements BatchSource {
     this.#rng = new Random(options.seed);
   }
 
-  async next(): Promise<Batch> {
-    const { items, batchSize, size: S, tokenizer } = this.#o;
-    const images = new Uint8Array(batchSize * S * S * 3);
-    const captions: string[] = [];
-    let failures = 0;
-    while (captions.length < batchSize) {
+  /** Picks the batch synchronously (so prefetched calls stay deterministic), then decodes it. */
+  next(): Promise<SourcedBatch> {
+    const { items, batchSize, size, tokenizer } = this.#o;
+    const samples: PlannedSample[] = [];
+    for (let b = 0; b < batchSize; b++) {
       if (this.#order.length === 0) this.#order = this.#rng.shuffle([...items.keys()]);
       const item = items[this.#order.pop()!]!;
-      try {
-        const { data, info } = await sharp(item.image).rotate().removeAlpha().toColourspace('srgb').raw()
-          .toBuffer({ resolveWithObject: true });
-        randomResizedCrop(data, info.width, info.height, 3, S, this.#rng, images, captions.length * S * S * 3, this.#o.cropScale ?? [0.5, 1]);
-        captions.push(item.caption);
-      } catch (error) {
-        if (this.#o.onError === 'throw') throw new RilsInputError(`Cannot decode ${item.image}: ${(error as Error).message}`);
-        this.skipped++;
-        if (++failures > 10 * batchSize) throw new RilsInputError(`Too many unreadable images (last: ${item.image})`);
-      }
+      samples.push({ load: async () => item.image, name: item.image, caption: item.caption, crop: new Random(this.#rng.int(2 ** 32)) });
     }
-    return { images, tokens: tokenizer.encodeBatch(captions), batchSize };
+    const position = { rng: this.#rng.state, order: [...this.#order] };
+    return decodeBatch(samples, size, this.#o.cropScale ?? [0.5, 1], tokenizer, this.#o.onError ?? 'skip', () => this.skipped++)
+      .then((batch) => ({ ...batch, position }));
   }
 
-  state(): unknown {
-    return { rng: this.#rng.state, order: [...this.#order], skipped: this.skipped };
-  }
-
-  restore(state: unknown): void {
-    const s = state as { rng?: unknown; order?: unknown; skipped?: unknown } | null;
+  restore(position: unknown): void {
+    const s = position as { rng?: unknown; order?: unknown } | null;
     if (!s || typeof s.rng !== 'number' || !Array.isArray(s.order) ||
         !s.order.every((i) => Number.isSafeInteger(i) && i >= 0 && i < this.#o.items.length)) {
       throw new RilsInputError('Expected a data position saved by this source');
     }
     this.#rng.state = s.rng;
     this.#order = [...(s.order as number[])];
-    this.skipped = typeof s.skipped === 'number' ? s.skipped : 0;
   }
 }

@@ -8,14 +8,18 @@ import type { Tokenizer } from '../tokenizer.js';
 import { RilsInputError } from '../errors.js';
 import { Random, randomResizedCrop } from './augment.js';
 
-/** Anything the training loop can draw batches from. */
+/** A batch with the source's position right after it (JSON), for checkpoints. */
+export type SourcedBatch = Batch & { position: unknown };
+
+/**
+ * Anything the training loop can draw batches from. Several `next()` calls may be in flight at
+ * once (prefetching); the batches and positions must not depend on how they interleave.
+ */
 export interface BatchSource {
-  /** The next batch. */
-  next(): Batch | Promise<Batch>;
-  /** The position as JSON, taken right after a batch was produced. */
-  state(): unknown;
-  /** Goes back to a position returned by {@link state}. */
-  restore(state: unknown): void;
+  /** The next batch and the position after it. */
+  next(): SourcedBatch | Promise<SourcedBatch>;
+  /** Goes back to a position carried by a batch, so the following batch is the one after it. */
+  restore(position: unknown): void;
 }
 
 /** Options of {@link CaptionedImageSource}. */
@@ -61,7 +65,7 @@ export class CaptionedImageSource implements BatchSource {
     return Math.floor(this.#drawn / this.#count);
   }
 
-  next(): Batch {
+  next(): SourcedBatch {
     const { images, labels, size, batchSize, tokenizer } = this.#o;
     const S = this.#o.outputSize ?? size;
     const px = size * size * 3;
@@ -76,11 +80,8 @@ export class CaptionedImageSource implements BatchSource {
       else randomResizedCrop(src, size, size, 3, S, this.#rng, out, b * S * S * 3, this.#o.cropScale || [1, 1]);
       captions.push(this.#o.caption(labels[i]!, this.#rng));
     }
-    return { images: out, tokens: tokenizer.encodeBatch(captions), batchSize };
-  }
-
-  state(): unknown {
-    return { rng: this.#rng.state, order: [...this.#order], drawn: this.#drawn };
+    const position = { rng: this.#rng.state, order: [...this.#order], drawn: this.#drawn };
+    return { images: out, tokens: tokenizer.encodeBatch(captions), batchSize, position };
   }
 
   restore(state: unknown): void {

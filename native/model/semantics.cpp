@@ -50,4 +50,22 @@ torch::Tensor prototype_predict(const torch::Tensor& train, const torch::Tensor&
   return torch::matmul(unit(query), unit(sums).t()).argmax(1);  // [Q]
 }
 
+torch::Tensor linear_probe_predict(const torch::Tensor& train, const torch::Tensor& labels, const torch::Tensor& query,
+                                   int64_t num_classes, double weight_decay, int64_t iterations) {
+  torch::AutoGradMode grad(true);
+  auto mean = train.mean(0, true), stdev = train.std(0, true, true).clamp_min(1e-6);
+  auto x = (train - mean) / stdev;  // [M, E]
+  auto W = torch::zeros({train.size(1), num_classes}, train.options()).requires_grad_(true);
+  auto b = torch::zeros({num_classes}, train.options()).requires_grad_(true);
+  torch::optim::LBFGS lbfgs({W, b}, torch::optim::LBFGSOptions(1.0).max_iter(iterations).line_search_fn("strong_wolfe"));
+  lbfgs.step([&] {
+    lbfgs.zero_grad();
+    auto loss = torch::nn::functional::cross_entropy(torch::addmm(b, x, W), labels) + weight_decay * W.pow(2).sum();
+    loss.backward();
+    return loss;
+  });
+  torch::NoGradGuard no_grad;
+  return torch::addmm(b, (query - mean) / stdev, W).argmax(1);
+}
+
 }  // namespace rils

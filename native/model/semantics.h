@@ -33,4 +33,9 @@ torch::Tensor knn_predict(const torch::Tensor& train, const torch::Tensor& label
 torch::Tensor prototype_predict(const torch::Tensor& train, const torch::Tensor& labels, const torch::Tensor& query,
                                 int64_t num_classes);
 
+// The linear-probe protocol: multinomial logistic regression on standardised frozen features,
+// full-batch L-BFGS with an L2 penalty `weight_decay` on the weights. → predicted labels [Q].
+torch::Tensor linear_probe_predict(const torch::Tensor& train, const torch::Tensor& labels, const torch::Tensor& query,
+                                   int64_t num_classes, double weight_decay, int64_t iterations);
+
 }  // namespace rils

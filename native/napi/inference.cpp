@@ -212,7 +212,11 @@ Napi::Value ClassifyFeatures(const Napi::CallbackInfo& info) {
     const int64_t m = count_arg(args, "trainCount"), q = count_arg(args, "queryCount"), dim = count_arg(args, "dim");
     const int64_t classes = count_arg(args, "numClasses");
     const auto method = args.Get("method").ToString().Utf8Value();
-    if (method != "knn" && method != "prototype") fail(kInputError, "Expected method 'knn' or 'prototype'");
+    if (method != "knn" && method != "prototype" && method != "linear")
+      fail(kInputError, "Expected method 'knn', 'prototype' or 'linear'");
+    auto wd_value = args.Get("weightDecay");
+    const double weight_decay = wd_value.IsNumber() ? wd_value.As<Napi::Number>().DoubleValue() : 1e-4;
+    if (!(weight_decay >= 0) || !std::isfinite(weight_decay)) fail(kInputError, "Expected a weightDecay >= 0");
     const int64_t k = method == "knn" ? count_arg(args, "k") : 1;
     auto train = floats_arg(args, "train", {m, dim}), query = floats_arg(args, "query", {q, dim});
     auto labels_arr = args.Get("trainLabels");
@@ -222,11 +226,13 @@ Napi::Value ClassifyFeatures(const Napi::CallbackInfo& info) {
     return PromiseWorker<torch::Tensor>::Run(
         env, {args},
         [=]() {
-          c10::InferenceMode inference;
           auto lab = labels.to(torch::kInt64);
           if (lab.min().item<int64_t>() < 0 || lab.max().item<int64_t>() >= classes)
             fail(kInputError, "Expected trainLabels in [0, " + std::to_string(classes) + ")");
           auto tr = prepare_floats(train, "train", torch::kCPU), qu = prepare_floats(query, "query", torch::kCPU);
+          // The linear probe trains (autograd); the other two only look up.
+          if (method == "linear") return linear_probe_predict(tr, lab, qu, classes, weight_decay, 500).to(torch::kInt32).contiguous();
+          c10::InferenceMode inference;
           auto pred = method == "knn" ? knn_predict(tr, lab, qu, k, classes) : prototype_predict(tr, lab, qu, classes);
           return pred.to(torch::kInt32).contiguous();
         },

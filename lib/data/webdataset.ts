@@ -1,0 +1,163 @@
+/**
+ * WebDataset shards: `.tar` files whose entries `KEY.jpg|png|webp` + `KEY.txt|json` form one sample,
+ * streamed with tar-stream (no shard is held in memory). Shard order is reshuffled every epoch;
+ * the position (shard, sample) is resumable.
+ * @module
+ */
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+
+import tar from 'tar-stream';
+
+import { RilsInputError } from '../errors.js';
+import type { Tokenizer } from '../tokenizer.js';
+import { Random } from './augment.js';
+import { decodeBatch } from './files.js';
+import type { PlannedSample } from './files.js';
+import type { BatchSource, SourcedBatch } from './source.js';
+
+const IMAGE_EXT = new Set(['jpg', 'jpeg', 'png', 'webp']);
+
+interface RawSample {
+  key: string;
+  image?: Buffer;
+  caption?: string;
+}
+
+/** Streams the samples of one shard, in file order. */
+async function* shardSamples(shard: string): AsyncGenerator<RawSample> {
+  const extract = tar.extract();
+  const input = createReadStream(shard);
+  input.on('error', (error) => extract.destroy(error));
+  input.pipe(extract);
+  let current: RawSample | undefined;
+  try {
+    for await (const entry of extract) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of entry) chunks.push(chunk as Buffer);
+      if (entry.header.type !== 'file') continue;
+      const base = path.posix.basename(entry.header.name);
+      const dot = base.indexOf('.');
+      if (dot <= 0) continue;
+      const key = `${path.posix.dirname(entry.header.name)}/${base.slice(0, dot)}`;
+      const ext = base.slice(dot + 1).toLowerCase();
+      if (current && current.key !== key) yield current;
+      if (!current || current.key !== key) current = { key };
+      const data = Buffer.concat(chunks);
+      if (IMAGE_EXT.has(ext)) current.image = data;
+      else if (ext === 'txt') current.caption = data.toString('utf-8').trim();
+      else if (ext === 'json') {
+        try {
+          const j = JSON.parse(data.toString('utf-8')) as { caption?: unknown; text?: unknown };
+          const c = j.caption ?? j.text;
+          if (typeof c === 'string') current.caption = c.trim();
+        } catch {
+          // an unreadable caption file leaves the sample without a caption: it is skipped
+        }
+      }
+    }
+    if (current) yield current;
+  } catch (error) {
+    throw new RilsInputError(`${shard} is not a readable tar shard: ${(error as Error).message}`);
+  }
+}
+
+/** Options of {@link WebDatasetSource}. */
+export interface WebDatasetSourceOptions {
+  /** Shard files (`.tar`). */
+  shards: readonly string[];
+  tokenizer: Tokenizer;
+  batchSize: number;
+  /** Model input side. */
+  size: number;
+  seed: number;
+  /** RandomResizedCrop scale range (spec: [0.5, 1]). */
+  cropScale?: [number, number];
+  /** Unreadable images: `'skip'` (default, counted) or `'throw'`. */
+  onError?: 'skip' | 'throw';
+}
+
+interface Position {
+  rng: number;
+  order: number[];
+  shard: number;
+  sample: number;
+}
+
+/** Batches streamed from WebDataset shards. */
+export class WebDatasetSource implements BatchSource {
+  readonly #o: WebDatasetSourceOptions;
+  #pos: Position;
+  #rng: Random;
+  #samples: AsyncGenerator<RawSample> | null = null;
+  #reading: Promise<unknown> = Promise.resolve();
+  /** Samples without an image or a caption, and images that could not be decoded. */
+  skipped = 0;
+
+  constructor(options: WebDatasetSourceOptions) {
+    if (!Array.isArray(options.shards) || options.shards.length === 0) throw new RilsInputError('Expected at least one .tar shard');
+    this.#o = options;
+    this.#rng = new Random(options.seed);
+    this.#pos = { rng: this.#rng.state, order: [], shard: 0, sample: 0 };
+  }
+
+  async #nextSample(): Promise<RawSample> {
+    for (let emptyShards = 0; ; ) {
+      if (!this.#samples) {
+        if (this.#pos.order.length === 0 || this.#pos.shard >= this.#pos.order.length) {
+          this.#pos.order = this.#rng.shuffle([...this.#o.shards.keys()]);
+          this.#pos.shard = 0;
+          this.#pos.sample = 0;
+        }
+        this.#samples = shardSamples(this.#o.shards[this.#pos.order[this.#pos.shard]!]!);
+        for (let i = 0; i < this.#pos.sample; i++) if ((await this.#samples.next()).done) break; // resume inside a shard
+      }
+      const r = await this.#samples.next();
+      if (!r.done) {
+        this.#pos.sample++;
+        return r.value;
+      }
+      this.#samples = null;
+      this.#pos.shard++;
+      this.#pos.sample = 0;
+      if (++emptyShards > 2 * this.#o.shards.length) throw new RilsInputError('The shards hold no usable sample');
+    }
+  }
+
+  /** Reads the batch's samples in order (one reader), then decodes them in parallel. */
+  next(): Promise<SourcedBatch> {
+    const read = this.#reading.then(async () => {
+      const samples: PlannedSample[] = [];
+      while (samples.length < this.#o.batchSize) {
+        const s = await this.#nextSample();
+        if (!s.image || !s.caption) {
+          this.skipped++;
+          continue;
+        }
+        const image = s.image;
+        samples.push({ load: async () => image, name: s.key, caption: s.caption, crop: new Random(this.#rng.int(2 ** 32)) });
+      }
+      this.#pos.rng = this.#rng.state;
+      return { samples, position: { ...this.#pos, order: [...this.#pos.order] } };
+    });
+    this.#reading = read.catch(() => undefined);
+    return read.then(async ({ samples, position }) => ({
+      ...(await decodeBatch(samples, this.#o.size, this.#o.cropScale ?? [0.5, 1], this.#o.tokenizer, this.#o.onError ?? 'skip',
+        () => this.skipped++)),
+      position,
+    }));
+  }
+
+  restore(position: unknown): void {
+    const p = position as Partial<Position> | null;
+    const n = this.#o.shards.length;
+    if (!p || typeof p.rng !== 'number' || !Array.isArray(p.order) || !p.order.every((i) => Number.isSafeInteger(i) && i >= 0 && i < n) ||
+        !Number.isSafeInteger(p.shard) || !Number.isSafeInteger(p.sample)) {
+      throw new RilsInputError('Expected a data position saved by this source');
+    }
+    void this.#samples?.return(undefined);
+    this.#samples = null;
+    this.#rng.state = p.rng;
+    this.#pos = { rng: p.rng, order: [...p.order], shard: p.shard!, sample: p.sample! };
+  }
+}
