@@ -49,7 +49,7 @@ export interface LossStats {
   clipLoss: number;
   /** reconWeight × the gated mean KL, the term as added to the loss. */
   reconLoss: number;
-  /** The gated mean KL(teacher ‖ student) over masked patches, unweighted. */
+  /** The gated mean KL(teacher ‖ student) over masked patches, unweighted (NaN with reconWeight 0: not computed). */
   reconKl: number;
   /** Fraction (0..1) of images whose top-1 caption in the batch is their own. */
   clipAcc: number;

@@ -48,3 +48,26 @@ test('clear errors for a missing dataset and a malformed command', async (t) => 
   const e2 = await t.throwsAsync(rils('frobnicate'));
   t.is((e2 as { code: number }).code, 2);
 });
+
+test('Ctrl-C (SIGINT) saves a checkpoint and exits cleanly; the same command resumes', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-sigint-'));
+  const ckpt = path.join(dir, 'c.safetensors');
+  const args = ['--import=tsx', cli, 'train', '--data', 'mnist', '--steps', '100000', '--batch', '4', '--checkpoint', ckpt,
+    '--out', path.join(dir, 'w.safetensors')];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => /step 20\//.test(out) && (clearInterval(timer), resolve()), 50);
+  });
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  t.is(code, 0);
+  const stopped = /stopped at step (\d+)/.exec(out);
+  t.truthy(stopped, out);
+  t.true(existsSync(ckpt));
+  const again = await rils('train', '--data', 'mnist', '--steps', String(Number(stopped![1]) + 2), '--batch', '4', '--checkpoint', ckpt,
+    '--out', path.join(dir, 'w.safetensors'));
+  t.regex(again.stdout, new RegExp(`resumed from step ${stopped![1]}`));
+});

@@ -73,10 +73,11 @@ torch::Tensor gated_patch_kl(const torch::Tensor& student, const torch::Tensor& 
   return GatedPatchKL::apply(student, teacher, prototypes, weights, tau_student, tau_teacher, chunk_elements);
 }
 
-LossOutput RilsLossImpl::operator()(const RilsOutputs& out, const torch::Tensor& logit_scale) const {
+LossOutput RilsLossImpl::operator()(const FullOutputs& full, const torch::Tensor& logit_scale, int64_t num_masked,
+                                    const std::function<ReconInputs(const torch::Tensor& rows)>& recon_inputs) const {
   const auto& o = options;
   auto normalize = [](const torch::Tensor& t) { return F::normalize(t, F::NormalizeFuncOptions().dim(-1).p(2)); };
-  auto img = normalize(out.image_embed), txt = normalize(out.text_embed);  // [B, E]
+  auto img = normalize(full.image_embed), txt = normalize(full.text_embed);  // [B, E]
   const int64_t B = img.size(0);
   auto labels = torch::arange(B, img.options().dtype(torch::kLong));
   auto scale = logit_scale.exp();
@@ -89,14 +90,22 @@ LossOutput RilsLossImpl::operator()(const RilsOutputs& out, const torch::Tensor&
   r.clip_loss = (F::cross_entropy(logits_per_image, labels) + F::cross_entropy(logits_per_text, labels)) / 2;
   r.correct = logits_per_image.detach().argmax(-1).eq(labels);  // [B]
 
-  auto protos = o.detach_text_prototypes() ? txt.detach() : txt;                          // [G, E], G = B
-  auto student = normalize(out.masked_pred.slice(1, 1));                                    // [B, N, E], cls dropped
-  auto teacher = normalize(out.unmasked_feat.slice(1, 1).detach());                         // stop-gradient
-  r.mask = out.mask;
-  r.weights = o.retrieval_gate() ? out.mask * r.correct.unsqueeze(-1).to(out.mask.scalar_type()) : out.mask;
-  r.recon_kl = gated_patch_kl(student, teacher, protos, r.weights, o.tau_student(), o.tau_teacher(),
-                              o.kl_chunk_elements());
-  r.recon_loss = r.recon_kl * o.recon_weight();
+  // The retrieval gate: only images whose top-1 caption is their own carry L_rec.
+  auto rows = o.retrieval_gate() ? r.correct.nonzero().squeeze(1) : labels;  // [R]
+  r.masked_patches = B * num_masked;
+  r.gated_patches = rows.size(0) * num_masked;
+  r.recon_loss = torch::zeros({}, r.clip_loss.options());
+  if (o.recon_weight() != 0 && rows.size(0) > 0) {
+    auto in = recon_inputs(rows);
+    auto protos = o.detach_text_prototypes() ? txt.detach() : txt;  // [G, E], G = B: every caption is a prototype
+    auto student = normalize(in.student.slice(1, 1));                // [R, N, E], cls dropped
+    auto teacher = normalize(in.teacher.slice(1, 1).detach());       // stop-gradient
+    r.recon_kl = gated_patch_kl(student, teacher, protos, in.mask, o.tau_student(), o.tau_teacher(),
+                                o.kl_chunk_elements());
+    r.recon_loss = r.recon_kl * o.recon_weight();
+  } else if (o.recon_weight() != 0) {
+    r.recon_kl = torch::zeros({}, r.clip_loss.options());  // nothing passes the gate: Σw = 0
+  }
   r.loss = r.clip_loss + r.recon_loss;
   return r;
 }

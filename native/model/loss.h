@@ -1,6 +1,8 @@
 // RilsLoss: symmetric InfoNCE + recon_weight × gated KL(teacher ‖ student) over masked patches,
 // where the batch's sentence embeddings are the prototypes (spec §2 steps 4–10).
 #pragma once
+#include <functional>
+
 #include <torch/torch.h>
 
 #include "model/rils.h"
@@ -25,15 +27,26 @@ struct LossOutput {
   torch::Tensor loss;        // clip_loss + recon_loss (differentiable)
   torch::Tensor clip_loss;   // ½ (CE(logits_i) + CE(logits_t))
   torch::Tensor recon_loss;  // recon_weight · recon_kl, the term as added
-  torch::Tensor recon_kl;    // Σ KL·w / (Σw + 1e-6)
+  torch::Tensor recon_kl;    // Σ KL·w / (Σw + 1e-6); undefined when recon_weight is 0 (not computed)
   torch::Tensor correct;     // [B] bool, image→text top-1 is its own caption
-  torch::Tensor weights;     // [B, N] mask · correct (the gate)
-  torch::Tensor mask;        // [B, N]
+  int64_t masked_patches = 0;  // Σ mask = B · (N − len_keep)
+  int64_t gated_patches = 0;   // Σ mask · gate
+};
+
+// Student and teacher of the images that carry L_rec (the loss asks for exactly those).
+struct ReconInputs {
+  torch::Tensor student;  // [R, N + 1, E] decoder predictions @ W_img
+  torch::Tensor teacher;  // [R, N + 1, E] full-image features @ W_img
+  torch::Tensor mask;     // [R, N]
 };
 
 struct RilsLossImpl {
   explicit RilsLossImpl(RilsLossOptions options = {}) : options(std::move(options)) {}
-  LossOutput operator()(const RilsOutputs& out, const torch::Tensor& logit_scale) const;
+  // `recon_inputs(rows)` runs the masked branch for the given images only: the gate is known after
+  // the contrastive term, and an image outside it adds nothing to L_rec, so its masked encoder and
+  // decoder pass would be wasted work (most of them, early in training).
+  LossOutput operator()(const FullOutputs& full, const torch::Tensor& logit_scale, int64_t num_masked,
+                        const std::function<ReconInputs(const torch::Tensor& rows)>& recon_inputs) const;
   RilsLossOptions options;
 };
 using RilsLoss = RilsLossImpl;

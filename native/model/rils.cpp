@@ -53,21 +53,18 @@ torch::Tensor RilsModelImpl::image_features(const torch::Tensor& img) {
 }
 
 torch::Tensor RilsModelImpl::encode_image(const torch::Tensor& img) {
-  return torch::matmul(image_features(img).slice(1, 1).mean(1), image_projection);
+  return project(image_features(img).slice(1, 1).mean(1));
 }
 
-RilsOutputs RilsModelImpl::forward(const torch::Tensor& img, const torch::Tensor& tokens, const torch::Tensor& noise,
-                                   int64_t len_keep) {
-  auto masked = visual->forward_encoder(img, noise, len_keep);      // [B, 1 + K, D]
-  auto pred = visual->forward_decoder(masked.latent, masked.ids_restore);  // [B, N + 1, D]
-  auto full = image_features(img);  // the same image unmasked, WITH gradient (learns through L_clip)
-  RilsOutputs out;
-  out.image_embed = torch::matmul(full.slice(1, 1).mean(1), image_projection);
-  out.text_embed = encode_text(tokens);
-  out.masked_pred = torch::matmul(pred, image_projection);
-  out.unmasked_feat = torch::matmul(full, image_projection);
-  out.mask = masked.mask;
-  return out;
+FullOutputs RilsModelImpl::forward_full(const torch::Tensor& img, const torch::Tensor& tokens) {
+  auto latent = image_features(img);  // [B, N + 1, D]
+  return {project(latent.slice(1, 1).mean(1)), encode_text(tokens), latent};
+}
+
+MaskedOutputs RilsModelImpl::forward_masked(const torch::Tensor& img, const torch::Tensor& noise, int64_t len_keep) {
+  auto masked = visual->forward_encoder(img, noise, len_keep);             // [R, 1 + K, D]
+  auto pred = visual->forward_decoder(masked.latent, masked.ids_restore);  // [R, N + 1, D]
+  return {project(pred), masked.mask};
 }
 
 bool is_no_decay(const std::string& name, const torch::Tensor& p) {

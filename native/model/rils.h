@@ -8,13 +8,17 @@
 
 namespace rils {
 
-// What one training forward produces; the loss needs nothing else.
-struct RilsOutputs {
-  torch::Tensor image_embed;    // [B, E] GAP of the full-image patch tokens @ image_projection
-  torch::Tensor text_embed;     // [B, E] EOT features @ text_projection
-  torch::Tensor masked_pred;    // [B, N + 1, E] decoder predictions @ image_projection (student)
-  torch::Tensor unmasked_feat;  // [B, N + 1, E] full-image features @ image_projection (teacher)
-  torch::Tensor mask;           // [B, N] 1 = masked
+// The full branch of a training step (spec §2 steps 2–3).
+struct FullOutputs {
+  torch::Tensor image_embed;  // [B, E] GAP of the full-image patch tokens @ image_projection
+  torch::Tensor text_embed;   // [B, E] EOT features @ text_projection
+  torch::Tensor latent;       // [B, N + 1, D] final-normed full-image tokens (the teacher's source)
+};
+
+// The masked branch (step 1) for some images.
+struct MaskedOutputs {
+  torch::Tensor pred;  // [R, N + 1, E] decoder predictions @ image_projection (student)
+  torch::Tensor mask;  // [R, N] 1 = masked
 };
 
 // Parameter names, shapes and order equal the official RILS_VITB16().state_dict().
@@ -24,9 +28,11 @@ struct RilsModelImpl : torch::nn::Module {
   torch::Tensor encode_text(const torch::Tensor& tokens);  // int64 [B, L] → [B, E]
   torch::Tensor image_features(const torch::Tensor& img);  // [B, 3, H, W] → [B, N + 1, D], final-normed
   torch::Tensor encode_image(const torch::Tensor& img);    // [B, E], GAP over patches (cls excluded)
-  // Both branches of a training step; noise [B, N] picks the len_keep visible patches.
-  RilsOutputs forward(const torch::Tensor& img, const torch::Tensor& tokens, const torch::Tensor& noise,
-                      int64_t len_keep);
+  // Full image (with gradient: it learns through L_clip) and text.
+  FullOutputs forward_full(const torch::Tensor& img, const torch::Tensor& tokens);
+  // Masked encoder + decoder; noise [R, N] picks the len_keep visible patches of each image.
+  MaskedOutputs forward_masked(const torch::Tensor& img, const torch::Tensor& noise, int64_t len_keep);
+  torch::Tensor project(const torch::Tensor& tokens) { return torch::matmul(tokens, image_projection); }  // [.., D] → [.., E]
 
   RilsConfig cfg;
   torch::Tensor positional_embedding, image_projection, text_projection, logit_scale;

@@ -57,18 +57,32 @@ torch::Tensor Trainer::mask_noise(const Batch& batch) {
 
 LossOutput Trainer::forward_loss(const Batch& batch) {
   const int64_t len_keep = model_->cfg.len_keep(options_.mask_ratio);
-  auto noise = mask_noise(batch);
-  RilsOutputs out;
+  const int64_t num_masked = model_->cfg.num_patches() - len_keep;
+  auto noise = mask_noise(batch);  // drawn for the whole batch, whichever images need it
+  auto fp32 = [](FullOutputs f) {
+    f.image_embed = f.image_embed.to(torch::kFloat32);
+    f.text_embed = f.text_embed.to(torch::kFloat32);
+    return f;
+  };
+  FullOutputs full;
   {
     AutocastScope autocast(device_.is_cuda());  // bf16 towers on CUDA; LayerNorm/softmax stay fp32
-    out = model_->forward(batch.images, batch.tokens, noise, len_keep);
+    full = fp32(model_->forward_full(batch.images, batch.tokens));
   }
-  AutocastScope fp32(false);  // the loss in fp32
-  out.image_embed = out.image_embed.to(torch::kFloat32);
-  out.text_embed = out.text_embed.to(torch::kFloat32);
-  out.masked_pred = out.masked_pred.to(torch::kFloat32);
-  out.unmasked_feat = out.unmasked_feat.to(torch::kFloat32);
-  return RilsLoss(options_.loss)(out, model_->logit_scale);
+  AutocastScope loss_in_fp32(false);
+  return RilsLoss(options_.loss)(full, model_->logit_scale, num_masked, [&](const torch::Tensor& rows) {
+    ReconInputs in;
+    {
+      AutocastScope autocast(device_.is_cuda());
+      auto masked = model_->forward_masked(batch.images.index_select(0, rows), noise.index_select(0, rows), len_keep);
+      in.student = masked.pred;
+      in.mask = masked.mask.to(torch::kFloat32);
+      in.teacher = model_->project(full.latent.index_select(0, rows));
+    }
+    in.student = in.student.to(torch::kFloat32);
+    in.teacher = in.teacher.to(torch::kFloat32);
+    return in;
+  });
 }
 
 StepStats Trainer::stats_of(const LossOutput& l) const {
@@ -76,10 +90,10 @@ StepStats Trainer::stats_of(const LossOutput& l) const {
   s.loss = l.loss.item<double>();
   s.clip_loss = l.clip_loss.item<double>();
   s.recon_loss = l.recon_loss.item<double>();
-  s.recon_kl = l.recon_kl.item<double>();
+  s.recon_kl = l.recon_kl.defined() ? l.recon_kl.item<double>() : std::numeric_limits<double>::quiet_NaN();
   s.clip_acc = l.correct.to(torch::kFloat64).mean().item<double>();
-  s.masked_patches = l.mask.sum().item<int64_t>();
-  s.gated_patches = l.weights.sum().item<int64_t>();
+  s.masked_patches = l.masked_patches;
+  s.gated_patches = l.gated_patches;
   s.gated_fraction = s.masked_patches > 0 ? static_cast<double>(s.gated_patches) / s.masked_patches : 0.0;
   s.logit_scale = std::exp(model_->logit_scale.item<double>());
   s.step = step_;
