@@ -15,7 +15,7 @@ import type { LabelledImages } from '../lib/index.js';
 
 const { values: args } = parseArgs({
   options: {
-    steps: { type: 'string', default: '1000' },
+    steps: { type: 'string', default: '1150' },
     batch: { type: 'string', default: '32' },
     lr: { type: 'string', default: '6e-4' },
     'no-compare': { type: 'boolean', default: false },
