@@ -111,6 +111,11 @@ export interface RilsOptions extends Partial<ModelConfig>, TrainingOptions {
   device?: Device;
   /** Tokenizer for texts given as strings (zero-shot, encodeTexts, patchSemantics). */
   tokenizer?: Tokenizer;
+  /**
+   * A step whose loss or gradient is NaN/inf is always skipped (weights unchanged). `'skip'`
+   * reports it in `TrainStats.nonFinite`; `'throw'` also rejects the call. Default `'skip'`.
+   */
+  onNonFinite?: 'skip' | 'throw';
 }
 
 const MODEL_INT_FIELDS = [
@@ -124,7 +129,7 @@ const TRAIN_REAL_FIELDS = [
   'maskRatio',
 ] as const;
 const TRAIN_BOOL_FIELDS = ['retrievalGate', 'detachTextPrototypes', 'clipLocalGrad'] as const;
-const OTHER_FIELDS = ['preset', 'seed', 'device', 'betas', 'tokenizer'] as const;
+const OTHER_FIELDS = ['preset', 'seed', 'device', 'betas', 'tokenizer', 'onNonFinite'] as const;
 const KNOWN = new Set<string>([
   ...MODEL_INT_FIELDS, ...MODEL_REAL_FIELDS, ...TRAIN_INT_FIELDS, ...TRAIN_REAL_FIELDS, ...TRAIN_BOOL_FIELDS,
   ...OTHER_FIELDS,
@@ -188,6 +193,9 @@ export function toNativeOptions(options: RilsOptions): {
     if (typeof o[k] === 'number' && !((o[k] as number) > 0)) throw invalid('a number > 0', k, o[k]);
   }
   const seed = o.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : checkInteger(o.seed, 'seed', 0);
+  if (o.onNonFinite !== undefined && o.onNonFinite !== 'skip' && o.onNonFinite !== 'throw') {
+    throw invalid("'skip' or 'throw'", 'onNonFinite', o.onNonFinite);
+  }
   const device = o.device ?? 'cpu';
   if (typeof device !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(device)) {
     throw invalid("'cpu', 'cuda' or 'cuda:N'", 'device', device);

@@ -5,7 +5,7 @@
  */
 import { native } from './binding.js';
 import type { NativeBatch, NativeModel } from './binding.js';
-import { RilsInputError, RilsStateError, RilsWeightsError, fromNative } from './errors.js';
+import { RilsInputError, RilsNativeError, RilsStateError, RilsWeightsError, fromNative } from './errors.js';
 import { ZeroShotClassifier } from './zeroshot.js';
 import { PRESET_NAMES, fromNativeConfig, fromNativeTrainOptions, isOptionName, toNativeOptions } from './options.js';
 import type { Device, ModelConfig, PresetName, RilsOptions, TrainingOptions } from './options.js';
@@ -157,6 +157,7 @@ export class Rils {
   #native: NativeModel | null;
   readonly #queue = new SerialQueue();
   readonly #preset: PresetName;
+  readonly #onNonFinite: 'skip' | 'throw';
   /** The resolved model fields. */
   readonly config: Readonly<ModelConfig>;
   /** The resolved training options. */
@@ -168,8 +169,11 @@ export class Rils {
   /** The tokenizer used when texts are given as strings (from {@link RilsOptions.tokenizer}). */
   readonly tokenizer: Tokenizer | undefined;
 
-  private constructor(handle: NativeModel, preset: PresetName, seed: number, tokenizer: Tokenizer | undefined) {
+  private constructor(
+    handle: NativeModel, preset: PresetName, seed: number, tokenizer: Tokenizer | undefined, onNonFinite: 'skip' | 'throw',
+  ) {
     this.#native = handle;
+    this.#onNonFinite = onNonFinite;
     this.tokenizer = tokenizer;
     this.#preset = preset;
     const info = handle.info();
@@ -186,7 +190,7 @@ export class Rils {
   static async create(options: RilsOptions = {}): Promise<Rils> {
     const o = toNativeOptions(options);
     try {
-      return new Rils(await native.createModel(o), o.preset, o.seed, options.tokenizer);
+      return new Rils(await native.createModel(o), o.preset, o.seed, options.tokenizer, options.onNonFinite ?? 'skip');
     } catch (error) {
       throw fromNative(error);
     }
@@ -261,7 +265,14 @@ export class Rils {
    */
   async trainStep(batch: Batch): Promise<TrainStats> {
     const b = this.#checkBatch(batch);
-    return this.#run((m) => m.trainStep(b));
+    const stats = await this.#run((m) => m.trainStep(b));
+    if (stats.nonFinite && this.#onNonFinite === 'throw') {
+      throw new RilsNativeError(
+        `Step ${stats.step + 1}: the loss (${stats.loss}) or the gradient norm (${stats.gradNorm}) is not finite; ` +
+          'the update was skipped and the weights are unchanged (lower the lr, or clip gradients with gradClipNorm)',
+      );
+    }
+    return stats;
   }
 
   /** The loss of a batch without any gradient or update. */

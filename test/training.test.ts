@@ -1,7 +1,7 @@
 // Training options: loss weights and temperatures, schedule, accumulation, clipping, seeds, uint8 input.
 import test from 'ava';
 
-import { Rils } from '../lib/index.js';
+import { Rils, RilsInputError, RilsNativeError } from '../lib/index.js';
 import type { RilsOptions } from '../lib/index.js';
 import { randomBatch, sameWeights, snapshot } from './helpers/batches.js';
 import { parityBatch, parityModel } from './helpers/parity.js';
@@ -141,4 +141,24 @@ test('evaluateLoss changes nothing', async (t) => {
   await model.evaluateLoss(randomBatch(model, 4));
   t.true(sameWeights(before, await snapshot(model)));
   t.is(model.step, 0);
+});
+
+test('a non-finite step is skipped and reported, or thrown with onNonFinite: throw; weights unchanged', async (t) => {
+  for (const onNonFinite of ['skip', 'throw'] as const) {
+    // An absurd learning rate blows the weights up in one step; the next forward overflows.
+    const model = await micro({ lr: 1e30, onNonFinite });
+    const batch = randomBatch(model, 4);
+    await model.trainStep(batch);
+    const before = await snapshot(model);
+    if (onNonFinite === 'skip') {
+      const s = await model.trainStep(batch);
+      t.true(s.nonFinite);
+      t.false(s.updated);
+      t.is(s.step, 1);
+    } else {
+      await t.throwsAsync(model.trainStep(batch), { instanceOf: RilsNativeError, message: /not finite; the update was skipped/ });
+    }
+    t.true(sameWeights(before, await snapshot(model)), 'the skipped step changed nothing');
+  }
+  await t.throwsAsync(micro({ onNonFinite: 'ignore' as 'skip' }), { instanceOf: RilsInputError });
 });
