@@ -9,6 +9,8 @@
 #include <napi.h>
 #include <torch/torch.h>
 
+#include "napi/executor.h"
+
 namespace rils::napi {
 
 // Error codes the TS layer turns into its exported error classes (lib/errors.ts).
@@ -63,60 +65,62 @@ bool is_tensor_backed(const void* data);
 void set_worker_threads(int threads);
 void apply_worker_threads();
 
-// A promise whose work runs on libuv's thread pool. `inputs` are JS values kept alive until the
+// A promise whose work runs on `executor`'s thread. `inputs` are JS values kept alive until the
 // work ends; `execute` runs off the JS thread; `resolve` converts its result on the JS thread.
+// Everything the job holds (the captures of `execute`, e.g. a model) is released on the JS thread.
 template <class Result>
-class PromiseWorker : public Napi::AsyncWorker {
+class PromiseWorker {
  public:
   using ExecuteFn = std::function<Result()>;
   using ResolveFn = std::function<Napi::Value(Napi::Env, Result&)>;
 
-  static Napi::Promise Run(Napi::Env env, std::vector<Napi::Value> inputs, ExecuteFn execute, ResolveFn resolve) {
-    auto* worker = new PromiseWorker(env, std::move(inputs), std::move(execute), std::move(resolve));
-    auto promise = worker->deferred_.Promise();
-    worker->Queue();
+  static Napi::Promise Run(Napi::Env env, Executor& executor, std::vector<Napi::Value> inputs, ExecuteFn execute,
+                           ResolveFn resolve) {
+    auto* job = new Job{Napi::Promise::Deferred::New(env), std::move(execute), std::move(resolve), {}, {}, {}, false,
+                        Napi::ThreadSafeFunction::New(env, Napi::Function(), "rils", 0, 1)};
+    for (auto& v : inputs)
+      if (v.IsObject()) job->keep_alive.push_back(Napi::Persistent(v.As<Napi::Object>()));
+    auto promise = job->deferred.Promise();
+    executor.post([job] {
+      try {
+        apply_worker_threads();
+        job->result = job->execute();
+      } catch (...) {
+        job->error = describe_current_exception();
+        job->failed = true;
+      }
+      auto tsfn = job->tsfn;  // the job is deleted on the JS thread, possibly before Release()
+      tsfn.BlockingCall(job, &Job::Complete);
+      tsfn.Release();
+    });
     return promise;
   }
 
- protected:
-  void Execute() override {
-    try {
-      apply_worker_threads();
-      result_ = execute_();
-    } catch (...) {
-      error_ = describe_current_exception();
-      failed_ = true;
-    }
-  }
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (failed_) return deferred_.Reject(make_error(env, error_).Value());
-    try {
-      deferred_.Resolve(resolve_(env, result_));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    } catch (...) {
-      deferred_.Reject(make_error(env, describe_current_exception()).Value());
-    }
-  }
-
  private:
-  PromiseWorker(Napi::Env env, std::vector<Napi::Value> inputs, ExecuteFn execute, ResolveFn resolve)
-      : Napi::AsyncWorker(env, "rils"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        execute_(std::move(execute)),
-        resolve_(std::move(resolve)) {
-    for (auto& v : inputs)
-      if (v.IsObject()) keep_alive_.push_back(Napi::Persistent(v.As<Napi::Object>()));
-  }
+  struct Job {
+    Napi::Promise::Deferred deferred;
+    ExecuteFn execute;
+    ResolveFn resolve;
+    std::vector<Napi::ObjectReference> keep_alive;
+    Result result{};
+    ErrorInfo error;
+    bool failed;
+    Napi::ThreadSafeFunction tsfn;
 
-  Napi::Promise::Deferred deferred_;
-  ExecuteFn execute_;
-  ResolveFn resolve_;
-  std::vector<Napi::ObjectReference> keep_alive_;
-  Result result_{};
-  ErrorInfo error_;
-  bool failed_ = false;
+    static void Complete(Napi::Env env, Napi::Function, Job* job) {
+      std::unique_ptr<Job> owned(job);
+      if (env == nullptr) return;  // the environment is shutting down
+      Napi::HandleScope scope(env);
+      if (job->failed) return job->deferred.Reject(make_error(env, job->error).Value());
+      try {
+        job->deferred.Resolve(job->resolve(env, job->result));
+      } catch (const Napi::Error& e) {
+        job->deferred.Reject(e.Value());
+      } catch (...) {
+        job->deferred.Reject(make_error(env, describe_current_exception()).Value());
+      }
+    }
+  };
 };
 
 }  // namespace rils::napi

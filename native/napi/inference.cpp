@@ -74,7 +74,7 @@ Napi::Value NativeModel::RunInference(
     auto args = info[0].As<Napi::Object>();
     auto compute = parse(args, state->trainer->config());
     return PromiseWorker<Outputs>::Run(
-        env, {args},
+        env, *state->executor, {args},
         [state, compute]() {
           std::lock_guard<std::mutex> lock(state->mutex);
           c10::InferenceMode inference;
@@ -184,7 +184,7 @@ Napi::Value RetrievalRecall(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < karr.As<Napi::Array>().Length(); ++i)
       ks.push_back(static_cast<int64_t>(karr.As<Napi::Array>().Get(i).As<Napi::Number>().DoubleValue()));
     return PromiseWorker<std::vector<double>>::Run(
-        env, {args},
+        env, Executor::shared(), {args},
         [images, texts, ks]() {
           c10::InferenceMode inference;
           return retrieval_recall(prepare_floats(images, "imageEmbeddings", torch::kCPU),
@@ -224,7 +224,7 @@ Napi::Value ClassifyFeatures(const Napi::CallbackInfo& info) {
       fail(kInputError, "Expected an Int32Array for trainLabels");
     auto labels = wrap_typed_array(labels_arr.As<Napi::TypedArray>(), {m});
     return PromiseWorker<torch::Tensor>::Run(
-        env, {args},
+        env, Executor::shared(), {args},
         [=]() {
           auto lab = labels.to(torch::kInt64);
           if (lab.min().item<int64_t>() < 0 || lab.max().item<int64_t>() >= classes)

@@ -140,7 +140,7 @@ Napi::Value NativeModel::RunStep(const Napi::CallbackInfo& info, bool train) {
     auto args = info[0].As<Napi::Object>();
     auto input = step_input(args, state->trainer->config());
     return PromiseWorker<StepStats>::Run(
-        env, {args},
+        env, *state->executor, {args},
         [state, input, train]() {
           std::lock_guard<std::mutex> lock(state->mutex);
           auto batch = to_batch(input, *state->trainer);
@@ -181,7 +181,7 @@ Napi::Value NativeModel::GetState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto state = live(env);
   return PromiseWorker<NamedTensors>::Run(
-      env, {},
+      env, *state->executor, {},
       [state]() {
         std::lock_guard<std::mutex> lock(state->mutex);
         NamedTensors out;
@@ -219,7 +219,7 @@ Napi::Value NativeModel::SetState(const Napi::CallbackInfo& info) {
       if (!incoming.count(name) && p.requires_grad()) missing += (missing.empty() ? "" : ", ") + name;
     if (!missing.empty()) fail(kWeightsError, "Missing tensors: " + missing.substr(0, 400));
     return PromiseWorker<bool>::Run(
-        env, {entries},
+        env, *state->executor, {entries},
         [state, incoming, params]() {
           std::lock_guard<std::mutex> lock(state->mutex);
           for (const auto& [name, t] : incoming) {
@@ -242,7 +242,7 @@ Napi::Value NativeModel::GetTrainingState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto state = live(env);
   return PromiseWorker<TrainingSnapshot>::Run(
-      env, {},
+      env, *state->executor, {},
       [state]() {
         std::lock_guard<std::mutex> lock(state->mutex);
         auto& t = *state->trainer;
@@ -291,7 +291,7 @@ Napi::Value NativeModel::SetTrainingState(const Napi::CallbackInfo& info) {
     if (!args.Get("step").IsNumber()) fail(kWeightsError, "Expected a step count");
     const auto step = static_cast<int64_t>(args.Get("step").As<Napi::Number>().DoubleValue());
     return PromiseWorker<bool>::Run(
-        env, {args},
+        env, *state->executor, {args},
         [state, moments, rng, step]() {
           std::lock_guard<std::mutex> lock(state->mutex);
           for (const auto& [name, t] : moments)
@@ -355,10 +355,13 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
     const auto device = parse_device(options.Has("device") ? options.Get("device").ToString().Utf8Value() : "cpu");
     const double seed = options.Has("seed") && options.Get("seed").IsNumber()
                             ? options.Get("seed").As<Napi::Number>().DoubleValue() : 0.0;
+    // The model is built on its own thread, where all its work will run.
+    auto executor = std::make_shared<Executor>();
     return PromiseWorker<std::shared_ptr<ModelState>>::Run(
-        env, {},
-        [cfg, train, device, seed]() {
+        env, *executor, {},
+        [cfg, train, device, seed, executor]() {
           auto state = std::make_shared<ModelState>();
+          state->executor = executor;
           state->trainer = std::make_unique<Trainer>(cfg, train, static_cast<uint64_t>(seed), device);
           state->bytes = state_bytes(*state->trainer);
           return state;

@@ -9,6 +9,7 @@
 
 #include <napi.h>
 
+#include "napi/executor.h"
 #include "train/trainer.h"
 
 namespace rils::napi {
@@ -17,6 +18,7 @@ namespace rils::napi {
 // the memory goes when the last worker ends.
 struct ModelState {
   std::mutex mutex;  // one LibTorch call at a time on one model (lib/ also queues them in order)
+  std::shared_ptr<Executor> executor;  // the model's own thread (napi/executor.h says why)
   std::unique_ptr<Trainer> trainer;
   int64_t bytes = 0;  // parameter + optimizer memory reported to V8
 };
