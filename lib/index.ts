@@ -29,7 +29,7 @@ export type { ReportContent, ReportRun } from './report.js';
 export type { FitOptions, FitResult, StepProgress } from './train.js';
 export { CaptionedImageSource } from './data/source.js';
 export { FileCaptionSource, readCaptionIndex } from './data/files.js';
-export type { CaptionedFile, FileCaptionSourceOptions } from './data/files.js';
+export type { CaptionedFile, FileCaptionSourceOptions, ImageBatchOptions } from './data/files.js';
 export { WebDatasetSource } from './data/webdataset.js';
 export type { WebDatasetSourceOptions } from './data/webdataset.js';
 export type { BatchSource, CaptionedImageSourceOptions, SourcedBatch } from './data/source.js';

@@ -96,9 +96,8 @@ export async function readCaptionIndex(location: string): Promise<{ items: Capti
   return { items, skipped };
 }
 
-/** Options of {@link FileCaptionSource}. */
-export interface FileCaptionSourceOptions {
-  items: readonly CaptionedFile[];
+/** What every source of encoded images takes besides where the images are. */
+export interface ImageBatchOptions {
   tokenizer: Tokenizer;
   batchSize: number;
   /** Model input side. */
@@ -108,6 +107,11 @@ export interface FileCaptionSourceOptions {
   cropScale?: [number, number];
   /** `'skip'` (default) counts unreadable images and fills their slot with another image of the batch; `'throw'` stops. */
   onError?: 'skip' | 'throw';
+}
+
+/** Options of {@link FileCaptionSource}. */
+export interface FileCaptionSourceOptions extends ImageBatchOptions {
+  items: readonly CaptionedFile[];
 }
 
 /** One image to decode with its own crop generator and caption. @internal */

@@ -10,10 +10,9 @@ import path from 'node:path';
 import tar from 'tar-stream';
 
 import { RilsInputError } from '../errors.js';
-import type { Tokenizer } from '../tokenizer.js';
 import { Random } from './augment.js';
 import { decodeBatch } from './files.js';
-import type { PlannedSample } from './files.js';
+import type { ImageBatchOptions, PlannedSample } from './files.js';
 import type { BatchSource, SourcedBatch } from './source.js';
 
 const IMAGE_EXT = new Set(['jpg', 'jpeg', 'png', 'webp']);
@@ -63,18 +62,9 @@ async function* shardSamples(shard: string): AsyncGenerator<RawSample> {
 }
 
 /** Options of {@link WebDatasetSource}. */
-export interface WebDatasetSourceOptions {
+export interface WebDatasetSourceOptions extends ImageBatchOptions {
   /** Shard files (`.tar`). */
   shards: readonly string[];
-  tokenizer: Tokenizer;
-  batchSize: number;
-  /** Model input side. */
-  size: number;
-  seed: number;
-  /** RandomResizedCrop scale range (spec: [0.5, 1]). */
-  cropScale?: [number, number];
-  /** Unreadable images: `'skip'` (default, counted) or `'throw'`. */
-  onError?: 'skip' | 'throw';
 }
 
 interface Position {
