@@ -9,7 +9,9 @@ import { checkInteger, checkTypedArray } from './validate.js';
 
 /** Features `[count, dim]` with their labels. */
 export interface LabelledFeatures {
+  /** `[count, dim]` row-major. */
   features: Float32Array;
+  /** `[count]` class indices. */
   labels: Int32Array;
 }
 

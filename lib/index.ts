@@ -8,7 +8,7 @@ import { checkInteger } from './validate.js';
 
 export { Rils } from './rils.js';
 export type {
-  Batch, EncodeImagesOptions, ImageEncoding, LossStats, ParameterInfo, PatchSemantics, PatchSemanticsOptions,
+  Batch, ClassLogits, EncodeImagesOptions, ImageEncoding, LossStats, ParameterInfo, PatchSemantics, PatchSemanticsOptions,
   TextEncoding, TrainStats,
 } from './rils.js';
 export { ZeroShotClassifier, retrievalRecall } from './zeroshot.js';
@@ -25,11 +25,11 @@ export { accuracy, knnClassify, linearProbeClassify, prototypeClassify, sampleSh
 export type { LabelledFeatures } from './evaluate.js';
 export { fit } from './train.js';
 export { writeReport } from './report.js';
-export type { ReportContent, ReportRun } from './report.js';
+export type { ReportContent, ReportImage, ReportRun } from './report.js';
 export type { FitOptions, FitResult, StepProgress } from './train.js';
 export { CaptionedImageSource } from './data/source.js';
 export { FileCaptionSource, readCaptionIndex } from './data/files.js';
-export type { CaptionedFile, FileCaptionSourceOptions, ImageBatchOptions } from './data/files.js';
+export type { CaptionIndex, CaptionedFile, FileCaptionSourceOptions, ImageBatchOptions } from './data/files.js';
 export { WebDatasetSource } from './data/webdataset.js';
 export type { WebDatasetSourceOptions } from './data/webdataset.js';
 export type { BatchSource, CaptionedImageSourceOptions, SourcedBatch } from './data/source.js';
@@ -54,7 +54,9 @@ export type { SafetensorsDtype, SafetensorsEntry, SafetensorsFile, TensorToWrite
 export interface RuntimeInfo {
   /** LibTorch version the addon was compiled against. */
   libtorchVersion: string;
+  /** Whether this build can use a CUDA device. */
   cudaAvailable: boolean;
+  /** Visible CUDA devices. */
   cudaDeviceCount: number;
   /** Intra-op threads LibTorch uses. */
   threads: number;

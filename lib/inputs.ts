@@ -13,7 +13,9 @@ import { checkInteger, checkTypedArray, describe, invalid } from './validate.js'
 
 /** Images already as tensors: NCHW float (normalised) or NHWC uint8 RGB, `batchSize` of them. */
 export interface ImageTensor {
+  /** Float32Array `[B, C, S, S]` (normalised) or Uint8Array `[B, S, S, C]` RGB. */
   images: Float32Array | Uint8Array;
+  /** B. */
   batchSize: number;
 }
 

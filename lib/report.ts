@@ -5,20 +5,34 @@
  */
 import { writeFile } from 'node:fs/promises';
 
+import type { StepProgress } from './train.js';
+
 /** One training run's per-step metrics (what `fit` writes as JSONL). */
 export interface ReportRun {
+  /** Legend of the run's curves. */
   name: string;
-  steps: { step: number; loss: number; clipLoss: number; reconLoss: number; clipAcc: number; gatedFraction: number }[];
+  /** One entry per step (extra fields are ignored). */
+  steps: Pick<StepProgress, 'step' | 'loss' | 'clipLoss' | 'reconLoss' | 'clipAcc' | 'gatedFraction'>[];
+}
+
+/** A picture of the report. */
+export interface ReportImage {
+  /** Shown under the image. */
+  caption: string;
+  /** PNG bytes. */
+  png: Uint8Array;
 }
 
 /** What goes into {@link writeReport}. */
 export interface ReportContent {
+  /** Page title and heading. */
   title: string;
+  /** Runs drawn together in each chart. */
   runs: ReportRun[];
   /** Rows of a results table: column name → value. */
   results?: Record<string, string | number>[];
   /** PNG images with captions (e.g. from `renderHeatmap`). */
-  images?: { caption: string; png: Uint8Array }[];
+  images?: ReportImage[];
 }
 
 const COLOURS = ['#d62728', '#1f77b4', '#2ca02c', '#9467bd'];

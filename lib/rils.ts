@@ -81,7 +81,9 @@ export interface TrainStats extends LossStats {
 export interface ParameterInfo {
   /** The official state_dict name, e.g. `visual.blocks.0.attn.qkv.weight`. */
   name: string;
+  /** Dimensions, e.g. `[2304, 768]`. */
   shape: number[];
+  /** Number of elements. */
   numel: number;
   /** False for the two fixed sin-cos tables. */
   trainable: boolean;
@@ -103,6 +105,7 @@ export interface EncodeImagesOptions {
 
 /** Image embeddings; every array is row-major float32, backed by native memory (no copy). */
 export interface ImageEncoding {
+  /** Images encoded. */
   batchSize: number;
   /** `[batchSize, embedDim]`. */
   embeddings: Float32Array;
@@ -114,8 +117,19 @@ export interface ImageEncoding {
   patchEmbeddings?: Float32Array;
 }
 
+/** What {@link Rils.classLogits} returns. */
+export interface ClassLogits {
+  /** Images classified. */
+  batchSize: number;
+  /** `[batchSize, numClasses]` exp(logit_scale) × cosine. */
+  logits: Float32Array;
+  /** `[batchSize, numClasses]` softmax over classes. */
+  probabilities: Float32Array;
+}
+
 /** Text embeddings. */
 export interface TextEncoding {
+  /** Texts encoded. */
   batchSize: number;
   /** `[batchSize, embedDim]`, float32, backed by native memory. */
   embeddings: Float32Array;
@@ -127,14 +141,17 @@ export interface PatchSemanticsOptions {
   temperature?: number;
   /** Treat the texts as class names and expand them with these templates. */
   templates?: Templates;
+  /** Tokenizer for the texts. Default: the model's. */
   tokenizer?: Tokenizer;
 }
 
 /** Per-patch probabilities over texts. */
 export interface PatchSemantics {
+  /** Images analysed. */
   batchSize: number;
   /** Patches per side: numPatches = gridSize². */
   gridSize: number;
+  /** The texts, in the order of the last axis. */
   labels: string[];
   /** `[batchSize, gridSize², labels.length]`, each patch's row sums to 1. */
   probabilities: Float32Array;
@@ -367,7 +384,7 @@ export class Rils {
    * `[numClasses, embedDim]` (what {@link ZeroShotClassifier} uses); logits are
    * exp(logit_scale) × cosine.
    */
-  async classLogits(images: ImagesInput, classWeights: Float32Array, numClasses: number): Promise<{ logits: Float32Array; probabilities: Float32Array; batchSize: number }> {
+  async classLogits(images: ImagesInput, classWeights: Float32Array, numClasses: number): Promise<ClassLogits> {
     this.#handle();
     const C = checkInteger(numClasses, 'numClasses', 1);
     checkTypedArray(classWeights, [Float32Array], C * this.config.embedDim, `classWeights ([${C}, ${this.config.embedDim}])`);

@@ -21,7 +21,9 @@ const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
 /** One tensor: its raw little-endian bytes. */
 export interface SafetensorsEntry {
+  /** Element type. */
   dtype: SafetensorsDtype;
+  /** Dimensions (`[]` for a scalar). */
   shape: number[];
   /** Raw bytes (a view into the file buffer). */
   bytes: Uint8Array;
@@ -29,7 +31,9 @@ export interface SafetensorsEntry {
 
 /** A parsed file. */
 export interface SafetensorsFile {
+  /** Tensors by name. */
   tensors: Map<string, SafetensorsEntry>;
+  /** The optional `__metadata__` strings. */
   metadata: Record<string, string>;
   /** The whole data section (every tensor's bytes, in file order). */
   data: Uint8Array;
@@ -98,9 +102,13 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
 
 /** A tensor to write. */
 export interface TensorToWrite {
+  /** Header name. */
   name: string;
+  /** Element type of `data`. */
   dtype: SafetensorsDtype;
+  /** Dimensions; their product times the element size must be `data.byteLength`. */
   shape: readonly number[];
+  /** Little-endian bytes, C order. */
   data: ArrayBufferView;
 }
 

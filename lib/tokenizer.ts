@@ -368,7 +368,7 @@ const WORDS = /[\p{L}\p{N}]+|[^\s\p{L}\p{N}]/gu;
 /**
  * A word-level tokenizer built from a corpus of captions, for small datasets without CLIP's
  * vocabulary file: each distinct lowercase word gets an id; unseen words map to UNK (1); 0 is
- * padding; SOT and EOT are the two last ids. Save {@link words} to rebuild the same ids.
+ * padding; SOT and EOT are the two last ids. Save {@link WordTokenizer.words | words} to rebuild the same ids.
  *
  * @example
  * ```ts
@@ -388,7 +388,7 @@ export class WordTokenizer implements Tokenizer {
   readonly words: readonly string[];
   readonly #ids: Map<string, number>;
 
-  /** A tokenizer over exactly these words (e.g. a saved {@link words} list). */
+  /** A tokenizer over exactly these words (e.g. a saved `words` list). */
   constructor(words: readonly string[], options?: TokenizerOptions) {
     if (!Array.isArray(words) || !words.every((w) => typeof w === 'string')) throw invalid('an array of words', 'words', words);
     this.contextLength = readContextLength(options);
@@ -426,9 +426,26 @@ export class WordTokenizer implements Tokenizer {
 
 /** A tokenizer's description as stored in weight files, enough to rebuild it. */
 export type TokenizerSpec =
-  | { type: 'byte'; contextLength: number }
-  | { type: 'word'; contextLength: number; words: string[] }
-  | { type: 'clip'; contextLength: number };
+  | {
+      /** {@link ByteTokenizer}. */
+      type: 'byte';
+      /** Row length. */
+      contextLength: number;
+    }
+  | {
+      /** {@link WordTokenizer}. */
+      type: 'word';
+      /** Row length. */
+      contextLength: number;
+      /** The vocabulary in id order. */
+      words: string[];
+    }
+  | {
+      /** {@link ClipTokenizer} (its vocabulary file is not stored). */
+      type: 'clip';
+      /** Row length. */
+      contextLength: number;
+    };
 
 /** Describes a tokenizer for {@link tokenizerFromSpec}. */
 export function tokenizerSpec(tokenizer: Tokenizer): TokenizerSpec | undefined {

@@ -39,14 +39,19 @@ export interface StepProgress extends TrainStats {
   imagesPerSecond: number;
   /** Fraction of wall time spent waiting for batches. */
   dataWaitFraction: number;
+  /** Wall time since the run started. */
   elapsedSeconds: number;
 }
 
 /** How a run ended. */
 export interface FitResult {
+  /** Optimizer steps done in all (the model's step count). */
   stepsDone: number;
+  /** The step a checkpoint resumed from (0 for a fresh run). */
   resumedFrom: number;
+  /** Stopped by Ctrl-C or the AbortSignal before `steps`. */
   interrupted: boolean;
+  /** The last step's progress. */
   last?: StepProgress;
 }
 

@@ -10,13 +10,17 @@ import { checkInteger, checkTypedArray, invalid } from './validate.js';
 
 /** The best classes of one image, best first. */
 export interface TopK {
+  /** Class names, best first. */
   labels: string[];
+  /** Their class indices. */
   indices: number[];
+  /** Their probabilities. */
   probabilities: number[];
 }
 
 /** What {@link ZeroShotClassifier.classify} returns. */
 export interface Classification {
+  /** Images classified. */
   batchSize: number;
   /** `[batchSize, numClasses]` softmax over classes. */
   probabilities: Float32Array;

@@ -18,7 +18,9 @@ import type { BatchSource, SourcedBatch } from './source.js';
 
 /** One example: an image file and its caption. */
 export interface CaptionedFile {
+  /** Absolute image path. */
   image: string;
+  /** Its caption. */
   caption: string;
 }
 
@@ -43,11 +45,19 @@ function csvFields(line: string): string[] {
   return out;
 }
 
+/** A dataset index. */
+export interface CaptionIndex {
+  /** Usable examples. */
+  items: CaptionedFile[];
+  /** Rows without an image or a caption. */
+  skipped: number;
+}
+
 /**
  * Reads a dataset index. Relative image paths are resolved against the index's folder. Rows
  * without an image or a caption are skipped and counted in `skipped`.
  */
-export async function readCaptionIndex(location: string): Promise<{ items: CaptionedFile[]; skipped: number }> {
+export async function readCaptionIndex(location: string): Promise<CaptionIndex> {
   let info;
   try {
     info = await stat(location);
@@ -98,10 +108,13 @@ export async function readCaptionIndex(location: string): Promise<{ items: Capti
 
 /** What every source of encoded images takes besides where the images are. */
 export interface ImageBatchOptions {
+  /** Turns captions into token rows. */
   tokenizer: Tokenizer;
+  /** Images per batch. */
   batchSize: number;
   /** Model input side. */
   size: number;
+  /** Seeds the order and the crops. */
   seed: number;
   /** RandomResizedCrop scale range (spec: [0.5, 1]). */
   cropScale?: [number, number];
@@ -111,6 +124,7 @@ export interface ImageBatchOptions {
 
 /** Options of {@link FileCaptionSource}. */
 export interface FileCaptionSourceOptions extends ImageBatchOptions {
+  /** The examples, e.g. from {@link readCaptionIndex}. */
   items: readonly CaptionedFile[];
 }
 

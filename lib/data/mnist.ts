@@ -24,9 +24,13 @@ export const MNIST_EVAL_TEMPLATES: readonly string[] = [
 
 /** Images `[n, 32, 32, 3]` uint8 RGB and labels. */
 export interface LabelledImages {
+  /** `[count, size, size, 3]` uint8 RGB. */
   images: Uint8Array;
+  /** `[count]` digit labels 0–9. */
   labels: Int32Array;
+  /** Image side (32). */
   size: number;
+  /** Number of images. */
   count: number;
 }
 

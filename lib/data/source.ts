@@ -8,8 +8,11 @@ import type { Tokenizer } from '../tokenizer.js';
 import { RilsInputError } from '../errors.js';
 import { Random, randomResizedCrop } from './augment.js';
 
-/** A batch with the source's position right after it (JSON), for checkpoints. */
-export type SourcedBatch = Batch & { position: unknown };
+/** A batch with the source's position right after it, for checkpoints. */
+export interface SourcedBatch extends Batch {
+  /** JSON: pass it to {@link BatchSource.restore} to continue after this batch. */
+  position: unknown;
+}
 
 /**
  * Anything the training loop can draw batches from. Several `next()` calls may be in flight at
@@ -34,8 +37,11 @@ export interface CaptionedImageSourceOptions {
   outputSize?: number;
   /** Makes a caption for a label, e.g. from templates; use `rng` for any random choice. */
   caption: (label: number, rng: Random) => string;
+  /** Turns captions into token rows. */
   tokenizer: Tokenizer;
+  /** Images per batch. */
   batchSize: number;
+  /** Seeds the order, the crops and the captions. */
   seed: number;
   /** RandomResizedCrop scale range (spec: [0.5, 1]); `false` for no augmentation. */
   cropScale?: [number, number] | false;
