@@ -25,6 +25,11 @@ import { writeSafetensors } from './safetensors.js';
 import { ByteTokenizer, ClipTokenizer, WordTokenizer } from './tokenizer.js';
 import type { Tokenizer } from './tokenizer.js';
 import { fit } from './train.js';
+import type { StepProgress } from './train.js';
+import { renderHeatmap } from './images.js';
+import { writeReport } from './report.js';
+import type { CaptionedFile } from './data/files.js';
+import sharp from 'sharp';
 
 const USAGE = `rils — RILS vision-language pre-training on LibTorch
 
@@ -32,7 +37,7 @@ const USAGE = `rils — RILS vision-language pre-training on LibTorch
   rils train    --data mnist|DIR|FILE.jsonl|FILE.csv|SHARD.tar[,SHARD.tar…] [--preset micro] [--steps 500] [--batch 64] [--lr 5e-4]
                 [--warmup 60] [--weight-decay 0.1] [--recon-weight 0.5] [--seed 0] [--device cpu]
                 [--tokenizer word|byte|clip:VOCAB.gz] [--context N] [--checkpoint FILE] [--metrics FILE.jsonl]
-                [--out WEIGHTS.safetensors] [--threads N] [--set field=value ...]
+                [--out WEIGHTS.safetensors] [--report REPORT.html] [--threads N] [--set field=value ...]
   rils zeroshot --weights W --classes a,b,c [--templates slip7|clip80|"a photo of {}."|...] [--top 5] IMAGE...
   rils embed    --weights W --out FILE.safetensors|FILE.npy IMAGE...
   rils eval     --weights W --data mnist   (zero-shot top-1/top-5 with unseen templates, k-NN, 10-shot, linear probe)
@@ -81,6 +86,7 @@ async function train(argv: string[]): Promise<void> {
       seed: { type: 'string', default: '0' }, device: { type: 'string', default: 'cpu' }, tokenizer: { type: 'string', default: 'word' },
       context: { type: 'string' }, checkpoint: { type: 'string' }, metrics: { type: 'string' }, out: { type: 'string', default: 'rils.safetensors' },
       threads: { type: 'string' }, set: { type: 'string', multiple: true, default: [] }, 'on-error': { type: 'string', default: 'skip' },
+      report: { type: 'string' },
     },
   });
   if (!a.data) fail('train needs --data mnist|DIR|FILE.jsonl|FILE.csv');
@@ -127,9 +133,11 @@ async function train(argv: string[]): Promise<void> {
     }, cliProgress.Presets.shades_classic)
     : null;
   bar?.start(steps, model.step, { loss: '-', acc: '-', gated: '-', ips: '-', wait: '-' });
+  const history: StepProgress[] = [];
   const result = await fit(model, source, {
     steps, ...(a.checkpoint ? { checkpoint: a.checkpoint } : {}), ...(a.metrics ? { metrics: a.metrics } : {}),
     onStep: (p) => {
+      history.push(p);
       const fields = {
         loss: p.loss.toFixed(4), acc: (100 * p.clipAcc).toFixed(1), gated: (100 * p.gatedFraction).toFixed(1),
         ips: p.imagesPerSecond.toFixed(1), wait: (100 * p.dataWaitFraction).toFixed(1),
@@ -146,10 +154,40 @@ async function train(argv: string[]): Promise<void> {
   if (result.interrupted) console.log(`stopped at step ${result.stepsDone}; run the same command again to resume`);
   await model.saveWeights(a.out!);
   console.log(`weights: ${a.out}`);
+  if (a.report) {
+    await writeTrainingReport(a.report, model, history, mnist ? null : await readCaptionIndex(a.data!).then((i) => i.items.slice(0, 3)).catch(() => null));
+    console.log(`report: ${a.report}`);
+  }
   if ((source instanceof FileCaptionSource || source instanceof WebDatasetSource) && source.skipped) {
     console.log(`skipped ${source.skipped} unreadable samples`);
   }
   model.dispose();
+}
+
+/** Loss curves of this run and patch-semantics maps of three images (MNIST test digits, or the first items). */
+async function writeTrainingReport(file: string, model: Rils, history: StepProgress[], items: CaptionedFile[] | null): Promise<void> {
+  const images: { caption: string; png: Uint8Array }[] = [];
+  const grid = model.config.imageSize / model.config.patchSize;
+  if (items === null) {
+    const test = loadMnist('test');
+    const px = 32 * 32 * 3;
+    for (const i of [0, 400, 1200]) {
+      const one = { images: test.images.subarray(i * px, (i + 1) * px), batchSize: 1 };
+      const sem = await model.patchSemantics(one, DIGIT_NAMES, { templates: MNIST_EVAL_TEMPLATES });
+      const label = test.labels[i]!;
+      const png = await sharp(Buffer.from(one.images), { raw: { width: 32, height: 32, channels: 3 } }).png().toBuffer();
+      const map = Float32Array.from({ length: grid * grid }, (_, p) => sem.probabilities[p * 10 + label]!);
+      images.push({ caption: `test digit ${i}: ${DIGIT_NAMES[label]}`, png: await renderHeatmap(png, map, grid, { size: 128 }) });
+    }
+  } else if (items.length > 0) {
+    const sem = await model.patchSemantics(items.map((i) => i.image), items.map((i) => i.caption));
+    for (const [k, item] of items.entries()) {
+      const n = grid * grid, g = items.length;
+      const map = Float32Array.from({ length: n }, (_, p) => sem.probabilities[(k * n + p) * g + k]!);
+      images.push({ caption: item.caption, png: await renderHeatmap(item.image, map, grid, { size: 160 }) });
+    }
+  }
+  await writeReport(file, { title: `rils train: ${history.length} steps`, runs: [{ name: 'train', steps: history }], images });
 }
 
 async function loadModel(a: { weights?: string; vocab?: string; device?: string }): Promise<Rils> {

@@ -26,8 +26,12 @@ test('train → zeroshot → embed on a folder dataset, with resume', async (t) 
   const weights = path.join(dir, 'w.safetensors'), ckpt = path.join(dir, 'c.safetensors'), metrics = path.join(dir, 'm.jsonl');
   const first = await rils('train', '--data', dir, '--steps', '3', '--batch', '4', '--checkpoint', ckpt, '--metrics', metrics, '--out', weights);
   t.regex(first.stdout, /step 3\/3 loss/);
-  const resumed = await rils('train', '--data', dir, '--steps', '5', '--batch', '4', '--checkpoint', ckpt, '--out', weights);
+  const report = path.join(dir, 'report.html');
+  const resumed = await rils('train', '--data', dir, '--steps', '5', '--batch', '4', '--checkpoint', ckpt, '--out', weights, '--report', report);
   t.regex(resumed.stdout, /resumed from step 3/);
+  const html = readFileSync(report, 'utf-8');
+  t.regex(html, /<polyline/);
+  t.is((html.match(/data:image\/png;base64/g) ?? []).length, 3);
   t.true(existsSync(weights));
   t.is(readFileSync(metrics, 'utf-8').trim().split('\n').length, 3);
   const zs = await rils('zeroshot', '--weights', weights, '--classes', 'red,blue', '--templates', 'a {} square', '--top', '2', path.join(dir, '0.png'));
