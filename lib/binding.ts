@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import type { ParameterInfo, TrainStats } from './rils.js';
+import type { ParameterInfo, TrainStats } from './types.js';
 
 /** Model config fields, in the PyTorch reference's snake_case. */
 export type NativeConfig = Record<string, number>;

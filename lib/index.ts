@@ -10,7 +10,7 @@ export { Rils } from './rils.js';
 export type {
   Batch, ClassLogits, EncodeImagesOptions, ImageEncoding, LossStats, ParameterInfo, PatchSemantics, PatchSemanticsOptions,
   TextEncoding, TrainStats,
-} from './rils.js';
+} from './types.js';
 export { ZeroShotClassifier, retrievalRecall } from './zeroshot.js';
 export type { Classification, RetrievalRecall, TopK } from './zeroshot.js';
 export { ByteTokenizer, ClipTokenizer, WordTokenizer } from './tokenizer.js';

@@ -8,7 +8,8 @@ import { appendFile } from 'node:fs/promises';
 
 import type { BatchSource, SourcedBatch } from './data/source.js';
 import { RilsInputError } from './errors.js';
-import type { Rils, TrainStats } from './rils.js';
+import type { Rils } from './rils.js';
+import type { TrainStats } from './types.js';
 import { checkInteger } from './validate.js';
 
 /** Options of {@link fit}. */

@@ -10,7 +10,7 @@ import path from 'node:path';
 
 import sharp from 'sharp';
 
-import type { Batch } from '../rils.js';
+import type { Batch } from '../types.js';
 import type { Tokenizer } from '../tokenizer.js';
 import { RilsInputError } from '../errors.js';
 import { Random, randomResizedCrop } from './augment.js';

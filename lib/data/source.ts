@@ -3,7 +3,7 @@
  * restore their position, so a resumed run sees exactly the batches an uninterrupted one would.
  * @module
  */
-import type { Batch } from '../rils.js';
+import type { Batch } from '../types.js';
 import type { Tokenizer } from '../tokenizer.js';
 import { RilsInputError } from '../errors.js';
 import { Random, randomResizedCrop } from './augment.js';
