@@ -8,10 +8,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import {
-  CaptionedImageSource, DIGIT_NAMES, MNIST_EVAL_TEMPLATES, MNIST_TRAIN_TEMPLATES, Rils, WordTokenizer, accuracy,
-  captionFor, fit, knnClassify, writeReport, linearProbeClassify, loadMnist, prototypeClassify, renderHeatmap, runtimeInfo, sampleShots,
+  CaptionedImageSource, DIGIT_NAMES, MNIST_EVAL_TEMPLATES, MNIST_TRAIN_TEMPLATES, Rils, WordTokenizer, captionFor, fit,
+  loadMnist, mnistFrozenFeatures, mnistPatchMaps, mnistZeroShot, runtimeInfo, writeReport,
 } from '../lib/index.js';
-import type { LabelledImages } from '../lib/index.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -47,10 +46,6 @@ interface RunResult {
   finalLoss: number;
 }
 
-async function embed(model: Rils, data: LabelledImages): Promise<Float32Array> {
-  return (await model.encodeImages({ images: data.images, batchSize: data.count })).embeddings;
-}
-
 async function run(name: string, reconWeight: number): Promise<RunResult> {
   const model = await Rils.create({
     preset: 'micro', vocabSize: tokenizer.vocabSize, contextLength: tokenizer.contextLength, tokenizer, seed: 0,
@@ -70,32 +65,18 @@ async function run(name: string, reconWeight: number): Promise<RunResult> {
       }
     },
   });
-  const classifier = await model.zeroShotClassifier(DIGIT_NAMES, { templates: MNIST_EVAL_TEMPLATES });
-  const zs = await classifier.classify({ images: test.images, batchSize: test.count }, { topK: 5 });
-  const top1 = accuracy(zs.top.map((t) => t.indices[0]!), test.labels);
-  const top5 = zs.top.filter((t, i) => t.indices.includes(test.labels[i]!)).length / test.count;
+  const { top1, top5 } = await mnistZeroShot(model, test);
   const seconds = (performance.now() - started) / 1000;
-  const trainFeatures = { features: await embed(model, train), labels: train.labels };
-  const testFeatures = await embed(model, test);
-  const knn = accuracy(await knnClassify(trainFeatures, testFeatures, { numClasses: 10, k: 20 }), test.labels);
-  const few = accuracy(await prototypeClassify(sampleShots(trainFeatures, 10, 10), testFeatures, { numClasses: 10 }), test.labels);
-  const linear = accuracy(await linearProbeClassify(trainFeatures, testFeatures, { numClasses: 10 }), test.labels);
+  const { knn, fewShot10: few, linearProbe: linear } = await mnistFrozenFeatures(model, train, test);
   console.log(`[${name}] zero-shot top-1 ${(100 * top1).toFixed(2)}% top-5 ${(100 * top5).toFixed(2)}% ` +
     `(trained and evaluated in ${seconds.toFixed(0)} s); k-NN ${(100 * knn).toFixed(2)}%, 10-shot ${(100 * few).toFixed(2)}%, ` +
     `linear probe ${(100 * linear).toFixed(2)}%`);
   if (name === 'rils') {
     await model.saveWeights(path.join(args.out, 'rils-micro-mnist.safetensors'));
     // The language-semantic view: where each patch of a few test digits points in caption space.
-    for (const i of [0, 400, 1200]) {
-      const one = { images: test.images.subarray(i * 32 * 32 * 3, (i + 1) * 32 * 32 * 3), batchSize: 1 };
-      const sem = await model.patchSemantics(one, DIGIT_NAMES, { templates: MNIST_EVAL_TEMPLATES });
-      const label = test.labels[i]!;
-      const map = Float32Array.from({ length: 64 }, (_, p) => sem.probabilities[p * 10 + label]!);
-      const png = await import('sharp').then(({ default: sharp }) =>
-        sharp(Buffer.from(one.images), { raw: { width: 32, height: 32, channels: 3 } }).png().toBuffer());
-      const heat = await renderHeatmap(png, map, 8, { size: 128 });
-      writeFileSync(path.join(args.out, `patch-semantics-${i}-${DIGIT_NAMES[label]}.png`), heat);
-      heatmaps.push({ caption: `test digit ${i}: ${DIGIT_NAMES[label]}`, png: heat });
+    for (const map of await mnistPatchMaps(model, test, [0, 400, 1200])) {
+      writeFileSync(path.join(args.out, `patch-semantics-${map.caption.replace(/\W+/g, '-')}.png`), map.png);
+      heatmaps.push(map);
     }
   }
   model.dispose();

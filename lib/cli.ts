@@ -11,10 +11,10 @@ import { parseArgs } from 'node:util';
 
 import cliProgress from 'cli-progress';
 
-import { accuracy, knnClassify, linearProbeClassify, prototypeClassify, sampleShots } from './evaluate.js';
+import { mnistFrozenFeatures, mnistPatchMaps, mnistZeroShot } from './mnist-eval.js';
 import { RilsError } from './errors.js';
 import { FileCaptionSource, readCaptionIndex } from './data/files.js';
-import { DIGIT_NAMES, MNIST_EVAL_TEMPLATES, MNIST_TRAIN_TEMPLATES, captionFor, loadMnist } from './data/mnist.js';
+import { DIGIT_NAMES, MNIST_TRAIN_TEMPLATES, captionFor, loadMnist } from './data/mnist.js';
 import { CaptionedImageSource } from './data/source.js';
 import { WebDatasetSource } from './data/webdataset.js';
 import type { BatchSource } from './data/source.js';
@@ -169,16 +169,7 @@ async function writeTrainingReport(file: string, model: Rils, history: StepProgr
   const images: { caption: string; png: Uint8Array }[] = [];
   const grid = model.config.imageSize / model.config.patchSize;
   if (items === null) {
-    const test = loadMnist('test');
-    const px = 32 * 32 * 3;
-    for (const i of [0, 400, 1200]) {
-      const one = { images: test.images.subarray(i * px, (i + 1) * px), batchSize: 1 };
-      const sem = await model.patchSemantics(one, DIGIT_NAMES, { templates: MNIST_EVAL_TEMPLATES });
-      const label = test.labels[i]!;
-      const png = await sharp(Buffer.from(one.images), { raw: { width: 32, height: 32, channels: 3 } }).png().toBuffer();
-      const map = Float32Array.from({ length: grid * grid }, (_, p) => sem.probabilities[p * 10 + label]!);
-      images.push({ caption: `test digit ${i}: ${DIGIT_NAMES[label]}`, png: await renderHeatmap(png, map, grid, { size: 128 }) });
-    }
+    images.push(...(await mnistPatchMaps(model, loadMnist('test'), [0, 400, 1200])));
   } else if (items.length > 0) {
     const sem = await model.patchSemantics(items.map((i) => i.image), items.map((i) => i.caption));
     for (const [k, item] of items.entries()) {
@@ -247,16 +238,9 @@ async function evaluate(argv: string[]): Promise<void> {
   if (a.data !== 'mnist') fail('eval supports --data mnist (labelled test digits)');
   const model = await loadModel(a);
   const train = loadMnist('train'), test = loadMnist('test');
-  const clf = await model.zeroShotClassifier(DIGIT_NAMES, { templates: MNIST_EVAL_TEMPLATES });
-  const zs = await clf.classify({ images: test.images, batchSize: test.count }, { topK: 5 });
-  const top1 = accuracy(zs.top.map((t) => t.indices[0]!), test.labels);
-  const top5 = zs.top.filter((t, i) => t.indices.includes(test.labels[i]!)).length / test.count;
-  const trainF = { features: (await model.encodeImages({ images: train.images, batchSize: train.count })).embeddings, labels: train.labels };
-  const testF = (await model.encodeImages({ images: test.images, batchSize: test.count })).embeddings;
-  const knn = accuracy(await knnClassify(trainF, testF, { numClasses: 10 }), test.labels);
-  const few = accuracy(await prototypeClassify(sampleShots(trainF, 10, 10), testF, { numClasses: 10 }), test.labels);
-  const linear = accuracy(await linearProbeClassify(trainF, testF, { numClasses: 10 }), test.labels);
-  console.log(JSON.stringify({ zeroShotTop1: top1, zeroShotTop5: top5, knn20: knn, fewShot10: few, linearProbe: linear }));
+  const { top1, top5 } = await mnistZeroShot(model, test);
+  const { knn, fewShot10, linearProbe } = await mnistFrozenFeatures(model, train, test);
+  console.log(JSON.stringify({ zeroShotTop1: top1, zeroShotTop5: top5, knn20: knn, fewShot10, linearProbe }));
   model.dispose();
 }
 

@@ -24,6 +24,8 @@ export type { ImageTensor, ImagesInput } from './inputs.js';
 export { accuracy, knnClassify, linearProbeClassify, prototypeClassify, sampleShots } from './evaluate.js';
 export type { LabelledFeatures } from './evaluate.js';
 export { fit } from './train.js';
+export { mnistFrozenFeatures, mnistPatchMaps, mnistZeroShot } from './mnist-eval.js';
+export type { FrozenFeatureAccuracy, ZeroShotAccuracy } from './mnist-eval.js';
 export { writeReport } from './report.js';
 export type { ReportContent, ReportImage, ReportRun } from './report.js';
 export type { FitOptions, FitResult, StepProgress } from './train.js';

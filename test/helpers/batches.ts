@@ -1,22 +1,12 @@
 // Synthetic batches for tests that need no oracle.
 import type { Batch, Rils } from '../../lib/index.js';
-
-/** A small deterministic PRNG (mulberry32), so test data is the same on every run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { Random } from '../../lib/data/augment.js';
 
 /** Random normalised images and captions [SOT, ids, EOT, 0…] for `model`. */
 export function randomBatch(model: Rils, batchSize: number, seed = 1): Batch {
   const { imageSize: S, inChans: C, contextLength: L, vocabSize: V } = model.config;
-  const r = rng(seed);
+  const random = new Random(seed);
+  const r = () => random.next();
   const images = new Float32Array(batchSize * C * S * S).map(() => r() * 4 - 2);
   const tokens = new Int32Array(batchSize * L);
   for (let b = 0; b < batchSize; b++) {
