@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
 
 import type { ParameterInfo, TrainStats } from './types.js';
 
@@ -67,8 +68,12 @@ export interface NativeAddon {
     cudaDeviceCount: number;
     threads: number;
     parallelInfo: string;
+    liveModels: number;
+    liveOutputs: number;
   };
   setNumThreads(n: number): void;
+  /** Drops queued native work and waits for the running work (at process exit only). */
+  shutDown(): void;
   retrievalRecall(args: { imageEmbeddings: Float32Array; textEmbeddings: Float32Array; count: number; dim: number; ks: number[] }): Promise<{ i2t: number[]; t2i: number[] }>;
   isTensorBacked(buffer: ArrayBuffer): boolean;
   classifyFeatures(args: {
@@ -83,6 +88,9 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 function load(): NativeAddon {
   const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
   try {
+    // RILS_ADDON names a specific rils.node (a sanitizer or debug build, see scripts/asan.sh).
+    const override = process.env['RILS_ADDON'];
+    if (override) return require(path.resolve(override)) as NativeAddon;
     return nodeGypBuild(root) as NativeAddon;
   } catch (error) {
     const why = error instanceof Error ? error.message : String(error);
@@ -95,3 +103,7 @@ function load(): NativeAddon {
 
 /** The loaded addon. @internal */
 export const native: NativeAddon = load();
+
+// Exiting while a step runs would destroy LibTorch under it (a segfault): wait for it first. Only
+// the main thread's exit ends the process; a worker thread's models may outlive it elsewhere.
+if (isMainThread) process.once('exit', () => native.shutDown());

@@ -64,6 +64,10 @@ export interface RuntimeInfo {
   threads: number;
   /** LibTorch's own report (OpenMP, MKL-DNN, thread settings). */
   parallelInfo: string;
+  /** Native models not yet freed (by dispose(), or by the GC once unreachable). */
+  liveModels: number;
+  /** Output arrays still holding native tensor memory (freed when the GC collects them). */
+  liveOutputs: number;
 }
 
 /** LibTorch version, CUDA availability and threading. */

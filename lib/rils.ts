@@ -20,7 +20,7 @@ import type {
 import { tokenizerFromSpec, tokenizerSpec } from './tokenizer.js';
 import type { Tokenizer, TokenizerSpec } from './tokenizer.js';
 import { checkImageTensor, checkTokens, resolveImages, tokenize } from './inputs.js';
-import type { ImagesInput } from './inputs.js';
+import type { ImageTensor, ImagesInput } from './inputs.js';
 import { camelCase, checkInteger, checkTypedArray, invalid, snakeCase } from './validate.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 
@@ -177,9 +177,7 @@ export class Rils {
    * ```
    */
   async encodeImages(images: ImagesInput, options: EncodeImagesOptions = {}): Promise<ImageEncoding> {
-    this.#handle();
-    const input = await resolveImages(this.config, images);
-    const out = await this.#run((m) =>
+    const [input, out] = await this.#runWithImages(images, (m, input) =>
       m.encodeImages({
         ...input,
         normalize: options.normalize ?? true,
@@ -234,15 +232,8 @@ export class Rils {
     options: { templates?: Templates; tokenizer?: Tokenizer } = {},
   ): Promise<ZeroShotClassifier> {
     this.#handle();
-    const templates = resolveTemplates(options.templates ?? 'slip7');
-    if (!Array.isArray(templates) || templates.length === 0 || !templates.every((t) => typeof t === 'string' && t.includes('{}'))) {
-      throw new RilsInputError(`Expected 'slip7', 'clip80' or strings containing {} for templates but received ${String(options.templates)}`);
-    }
-    const prompts = tokenize(this.config, options.tokenizer ?? this.tokenizer,
-      (Array.isArray(classNames) ? classNames : []).flatMap((c: string) => templates.map((t) => t.replaceAll('{}', c))), 'classNames');
-    const out = await this.#run((m) =>
-      m.classEmbeddings({ tokens: prompts, numClasses: classNames.length, templatesPerClass: templates.length }),
-    );
+    const prompts = this.#classPrompts(classNames, options);
+    const out = await this.#run((m) => m.classEmbeddings(prompts));
     return new ZeroShotClassifier(this, [...classNames], new Float32Array(out.weights!));
   }
 
@@ -255,8 +246,7 @@ export class Rils {
     this.#handle();
     const C = checkInteger(numClasses, 'numClasses', 1);
     checkTypedArray(classWeights, [Float32Array], C * this.config.embedDim, `classWeights ([${C}, ${this.config.embedDim}])`);
-    const input = await resolveImages(this.config, images);
-    const out = await this.#run((m) => m.zeroShot({ ...input, classWeights, numClasses: C }));
+    const [input, out] = await this.#runWithImages(images, (m, input) => m.zeroShot({ ...input, classWeights, numClasses: C }));
     return { batchSize: input.batchSize, logits: new Float32Array(out.logits!), probabilities: new Float32Array(out.probabilities!) };
   }
 
@@ -271,12 +261,13 @@ export class Rils {
     if (!(typeof temperature === 'number' && temperature > 0 && Number.isFinite(temperature))) {
       throw invalid('a number > 0', 'temperature', temperature);
     }
-    const textEmbeddings = options.templates
-      ? (await this.zeroShotClassifier(texts, { templates: options.templates, ...(options.tokenizer ? { tokenizer: options.tokenizer } : {}) })).weights
-      : (await this.encodeTexts(texts, { ...(options.tokenizer ? { tokenizer: options.tokenizer } : {}) })).embeddings;
-    const input = await resolveImages(this.config, images);
-    const out = await this.#run((m) =>
-      m.patchSemantics({ ...input, textEmbeddings, numTexts: texts.length, temperature }),
+    // The texts are embedded in the same queued call, so it runs in submission order as one unit.
+    const embedTexts = options.templates
+      ? ((prompts) => async (m: NativeModel) => (await m.classEmbeddings(prompts)).weights!)(this.#classPrompts(texts, options))
+      : ((tokens) => async (m: NativeModel) => (await m.encodeTexts({ tokens, batchSize: texts.length, normalize: true })).embeddings!)(
+        tokenize(this.config, options.tokenizer ?? this.tokenizer, texts, 'texts'));
+    const [input, out] = await this.#runWithImages(images, async (m, input) =>
+      m.patchSemantics({ ...input, textEmbeddings: new Float32Array(await embedTexts(m)), numTexts: texts.length, temperature }),
     );
     return {
       batchSize: input.batchSize, gridSize: this.config.imageSize / this.config.patchSize, labels: [...texts],
@@ -399,6 +390,31 @@ export class Rils {
   #handle(): NativeModel {
     if (!this.#native) throw new RilsStateError('This model was disposed; create a new one with Rils.create()');
     return this.#native;
+  }
+
+  /** Prompts for each class name filled into each template, as token rows. */
+  #classPrompts(classNames: readonly string[], options: { templates?: Templates | undefined; tokenizer?: Tokenizer | undefined }) {
+    const templates = resolveTemplates(options.templates ?? 'slip7');
+    if (!Array.isArray(templates) || templates.length === 0 || !templates.every((t) => typeof t === 'string' && t.includes('{}'))) {
+      throw new RilsInputError(`Expected 'slip7', 'clip80' or strings containing {} for templates but received ${String(options.templates)}`);
+    }
+    const tokens = tokenize(this.config, options.tokenizer ?? this.tokenizer,
+      (Array.isArray(classNames) ? classNames : []).flatMap((c: string) => templates.map((t) => t.replaceAll('{}', c))), 'classNames');
+    return { tokens, numClasses: classNames.length, templatesPerClass: templates.length };
+  }
+
+  /**
+   * Queues `task` now (so calls run in submission order) while the images are decoded; the task
+   * gets them when its turn comes.
+   */
+  #runWithImages<T>(images: ImagesInput, task: (m: NativeModel, input: ImageTensor) => Promise<T>): Promise<[ImageTensor, T]> {
+    this.#handle();
+    const input = resolveImages(this.config, images);
+    input.catch(() => undefined); // rejections surface through the task below
+    return this.#run(async (m) => {
+      const resolved = await input;
+      return [resolved, await task(m, resolved)] as [ImageTensor, T];
+    });
   }
 
   #run<T>(task: (m: NativeModel) => Promise<T>): Promise<T> {

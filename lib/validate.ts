@@ -47,7 +47,11 @@ export function checkPlainObject(value: unknown, what: string): Record<string, u
   return value as Record<string, unknown>;
 }
 
-/** A typed array of the given class and exact length (a detached buffer has length 0). */
+/**
+ * A typed array of the given class and exact length over a fixed-length buffer. The native side
+ * reads it in place while the call runs, so a resizable ArrayBuffer (which could shrink under the
+ * reader) is refused, and a detached one says so.
+ */
 export function checkTypedArray<T extends ArrayBufferView>(
   value: unknown,
   types: readonly (abstract new (...args: never[]) => T)[],
@@ -56,8 +60,18 @@ export function checkTypedArray<T extends ArrayBufferView>(
 ): T {
   const names = types.map((t) => t.name).join(' or ');
   if (!types.some((t) => value instanceof t)) throw invalid(`a ${names}`, what, value);
+  const buffer = (value as ArrayBufferView).buffer as ArrayBufferLike & { resizable?: boolean };
+  if (buffer.resizable === true) {
+    throw new RilsInputError(
+      `Expected ${what} over a fixed-length ArrayBuffer but it is resizable, and could shrink while the native ` +
+        `side reads it; pass a copy (new ${value!.constructor.name}(array))`,
+    );
+  }
   const actual = (value as unknown as { length: number }).length;
-  if (actual !== length) throw invalid(`a ${names} of ${length} elements`, what, value);
+  if (actual !== length) {
+    const detached = buffer.byteLength === 0 && length > 0 ? ' (its ArrayBuffer is detached or empty)' : '';
+    throw new RilsInputError(`${invalid(`a ${names} of ${length} elements`, what, value).message}${detached}`);
+  }
   return value as T;
 }
 

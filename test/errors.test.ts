@@ -78,7 +78,26 @@ test('a detached buffer is refused', async (t) => {
   const good = randomBatch(model, 4);
   const images = good.images.slice() as Float32Array;
   structuredClone(images.buffer, { transfer: [images.buffer] }); // detaches `images`
-  await rejectsUnchanged(t, model, { ...good, images }, RilsInputError, /received Float32Array\(0\)/);
+  await rejectsUnchanged(t, model, { ...good, images }, RilsInputError, /received Float32Array\(0\) \(its ArrayBuffer is detached/);
+});
+
+test('a resizable or resized buffer is refused', async (t) => {
+  const model = await micro();
+  const good = randomBatch(model, 4);
+  type Resizable = ArrayBuffer & { resize(n: number): void };
+  const Ctor = ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => Resizable;
+  const buffer = new Ctor(good.images.byteLength, { maxByteLength: good.images.byteLength * 2 });
+  const images = new Float32Array(buffer);
+  images.set(good.images);
+  await rejectsUnchanged(t, model, { ...good, images }, RilsInputError, /resizable, and could shrink/);
+  // A fixed view over a buffer that was then shrunk is out of bounds: length 0.
+  const fixed = new Float32Array(buffer, 0, good.images.length);
+  buffer.resize(16);
+  await rejectsUnchanged(t, model, { ...good, images: fixed }, RilsInputError, /resizable/);
+  await t.throwsAsync(model.encodeImages({ images: fixed, batchSize: 4 }), { instanceOf: RilsInputError, message: /resizable/ });
+  const tokens = new Int32Array(new Ctor(good.tokens.byteLength, { maxByteLength: good.tokens.byteLength }));
+  tokens.set(good.tokens);
+  await rejectsUnchanged(t, model, { ...good, tokens }, RilsInputError, /tokens.*resizable/);
 });
 
 test('use after dispose', async (t) => {

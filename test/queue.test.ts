@@ -48,3 +48,29 @@ test('several models in one process work side by side', async (t) => {
   t.is(new Set(stats.map((s) => s.loss)).size, 3);
   models.forEach((m) => m.dispose());
 });
+
+test('300 concurrent mixed calls finish in submission order, with the results of a sequential run', async (t) => {
+  const make = () => Rils.create({ preset: 'micro', vocabSize: 1000, contextLength: 16, seed: 3 });
+  const [concurrent, sequential] = await Promise.all([make(), make()]);
+  const batch = randomBatch(concurrent, 4);
+  const images = { images: batch.images, batchSize: 4 };
+  const rows = { tokens: batch.tokens, batchSize: 4 };
+  const classWeights = new Float32Array(4 * concurrent.config.embedDim).map((_, i) => Math.sin(i));
+  // Each call reduced to numbers that depend on every step before it.
+  const calls: ((m: Rils) => Promise<number[]>)[] = [
+    async (m) => { const s = await m.trainStep(batch); return [s.loss, s.step]; },
+    async (m) => { const s = await m.evaluateLoss(batch); return [s.loss, s.step]; },
+    async (m) => [...(await m.encodeImages(images)).embeddings.subarray(0, 4)],
+    async (m) => [...(await m.encodeTexts(rows)).embeddings.subarray(0, 4)],
+    async (m) => [...(await m.classLogits(images, classWeights, 4)).logits.subarray(0, 4)],
+  ];
+  const plan = Array.from({ length: 300 }, (_, i) => (i * 7 + (i >> 3)) % calls.length);
+  const finished: number[] = [];
+  const results = await Promise.all(plan.map((c, i) => calls[c]!(concurrent).then((r) => { finished.push(i); return r; })));
+  const expected: number[][] = [];
+  for (const c of plan) expected.push(await calls[c]!(sequential));
+  t.deepEqual(finished, [...plan.keys()]);
+  t.deepEqual(results, expected);
+  concurrent.dispose();
+  sequential.dispose();
+});

@@ -1,7 +1,7 @@
 // Memory stays flat over long loops, and the safetensors reader survives random and mutated input.
 import test from 'ava';
 
-import { Rils, RilsWeightsError, parseSafetensors } from '../lib/index.js';
+import { Rils, RilsWeightsError, parseSafetensors, runtimeInfo } from '../lib/index.js';
 import { Random } from '../lib/data/augment.js';
 import { randomBatch } from './helpers/batches.js';
 
@@ -60,4 +60,52 @@ test('the safetensors reader never crashes or hangs on random and mutated files'
     }
   }
   t.true(refused > 2500);
+});
+
+test('finalizers run: unreachable models and outputs free their native memory', async (t) => {
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const collect = async () => {
+    for (let i = 0; i < 10; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 20)); // finalizers run from the event loop
+    }
+  };
+  await collect();
+  const before = runtimeInfo();
+  await (async () => {
+    // Neither disposed nor kept: only the GC can free these.
+    for (let i = 0; i < 3; i++) {
+      const model = await Rils.create({ preset: 'micro', vocabSize: 300, seed: i });
+      const batch = randomBatch(model, 4);
+      await model.trainStep(batch);
+      await model.encodeImages({ images: batch.images, batchSize: 4 }, { patchTokens: true });
+    }
+    t.is(runtimeInfo().liveModels, before.liveModels + 3);
+  })();
+  await collect();
+  const after = runtimeInfo();
+  t.log(`live models ${before.liveModels} → ${after.liveModels}, live outputs ${before.liveOutputs} → ${after.liveOutputs}`);
+  t.is(after.liveModels, before.liveModels);
+  t.is(after.liveOutputs, before.liveOutputs);
+});
+
+test('exiting while a step runs ends the process cleanly, with its exit code', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const script = `
+    import { Rils } from ${JSON.stringify(new URL('../lib/index.js', import.meta.url).href)};
+    import { randomBatch } from ${JSON.stringify(new URL('./helpers/batches.js', import.meta.url).href)};
+    const model = await Rils.create({ preset: 'micro', vocabSize: 300, seed: 0 });
+    const batch = randomBatch(model, 16);
+    for (let i = 0; i < 4; i++) void model.trainStep(batch);
+    setTimeout(() => { if (process.argv[1] === 'throw') throw new Error('boom'); process.exit(3); }, Number(process.argv[2]));
+  `;
+  // Without the exit gate (native/napi/executor.h) every one of these ended in SIGSEGV.
+  for (const [how, delay] of [['exit', 5], ['exit', 40], ['throw', 20], ['exit', 90]] as const) {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, how, String(delay)], { encoding: 'utf8' });
+    t.is(r.signal, null, `${how} after ${delay} ms: ${r.stderr.slice(-300)}`);
+    t.is(r.status, how === 'throw' ? 1 : 3);
+  }
 });

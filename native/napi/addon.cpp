@@ -4,6 +4,7 @@
 
 #include "model/config.h"
 #include "napi/bridge.h"
+#include "napi/executor.h"
 #include "napi/model.h"
 #include "napi/options.h"
 
@@ -25,6 +26,8 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   apply_worker_threads();
   o.Set("threads", static_cast<double>(at::get_num_threads()));
   o.Set("parallelInfo", at::get_parallel_info());
+  o.Set("liveModels", static_cast<double>(ModelState::live_count.load()));
+  o.Set("liveOutputs", static_cast<double>(tensor_backed_count()));
   return o;
 }
 
@@ -43,6 +46,12 @@ Napi::Value IsTensorBacked(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), is_tensor_backed(info[0].As<Napi::ArrayBuffer>().Data()));
 }
 
+// Called from the main thread's process 'exit': no LibTorch work may run past it (executor.h).
+Napi::Value ShutDown(const Napi::CallbackInfo& info) {
+  ExitGate::instance().close_and_wait();
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeModel", NativeModel::Define(env));
   exports.Set("createModel", Napi::Function::New(env, CreateModel, "createModel"));
@@ -51,6 +60,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("retrievalRecall", Napi::Function::New(env, RetrievalRecall, "retrievalRecall"));
   exports.Set("classifyFeatures", Napi::Function::New(env, ClassifyFeatures, "classifyFeatures"));
+  exports.Set("shutDown", Napi::Function::New(env, ShutDown, "shutDown"));
   exports.Set("isTensorBacked", Napi::Function::New(env, IsTensorBacked, "isTensorBacked"));
   return exports;
 }

@@ -87,6 +87,11 @@ Napi::ArrayBuffer tensor_to_array_buffer(Napi::Env env, const torch::Tensor& cpu
       owner);
 }
 
+size_t tensor_backed_count() {
+  std::lock_guard<std::mutex> lock(exported_mutex);
+  return exported.size();
+}
+
 bool is_tensor_backed(const void* data) {
   std::lock_guard<std::mutex> lock(exported_mutex);
   return exported.count(data) > 0;

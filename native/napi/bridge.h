@@ -59,6 +59,8 @@ Napi::ArrayBuffer tensor_to_array_buffer(Napi::Env env, const torch::Tensor& cpu
 // Whether `data` is the memory of a tensor handed out by tensor_to_array_buffer and not yet
 // freed: lets tests prove outputs are zero-copy.
 bool is_tensor_backed(const void* data);
+// How many such ArrayBuffers are alive (runtimeInfo: proves that finalizers run).
+size_t tensor_backed_count();
 
 // LibTorch's intra-op thread count for all work of this addon. OpenMP keeps the count per calling
 // thread, so each worker applies it before running (default: every core).

@@ -13,6 +13,40 @@
 
 namespace rils::napi {
 
+// Process exit (process.exit(), an uncaught exception) while a task runs would destroy LibTorch's
+// statics under it: a segfault, every time, when measured during a trainStep. lib/binding.ts closes
+// this gate from process 'exit' (an atexit handler runs too late: oneDNN's function-local statics
+// register their destructors at first use, after the addon loads). Tasks not yet started are
+// dropped; the running ones are waited for.
+class ExitGate {
+ public:
+  static ExitGate& instance() {
+    static auto* gate = new ExitGate();  // never destroyed: executor threads may outlive statics
+    return *gate;
+  }
+  bool enter() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_) return false;
+    ++running_;
+    return true;
+  }
+  void leave() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (--running_ == 0) idle_.notify_all();
+  }
+  void close_and_wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    closed_ = true;
+    idle_.wait(lock, [&] { return running_ == 0; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  int running_ = 0;
+  bool closed_ = false;
+};
+
 class Executor {
  public:
   Executor() : state_(std::make_shared<State>()) {
@@ -26,7 +60,9 @@ class Executor {
           task = std::move(s->tasks.front());
           s->tasks.pop_front();
         }
+        if (!ExitGate::instance().enter()) continue;  // the process is exiting
         task();
+        ExitGate::instance().leave();
       }
     });
   }

@@ -1,5 +1,6 @@
 // NativeModel: the JS object behind lib/rils.ts's Rils, one Trainer and its lock.
 #pragma once
+#include <atomic>
 #include <memory>
 #include <functional>
 #include <mutex>
@@ -17,6 +18,12 @@ namespace rils::napi {
 // Shared by the JS object and every in-flight worker: dispose() drops the JS object's share,
 // the memory goes when the last worker ends.
 struct ModelState {
+  ModelState() { ++live_count; }
+  ~ModelState() { --live_count; }
+  ModelState(const ModelState&) = delete;
+  ModelState& operator=(const ModelState&) = delete;
+  static inline std::atomic<int> live_count{0};  // models whose memory is not yet freed (runtimeInfo)
+
   std::mutex mutex;  // one LibTorch call at a time on one model (lib/ also queues them in order)
   std::shared_ptr<Executor> executor;  // the model's own thread (napi/executor.h says why)
   std::unique_ptr<Trainer> trainer;
@@ -29,6 +36,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   static Napi::Object Wrap(Napi::Env env, std::shared_ptr<ModelState> state);
   explicit NativeModel(const Napi::CallbackInfo& info);
   ~NativeModel() override;
+  // The GC collected the JS object without dispose(): give V8 back the memory it was told about.
+  void Finalize(Napi::Env env) override { release(env); }
 
  private:
   Napi::Value TrainStep(const Napi::CallbackInfo& info);
