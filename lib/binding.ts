@@ -36,7 +36,12 @@ export interface NativeModel {
   getTrainingState(): Promise<{ moments: NativeTensorEntry[]; rng: ArrayBuffer; step: number }>;
   setTrainingState(state: { moments: { name: string; data: Float32Array }[]; rng: Uint8Array; step: number }): Promise<void>;
   parameters(): ParameterInfo[];
-  info(): { config: NativeConfig; train: NativeTrainOptions; device: string; step: number };
+  info(): {
+    config: NativeConfig; train: NativeTrainOptions; device: string; step: number;
+    distributed?: { rank: number; worldSize: number; peers: string[] };
+  };
+  /** Every rank's bytes, in rank order (a collective: every rank calls it in the same sequence). */
+  allGatherBytes(bytes: Uint8Array): Promise<ArrayBuffer[]>;
   dispose(): void;
   encodeImages(args: NativeImages & { normalize: boolean; patchTokens: boolean; clsToken: boolean; patchEmbeddings: boolean }): Promise<NativeOutputs>;
   encodeTexts(args: { tokens: Int32Array; batchSize: number; normalize: boolean }): Promise<NativeOutputs>;
@@ -60,6 +65,7 @@ export interface NativeAddon {
     train: NativeTrainOptions;
     seed: number;
     device: string;
+    distributed?: { rank: number; worldSize: number; masterAddr: string; masterPort: number; timeoutMs: number; bucketBytes: number } | undefined;
   }): Promise<NativeModel>;
   presets(): Record<string, NativeConfig>;
   runtimeInfo(): {

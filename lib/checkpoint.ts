@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 
-import type { NativeTensorEntry } from './binding.js';
+import type { NativeModel, NativeTensorEntry } from './binding.js';
 import { RilsWeightsError } from './errors.js';
 import { asFloat32, readSafetensors, writeSafetensors } from './safetensors.js';
 import type { SafetensorsFile, TensorToWrite } from './safetensors.js';
@@ -25,6 +25,14 @@ export interface CheckpointContent {
   metadata: Record<string, string>;
   /** The caller's JSON-serialisable state. */
   extra: unknown;
+  /** Across processes: every rank's generator state and extra, in rank order (rank 0's also above). */
+  ranks?: RankState[] | undefined;
+}
+
+/** One rank's own part of a checkpoint of a data-parallel job. */
+export interface RankState {
+  rng: Uint8Array;
+  extra: unknown;
 }
 
 /** A loaded checkpoint, checked for integrity. */
@@ -35,6 +43,7 @@ export interface LoadedCheckpoint {
   step: number;
   metadata: Record<string, string>;
   extra: unknown;
+  ranks?: RankState[] | undefined;
 }
 
 export async function writeCheckpoint(path: string, c: CheckpointContent): Promise<void> {
@@ -46,13 +55,37 @@ export async function writeCheckpoint(path: string, c: CheckpointContent): Promi
   ];
   const hash = createHash('sha256');
   for (const t of tensors) hash.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  const ranks = c.ranks && JSON.stringify(c.ranks.map((r) => ({ rng: Buffer.from(r.rng).toString('base64'), extra: r.extra ?? null })));
+  if (ranks) hash.update(ranks);
   await writeSafetensors(path, tensors, {
     ...c.metadata,
     format: CHECKPOINT_FORMAT,
     step: String(c.step),
     extra: JSON.stringify(c.extra ?? null),
+    ...(ranks ? { ranks } : {}),
     sha256: hash.digest('hex'),
   });
+}
+
+/** Every rank's generator state and extra (a collective over the job's ranks). */
+export async function gatherRankStates(model: NativeModel, rng: ArrayBuffer, extra: unknown): Promise<RankState[]> {
+  const own = Buffer.from(JSON.stringify({ rng: Buffer.from(rng).toString('base64'), extra: extra ?? null }));
+  const all = await model.allGatherBytes(new Uint8Array(own.buffer, own.byteOffset, own.byteLength));
+  return all.map((bytes) => {
+    const r = JSON.parse(Buffer.from(bytes).toString()) as { rng: string; extra: unknown };
+    return { rng: new Uint8Array(Buffer.from(r.rng, 'base64')), extra: r.extra };
+  });
+}
+
+/** This rank's part of a checkpoint written by a job of the same size. */
+export function rankState(c: LoadedCheckpoint, rank: number, worldSize: number, path: string): RankState {
+  if (!c.ranks || c.ranks.length !== worldSize) {
+    throw new RilsWeightsError(
+      `${path} was written by ${c.ranks ? `a job of ${c.ranks.length} processes` : 'a single process'}; ` +
+        `resume it with that many (this job has ${worldSize}), or load only its weights with loadWeights`,
+    );
+  }
+  return c.ranks[rank]!;
 }
 
 export async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
@@ -61,7 +94,9 @@ export async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
   if (m.format !== CHECKPOINT_FORMAT) {
     throw new RilsWeightsError(`${path} is not a rils checkpoint (format ${JSON.stringify(m.format ?? null)}); use loadWeights for weight files`);
   }
-  const digest = createHash('sha256').update(file.data).digest('hex');
+  const hash = createHash('sha256').update(file.data);
+  if (m.ranks) hash.update(m.ranks);
+  const digest = hash.digest('hex');
   if (digest !== m.sha256) throw new RilsWeightsError(`${path} is corrupt: its data does not match the checksum written with it`);
   const weights: LoadedCheckpoint['weights'] = [];
   const moments: LoadedCheckpoint['moments'] = [];
@@ -84,5 +119,12 @@ export async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
   } catch {
     throw new RilsWeightsError(`${path} has unreadable extra state`);
   }
-  return { weights, moments, rng, step, metadata: m, extra };
+  let ranks: RankState[] | undefined;
+  try {
+    ranks = m.ranks === undefined ? undefined : (JSON.parse(m.ranks) as { rng: string; extra: unknown }[])
+      .map((r) => ({ rng: new Uint8Array(Buffer.from(r.rng, 'base64')), extra: r.extra }));
+  } catch {
+    throw new RilsWeightsError(`${path} has unreadable per-rank state`);
+  }
+  return { weights, moments, rng, step, metadata: m, extra, ranks };
 }

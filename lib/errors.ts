@@ -11,7 +11,8 @@ export type RilsErrorCode =
   | 'ERR_RILS_WEIGHTS'
   | 'ERR_RILS_DEVICE'
   | 'ERR_RILS_NATIVE'
-  | 'ERR_RILS_OUT_OF_MEMORY';
+  | 'ERR_RILS_OUT_OF_MEMORY'
+  | 'ERR_RILS_DISTRIBUTED';
 
 /** Base class of every error rils throws or rejects with. */
 export class RilsError extends Error {
@@ -60,6 +61,17 @@ export class RilsNativeError extends RilsError {
 }
 
 /**
+ * A data-parallel job cannot go on: the rendezvous failed, or a collective failed because another
+ * rank exited or stalled past the timeout. The message names the lost rank when it can. This rank
+ * should stop (its last checkpoint is intact); the job restarts from that checkpoint.
+ */
+export class RilsDistributedError extends RilsError {
+  constructor(message: string) {
+    super('ERR_RILS_DISTRIBUTED', message);
+  }
+}
+
+/**
  * Turns an error from the addon (a plain Error with a `code`) into the matching class.
  * @internal
  */
@@ -78,6 +90,8 @@ export function fromNative(error: unknown): RilsError {
       return new RilsDeviceError(message);
     case 'ERR_RILS_OUT_OF_MEMORY':
       return new RilsNativeError(message, 'ERR_RILS_OUT_OF_MEMORY');
+    case 'ERR_RILS_DISTRIBUTED':
+      return new RilsDistributedError(message);
     default:
       return new RilsNativeError(message);
   }

@@ -40,8 +40,11 @@ export { DIGIT_NAMES, MNIST_EVAL_TEMPLATES, MNIST_TRAIN_TEMPLATES, captionFor, l
 export type { LabelledImages } from './data/mnist.js';
 export { presetConfig } from './options.js';
 export type { Device, ModelConfig, PresetName, RilsOptions, TrainingOptions } from './options.js';
+export { distributedFromEnv } from './distributed.js';
+export type { DistributedInfo, DistributedOptions } from './distributed.js';
 export {
   RilsDeviceError,
+  RilsDistributedError,
   RilsError,
   RilsInputError,
   RilsNativeError,

@@ -6,6 +6,8 @@ import { native } from './binding.js';
 import type { NativeConfig, NativeTrainOptions } from './binding.js';
 import { RilsInputError } from './errors.js';
 import type { Tokenizer } from './tokenizer.js';
+import { toNativeDistributed } from './distributed.js';
+import type { DistributedOptions } from './distributed.js';
 import { camelCase, checkBoolean, checkInteger, checkNumber, invalid, snakeCase } from './validate.js';
 
 /** The model presets of the RILS spec (§5). */
@@ -97,6 +99,13 @@ export interface TrainingOptions {
   detachTextPrototypes?: boolean;
   /** Each tower learns only from its own InfoNCE term (official multi-GPU gradients). Default false. */
   clipLocalGrad?: boolean;
+  /**
+   * Across processes ({@link RilsOptions.distributed}): gathered embeddings carry gradient back to
+   * their rank and L_rec is normalised over the global batch, so N processes × B/N train exactly
+   * like one process × B. Default false: the official runs, where gathered copies are constants
+   * (as if `clipLocalGrad` and `detachTextPrototypes`) and each rank normalises its own L_rec.
+   */
+  gatherGrad?: boolean;
   /** Largest [rows, N, B] logit block of the chunked KL, in elements. Default 4 194 304. */
   klChunkElements?: number;
 }
@@ -116,6 +125,11 @@ export interface RilsOptions extends Partial<ModelConfig>, TrainingOptions {
    * reports it in `TrainStats.nonFinite`; `'throw'` also rejects the call. Default `'skip'`.
    */
   onNonFinite?: 'skip' | 'throw';
+  /**
+   * Makes this model one rank of a data-parallel job (e.g. `distributedFromEnv()`); `create`
+   * resolves once every rank has joined. Training across processes runs on the CPU (Gloo).
+   */
+  distributed?: DistributedOptions | undefined;
 }
 
 const MODEL_INT_FIELDS = [
@@ -128,8 +142,8 @@ const TRAIN_REAL_FIELDS = [
   'lr', 'minLr', 'warmupStartLr', 'weightDecay', 'eps', 'gradClipNorm', 'reconWeight', 'tauStudent', 'tauTeacher',
   'maskRatio',
 ] as const;
-const TRAIN_BOOL_FIELDS = ['retrievalGate', 'detachTextPrototypes', 'clipLocalGrad'] as const;
-const OTHER_FIELDS = ['preset', 'seed', 'device', 'betas', 'tokenizer', 'onNonFinite'] as const;
+const TRAIN_BOOL_FIELDS = ['retrievalGate', 'detachTextPrototypes', 'clipLocalGrad', 'gatherGrad'] as const;
+const OTHER_FIELDS = ['preset', 'seed', 'device', 'betas', 'tokenizer', 'onNonFinite', 'distributed'] as const;
 const KNOWN = new Set<string>([
   ...MODEL_INT_FIELDS, ...MODEL_REAL_FIELDS, ...TRAIN_INT_FIELDS, ...TRAIN_REAL_FIELDS, ...TRAIN_BOOL_FIELDS,
   ...OTHER_FIELDS,
@@ -161,6 +175,7 @@ export function toNativeOptions(options: RilsOptions): {
   train: NativeTrainOptions;
   seed: number;
   device: string;
+  distributed?: ReturnType<typeof toNativeDistributed>;
 } {
   for (const key of Object.keys(options)) {
     if (!KNOWN.has(key)) throw new RilsInputError(`Unknown option '${key}'`);
@@ -199,6 +214,10 @@ export function toNativeOptions(options: RilsOptions): {
   const device = o.device ?? 'cpu';
   if (typeof device !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(device)) {
     throw invalid("'cpu', 'cuda' or 'cuda:N'", 'device', device);
+  }
+  if (o.distributed !== undefined) {
+    if (device !== 'cpu') throw invalid("'cpu' with distributed (training across processes runs on Gloo)", 'device', device);
+    return { preset, config, train, seed, device, distributed: toNativeDistributed(o.distributed) };
   }
   return { preset, config, train, seed, device };
 }

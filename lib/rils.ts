@@ -5,7 +5,7 @@
  */
 import { native } from './binding.js';
 import type { NativeBatch, NativeModel } from './binding.js';
-import { RilsInputError, RilsNativeError, RilsStateError, RilsWeightsError, fromNative } from './errors.js';
+import { RilsDistributedError, RilsInputError, RilsNativeError, RilsStateError, RilsWeightsError, fromNative } from './errors.js';
 import { ZeroShotClassifier } from './zeroshot.js';
 import { PRESET_NAMES, fromNativeConfig, fromNativeTrainOptions, isOptionName, toNativeOptions } from './options.js';
 import type { Device, ModelConfig, PresetName, RilsOptions, TrainingOptions } from './options.js';
@@ -22,7 +22,9 @@ import type { Tokenizer, TokenizerSpec } from './tokenizer.js';
 import { checkImageTensor, checkTokens, resolveImages, tokenize } from './inputs.js';
 import type { ImageTensor, ImagesInput } from './inputs.js';
 import { camelCase, checkInteger, checkTypedArray, invalid, snakeCase } from './validate.js';
-import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { gatherRankStates, rankState, readCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { lostPeers } from './distributed.js';
+import type { DistributedInfo } from './distributed.js';
 
 /**
  * A RILS model with its optimiser. All work runs off the JS thread; calls on one model run one at
@@ -52,6 +54,8 @@ export class Rils {
   readonly device: Device;
   /** The tokenizer used when texts are given as strings (from {@link RilsOptions.tokenizer}). */
   readonly tokenizer: Tokenizer | undefined;
+  /** This model's place in a data-parallel job ({@link RilsOptions.distributed}), if any. */
+  readonly distributed: DistributedInfo | undefined;
 
   private constructor(
     handle: NativeModel, preset: PresetName, seed: number, tokenizer: Tokenizer | undefined, onNonFinite: 'skip' | 'throw',
@@ -65,6 +69,7 @@ export class Rils {
     this.trainingOptions = Object.freeze(fromNativeTrainOptions(info.train));
     this.seed = seed;
     this.device = info.device as Device;
+    this.distributed = info.distributed;
   }
 
   /**
@@ -297,8 +302,15 @@ export class Rils {
    */
   async saveCheckpoint(path: string, extra?: unknown): Promise<void> {
     if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
-    const [weights, training] = await this.#run(async (m) => [await m.getState(), await m.getTrainingState()] as const);
-    await writeCheckpoint(path, { weights, ...training, metadata: this.#metadata(), extra: extra ?? null });
+    const [weights, training, ranks] = await this.#run(async (m) => {
+      const weights = await m.getState();
+      const training = await m.getTrainingState();
+      // Across processes every rank calls this; rank 0 writes every rank's own state.
+      const ranks = this.distributed ? await gatherRankStates(m, training.rng, extra) : undefined;
+      return [weights, training, ranks] as const;
+    });
+    if (this.distributed && this.distributed.rank !== 0) return;
+    await writeCheckpoint(path, { weights, ...training, metadata: this.#metadata(), extra: extra ?? null, ranks });
   }
 
   /**
@@ -315,11 +327,12 @@ export class Rils {
       const p = trainable.get(m.name.slice(m.name.indexOf('.') + 1));
       if (!p || p.shape.join() !== m.shape.join()) throw new RilsWeightsError(`${path}: unexpected optimizer tensor '${m.name}'`);
     }
+    const own = this.distributed ? rankState(c, this.distributed.rank, this.distributed.worldSize, path) : c;
     await this.#run(async (m) => {
       await m.setState(entries);
-      await m.setTrainingState({ moments: c.moments, rng: c.rng, step: c.step });
+      await m.setTrainingState({ moments: c.moments, rng: own.rng, step: c.step });
     });
-    return c.extra;
+    return own.extra;
   }
 
   #metadata(): Record<string, string> {
@@ -423,7 +436,9 @@ export class Rils {
       try {
         return await task(this.#handle());
       } catch (error) {
-        throw fromNative(error);
+        const e = fromNative(error);
+        const lost = e instanceof RilsDistributedError && this.distributed ? lostPeers(this.distributed) : [];
+        throw lost.length ? new RilsDistributedError(`${e.message}; gone from this machine: ${lost.join(', ')}`) : e;
       }
     });
   }

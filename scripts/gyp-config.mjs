@@ -64,6 +64,11 @@ else if (what === 'libs') {
     if (m) abi = m[1];
   } catch { /* no TorchConfig.cmake: assume the system default */ }
   console.log(`_GLIBCXX_USE_CXX11_ABI=${abi}`);
+  // Training across processes (c10d + Gloo) when Gloo's headers are there (CMakeLists.txt alike).
+  if ([...torch.include, '/usr/include'].some((d) => existsSync(path.join(d, 'gloo', 'config.h')))) {
+    console.log('USE_C10D_GLOO');
+    console.log('RILS_HAVE_GLOO');
+  }
 } else {
   console.error('usage: gyp-config.mjs sources|include|libdir|libs|defines');
   process.exit(2);

@@ -8,4 +8,4 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
-  libtorch-dev libopenblas0-openmp cmake g++ make ccache ninja-build python3
+  libtorch-dev libopenblas0-openmp libgloo-dev cmake g++ make ccache ninja-build python3

@@ -39,6 +39,11 @@ done
 res=$($py "$ref" step --weights trained.safetensors --inputs inputs.safetensors --lr 1e-3 --wd 0.5 --steps 3 \
       --out step3-default.safetensors --opt-state-out step3-opt.safetensors)
 printf ',"step3/default": %s\n' "$res" >> expected.json
+# The official multi-process step (2 ranks × 4 images, gathered copies constant, DDP averaging),
+# simulated in one process by scripts/ddp_official_oracle.py: the oracle of test/distributed.test.ts.
+res=$($py "$root/scripts/ddp_official_oracle.py" "$(dirname "$ref")" trained.safetensors inputs.safetensors 2 1e-3 0.5 2 \
+      ddp2-official.safetensors)
+printf ',"ddp2/official": %s\n' "$res" >> expected.json
 # Encoder outputs (embeddings and features) for inference parity.
 $py "$ref" encode --weights trained.safetensors --inputs inputs.safetensors --features --out encode.safetensors >/dev/null
 echo "}" >> expected.json

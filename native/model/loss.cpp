@@ -16,10 +16,10 @@ int64_t rows_per_chunk(int64_t N, int64_t G, int64_t budget) {
 struct GatedPatchKL : torch::autograd::Function<GatedPatchKL> {
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor student, torch::Tensor teacher,
                                torch::Tensor prototypes, torch::Tensor weights, double tau_s, double tau_t,
-                               int64_t budget) {
+                               int64_t budget, torch::Tensor denominator) {
     // Only rows with a gated patch contribute; early in training that is almost none.
     auto rows = weights.sum(1).gt(0).nonzero().squeeze(1);  // [R]
-    const auto denom = weights.sum() + 1e-6;
+    const auto denom = denominator;
     const int64_t R = rows.size(0), N = student.size(1), G = prototypes.size(0);
     const int64_t step = rows_per_chunk(N, G, budget);
     auto protos_t = prototypes.t();  // [E, G]
@@ -61,7 +61,7 @@ struct GatedPatchKL : torch::autograd::Function<GatedPatchKL> {
       if (want_protos) grad_protos += torch::matmul(d_logits.reshape({-1, G}).t(), stu.reshape({-1, E}));
     }
     return {grad_student, torch::Tensor(), grad_protos, torch::Tensor(), torch::Tensor(), torch::Tensor(),
-            torch::Tensor()};
+            torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -69,44 +69,77 @@ struct GatedPatchKL : torch::autograd::Function<GatedPatchKL> {
 
 torch::Tensor gated_patch_kl(const torch::Tensor& student, const torch::Tensor& teacher,
                              const torch::Tensor& prototypes, const torch::Tensor& weights, double tau_student,
-                             double tau_teacher, int64_t chunk_elements) {
-  return GatedPatchKL::apply(student, teacher, prototypes, weights, tau_student, tau_teacher, chunk_elements);
+                             double tau_teacher, int64_t chunk_elements, torch::Tensor denominator) {
+  return GatedPatchKL::apply(student, teacher, prototypes, weights, tau_student, tau_teacher, chunk_elements,
+                             denominator.defined() ? denominator : weights.sum() + 1e-6);
 }
 
 LossOutput RilsLossImpl::operator()(const FullOutputs& full, const torch::Tensor& logit_scale, int64_t num_masked,
-                                    const std::function<ReconInputs(const torch::Tensor& rows)>& recon_inputs) const {
+                                    const std::function<ReconInputs(const torch::Tensor& rows)>& recon_inputs,
+                                    const BatchGroup* group) const {
   const auto& o = options;
   auto normalize = [](const torch::Tensor& t) { return F::normalize(t, F::NormalizeFuncOptions().dim(-1).p(2)); };
   auto img = normalize(full.image_embed), txt = normalize(full.text_embed);  // [B, E]
-  const int64_t B = img.size(0);
-  auto labels = torch::arange(B, img.options().dtype(torch::kLong));
+  const int64_t B = img.size(0), E = img.size(1);
+  const int64_t W = group ? group->size() : 1;
+  // The global batch: every rank's embeddings, this rank's rows at rank·B (labels offset to match).
+  torch::Tensor img_all = img, txt_all = txt, gathered;
+  if (group) {
+    gathered = group->all_gather(torch::cat({img, txt}, 1), o.gather_grad());  // one collective: [W·B, 2E]
+    img_all = gathered.narrow(1, 0, E);
+    txt_all = gathered.narrow(1, E, E);
+  }
+  auto labels = torch::arange(B, img.options().dtype(torch::kLong)) + (group ? group->rank() * B : 0);
   auto scale = logit_scale.exp();
   // clip_local_grad: the "gathered" side of each logit matrix is a constant.
-  auto txt_other = o.clip_local_grad() ? txt.detach() : txt;
-  auto img_other = o.clip_local_grad() ? img.detach() : img;
-  auto logits_per_image = torch::matmul(scale * img, txt_other.t());  // [B, B]
-  auto logits_per_text = torch::matmul(scale * txt, img_other.t());   // [B, B]
+  auto txt_other = o.clip_local_grad() ? txt_all.detach() : txt_all;
+  auto img_other = o.clip_local_grad() ? img_all.detach() : img_all;
+  auto logits_per_image = torch::matmul(scale * img, txt_other.t());  // [B, W·B]
+  auto logits_per_text = torch::matmul(scale * txt, img_other.t());   // [B, W·B]
   LossOutput r;
   r.clip_loss = (F::cross_entropy(logits_per_image, labels) + F::cross_entropy(logits_per_text, labels)) / 2;
   r.correct = logits_per_image.detach().argmax(-1).eq(labels);  // [B]
 
   // The retrieval gate: only images whose top-1 caption is their own carry L_rec.
-  auto rows = o.retrieval_gate() ? r.correct.nonzero().squeeze(1) : labels;  // [R]
+  auto rows = o.retrieval_gate() ? r.correct.nonzero().squeeze(1) : torch::arange(B, labels.options());  // [R]
   r.masked_patches = B * num_masked;
   r.gated_patches = rows.size(0) * num_masked;
+  // gather_grad: L_rec over the global batch, Σ KL·w / (Σ_global w + 1e-6); times W because the
+  // gradients are averaged over ranks. Otherwise each rank divides by its own Σw (official).
+  torch::Tensor denominator;
+  if (group && o.gather_grad()) {
+    auto total = group->all_reduce_sum(torch::full({}, static_cast<double>(r.gated_patches), img.options()));
+    denominator = (total + 1e-6) / static_cast<double>(W);
+  }
   r.recon_loss = torch::zeros({}, r.clip_loss.options());
   if (o.recon_weight() != 0 && rows.size(0) > 0) {
     auto in = recon_inputs(rows);
-    auto protos = o.detach_text_prototypes() ? txt.detach() : txt;  // [G, E], G = B: every caption is a prototype
-    auto student = normalize(in.student.slice(1, 1));                // [R, N, E], cls dropped
-    auto teacher = normalize(in.teacher.slice(1, 1).detach());       // stop-gradient
+    auto protos = o.detach_text_prototypes() ? txt_all.detach() : txt_all;  // [G, E]: every caption is a prototype
+    auto student = normalize(in.student.slice(1, 1));                        // [R, N, E], cls dropped
+    auto teacher = normalize(in.teacher.slice(1, 1).detach());               // stop-gradient
     r.recon_kl = gated_patch_kl(student, teacher, protos, in.mask, o.tau_student(), o.tau_teacher(),
-                                o.kl_chunk_elements());
+                                o.kl_chunk_elements(), denominator);
     r.recon_loss = r.recon_kl * o.recon_weight();
   } else if (o.recon_weight() != 0) {
     r.recon_kl = torch::zeros({}, r.clip_loss.options());  // nothing passes the gate: Σw = 0
   }
   r.loss = r.clip_loss + r.recon_loss;
+  if (group && o.gather_grad() && gathered.requires_grad()) {
+    // The gather's backward is a collective: every rank must run it, also a rank whose loss does
+    // not otherwise reach it (no gated image while prototypes carry gradient).
+    r.loss = r.loss + gathered.sum() * 0.0;
+  }
+  if (group) {
+    auto local = torch::stack({r.loss.detach(), r.clip_loss.detach(), r.recon_loss.detach(),
+                               r.recon_kl.defined() ? r.recon_kl.detach() : torch::zeros({}, img.options()),
+                               r.correct.sum().to(img.scalar_type()), torch::full({}, double(r.gated_patches), img.options()),
+                               torch::full({}, double(r.masked_patches), img.options())})
+                     .to(torch::kFloat64);
+    auto sum = group->all_reduce_sum(local).cpu();
+    auto v = sum.accessor<double, 1>();
+    r.global = LossOutput::Global{v[0] / W, v[1] / W, v[2] / W, v[3] / W, v[4] / (W * B),
+                                  static_cast<int64_t>(v[6]), static_cast<int64_t>(v[5])};
+  }
   return r;
 }
 

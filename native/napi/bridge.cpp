@@ -1,5 +1,7 @@
 #include "napi/bridge.h"
 
+#include "train/distributed.h"
+
 #include <atomic>
 #include <mutex>
 #include <new>
@@ -26,6 +28,8 @@ ErrorInfo describe_current_exception() {
     throw;
   } catch (const CodedError& e) {
     return {e.code, e.what()};
+  } catch (const PeerError& e) {
+    return {kDistributedError, e.what()};
   } catch (const c10::ValueError& e) {
     return {kInputError, e.what_without_backtrace()};
   } catch (const c10::IndexError& e) {

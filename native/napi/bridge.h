@@ -20,6 +20,7 @@ inline constexpr const char* kWeightsError = "ERR_RILS_WEIGHTS";
 inline constexpr const char* kDeviceError = "ERR_RILS_DEVICE";
 inline constexpr const char* kNativeError = "ERR_RILS_NATIVE";
 inline constexpr const char* kMemoryError = "ERR_RILS_OUT_OF_MEMORY";
+inline constexpr const char* kDistributedError = "ERR_RILS_DISTRIBUTED";
 
 // An error with a code, thrown by the glue and caught at the boundary.
 struct CodedError : std::runtime_error {

@@ -95,6 +95,7 @@ Napi::Function NativeModel::Define(Napi::Env env) {
                            InstanceMethod<&NativeModel::SetTrainingState>("setTrainingState"),
                            InstanceMethod<&NativeModel::Info>("info"),
                            InstanceMethod<&NativeModel::Dispose>("dispose"),
+                           InstanceMethod<&NativeModel::AllGatherBytes>("allGatherBytes"),
                            InstanceMethod<&NativeModel::EncodeImages>("encodeImages"),
                            InstanceMethod<&NativeModel::EncodeTexts>("encodeTexts"),
                            InstanceMethod<&NativeModel::ClassEmbeddings>("classEmbeddings"),
@@ -105,17 +106,22 @@ Napi::Function NativeModel::Define(Napi::Env env) {
   return ctor;
 }
 
+namespace {
+// The state being wrapped, handed from Wrap() to the constructor it calls on the same thread (a JS
+// External would do it too, but lives on until some later GC).
+thread_local std::shared_ptr<ModelState> state_to_wrap;
+}  // namespace
+
 Napi::Object NativeModel::Wrap(Napi::Env env, std::shared_ptr<ModelState> state) {
-  auto* holder = new std::shared_ptr<ModelState>(std::move(state));
-  auto external = Napi::External<std::shared_ptr<ModelState>>::New(
-      env, holder, [](Napi::Env, std::shared_ptr<ModelState>* p) { delete p; });
-  return env.GetInstanceData<AddonData>()->model_constructor.New({external});
+  state_to_wrap = std::move(state);
+  auto object = env.GetInstanceData<AddonData>()->model_constructor.New({});
+  state_to_wrap.reset();
+  return object;
 }
 
 NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {
-  if (info.Length() != 1 || !info[0].IsExternal())
-    throw make_error(info.Env(), {kStateError, "NativeModel is created by createModel(), not with new"});
-  state_ = *info[0].As<Napi::External<std::shared_ptr<ModelState>>>().Data();
+  if (!state_to_wrap) throw make_error(info.Env(), {kStateError, "NativeModel is created by createModel(), not with new"});
+  state_ = std::move(state_to_wrap);
   Napi::MemoryManagement::AdjustExternalMemory(info.Env(), state_->bytes);
 }
 
@@ -337,7 +343,40 @@ Napi::Value NativeModel::Info(const Napi::CallbackInfo& info) {
   o.Set("train", train_options_to_js(env, t.options()));
   o.Set("device", t.device().str());
   o.Set("step", static_cast<double>(t.step()));
+  if (const auto* d = t.distributed()) {
+    auto dist = Napi::Object::New(env);
+    dist.Set("rank", static_cast<double>(d->rank()));
+    dist.Set("worldSize", static_cast<double>(d->size()));
+    auto peers = Napi::Array::New(env);
+    for (const auto& p : d->peers()) peers.Set(peers.Length(), p);
+    dist.Set("peers", peers);
+    o.Set("distributed", dist);
+  }
   return o;
+}
+
+Napi::Value NativeModel::AllGatherBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = live(env);
+  return guard(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      fail(kInputError, "Expected a Uint8Array");
+    auto array = info[0].As<Napi::TypedArray>();
+    auto bytes = wrap_typed_array(array, {static_cast<int64_t>(array.ElementLength())}).clone();
+    using Parts = std::vector<torch::Tensor>;
+    return PromiseWorker<Parts>::Run(
+        env, *state->executor, {},
+        [state, bytes]() -> Parts {
+          std::lock_guard<std::mutex> lock(state->mutex);
+          const auto* d = state->trainer->distributed();
+          return d ? d->all_gather_bytes(bytes) : Parts{bytes};
+        },
+        [](Napi::Env e, Parts& parts) -> Napi::Value {
+          auto out = Napi::Array::New(e, parts.size());
+          for (size_t i = 0; i < parts.size(); ++i) out.Set(i, tensor_to_array_buffer(e, parts[i].contiguous()));
+          return out;
+        });
+  });
 }
 
 Napi::Value NativeModel::Dispose(const Napi::CallbackInfo& info) {
@@ -355,14 +394,17 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
     const auto device = parse_device(options.Has("device") ? options.Get("device").ToString().Utf8Value() : "cpu");
     const double seed = options.Has("seed") && options.Get("seed").IsNumber()
                             ? options.Get("seed").As<Napi::Number>().DoubleValue() : 0.0;
+    const auto distributed = distributed_options_from_js(options);
     // The model is built on its own thread, where all its work will run.
     auto executor = std::make_shared<Executor>();
     return PromiseWorker<std::shared_ptr<ModelState>>::Run(
         env, *executor, {},
-        [cfg, train, device, seed, executor]() {
+        [cfg, train, device, seed, executor, distributed]() {
           auto state = std::make_shared<ModelState>();
           state->executor = executor;
-          state->trainer = std::make_unique<Trainer>(cfg, train, static_cast<uint64_t>(seed), device);
+          // The rendezvous blocks until every rank has joined: here, off the JS thread.
+          auto group = distributed ? std::make_shared<Distributed>(*distributed) : nullptr;
+          state->trainer = std::make_unique<Trainer>(cfg, train, static_cast<uint64_t>(seed), device, group);
           state->bytes = state_bytes(*state->trainer);
           return state;
         },

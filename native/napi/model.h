@@ -49,6 +49,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value SetTrainingState(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
+  Napi::Value AllGatherBytes(const Napi::CallbackInfo& info);
   // Inference (napi/inference.cpp): no autograd state, outputs as external ArrayBuffers.
   Napi::Value EncodeImages(const Napi::CallbackInfo& info);
   Napi::Value EncodeTexts(const Napi::CallbackInfo& info);

@@ -101,6 +101,7 @@ const std::vector<TrainField>& train_fields() {
       RILS_BOOL("retrieval_gate", loss.retrieval_gate),
       RILS_BOOL("detach_text_prototypes", loss.detach_text_prototypes),
       RILS_BOOL("clip_local_grad", loss.clip_local_grad),
+      RILS_BOOL("gather_grad", loss.gather_grad),
       RILS_INT("kl_chunk_elements", loss.kl_chunk_elements),
       {"mask_ratio", [](TrainOptions& o, const Napi::Value& v) { o.mask_ratio = number_of(v, "mask_ratio"); },
        [](Napi::Env e, const TrainOptions& o) -> Napi::Value { return Napi::Number::New(e, o.mask_ratio); }},
@@ -162,6 +163,19 @@ TrainOptions train_options_from_js(const Napi::Object& options) {
   check_known_keys(train, train_fields(), "training");
   for (const auto& f : train_fields())
     if (train.Has(f.name) && !train.Get(f.name).IsUndefined()) f.set(o, train.Get(f.name));
+  return o;
+}
+
+std::optional<DistributedOptions> distributed_options_from_js(const Napi::Object& options) {
+  if (!options.Has("distributed") || !options.Get("distributed").IsObject()) return std::nullopt;
+  auto d = options.Get("distributed").As<Napi::Object>();
+  DistributedOptions o;
+  o.rank = integer_of(d.Get("rank"), "rank");
+  o.world_size = integer_of(d.Get("worldSize"), "worldSize");
+  o.master_addr = d.Get("masterAddr").ToString().Utf8Value();
+  o.master_port = integer_of(d.Get("masterPort"), "masterPort");
+  o.timeout = std::chrono::milliseconds(integer_of(d.Get("timeoutMs"), "timeoutMs"));
+  o.bucket_bytes = integer_of(d.Get("bucketBytes"), "bucketBytes");
   return o;
 }
 

@@ -32,11 +32,18 @@ typename Map::key_type state_key(const torch::Tensor& p) {
 
 }  // namespace
 
-Trainer::Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, torch::Device device)
+// Each rank masks its own images with its own noise; rank 0 keeps the single-process stream.
+uint64_t noise_seed(uint64_t seed, const Distributed* d) {
+  return d ? seed ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(d->rank())) : seed;
+}
+
+Trainer::Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, torch::Device device,
+                 std::shared_ptr<Distributed> distributed)
     : model_(build_model(cfg, seed)),
       options_(std::move(options)),
       device_(device),
-      generator_(at::make_generator<at::CPUGeneratorImpl>(seed)) {
+      distributed_(std::move(distributed)),
+      generator_(at::make_generator<at::CPUGeneratorImpl>(noise_seed(seed, distributed_.get()))) {
   TORCH_CHECK_VALUE(options_.mask_ratio >= 0 && options_.mask_ratio < 1,
               "Expected maskRatio in [0, 1) but received ", options_.mask_ratio);
   TORCH_CHECK_VALUE(cfg.len_keep(options_.mask_ratio) >= 1, "maskRatio ", options_.mask_ratio,
@@ -46,6 +53,12 @@ Trainer::Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, tor
   optimizer_ = make_adamw(*model_, options_.optim);
   for (auto& p : model_->parameters())
     if (p.requires_grad()) trainable_.push_back(p);
+  if (distributed_) {
+    TORCH_CHECK_VALUE(device_.is_cpu(), "Training across processes runs on the CPU (Gloo) in this version; ",
+                      "device ", device_.str(), " is not supported with distributed");
+    distributed_->broadcast(model_->parameters());
+    distributed_->attach(trainable_);
+  }
 }
 
 torch::Tensor Trainer::mask_noise(const Batch& batch) {
@@ -82,7 +95,7 @@ LossOutput Trainer::forward_loss(const Batch& batch) {
     in.student = in.student.to(torch::kFloat32);
     in.teacher = in.teacher.to(torch::kFloat32);
     return in;
-  });
+  }, distributed_.get());
 }
 
 StepStats Trainer::stats_of(const LossOutput& l) const {
@@ -94,6 +107,15 @@ StepStats Trainer::stats_of(const LossOutput& l) const {
   s.clip_acc = l.correct.to(torch::kFloat64).mean().item<double>();
   s.masked_patches = l.masked_patches;
   s.gated_patches = l.gated_patches;
+  if (l.global) {  // the whole job's numbers, the same on every rank
+    s.loss = l.global->loss;
+    s.clip_loss = l.global->clip_loss;
+    s.recon_loss = l.global->recon_loss;
+    if (l.recon_kl.defined()) s.recon_kl = l.global->recon_kl;
+    s.clip_acc = l.global->correct_fraction;
+    s.masked_patches = l.global->masked_patches;
+    s.gated_patches = l.global->gated_patches;
+  }
   s.gated_fraction = s.masked_patches > 0 ? static_cast<double>(s.gated_patches) / s.masked_patches : 0.0;
   s.logit_scale = std::exp(model_->logit_scale.item<double>());
   s.step = step_;
@@ -104,10 +126,22 @@ StepStats Trainer::stats_of(const LossOutput& l) const {
 
 StepStats Trainer::train_step(const Batch& batch) {
   model_->train();
-  auto l = forward_loss(batch);
   const auto& o = options_.optim;
-  (l.loss / static_cast<double>(o.accumulation_steps())).backward();
-  StepStats s = stats_of(l);
+  const bool last_micro_step = micro_step_ + 1 == o.accumulation_steps();
+  StepStats s;
+  try {
+    auto l = forward_loss(batch);
+    s = stats_of(l);
+    if (distributed_ && last_micro_step) distributed_->arm_gradient_reduction();
+    (l.loss / static_cast<double>(o.accumulation_steps())).backward();
+    if (distributed_ && last_micro_step) distributed_->finish_gradient_reduction();
+  } catch (...) {
+    // A failed step (a lost peer, out of memory) leaves no half-accumulated gradient behind.
+    if (distributed_) distributed_->abandon_gradient_reduction();
+    optimizer_->zero_grad();
+    micro_step_ = 0;
+    throw;
+  }
   if (++micro_step_ < o.accumulation_steps()) return s;  // keep accumulating
 
   micro_step_ = 0;

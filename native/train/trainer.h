@@ -11,6 +11,7 @@
 
 #include "model/loss.h"
 #include "model/rils.h"
+#include "train/distributed.h"
 #include "train/optimizer.h"
 
 namespace rils {
@@ -43,7 +44,11 @@ struct StepStats {
 
 class Trainer {
  public:
-  Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, torch::Device device);
+  // With `distributed`, this trainer is one rank of a data-parallel job: rank 0's initial weights
+  // are broadcast, the loss spans the global batch, gradients are averaged over ranks, and every
+  // rank must call train_step / evaluate_loss in the same sequence.
+  Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, torch::Device device,
+          std::shared_ptr<Distributed> distributed = nullptr);
 
   StepStats train_step(const Batch& batch);
   StepStats evaluate_loss(const Batch& batch);  // forward only: no gradient, no update
@@ -63,6 +68,7 @@ class Trainer {
   const RilsConfig& config() const { return model_->cfg; }
   const TrainOptions& options() const { return options_; }
   torch::Device device() const { return device_; }
+  const Distributed* distributed() const { return distributed_.get(); }
   int64_t step() const { return step_; }
 
  private:
@@ -75,6 +81,7 @@ class Trainer {
   torch::Device device_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<torch::Tensor> trainable_;
+  std::shared_ptr<Distributed> distributed_;
   at::Generator generator_;  // mask noise: per model, so concurrent models stay repeatable
   int64_t step_ = 0, micro_step_ = 0;
 };

@@ -39,3 +39,23 @@ export function sameWeights(a: Map<string, Float32Array>, b: Map<string, Float32
   }
   return true;
 }
+
+/** A batch with explicit mask noise, the same for every process that asks for (model config, size, step). */
+export function globalBatch(model: Rils, batchSize: number, step: number): Batch {
+  const batch = randomBatch(model, batchSize, 1000 + step);
+  const random = new Random(5000 + step);
+  return { ...batch, maskNoise: new Float32Array(batchSize * model.numPatches).map(() => random.next()) };
+}
+
+/** Rank `rank`'s contiguous share of a global batch (rows rank·B/W … (rank+1)·B/W − 1). */
+export function rowsOf(batch: Batch, rank: number, worldSize: number): Batch {
+  const B = batch.batchSize / worldSize;
+  const slice = <T extends Float32Array | Int32Array | Uint8Array>(a: T): T => {
+    const per = a.length / batch.batchSize;
+    return a.slice(rank * B * per, (rank + 1) * B * per) as T;
+  };
+  return {
+    images: slice(batch.images as Float32Array), tokens: slice(batch.tokens), batchSize: B,
+    ...(batch.maskNoise ? { maskNoise: slice(batch.maskNoise) } : {}),
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * Data-parallel training across processes and machines on PyTorch's c10d (TCPStore rendezvous,
+ * Gloo). Each process is one rank with its own model; {@link Rils.create} with `distributed`
+ * joins the job, and from then on every rank calls `trainStep` (and `evaluateLoss`,
+ * `saveCheckpoint`, `loadCheckpoint`) in the same sequence, each on its own part of the global batch.
+ *
+ * @example
+ * ```ts
+ * // Started by `rils train --nproc 2 …`, by torchrun, or by hand with the torchrun variables set:
+ * const model = await Rils.create({ preset: 'vit_b16', distributed: distributedFromEnv() });
+ * ```
+ * @module
+ */
+import { hostname } from 'node:os';
+
+import { RilsInputError } from './errors.js';
+import { checkInteger, checkNumber, checkPlainObject } from './validate.js';
+
+/** Where this process stands in a data-parallel job (torchrun's variables, camelCased). */
+export interface DistributedOptions {
+  /** This process's rank, 0 … worldSize − 1. Rank 0 hosts the rendezvous and writes checkpoints. */
+  rank: number;
+  /** Processes in the job. */
+  worldSize: number;
+  /** Address of rank 0 (`MASTER_ADDR`). Default `'127.0.0.1'`. */
+  masterAddr?: string;
+  /** Port rank 0 listens on for the rendezvous (`MASTER_PORT`). Default 29500. */
+  masterPort?: number;
+  /** Rank within this machine (`LOCAL_RANK`); informational. Default `rank`. */
+  localRank?: number;
+  /**
+   * Seconds the rendezvous and each collective wait for the other ranks before failing with a
+   * {@link RilsDistributedError} (a rank that died or hangs). Default 60.
+   */
+  timeoutSeconds?: number;
+  /** Size of the gradient buckets all-reduced while backward runs, in MiB. Default 25. */
+  bucketMegabytes?: number;
+}
+
+/** A model's place in its job, as {@link Rils.distributed} reports it. */
+export interface DistributedInfo {
+  rank: number;
+  worldSize: number;
+  /** `"host pid"` of every rank, in rank order. */
+  peers: string[];
+}
+
+/**
+ * The job described by torchrun's environment variables (`RANK`, `WORLD_SIZE`, `MASTER_ADDR`,
+ * `MASTER_PORT`, `LOCAL_RANK`), or `undefined` when `WORLD_SIZE` is not set (a single process).
+ */
+export function distributedFromEnv(env: NodeJS.ProcessEnv = process.env): DistributedOptions | undefined {
+  if (env.WORLD_SIZE === undefined || env.WORLD_SIZE === '') return undefined;
+  const int = (name: string, fallback?: number): number => {
+    const raw = env[name];
+    if ((raw === undefined || raw === '') && fallback !== undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isSafeInteger(value) || value < 0) throw new RilsInputError(`Expected an integer >= 0 in ${name} but it is ${JSON.stringify(raw ?? null)}`);
+    return value;
+  };
+  const rank = int('RANK');
+  return {
+    rank,
+    worldSize: int('WORLD_SIZE'),
+    masterAddr: env.MASTER_ADDR || '127.0.0.1',
+    masterPort: int('MASTER_PORT', 29500),
+    localRank: int('LOCAL_RANK', rank),
+  };
+}
+
+/** Checked options as the addon takes them. @internal */
+export function toNativeDistributed(value: unknown): {
+  rank: number; worldSize: number; masterAddr: string; masterPort: number; timeoutMs: number; bucketBytes: number;
+} {
+  const o = checkPlainObject(value, 'distributed') as Partial<DistributedOptions>;
+  const worldSize = checkInteger(o.worldSize, 'distributed.worldSize', 1);
+  const rank = checkInteger(o.rank, 'distributed.rank', 0);
+  if (rank >= worldSize) throw new RilsInputError(`Expected distributed.rank < worldSize (${worldSize}) but received ${rank}`);
+  const masterAddr = o.masterAddr ?? '127.0.0.1';
+  if (typeof masterAddr !== 'string' || masterAddr === '') throw new RilsInputError('Expected a host name or address for distributed.masterAddr');
+  const masterPort = checkInteger(o.masterPort ?? 29500, 'distributed.masterPort', 1);
+  if (masterPort > 65535) throw new RilsInputError(`Expected distributed.masterPort <= 65535 but received ${masterPort}`);
+  const timeout = checkNumber(o.timeoutSeconds ?? 60, 'distributed.timeoutSeconds');
+  if (!(timeout > 0)) throw new RilsInputError(`Expected distributed.timeoutSeconds > 0 but received ${timeout}`);
+  const bucket = checkNumber(o.bucketMegabytes ?? 25, 'distributed.bucketMegabytes');
+  if (!(bucket > 0)) throw new RilsInputError(`Expected distributed.bucketMegabytes > 0 but received ${bucket}`);
+  return { rank, worldSize, masterAddr, masterPort, timeoutMs: Math.ceil(timeout * 1000), bucketBytes: Math.ceil(bucket * 2 ** 20) };
+}
+
+/**
+ * After a failed collective: the ranks on this machine whose process is gone, as
+ * "rank 1 (pid 4242)", from the peers table exchanged at the rendezvous. Ranks on other machines
+ * cannot be probed from here.
+ * @internal
+ */
+export function lostPeers(info: DistributedInfo): string[] {
+  const here = hostname();
+  const lost: string[] = [];
+  info.peers.forEach((peer, rank) => {
+    const [host, pidText] = peer.split(' ');
+    const pid = Number(pidText);
+    if (rank === info.rank || host !== here || !Number.isSafeInteger(pid)) return;
+    try {
+      process.kill(pid, 0);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ESRCH') lost.push(`rank ${rank} (pid ${pid})`);
+    }
+  });
+  return lost;
+}

@@ -1,0 +1,134 @@
+// Data-parallel training over c10d/Gloo on loopback: 2 processes × B/2 against 1 process × B, the
+// official mode against the reference's multi-process definition, and a rank that dies.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import test from 'ava';
+
+import { Rils, RilsInputError, distributedFromEnv, parseSafetensors } from '../lib/index.js';
+import type { RilsOptions, TrainStats } from '../lib/index.js';
+import { globalBatch } from './helpers/batches.js';
+import type { RankJob } from './helpers/distributed-rank.js';
+import { PARITY_CONFIG, compareWeights, expected, parityBatch, parityModel, readTensors, relErr } from './helpers/parity.js';
+
+const rankScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'helpers', 'distributed-rank.ts');
+let nextPort = 29600 + (process.pid % 200) * 10;
+
+interface RankResult { status: number | null; signal: string | null; stats: TrainStats[]; stderr: string; weights: string }
+
+/** Runs `job` as `world` local processes with torchrun's variables; resolves when all have ended. */
+async function runJob(job: Omit<RankJob, 'out'>, world = 2): Promise<RankResult[]> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-ddp-'));
+  const out = path.join(dir, 'w');
+  const port = nextPort++;
+  const ranks = Array.from({ length: world }, (_, rank) => new Promise<RankResult>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', rankScript, JSON.stringify({ ...job, out })], {
+      env: { ...process.env, RANK: String(rank), WORLD_SIZE: String(world), LOCAL_RANK: String(rank), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    child.on('exit', (status, signal) => resolve({
+      status, signal, stderr, weights: `${out}.rank${rank}`,
+      stats: stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as TrainStats),
+    }));
+  }));
+  const results = await Promise.all(ranks);
+  const weights = results.map((r) => { try { return readFileSync(r.weights); } catch { return null; } });
+  rmSync(dir, { recursive: true, force: true });
+  return results.map((r, i) => ({ ...r, weights: weights[i] ? (weights[i] as Buffer).toString('base64') : '' }));
+}
+
+const tensorsOf = (base64: string) => new Map([...parseSafetensors(Buffer.from(base64, 'base64')).tensors]
+  .map(([k, t]) => [k, new Float32Array(new Uint8Array(t.bytes).buffer)]));
+
+async function singleProcess(options: RilsOptions, steps: number, batch: (model: Rils, step: number) => ReturnType<typeof globalBatch>, weights?: string) {
+  const model = weights ? await parityModel(weights, options) : await Rils.create(options);
+  const stats: TrainStats[] = [];
+  for (let s = 0; s < steps; s++) stats.push(await model.trainStep(batch(model, s)));
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'rils-single-')), 'w.safetensors');
+  await model.saveWeights(file);
+  model.dispose();
+  const w = readFileSync(file).toString('base64');
+  rmSync(path.dirname(file), { recursive: true, force: true });
+  return { stats, weights: tensorsOf(w) };
+}
+
+function sameRun(t: import('ava').ExecutionContext, ranks: RankResult[], single: { stats: TrainStats[]; weights: Map<string, Float32Array> }, steps: number, lr: number) {
+  for (const r of ranks) t.is(r.status, 0, r.stderr.slice(-2000));
+  for (let s = 0; s < steps; s++) {
+    for (const r of ranks) {
+      t.true(relErr(r.stats[s]!.loss, single.stats[s]!.loss) < 1e-5, `step ${s}: loss ${r.stats[s]!.loss} vs ${single.stats[s]!.loss}`);
+      t.true(relErr(r.stats[s]!.reconLoss, single.stats[s]!.reconLoss) < 1e-4 || Math.abs(r.stats[s]!.reconLoss - single.stats[s]!.reconLoss) < 1e-6);
+      t.is(r.stats[s]!.clipAcc, single.stats[s]!.clipAcc);
+      t.is(r.stats[s]!.gatedPatches, single.stats[s]!.gatedPatches);
+    }
+  }
+  const w0 = tensorsOf(ranks[0]!.weights);
+  const w1 = tensorsOf(ranks[1]!.weights);
+  t.is(compareWeights(w0, w1).worst, 0, 'ranks hold identical weights');
+  const d = compareWeights(w0, single.weights);
+  t.log(`max |Δ| vs one process: ${d.worst.toExponential(2)} (${d.where}); key-bias slice ${d.keyBiasWorst.toExponential(2)}`);
+  t.true(d.worst < 1e-5, `${d.worst} at ${d.where}`);
+  t.true(d.keyBiasWorst <= steps * lr * 1.01);
+}
+
+test.serial('gatherGrad: 2 processes × 4 images train exactly like 1 process × 8 (gate on, prototypes with gradient)', async (t) => {
+  const options: RilsOptions = { ...PARITY_CONFIG, seed: 0, lr: 1e-3, weightDecay: 0.5, gatherGrad: true, detachTextPrototypes: false };
+  const steps = 3;
+  // One after the other: on 2 cores, busy processes side by side slow OpenMP down a hundredfold.
+  const ranks = await runJob({ options, batchSize: 8, steps, parity: 'trained.safetensors' });
+  const single = await singleProcess(options, steps, () => parityBatch(), 'trained.safetensors');
+  t.true(single.stats[0]!.gatedPatches > 0, 'the gate lets images through');
+  sameRun(t, ranks, single, steps, 1e-3);
+});
+
+test.serial('gatherGrad: 2 processes × 4 = 1 process × 8 from random init (no gate, clipLocalGrad)', async (t) => {
+  const options: RilsOptions = { preset: 'micro', vocabSize: 300, contextLength: 16, seed: 7, lr: 5e-4, gatherGrad: true, retrievalGate: false, clipLocalGrad: true };
+  const steps = 3;
+  const ranks = await runJob({ options, batchSize: 8, steps });
+  const single = await singleProcess(options, steps, (m, s) => globalBatch(m, 8, s));
+  sameRun(t, ranks, single, steps, 5e-4);
+});
+
+test.serial('the default (official) mode matches the reference multi-process step (gathered copies constant, per-rank L_rec)', async (t) => {
+  const options: RilsOptions = { ...PARITY_CONFIG, seed: 0, lr: 1e-3, weightDecay: 0.5 };
+  const ranks = await runJob({ options, batchSize: 8, steps: 2, parity: 'trained.safetensors' });
+  for (const r of ranks) t.is(r.status, 0, r.stderr.slice(-2000));
+  const oracle = expected['ddp2/official'] as unknown as { steps: { loss: number; clip_loss: number; recon_loss: number; clip_acc: number }[] };
+  oracle.steps.forEach((o, s) => {
+    for (const r of ranks) {
+      t.true(relErr(r.stats[s]!.loss, o.loss) < 1e-4, `step ${s}: ${r.stats[s]!.loss} vs ${o.loss}`);
+      t.true(relErr(r.stats[s]!.reconLoss, o.recon_loss) < 1e-4);
+      t.is(r.stats[s]!.clipAcc, o.clip_acc);
+    }
+  });
+  const d = compareWeights(tensorsOf(ranks[0]!.weights), readTensors('ddp2-official.safetensors') as Map<string, Float32Array>);
+  t.log(`max |Δ| vs the reference's official 2-rank step: ${d.worst.toExponential(2)} (${d.where})`);
+  t.true(d.worst < 1e-5, `${d.worst} at ${d.where}`);
+  t.true(d.keyBiasWorst <= 2 * 1e-3 * 1.01);
+});
+
+test.serial('a rank that dies stops the others quickly, with an error naming it', async (t) => {
+  const started = Date.now();
+  const [survivor, dead] = await runJob({ options: { preset: 'micro', vocabSize: 300, contextLength: 16, seed: 1 }, batchSize: 8, steps: 6, dieAt: 2 });
+  t.is(dead!.signal, 'SIGKILL');
+  t.is(survivor!.status, 3, survivor!.stderr);
+  t.is(survivor!.stats.length, 2, 'the survivor finished the steps before the death, then failed');
+  t.regex(survivor!.stderr, /RilsDistributedError: rank 0 of 2: .* failed, so a peer rank has exited or stalled/);
+  t.regex(survivor!.stderr, /gone from this machine: rank 1 \(pid \d+\)/);
+  t.true(Date.now() - started < 25_000, `took ${Date.now() - started} ms (timeout 30 s: it must not wait for it)`);
+});
+
+test('torchrun variables and distributed options are checked', async (t) => {
+  t.is(distributedFromEnv({}), undefined);
+  t.deepEqual(distributedFromEnv({ RANK: '1', WORLD_SIZE: '4', MASTER_ADDR: 'node0', MASTER_PORT: '1234', LOCAL_RANK: '1' }),
+    { rank: 1, worldSize: 4, masterAddr: 'node0', masterPort: 1234, localRank: 1 });
+  t.throws(() => distributedFromEnv({ WORLD_SIZE: '2', RANK: 'x' }), { instanceOf: RilsInputError, message: /RANK/ });
+  await t.throwsAsync(Rils.create({ preset: 'micro', distributed: { rank: 2, worldSize: 2 } }), { instanceOf: RilsInputError, message: /rank < worldSize/ });
+  await t.throwsAsync(Rils.create({ preset: 'micro', device: 'cuda', distributed: { rank: 0, worldSize: 1 } }), { instanceOf: RilsInputError });
+});
