@@ -1,12 +1,14 @@
 // One benchmark case for rils, in its own process so its peak RSS is its own.
 // Usage: node --import tsx bench/ours.ts PRESET BATCH STEPS THREADS
-import { Rils, setNumThreads } from '../lib/index.js';
+// With torchrun's variables set, one rank of a data-parallel job: BATCH is then the global batch.
+import { Rils, distributedFromEnv, setNumThreads } from '../lib/index.js';
 import { randomBatch } from '../test/helpers/batches.js';
 
 const [preset, batch, steps, threads] = process.argv.slice(2);
-const B = Number(batch), K = Number(steps);
+const distributed = distributedFromEnv();
+const B = Number(batch) / (distributed?.worldSize ?? 1), K = Number(steps);
 setNumThreads(Number(threads));
-const model = await Rils.create({ preset: preset as 'micro', seed: 0, lr: 1e-4, weightDecay: 0.1 });
+const model = await Rils.create({ preset: preset as 'micro', seed: 0, lr: 1e-4, weightDecay: 0.1, distributed });
 // Four distinct random batches in turn, as the reference's bench does.
 const batches = [1, 2, 3, 4].map((seed) => randomBatch(model, B, seed));
 let next = 0;
@@ -23,6 +25,6 @@ const time = async (fn: () => Promise<unknown>, warmup: number, n: number) => {
   return median(ms);
 };
 const train = await time(() => model.trainStep(batches[next++ % 4]!), 2, K);
-const encode = await time(() => model.encodeImages({ images: data.images, batchSize: B }), 1, K);
+const encode = distributed ? NaN : await time(() => model.encodeImages({ images: data.images, batchSize: B }), 1, K);
 const gated = (await model.evaluateLoss(data)).gatedFraction;
 console.log(JSON.stringify({ train_ms: train, encode_ms: encode, gated_fraction: gated, peak_rss_mb: process.resourceUsage().maxRSS / 1024 }));

@@ -1,7 +1,7 @@
 // npm run bench: rils against the PyTorch reference (../shared/reference), side by side in one run,
 // same presets, batch sizes and thread count, each side in its own process. Prints a table and
 // writes bench/results.json. See bench/README.md.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +11,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const reference = path.resolve(here, '../../shared/reference/rils_ref.py');
 const threads = Number(process.env.RILS_BENCH_THREADS ?? os.availableParallelism());
 const quick = process.argv.includes('--quick');
+// --only NAME runs one case: micro, vit_ti16, vit_s16 or data-parallel.
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 const cases = [
   { preset: 'micro', batch: 64, steps: quick ? 3 : 10 },
   { preset: 'vit_ti16', batch: 32, steps: quick ? 2 : 5 },
@@ -22,7 +24,7 @@ const json = (cmd: string, args: string[]) => {
 };
 
 const rows = [];
-for (const c of cases) {
+for (const c of cases.filter((c) => !only || only === c.preset)) {
   const args = [c.preset, String(c.batch), String(c.steps), String(threads)];
   const ours = json(process.execPath, ['--import=tsx', path.join(here, 'ours.ts'), ...args]);
   const refTrain = json('/usr/bin/python3', [reference, 'bench', '--preset', c.preset, '--batch', String(c.batch),
@@ -47,5 +49,28 @@ for (const c of cases) {
     `${row.train_gflops.rils.toFixed(1)} GFLOP/s = ${((100 * row.train_gflops.rils) / row.matmul_peak_gflops).toFixed(0)}% of the ` +
     `${row.matmul_peak_gflops.toFixed(1)} GFLOP/s matmul peak (PyTorch ${((100 * row.train_gflops.pytorch) / row.matmul_peak_gflops).toFixed(0)}%)`);
 }
-writeFileSync(path.join(here, 'results.json'), `${JSON.stringify({ date: new Date().toISOString(), threads, rows }, null, 2)}\n`);
+// Data parallel on this machine: micro, global batch 64, as 1 process (every core) and as 2 ranks
+// (c10d/Gloo on loopback, half the cores each). On one machine the ranks share its cores, so this
+// weighs the collectives plus process-level parallelism against intra-op threads; it is not scaling.
+const ddp = only && only !== 'data-parallel' ? null : await (async () => {
+  const batch = 64, steps = quick ? 3 : 10, world = 2;
+  const single = json(process.execPath, ['--import=tsx', path.join(here, 'ours.ts'), 'micro', String(batch), String(steps), String(threads)]);
+  const port = String(29400 + (process.pid % 500));
+  const ranks = await Promise.all(Array.from({ length: world }, (_, rank) => new Promise<Record<string, number>>((resolve, reject) => {
+    execFile(process.execPath, ['--import=tsx', path.join(here, 'ours.ts'), 'micro', String(batch), String(steps),
+      String(Math.max(1, Math.floor(threads / world)))], {
+      encoding: 'utf-8', env: { ...process.env, RANK: String(rank), WORLD_SIZE: String(world), MASTER_ADDR: '127.0.0.1', MASTER_PORT: port },
+    }, (error, stdout) => (error ? reject(error) : resolve(JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, number>)));
+  })));
+  const row = {
+    preset: 'micro', global_batch: batch, train_images_per_s: {
+      one_process: (batch * 1000) / single.train_ms!, two_ranks: (batch * 1000) / Math.max(...ranks.map((r) => r.train_ms!)),
+    },
+  };
+  console.log(`data parallel micro global batch ${batch}: 1 process ${row.train_images_per_s.one_process.toFixed(1)} img/s, ` +
+    `2 ranks ${row.train_images_per_s.two_ranks.toFixed(1)} img/s (×${(row.train_images_per_s.two_ranks / row.train_images_per_s.one_process).toFixed(2)}; ` +
+    'the ranks share the same cores: collectives and process-level parallelism against intra-op threads, not scaling)');
+  return row;
+})();
+writeFileSync(path.join(here, 'results.json'), `${JSON.stringify({ date: new Date().toISOString(), threads, rows, data_parallel: ddp }, null, 2)}\n`);
 console.log(`\nwritten: bench/results.json`);

@@ -19,6 +19,8 @@ import { CaptionedImageSource } from './data/source.js';
 import { WebDatasetSource } from './data/webdataset.js';
 import type { BatchSource } from './data/source.js';
 import { runtimeInfo, setNumThreads } from './index.js';
+import { distributedFromEnv } from './distributed.js';
+import { launchLocalRanks } from './launch.js';
 import type { PresetName, RilsOptions } from './options.js';
 import { Rils } from './rils.js';
 import { writeSafetensors } from './safetensors.js';
@@ -38,6 +40,10 @@ const USAGE = `rils — RILS vision-language pre-training on LibTorch
                 [--warmup 60] [--weight-decay 0.1] [--recon-weight 0.5] [--seed 0] [--device cpu]
                 [--tokenizer word|byte|clip:VOCAB.gz] [--context N] [--checkpoint FILE] [--metrics FILE.jsonl]
                 [--out WEIGHTS.safetensors] [--report REPORT.html] [--threads N] [--set field=value ...]
+                [--nproc N [--master-port P]] [--gather-grad]
+                  --nproc N: N data-parallel processes on this machine (c10d/Gloo), each with 1/N of
+                  the data and of the batch; with torchrun's RANK, WORLD_SIZE, MASTER_ADDR and
+                  MASTER_PORT set instead, this process joins a job across machines.
   rils zeroshot --weights W --classes a,b,c [--templates slip7|clip80|"a photo of {}."|...] [--top 5] IMAGE...
   rils embed    --weights W --out FILE.safetensors|FILE.npy IMAGE...
   rils eval     --weights W --data mnist   (zero-shot top-1/top-5 with unseen templates, k-NN, 10-shot, linear probe)
@@ -86,12 +92,27 @@ async function train(argv: string[]): Promise<void> {
       seed: { type: 'string', default: '0' }, device: { type: 'string', default: 'cpu' }, tokenizer: { type: 'string', default: 'word' },
       context: { type: 'string' }, checkpoint: { type: 'string' }, metrics: { type: 'string' }, out: { type: 'string', default: 'rils.safetensors' },
       threads: { type: 'string' }, set: { type: 'string', multiple: true, default: [] }, 'on-error': { type: 'string', default: 'skip' },
-      report: { type: 'string' },
+      report: { type: 'string' }, nproc: { type: 'string' }, 'master-port': { type: 'string' },
+      'gather-grad': { type: 'boolean', default: false },
     },
   });
   if (!a.data) fail('train needs --data mnist|DIR|FILE.jsonl|FILE.csv');
+  const nproc = Number(a.nproc ?? 1);
+  if (!Number.isSafeInteger(nproc) || nproc < 1) fail(`--nproc needs a whole number >= 1, not ${a.nproc}`);
+  if (nproc > 1) {
+    // This process only launches the ranks: the same command, each with torchrun's variables.
+    const rest = argv.filter((_, i) => !['--nproc', '--master-port'].includes(argv[i]!) && !['--nproc', '--master-port'].includes(argv[i - 1]!));
+    const port = a['master-port'] ? Number(a['master-port']) : undefined;
+    process.exit(await launchLocalRanks(process.argv[1]!, ['train', ...rest], nproc, port));
+  }
+  const distributed = distributedFromEnv();
+  const rank = distributed?.rank ?? 0, world = distributed?.worldSize ?? 1;
   if (a.threads) setNumThreads(Number(a.threads));
-  const steps = Number(a.steps), batchSize = Number(a.batch), seed = Number(a.seed);
+  const steps = Number(a.steps), globalBatch = Number(a.batch), seed = Number(a.seed);
+  // --batch is the global batch; each rank reads every world-th example with its own seed.
+  if (globalBatch % world !== 0) fail(`--batch ${globalBatch} does not split evenly over ${world} processes`);
+  const batchSize = globalBatch / world, dataSeed = seed + rank;
+  const ours = <T>(items: readonly T[]): T[] => items.filter((_, i) => i % world === rank);
   const overrides = Object.fromEntries((a.set as string[]).map((kv) => {
     const [k, v] = kv.split('=');
     return [k, Number(v)];
@@ -101,14 +122,21 @@ async function train(argv: string[]): Promise<void> {
   const mnist = a.data === 'mnist';
   const context = Number(a.context ?? (a.tokenizer === 'word' ? 16 : 32));
   if (mnist) {
-    const data = loadMnist('train');
+    const all = loadMnist('train');
+    const keep = ours([...all.labels.keys()]);
+    const px = all.size * all.size * 3;
+    const data = {
+      ...all, labels: Int32Array.from(keep, (i) => all.labels[i]!),
+      images: world === 1 ? all.images : Uint8Array.from(keep.flatMap((i) => [...all.images.subarray(i * px, (i + 1) * px)])),
+    };
     tokenizer = await tokenizerFor(a.tokenizer!, context, () => MNIST_TRAIN_TEMPLATES.flatMap((t) => DIGIT_NAMES.map((d) => t.replaceAll('{}', d))));
-    source = new CaptionedImageSource({ ...data, tokenizer, batchSize, seed, caption: (l, rng) => captionFor(l, MNIST_TRAIN_TEMPLATES, rng) });
+    source = new CaptionedImageSource({ ...data, tokenizer, batchSize, seed: dataSeed, caption: (l, rng) => captionFor(l, MNIST_TRAIN_TEMPLATES, rng) });
   } else if (a.data!.endsWith('.tar') || a.data!.includes(',')) {
     const shards = a.data!.split(',').map((s) => s.trim()).filter(Boolean);
+    if (shards.length < world) fail(`${shards.length} shard(s) cannot be split over ${world} processes: each rank reads its own shards`);
     tokenizer = await tokenizerFor(a.tokenizer!, context, () => fail('WebDataset shards need --tokenizer byte or clip:PATH'));
     source = new WebDatasetSource({
-      shards, tokenizer, batchSize, seed, size: overrides.imageSize ?? (a.preset === 'micro' ? 32 : 224),
+      shards: ours(shards), tokenizer, batchSize, seed: dataSeed, size: overrides.imageSize ?? (a.preset === 'micro' ? 32 : 224),
       onError: a['on-error'] === 'throw' ? 'throw' : 'skip',
     });
   } else {
@@ -116,7 +144,7 @@ async function train(argv: string[]): Promise<void> {
     if (skipped) console.log(`skipped ${skipped} rows without an image or a caption`);
     tokenizer = await tokenizerFor(a.tokenizer!, context, () => items.map((i) => i.caption));
     source = new FileCaptionSource({
-      items, tokenizer, batchSize, seed, size: overrides.imageSize ?? (a.preset === 'micro' ? 32 : 224),
+      items: ours(items), tokenizer, batchSize, seed: dataSeed, size: overrides.imageSize ?? (a.preset === 'micro' ? 32 : 224),
       onError: a['on-error'] === 'throw' ? 'throw' : 'skip',
     });
   }
@@ -124,10 +152,12 @@ async function train(argv: string[]): Promise<void> {
     preset: a.preset as PresetName, vocabSize: tokenizer.vocabSize, contextLength: tokenizer.contextLength, tokenizer, seed,
     device: a.device as RilsOptions['device'], lr: Number(a.lr), minLr: Number(a.lr) / 50, warmupSteps: Number(a.warmup),
     totalSteps: steps, weightDecay: Number(a['weight-decay']), reconWeight: Number(a['recon-weight']), ...overrides,
+    ...(a['gather-grad'] ? { gatherGrad: true } : {}), ...(distributed ? { distributed } : {}),
   };
   const model = await Rils.create(options);
+  const log = rank === 0 ? console.log : () => undefined; // one voice for the job
   // A progress bar on a terminal; plain lines every 20 steps otherwise (logs, CI).
-  const bar = process.stdout.isTTY
+  const bar = process.stdout.isTTY && rank === 0
     ? new cliProgress.SingleBar({
       format: 'step {value}/{total} [{bar}] loss {loss} clip-acc {acc}% gated {gated}% {ips} img/s data-wait {wait}%',
     }, cliProgress.Presets.shades_classic)
@@ -144,16 +174,17 @@ async function train(argv: string[]): Promise<void> {
       };
       if (bar) bar.update(p.step, fields);
       else if (p.step % 20 === 0 || p.step === steps) {
-        console.log(`step ${p.step}/${steps} loss ${fields.loss} clip-acc ${fields.acc}% gated ${fields.gated}% ` +
+        log(`step ${p.step}/${steps} loss ${fields.loss} clip-acc ${fields.acc}% gated ${fields.gated}% ` +
           `lr ${p.lr.toExponential(2)} ${fields.ips} img/s data-wait ${fields.wait}%`);
       }
     },
   });
   bar?.stop();
-  if (result.resumedFrom) console.log(`resumed from step ${result.resumedFrom}`);
-  if (result.interrupted) console.log(`stopped at step ${result.stepsDone}; run the same command again to resume`);
+  if (result.resumedFrom) log(`resumed from step ${result.resumedFrom}`);
+  if (result.interrupted) log(`stopped at step ${result.stepsDone}; run the same command again to resume`);
+  if (rank !== 0) return model.dispose(); // every rank holds the same weights: rank 0 writes them
   await model.saveWeights(a.out!);
-  console.log(`weights: ${a.out}`);
+  console.log(`weights: ${a.out}${world > 1 ? ` (${world} processes, global batch ${globalBatch})` : ''}`);
   if (a.report) {
     await writeTrainingReport(a.report, model, history, mnist ? null : await readCaptionIndex(a.data!).then((i) => i.items.slice(0, 3)).catch(() => null));
     console.log(`report: ${a.report}`);

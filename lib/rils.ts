@@ -386,6 +386,16 @@ export class Rils {
   }
 
   /**
+   * Every rank's `value` (JSON), in rank order: a collective of a data-parallel job, so every rank
+   * calls it at the same point of its sequence of calls. In a single process, `[value]`.
+   */
+  async allGatherJson(value: unknown): Promise<unknown[]> {
+    const bytes = Buffer.from(JSON.stringify(value ?? null));
+    const parts = await this.#run((m) => m.allGatherBytes(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)));
+    return parts.map((p) => JSON.parse(Buffer.from(p).toString()) as unknown);
+  }
+
+  /**
    * Frees the native memory. Calls already queued reject with a {@link RilsStateError}; a call
    * already running finishes first.
    */

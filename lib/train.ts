@@ -22,7 +22,7 @@ export interface FitOptions {
   checkpointEvery?: number;
   /** Resume from `checkpoint` when it exists. Default true. */
   resume?: boolean;
-  /** Append one JSON line of metrics per step to this file. */
+  /** Append one JSON line of metrics per step to this file (rank 0 only, across processes). */
   metrics?: string;
   /** Called after every step (progress bars, logging). */
   onStep?: (progress: StepProgress) => void;
@@ -60,6 +60,11 @@ export interface FitResult {
  * Trains until `steps` optimizer steps are done. The next batches are prepared while the current
  * step runs natively; the position saved in checkpoints is the one after the last trained batch,
  * so a resumed run continues with exactly the batches it would have seen.
+ *
+ * Across processes ({@link RilsOptions.distributed}) every rank runs `fit` with its own source:
+ * the ranks agree on resuming and on stopping (Ctrl-C or `signal` on any rank stops all of them
+ * after the same step), rank 0 writes the checkpoints (with every rank's data position) and the
+ * metrics, and every rank resumes from the same checkpoint file (shared storage across machines).
  */
 export async function fit(model: Rils, source: BatchSource, options: FitOptions): Promise<FitResult> {
   const steps = checkInteger(options.steps, 'steps', 1);
@@ -69,13 +74,29 @@ export async function fit(model: Rils, source: BatchSource, options: FitOptions)
     throw new RilsInputError('fit() with checkpoints needs accumulationSteps 1 (use a larger batch instead)');
   }
   let resumedFrom = 0;
-  if (options.checkpoint && (options.resume ?? true) && existsSync(options.checkpoint)) {
-    const extra = (await model.loadCheckpoint(options.checkpoint)) as { data?: unknown } | null;
+  const rank = model.distributed?.rank ?? 0;
+  let resume = !!options.checkpoint && (options.resume ?? true) && existsSync(options.checkpoint);
+  if (model.distributed) {
+    const seen = (await model.allGatherJson(resume)) as boolean[];
+    if (seen.some((s) => s !== seen[0])) {
+      throw new RilsInputError(`The checkpoint ${options.checkpoint} is visible to ranks ${seen.flatMap((s, r) => (s ? [r] : [])).join(', ')} only: ` +
+        'every rank resumes from the same file, so put it on storage they share');
+    }
+  }
+  if (resume) {
+    const extra = (await model.loadCheckpoint(options.checkpoint!)) as { data?: unknown } | null;
     if (extra?.data !== undefined) source.restore(extra.data);
     resumedFrom = model.step;
   }
+  // `requested` is this process's wish (Ctrl-C, the signal); `stop` is what the ranks agreed on
+  // after the last step (the same as `requested` in a single process).
+  let requested = false;
   let stop = false;
-  const onSigint = () => (stop = true);
+  const onSigint = () => (requested = true);
+  const agreeToStop = async () => {
+    const mine = requested || !!options.signal?.aborted;
+    stop = model.distributed ? ((await model.allGatherJson(mine)) as boolean[]).some(Boolean) : mine;
+  };
   if (options.handleSigint ?? true) process.on('SIGINT', onSigint);
   const depth = checkInteger(options.prefetch ?? 2, 'prefetch', 1);
   const started = performance.now();
@@ -96,7 +117,8 @@ export async function fit(model: Rils, source: BatchSource, options: FitOptions)
     }
   };
   try {
-    while (model.step < steps && !stop && !options.signal?.aborted) {
+    await agreeToStop();
+    while (model.step < steps && !stop) {
       refill();
       const t = performance.now();
       const batch = await queue.shift()!;
@@ -108,14 +130,15 @@ export async function fit(model: Rils, source: BatchSource, options: FitOptions)
       images += batch.batchSize;
       const elapsed = (performance.now() - started) / 1000;
       last = { ...stats, imagesPerSecond: images / elapsed, dataWaitFraction: waited / 1000 / elapsed, elapsedSeconds: elapsed };
-      if (options.metrics) await appendFile(options.metrics, `${JSON.stringify({ time: Date.now(), ...last })}\n`);
+      if (options.metrics && rank === 0) await appendFile(options.metrics, `${JSON.stringify({ time: Date.now(), ...last })}\n`);
       options.onStep?.(last);
       if (stats.step % every === 0) await save();
+      await agreeToStop(); // across processes, a stop on any rank stops every rank after this step
     }
-    if (model.step % every !== 0 || stop || options.signal?.aborted) await save();
+    if (model.step % every !== 0 || stop) await save();
   } finally {
     if (options.handleSigint ?? true) process.off('SIGINT', onSigint);
     await Promise.allSettled(queue); // let prefetched decodes finish before returning
   }
-  return { stepsDone: model.step, resumedFrom, interrupted: stop || !!options.signal?.aborted, ...(last ? { last } : {}) };
+  return { stepsDone: model.step, resumedFrom, interrupted: stop, ...(last ? { last } : {}) };
 }

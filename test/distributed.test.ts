@@ -132,3 +132,42 @@ test('torchrun variables and distributed options are checked', async (t) => {
   await t.throwsAsync(Rils.create({ preset: 'micro', distributed: { rank: 2, worldSize: 2 } }), { instanceOf: RilsInputError, message: /rank < worldSize/ });
   await t.throwsAsync(Rils.create({ preset: 'micro', device: 'cuda', distributed: { rank: 0, worldSize: 1 } }), { instanceOf: RilsInputError });
 });
+
+test.serial('rils train --nproc 2 on a folder: rank 0 writes weights, checkpoint and metrics; the same command resumes', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { writeFileSync, existsSync } = await import('node:fs');
+  const sharp = (await import('sharp')).default;
+  const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../lib/cli.ts');
+  const rils = (...args: string[]) => promisify(execFile)(process.execPath, ['--import=tsx', cli, ...args], { timeout: 240_000 });
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-nproc-'));
+  let i = 0;
+  for (const [name, background] of Object.entries({ red: { r: 230, g: 20, b: 20 }, blue: { r: 20, g: 20, b: 230 } })) {
+    for (let k = 0; k < 6; k++, i++) {
+      await sharp({ create: { width: 36, height: 36, channels: 3, background } }).png().toFile(path.join(dir, `${i}.png`));
+      writeFileSync(path.join(dir, `${i}.txt`), `a ${name} square`);
+    }
+  }
+  const [weights, ckpt, metrics] = ['w.safetensors', 'c.safetensors', 'm.jsonl'].map((f) => path.join(dir, f)) as [string, string, string];
+  const common = ['train', '--nproc', '2', '--data', dir, '--batch', '8', '--checkpoint', ckpt, '--metrics', metrics, '--out', weights];
+  const first = await rils(...common, '--steps', '3');
+  t.regex(first.stdout, /step 3\/3 loss/);
+  t.regex(first.stdout, /\(2 processes, global batch 8\)/);
+  const second = await rils(...common, '--steps', '5');
+  t.regex(second.stdout, /resumed from step 3/);
+  t.true(existsSync(weights));
+  t.is(readFileSync(metrics, 'utf-8').trim().split('\n').length, 5, 'one metrics line per step, from rank 0 only');
+  const meta = parseSafetensors(readFileSync(ckpt)).metadata;
+  t.is(meta.step, '5');
+  const ranks = JSON.parse(meta.ranks!) as { extra: { data: { rng: number; order: number[] } } }[];
+  t.is(ranks.length, 2, 'the checkpoint holds both ranks\' data positions');
+  // Each rank drew 5 batches of 4 from its own 6 images (3 epochs + 2): 4 left in its current epoch,
+  // in its own order (each rank's data is seeded seed + rank).
+  t.deepEqual(ranks.map((r) => r.extra.data.order.length), [4, 4]);
+  t.not(ranks[0]!.extra.data.rng, ranks[1]!.extra.data.rng);
+  // Resume is exact across processes too: 3 + 2 steps give the weights of 5 straight steps.
+  const straight = path.join(dir, 'straight.safetensors');
+  await rils('train', '--nproc', '2', '--data', dir, '--batch', '8', '--steps', '5', '--out', straight);
+  t.true(readFileSync(straight).equals(readFileSync(weights)), 'resumed and uninterrupted runs end with the same bytes');
+  rmSync(dir, { recursive: true, force: true });
+});
