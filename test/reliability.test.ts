@@ -76,14 +76,18 @@ test('finalizers run: unreachable models and outputs free their native memory', 
   await collect();
   const before = runtimeInfo();
   await (async () => {
-    // Neither disposed nor kept: only the GC can free these.
+    // Never disposed: once this scope ends, only the GC can free them.
+    const models: Rils[] = [];
+    const outputs: unknown[] = [];
     for (let i = 0; i < 3; i++) {
       const model = await Rils.create({ preset: 'micro', vocabSize: 300, seed: i });
       const batch = randomBatch(model, 4);
       await model.trainStep(batch);
-      await model.encodeImages({ images: batch.images, batchSize: 4 }, { patchTokens: true });
+      outputs.push(await model.encodeImages({ images: batch.images, batchSize: 4 }, { patchTokens: true }));
+      models.push(model);
     }
     t.is(runtimeInfo().liveModels, before.liveModels + 3);
+    t.is(runtimeInfo().liveOutputs, before.liveOutputs + 6, 'embeddings and patch tokens of 3 calls');
   })();
   await collect();
   const after = runtimeInfo();
