@@ -39,7 +39,9 @@ export interface DistributedOptions {
 
 /** A model's place in its job, as {@link Rils.distributed} reports it. */
 export interface DistributedInfo {
+  /** This process's rank. */
   rank: number;
+  /** Processes in the job. */
   worldSize: number;
   /** `"host pid"` of every rank, in rank order. */
   peers: string[];
