@@ -8,6 +8,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
 
+import { findCudaLibTorch, listPrebuilds, planAddon } from './addon.js';
+import type { AddonCandidate } from './addon.js';
 import type { ParameterInfo, TrainStats } from './types.js';
 
 /** Model config fields, in the PyTorch reference's snake_case. */
@@ -91,24 +93,37 @@ export interface NativeAddon {
 const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-function load(): NativeAddon {
-  const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
-  try {
-    // RILS_ADDON names a specific rils.node (a sanitizer or debug build, see scripts/asan.sh).
-    const override = process.env['RILS_ADDON'];
-    if (override) return require(path.resolve(override)) as NativeAddon;
-    return nodeGypBuild(root) as NativeAddon;
-  } catch (error) {
-    const why = error instanceof Error ? error.message : String(error);
-    throw new Error(
-      `rils: the native addon could not be loaded (${why}). Build it with \`npm run build:native\` ` +
-        '(needs LibTorch: apt-get install libtorch-dev libopenblas0-openmp, or LIBTORCH=/path/to/libtorch).',
-    );
-  }
+/** The addon that was loaded and why (printed by `rils info`). */
+export interface AddonChoice {
+  file: string;
+  variant: AddonCandidate['variant'];
+  /** Candidates passed over or that failed to load, with the reason. */
+  notes: string[];
 }
 
+function load(): { addon: NativeAddon; choice: AddonChoice } {
+  const plan = planAddon(root, process.env, () => findCudaLibTorch(process.env));
+  const notes = [...plan.notes];
+  for (const c of plan.candidates) {
+    try {
+      return { addon: require(c.file) as NativeAddon, choice: { file: c.file, variant: c.variant, notes } };
+    } catch (error) {
+      notes.push(`${path.relative(root, c.file)} (${c.variant}) failed to load: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+    }
+  }
+  const found = listPrebuilds(root);
+  throw new Error(
+    `rils: no usable native addon${found.length ? ` (prebuilds: ${found.join(', ')})` : ''}:\n  ${notes.join('\n  ')}\n` +
+      'Build one with `npx rils build` (or `npm run build:native` in a checkout); it needs LibTorch: ' +
+      'apt-get install libtorch-dev libopenblas0-openmp, or LIBTORCH=/path/to/libtorch.',
+  );
+}
+
+const loaded = load();
 /** The loaded addon. @internal */
-export const native: NativeAddon = load();
+export const native: NativeAddon = loaded.addon;
+/** Which addon file was loaded, and why. @internal */
+export const addonChoice: AddonChoice = loaded.choice;
 
 // Exiting while a step runs would destroy LibTorch under it (a segfault): wait for it first. Only
 // the main thread's exit ends the process; a worker thread's models may outlive it elsewhere.

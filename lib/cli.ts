@@ -35,6 +35,8 @@ import sharp from 'sharp';
 
 const USAGE = `rils — RILS vision-language pre-training on LibTorch
 
+  rils build    [cmake-js options]   (compile the addon from source: CPU, or CUDA with a CUDA LibTorch
+                                      in LIBTORCH / Torch_DIR / a pip torch)
   rils info
   rils train    --data mnist|DIR|FILE.jsonl|FILE.csv|SHARD.tar[,SHARD.tar…] [--preset micro] [--steps 500] [--batch 64] [--lr 5e-4]
                 [--warmup 60] [--weight-decay 0.1] [--recon-weight 0.5] [--seed 0] [--device cpu]
@@ -79,6 +81,8 @@ async function info(): Promise<void> {
   console.log(`rils ${pkg.version}`);
   console.log(`LibTorch ${r.libtorchVersion}; CUDA ${r.cudaAvailable ? `yes (${r.cudaDeviceCount} device(s))` : 'no'}; threads ${r.threads}`);
   console.log(`BLAS: ${blasInfo()}`);
+  console.log(`addon: ${r.addon.variant} (${r.addon.file})`);
+  for (const note of r.addon.notes) console.log(`  ${note}`);
   console.log(r.parallelInfo.trim());
 }
 

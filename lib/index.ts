@@ -3,7 +3,8 @@
  * space, CVPR 2023) for Node.js, on LibTorch.
  * @module
  */
-import { native } from './binding.js';
+import { addonChoice, native } from './binding.js';
+import type { AddonChoice } from './binding.js';
 import { checkInteger } from './validate.js';
 
 export { Rils } from './rils.js';
@@ -52,6 +53,7 @@ export {
   RilsWeightsError,
 } from './errors.js';
 export type { RilsErrorCode } from './errors.js';
+export type { AddonChoice } from './binding.js';
 export { parseSafetensors, readSafetensors, writeSafetensors } from './safetensors.js';
 export type { SafetensorsDtype, SafetensorsEntry, SafetensorsFile, TensorToWrite } from './safetensors.js';
 
@@ -71,11 +73,13 @@ export interface RuntimeInfo {
   liveModels: number;
   /** Output arrays still holding native tensor memory (freed when the GC collects them). */
   liveOutputs: number;
+  /** Which compiled addon was loaded (CUDA or CPU prebuild, or the source build) and why. */
+  addon: AddonChoice;
 }
 
 /** LibTorch version, CUDA availability and threading. */
 export function runtimeInfo(): RuntimeInfo {
-  return native.runtimeInfo();
+  return { ...native.runtimeInfo(), addon: addonChoice };
 }
 
 /** Sets LibTorch's intra-op thread count for every model in the process. Default: every core. */

@@ -62,7 +62,8 @@ test('the safetensors reader never crashes or hangs on random and mutated files'
   t.true(refused > 2500);
 });
 
-test('finalizers run: unreachable models and outputs free their native memory', async (t) => {
+// Serial: ava runs the other tests of a file concurrently, and their outputs would count too.
+test.serial('finalizers run: unreachable models and outputs free their native memory', async (t) => {
   const { setFlagsFromString } = await import('node:v8');
   const { runInNewContext } = await import('node:vm');
   setFlagsFromString('--expose-gc');

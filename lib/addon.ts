@@ -1,0 +1,175 @@
+/**
+ * Which compiled addon to load: the CUDA prebuild when a matching CUDA LibTorch is there, else the
+ * CPU prebuild (node-gyp-build's pick) when the system has its LibTorch, else the source build in
+ * build/Release. Each prebuild carries a manifest (`<file>.json`, written by scripts/prebuild.mjs)
+ * saying what it was built against; `rils info` prints the choice and the reasons.
+ * @internal
+ * @module
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+/** What scripts/prebuild.mjs writes beside each prebuild. */
+export interface PrebuildManifest {
+  variant: 'cpu' | 'cuda';
+  /** LibTorch version built against, e.g. "1.13.1" or "2.5.1+cu124". */
+  libtorch: string;
+  /** CUDA version of that LibTorch, or null. */
+  cuda: string | null;
+  napi: number;
+  platform: string;
+}
+
+/** One addon the loader may try, in order. */
+export interface AddonCandidate {
+  file: string;
+  variant: 'override' | 'cpu' | 'cuda' | 'source';
+  manifest?: PrebuildManifest;
+}
+
+/** The loader's decision: candidates to try in order, and why others were passed over. */
+export interface AddonPlan {
+  candidates: AddonCandidate[];
+  notes: string[];
+}
+
+/** A LibTorch found on this machine. */
+export interface FoundLibTorch {
+  libDir: string;
+  version: string;
+  cuda: string | null;
+  from: string;
+}
+
+const majorMinor = (v: string) => /^(\d+)\.(\d+)/.exec(v)?.slice(1, 3).join('.') ?? v;
+const major = (v: string | null) => (v ? v.split('.')[0] : null);
+
+function readManifest(file: string): PrebuildManifest | undefined {
+  try {
+    return JSON.parse(readFileSync(`${file}.json`, 'utf-8')) as PrebuildManifest;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A CUDA LibTorch: `$LIBTORCH`, else a pip torch importable by python3 (found without importing it). */
+export function findCudaLibTorch(env: NodeJS.ProcessEnv): FoundLibTorch | undefined {
+  const dirs: { dir: string; from: string }[] = [];
+  if (env.LIBTORCH) dirs.push({ dir: env.LIBTORCH, from: `LIBTORCH=${env.LIBTORCH}` });
+  else {
+    const r = spawnSync(env.RILS_PYTHON ?? 'python3', ['-c',
+      'import importlib.util as u; s = u.find_spec("torch"); print(s.submodule_search_locations[0] if s else "")'],
+    { encoding: 'utf-8', timeout: 10_000 });
+    const dir = r.status === 0 ? r.stdout.trim() : '';
+    if (dir) dirs.push({ dir, from: `pip torch (${dir})` });
+  }
+  for (const { dir, from } of dirs) {
+    const libDir = path.join(dir, 'lib');
+    if (!existsSync(path.join(libDir, 'libtorch_cuda.so'))) continue;
+    // A libtorch zip has build-version ("2.5.1+cu124"); a pip torch has version.py.
+    let version = '';
+    let cuda: string | null = null;
+    try {
+      version = readFileSync(path.join(dir, 'build-version'), 'utf-8').trim();
+    } catch {
+      const py = existsSync(path.join(dir, 'version.py')) ? readFileSync(path.join(dir, 'version.py'), 'utf-8') : '';
+      version = /__version__\s*=\s*'([^']+)'/.exec(py)?.[1] ?? '';
+      cuda = /\bcuda\s*(?::\s*[^=]+)?=\s*'([^']+)'/.exec(py)?.[1] ?? null;
+    }
+    cuda ??= /\+cu(\d+?)(\d)$/.exec(version)?.slice(1, 3).join('.') ?? null;
+    if (version) return { libDir, version, cuda, from };
+  }
+  return undefined;
+}
+
+/** Whether a shared library `name` (e.g. "libtorch_cpu.so.1.13") is where the dynamic loader looks. */
+export function systemHasLibrary(name: string, env: NodeJS.ProcessEnv): boolean {
+  const dirs = [...(env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), `/usr/lib/${process.arch === 'x64' ? 'x86_64' : 'aarch64'}-linux-gnu`,
+    '/usr/lib', '/usr/local/lib', '/lib'];
+  return dirs.some((d) => existsSync(path.join(d, name)));
+}
+
+/**
+ * The addons to try, in order, with notes on the ones passed over. Pure apart from file-system
+ * probes, so that the policy is testable with a fake package root.
+ */
+export function planAddon(root: string, env: NodeJS.ProcessEnv, cudaLibTorch: () => FoundLibTorch | undefined): AddonPlan {
+  const notes: string[] = [];
+  const candidates: AddonCandidate[] = [];
+  if (env.RILS_ADDON) return { candidates: [{ file: path.resolve(env.RILS_ADDON), variant: 'override' }], notes: ['RILS_ADDON is set'] };
+  const platform = `${process.platform}-${process.arch}`;
+
+  const cudaFile = path.join(root, 'prebuilds', `${platform}-cuda`, 'rils.node');
+  const cudaManifest = existsSync(cudaFile) ? readManifest(cudaFile) : undefined;
+  if (cudaManifest) {
+    const found = cudaLibTorch();
+    const wanted = `LibTorch ${cudaManifest.libtorch} with CUDA ${cudaManifest.cuda}`;
+    if (!found) notes.push(`CUDA prebuild (${wanted}) skipped: no CUDA LibTorch found (set LIBTORCH, or pip install torch)`);
+    else if (majorMinor(found.version) !== majorMinor(cudaManifest.libtorch) || major(found.cuda) !== major(cudaManifest.cuda)) {
+      notes.push(`CUDA prebuild (${wanted}) skipped: ${found.from} is LibTorch ${found.version} with CUDA ${found.cuda ?? 'none'}`);
+    } else if (!(env.LD_LIBRARY_PATH ?? '').split(':').includes(found.libDir)) {
+      notes.push(`CUDA prebuild (${wanted}) skipped: it links to ${found.libDir} dynamically, which is not on LD_LIBRARY_PATH ` +
+        `(export LD_LIBRARY_PATH=${found.libDir} to use it)`);
+    } else {
+      candidates.push({ file: cudaFile, variant: 'cuda', manifest: cudaManifest });
+    }
+  }
+
+  const picked = nodeGypBuildPrebuild(root);
+  const source = path.join(root, 'build', 'Release', 'rils.node');
+  if (picked) {
+    const manifest = readManifest(picked);
+    const soname = manifest && `libtorch_cpu.so.${majorMinor(manifest.libtorch)}`;
+    if (!manifest) notes.push(`prebuild ${path.relative(root, picked)} skipped: it has no manifest`);
+    else if (manifest.variant === 'cpu' && !systemHasLibrary(soname!, env)) {
+      notes.push(`CPU prebuild (LibTorch ${manifest.libtorch}) skipped: ${soname} is not installed ` +
+        '(Debian/Ubuntu: apt-get install libtorch-dev libopenblas0-openmp)');
+    } else candidates.push({ file: picked, variant: manifest.variant, manifest });
+  }
+  if (existsSync(source)) candidates.push({ file: source, variant: 'source' });
+  else notes.push('no source build in build/Release (npx rils build, or npm run build:native)');
+  return { candidates, notes };
+}
+
+interface Tags { file: string }
+interface NodeGypBuild {
+  parseTuple(name: string): unknown;
+  matchTuple(platform: string, arch: string): (t: unknown) => boolean;
+  compareTuples(a: unknown, b: unknown): number;
+  parseTags(file: string): Tags | undefined;
+  matchTags(runtime: string, abi: string): (t: Tags | undefined) => boolean;
+  compareTags(runtime: string): (a: Tags, b: Tags) => number;
+}
+
+/**
+ * node-gyp-build's pick among prebuilds/<platform>-<arch>/ (its own tag matching), leaving out
+ * build/Release, which node-gyp-build would prefer: here a matching prebuild comes first.
+ */
+function nodeGypBuildPrebuild(root: string): string | undefined {
+  const ngb = createRequire(import.meta.url)('node-gyp-build') as NodeGypBuild;
+  const list = (dir: string) => {
+    try {
+      return readdirSync(dir);
+    } catch {
+      return [];
+    }
+  };
+  const tuple = list(path.join(root, 'prebuilds')).map(ngb.parseTuple).filter(ngb.matchTuple(process.platform, process.arch))
+    .sort(ngb.compareTuples)[0] as { name: string } | undefined;
+  if (!tuple) return undefined;
+  const dir = path.join(root, 'prebuilds', tuple.name);
+  const tagged = list(dir).map(ngb.parseTags).filter(ngb.matchTags('node', process.versions.modules)) as Tags[];
+  const winner = tagged.sort(ngb.compareTags('node'))[0];
+  return winner && path.join(dir, winner.file);
+}
+
+/** Files under `dir`, for error messages. */
+export function listPrebuilds(root: string): string[] {
+  try {
+    return readdirSync(path.join(root, 'prebuilds'), { recursive: true }).map(String).filter((f) => f.endsWith('.node'));
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,57 @@
+// Every example in examples/ runs (smoke test, tiny settings). mnist-demo.ts is the main job,
+// run in full by scripts/demo.sh.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import test from 'ava';
+import sharp from 'sharp';
+
+import { parseSafetensors } from '../lib/index.js';
+
+const examples = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../examples');
+const run = (cwd: string, name: string, ...args: string[]) =>
+  // tsx by URL: the examples run in a temp folder, where 'tsx' would not resolve.
+  promisify(execFile)(process.execPath, [`--import=${import.meta.resolve('tsx')}`, path.join(examples, name), ...args], { cwd, timeout: 240_000 });
+
+test('train-steps, train-folder → embed-images, zero-shot, patch-maps', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-examples-'));
+  const steps = await run(dir, 'train-steps.ts');
+  t.regex(steps.stdout, /step 10: loss [\d.]+/);
+  t.true(existsSync(path.join(dir, 'micro.safetensors')));
+
+  const data = path.join(dir, 'data');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(data);
+  const colours = { red: { r: 230, g: 20, b: 20 }, blue: { r: 20, g: 20, b: 230 } };
+  const files: string[] = [];
+  for (const [name, background] of Object.entries(colours)) {
+    for (let k = 0; k < 6; k++) {
+      const file = path.join(data, `${name}${k}.png`);
+      await sharp({ create: { width: 40, height: 40, channels: 3, background } }).png().toFile(file);
+      writeFileSync(file.replace(/\.png$/, '.txt'), `a ${name} square`);
+      files.push(file);
+    }
+  }
+  const weights = path.join(dir, 'folder.safetensors');
+  const trained = await run(dir, 'train-folder.ts', data, '6', weights);
+  t.regex(trained.stdout, /6 steps; weights: /);
+
+  const embedded = path.join(dir, 'emb.safetensors');
+  await run(dir, 'embed-images.ts', weights, embedded, files[0]!, files[7]!);
+  const e = parseSafetensors(readFileSync(embedded));
+  t.deepEqual(e.tensors.get('embeddings')!.shape, [2, 128]);
+  t.deepEqual(e.tensors.get('patch_tokens')!.shape, [2, 64, 128]);
+
+  const zs = await run(dir, 'zero-shot.ts', weights, 'red,blue', files[0]!);
+  t.regex(zs.stdout, /red0\.png: (red|blue) [\d.]+%, (red|blue) [\d.]+%/);
+
+  const maps = await run(dir, 'patch-maps.ts', weights, files[0]!, 'a red square', 'a blue square');
+  t.regex(maps.stdout, /"a red square": mean patch probability [\d.]+% → patch-map-0\.png/);
+  const png = await sharp(path.join(dir, 'patch-map-1.png')).metadata();
+  t.is(png.format, 'png');
+  rmSync(dir, { recursive: true, force: true });
+});
