@@ -1,6 +1,8 @@
 #include "model/rils.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace rils {
 
@@ -41,11 +43,31 @@ void RilsModelImpl::init_parameters() {
 }
 
 torch::Tensor RilsModelImpl::encode_text(const torch::Tensor& tokens) {
-  auto x = token_embedding(tokens) + positional_embedding;  // [B, L, W]
-  x = ln_final(transformer(x));
-  auto eot = tokens.argmax(-1);                              // EOT is the largest id
-  auto pooled = x.index({torch::arange(x.size(0), eot.options()), eot});  // [B, W]
-  return torch::matmul(pooled, text_projection);              // [B, E]
+  auto eot = tokens.argmax(-1);  // EOT is the largest id
+  // The attention is causal, so the positions after a caption's EOT never reach its EOT feature:
+  // each caption needs only its first eot + 1 positions. Captions are sorted by length and run in
+  // up to 4 groups of >= 8, each cut to its longest caption (CLIP captions fill ~15 of 77
+  // positions; uniform lengths still save ~40%). The same function, evaluated on less padding.
+  // Lengths are rounded up to a multiple of 8: SIMD-aligned GEMMs, and batches split differently
+  // (e.g. across processes) mostly get the same shapes, hence the same rounding.
+  const int64_t B = tokens.size(0);
+  const int64_t groups = std::clamp<int64_t>(B / 8, 1, 4);
+  auto order = std::get<1>(eot.sort());  // rows by caption length
+  auto lengths = eot.index_select(0, order).cpu();
+  std::vector<torch::Tensor> pooled;
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t begin = B * g / groups, end = B * (g + 1) / groups;
+    auto rows = order.slice(0, begin, end);
+    const int64_t len = std::min(tokens.size(1), (lengths[end - 1].item<int64_t>() + 1 + 7) / 8 * 8);
+    auto x = token_embedding(tokens.index_select(0, rows).slice(1, 0, len)) + positional_embedding.slice(0, 0, len);
+    x = ln_final(transformer(x));  // [b, len, W]
+    auto at = eot.index_select(0, rows);
+    pooled.push_back(x.index({torch::arange(x.size(0), at.options()), at}));  // [b, W]
+  }
+  auto restore = torch::empty_like(order);
+  restore.index_put_({order}, torch::arange(B, order.options()));
+  auto features = torch::cat(pooled).index_select(0, restore);  // [B, W], batch order
+  return torch::matmul(features, text_projection);              // [B, E]
 }
 
 torch::Tensor RilsModelImpl::image_features(const torch::Tensor& img) {
