@@ -50,8 +50,9 @@ torch::Tensor RilsModelImpl::encode_text(const torch::Tensor& tokens) {
   // positions; uniform lengths still save ~40%). The same function, evaluated on less padding.
   // Lengths are rounded up to a multiple of 8: SIMD-aligned GEMMs, and batches split differently
   // (e.g. across processes) mostly get the same shapes, hence the same rounding.
+  // Short contexts (micro: 16) have too little padding to pay for the grouping: one group there.
   const int64_t B = tokens.size(0);
-  const int64_t groups = std::clamp<int64_t>(B / 8, 1, 4);
+  const int64_t groups = tokens.size(1) <= 32 ? 1 : std::clamp<int64_t>(B / 8, 1, 4);
   auto order = std::get<1>(eot.sort());  // rows by caption length
   auto lengths = eot.index_select(0, order).cpu();
   std::vector<torch::Tensor> pooled;
