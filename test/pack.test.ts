@@ -11,7 +11,9 @@ import test from 'ava';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const exec = promisify(execFile);
-const sh = (cmd: string, args: string[], cwd: string) => exec(cmd, args, { cwd, timeout: 600_000, maxBuffer: 1 << 26 });
+// Without RILS_ADDON (scripts/asan.sh sets it): the installed package must find its own prebuild.
+const sh = (cmd: string, args: string[], cwd: string) =>
+  exec(cmd, args, { cwd, timeout: 600_000, maxBuffer: 1 << 26, env: { ...process.env, RILS_ADDON: '' } });
 const source = path.join(root, 'build', 'Release', 'rils.node');
 const prebuilds = path.join(root, 'prebuilds');
 
