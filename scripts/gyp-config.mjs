@@ -65,7 +65,8 @@ else if (what === 'libs') {
   } catch { /* no TorchConfig.cmake: assume the system default */ }
   console.log(`_GLIBCXX_USE_CXX11_ABI=${abi}`);
   // Training across processes (c10d + Gloo) when Gloo's headers are there (CMakeLists.txt alike).
-  if ([...torch.include, '/usr/include'].some((d) => existsSync(path.join(d, 'gloo', 'config.h')))) {
+  // The Gloo headers must be those of the LibTorch's own Gloo: Debian's for the system LibTorch.
+  if (torch.include.some((d) => existsSync(path.join(d, 'gloo', 'config.h')))) {
     console.log('USE_C10D_GLOO');
     console.log('RILS_HAVE_GLOO');
   }
