@@ -76,6 +76,7 @@ export interface NativeAddon {
     cudaDeviceCount: number;
     threads: number;
     parallelInfo: string;
+    distributedAvailable: boolean;
     liveModels: number;
     liveOutputs: number;
   };

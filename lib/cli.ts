@@ -81,7 +81,7 @@ async function info(): Promise<void> {
   console.log(`rils ${pkg.version}`);
   console.log(`LibTorch ${r.libtorchVersion}; CUDA ${r.cudaAvailable ? `yes (${r.cudaDeviceCount} device(s))` : 'no'}; threads ${r.threads}`);
   console.log(`BLAS: ${blasInfo()}`);
-  console.log(`addon: ${r.addon.variant} (${r.addon.file})`);
+  console.log(`addon: ${r.addon.variant} (${r.addon.file}); training across processes: ${r.distributedAvailable ? 'yes (c10d/Gloo)' : 'no (built without Gloo)'}`);
   for (const note of r.addon.notes) console.log(`  ${note}`);
   console.log(r.parallelInfo.trim());
 }

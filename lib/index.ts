@@ -69,6 +69,8 @@ export interface RuntimeInfo {
   threads: number;
   /** LibTorch's own report (OpenMP, MKL-DNN, thread settings). */
   parallelInfo: string;
+  /** Whether this build can train across processes (c10d with Gloo). */
+  distributedAvailable: boolean;
   /** Native models not yet freed (by dispose(), or by the GC once unreachable). */
   liveModels: number;
   /** Output arrays still holding native tensor memory (freed when the GC collects them). */

@@ -15,7 +15,7 @@ node scripts/build-native.mjs --out "$out" \
   --CDCMAKE_CXX_FLAGS="-fsanitize=address -fno-omit-frame-pointer -g" \
   --CDCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address"
 npx tsc -p tsconfig.json
-export RILS_ADDON="$out/Release/rils.node"
+export RILS_ADDON="$PWD/$out/Release/rils.node"
 export LD_PRELOAD="$(g++ -print-file-name=libasan.so)"
 export ASAN_OPTIONS="detect_leaks=1:alloc_dealloc_mismatch=0:new_delete_type_mismatch=0:detect_odr_violation=0:log_path=$PWD/$out/asan"
 # Leaks are read from the logs below; LSan's own exit status (23) would break the tests that check

@@ -8,11 +8,17 @@ import { fileURLToPath } from 'node:url';
 
 import test from 'ava';
 
-import { Rils, RilsInputError, distributedFromEnv, parseSafetensors } from '../lib/index.js';
+import { Rils, RilsInputError, distributedFromEnv, parseSafetensors, runtimeInfo } from '../lib/index.js';
 import type { RilsOptions, TrainStats } from '../lib/index.js';
 import { globalBatch } from './helpers/batches.js';
 import type { RankJob } from './helpers/distributed-rank.js';
 import { PARITY_CONFIG, compareWeights, expected, parityBatch, parityModel, readTensors, relErr } from './helpers/parity.js';
+
+// A build without Gloo (e.g. against a pip torch, through RILS_ADDON) skips these; the default build
+// must have it.
+const available = runtimeInfo().distributedAvailable;
+if (!available && !process.env.RILS_ADDON) throw new Error('this build of rils cannot train across processes (no c10d/Gloo)');
+const serial = available ? test.serial : test.serial.skip;
 
 const rankScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'helpers', 'distributed-rank.ts');
 let nextPort = 29600 + (process.pid % 200) * 10;
@@ -77,7 +83,7 @@ function sameRun(t: import('ava').ExecutionContext, ranks: RankResult[], single:
   t.true(d.keyBiasWorst <= steps * lr * 1.01);
 }
 
-test.serial('gatherGrad: 2 processes × 4 images train exactly like 1 process × 8 (gate on, prototypes with gradient)', async (t) => {
+serial('gatherGrad: 2 processes × 4 images train exactly like 1 process × 8 (gate on, prototypes with gradient)', async (t) => {
   const options: RilsOptions = { ...PARITY_CONFIG, seed: 0, lr: 1e-3, weightDecay: 0.5, gatherGrad: true, detachTextPrototypes: false };
   const steps = 3;
   // One after the other: on 2 cores, busy processes side by side slow OpenMP down a hundredfold.
@@ -87,7 +93,7 @@ test.serial('gatherGrad: 2 processes × 4 images train exactly like 1 process ×
   sameRun(t, ranks, single, steps, 1e-3);
 });
 
-test.serial('gatherGrad: 2 processes × 4 = 1 process × 8 from random init (no gate, clipLocalGrad)', async (t) => {
+serial('gatherGrad: 2 processes × 4 = 1 process × 8 from random init (no gate, clipLocalGrad)', async (t) => {
   const options: RilsOptions = { preset: 'micro', vocabSize: 300, contextLength: 16, seed: 7, lr: 5e-4, gatherGrad: true, retrievalGate: false, clipLocalGrad: true };
   const steps = 3;
   const ranks = await runJob({ options, batchSize: 8, steps });
@@ -95,7 +101,7 @@ test.serial('gatherGrad: 2 processes × 4 = 1 process × 8 from random init (no 
   sameRun(t, ranks, single, steps, 5e-4);
 });
 
-test.serial('the default (official) mode matches the reference multi-process step (gathered copies constant, per-rank L_rec)', async (t) => {
+serial('the default (official) mode matches the reference multi-process step (gathered copies constant, per-rank L_rec)', async (t) => {
   const options: RilsOptions = { ...PARITY_CONFIG, seed: 0, lr: 1e-3, weightDecay: 0.5 };
   const ranks = await runJob({ options, batchSize: 8, steps: 2, parity: 'trained.safetensors' });
   for (const r of ranks) t.is(r.status, 0, r.stderr.slice(-2000));
@@ -113,7 +119,7 @@ test.serial('the default (official) mode matches the reference multi-process ste
   t.true(d.keyBiasWorst <= 2 * 1e-3 * 1.01);
 });
 
-test.serial('a rank that dies stops the others quickly, with an error naming it', async (t) => {
+serial('a rank that dies stops the others quickly, with an error naming it', async (t) => {
   const started = Date.now();
   const [survivor, dead] = await runJob({ options: { preset: 'micro', vocabSize: 300, contextLength: 16, seed: 1 }, batchSize: 8, steps: 6, dieAt: 2 });
   t.is(dead!.signal, 'SIGKILL');
@@ -133,7 +139,7 @@ test('torchrun variables and distributed options are checked', async (t) => {
   await t.throwsAsync(Rils.create({ preset: 'micro', device: 'cuda', distributed: { rank: 0, worldSize: 1 } }), { instanceOf: RilsInputError });
 });
 
-test.serial('rils train --nproc 2 on a folder: rank 0 writes weights, checkpoint and metrics; the same command resumes', async (t) => {
+serial('rils train --nproc 2 on a folder: rank 0 writes weights, checkpoint and metrics; the same command resumes', async (t) => {
   const { execFile } = await import('node:child_process');
   const { promisify } = await import('node:util');
   const { writeFileSync, existsSync } = await import('node:fs');

@@ -7,6 +7,7 @@
 #include "napi/executor.h"
 #include "napi/model.h"
 #include "napi/options.h"
+#include "train/distributed.h"
 
 namespace rils::napi {
 namespace {
@@ -26,6 +27,7 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   apply_worker_threads();
   o.Set("threads", static_cast<double>(at::get_num_threads()));
   o.Set("parallelInfo", at::get_parallel_info());
+  o.Set("distributedAvailable", distributed_available());
   o.Set("liveModels", static_cast<double>(ModelState::live_count.load()));
   o.Set("liveOutputs", static_cast<double>(tensor_backed_count()));
   return o;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 #include <mutex>
+#include <sstream>
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -22,20 +23,44 @@ RilsModel build_model(const RilsConfig& cfg, uint64_t seed) {
   return RilsModel(cfg);
 }
 
-// The optimiser's state map is keyed by a string of the TensorImpl address in LibTorch 1.13 and
-// by the address itself in 2.x.
+// The optimiser's state map is keyed by a string of the TensorImpl address in LibTorch 1.13 (as
+// c10::guts::to_string, gone in 2.x, printed it) and by the address itself in 2.x.
 template <class Map>
 typename Map::key_type state_key(const torch::Tensor& p) {
-  if constexpr (std::is_same_v<typename Map::key_type, std::string>) return c10::guts::to_string(p.unsafeGetTensorImpl());
-  else return p.unsafeGetTensorImpl();
+  if constexpr (std::is_same_v<typename Map::key_type, std::string>) {
+    std::ostringstream key;
+    key << p.unsafeGetTensorImpl();
+    return key.str();
+  } else {
+    return p.unsafeGetTensorImpl();
+  }
 }
-
-}  // namespace
 
 // Each rank masks its own images with its own noise; rank 0 keeps the single-process stream.
 uint64_t noise_seed(uint64_t seed, const Distributed* d) {
   return d ? seed ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(d->rank())) : seed;
 }
+
+// Gradients back to zero, in place (LibTorch 2.x would otherwise drop them: set_to_none).
+void clear_gradients(torch::optim::Optimizer& optimizer) {
+#if RILS_TORCH_AT_LEAST(2, 0)
+  optimizer.zero_grad(/*set_to_none=*/false);
+#else
+  optimizer.zero_grad();
+#endif
+}
+
+// Every trainable parameter takes part in every AdamW update, as in the reference, where a branch
+// that adds nothing still back-propagates zeros. A parameter whose branch did not run (the masked
+// branch when no image passed the gate) gets a zero gradient: its moments decay and weight decay
+// applies like everyone else's, and every Adam step count is the global one that checkpoints store.
+void fill_missing_gradients(std::vector<torch::Tensor>& params) {
+  for (auto& p : params)
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+}
+
+}  // namespace
+
 
 Trainer::Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, torch::Device device,
                  std::shared_ptr<Distributed> distributed)
@@ -138,13 +163,14 @@ StepStats Trainer::train_step(const Batch& batch) {
   } catch (...) {
     // A failed step (a lost peer, out of memory) leaves no half-accumulated gradient behind.
     if (distributed_) distributed_->abandon_gradient_reduction();
-    optimizer_->zero_grad();
+    clear_gradients(*optimizer_);
     micro_step_ = 0;
     throw;
   }
   if (++micro_step_ < o.accumulation_steps()) return s;  // keep accumulating
 
   micro_step_ = 0;
+  fill_missing_gradients(trainable_);
   // Global gradient norm (and clipping when asked); a non-finite norm or loss skips the update so
   // that one bad batch cannot poison the weights.
   const double max_norm = o.grad_clip_norm() > 0 ? o.grad_clip_norm() : std::numeric_limits<double>::infinity();
@@ -162,7 +188,7 @@ StepStats Trainer::train_step(const Batch& batch) {
     ++step_;
     s.updated = true;
   }
-  optimizer_->zero_grad();
+  clear_gradients(*optimizer_);
   s.step = step_;
   s.logit_scale = std::exp(model_->logit_scale.item<double>());
   return s;
@@ -217,7 +243,7 @@ void Trainer::load_optimizer_state(const std::map<std::string, torch::Tensor>& m
   }
   step_ = step;
   micro_step_ = 0;
-  optimizer_->zero_grad();
+  clear_gradients(*optimizer_);
 }
 
 }  // namespace rils
