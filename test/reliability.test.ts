@@ -97,6 +97,21 @@ test.serial('finalizers run: unreachable models and outputs free their native me
   t.is(after.liveOutputs, before.liveOutputs);
 });
 
+test.serial('dispose() frees a model at once; a call in flight keeps it until it ends', async (t) => {
+  const base = runtimeInfo().liveModels;
+  const model = await Rils.create({ preset: 'micro', vocabSize: 300, seed: 0 });
+  t.is(runtimeInfo().liveModels, base + 1);
+  const step = model.trainStep(randomBatch(model, 4));
+  model.dispose();
+  t.is(runtimeInfo().liveModels, base + 1, 'the running step still holds it');
+  await step;
+  await new Promise((r) => setImmediate(r)); // the worker's share is released on the JS thread
+  t.is(runtimeInfo().liveModels, base);
+  const idle = await Rils.create({ preset: 'micro', vocabSize: 300, seed: 0 });
+  idle.dispose();
+  t.is(runtimeInfo().liveModels, base, 'an idle model is freed by dispose() itself');
+});
+
 test('exiting while a step runs ends the process cleanly, with its exit code', async (t) => {
   const { spawnSync } = await import('node:child_process');
   const script = `
