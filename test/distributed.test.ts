@@ -130,6 +130,14 @@ serial('a rank that dies stops the others quickly, with an error naming it', asy
   t.true(Date.now() - started < 25_000, `took ${Date.now() - started} ms (timeout 30 s: it must not wait for it)`);
 });
 
+serial('ranks with different batch sizes fail alike with a clear error', async (t) => {
+  const ranks = await runJob({ options: { preset: 'micro', vocabSize: 300, contextLength: 16, seed: 1 }, batchSize: 8, steps: 2, unequal: true });
+  for (const r of ranks) {
+    t.is(r.status, 1, r.stderr);
+    t.regex(r.stderr, /RilsInputError: Every rank must train on the same batch size: this rank \([01]\) has [34], the job's range is 3 to 4/);
+  }
+});
+
 test('torchrun variables and distributed options are checked', async (t) => {
   t.is(distributedFromEnv({}), undefined);
   t.deepEqual(distributedFromEnv({ RANK: '1', WORLD_SIZE: '4', MASTER_ADDR: 'node0', MASTER_PORT: '1234', LOCAL_RANK: '1' }),

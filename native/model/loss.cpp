@@ -130,11 +130,11 @@ LossOutput RilsLossImpl::operator()(const FullOutputs& full, const torch::Tensor
     r.loss = r.loss + gathered.sum() * 0.0;
   }
   if (group) {
-    auto local = torch::stack({r.loss.detach(), r.clip_loss.detach(), r.recon_loss.detach(),
-                               r.recon_kl.defined() ? r.recon_kl.detach() : torch::zeros({}, img.options()),
-                               r.correct.sum().to(img.scalar_type()), torch::full({}, double(r.gated_patches), img.options()),
-                               torch::full({}, double(r.masked_patches), img.options())})
-                     .to(torch::kFloat64);
+    auto f64 = [](const torch::Tensor& t) { return t.detach().to(torch::kFloat64); };  // counts stay exact
+    auto count = [&](int64_t n) { return torch::full({}, static_cast<double>(n), img.options().dtype(torch::kFloat64)); };
+    auto local = torch::stack({f64(r.loss), f64(r.clip_loss), f64(r.recon_loss),
+                               r.recon_kl.defined() ? f64(r.recon_kl) : count(0), f64(r.correct.sum()),
+                               count(r.gated_patches), count(r.masked_patches)});
     auto sum = group->all_reduce_sum(local).cpu();
     auto v = sum.accessor<double, 1>();
     r.global = LossOutput::Global{v[0] / W, v[1] / W, v[2] / W, v[3] / W, v[4] / (W * B),

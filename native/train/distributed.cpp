@@ -180,10 +180,18 @@ class Distributed::GradientReducer {
     }
   }
 
-  // A failed step: forget the half-done reduction.
+  // A failed step: let launched all-reduces finish writing into the buckets, then forget them.
   void reset() {
     std::lock_guard<std::mutex> lock(mutex_);
     armed_ = false;
+    for (auto& b : buckets_) {
+      try {
+        if (b.work) b.work->wait(o_.timeout);
+      } catch (const std::exception&) {
+        // the peer is gone: nothing more will be written
+      }
+      b.work = {};
+    }
   }
 
  private:
@@ -281,6 +289,15 @@ Distributed::Distributed(const DistributedOptions& options) : options_(options),
 Distributed::~Distributed() = default;
 
 torch::Tensor Distributed::all_gather(const torch::Tensor& local, bool differentiable) const {
+  // The global batch needs the same B on every rank (labels at rank·B); an unequal one would
+  // otherwise surface as a failed all-gather. Every rank learns the extremes and fails alike.
+  std::vector<torch::Tensor> extremes{torch::tensor({local.size(0), -local.size(0)}, torch::kLong)};
+  c10d::AllreduceOptions max;
+  max.reduceOp = c10d::ReduceOp::MAX;
+  wait(groups_->loss->allreduce(extremes, max), options_, "the batch-size check");
+  const int64_t largest = extremes[0][0].item<int64_t>(), smallest = -extremes[0][1].item<int64_t>();
+  TORCH_CHECK_VALUE(largest == smallest, "Every rank must train on the same batch size: this rank (", options_.rank,
+                    ") has ", local.size(0), ", the job's range is ", smallest, " to ", largest);
   if (differentiable && local.requires_grad())
     return GatherWithGrad::apply(local, groups_->loss.get(), &options_);
   return gather_rows(*groups_->loss, options_, local);
@@ -316,6 +333,7 @@ void Distributed::broadcast(std::vector<torch::Tensor> tensors) const {
 }
 
 void Distributed::attach(const std::vector<torch::Tensor>& params) {
+  TORCH_CHECK(!reducer_, "attach() once per model: the gradient hooks hold the reducer");
   reducer_ = std::make_unique<GradientReducer>(params, groups_->gradients, options_);
 }
 void Distributed::arm_gradient_reduction() { reducer_->arm(); }

@@ -149,7 +149,14 @@ StepStats Trainer::stats_of(const LossOutput& l) const {
   return s;
 }
 
+void Trainer::check_in_step() const {
+  if (out_of_step_)
+    throw PeerError("rank " + std::to_string(distributed_->rank()) + ": an earlier step failed half-way, so this rank's "
+                    "collectives no longer line up with the other ranks'; restart the job from its last checkpoint");
+}
+
 StepStats Trainer::train_step(const Batch& batch) {
+  check_in_step();
   model_->train();
   const auto& o = options_.optim;
   const bool last_micro_step = micro_step_ + 1 == o.accumulation_steps();
@@ -162,7 +169,10 @@ StepStats Trainer::train_step(const Batch& batch) {
     if (distributed_ && last_micro_step) distributed_->finish_gradient_reduction();
   } catch (...) {
     // A failed step (a lost peer, out of memory) leaves no half-accumulated gradient behind.
-    if (distributed_) distributed_->abandon_gradient_reduction();
+    if (distributed_) {
+      distributed_->abandon_gradient_reduction();
+      out_of_step_ = true;
+    }
     clear_gradients(*optimizer_);
     micro_step_ = 0;
     throw;
@@ -195,9 +205,15 @@ StepStats Trainer::train_step(const Batch& batch) {
 }
 
 StepStats Trainer::evaluate_loss(const Batch& batch) {
+  check_in_step();
   torch::NoGradGuard no_grad;
   model_->train();  // RILS has no dropout or batch norm: train and eval modes compute the same
-  return stats_of(forward_loss(batch));
+  try {
+    return stats_of(forward_loss(batch));
+  } catch (...) {
+    out_of_step_ = distributed_ != nullptr;  // its collectives may stop half-way, as a step's
+    throw;
+  }
 }
 
 }  // namespace rils

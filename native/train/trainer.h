@@ -75,6 +75,7 @@ class Trainer {
   torch::Tensor mask_noise(const Batch& batch);
   LossOutput forward_loss(const Batch& batch);
   StepStats stats_of(const LossOutput& l) const;
+  void check_in_step() const;
 
   RilsModel model_{nullptr};
   TrainOptions options_;
@@ -84,6 +85,9 @@ class Trainer {
   std::shared_ptr<Distributed> distributed_;
   at::Generator generator_;  // mask noise: per model, so concurrent models stay repeatable
   int64_t step_ = 0, micro_step_ = 0;
+  // Across processes, a step that failed half-way leaves this rank's collectives out of step with
+  // the other ranks': the model refuses further steps (the job restarts from a checkpoint).
+  bool out_of_step_ = false;
 };
 
 }  // namespace rils

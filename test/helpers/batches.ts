@@ -47,6 +47,15 @@ export function globalBatch(model: Rils, batchSize: number, step: number): Batch
   return { ...batch, maskNoise: new Float32Array(batchSize * model.numPatches).map(() => random.next()) };
 }
 
+/** The first `n` rows of a batch. */
+export function firstRows(batch: Batch, n: number): Batch {
+  const cut = <T extends Float32Array | Int32Array | Uint8Array>(a: T): T => a.slice(0, (a.length / batch.batchSize) * n) as T;
+  return {
+    images: cut(batch.images as Float32Array), tokens: cut(batch.tokens), batchSize: n,
+    ...(batch.maskNoise ? { maskNoise: cut(batch.maskNoise) } : {}),
+  };
+}
+
 /** Rank `rank`'s contiguous share of a global batch (rows rank·B/W … (rank+1)·B/W − 1). */
 export function rowsOf(batch: Batch, rank: number, worldSize: number): Batch {
   const B = batch.batchSize / worldSize;

@@ -4,7 +4,7 @@
 // Usage (torchrun's variables set): node --import tsx distributed-rank.ts '<RankJob JSON>'
 import { Rils, RilsDistributedError, distributedFromEnv, setNumThreads } from '../../lib/index.js';
 import type { RilsOptions } from '../../lib/index.js';
-import { globalBatch, rowsOf } from './batches.js';
+import { firstRows, globalBatch, rowsOf } from './batches.js';
 import { fixture, parityBatch } from './parity.js';
 
 export interface RankJob {
@@ -18,6 +18,8 @@ export interface RankJob {
   parity?: string;
   /** Rank 1 kills itself (SIGKILL) before this step. */
   dieAt?: number;
+  /** Rank 1 trains on one row fewer than the others. */
+  unequal?: boolean;
 }
 
 const job = JSON.parse(process.argv[2]!) as RankJob;
@@ -29,7 +31,9 @@ try {
   for (let step = 0; step < job.steps; step++) {
     if (step === job.dieAt && distributed.rank === 1) process.kill(process.pid, 'SIGKILL');
     const global = job.parity ? parityBatch() : globalBatch(model, job.batchSize, step);
-    console.log(JSON.stringify(await model.trainStep(rowsOf(global, distributed.rank, distributed.worldSize))));
+    const rows = rowsOf(global, distributed.rank, distributed.worldSize);
+    const batch = job.unequal && distributed.rank === 1 ? firstRows(rows, rows.batchSize - 1) : rows;
+    console.log(JSON.stringify(await model.trainStep(batch)));
   }
   await model.saveWeights(`${job.out}.rank${distributed.rank}`);
   model.dispose();
