@@ -96,7 +96,9 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The addon that was loaded and why (printed by `rils info`). */
 export interface AddonChoice {
+  /** The loaded `.node` file. */
   file: string;
+  /** `'cuda'` or `'cpu'` prebuild, `'source'` (build/Release), or `'override'` (RILS_ADDON). */
   variant: AddonCandidate['variant'];
   /** Candidates passed over or that failed to load, with the reason. */
   notes: string[];
