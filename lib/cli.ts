@@ -104,8 +104,10 @@ async function train(argv: string[]): Promise<void> {
   const nproc = Number(a.nproc ?? 1);
   if (!Number.isSafeInteger(nproc) || nproc < 1) fail(`--nproc needs a whole number >= 1, not ${a.nproc}`);
   if (nproc > 1) {
-    // This process only launches the ranks: the same command, each with torchrun's variables.
-    const rest = argv.filter((_, i) => !['--nproc', '--master-port'].includes(argv[i]!) && !['--nproc', '--master-port'].includes(argv[i - 1]!));
+    // This process only launches the ranks: the same command without the launcher's own options
+    // (as `--nproc 2` or `--nproc=2`), each rank with torchrun's variables.
+    const launcher = /^--(nproc|master-port)(=|$)/;
+    const rest = argv.filter((arg, i) => !launcher.test(arg) && !/^--(nproc|master-port)$/.test(argv[i - 1] ?? ''));
     const port = a['master-port'] ? Number(a['master-port']) : undefined;
     process.exit(await launchLocalRanks(process.argv[1]!, ['train', ...rest], nproc, port));
   }
@@ -129,10 +131,9 @@ async function train(argv: string[]): Promise<void> {
     const all = loadMnist('train');
     const keep = ours([...all.labels.keys()]);
     const px = all.size * all.size * 3;
-    const data = {
-      ...all, labels: Int32Array.from(keep, (i) => all.labels[i]!),
-      images: world === 1 ? all.images : Uint8Array.from(keep.flatMap((i) => [...all.images.subarray(i * px, (i + 1) * px)])),
-    };
+    const images = world === 1 ? all.images : new Uint8Array(keep.length * px);
+    if (world > 1) keep.forEach((i, k) => images.set(all.images.subarray(i * px, (i + 1) * px), k * px));
+    const data = { ...all, labels: Int32Array.from(keep, (i) => all.labels[i]!), images };
     tokenizer = await tokenizerFor(a.tokenizer!, context, () => MNIST_TRAIN_TEMPLATES.flatMap((t) => DIGIT_NAMES.map((d) => t.replaceAll('{}', d))));
     source = new CaptionedImageSource({ ...data, tokenizer, batchSize, seed: dataSeed, caption: (l, rng) => captionFor(l, MNIST_TRAIN_TEMPLATES, rng) });
   } else if (a.data!.endsWith('.tar') || a.data!.includes(',')) {

@@ -1,7 +1,7 @@
 // Data-parallel training over c10d/Gloo on loopback: 2 processes × B/2 against 1 process × B, the
 // official mode against the reference's multi-process definition, and a rank that dies.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +10,7 @@ import test from 'ava';
 
 import { Rils, RilsInputError, distributedFromEnv, parseSafetensors, runtimeInfo } from '../lib/index.js';
 import type { RilsOptions, TrainStats } from '../lib/index.js';
-import { globalBatch } from './helpers/batches.js';
+import { globalBatch, readWeights, snapshot } from './helpers/batches.js';
 import type { RankJob } from './helpers/distributed-rank.js';
 import { PARITY_CONFIG, compareWeights, expected, parityBatch, parityModel, readTensors, relErr } from './helpers/parity.js';
 
@@ -23,7 +23,7 @@ const serial = available ? test.serial : test.serial.skip;
 const rankScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'helpers', 'distributed-rank.ts');
 let nextPort = 29600 + (process.pid % 200) * 10;
 
-interface RankResult { status: number | null; signal: string | null; stats: TrainStats[]; stderr: string; weights: string }
+interface RankResult { status: number | null; signal: string | null; stats: TrainStats[]; stderr: string; weights: Map<string, Float32Array> | null }
 
 /** Runs `job` as `world` local processes with torchrun's variables; resolves when all have ended. */
 async function runJob(job: Omit<RankJob, 'out'>, world = 2): Promise<RankResult[]> {
@@ -39,29 +39,22 @@ async function runJob(job: Omit<RankJob, 'out'>, world = 2): Promise<RankResult[
     child.stdout.on('data', (d: Buffer) => (stdout += d));
     child.stderr.on('data', (d: Buffer) => (stderr += d));
     child.on('exit', (status, signal) => resolve({
-      status, signal, stderr, weights: `${out}.rank${rank}`,
+      status, signal, stderr, weights: existsSync(`${out}.rank${rank}`) ? readWeights(`${out}.rank${rank}`) : null,
       stats: stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as TrainStats),
     }));
   }));
   const results = await Promise.all(ranks);
-  const weights = results.map((r) => { try { return readFileSync(r.weights); } catch { return null; } });
   rmSync(dir, { recursive: true, force: true });
-  return results.map((r, i) => ({ ...r, weights: weights[i] ? (weights[i] as Buffer).toString('base64') : '' }));
+  return results;
 }
 
-const tensorsOf = (base64: string) => new Map([...parseSafetensors(Buffer.from(base64, 'base64')).tensors]
-  .map(([k, t]) => [k, new Float32Array(new Uint8Array(t.bytes).buffer)]));
-
-async function singleProcess(options: RilsOptions, steps: number, batch: (model: Rils, step: number) => ReturnType<typeof globalBatch>, weights?: string) {
-  const model = weights ? await parityModel(weights, options) : await Rils.create(options);
+async function singleProcess(options: RilsOptions, steps: number, batch: (model: Rils, step: number) => ReturnType<typeof globalBatch>, fixture?: string) {
+  const model = fixture ? await parityModel(fixture, options) : await Rils.create(options);
   const stats: TrainStats[] = [];
   for (let s = 0; s < steps; s++) stats.push(await model.trainStep(batch(model, s)));
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'rils-single-')), 'w.safetensors');
-  await model.saveWeights(file);
+  const weights = await snapshot(model);
   model.dispose();
-  const w = readFileSync(file).toString('base64');
-  rmSync(path.dirname(file), { recursive: true, force: true });
-  return { stats, weights: tensorsOf(w) };
+  return { stats, weights };
 }
 
 function sameRun(t: import('ava').ExecutionContext, ranks: RankResult[], single: { stats: TrainStats[]; weights: Map<string, Float32Array> }, steps: number, lr: number) {
@@ -74,8 +67,8 @@ function sameRun(t: import('ava').ExecutionContext, ranks: RankResult[], single:
       t.is(r.stats[s]!.gatedPatches, single.stats[s]!.gatedPatches);
     }
   }
-  const w0 = tensorsOf(ranks[0]!.weights);
-  const w1 = tensorsOf(ranks[1]!.weights);
+  const w0 = ranks[0]!.weights!;
+  const w1 = ranks[1]!.weights!;
   t.is(compareWeights(w0, w1).worst, 0, 'ranks hold identical weights');
   const d = compareWeights(w0, single.weights);
   t.log(`max |Δ| vs one process: ${d.worst.toExponential(2)} (${d.where}); key-bias slice ${d.keyBiasWorst.toExponential(2)}`);
@@ -113,7 +106,7 @@ serial('the default (official) mode matches the reference multi-process step (ga
       t.is(r.stats[s]!.clipAcc, o.clip_acc);
     }
   });
-  const d = compareWeights(tensorsOf(ranks[0]!.weights), readTensors('ddp2-official.safetensors') as Map<string, Float32Array>);
+  const d = compareWeights(ranks[0]!.weights!, readTensors('ddp2-official.safetensors') as Map<string, Float32Array>);
   t.log(`max |Δ| vs the reference's official 2-rank step: ${d.worst.toExponential(2)} (${d.where})`);
   t.true(d.worst < 1e-5, `${d.worst} at ${d.where}`);
   t.true(d.keyBiasWorst <= 2 * 1e-3 * 1.01);
@@ -163,11 +156,11 @@ serial('rils train --nproc 2 on a folder: rank 0 writes weights, checkpoint and 
     }
   }
   const [weights, ckpt, metrics] = ['w.safetensors', 'c.safetensors', 'm.jsonl'].map((f) => path.join(dir, f)) as [string, string, string];
-  const common = ['train', '--nproc', '2', '--data', dir, '--batch', '8', '--checkpoint', ckpt, '--metrics', metrics, '--out', weights];
-  const first = await rils(...common, '--steps', '3');
+  const common = ['--data', dir, '--batch', '8', '--checkpoint', ckpt, '--metrics', metrics, '--out', weights];
+  const first = await rils('train', '--nproc=2', ...common, '--steps', '3'); // both spellings of --nproc
   t.regex(first.stdout, /step 3\/3 loss/);
   t.regex(first.stdout, /\(2 processes, global batch 8\)/);
-  const second = await rils(...common, '--steps', '5');
+  const second = await rils('train', '--nproc', '2', ...common, '--steps', '5');
   t.regex(second.stdout, /resumed from step 3/);
   t.true(existsSync(weights));
   t.is(readFileSync(metrics, 'utf-8').trim().split('\n').length, 5, 'one metrics line per step, from rank 0 only');
