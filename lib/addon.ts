@@ -26,7 +26,6 @@ export interface PrebuildManifest {
 export interface AddonCandidate {
   file: string;
   variant: 'override' | 'cpu' | 'cuda' | 'source';
-  manifest?: PrebuildManifest;
 }
 
 /** The loader's decision: candidates to try in order, and why others were passed over. */
@@ -113,7 +112,7 @@ export function planAddon(root: string, env: NodeJS.ProcessEnv, cudaLibTorch: ()
       notes.push(`CUDA prebuild (${wanted}) skipped: it links to ${found.libDir} dynamically, which is not on LD_LIBRARY_PATH ` +
         `(export LD_LIBRARY_PATH=${found.libDir} to use it)`);
     } else {
-      candidates.push({ file: cudaFile, variant: 'cuda', manifest: cudaManifest });
+      candidates.push({ file: cudaFile, variant: 'cuda' });
     }
   }
 
@@ -126,7 +125,7 @@ export function planAddon(root: string, env: NodeJS.ProcessEnv, cudaLibTorch: ()
     else if (manifest.variant === 'cpu' && !systemHasLibrary(soname!, env)) {
       notes.push(`CPU prebuild (LibTorch ${manifest.libtorch}) skipped: ${soname} is not installed ` +
         '(Debian/Ubuntu: apt-get install libtorch-dev libopenblas0-openmp)');
-    } else candidates.push({ file: picked, variant: manifest.variant, manifest });
+    } else candidates.push({ file: picked, variant: manifest.variant });
   }
   if (existsSync(source)) candidates.push({ file: source, variant: 'source' });
   else notes.push('no source build in build/Release (npx rils build, or npm run build:native)');
@@ -165,7 +164,7 @@ function nodeGypBuildPrebuild(root: string): string | undefined {
   return winner && path.join(dir, winner.file);
 }
 
-/** Files under `dir`, for error messages. */
+/** The `.node` files under the package's prebuilds/, for error messages. */
 export function listPrebuilds(root: string): string[] {
   try {
     return readdirSync(path.join(root, 'prebuilds'), { recursive: true }).map(String).filter((f) => f.endsWith('.node'));

@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 
 import type { NativeModel, NativeTensorEntry } from './binding.js';
+import { allGatherJson } from './distributed.js';
 import { RilsWeightsError } from './errors.js';
 import { asFloat32, readSafetensors, writeSafetensors } from './safetensors.js';
 import type { SafetensorsFile, TensorToWrite } from './safetensors.js';
@@ -69,12 +70,8 @@ export async function writeCheckpoint(path: string, c: CheckpointContent): Promi
 
 /** Every rank's generator state and extra (a collective over the job's ranks). */
 export async function gatherRankStates(model: NativeModel, rng: ArrayBuffer, extra: unknown): Promise<RankState[]> {
-  const own = Buffer.from(JSON.stringify({ rng: Buffer.from(rng).toString('base64'), extra: extra ?? null }));
-  const all = await model.allGatherBytes(new Uint8Array(own.buffer, own.byteOffset, own.byteLength));
-  return all.map((bytes) => {
-    const r = JSON.parse(Buffer.from(bytes).toString()) as { rng: string; extra: unknown };
-    return { rng: new Uint8Array(Buffer.from(r.rng, 'base64')), extra: r.extra };
-  });
+  const all = (await allGatherJson(model, { rng: Buffer.from(rng).toString('base64'), extra: extra ?? null })) as { rng: string; extra: unknown }[];
+  return all.map((r) => ({ rng: new Uint8Array(Buffer.from(r.rng, 'base64')), extra: r.extra }));
 }
 
 /** This rank's part of a checkpoint written by a job of the same size. */

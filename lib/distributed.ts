@@ -13,6 +13,7 @@
  */
 import { hostname } from 'node:os';
 
+import type { NativeModel } from './binding.js';
 import { RilsInputError } from './errors.js';
 import { checkInteger, checkNumber, checkPlainObject } from './validate.js';
 
@@ -87,6 +88,17 @@ export function toNativeDistributed(value: unknown): {
   const bucket = checkNumber(o.bucketMegabytes ?? 25, 'distributed.bucketMegabytes');
   if (!(bucket > 0)) throw new RilsInputError(`Expected distributed.bucketMegabytes > 0 but received ${bucket}`);
   return { rank, worldSize, masterAddr, masterPort, timeoutMs: Math.ceil(timeout * 1000), bucketBytes: Math.ceil(bucket * 2 ** 20) };
+}
+
+/**
+ * Every rank's `value` as JSON, in rank order, through the addon's byte all-gather (a collective:
+ * every rank calls it at the same point). Used on a model's queue, e.g. inside a checkpoint save.
+ * @internal
+ */
+export async function allGatherJson(model: NativeModel, value: unknown): Promise<unknown[]> {
+  const bytes = Buffer.from(JSON.stringify(value ?? null));
+  const parts = await model.allGatherBytes(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  return parts.map((p) => JSON.parse(Buffer.from(p).toString()) as unknown);
 }
 
 /**

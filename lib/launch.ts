@@ -30,7 +30,7 @@ export async function launchLocalRanks(script: string, args: string[], nproc: nu
   const port = masterPort ?? (await freePort());
   const threads = args.includes('--threads') ? [] : ['--threads', String(Math.max(1, Math.floor(availableParallelism() / nproc)))];
   const children: ChildProcess[] = [];
-  let failure: { rank: number; status: number } | null = null;
+  let failedStatus: number | null = null; // of the first rank that failed
   const exits = Array.from({ length: nproc }, (_, rank) => new Promise<void>((resolve) => {
     const child = spawn(process.execPath, [...process.execArgv, script, ...args, ...threads], {
       stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', 'inherit'],
@@ -41,8 +41,8 @@ export async function launchLocalRanks(script: string, args: string[], nproc: nu
     });
     children.push(child);
     child.on('exit', (code, signal) => {
-      if ((code !== 0 || signal) && !failure) {
-        failure = { rank, status: code ?? 1 };
+      if ((code !== 0 || signal) && failedStatus === null) {
+        failedStatus = code || 1;
         console.error(`rils: rank ${rank} (pid ${child.pid}) ${signal ? `was killed by ${signal}` : `exited with status ${code}`}; ` +
           'the other ranks stop once they notice');
         // They notice on their next collective; a rank stuck elsewhere is ended after a grace period.
@@ -56,5 +56,5 @@ export async function launchLocalRanks(script: string, args: string[], nproc: nu
   process.on('SIGINT', forward);
   await Promise.all(exits);
   process.off('SIGINT', forward);
-  return failure ? (failure as { status: number }).status || 1 : 0;
+  return failedStatus ?? 0;
 }

@@ -23,7 +23,7 @@ import { checkImageTensor, checkTokens, resolveImages, tokenize } from './inputs
 import type { ImageTensor, ImagesInput } from './inputs.js';
 import { camelCase, checkInteger, checkTypedArray, invalid, snakeCase } from './validate.js';
 import { gatherRankStates, rankState, readCheckpoint, writeCheckpoint } from './checkpoint.js';
-import { lostPeers } from './distributed.js';
+import { allGatherJson, lostPeers } from './distributed.js';
 import type { DistributedInfo } from './distributed.js';
 
 /**
@@ -267,10 +267,11 @@ export class Rils {
       throw invalid('a number > 0', 'temperature', temperature);
     }
     // The texts are embedded in the same queued call, so it runs in submission order as one unit.
-    const embedTexts = options.templates
-      ? ((prompts) => async (m: NativeModel) => (await m.classEmbeddings(prompts)).weights!)(this.#classPrompts(texts, options))
-      : ((tokens) => async (m: NativeModel) => (await m.encodeTexts({ tokens, batchSize: texts.length, normalize: true })).embeddings!)(
-        tokenize(this.config, options.tokenizer ?? this.tokenizer, texts, 'texts'));
+    const prompts = options.templates ? this.#classPrompts(texts, options) : undefined;
+    const tokens = prompts ? undefined : tokenize(this.config, options.tokenizer ?? this.tokenizer, texts, 'texts');
+    const embedTexts = async (m: NativeModel) => prompts
+      ? (await m.classEmbeddings(prompts)).weights!
+      : (await m.encodeTexts({ tokens: tokens!, batchSize: texts.length, normalize: true })).embeddings!;
     const [input, out] = await this.#runWithImages(images, async (m, input) =>
       m.patchSemantics({ ...input, textEmbeddings: new Float32Array(await embedTexts(m)), numTexts: texts.length, temperature }),
     );
@@ -390,9 +391,7 @@ export class Rils {
    * calls it at the same point of its sequence of calls. In a single process, `[value]`.
    */
   async allGatherJson(value: unknown): Promise<unknown[]> {
-    const bytes = Buffer.from(JSON.stringify(value ?? null));
-    const parts = await this.#run((m) => m.allGatherBytes(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)));
-    return parts.map((p) => JSON.parse(Buffer.from(p).toString()) as unknown);
+    return this.#run((m) => allGatherJson(m, value));
   }
 
   /**

@@ -75,7 +75,7 @@ export async function fit(model: Rils, source: BatchSource, options: FitOptions)
   }
   let resumedFrom = 0;
   const rank = model.distributed?.rank ?? 0;
-  let resume = !!options.checkpoint && (options.resume ?? true) && existsSync(options.checkpoint);
+  const resume = !!options.checkpoint && (options.resume ?? true) && existsSync(options.checkpoint);
   if (model.distributed) {
     const seen = (await model.allGatherJson(resume)) as boolean[];
     if (seen.some((s) => s !== seen[0])) {
