@@ -30,7 +30,7 @@ test('npm pack → install in an empty project → import (ESM and CJS) → trai
   t.regex(made.stdout, /prebuild: prebuilds\/linux-x64\/rils\.node \(cpu, LibTorch 1\.13/);
   const work = mkdtempSync(path.join(os.tmpdir(), 'rils-pack-'));
   const packed = await sh('npm', ['pack', '--pack-destination', work, '--json'], root);
-  const [{ filename, files }] = JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[];
+  const { filename, files } = (JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[])[0]!;
   const paths = files.map((f) => f.path);
   t.true(paths.includes('prebuilds/linux-x64/rils.node') && paths.includes('prebuilds/linux-x64/rils.node.json'));
   t.true(paths.includes('dist/index.d.ts'), 'type declarations ship');
@@ -39,7 +39,7 @@ test('npm pack → install in an empty project → import (ESM and CJS) → trai
   const app = path.join(work, 'app');
   await sh('mkdir', ['-p', app], work);
   writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
-  await sh('npm', ['install', '--offline', '--no-audit', '--no-fund', path.join(work, filename!)], app);
+  await sh('npm', ['install', '--offline', '--no-audit', '--no-fund', path.join(work, filename)], app);
   t.deepEqual(readdirSync(path.join(app, 'node_modules', 'rils')).filter((f) => f === 'build'), [], 'nothing was compiled');
 
   writeFileSync(path.join(app, 'esm.mjs'), `

@@ -1,13 +1,10 @@
 // Parity with the PyTorch reference (../shared/reference/rils_ref.py) on committed fixtures:
 // losses from the same weights, inputs and mask noise; weights after AdamW steps; seeded init.
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-
 import test from 'ava';
 
 import { Rils, runtimeInfo } from '../lib/index.js';
 import type { RilsOptions } from '../lib/index.js';
+import { snapshot } from './helpers/batches.js';
 import { PARITY_CONFIG, compareWeights, expected, maxAbsDiff, parityBatch, parityModel, readTensors, relErr } from './helpers/parity.js';
 
 // The fixtures come from the reference on Debian's LibTorch 1.13, the CI build's own. Built against
@@ -22,14 +19,6 @@ const MODES: Record<string, RilsOptions> = {
   'no-detach-text-prototypes': { detachTextPrototypes: false },
   'clip-local-grad': { clipLocalGrad: true },
 };
-
-async function weightsOf(model: Rils): Promise<Map<string, Float32Array>> {
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'rils-')), 'w.safetensors');
-  await model.saveWeights(file);
-  const tensors = readTensors(file) as Map<string, Float32Array>;
-  rmSync(path.dirname(file), { recursive: true, force: true });
-  return tensors;
-}
 
 for (const weights of ['init', 'trained']) {
   for (const [mode, options] of Object.entries(MODES)) {
@@ -60,7 +49,7 @@ for (const [mode, options] of Object.entries(MODES)) {
     t.true(s.updated);
     t.is(s.step, 1);
     t.true(Math.abs(Math.log(s.logitScale) - ref.logit_scale_after!) < 1e-6);
-    const { worst, where, keyBiasWorst } = compareWeights(await weightsOf(model), readTensors(`step1-${mode}.safetensors`));
+    const { worst, where, keyBiasWorst } = compareWeights(await snapshot(model), readTensors(`step1-${mode}.safetensors`));
     t.true(worst < WEIGHT_TOLERANCE, `max |Δ| ${worst} at ${where}`);
     t.true(keyBiasWorst <= 2 * 1e-3, `text key bias |Δ| ${keyBiasWorst}`);
     model.dispose();
@@ -74,7 +63,7 @@ test('three AdamW steps (moments and bias correction) match the reference to 1e-
     const s = await model.trainStep(parityBatch());
     t.true(relErr(s.loss, ref.steps[i]!.loss!) < 1e-4, `step ${i}: ${s.loss} vs ${ref.steps[i]!.loss}`);
   }
-  const { worst, where, keyBiasWorst } = compareWeights(await weightsOf(model), readTensors('step3-default.safetensors'));
+  const { worst, where, keyBiasWorst } = compareWeights(await snapshot(model), readTensors('step3-default.safetensors'));
   t.true(worst < WEIGHT_TOLERANCE, `max |Δ| ${worst} at ${where}`);
   t.true(keyBiasWorst <= 2 * 3 * 1e-3, `text key bias |Δ| ${keyBiasWorst}`);
   model.dispose();
@@ -82,7 +71,7 @@ test('three AdamW steps (moments and bias correction) match the reference to 1e-
 
 test('a seed gives the same initial weights as the reference (rils_ref.py init --seed 0)', async (t) => {
   const model = await Rils.create({ ...PARITY_CONFIG, seed: 0 });
-  const ours = await weightsOf(model);
+  const ours = await snapshot(model);
   const theirs = readTensors('init.safetensors');
   t.deepEqual([...ours.keys()], [...theirs.keys()], 'same names in the same (official) order');
   let worst = 0;
@@ -94,7 +83,7 @@ test('a seed gives the same initial weights as the reference (rils_ref.py init -
 test('saved weights round-trip bit for bit', async (t) => {
   const model = await parityModel('trained.safetensors');
   const theirs = readTensors('trained.safetensors');
-  const ours = await weightsOf(model);
+  const ours = await snapshot(model);
   for (const [name, value] of theirs) t.is(maxAbsDiff(ours.get(name)!, value), 0, name);
   model.dispose();
 });

@@ -1,4 +1,9 @@
 // Synthetic batches for tests that need no oracle.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { parseSafetensors } from '../../lib/index.js';
 import type { Batch, Rils } from '../../lib/index.js';
 import { Random } from '../../lib/data/augment.js';
 
@@ -18,17 +23,18 @@ export function randomBatch(model: Rils, batchSize: number, seed = 1): Batch {
   return { images, tokens, batchSize };
 }
 
+/** A safetensors weight file's tensors as Float32Array copies, keyed by name. */
+export function readWeights(file: string): Map<string, Float32Array> {
+  return new Map([...parseSafetensors(readFileSync(file)).tensors].map(([k, t]) => [k, new Float32Array(new Uint8Array(t.bytes).buffer)]));
+}
+
 /** Every parameter as a Float32Array copy, keyed by name. */
 export async function snapshot(model: Rils): Promise<Map<string, Float32Array>> {
-  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
-  const os = await import('node:os');
-  const path = await import('node:path');
-  const { parseSafetensors } = await import('../../lib/index.js');
   const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'rils-snap-')), 'w.safetensors');
   await model.saveWeights(file);
-  const parsed = parseSafetensors(readFileSync(file));
+  const weights = readWeights(file);
   rmSync(path.dirname(file), { recursive: true, force: true });
-  return new Map([...parsed.tensors].map(([k, t]) => [k, new Float32Array(new Uint8Array(t.bytes).buffer)]));
+  return weights;
 }
 
 export function sameWeights(a: Map<string, Float32Array>, b: Map<string, Float32Array>): boolean {
@@ -47,11 +53,14 @@ export function globalBatch(model: Rils, batchSize: number, step: number): Batch
   return { ...batch, maskNoise: new Float32Array(batchSize * model.numPatches).map(() => random.next()) };
 }
 
-/** The first `n` rows of a batch. */
-export function firstRows(batch: Batch, n: number): Batch {
-  const cut = <T extends Float32Array | Int32Array | Uint8Array>(a: T): T => a.slice(0, (a.length / batch.batchSize) * n) as T;
+/** Rows `start` … `start + count − 1` of a batch. */
+export function rowRange(batch: Batch, start: number, count: number): Batch {
+  const cut = <T extends Float32Array | Int32Array | Uint8Array>(a: T): T => {
+    const per = a.length / batch.batchSize;
+    return a.slice(start * per, (start + count) * per) as T;
+  };
   return {
-    images: cut(batch.images as Float32Array), tokens: cut(batch.tokens), batchSize: n,
+    images: cut(batch.images as Float32Array), tokens: cut(batch.tokens), batchSize: count,
     ...(batch.maskNoise ? { maskNoise: cut(batch.maskNoise) } : {}),
   };
 }
@@ -59,12 +68,5 @@ export function firstRows(batch: Batch, n: number): Batch {
 /** Rank `rank`'s contiguous share of a global batch (rows rank·B/W … (rank+1)·B/W − 1). */
 export function rowsOf(batch: Batch, rank: number, worldSize: number): Batch {
   const B = batch.batchSize / worldSize;
-  const slice = <T extends Float32Array | Int32Array | Uint8Array>(a: T): T => {
-    const per = a.length / batch.batchSize;
-    return a.slice(rank * B * per, (rank + 1) * B * per) as T;
-  };
-  return {
-    images: slice(batch.images as Float32Array), tokens: slice(batch.tokens), batchSize: B,
-    ...(batch.maskNoise ? { maskNoise: slice(batch.maskNoise) } : {}),
-  };
+  return rowRange(batch, rank * B, B);
 }

@@ -4,7 +4,7 @@
 // Usage (torchrun's variables set): node --import tsx distributed-rank.ts '<RankJob JSON>'
 import { Rils, RilsDistributedError, distributedFromEnv, setNumThreads } from '../../lib/index.js';
 import type { RilsOptions } from '../../lib/index.js';
-import { firstRows, globalBatch, rowsOf } from './batches.js';
+import { globalBatch, rowRange, rowsOf } from './batches.js';
 import { fixture, parityBatch } from './parity.js';
 
 export interface RankJob {
@@ -32,7 +32,7 @@ try {
     if (step === job.dieAt && distributed.rank === 1) process.kill(process.pid, 'SIGKILL');
     const global = job.parity ? parityBatch() : globalBatch(model, job.batchSize, step);
     const rows = rowsOf(global, distributed.rank, distributed.worldSize);
-    const batch = job.unequal && distributed.rank === 1 ? firstRows(rows, rows.batchSize - 1) : rows;
+    const batch = job.unequal && distributed.rank === 1 ? rowRange(rows, 0, rows.batchSize - 1) : rows;
     console.log(JSON.stringify(await model.trainStep(batch)));
   }
   await model.saveWeights(`${job.out}.rank${distributed.rank}`);
