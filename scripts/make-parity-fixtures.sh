@@ -31,6 +31,9 @@ for w in init trained; do
 done
 for m in "${modes[@]}"; do
   flag=(); [ "$m" != default ] && flag=(--"$m")
+  # The default step's AdamW moments too: after one step exp_avg = (1 − β1)·gradient, the
+  # gradients themselves, which Adam's scale-free update does not show in the weights.
+  [ "$m" = default ] && flag=(--opt-state-out step1-default-moments.safetensors)
   res=$($py "$ref" step --weights trained.safetensors --inputs inputs.safetensors --lr 1e-3 --wd 0.5 \
         "${flag[@]}" --out "step1-$m.safetensors")
   printf ',"step1/%s": %s\n' "$m" "$res" >> expected.json

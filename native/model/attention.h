@@ -6,23 +6,17 @@
 
 namespace rils {
 
-// q, k, v: [B, H, T, hd] → [B, H, T, hd]. `causal` masks keys after the query (text tower).
-// LibTorch 2.x dispatches to fused kernels (flash / memory-efficient on CUDA); 1.13 runs the
-// textbook form, which is what the PyTorch reference computes.
-inline torch::Tensor scaled_dot_product(const torch::Tensor& q, const torch::Tensor& k,
-                                        const torch::Tensor& v, bool causal) {
-#if RILS_TORCH_AT_LEAST(2, 0)
-  return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, causal);
-#else
-  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  auto attn = torch::matmul(q * scale, k.transpose(-2, -1));  // [B, H, T, T]
-  if (causal) {
-    const int64_t T = q.size(-2);
-    auto future = torch::ones({T, T}, q.options().dtype(torch::kBool)).triu(1);
-    attn = attn.masked_fill(future, -std::numeric_limits<float>::infinity());
-  }
-  return torch::matmul(attn.softmax(-1), v);
-#endif
-}
+// Multi-head attention core on the fused projection's output:
+// qkv [B, T, 3C] (q | k | v, each C = heads · hd wide, head-major) → [B, T, C], heads concatenated,
+// the layout the output projection reads. `causal` masks keys after the query (text tower).
+//
+// Which kernel runs:
+// - LibTorch 2.x: scaled_dot_product_attention (flash / memory-efficient kernels on CUDA and CPU).
+// - LibTorch 1.13 on the CPU, fp32: a fused kernel (attention.cpp) that runs every (image, head)
+//   pair's GEMMs in parallel straight on the BLAS LibTorch uses, reading q, k, v in place from qkv.
+//   1.13's bmm loops over the B·H small matrices one at a time, on one core, with a view and a
+//   dispatch per matrix, which made attention ~30% of a micro step.
+// - otherwise (1.13 on CUDA): the textbook form, which is what the PyTorch reference computes.
+torch::Tensor attention(const torch::Tensor& qkv, int64_t heads, bool causal);
 
 }  // namespace rils

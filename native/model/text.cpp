@@ -15,12 +15,8 @@ TextAttentionImpl::TextAttentionImpl(int64_t dim, int64_t heads) : heads(heads) 
 }
 
 torch::Tensor TextAttentionImpl::forward(const torch::Tensor& x) {
-  const int64_t B = x.size(0), L = x.size(1), W = x.size(2);
-  auto qkv = torch::linear(x, in_proj_weight, in_proj_bias)
-                 .reshape({B, L, 3, heads, W / heads})
-                 .permute({2, 0, 3, 1, 4});  // [3, B, H, L, hd]
-  auto out = scaled_dot_product(qkv[0], qkv[1], qkv[2], /*causal=*/true);
-  return out_proj(out.transpose(1, 2).reshape({B, L, W}));
+  auto qkv = torch::linear(x, in_proj_weight, in_proj_bias);  // [B, L, 3W]: MHA's packed q | k | v
+  return out_proj(attention(qkv, heads, /*causal=*/true));     // [B, L, W]
 }
 
 TextMlpImpl::TextMlpImpl(int64_t dim, int64_t hidden)

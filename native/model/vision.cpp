@@ -42,13 +42,9 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t heads)
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
-  const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
-  auto bias = torch::cat({q_bias, torch::zeros_like(q_bias), v_bias});
-  auto qkv_ = torch::linear(x, qkv->weight, bias)
-                  .reshape({B, T, 3, heads, C / heads})
-                  .permute({2, 0, 3, 1, 4});  // [3, B, H, T, hd]
-  auto out = scaled_dot_product(qkv_[0], qkv_[1], qkv_[2], /*causal=*/false);
-  return proj(out.transpose(1, 2).reshape({B, T, C}));
+  auto bias = torch::cat({q_bias, torch::zeros_like(q_bias), v_bias});  // k bias fixed at zero
+  auto out = attention(torch::linear(x, qkv->weight, bias), heads, /*causal=*/false);  // [B, T, 3C] → [B, T, C]
+  return proj(out);
 }
 
 MlpImpl::MlpImpl(int64_t dim, int64_t hidden)

@@ -1,0 +1,149 @@
+#include "model/attention.h"
+
+#include <cmath>
+#include <limits>
+
+#include <ATen/Parallel.h>
+
+// The Fortran BLAS entry point that LibTorch's own CPU GEMMs end in (OpenBLAS for Debian's
+// LibTorch). Declared weak and resolved, when the addon loads, from LibTorch's own dependencies:
+// the addon does not link a BLAS of its own. Null where that LibTorch exports none; the textbook
+// form runs then.
+extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+                       const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
+                       const float* beta, float* c, const int* ldc) __attribute__((weak));
+
+namespace rils {
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// The textbook form (or SDPA on 2.x), on the [B, H, T, hd] views of qkv.
+torch::Tensor unfused_attention(const torch::Tensor& qkv, int64_t heads, bool causal) {
+  const int64_t B = qkv.size(0), T = qkv.size(1), C = qkv.size(2) / 3;
+  // unbind, not three selects: its backward stacks the three gradients instead of adding up three
+  // zero-filled copies of qkv.
+  auto parts = qkv.reshape({B, T, 3, heads, C / heads}).permute({2, 0, 3, 1, 4}).unbind(0);  // 3 × [B, H, T, hd]
+  const auto &q = parts[0], &k = parts[1], &v = parts[2];
+#if RILS_TORCH_AT_LEAST(2, 0)
+  auto out = at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, causal);
+#else
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  auto attn = torch::matmul(q * scale, k.transpose(-2, -1));  // [B, H, T, T]
+  if (causal) {
+    auto future = torch::ones({T, T}, q.options().dtype(torch::kBool)).triu(1);
+    attn = attn.masked_fill(future, -std::numeric_limits<float>::infinity());
+  }
+  auto out = torch::matmul(attn.softmax(-1), v);
+#endif
+  return out.transpose(1, 2).reshape({B, T, C});  // [B, T, C], heads concatenated
+}
+
+#if !RILS_TORCH_AT_LEAST(2, 0)
+
+// Row-major C[M, N] = alpha · op(A) · op(B) + beta · C on the column-major BLAS, which computes the
+// same product transposed: Cᵀ = op(B)ᵀ · op(A)ᵀ, each row-major matrix read as its transpose.
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const char ta = trans_a ? 'T' : 'N', tb = trans_b ? 'T' : 'N';
+  const int m = static_cast<int>(M), n = static_cast<int>(N), k = static_cast<int>(K);
+  const int la = static_cast<int>(lda), lb = static_cast<int>(ldb), lc = static_cast<int>(ldc);
+  sgemm_(&tb, &ta, &n, &m, &k, &alpha, B, &lb, A, &la, &beta, C, &lc);
+}
+
+// Where head h of image b lives: q, k and v are [T, hd] blocks of qkv with row stride 3C; the
+// output and its gradient are [T, hd] blocks of [B, T, C] with row stride C.
+struct Heads {
+  int64_t B, T, C, H, hd;
+  float scale;
+  explicit Heads(const torch::Tensor& qkv, int64_t heads)
+      : B(qkv.size(0)), T(qkv.size(1)), C(qkv.size(2) / 3), H(heads), hd(C / heads),
+        scale(static_cast<float>(1.0 / std::sqrt(static_cast<double>(C / heads)))) {}
+  int64_t q(int64_t bh) const { return (bh / H) * T * 3 * C + (bh % H) * hd; }  // k at +C, v at +2C
+  int64_t out(int64_t bh) const { return (bh / H) * T * C + (bh % H) * hd; }
+  int64_t scores(int64_t bh) const { return bh * T * T; }
+  // Runs fn(bh) for every (image, head) pair, spread over LibTorch's threads; inside, the BLAS
+  // sees an OpenMP parallel region and runs each small GEMM on its own thread.
+  template <class Fn>
+  void for_each(Fn fn) const {
+    at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t bh = begin; bh < end; ++bh) fn(bh);
+    });
+  }
+};
+
+// P = softmax(q kᵀ · scale) per head is kept for the backward ([B, H, T, T], as autograd keeps it
+// for the textbook form); q, k and v are read from the saved qkv, without per-head copies.
+struct FusedAttention : torch::autograd::Function<FusedAttention> {
+  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor qkv, int64_t heads, bool causal) {
+    qkv = qkv.contiguous();
+    const Heads h(qkv, heads);
+    const int64_t T = h.T, C = h.C;
+    auto scores = torch::empty({h.B, h.H, T, T}, qkv.options());
+    const float* x = qkv.data_ptr<float>();
+    float* s = scores.data_ptr<float>();
+    h.for_each([&](int64_t bh) {
+      const float* q = x + h.q(bh);
+      float* sb = s + h.scores(bh);
+      gemm(false, true, T, T, h.hd, h.scale, q, 3 * C, q + C, 3 * C, 0.f, sb, T);  // scale · q kᵀ
+      if (causal)
+        for (int64_t i = 0; i < T; ++i)
+          std::fill(sb + i * T + i + 1, sb + (i + 1) * T, -std::numeric_limits<float>::infinity());
+    });
+    auto probs = scores.softmax(-1);  // [B, H, T, T]
+    scores.reset();
+    auto out = torch::empty({h.B, T, C}, qkv.options());
+    const float* p = probs.data_ptr<float>();
+    float* o = out.data_ptr<float>();
+    h.for_each([&](int64_t bh) {
+      gemm(false, false, T, h.hd, T, 1.f, p + h.scores(bh), T, x + h.q(bh) + 2 * C, 3 * C, 0.f, o + h.out(bh), C);
+    });
+    ctx->save_for_backward({qkv, probs});
+    ctx->saved_data["heads"] = heads;
+    return out;  // [B, T, C]
+  }
+
+  // With S = scale · q kᵀ, P = softmax(S), O = P v:
+  // dv = Pᵀ dO, dP = dO vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dq = scale · dS k, dk = scale · dSᵀ q.
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto &qkv = saved[0], &probs = saved[1];
+    const Heads h(qkv, ctx->saved_data["heads"].toInt());
+    const int64_t T = h.T, C = h.C;
+    auto d_out = grads[0].contiguous();  // [B, T, C]
+    auto d_qkv = torch::empty_like(qkv);
+    auto d_probs = torch::empty_like(probs);
+    const float *x = qkv.data_ptr<float>(), *p = probs.data_ptr<float>(), *go = d_out.data_ptr<float>();
+    float *dx = d_qkv.data_ptr<float>(), *dp = d_probs.data_ptr<float>();
+    h.for_each([&](int64_t bh) {
+      const float *v = x + h.q(bh) + 2 * C, *g = go + h.out(bh);
+      gemm(true, false, T, h.hd, T, 1.f, p + h.scores(bh), T, g, C, 0.f, dx + h.q(bh) + 2 * C, 3 * C);  // dv
+      gemm(false, true, T, T, h.hd, 1.f, g, C, v, 3 * C, 0.f, dp + h.scores(bh), T);                     // dP
+    });
+    auto d_scores = at::_softmax_backward_data(d_probs, probs, -1, probs.scalar_type());  // [B, H, T, T]
+    d_probs.reset();
+    const float* ds = d_scores.data_ptr<float>();
+    h.for_each([&](int64_t bh) {
+      const float *q = x + h.q(bh), *dsb = ds + h.scores(bh);
+      gemm(false, false, T, h.hd, T, h.scale, dsb, T, q + C, 3 * C, 0.f, dx + h.q(bh), 3 * C);     // dq
+      gemm(true, false, T, h.hd, T, h.scale, dsb, T, q, 3 * C, 0.f, dx + h.q(bh) + C, 3 * C);      // dk
+    });
+    return {d_qkv, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+#endif
+
+}  // namespace
+
+torch::Tensor attention(const torch::Tensor& qkv, int64_t heads, bool causal) {
+#if !RILS_TORCH_AT_LEAST(2, 0)
+  if (qkv.device().is_cpu() && qkv.scalar_type() == torch::kFloat32 && sgemm_ != nullptr)
+    return FusedAttention::apply(qkv, heads, causal);
+#endif
+  return unfused_attention(qkv, heads, causal);
+}
+
+}  // namespace rils
