@@ -3,7 +3,6 @@
 #include <cmath>
 #include <limits>
 #include <mutex>
-#include <sstream>
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -23,31 +22,16 @@ RilsModel build_model(const RilsConfig& cfg, uint64_t seed) {
   return RilsModel(cfg);
 }
 
-// The optimiser's state map is keyed by a string of the TensorImpl address in LibTorch 1.13 (as
-// c10::guts::to_string, gone in 2.x, printed it) and by the address itself in 2.x.
-template <class Map>
-typename Map::key_type state_key(const torch::Tensor& p) {
-  if constexpr (std::is_same_v<typename Map::key_type, std::string>) {
-    std::ostringstream key;
-    key << p.unsafeGetTensorImpl();
-    return key.str();
-  } else {
-    return p.unsafeGetTensorImpl();
-  }
-}
-
 // Each rank masks its own images with its own noise; rank 0 keeps the single-process stream.
 uint64_t noise_seed(uint64_t seed, const Distributed* d) {
   return d ? seed ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(d->rank())) : seed;
 }
 
-// Gradients back to zero, in place (LibTorch 2.x would otherwise drop them: set_to_none).
-void clear_gradients(torch::optim::Optimizer& optimizer) {
-#if RILS_TORCH_AT_LEAST(2, 0)
-  optimizer.zero_grad(/*set_to_none=*/false);
-#else
-  optimizer.zero_grad();
-#endif
+// Gradients are dropped between updates: the next backward's AccumulateGrad then keeps each new
+// gradient as it comes, instead of adding it into a zero-filled buffer (a fill and an add over every
+// parameter per step, the 49408-row token embedding included).
+void clear_gradients(std::vector<torch::Tensor>& params) {
+  for (auto& p : params) p.mutable_grad() = torch::Tensor();
 }
 
 // Every trainable parameter takes part in every AdamW update, as in the reference, where a branch
@@ -173,7 +157,7 @@ StepStats Trainer::train_step(const Batch& batch) {
       distributed_->abandon_gradient_reduction();
       out_of_step_ = true;
     }
-    clear_gradients(*optimizer_);
+    clear_gradients(trainable_);
     micro_step_ = 0;
     throw;
   }
@@ -184,7 +168,7 @@ StepStats Trainer::train_step(const Batch& batch) {
   // Global gradient norm (and clipping when asked); a non-finite norm or loss skips the update so
   // that one bad batch cannot poison the weights.
   const double max_norm = o.grad_clip_norm() > 0 ? o.grad_clip_norm() : std::numeric_limits<double>::infinity();
-  s.grad_norm = torch::nn::utils::clip_grad_norm_(trainable_, max_norm);
+  s.grad_norm = clip_gradients(trainable_, max_norm);
   s.non_finite = !std::isfinite(s.grad_norm) || !std::isfinite(s.loss);
   if (!s.non_finite) {
     s.lr = scheduled_lr(o, step_);
@@ -198,7 +182,7 @@ StepStats Trainer::train_step(const Batch& batch) {
     ++step_;
     s.updated = true;
   }
-  clear_gradients(*optimizer_);
+  clear_gradients(trainable_);
   s.step = step_;
   s.logit_scale = std::exp(model_->logit_scale.item<double>());
   return s;
@@ -259,7 +243,7 @@ void Trainer::load_optimizer_state(const std::map<std::string, torch::Tensor>& m
   }
   step_ = step;
   micro_step_ = 0;
-  clear_gradients(*optimizer_);
+  clear_gradients(trainable_);
 }
 
 }  // namespace rils
