@@ -15,7 +15,8 @@
         "<!@(node scripts/gyp-config.mjs defines)"
       ],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-fno-math-errno", "-Wno-unused-parameter"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-fno-math-errno", "-fopenmp", "-Wno-unused-parameter"],
+      "ldflags": ["-fopenmp"],
       "libraries": ["<!@(node scripts/gyp-config.mjs libs)"]
     }
   ]
