@@ -2,8 +2,11 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include <ATen/Parallel.h>
+
+#include "model/fast_math.h"
 
 // The Fortran BLAS entry point that LibTorch's own CPU GEMMs end in (OpenBLAS for Debian's
 // LibTorch). Declared weak and resolved, when the addon loads, from LibTorch's own dependencies:
@@ -67,38 +70,96 @@ struct Heads {
   // Runs fn(bh) for every (image, head) pair, spread over LibTorch's threads; inside, the BLAS
   // sees an OpenMP parallel region and runs each small GEMM on its own thread.
   template <class Fn>
+  void for_each_chunk(Fn fn) const {
+    at::parallel_for(0, B * H, 1, fn);
+  }
+  template <class Fn>
   void for_each(Fn fn) const {
-    at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
+    for_each_chunk([&](int64_t begin, int64_t end) {
       for (int64_t bh = begin; bh < end; ++bh) fn(bh);
     });
   }
 };
 
-// P = softmax(q kᵀ · scale) per head is kept for the backward ([B, H, T, T], as autograd keeps it
-// for the textbook form); q, k and v are read from the saved qkv, without per-head copies.
+// Row reductions in kLanes independent partial results, so that the compiler vectorises them
+// (a single running max or sum is a serial dependency chain).
+constexpr int kLanes = 16;
+
+__attribute__((always_inline)) inline float row_max(const float* x, int64_t n) {
+  float lanes[kLanes];
+  for (float& l : lanes) l = -std::numeric_limits<float>::infinity();
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) lanes[l] = x[j + l] > lanes[l] ? x[j + l] : lanes[l];
+  float m = -std::numeric_limits<float>::infinity();
+  for (float l : lanes) m = l > m ? l : m;
+  for (; j < n; ++j) m = x[j] > m ? x[j] : m;
+  return m;
+}
+
+__attribute__((always_inline)) inline float row_dot(const float* x, const float* y, int64_t n) {
+  float lanes[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) lanes[l] += x[j + l] * y[j + l];
+  float sum = 0;
+  for (float l : lanes) sum += l;
+  for (; j < n; ++j) sum += x[j] * y[j];
+  return sum;
+}
+
+// In place on a [T, T] block of scores: each row's softmax over its first n keys (all, or up to the
+// query itself under the causal mask), exact zeros after.
+RILS_SIMD_CLONES void softmax_rows(float* s, int64_t T, bool causal) {
+  for (int64_t i = 0; i < T; ++i) {
+    float* row = s + i * T;
+    const int64_t n = causal ? i + 1 : T;
+    const float m = row_max(row, n);
+    for (int64_t j = 0; j < n; ++j) row[j] = fast::exp(row[j] - m);
+    float sum = 0;
+    {
+      float lanes[kLanes] = {};
+      int64_t j = 0;
+      for (; j + kLanes <= n; j += kLanes)
+        for (int l = 0; l < kLanes; ++l) lanes[l] += row[j + l];
+      for (float l : lanes) sum += l;
+      for (; j < n; ++j) sum += row[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+    for (int64_t j = n; j < T; ++j) row[j] = 0.0f;
+  }
+}
+
+// In place: dP → dS = P ⊙ (dP − rowsum(dP ⊙ P)), the softmax backward, row by row.
+RILS_SIMD_CLONES void softmax_backward_rows(const float* p, float* d, int64_t T) {
+  for (int64_t i = 0; i < T; ++i) {
+    const float* pr = p + i * T;
+    float* dr = d + i * T;
+    const float dot = row_dot(pr, dr, T);
+    for (int64_t j = 0; j < T; ++j) dr[j] = pr[j] * (dr[j] - dot);
+  }
+}
+
+// One pass per (image, head) pair, with its [T, T] block in cache throughout: scores, softmax and
+// P·v forward; dv, dP, the softmax backward, dq and dk backward. P is kept for the backward
+// ([B, H, T, T], as autograd keeps it for the textbook form); q, k and v are read in place from the
+// saved qkv.
 struct FusedAttention : torch::autograd::Function<FusedAttention> {
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor qkv, int64_t heads, bool causal) {
     qkv = qkv.contiguous();
     const Heads h(qkv, heads);
     const int64_t T = h.T, C = h.C;
-    auto scores = torch::empty({h.B, h.H, T, T}, qkv.options());
+    auto probs = torch::empty({h.B, h.H, T, T}, qkv.options());
+    auto out = torch::empty({h.B, T, C}, qkv.options());
     const float* x = qkv.data_ptr<float>();
-    float* s = scores.data_ptr<float>();
+    float *p = probs.data_ptr<float>(), *o = out.data_ptr<float>();
     h.for_each([&](int64_t bh) {
       const float* q = x + h.q(bh);
-      float* sb = s + h.scores(bh);
-      gemm(false, true, T, T, h.hd, h.scale, q, 3 * C, q + C, 3 * C, 0.f, sb, T);  // scale · q kᵀ
-      if (causal)
-        for (int64_t i = 0; i < T; ++i)
-          std::fill(sb + i * T + i + 1, sb + (i + 1) * T, -std::numeric_limits<float>::infinity());
-    });
-    auto probs = scores.softmax(-1);  // [B, H, T, T]
-    scores.reset();
-    auto out = torch::empty({h.B, T, C}, qkv.options());
-    const float* p = probs.data_ptr<float>();
-    float* o = out.data_ptr<float>();
-    h.for_each([&](int64_t bh) {
-      gemm(false, false, T, h.hd, T, 1.f, p + h.scores(bh), T, x + h.q(bh) + 2 * C, 3 * C, 0.f, o + h.out(bh), C);
+      float* pb = p + h.scores(bh);
+      gemm(false, true, T, T, h.hd, h.scale, q, 3 * C, q + C, 3 * C, 0.f, pb, T);  // S = scale · q kᵀ
+      softmax_rows(pb, T, causal);                                                  // P = softmax(S)
+      gemm(false, false, T, h.hd, T, 1.f, pb, T, q + 2 * C, 3 * C, 0.f, o + h.out(bh), C);  // O = P v
     });
     ctx->save_for_backward({qkv, probs});
     ctx->saved_data["heads"] = heads;
@@ -114,21 +175,19 @@ struct FusedAttention : torch::autograd::Function<FusedAttention> {
     const int64_t T = h.T, C = h.C;
     auto d_out = grads[0].contiguous();  // [B, T, C]
     auto d_qkv = torch::empty_like(qkv);
-    auto d_probs = torch::empty_like(probs);
     const float *x = qkv.data_ptr<float>(), *p = probs.data_ptr<float>(), *go = d_out.data_ptr<float>();
-    float *dx = d_qkv.data_ptr<float>(), *dp = d_probs.data_ptr<float>();
-    h.for_each([&](int64_t bh) {
-      const float *v = x + h.q(bh) + 2 * C, *g = go + h.out(bh);
-      gemm(true, false, T, h.hd, T, 1.f, p + h.scores(bh), T, g, C, 0.f, dx + h.q(bh) + 2 * C, 3 * C);  // dv
-      gemm(false, true, T, T, h.hd, 1.f, g, C, v, 3 * C, 0.f, dp + h.scores(bh), T);                     // dP
-    });
-    auto d_scores = at::_softmax_backward_data(d_probs, probs, -1, probs.scalar_type());  // [B, H, T, T]
-    d_probs.reset();
-    const float* ds = d_scores.data_ptr<float>();
-    h.for_each([&](int64_t bh) {
-      const float *q = x + h.q(bh), *dsb = ds + h.scores(bh);
-      gemm(false, false, T, h.hd, T, h.scale, dsb, T, q + C, 3 * C, 0.f, dx + h.q(bh), 3 * C);     // dq
-      gemm(true, false, T, h.hd, T, h.scale, dsb, T, q, 3 * C, 0.f, dx + h.q(bh) + C, 3 * C);      // dk
+    float* dx = d_qkv.data_ptr<float>();
+    h.for_each_chunk([&](int64_t begin, int64_t end) {
+      std::vector<float> ds(static_cast<size_t>(T * T));  // this thread's dP, then dS
+      for (int64_t bh = begin; bh < end; ++bh) {
+        const float *q = x + h.q(bh), *pb = p + h.scores(bh), *g = go + h.out(bh);
+        float* d = dx + h.q(bh);
+        gemm(true, false, T, h.hd, T, 1.f, pb, T, g, C, 0.f, d + 2 * C, 3 * C);       // dv = Pᵀ dO
+        gemm(false, true, T, T, h.hd, 1.f, g, C, q + 2 * C, 3 * C, 0.f, ds.data(), T);  // dP = dO vᵀ
+        softmax_backward_rows(pb, ds.data(), T);                                         // dS
+        gemm(false, false, T, h.hd, T, h.scale, ds.data(), T, q + C, 3 * C, 0.f, d, 3 * C);  // dq = scale · dS k
+        gemm(true, false, T, h.hd, T, h.scale, ds.data(), T, q, 3 * C, 0.f, d + C, 3 * C);   // dk = scale · dSᵀ q
+      }
     });
     return {d_qkv, torch::Tensor(), torch::Tensor()};
   }

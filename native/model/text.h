@@ -2,6 +2,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include "model/activation.h"
+
 namespace rils {
 
 // nn.MultiheadAttention's parameters: packed in-projection [3W, W] + bias, then out_proj.
@@ -16,10 +18,7 @@ TORCH_MODULE(TextAttention);
 
 struct TextMlpImpl : torch::nn::Module {
   TextMlpImpl(int64_t dim, int64_t hidden);
-  torch::Tensor forward(const torch::Tensor& x) {
-    auto h = c_fc(x);
-    return c_proj(h * torch::sigmoid(1.702 * h));  // QuickGELU
-  }
+  torch::Tensor forward(const torch::Tensor& x) { return c_proj(quick_gelu(c_fc(x))); }
   torch::nn::Linear c_fc{nullptr}, c_proj{nullptr};
 };
 TORCH_MODULE(TextMlp);

@@ -4,6 +4,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include "model/activation.h"
 #include "model/config.h"
 
 namespace rils {
@@ -31,7 +32,7 @@ TORCH_MODULE(Attention);
 
 struct MlpImpl : torch::nn::Module {
   MlpImpl(int64_t dim, int64_t hidden);
-  torch::Tensor forward(const torch::Tensor& x) { return fc2(torch::gelu(fc1(x))); }  // exact erf GELU
+  torch::Tensor forward(const torch::Tensor& x) { return fc2(rils::gelu(fc1(x))); }  // exact erf GELU
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(Mlp);

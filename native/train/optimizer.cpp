@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include <ATen/Parallel.h>
+#include "model/fast_math.h"
 
 #include "model/rils.h"
 
@@ -29,8 +29,8 @@ struct AdamWCoefficients {
 
 // The update of LibTorch 1.13's AdamW, element by element in its order of operations:
 // p.mul_(decay); m.mul_(β1).add_(g, 1 − β1); v.mul_(β2).addcmul_(g, g, 1 − β2);
-// p.addcdiv_(m, sqrt(v) / √bc2 + eps, −step_size). Cloned for AVX-512 and AVX2, picked at load time.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void adamw_kernel(
+// p.addcdiv_(m, sqrt(v) / √bc2 + eps, −step_size).
+RILS_SIMD_CLONES void adamw_kernel(
     float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v, int64_t n,
     AdamWCoefficients c) {
   for (int64_t i = 0; i < n; ++i) {
@@ -84,7 +84,7 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
                                 static_cast<float>(o.lr() / (1 - std::pow(beta1, step)))};
       float *pp = p.data_ptr<float>(), *m = st.exp_avg().data_ptr<float>(), *v = st.exp_avg_sq().data_ptr<float>();
       const float* g = p.grad().data_ptr<float>();
-      at::parallel_for(0, p.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
+      fast::parallel_blocks(p.numel(), [&](int64_t begin, int64_t end) {
         adamw_kernel(pp + begin, g + begin, m + begin, v + begin, end - begin, c);
       });
     }

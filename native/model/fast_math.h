@@ -1,0 +1,63 @@
+// Elementwise math written for GCC's auto-vectoriser, for the fused CPU kernels (attention,
+// activations). LibTorch 1.13 runs these ops as separate full passes over memory; fused into the
+// loops that already hold the data they cost little. Each hot loop is cloned for AVX-512, AVX2
+// and baseline x86-64 and picked when the addon loads (RILS_SIMD_CLONES).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include <ATen/Parallel.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RILS_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define RILS_SIMD_CLONES
+#endif
+
+namespace rils::fast {
+
+// expf with Cody–Waite range reduction x = n·ln2 + r, |r| ≤ ln2/2, a degree-6 minimax polynomial
+// for e^r (Cephes' expf coefficients) and 2^n written into the exponent bits: ~1 ulp where e^x is a
+// normal float. Inputs are clamped to [−87.3, 88.7], so the result is never 0 or inf: callers
+// that need an exact 0 (a masked softmax entry) write it themselves.
+__attribute__((always_inline)) inline float exp(float x) {
+  x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+  // n = round(x / ln2) by the 1.5·2^23 trick: floorf would keep GCC 12 from vectorising the loop.
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+// erf by Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7), the formula ATen's own AVX2/AVX-512
+// Vectorized<float>::erf uses: sign(x)·(1 − t·poly(t)·e^(−x²)), t = 1 / (1 + 0.3275911·|x|).
+__attribute__((always_inline)) inline float erf(float x) {
+  const float a = x < 0 ? -x : x;
+  const float t = 1.0f / (1.0f + 0.3275911f * a);
+  const float poly = (((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f;
+  const float y = 1.0f - t * poly * exp(-a * a);
+  return x < 0 ? -y : y;
+}
+
+// fn(begin, end) over [0, n) on LibTorch's threads, in pieces that start at multiples of 4096
+// elements: each element then takes the same code path (vector body or scalar remainder) whatever
+// the thread count, so results do not depend on it.
+template <class Fn>
+void parallel_blocks(int64_t n, Fn fn) {
+  constexpr int64_t kBlock = 4096;
+  at::parallel_for(0, (n + kBlock - 1) / kBlock, 4, [&](int64_t b0, int64_t b1) {
+    fn(b0 * kBlock, std::min(n, b1 * kBlock));
+  });
+}
+
+}  // namespace rils::fast
