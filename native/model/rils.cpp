@@ -55,12 +55,14 @@ torch::Tensor RilsModelImpl::encode_text(const torch::Tensor& tokens) {
   const int64_t groups = tokens.size(1) <= 32 ? 1 : std::clamp<int64_t>(B / 8, 1, 4);
   auto order = std::get<1>(eot.sort());  // rows by caption length
   auto lengths = eot.index_select(0, order).cpu();
+  // One embedding lookup for every group: its backward is a zero-filled [vocab, W] gradient, once.
+  auto embedded = token_embedding(tokens) + positional_embedding;  // [B, L, W]
   std::vector<torch::Tensor> pooled;
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t begin = B * g / groups, end = B * (g + 1) / groups;
     auto rows = order.slice(0, begin, end);
     const int64_t len = std::min(tokens.size(1), (lengths[end - 1].item<int64_t>() + 1 + 7) / 8 * 8);
-    auto x = token_embedding(tokens.index_select(0, rows).slice(1, 0, len)) + positional_embedding.slice(0, 0, len);
+    auto x = embedded.index_select(0, rows).slice(1, 0, len);  // [b, len, W]
     x = ln_final(transformer(x));  // [b, len, W]
     auto at = eot.index_select(0, rows);
     pooled.push_back(x.index({torch::arange(x.size(0), at.options()), at}));  // [b, W]
