@@ -47,6 +47,16 @@ printf ',"step3/default": %s\n' "$res" >> expected.json
 res=$($py "$root/scripts/ddp_official_oracle.py" "$(dirname "$ref")" trained.safetensors inputs.safetensors 2 1e-3 0.5 2 \
       ddp2-official.safetensors)
 printf ',"ddp2/official": %s\n' "$res" >> expected.json
+# CLIP's 77-token context (the same small model otherwise), 24 captions of random lengths: rils runs
+# the text tower on length groups cut to their longest caption, the reference on every position.
+$py "$ref" init --preset micro --seed 0 --out long-text-init.safetensors "${set_args[@]}" --set context_length=77 >/dev/null
+$py "$ref" inputs --preset micro --batch 24 --seed 2 --int32-tokens --out long-text-inputs.safetensors \
+    "${set_args[@]}" --set context_length=77 >/dev/null
+$py "$ref" encode --weights long-text-init.safetensors --inputs long-text-inputs.safetensors \
+    --out long-text-encode.safetensors >/dev/null
+res=$($py "$ref" step --weights long-text-init.safetensors --inputs long-text-inputs.safetensors --lr 1e-3 --wd 0.5 \
+      --no-gate --out long-text-step1.safetensors)
+printf ',"step1/long-text": %s\n' "$res" >> expected.json
 # Encoder outputs (embeddings and features) for inference parity.
 $py "$ref" encode --weights trained.safetensors --inputs inputs.safetensors --features --out encode.safetensors >/dev/null
 echo "}" >> expected.json

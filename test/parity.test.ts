@@ -5,7 +5,7 @@ import test from 'ava';
 import { Rils, runtimeInfo } from '../lib/index.js';
 import type { RilsOptions } from '../lib/index.js';
 import { snapshot } from './helpers/batches.js';
-import { PARITY_CONFIG, compareWeights, expected, firstMoments, maxAbsDiff, parityBatch, parityModel, readTensors, relErr, trainWithGradients } from './helpers/parity.js';
+import { PARITY_CONFIG, compareWeights, expected, firstMoments, fixture, maxAbsDiff, parityBatch, parityModel, readTensors, relErr, trainWithGradients } from './helpers/parity.js';
 
 // The fixtures come from the reference on Debian's LibTorch 1.13, the CI build's own. Built against
 // another LibTorch (2.x: other kernels, fused attention), near-zero gradients differ by rounding,
@@ -97,6 +97,32 @@ test('three AdamW steps (moments and bias correction) match the reference to 1e-
   t.true(worst < WEIGHT_TOLERANCE, `max |Δ| ${worst} at ${where}`);
   t.true(keyBiasWorst <= 2 * 3 * 1e-3, `text key bias |Δ| ${keyBiasWorst}`);
   t.true(tinyGradientWorst <= 2 * 3 * 1e-3, `|Δ| where |gradient| < 1e-6: ${tinyGradientWorst}`);
+  model.dispose();
+});
+
+test('a 77-token context (the text tower run in length groups) matches the reference: embeddings and a step', async (t) => {
+  // 24 captions of random lengths: rils cuts the text tower to 3 length groups, the reference runs
+  // all 77 positions of every caption.
+  const ref = expected['step1/long-text']!;
+  const inputs = readTensors('long-text-inputs.safetensors');
+  const batch = {
+    images: inputs.get('images') as Float32Array, tokens: inputs.get('tokens') as Int32Array,
+    maskNoise: inputs.get('noise') as Float32Array, batchSize: 24,
+  };
+  const model = await Rils.create({ ...PARITY_CONFIG, contextLength: 77, seed: 0, lr: 1e-3, weightDecay: 0.5, retrievalGate: false });
+  await model.loadWeights(fixture('long-text-init.safetensors'));
+  const text = (await model.encodeTexts({ tokens: batch.tokens, batchSize: 24 }, { normalize: false })).embeddings;
+  const theirs = readTensors('long-text-encode.safetensors').get('text_embed')!;
+  const scale = Math.max(...Array.from(theirs, Math.abs));
+  t.true(maxAbsDiff(text, theirs) < 1e-5 * scale, `text embeddings: max |Δ| ${maxAbsDiff(text, theirs)} of ${scale}`);
+  const { stats: [s], smallestGradients } = await trainWithGradients(model, 1, batch);
+  for (const [ours, reference] of [[s!.loss, ref.loss], [s!.clipLoss, ref.clip_loss], [s!.reconLoss, ref.recon_loss]] as const) {
+    t.true(relErr(ours, reference!) < 1e-4, `${ours} vs ${reference}`);
+  }
+  const { worst, where, keyBiasWorst, tinyGradientWorst, tinyGradientShare } =
+    compareWeights(await snapshot(model), readTensors('long-text-step1.safetensors'), smallestGradients);
+  t.true(worst < WEIGHT_TOLERANCE, `max |Δ| ${worst} at ${where}`);
+  t.true(keyBiasWorst <= 2 * 1e-3 && tinyGradientWorst <= 2 * 1e-3 && tinyGradientShare < 0.01);
   model.dispose();
 });
 

@@ -79,19 +79,20 @@ export async function firstMoments(model: Rils): Promise<Map<string, Float32Arra
 }
 
 /**
- * Runs `steps` training steps on the parity batch; returns their stats and, per entry, the smallest
+ * Runs `steps` training steps on a batch (the parity batch by default); returns their stats and, per entry, the smallest
  * |gradient| over them, read back from the first moments: g_k = (m_k − β1·m_{k−1}) / (1 − β1).
  */
 export async function trainWithGradients(
   model: Rils,
   steps: number,
+  batch: Batch = parityBatch(),
   beta1 = 0.9,
 ): Promise<{ stats: StepStats[]; smallestGradients: Map<string, Float32Array> }> {
   let previous: Map<string, Float32Array> | undefined;
   const smallest = new Map<string, Float32Array>();
   const stats: StepStats[] = [];
   for (let k = 0; k < steps; k++) {
-    stats.push(await model.trainStep(parityBatch()));
+    stats.push(await model.trainStep(batch));
     const m = await firstMoments(model);
     for (const [name, mk] of m) {
       const prev = previous?.get(name);
