@@ -12,7 +12,7 @@ import { Rils, RilsInputError, distributedFromEnv, parseSafetensors, runtimeInfo
 import type { RilsOptions, TrainStats } from '../lib/index.js';
 import { globalBatch, readWeights, snapshot } from './helpers/batches.js';
 import type { RankJob } from './helpers/distributed-rank.js';
-import { PARITY_CONFIG, compareWeights, expected, parityBatch, parityModel, readTensors, relErr } from './helpers/parity.js';
+import { PARITY_CONFIG, checkpointMoments, compareWeights, expected, parityBatch, parityModel, readTensors, relErr, smallestGradients } from './helpers/parity.js';
 
 // A build without Gloo (e.g. against a pip torch, through RILS_ADDON) skips these; the default build
 // must have it.
@@ -23,7 +23,11 @@ const serial = available ? test.serial : test.serial.skip;
 const rankScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'helpers', 'distributed-rank.ts');
 let nextPort = 29600 + (process.pid % 200) * 10;
 
-interface RankResult { status: number | null; signal: string | null; stats: TrainStats[]; stderr: string; weights: Map<string, Float32Array> | null }
+interface RankResult {
+  status: number | null; signal: string | null; stats: TrainStats[]; stderr: string; weights: Map<string, Float32Array> | null;
+  /** With `checkpoints`: the job's smallest |gradient| per entry over its steps (see compareWeights). */
+  gradients?: Map<string, Float32Array>;
+}
 
 /** Runs `job` as `world` local processes with torchrun's variables; resolves when all have ended. */
 async function runJob(job: Omit<RankJob, 'out'>, world = 2): Promise<RankResult[]> {
@@ -44,6 +48,10 @@ async function runJob(job: Omit<RankJob, 'out'>, world = 2): Promise<RankResult[
     }));
   }));
   const results = await Promise.all(ranks);
+  if (job.checkpoints && results.every((r) => r.status === 0)) {
+    const gradients = smallestGradients(Array.from({ length: job.steps }, (_, k) => checkpointMoments(`${out}.step${k}`)));
+    for (const r of results) r.gradients = gradients;
+  }
   rmSync(dir, { recursive: true, force: true });
   return results;
 }
@@ -70,17 +78,19 @@ function sameRun(t: import('ava').ExecutionContext, ranks: RankResult[], single:
   const w0 = ranks[0]!.weights!;
   const w1 = ranks[1]!.weights!;
   t.is(compareWeights(w0, w1).worst, 0, 'ranks hold identical weights');
-  const d = compareWeights(w0, single.weights);
-  t.log(`max |Δ| vs one process: ${d.worst.toExponential(2)} (${d.where}); key-bias slice ${d.keyBiasWorst.toExponential(2)}`);
+  const d = compareWeights(w0, single.weights, ranks[0]!.gradients);
+  t.log(`max |Δ| vs one process: ${d.worst.toExponential(2)} (${d.where}); key-bias slice ${d.keyBiasWorst.toExponential(2)}; ` +
+    `gradients below 1e-6 (${(100 * d.tinyGradientShare).toFixed(2)}% of entries) ${d.tinyGradientWorst.toExponential(2)}`);
   t.true(d.worst < 1e-5, `${d.worst} at ${d.where}`);
   t.true(d.keyBiasWorst <= steps * lr * 1.01);
+  t.true(d.tinyGradientWorst <= 2 * steps * lr && d.tinyGradientShare < 0.01);
 }
 
 serial('gatherGrad: 2 processes × 4 images train exactly like 1 process × 8 (gate on, prototypes with gradient)', async (t) => {
   const options: RilsOptions = { ...PARITY_CONFIG, seed: 0, lr: 1e-3, weightDecay: 0.5, gatherGrad: true, detachTextPrototypes: false };
   const steps = 3;
   // One after the other: on 2 cores, busy processes side by side slow OpenMP down a hundredfold.
-  const ranks = await runJob({ options, batchSize: 8, steps, parity: 'trained.safetensors' });
+  const ranks = await runJob({ options, batchSize: 8, steps, parity: 'trained.safetensors', checkpoints: true });
   const single = await singleProcess(options, steps, () => parityBatch(), 'trained.safetensors');
   t.true(single.stats[0]!.gatedPatches > 0, 'the gate lets images through');
   sameRun(t, ranks, single, steps, 1e-3);
@@ -89,14 +99,14 @@ serial('gatherGrad: 2 processes × 4 images train exactly like 1 process × 8 (g
 serial('gatherGrad: 2 processes × 4 = 1 process × 8 from random init (no gate, clipLocalGrad)', async (t) => {
   const options: RilsOptions = { preset: 'micro', vocabSize: 300, contextLength: 16, seed: 7, lr: 5e-4, gatherGrad: true, retrievalGate: false, clipLocalGrad: true };
   const steps = 3;
-  const ranks = await runJob({ options, batchSize: 8, steps });
+  const ranks = await runJob({ options, batchSize: 8, steps, checkpoints: true });
   const single = await singleProcess(options, steps, (m, s) => globalBatch(m, 8, s));
   sameRun(t, ranks, single, steps, 5e-4);
 });
 
 serial('the default (official) mode matches the reference multi-process step (gathered copies constant, per-rank L_rec)', async (t) => {
   const options: RilsOptions = { ...PARITY_CONFIG, seed: 0, lr: 1e-3, weightDecay: 0.5 };
-  const ranks = await runJob({ options, batchSize: 8, steps: 2, parity: 'trained.safetensors' });
+  const ranks = await runJob({ options, batchSize: 8, steps: 2, parity: 'trained.safetensors', checkpoints: true });
   for (const r of ranks) t.is(r.status, 0, r.stderr.slice(-2000));
   const oracle = expected['ddp2/official'] as unknown as { steps: { loss: number; clip_loss: number; recon_loss: number; clip_acc: number }[] };
   oracle.steps.forEach((o, s) => {
@@ -106,10 +116,12 @@ serial('the default (official) mode matches the reference multi-process step (ga
       t.is(r.stats[s]!.clipAcc, o.clip_acc);
     }
   });
-  const d = compareWeights(ranks[0]!.weights!, readTensors('ddp2-official.safetensors') as Map<string, Float32Array>);
-  t.log(`max |Δ| vs the reference's official 2-rank step: ${d.worst.toExponential(2)} (${d.where})`);
+  const d = compareWeights(ranks[0]!.weights!, readTensors('ddp2-official.safetensors') as Map<string, Float32Array>, ranks[0]!.gradients);
+  t.log(`max |Δ| vs the reference's official 2-rank step: ${d.worst.toExponential(2)} (${d.where}); ` +
+    `gradients below 1e-6 (${(100 * d.tinyGradientShare).toFixed(2)}% of entries) ${d.tinyGradientWorst.toExponential(2)}`);
   t.true(d.worst < 1e-5, `${d.worst} at ${d.where}`);
   t.true(d.keyBiasWorst <= 2 * 1e-3 * 1.01);
+  t.true(d.tinyGradientWorst <= 2 * 2 * 1e-3 && d.tinyGradientShare < 0.01);
 });
 
 serial('a rank that dies stops the others quickly, with an error naming it', async (t) => {

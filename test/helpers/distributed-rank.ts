@@ -20,6 +20,8 @@ export interface RankJob {
   dieAt?: number;
   /** Rank 1 trains on one row fewer than the others. */
   unequal?: boolean;
+  /** Checkpoint after every step, to `${out}.step${step}` (collective: rank 0 writes it). */
+  checkpoints?: boolean;
 }
 
 const job = JSON.parse(process.argv[2]!) as RankJob;
@@ -34,6 +36,7 @@ try {
     const rows = rowsOf(global, distributed.rank, distributed.worldSize);
     const batch = job.unequal && distributed.rank === 1 ? rowRange(rows, 0, rows.batchSize - 1) : rows;
     console.log(JSON.stringify(await model.trainStep(batch)));
+    if (job.checkpoints) await model.saveCheckpoint(`${job.out}.step${step}`);
   }
   await model.saveWeights(`${job.out}.rank${distributed.rank}`);
   model.dispose();

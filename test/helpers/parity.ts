@@ -61,48 +61,59 @@ export function relErr(actual: number, reference: number): number {
   return Math.abs(actual - reference) / Math.max(Math.abs(reference), 1e-6);
 }
 
-/**
- * Our first AdamW moments (exp_avg), keyed by parameter name, from a checkpoint of the model.
- */
+/** The first AdamW moments (exp_avg) in a checkpoint file, keyed by parameter name. */
+export function checkpointMoments(file: string): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const [name, t] of parseSafetensors(readFileSync(file)).tensors) {
+    if (name.startsWith('exp_avg.')) out.set(name.slice('exp_avg.'.length), new Float32Array(new Uint8Array(t.bytes).buffer));
+  }
+  return out;
+}
+
+/** Our first AdamW moments (exp_avg), keyed by parameter name, from a checkpoint of the model. */
 export async function firstMoments(model: Rils): Promise<Map<string, Float32Array>> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-moments-'));
   try {
     await model.saveCheckpoint(path.join(dir, 'c.safetensors'));
-    const out = new Map<string, Float32Array>();
-    for (const [name, t] of parseSafetensors(readFileSync(path.join(dir, 'c.safetensors'))).tensors) {
-      if (name.startsWith('exp_avg.')) out.set(name.slice('exp_avg.'.length), new Float32Array(new Uint8Array(t.bytes).buffer));
-    }
-    return out;
+    return checkpointMoments(path.join(dir, 'c.safetensors'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 /**
- * Runs `steps` training steps on a batch (the parity batch by default); returns their stats and, per entry, the smallest
- * |gradient| over them, read back from the first moments: g_k = (m_k − β1·m_{k−1}) / (1 − β1).
+ * Per entry, the smallest |gradient| over steps, read back from the first moments after each step:
+ * g_k = (m_k − β1·m_{k−1}) / (1 − β1).
+ */
+export function smallestGradients(momentsPerStep: Map<string, Float32Array>[], beta1 = 0.9): Map<string, Float32Array> {
+  const smallest = new Map<string, Float32Array>();
+  momentsPerStep.forEach((m, k) => {
+    for (const [name, mk] of m) {
+      const prev = k > 0 ? momentsPerStep[k - 1]!.get(name) : undefined;
+      const min = smallest.get(name) ?? new Float32Array(mk.length).fill(Infinity);
+      for (let i = 0; i < mk.length; i++) min[i] = Math.min(min[i]!, Math.abs((mk[i]! - beta1 * (prev ? prev[i]! : 0)) / (1 - beta1)));
+      smallest.set(name, min);
+    }
+  });
+  return smallest;
+}
+
+/**
+ * Runs `steps` training steps on a batch (the parity batch by default); returns their stats and
+ * {@link smallestGradients} over them.
  */
 export async function trainWithGradients(
   model: Rils,
   steps: number,
   batch: Batch = parityBatch(),
-  beta1 = 0.9,
 ): Promise<{ stats: StepStats[]; smallestGradients: Map<string, Float32Array> }> {
-  let previous: Map<string, Float32Array> | undefined;
-  const smallest = new Map<string, Float32Array>();
   const stats: StepStats[] = [];
+  const moments: Map<string, Float32Array>[] = [];
   for (let k = 0; k < steps; k++) {
     stats.push(await model.trainStep(batch));
-    const m = await firstMoments(model);
-    for (const [name, mk] of m) {
-      const prev = previous?.get(name);
-      const min = smallest.get(name) ?? new Float32Array(mk.length).fill(Infinity);
-      for (let i = 0; i < mk.length; i++) min[i] = Math.min(min[i]!, Math.abs((mk[i]! - beta1 * (prev ? prev[i]! : 0)) / (1 - beta1)));
-      smallest.set(name, min);
-    }
-    previous = m;
+    moments.push(await firstMoments(model));
   }
-  return { stats, smallestGradients: smallest };
+  return { stats, smallestGradients: smallestGradients(moments) };
 }
 
 /**
