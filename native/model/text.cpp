@@ -9,7 +9,7 @@ namespace nn = torch::nn;
 TextAttentionImpl::TextAttentionImpl(int64_t dim, int64_t heads) : heads(heads) {
   in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * dim, dim}));
   in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * dim}));
-  out_proj = register_module("out_proj", nn::Linear(dim, dim));  // default init draws, as in MHA
+  out_proj = register_module("out_proj", Linear(dim, dim));  // default init draws, as in MHA
   nn::init::xavier_uniform_(in_proj_weight);                     // MHA._reset_parameters order
   nn::init::zeros_(out_proj->bias);
 }
@@ -20,8 +20,8 @@ torch::Tensor TextAttentionImpl::forward(const torch::Tensor& x) {
 }
 
 TextMlpImpl::TextMlpImpl(int64_t dim, int64_t hidden)
-    : c_fc(register_module("c_fc", nn::Linear(dim, hidden))),
-      c_proj(register_module("c_proj", nn::Linear(hidden, dim))) {}
+    : c_fc(register_module("c_fc", Linear(dim, hidden))),
+      c_proj(register_module("c_proj", Linear(hidden, dim))) {}
 
 ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(int64_t dim, int64_t heads, double eps)
     : attn(register_module("attn", TextAttention(dim, heads))),

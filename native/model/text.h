@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "model/activation.h"
+#include "model/linear.h"
 
 namespace rils {
 
@@ -12,14 +13,14 @@ struct TextAttentionImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);  // [B, L, W] → [B, L, W], causal
   int64_t heads;
   torch::Tensor in_proj_weight, in_proj_bias;
-  torch::nn::Linear out_proj{nullptr};
+  Linear out_proj{nullptr};
 };
 TORCH_MODULE(TextAttention);
 
 struct TextMlpImpl : torch::nn::Module {
   TextMlpImpl(int64_t dim, int64_t hidden);
   torch::Tensor forward(const torch::Tensor& x) { return c_proj(quick_gelu(c_fc(x))); }
-  torch::nn::Linear c_fc{nullptr}, c_proj{nullptr};
+  Linear c_fc{nullptr}, c_proj{nullptr};
 };
 TORCH_MODULE(TextMlp);
 

@@ -43,8 +43,8 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& img) {
 
 AttentionImpl::AttentionImpl(int64_t dim, int64_t heads)
     : heads(heads),
-      qkv(register_module("qkv", nn::Linear(nn::LinearOptions(dim, 3 * dim).bias(false)))),
-      proj(register_module("proj", nn::Linear(dim, dim))) {
+      qkv(register_module("qkv", Linear(torch::nn::LinearOptions(dim, 3 * dim).bias(false)))),
+      proj(register_module("proj", Linear(dim, dim))) {
   q_bias = register_parameter("q_bias", torch::zeros({dim}));
   v_bias = register_parameter("v_bias", torch::zeros({dim}));
 }
@@ -56,7 +56,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
 }
 
 MlpImpl::MlpImpl(int64_t dim, int64_t hidden)
-    : fc1(register_module("fc1", nn::Linear(dim, hidden))), fc2(register_module("fc2", nn::Linear(hidden, dim))) {}
+    : fc1(register_module("fc1", Linear(dim, hidden))), fc2(register_module("fc2", Linear(hidden, dim))) {}
 
 BlockImpl::BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, double eps)
     : norm1(register_module("norm1", nn::LayerNorm(nn::LayerNormOptions({dim}).eps(eps)))),
@@ -92,14 +92,14 @@ VisionTransformerImpl::VisionTransformerImpl(const RilsConfig& c) : cfg(c) {
   for (int64_t i = 0; i < cfg.vision_depth; ++i)
     blocks->push_back(Block(D, cfg.vision_heads, cfg.mlp_ratio, cfg.vision_ln_eps));
   norm = register_module("norm", nn::LayerNorm(nn::LayerNormOptions({D}).eps(cfg.vision_ln_eps)));
-  decoder_embed = register_module("decoder_embed", nn::Linear(D, Dd));
+  decoder_embed = register_module("decoder_embed", Linear(D, Dd));
   mask_token = register_parameter("mask_token", torch::zeros({1, 1, Dd}));
   decoder_pos_embed = register_parameter("decoder_pos_embed", torch::zeros({1, N + 1, Dd}), false);
   decoder_blocks = register_module("decoder_blocks", nn::ModuleList());
   for (int64_t i = 0; i < cfg.decoder_depth; ++i)
     decoder_blocks->push_back(Block(Dd, cfg.decoder_heads, cfg.mlp_ratio, cfg.vision_ln_eps));
   decoder_norm = register_module("decoder_norm", nn::LayerNorm(nn::LayerNormOptions({Dd}).eps(cfg.vision_ln_eps)));
-  decoder_pred = register_module("decoder_pred", nn::Linear(Dd, D));  // back to encoder space
+  decoder_pred = register_module("decoder_pred", Linear(Dd, D));  // back to encoder space
   init_weights();
 }
 

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "model/activation.h"
+#include "model/linear.h"
 #include "model/config.h"
 
 namespace rils {
@@ -27,14 +28,14 @@ struct AttentionImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);  // [B, T, D] → [B, T, D]
   int64_t heads;
   torch::Tensor q_bias, v_bias;
-  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+  Linear qkv{nullptr}, proj{nullptr};
 };
 TORCH_MODULE(Attention);
 
 struct MlpImpl : torch::nn::Module {
   MlpImpl(int64_t dim, int64_t hidden);
   torch::Tensor forward(const torch::Tensor& x) { return fc2(rils::gelu(fc1(x))); }  // exact erf GELU
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(Mlp);
 
@@ -76,7 +77,7 @@ struct VisionTransformerImpl : torch::nn::Module {
   torch::Tensor cls_token, pos_embed, mask_token, decoder_pos_embed;
   torch::nn::ModuleList blocks{nullptr}, decoder_blocks{nullptr};
   torch::nn::LayerNorm norm{nullptr}, decoder_norm{nullptr};
-  torch::nn::Linear decoder_embed{nullptr}, decoder_pred{nullptr};
+  Linear decoder_embed{nullptr}, decoder_pred{nullptr};
 
  private:
   void init_weights();
