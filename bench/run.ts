@@ -23,11 +23,11 @@ const json = (cmd: string, args: string[]) => {
   return JSON.parse(out[out.length - 1]!) as Record<string, number>;
 };
 
-// Each side runs `rounds` times, alternating, and keeps its best median: on a shared machine noise
-// only ever slows a run down, and alternating gives both sides the same chances.
+// Each side runs `rounds` times, alternating, and keeps its best median (the lowest time, the
+// highest rate): on a shared machine noise only ever slows a run down, and alternating gives both
+// sides the same chances. Peak RSS and the matmul peak are the largest of the runs.
 const rounds = Number(process.argv.includes('--rounds') ? process.argv[process.argv.indexOf('--rounds') + 1] : quick ? 1 : 2);
-const best = (runs: Record<string, number>[], key: string, lowerIsBetter: boolean) =>
-  runs.map((r) => r[key]!).reduce((a, b) => (lowerIsBetter ? Math.min(a, b) : Math.max(a, b)));
+const pick = (runs: Record<string, number>[], key: string, choose: (...xs: number[]) => number) => choose(...runs.map((r) => r[key]!));
 
 const rows = [];
 for (const c of cases.filter((c) => !only || only === c.preset)) {
@@ -39,12 +39,12 @@ for (const c of cases.filter((c) => !only || only === c.preset)) {
       '--steps', String(c.steps), '--threads', String(threads)]));
     encodeRuns.push(json('/usr/bin/python3', [path.join(here, 'reference_encode.py'), ...args]));
   }
-  const ours = { ...oursRuns[0]!, train_ms: best(oursRuns, 'train_ms', true), encode_ms: best(oursRuns, 'encode_ms', true),
-    peak_rss_mb: best(oursRuns, 'peak_rss_mb', false) };
-  const refTrain = { ...trainRuns[0]!, images_per_s: best(trainRuns, 'images_per_s', false),
-    achieved_gflops: best(trainRuns, 'achieved_gflops', false), peak_rss_mb: best(trainRuns, 'peak_rss_mb', false) };
-  const refEncode = { ...encodeRuns[0]!, encode_ms: best(encodeRuns, 'encode_ms', true), matmul_gflops: best(encodeRuns, 'matmul_gflops', false),
-    peak_rss_mb: best(encodeRuns, 'peak_rss_mb', false) };
+  const ours = { ...oursRuns[0]!, train_ms: pick(oursRuns, 'train_ms', Math.min), encode_ms: pick(oursRuns, 'encode_ms', Math.min),
+    peak_rss_mb: pick(oursRuns, 'peak_rss_mb', Math.max) };
+  const refTrain = { ...trainRuns[0]!, images_per_s: pick(trainRuns, 'images_per_s', Math.max),
+    achieved_gflops: pick(trainRuns, 'achieved_gflops', Math.max), peak_rss_mb: pick(trainRuns, 'peak_rss_mb', Math.max) };
+  const refEncode = { ...encodeRuns[0]!, encode_ms: pick(encodeRuns, 'encode_ms', Math.min),
+    matmul_gflops: pick(encodeRuns, 'matmul_gflops', Math.max), peak_rss_mb: pick(encodeRuns, 'peak_rss_mb', Math.max) };
   const flops = refTrain.flops_per_step_estimate!;
   const row = {
     preset: c.preset, batch: c.batch, threads,

@@ -42,10 +42,6 @@ RILS_SIMD_CLONES void quick_gelu_backward(const float* __restrict x, const float
   }
 }
 
-bool fusable(const torch::Tensor& x) {
-  return x.device().is_cpu() && x.scalar_type() == torch::kFloat32;
-}
-
 // out[i] = kernel(inputs...[i]) over every element, spread over LibTorch's threads.
 template <class Kernel, class... In>
 torch::Tensor pointwise(Kernel kernel, const torch::Tensor& like, const In&... in) {
@@ -74,12 +70,12 @@ struct Activation : torch::autograd::Function<Activation<Forward, Backward>> {
 }  // namespace
 
 torch::Tensor gelu(const torch::Tensor& x) {
-  if (!fusable(x)) return torch::gelu(x);
+  if (!fast::cpu_float32(x)) return torch::gelu(x);
   return Activation<gelu_forward, gelu_backward>::apply(x);
 }
 
 torch::Tensor quick_gelu(const torch::Tensor& x) {
-  if (!fusable(x)) return x * torch::sigmoid(kQuickGeluScale * x);
+  if (!fast::cpu_float32(x)) return x * torch::sigmoid(kQuickGeluScale * x);
   return Activation<quick_gelu_forward, quick_gelu_backward>::apply(x);
 }
 

@@ -97,6 +97,17 @@ __attribute__((always_inline)) inline float row_max(const float* x, int64_t n) {
   return m;
 }
 
+__attribute__((always_inline)) inline float row_sum(const float* x, int64_t n) {
+  float lanes[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) lanes[l] += x[j + l];
+  float sum = 0;
+  for (float l : lanes) sum += l;
+  for (; j < n; ++j) sum += x[j];
+  return sum;
+}
+
 __attribute__((always_inline)) inline float row_dot(const float* x, const float* y, int64_t n) {
   float lanes[kLanes] = {};
   int64_t j = 0;
@@ -116,16 +127,7 @@ RILS_SIMD_CLONES void softmax_rows(float* s, int64_t T, bool causal) {
     const int64_t n = causal ? i + 1 : T;
     const float m = row_max(row, n);
     for (int64_t j = 0; j < n; ++j) row[j] = fast::exp(row[j] - m);
-    float sum = 0;
-    {
-      float lanes[kLanes] = {};
-      int64_t j = 0;
-      for (; j + kLanes <= n; j += kLanes)
-        for (int l = 0; l < kLanes; ++l) lanes[l] += row[j + l];
-      for (float l : lanes) sum += l;
-      for (; j < n; ++j) sum += row[j];
-    }
-    const float inv = 1.0f / sum;
+    const float inv = 1.0f / row_sum(row, n);
     for (int64_t j = 0; j < n; ++j) row[j] *= inv;
     for (int64_t j = n; j < T; ++j) row[j] = 0.0f;
   }
@@ -199,7 +201,7 @@ struct FusedAttention : torch::autograd::Function<FusedAttention> {
 
 torch::Tensor attention(const torch::Tensor& qkv, int64_t heads, bool causal) {
 #if !RILS_TORCH_AT_LEAST(2, 0)
-  if (qkv.device().is_cpu() && qkv.scalar_type() == torch::kFloat32 && sgemm_ != nullptr)
+  if (fast::cpu_float32(qkv) && sgemm_ != nullptr)
     return FusedAttention::apply(qkv, heads, causal);
 #endif
   return unfused_attention(qkv, heads, causal);

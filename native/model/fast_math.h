@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include <ATen/Parallel.h>
+#include <torch/torch.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define RILS_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -47,6 +48,11 @@ __attribute__((always_inline)) inline float erf(float x) {
   const float poly = (((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f;
   const float y = 1.0f - t * poly * exp(-a * a);
   return x < 0 ? -y : y;
+}
+
+// What the fused CPU kernels take; anything else (CUDA, autocast dtypes) runs LibTorch's own ops.
+inline bool cpu_float32(const torch::Tensor& t) {
+  return t.device().is_cpu() && t.scalar_type() == torch::kFloat32;
 }
 
 // fn(begin, end) over [0, n) on LibTorch's threads, in pieces that start at multiples of 4096

@@ -27,14 +27,13 @@ torch::Tensor sincos_pos_embed(int64_t dim, int64_t grid_size) {
 }
 
 PatchEmbedImpl::PatchEmbedImpl(int64_t in_chans, int64_t dim, int64_t patch_size)
-    : patch_size(patch_size),
-      proj(register_module("proj", nn::Conv2d(nn::Conv2dOptions(in_chans, dim, patch_size).stride(patch_size)))) {}
+    : proj(register_module("proj", nn::Conv2d(nn::Conv2dOptions(in_chans, dim, patch_size).stride(patch_size)))) {}
 
 // The conv with kernel = stride = p is one linear map of each flattened p×p patch, so it runs as
 // one GEMM over the unfolded patches: oneDNN's conv took ~6 ms for micro's 64 images (3 input
 // channels), more than the vision tower's first block.
 torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& img) {
-  const int64_t B = img.size(0), C = img.size(1), p = patch_size, gh = img.size(2) / p, gw = img.size(3) / p;
+  const int64_t B = img.size(0), C = img.size(1), p = proj->weight.size(-1), gh = img.size(2) / p, gw = img.size(3) / p;
   auto patches = img.reshape({B, C, gh, p, gw, p})
                      .permute({0, 2, 4, 1, 3, 5})  // [B, gh, gw, C, p, p]: row-major patches, weight's (c, kh, kw) order
                      .reshape({B, gh * gw, C * p * p});

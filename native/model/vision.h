@@ -17,7 +17,6 @@ torch::Tensor sincos_pos_embed(int64_t dim, int64_t grid_size);
 struct PatchEmbedImpl : torch::nn::Module {
   PatchEmbedImpl(int64_t in_chans, int64_t dim, int64_t patch_size);
   torch::Tensor forward(const torch::Tensor& img);  // [B, C, H, W] → [B, N, D], row-major patches
-  int64_t patch_size;
   torch::nn::Conv2d proj{nullptr};  // the official Conv2d's parameters: weight [D, C, p, p], bias [D]
 };
 TORCH_MODULE(PatchEmbed);

@@ -3,7 +3,6 @@
 #include <cmath>
 
 #include "model/fast_math.h"
-
 #include "model/rils.h"
 
 namespace rils {
@@ -43,9 +42,7 @@ RILS_SIMD_CLONES void adamw_kernel(
   }
 }
 
-bool fusable(const torch::Tensor& t) {
-  return t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && t.is_contiguous();
-}
+bool fusable(const torch::Tensor& t) { return fast::cpu_float32(t) && t.is_contiguous(); }
 
 }  // namespace
 

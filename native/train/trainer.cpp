@@ -45,7 +45,6 @@ void fill_missing_gradients(std::vector<torch::Tensor>& params) {
 
 }  // namespace
 
-
 Trainer::Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, torch::Device device,
                  std::shared_ptr<Distributed> distributed)
     : model_(build_model(cfg, seed)),

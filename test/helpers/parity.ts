@@ -130,6 +130,11 @@ export async function trainWithGradients(
  *   gradient's last bits, which differ between our fused kernels and LibTorch's (one entry of 144k
  *   in the parity model, at 1e-8).
  */
+/** Whether entry i of parameter `name` is in the k third of a text `in_proj_bias` (see compareWeights). */
+export function isKeyBias(name: string, i: number, length: number): boolean {
+  return name.endsWith('.attn.in_proj_bias') && i >= length / 3 && i < (2 * length) / 3;
+}
+
 export function compareWeights(
   ours: Map<string, Float32Array>,
   theirs: Map<string, Float32Array | Int32Array>,
@@ -144,11 +149,9 @@ export function compareWeights(
     const mine = ours.get(name);
     if (!mine) throw new Error(`missing ${name}`);
     const g = gradients?.get(name);
-    const w = value.length / 3;
-    const keyBias = name.endsWith('.attn.in_proj_bias');
     for (let i = 0; i < value.length; i++) {
       const d = Math.abs(mine[i]! - value[i]!);
-      if (keyBias && i >= w && i < 2 * w) keyBiasWorst = Math.max(keyBiasWorst, d);
+      if (isKeyBias(name, i, value.length)) keyBiasWorst = Math.max(keyBiasWorst, d);
       else if (g && g[i] !== 0 && Math.abs(g[i]!) < 1e-6) [tinyGradientWorst, tiny] = [Math.max(tinyGradientWorst, d), tiny + 1];
       else if (d > worst) [worst, where] = [d, name];
     }
