@@ -15,7 +15,7 @@ TextAttentionImpl::TextAttentionImpl(int64_t dim, int64_t heads) : heads(heads) 
 }
 
 torch::Tensor TextAttentionImpl::forward(const torch::Tensor& x) {
-  auto qkv = torch::linear(x, in_proj_weight, in_proj_bias);  // [B, L, 3W]: MHA's packed q | k | v
+  auto qkv = rils::linear(x, in_proj_weight, in_proj_bias);  // [B, L, 3W]: MHA's packed q | k | v
   return out_proj(attention(qkv, heads, /*causal=*/true));     // [B, L, W]
 }
 

@@ -37,7 +37,7 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& img) {
   auto patches = img.reshape({B, C, gh, p, gw, p})
                      .permute({0, 2, 4, 1, 3, 5})  // [B, gh, gw, C, p, p]: row-major patches, weight's (c, kh, kw) order
                      .reshape({B, gh * gw, C * p * p});
-  return torch::linear(patches, proj->weight.flatten(1), proj->bias);  // [B, N, D]
+  return rils::linear(patches, proj->weight.flatten(1), proj->bias);  // [B, N, D]
 }
 
 AttentionImpl::AttentionImpl(int64_t dim, int64_t heads)
@@ -50,7 +50,7 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t heads)
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   auto bias = torch::cat({q_bias, torch::zeros_like(q_bias), v_bias});  // k bias fixed at zero
-  auto out = attention(torch::linear(x, qkv->weight, bias), heads, /*causal=*/false);  // [B, T, 3C] → [B, T, C]
+  auto out = attention(rils::linear(x, qkv->weight, bias), heads, /*causal=*/false);  // [B, T, 3C] → [B, T, C]
   return proj(out);
 }
 
