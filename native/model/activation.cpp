@@ -1,5 +1,7 @@
 #include "model/activation.h"
 
+#include <ATen/record_function.h>
+
 #include "model/fast_math.h"
 
 namespace rils {
@@ -57,6 +59,7 @@ torch::Tensor pointwise(Kernel kernel, const torch::Tensor& like, const In&... i
 template <void (*Forward)(const float*, float*, int64_t), void (*Backward)(const float*, const float*, float*, int64_t)>
 struct Activation : torch::autograd::Function<Activation<Forward, Backward>> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& input) {
+    RECORD_FUNCTION("rils::activation", std::vector<c10::IValue>());  // a profiler scope
     auto x = input.contiguous();
     ctx->save_for_backward({x});
     return pointwise(Forward, x, x);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 
 #include "model/fast_math.h"
 
@@ -149,6 +150,7 @@ RILS_SIMD_CLONES void softmax_backward_rows(const float* p, float* d, int64_t T)
 // saved qkv.
 struct FusedAttention : torch::autograd::Function<FusedAttention> {
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor qkv, int64_t heads, bool causal) {
+    RECORD_FUNCTION("rils::attention", std::vector<c10::IValue>());  // a profiler scope
     qkv = qkv.contiguous();
     const Heads h(qkv, heads);
     const int64_t T = h.T, C = h.C;
