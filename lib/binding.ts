@@ -79,6 +79,7 @@ export interface NativeAddon {
     distributedAvailable: boolean;
     liveModels: number;
     liveOutputs: number;
+    cachedCpuBytes: number;
   };
   setNumThreads(n: number): void;
   /** Drops queued native work and waits for the running work (at process exit only). */

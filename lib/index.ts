@@ -75,6 +75,13 @@ export interface RuntimeInfo {
   liveModels: number;
   /** Output arrays still holding native tensor memory (freed when the GC collects them). */
   liveOutputs: number;
+  /**
+   * Bytes of freed CPU tensor memory the addon keeps for reuse: blocks of 1 MiB or more, handed out
+   * again for tensors of the same size (each step allocates the same ones), instead of being
+   * unmapped and page-faulted in afresh. Capped at an eighth of physical memory; a model's
+   * `dispose()` returns them all to the system.
+   */
+  cachedCpuBytes: number;
   /** Which compiled addon was loaded (CUDA or CPU prebuild, or the source build) and why. */
   addon: AddonChoice;
 }

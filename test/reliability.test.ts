@@ -97,6 +97,21 @@ test.serial('finalizers run: unreachable models and outputs free their native me
   t.is(after.liveOutputs, before.liveOutputs);
 });
 
+test.serial('freed CPU tensors are cached for reuse, the same blocks each call, and dispose() returns them', async (t) => {
+  const model = await Rils.create({ preset: 'micro', vocabSize: 300, seed: 0 });
+  const batch = randomBatch(model, 32);
+  const cached: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    await model.encodeImages({ images: batch.images, batchSize: 32 });
+    cached.push(runtimeInfo().cachedCpuBytes);
+  }
+  t.log(`cached after each encode: ${cached.map((b) => (b / 2 ** 20).toFixed(1)).join(', ')} MiB`);
+  t.true(cached[0]! > 0, 'activations of 1 MiB or more are kept');
+  t.is(cached[2], cached[1], 'the same sizes are handed out again: the cache does not grow');
+  model.dispose();
+  t.is(runtimeInfo().cachedCpuBytes, 0);
+});
+
 test.serial('dispose() frees a model at once; a call in flight keeps it until it ends', async (t) => {
   const base = runtimeInfo().liveModels;
   const model = await Rils.create({ preset: 'micro', vocabSize: 300, seed: 0 });

@@ -4,6 +4,7 @@
 
 #include "model/config.h"
 #include "napi/bridge.h"
+#include "napi/cpu_allocator.h"
 #include "napi/executor.h"
 #include "napi/model.h"
 #include "napi/options.h"
@@ -30,6 +31,7 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   o.Set("distributedAvailable", distributed_available());
   o.Set("liveModels", static_cast<double>(ModelState::live_count.load()));
   o.Set("liveOutputs", static_cast<double>(tensor_backed_count()));
+  o.Set("cachedCpuBytes", static_cast<double>(cached_cpu_bytes()));
   return o;
 }
 
@@ -55,6 +57,7 @@ Napi::Value ShutDown(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  install_caching_cpu_allocator();
   exports.Set("NativeModel", NativeModel::Define(env));
   exports.Set("createModel", Napi::Function::New(env, CreateModel, "createModel"));
   exports.Set("presets", Napi::Function::New(env, Presets, "presets"));

@@ -10,6 +10,7 @@
 
 #include <napi.h>
 
+#include "napi/cpu_allocator.h"
 #include "napi/executor.h"
 #include "train/trainer.h"
 
@@ -19,7 +20,11 @@ namespace rils::napi {
 // the memory goes when the last worker ends.
 struct ModelState {
   ModelState() { ++live_count; }
-  ~ModelState() { --live_count; }
+  ~ModelState() {
+    trainer.reset();
+    release_cached_cpu_memory();  // the model's freed tensors, cached by the allocator, go back too
+    --live_count;
+  }
   ModelState(const ModelState&) = delete;
   ModelState& operator=(const ModelState&) = delete;
   static inline std::atomic<int> live_count{0};  // models whose memory is not yet freed (runtimeInfo)
