@@ -3,6 +3,7 @@
 #include <ATen/record_function.h>
 
 #include "model/fast_math.h"
+#include "model/linear.h"
 
 namespace rils {
 
@@ -15,71 +16,97 @@ constexpr float kSqrtHalf = 0.70710678118654752f;        // 1/√2
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;      // 1/√(2π)
 constexpr float kQuickGeluScale = 1.702f;
 
-// y = x·Φ(x), Φ(x) = ½(1 + erf(x/√2)).
-RILS_SIMD_CLONES void gelu_forward(const float* __restrict x, float* __restrict y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * 0.5f * (1.0f + fast::erf(x[i] * kSqrtHalf));
-}
+// The kernels take one row: the pre-activation is h = x + b, the bias b broadcast over the rows.
 
-// dx = dy·(Φ(x) + x·φ(x)), φ(x) = e^(−x²/2)/√(2π).
-RILS_SIMD_CLONES void gelu_backward(const float* __restrict x, const float* __restrict dy, float* __restrict dx,
-                                    int64_t n) {
+// y = h·Φ(h), Φ(h) = ½(1 + erf(h/√2)).
+RILS_SIMD_CLONES void gelu_forward(const float* __restrict x, const float* __restrict b, float* __restrict y,
+                                   int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
-    const float cdf = 0.5f * (1.0f + fast::erf(x[i] * kSqrtHalf));
-    const float pdf = kInvSqrt2Pi * fast::exp(-0.5f * x[i] * x[i]);
-    dx[i] = dy[i] * (cdf + x[i] * pdf);
+    const float h = x[i] + b[i];
+    y[i] = h * 0.5f * (1.0f + fast::erf(h * kSqrtHalf));
   }
 }
 
-// y = x·σ(1.702x).
-RILS_SIMD_CLONES void quick_gelu_forward(const float* __restrict x, float* __restrict y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (1.0f + fast::exp(-kQuickGeluScale * x[i]));
-}
-
-// dx = dy·(σ + 1.702·x·σ·(1 − σ)), σ = σ(1.702x).
-RILS_SIMD_CLONES void quick_gelu_backward(const float* __restrict x, const float* __restrict dy,
-                                          float* __restrict dx, int64_t n) {
+// dh = dy·(Φ(h) + h·φ(h)), φ(h) = e^(−h²/2)/√(2π).
+RILS_SIMD_CLONES void gelu_backward(const float* __restrict x, const float* __restrict b,
+                                    const float* __restrict dy, float* __restrict dh, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
-    const float s = 1.0f / (1.0f + fast::exp(-kQuickGeluScale * x[i]));
-    dx[i] = dy[i] * (s + kQuickGeluScale * x[i] * s * (1.0f - s));
+    const float h = x[i] + b[i];
+    const float cdf = 0.5f * (1.0f + fast::erf(h * kSqrtHalf));
+    const float pdf = kInvSqrt2Pi * fast::exp(-0.5f * h * h);
+    dh[i] = dy[i] * (cdf + h * pdf);
   }
 }
 
-// out[i] = kernel(inputs...[i]) over every element, spread over LibTorch's threads.
-template <class Kernel, class... In>
-torch::Tensor pointwise(Kernel kernel, const torch::Tensor& like, const In&... in) {
-  auto out = torch::empty_like(like, torch::MemoryFormat::Contiguous);
+// y = h·σ(1.702h).
+RILS_SIMD_CLONES void quick_gelu_forward(const float* __restrict x, const float* __restrict b, float* __restrict y,
+                                         int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float h = x[i] + b[i];
+    y[i] = h / (1.0f + fast::exp(-kQuickGeluScale * h));
+  }
+}
+
+// dh = dy·(σ + 1.702·h·σ·(1 − σ)), σ = σ(1.702h).
+RILS_SIMD_CLONES void quick_gelu_backward(const float* __restrict x, const float* __restrict b,
+                                          const float* __restrict dy, float* __restrict dh, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float h = x[i] + b[i];
+    const float s = 1.0f / (1.0f + fast::exp(-kQuickGeluScale * h));
+    dh[i] = dy[i] * (s + kQuickGeluScale * h * s * (1.0f - s));
+  }
+}
+
+// out = kernel(row of x, b, row of each other input) for every row of x, spread over LibTorch's
+// threads. Every row runs the same code (vector body, then scalar remainder), so results do not
+// depend on the thread count.
+template <class Kernel, class... Rows>
+torch::Tensor rowwise(Kernel kernel, const torch::Tensor& x, const torch::Tensor& b, const Rows&... rows) {
+  auto out = torch::empty_like(x, torch::MemoryFormat::Contiguous);
+  const int64_t n = x.size(-1), count = x.numel() / n;
+  const float *xp = x.data_ptr<float>(), *bp = b.data_ptr<float>();
   float* o = out.data_ptr<float>();
-  fast::parallel_blocks(like.numel(), [&](int64_t begin, int64_t end) {
-    kernel((in.template data_ptr<float>() + begin)..., o + begin, end - begin);
+  at::parallel_for(0, count, std::max<int64_t>(1, 4096 / n), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) kernel(xp + r * n, bp, (rows.template data_ptr<float>() + r * n)..., o + r * n, n);
   });
   return out;
 }
 
-// An activation whose backward needs only its input: saves x, recomputes the rest.
-template <void (*Forward)(const float*, float*, int64_t), void (*Backward)(const float*, const float*, float*, int64_t)>
+// An activation of x + b whose backward needs only x and b: saves them, recomputes the rest.
+template <void (*Forward)(const float*, const float*, float*, int64_t),
+          void (*Backward)(const float*, const float*, const float*, float*, int64_t)>
 struct Activation : torch::autograd::Function<Activation<Forward, Backward>> {
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& input) {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& input, const torch::Tensor& bias) {
     RECORD_FUNCTION("rils::activation", std::vector<c10::IValue>());  // a profiler scope
-    auto x = input.contiguous();
-    ctx->save_for_backward({x});
-    return pointwise(Forward, x, x);
+    auto x = input.contiguous(), b = bias.contiguous();
+    ctx->save_for_backward({x, b});
+    return rowwise(Forward, x, b);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    auto x = ctx->get_saved_variables()[0];
-    return {pointwise(Backward, x, x, grads[0].contiguous())};
+    auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &b = saved[1];
+    auto dh = rowwise(Backward, x, b, grads[0].contiguous());
+    return {dh, ctx->needs_input_grad(1) ? dh.reshape({-1, x.size(-1)}).sum(0) : torch::Tensor()};
   }
 };
 
-}  // namespace
-
-torch::Tensor gelu(const torch::Tensor& x) {
-  if (!fast::cpu_float32(x)) return torch::gelu(x);
-  return Activation<gelu_forward, gelu_backward>::apply(x);
+bool fusable(const torch::Tensor& x, const torch::Tensor& bias) {
+  return fast::cpu_float32(x) && bias.defined() && fast::cpu_float32(bias) && x.numel() > 0;
 }
 
-torch::Tensor quick_gelu(const torch::Tensor& x) {
-  if (!fast::cpu_float32(x)) return x * torch::sigmoid(kQuickGeluScale * x);
-  return Activation<quick_gelu_forward, quick_gelu_backward>::apply(x);
+}  // namespace
+
+torch::Tensor linear_gelu(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  if (!fusable(x, bias)) return torch::gelu(rils::linear(x, weight, bias));
+  return Activation<gelu_forward, gelu_backward>::apply(rils::linear(x, weight, torch::Tensor()), bias);
+}
+
+torch::Tensor linear_quick_gelu(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  if (!fusable(x, bias)) {
+    auto h = rils::linear(x, weight, bias);
+    return h * torch::sigmoid(kQuickGeluScale * h);
+  }
+  return Activation<quick_gelu_forward, quick_gelu_backward>::apply(rils::linear(x, weight, torch::Tensor()), bias);
 }
 
 }  // namespace rils

@@ -31,7 +31,8 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const flo
   TORCH_CHECK(status == 0, "oneDNN sgemm failed (status ", status, ") on a ", M, "x", K, " by ", K, "x", N, " product");
 }
 
-// x [.., K] as [M, K], W [N, K], b [N]: y = x·Wᵀ + b, dx = dy·W, dW = dyᵀ·x, db = Σ dy.
+// x [.., K] as [M, K], W [N, K], b [N]: y = x·Wᵀ + b, dx = dy·W, dW = dyᵀ·x, db = Σ dy. No bias is
+// an empty b: LibTorch 1.13's Function::apply cannot take an undefined tensor.
 struct LinearFunction : torch::autograd::Function<LinearFunction> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& input, const torch::Tensor& weight,
                                const torch::Tensor& bias) {
@@ -41,8 +42,9 @@ struct LinearFunction : torch::autograd::Function<LinearFunction> {
     auto sizes = x.sizes().vec();
     sizes.back() = N;
     // The bias is the GEMM's C with beta = 1, as in addmm: one pass writes it, the GEMM adds to it.
-    auto y = bias.defined() ? bias.expand(sizes).contiguous() : torch::empty(sizes, x.options());
-    const float beta = bias.defined() ? 1.0f : 0.0f;
+    const bool has_bias = bias.numel() > 0;
+    auto y = has_bias ? bias.expand(sizes).contiguous() : torch::empty(sizes, x.options());
+    const float beta = has_bias ? 1.0f : 0.0f;
     if (N < K) {
       // A narrowing layer (fc2: N = D, K = 4D) runs ~25% faster on oneDNN as x·(Wᵀ) with Wᵀ
       // stored row-major than with W transposed in the call; the copy of W costs ~2% of the GEMM.
@@ -83,7 +85,7 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const 
   if (!fused) return torch::linear(x, weight, bias);
   TORCH_CHECK(x.size(-1) == weight.size(1), "linear: input width ", x.size(-1), " does not match the weight's ",
               weight.size(1));
-  return LinearFunction::apply(x, weight, bias);
+  return LinearFunction::apply(x, weight, bias.defined() ? bias : torch::empty({0}, x.options()));
 }
 
 }  // namespace rils

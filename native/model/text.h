@@ -19,7 +19,7 @@ TORCH_MODULE(TextAttention);
 
 struct TextMlpImpl : torch::nn::Module {
   TextMlpImpl(int64_t dim, int64_t hidden);
-  torch::Tensor forward(const torch::Tensor& x) { return c_proj(quick_gelu(c_fc(x))); }
+  torch::Tensor forward(const torch::Tensor& x) { return c_proj(linear_quick_gelu(x, c_fc->weight, c_fc->bias)); }
   Linear c_fc{nullptr}, c_proj{nullptr};
 };
 TORCH_MODULE(TextMlp);

@@ -33,7 +33,7 @@ TORCH_MODULE(Attention);
 
 struct MlpImpl : torch::nn::Module {
   MlpImpl(int64_t dim, int64_t hidden);
-  torch::Tensor forward(const torch::Tensor& x) { return fc2(rils::gelu(fc1(x))); }  // exact erf GELU
+  torch::Tensor forward(const torch::Tensor& x) { return fc2(linear_gelu(x, fc1->weight, fc1->bias)); }  // erf GELU
   Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(Mlp);
