@@ -21,6 +21,41 @@ double scheduled_lr(const OptimizerOptions& o, int64_t step) {
 
 namespace {
 
+using ParamStates = std::vector<torch::optim::AdamWParamState*>;
+
+#if RILS_TORCH_AT_LEAST(2, 4)
+
+// LibTorch's own fused AdamW, which takes one device and one floating dtype per call.
+bool fusable(const torch::Tensor& p, const torch::Tensor& first) {
+  return p.is_floating_point() && p.device() == first.device() && p.scalar_type() == first.scalar_type() &&
+         p.grad().scalar_type() == p.scalar_type();
+}
+
+// One call per parameter group: a multi-tensor kernel on CUDA, a vectorised pass on the CPU. Its
+// steps are float tensors on the parameters' device; the state keeps AdamW's integer step, so
+// checkpoints are the same.
+void update(const std::vector<torch::Tensor>& params, const ParamStates& states, const torch::optim::AdamWOptions& o) {
+  std::vector<torch::Tensor> grads, exp_avgs, exp_avg_sqs;
+  std::vector<float> steps;
+  for (size_t i = 0; i < params.size(); ++i) {
+    grads.push_back(params[i].grad());
+    exp_avgs.push_back(states[i]->exp_avg());
+    exp_avg_sqs.push_back(states[i]->exp_avg_sq());
+    steps.push_back(static_cast<float>(states[i]->step()));
+  }
+  auto step_tensors = torch::tensor(steps).to(params[0].device()).unbind(0);  // one copy for all
+  const auto [beta1, beta2] = o.betas();
+  at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, step_tensors, o.lr(), beta1, beta2,
+                    o.weight_decay(), o.eps(), /*amsgrad=*/false, /*maximize=*/false);
+}
+
+#else
+
+// LibTorch 1.13 has no fused AdamW: one pass per parameter of our own, on contiguous CPU fp32.
+bool fusable(const torch::Tensor& p, const torch::Tensor& /*first*/) {
+  return fast::cpu_float32(p) && p.is_contiguous() && fast::cpu_float32(p.grad()) && p.grad().is_contiguous();
+}
+
 // One AdamW update's scalars, rounded to float as LibTorch's tensor ops round them.
 struct AdamWCoefficients {
   float decay, beta1, one_minus_beta1, beta2, one_minus_beta2, bias_correction2_sqrt, eps, step_size;
@@ -42,15 +77,40 @@ RILS_SIMD_CLONES void adamw_kernel(
   }
 }
 
-bool fusable(const torch::Tensor& t) { return fast::cpu_float32(t) && t.is_contiguous(); }
+void update(const std::vector<torch::Tensor>& params, const ParamStates& states, const torch::optim::AdamWOptions& o) {
+  const auto [beta1, beta2] = o.betas();
+  for (size_t i = 0; i < params.size(); ++i) {
+    const double step = static_cast<double>(states[i]->step());
+    const AdamWCoefficients c{static_cast<float>(1 - o.lr() * o.weight_decay()),
+                              static_cast<float>(beta1), static_cast<float>(1 - beta1),
+                              static_cast<float>(beta2), static_cast<float>(1 - beta2),
+                              static_cast<float>(std::sqrt(1 - std::pow(beta2, step))),
+                              static_cast<float>(o.eps()),
+                              static_cast<float>(o.lr() / (1 - std::pow(beta1, step)))};
+    float* p = params[i].data_ptr<float>();
+    float *m = states[i]->exp_avg().data_ptr<float>(), *v = states[i]->exp_avg_sq().data_ptr<float>();
+    const float* g = params[i].grad().data_ptr<float>();
+    fast::parallel_blocks(params[i].numel(), [&](int64_t begin, int64_t end) {
+      adamw_kernel(p + begin, g + begin, m + begin, v + begin, end - begin, c);
+    });
+  }
+}
+
+#endif
 
 }  // namespace
 
 torch::Tensor FusedAdamW::step(LossClosure closure) {
   using Map = std::decay_t<decltype(state())>;
-  for (const auto& group : param_groups())
-    for (const auto& p : group.params())
-      if (p.grad().defined() && !(fusable(p) && fusable(p.grad()))) return AdamW::step(std::move(closure));
+  torch::Tensor first;
+  for (const auto& group : param_groups()) {
+    if (static_cast<const torch::optim::AdamWOptions&>(group.options()).amsgrad()) return AdamW::step(std::move(closure));
+    for (const auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      if (!first.defined()) first = p;
+      if (!fusable(p, first)) return AdamW::step(std::move(closure));
+    }
+  }
   torch::Tensor loss;
   if (closure) {
     torch::AutoGradMode enable_grad(true);
@@ -59,7 +119,8 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
   torch::NoGradGuard no_grad;
   for (auto& group : param_groups()) {
     const auto& o = static_cast<const torch::optim::AdamWOptions&>(group.options());
-    const auto [beta1, beta2] = o.betas();
+    std::vector<torch::Tensor> params;
+    ParamStates states;
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
       auto& slot = state()[state_key<Map>(p)];
@@ -72,19 +133,10 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
       }
       auto& st = static_cast<torch::optim::AdamWParamState&>(*slot);
       st.step(st.step() + 1);
-      const double step = static_cast<double>(st.step());
-      const AdamWCoefficients c{static_cast<float>(1 - o.lr() * o.weight_decay()),
-                                static_cast<float>(beta1), static_cast<float>(1 - beta1),
-                                static_cast<float>(beta2), static_cast<float>(1 - beta2),
-                                static_cast<float>(std::sqrt(1 - std::pow(beta2, step))),
-                                static_cast<float>(o.eps()),
-                                static_cast<float>(o.lr() / (1 - std::pow(beta1, step)))};
-      float *pp = p.data_ptr<float>(), *m = st.exp_avg().data_ptr<float>(), *v = st.exp_avg_sq().data_ptr<float>();
-      const float* g = p.grad().data_ptr<float>();
-      fast::parallel_blocks(p.numel(), [&](int64_t begin, int64_t end) {
-        adamw_kernel(pp + begin, g + begin, m + begin, v + begin, end - begin, c);
-      });
+      params.push_back(p);
+      states.push_back(&st);
     }
+    if (!params.empty()) update(params, states, o);
   }
   return loss;
 }

@@ -28,10 +28,11 @@ struct OptimizerOptions {
 // min_lr + ½(lr − min_lr)(1 + cos(π·i / (total − warmup))).
 double scheduled_lr(const OptimizerOptions& o, int64_t step);
 
-// LibTorch's AdamW, with the CPU fp32 update done in one pass over each parameter: LibTorch 1.13's
-// makes ~8 passes and 2 temporaries per tensor, ~12% of a micro step, mostly over the 49408-row token
-// embedding. Same arithmetic, same state (step, exp_avg, exp_avg_sq), so checkpoints are unchanged;
-// on other devices (or dtypes) LibTorch's own step runs.
+// LibTorch's AdamW with a fused update: LibTorch's own _fused_adamw_ from 2.4 (one multi-tensor
+// kernel per group on CUDA, one vectorised pass on the CPU); on LibTorch 1.13, which has none, a
+// one-pass CPU fp32 kernel of ours (1.13's AdamW makes ~8 passes and 2 temporaries per tensor, ~12%
+// of a micro step, mostly over the 49408-row token embedding). Same arithmetic, same state (step,
+// exp_avg, exp_avg_sq), so checkpoints are unchanged; anything neither takes runs LibTorch's step.
 class FusedAdamW : public torch::optim::AdamW {
  public:
   using torch::optim::AdamW::AdamW;
