@@ -68,17 +68,11 @@ struct Heads {
   int64_t q(int64_t bh) const { return (bh / H) * T * 3 * C + (bh % H) * hd; }  // k at +C, v at +2C
   int64_t out(int64_t bh) const { return (bh / H) * T * C + (bh % H) * hd; }
   int64_t scores(int64_t bh) const { return bh * T * T; }
-  // Runs fn(bh) for every (image, head) pair, spread over LibTorch's threads; inside, the BLAS
-  // sees an OpenMP parallel region and runs each small GEMM on its own thread.
+  // Runs fn(begin, end) over chunks of the (image, head) pairs, spread over LibTorch's threads;
+  // inside, the BLAS sees an OpenMP parallel region and runs each small GEMM on its own thread.
   template <class Fn>
   void for_each_chunk(Fn fn) const {
     at::parallel_for(0, B * H, 1, fn);
-  }
-  template <class Fn>
-  void for_each(Fn fn) const {
-    for_each_chunk([&](int64_t begin, int64_t end) {
-      for (int64_t bh = begin; bh < end; ++bh) fn(bh);
-    });
   }
 };
 
@@ -145,26 +139,30 @@ RILS_SIMD_CLONES void softmax_backward_rows(const float* p, float* d, int64_t T)
 }
 
 // One pass per (image, head) pair, with its [T, T] block in cache throughout: scores, softmax and
-// P·v forward; dv, dP, the softmax backward, dq and dk backward. P is kept for the backward
-// ([B, H, T, T], as autograd keeps it for the textbook form); q, k and v are read in place from the
-// saved qkv.
+// P·v forward; dv, dP, the softmax backward, dq and dk backward. When a backward will run, P is kept
+// for it ([B, H, T, T], as autograd keeps it for the textbook form), else each thread reuses one
+// [T, T] block; q, k and v are read in place from the saved qkv.
 struct FusedAttention : torch::autograd::Function<FusedAttention> {
-  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor qkv, int64_t heads, bool causal) {
+  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor qkv, int64_t heads, bool causal, bool keep_probs) {
     RECORD_FUNCTION("rils::attention", std::vector<c10::IValue>());  // a profiler scope
     qkv = qkv.contiguous();
     const Heads h(qkv, heads);
     const int64_t T = h.T, C = h.C;
-    auto probs = torch::empty({h.B, h.H, T, T}, qkv.options());
+    auto probs = keep_probs ? torch::empty({h.B, h.H, T, T}, qkv.options()) : torch::Tensor();
     auto out = torch::empty({h.B, T, C}, qkv.options());
     const float* x = qkv.data_ptr<float>();
-    float *p = probs.data_ptr<float>(), *o = out.data_ptr<float>();
-    h.for_each([&](int64_t bh) {
-      const float* q = x + h.q(bh);
-      float* pb = p + h.scores(bh);
-      gemm(false, true, T, T, h.hd, h.scale, q, 3 * C, q + C, 3 * C, 0.f, pb, T);  // S = scale · q kᵀ
-      softmax_rows(pb, T, causal);                                                  // P = softmax(S)
-      gemm(false, false, T, h.hd, T, 1.f, pb, T, q + 2 * C, 3 * C, 0.f, o + h.out(bh), C);  // O = P v
+    float* o = out.data_ptr<float>();
+    h.for_each_chunk([&](int64_t begin, int64_t end) {
+      std::vector<float> scratch(keep_probs ? 0 : static_cast<size_t>(T * T));
+      for (int64_t bh = begin; bh < end; ++bh) {
+        const float* q = x + h.q(bh);
+        float* pb = keep_probs ? probs.data_ptr<float>() + h.scores(bh) : scratch.data();
+        gemm(false, true, T, T, h.hd, h.scale, q, 3 * C, q + C, 3 * C, 0.f, pb, T);  // S = scale · q kᵀ
+        softmax_rows(pb, T, causal);                                                  // P = softmax(S)
+        gemm(false, false, T, h.hd, T, 1.f, pb, T, q + 2 * C, 3 * C, 0.f, o + h.out(bh), C);  // O = P v
+      }
     });
+    if (!keep_probs) return out;
     ctx->save_for_backward({qkv, probs});
     ctx->saved_data["heads"] = heads;
     return out;  // [B, T, C]
@@ -193,7 +191,7 @@ struct FusedAttention : torch::autograd::Function<FusedAttention> {
         gemm(true, false, T, h.hd, T, h.scale, ds.data(), T, q, 3 * C, 0.f, d + C, 3 * C);   // dk = scale · dSᵀ q
       }
     });
-    return {d_qkv, torch::Tensor(), torch::Tensor()};
+    return {d_qkv, torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -203,8 +201,11 @@ struct FusedAttention : torch::autograd::Function<FusedAttention> {
 
 torch::Tensor attention(const torch::Tensor& qkv, int64_t heads, bool causal) {
 #if !RILS_TORCH_AT_LEAST(2, 0)
-  if (fast::cpu_float32(qkv) && sgemm_ != nullptr)
-    return FusedAttention::apply(qkv, heads, causal);
+  if (fast::cpu_float32(qkv) && sgemm_ != nullptr) {
+    // Inside forward() autograd is off: whether a backward will need P is known only here.
+    const bool keep_probs = torch::GradMode::is_enabled() && qkv.requires_grad();
+    return FusedAttention::apply(qkv, heads, causal, keep_probs);
+  }
 #endif
   return unfused_attention(qkv, heads, causal);
 }
