@@ -1,6 +1,7 @@
 // Mixed precision on CUDA: bf16 autocast for the towers, fp32 for the loss. A scope object
 // because autocast state is thread-local and each step runs on a worker thread.
 #pragma once
+#include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
 
 #include "model/config.h"
@@ -34,5 +35,13 @@ class AutocastScope {
  private:
   bool was_enabled_ = false;
 };
+
+// TF32 tensor-core matmuls and convolutions for what autocast leaves in fp32 on CUDA (the loss's
+// logits), as the PyTorch baseline sets torch.backends.cuda.matmul.allow_tf32. Process-wide, as in
+// PyTorch; set when a model is created on CUDA.
+inline void allow_tf32() {
+  at::globalContext().setAllowTF32CuBLAS(true);
+  at::globalContext().setAllowTF32CuDNN(true);
+}
 
 }  // namespace rils

@@ -58,6 +58,7 @@ Trainer::Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, tor
               " leaves no visible patch out of ", cfg.num_patches());
   TORCH_CHECK_VALUE(options_.optim.accumulation_steps() >= 1, "Expected accumulationSteps >= 1");
   model_->to(device_);
+  if (device_.is_cuda()) allow_tf32();
   optimizer_ = make_adamw(*model_, options_.optim);
   for (auto& p : model_->parameters())
     if (p.requires_grad()) trainable_.push_back(p);
