@@ -67,7 +67,8 @@ torch::Tensor rowwise(Kernel kernel, const torch::Tensor& x, const torch::Tensor
   const float *xp = x.data_ptr<float>(), *bp = b.data_ptr<float>();
   float* o = out.data_ptr<float>();
   at::parallel_for(0, count, std::max<int64_t>(1, 4096 / n), [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) kernel(xp + r * n, bp, (rows.template data_ptr<float>() + r * n)..., o + r * n, n);
+    for (int64_t r = begin; r < end; ++r)
+      kernel(xp + r * n, bp, (rows.template data_ptr<float>() + r * n)..., o + r * n, n);
   });
   return out;
 }

@@ -30,7 +30,8 @@ class CachingCpuAllocator final : public c10::Allocator {
  public:
   CachingCpuAllocator() {
     const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    cap_ = pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 8 : (std::size_t{1} << 30);
+    const bool known = pages > 0 && page > 0;
+    cap_ = known ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 8 : std::size_t{1} << 30;
   }
 
   // c10::Allocator::allocate is const in LibTorch 1.13 and not in recent 2.x, which also adds a pure

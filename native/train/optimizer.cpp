@@ -104,7 +104,8 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
   using Map = std::decay_t<decltype(state())>;
   torch::Tensor first;
   for (const auto& group : param_groups()) {
-    if (static_cast<const torch::optim::AdamWOptions&>(group.options()).amsgrad()) return AdamW::step(std::move(closure));
+    const auto& o = static_cast<const torch::optim::AdamWOptions&>(group.options());
+    if (o.amsgrad()) return AdamW::step(std::move(closure));
     for (const auto& p : group.params()) {
       if (!p.grad().defined()) continue;
       if (!first.defined()) first = p;
