@@ -7,7 +7,7 @@
 #include <deque>
 #include <list>
 #include <mutex>
-#include <unordered_map>
+#include <map>
 
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
@@ -70,13 +70,17 @@ class CachingCpuAllocator final : public c10::Allocator {
     const std::size_t size = n >= kCachedFrom ? (n + kRounding - 1) / kRounding * kRounding : 0;
     if (size != 0) {
       std::lock_guard<std::mutex> lock(mutex_);
-      auto it = by_size_.find(size);
-      if (it != by_size_.end() && !it->second.empty()) {
+      // The smallest cached block that fits, if it is at most 25% larger: shapes that vary from
+      // step to step (the gated images of the masked branch) reuse blocks instead of adding sizes.
+      auto it = by_size_.lower_bound(size);
+      if (it != by_size_.end() && it->first - size <= size / 4) {
+        const std::size_t found = it->first;
         auto block = it->second.back();  // the most recently freed: the likeliest to be in cache
         it->second.pop_back();
+        if (it->second.empty()) by_size_.erase(it);
         void* data = *block;
         lru_.erase(block);
-        cached_ -= size;
+        cached_ -= found;
         return data;
       }
     }
@@ -115,7 +119,7 @@ class CachingCpuAllocator final : public c10::Allocator {
 
   std::mutex mutex_;
   std::list<void*> lru_;  // free blocks, most recently freed first
-  std::unordered_map<std::size_t, std::deque<std::list<void*>::iterator>> by_size_;
+  std::map<std::size_t, std::deque<std::list<void*>::iterator>> by_size_;  // non-empty queues only
   std::size_t cached_ = 0, cap_ = 0;
 };
 
