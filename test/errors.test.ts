@@ -54,9 +54,13 @@ test('a batch of 1 is refused (the contrastive loss needs negatives)', async (t)
 test('NaN or infinite values', async (t) => {
   const model = await micro();
   const good = randomBatch(model, 4);
-  const images = good.images.slice() as Float32Array;
-  images[17] = Number.NaN;
-  await rejectsUnchanged(t, model, { ...good, images }, RilsInputError, /images contain NaN or infinite values/);
+  // The check runs in blocks of 4096 elements over threads: the first, a middle one, the last element.
+  const size = good.images.length;
+  for (const [at, value] of [[17, Number.NaN], [5000, Infinity], [size - 1, -Infinity]] as const) {
+    const images = good.images.slice() as Float32Array;
+    images[at] = value;
+    await rejectsUnchanged(t, model, { ...good, images }, RilsInputError, /images contain NaN or infinite values/);
+  }
   const noise = new Float32Array(4 * 64).fill(0.5);
   noise[3] = Infinity;
   await rejectsUnchanged(t, model, { ...good, maskNoise: noise }, RilsInputError, /maskNoise contains NaN/);

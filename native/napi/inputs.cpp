@@ -1,5 +1,9 @@
 #include "napi/inputs.h"
 
+#include <atomic>
+#include <cstring>
+
+#include "model/fast_math.h"
 #include "model/preprocess.h"
 #include "napi/bridge.h"
 
@@ -11,6 +15,29 @@ Napi::TypedArray typed_array(const Napi::Object& args, const char* key, bool opt
   if (optional && (v.IsUndefined() || v.IsNull())) return Napi::TypedArray();
   if (!v.IsTypedArray()) fail(kInputError, std::string("Expected a typed array for ") + key);
   return v.As<Napi::TypedArray>();
+}
+
+// Whether none of n floats is NaN or ±inf (all exponent bits set), without branching per element.
+RILS_SIMD_CLONES bool finite_run(const float* x, int64_t n) {
+  uint32_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, x + i, sizeof bits);
+    bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+  }
+  return bad == 0;
+}
+
+// isfinite(t).all() in one read pass over the caller's array, spread over LibTorch's threads:
+// LibTorch's makes four passes and a bool tensor (~6 ms of a vit_ti16 B32 encode).
+bool all_finite(const torch::Tensor& t) {
+  if (t.scalar_type() != torch::kFloat32 || !t.is_contiguous()) return torch::isfinite(t).all().item<bool>();
+  const float* x = t.data_ptr<float>();
+  std::atomic<bool> finite{true};
+  fast::parallel_blocks(t.numel(), [&](int64_t begin, int64_t end) {
+    if (!finite_run(x + begin, end - begin)) finite = false;
+  });
+  return finite;
 }
 }  // namespace
 
@@ -46,7 +73,7 @@ torch::Tensor floats_arg(const Napi::Object& args, const char* key, at::IntArray
 
 torch::Tensor prepare_images(const torch::Tensor& view, torch::Device device) {
   if (view.scalar_type() == torch::kUInt8) return normalize_images_u8(view).to(device);
-  if (!torch::isfinite(view).all().item<bool>()) fail(kInputError, "images contain NaN or infinite values");
+  if (!all_finite(view)) fail(kInputError, "images contain NaN or infinite values");
   return view.to(device, torch::kFloat32);
 }
 
@@ -59,7 +86,7 @@ torch::Tensor prepare_tokens(const torch::Tensor& view, int64_t vocab_size, torc
 }
 
 torch::Tensor prepare_floats(const torch::Tensor& view, const char* what, torch::Device device) {
-  if (!torch::isfinite(view).all().item<bool>()) fail(kInputError, std::string(what) + " contains NaN or infinite values");
+  if (!all_finite(view)) fail(kInputError, std::string(what) + " contains NaN or infinite values");
   return view.to(device, torch::kFloat32);
 }
 
