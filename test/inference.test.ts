@@ -162,3 +162,13 @@ test('bad inference input: typed errors', async (t) => {
   noTok.dispose();
   await t.throwsAsync(noTok.encodeImages({ images: new Float32Array(3 * 32 * 32), batchSize: 1 }), { instanceOf: RilsStateError });
 });
+
+test('one image of one patch (a single-row GEMM): inference leaves the weights as they were', async (t) => {
+  // With one row, the linear layer's output buffer once aliased its bias, and the GEMM wrote into it.
+  const model = await Rils.create({ preset: 'micro', imageSize: 4, patchSize: 4, maskRatio: 0, vocabSize: 300, seed: 0 });
+  const images = new Float32Array(3 * 4 * 4).map((_, i) => Math.sin(i));
+  const first = await model.encodeImages({ images, batchSize: 1 });
+  const again = await model.encodeImages({ images, batchSize: 1 });
+  t.deepEqual(Array.from(again.embeddings), Array.from(first.embeddings));
+  model.dispose();
+});

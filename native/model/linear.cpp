@@ -25,8 +25,10 @@ struct LinearFunction : torch::autograd::Function<LinearFunction> {
     auto sizes = x.sizes().vec();
     sizes.back() = N;
     // The bias is the GEMM's C with beta = 1, as in addmm: one pass writes it, the GEMM adds to it.
+    // A copy, always: with one row, expand().contiguous() would return the bias itself.
     const bool has_bias = bias.numel() > 0;
-    auto y = has_bias ? bias.expand(sizes).contiguous() : torch::empty(sizes, x.options());
+    auto y = torch::empty(sizes, x.options());
+    if (has_bias) y.copy_(bias.expand(sizes));
     const float beta = has_bias ? 1.0f : 0.0f;
     float* yp = y.data_ptr<float>();
     if (N < K) {
