@@ -91,19 +91,20 @@ struct Activation : torch::autograd::Function<Activation<Forward, Backward>> {
   }
 };
 
-bool fusable(const torch::Tensor& x, const torch::Tensor& bias) {
-  return fast::cpu_float32(x) && bias.defined() && fast::cpu_float32(bias) && x.numel() > 0;
+bool fusable(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  return fast::cpu_float32(x) && bias.defined() && fast::cpu_float32(bias) && x.numel() > 0 && bias.dim() == 1 &&
+         weight.dim() == 2 && bias.size(0) == weight.size(0);
 }
 
 }  // namespace
 
 torch::Tensor linear_gelu(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  if (!fusable(x, bias)) return torch::gelu(rils::linear(x, weight, bias));
+  if (!fusable(x, weight, bias)) return torch::gelu(rils::linear(x, weight, bias));
   return Activation<gelu_forward, gelu_backward>::apply(rils::linear(x, weight, torch::Tensor()), bias);
 }
 
 torch::Tensor linear_quick_gelu(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  if (!fusable(x, bias)) {
+  if (!fusable(x, weight, bias)) {
     auto h = rils::linear(x, weight, bias);
     return h * torch::sigmoid(kQuickGeluScale * h);
   }

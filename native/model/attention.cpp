@@ -166,6 +166,7 @@ struct FusedAttention : torch::autograd::Function<FusedAttention> {
   // dv = Pᵀ dO, dP = dO vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dq = scale · dS k, dk = scale · dSᵀ q.
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
+    TORCH_CHECK(saved.size() == 2, "attention backward without the forward's probabilities");
     const auto &qkv = saved[0], &probs = saved[1];
     const Heads h(qkv, ctx->saved_data["heads"].toInt());
     const int64_t T = h.T, C = h.C;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <list>
 #include <mutex>
 #include <string>
@@ -28,13 +29,22 @@ struct Header {
   std::size_t size;  // bytes after the header; 0 for a block that is not cached
 };
 
+// The memory this process may use: physical memory, or less under a cgroup limit (a container).
+std::size_t usable_memory() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  std::size_t limit = pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page)
+                                            : std::size_t{8} << 30;
+  for (const char* path : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    std::ifstream file(path);
+    unsigned long long bytes = 0;
+    if (file >> bytes && bytes > 0 && bytes < limit) limit = static_cast<std::size_t>(bytes);  // "max" reads as none
+  }
+  return limit;
+}
+
 class CachingCpuAllocator final : public c10::Allocator {
  public:
-  CachingCpuAllocator() {
-    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    const bool known = pages > 0 && page > 0;
-    cap_ = known ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 8 : std::size_t{1} << 30;
-  }
+  CachingCpuAllocator() : cap_(usable_memory() / 8) {}
 
   // c10::Allocator::allocate is const in LibTorch 1.13 and not in recent 2.x, which also adds a pure
   // copy_data: both forms are defined, without `override`, and each LibTorch's overrides its own.
@@ -94,7 +104,7 @@ class CachingCpuAllocator final : public c10::Allocator {
   static void deallocate(void* data) {
     if (data == nullptr) return;
     const std::size_t size = header_of(data)->size;
-    if (size == 0) return c10::free_cpu(header_of(data));
+    if (size == 0 || size > instance().cap_) return c10::free_cpu(header_of(data));  // small, or past the cap alone
     instance().give_back(data, size);
   }
 
@@ -122,17 +132,22 @@ class CachingCpuAllocator final : public c10::Allocator {
   std::mutex mutex_;
   std::list<void*> lru_;  // free blocks, most recently freed first
   std::map<std::size_t, std::deque<std::list<void*>::iterator>> by_size_;  // non-empty queues only
-  std::size_t cached_ = 0, cap_ = 0;
+  const std::size_t cap_;
+  std::size_t cached_ = 0;
 };
 
 }  // namespace
 
 void install_caching_cpu_allocator() {
-  // RILS_CPU_ALLOCATOR=libtorch keeps LibTorch's own, for memory debugging: a sanitizer sees an
-  // overrun past a tensor's end, or a use after free, only if every tensor is its own allocation.
-  const char* choice = std::getenv("RILS_CPU_ALLOCATOR");
-  if (choice != nullptr && std::string(choice) == "libtorch") return;
-  c10::SetCPUAllocator(&CachingCpuAllocator::instance(), /*priority=*/1);
+  // Once per process, though each worker_threads environment loads the addon again.
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // RILS_CPU_ALLOCATOR=libtorch keeps LibTorch's own, for memory debugging: a sanitizer sees an
+    // overrun past a tensor's end, or a use after free, only if every tensor is its own allocation.
+    const char* choice = std::getenv("RILS_CPU_ALLOCATOR");
+    if (choice != nullptr && std::string(choice) == "libtorch") return;
+    c10::SetCPUAllocator(&CachingCpuAllocator::instance(), /*priority=*/1);
+  });
 }
 
 void release_cached_cpu_memory() { CachingCpuAllocator::instance().release(); }

@@ -13,9 +13,10 @@ namespace rils::napi {
 // to ~23,000 page faults (+70 ms of kernel time). PyTorch runs on the main thread, whose arena does
 // not do this. Freed blocks of 1 MiB or more are kept, by size rounded up to 64 KiB, and handed out
 // again for a request of their size or up to a fifth smaller (the smallest that fits); the least
-// recently freed go back to the system past a cap of an eighth of physical memory. Smaller blocks go
-// to LibTorch's own allocation functions. RILS_CPU_ALLOCATOR=libtorch leaves LibTorch's allocator
-// in place (memory debugging: scripts/asan.sh).
+// recently freed go back to the system past a cap of an eighth of the memory (physical, or a
+// container's cgroup limit). Smaller blocks go to LibTorch's own allocation functions.
+// RILS_CPU_ALLOCATOR=libtorch leaves LibTorch's allocator in place (memory debugging:
+// scripts/asan.sh).
 void install_caching_cpu_allocator();
 
 // Returns every cached free block to the system (a model's dispose()).

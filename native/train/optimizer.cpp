@@ -25,10 +25,11 @@ using ParamStates = std::vector<torch::optim::AdamWParamState*>;
 
 #if RILS_TORCH_AT_LEAST(2, 4)
 
-// LibTorch's own fused AdamW, which takes one device and one floating dtype per call.
+// LibTorch's own fused AdamW, which takes one device and one floating dtype per call, and tensors
+// laid out alike (contiguous here; the moments are checked by the caller).
 bool fusable(const torch::Tensor& p, const torch::Tensor& first) {
   return p.is_floating_point() && p.device() == first.device() && p.scalar_type() == first.scalar_type() &&
-         p.grad().scalar_type() == p.scalar_type();
+         p.grad().scalar_type() == p.scalar_type() && p.is_contiguous() && p.grad().is_contiguous();
 }
 
 // One call per parameter group: a multi-tensor kernel on CUDA, a vectorised pass on the CPU. Its
@@ -102,6 +103,14 @@ void update(const std::vector<torch::Tensor>& params, const ParamStates& states,
 
 torch::Tensor FusedAdamW::step(LossClosure closure) {
   using Map = std::decay_t<decltype(state())>;
+  // Moments made elsewhere (LibTorch's own step, a loaded checkpoint) must be contiguous too.
+  auto contiguous_moments = [this](const torch::Tensor& p) {
+    auto it = state().find(state_key<Map>(p));
+    if (it == state().end() || !it->second) return true;
+    const auto& st = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+    return st.exp_avg().is_contiguous() && st.exp_avg_sq().is_contiguous() && st.exp_avg().sizes() == p.sizes() &&
+           st.exp_avg_sq().sizes() == p.sizes();
+  };
   torch::Tensor first;
   for (const auto& group : param_groups()) {
     const auto& o = static_cast<const torch::optim::AdamWOptions&>(group.options());
@@ -109,7 +118,7 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
     for (const auto& p : group.params()) {
       if (!p.grad().defined()) continue;
       if (!first.defined()) first = p;
-      if (!fusable(p, first)) return AdamW::step(std::move(closure));
+      if (!fusable(p, first) || !contiguous_moments(p)) return AdamW::step(std::move(closure));
     }
   }
   torch::Tensor loss;
