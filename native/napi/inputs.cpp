@@ -28,8 +28,8 @@ RILS_SIMD_CLONES bool finite_run(const float* x, int64_t n) {
   return bad == 0;
 }
 
-// isfinite(t).all() in one read pass over the caller's array, spread over LibTorch's threads:
-// LibTorch's makes four passes and a bool tensor (~6 ms of a vit_ti16 B32 encode).
+}  // namespace
+
 bool all_finite(const torch::Tensor& t) {
   if (t.scalar_type() != torch::kFloat32 || !t.is_contiguous()) return torch::isfinite(t).all().item<bool>();
   const float* x = t.data_ptr<float>();
@@ -39,7 +39,6 @@ bool all_finite(const torch::Tensor& t) {
   });
   return finite;
 }
-}  // namespace
 
 int64_t batch_size_arg(const Napi::Object& args, int64_t min_batch, const char* why) {
   if (!args.Get("batchSize").IsNumber()) fail(kInputError, "Expected a number for batchSize");

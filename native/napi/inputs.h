@@ -11,6 +11,10 @@
 
 namespace rils::napi {
 
+// isfinite(t).all(), in one read pass over a contiguous float tensor spread over LibTorch's threads
+// (LibTorch's makes four passes and a bool tensor: ~6 ms of a vit_ti16 B32 encode).
+bool all_finite(const torch::Tensor& t);
+
 // args.batchSize as an integer >= min_batch.
 int64_t batch_size_arg(const Napi::Object& args, int64_t min_batch, const char* why = "");
 

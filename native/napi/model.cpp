@@ -229,7 +229,7 @@ Napi::Value NativeModel::SetState(const Napi::CallbackInfo& info) {
         [state, incoming, params]() {
           std::lock_guard<std::mutex> lock(state->mutex);
           for (const auto& [name, t] : incoming) {
-            if (!torch::isfinite(t).all().item<bool>())
+            if (!all_finite(t))
               fail(kWeightsError, "Tensor '" + name + "' contains NaN or infinite values");
             if (!params.at(name).requires_grad() &&
                 (t - params.at(name).detach().to(torch::kCPU)).abs().max().item<double>() > 1e-4)
@@ -301,7 +301,7 @@ Napi::Value NativeModel::SetTrainingState(const Napi::CallbackInfo& info) {
         [state, moments, rng, step]() {
           std::lock_guard<std::mutex> lock(state->mutex);
           for (const auto& [name, t] : moments)
-            if (!torch::isfinite(t).all().item<bool>()) fail(kWeightsError, "'" + name + "' contains NaN or infinite values");
+            if (!all_finite(t)) fail(kWeightsError, "'" + name + "' contains NaN or infinite values");
           try {
             state->trainer->load_optimizer_state(moments, step);  // validates before it changes anything
           } catch (const c10::Error& e) {
