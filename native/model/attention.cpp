@@ -144,12 +144,12 @@ struct FusedAttention : torch::autograd::Function<FusedAttention> {
     auto probs = keep_probs ? torch::empty({h.B, h.H, T, T}, qkv.options()) : torch::Tensor();
     auto out = torch::empty({h.B, T, C}, qkv.options());
     const float* x = qkv.data_ptr<float>();
-    float* o = out.data_ptr<float>();
+    float *o = out.data_ptr<float>(), *p = keep_probs ? probs.data_ptr<float>() : nullptr;
     h.for_each_chunk([&](int64_t begin, int64_t end) {
       std::vector<float> scratch(keep_probs ? 0 : static_cast<size_t>(T * T));
       for (int64_t bh = begin; bh < end; ++bh) {
         const float* q = x + h.q(bh);
-        float* pb = keep_probs ? probs.data_ptr<float>() + h.scores(bh) : scratch.data();
+        float* pb = keep_probs ? p + h.scores(bh) : scratch.data();
         float* out_h = o + h.out(bh);
         head_gemm(false, true, T, T, h.hd, h.scale, q, 3 * C, q + C, 3 * C, 0.f, pb, T);  // S = scale · q kᵀ
         softmax_rows(pb, T, causal);                                                      // P = softmax(S)

@@ -10,13 +10,13 @@ TextAttentionImpl::TextAttentionImpl(int64_t dim, int64_t heads) : heads(heads) 
   in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * dim, dim}));
   in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * dim}));
   out_proj = register_module("out_proj", Linear(dim, dim));  // default init draws, as in MHA
-  nn::init::xavier_uniform_(in_proj_weight);                     // MHA._reset_parameters order
+  nn::init::xavier_uniform_(in_proj_weight);                 // MHA._reset_parameters order
   nn::init::zeros_(out_proj->bias);
 }
 
 torch::Tensor TextAttentionImpl::forward(const torch::Tensor& x) {
   auto qkv = rils::linear(x, in_proj_weight, in_proj_bias);  // [B, L, 3W]: MHA's packed q | k | v
-  return out_proj(attention(qkv, heads, /*causal=*/true));     // [B, L, W]
+  return out_proj(attention(qkv, heads, /*causal=*/true));    // [B, L, W]
 }
 
 TextMlpImpl::TextMlpImpl(int64_t dim, int64_t hidden)

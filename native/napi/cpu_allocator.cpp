@@ -8,9 +8,9 @@
 #include <deque>
 #include <fstream>
 #include <list>
+#include <map>
 #include <mutex>
 #include <string>
-#include <map>
 
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
