@@ -77,9 +77,10 @@ export interface RuntimeInfo {
   liveOutputs: number;
   /**
    * Bytes of freed CPU tensor memory the addon keeps for reuse: blocks of 1 MiB or more, handed out
-   * again for tensors of the same size (each step allocates the same ones), instead of being
-   * unmapped and page-faulted in afresh. Capped at an eighth of physical memory; a model's
-   * `dispose()` returns them all to the system.
+   * again for tensors of their size or up to a fifth smaller (each step allocates the same ones),
+   * instead of being unmapped and page-faulted in afresh. Capped at an eighth of the memory
+   * (physical, or a container's cgroup limit); a model's `dispose()` returns them all to the system.
+   * `RILS_CPU_ALLOCATOR=libtorch` in the environment turns the cache off.
    */
   cachedCpuBytes: number;
   /** Which compiled addon was loaded (CUDA or CPU prebuild, or the source build) and why. */
