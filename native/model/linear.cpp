@@ -14,22 +14,26 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// x [.., K] as [M, K], W [N, K], b [N]: y = x·Wᵀ + b, dx = dy·W, dW = dyᵀ·x, db = Σ dy. No bias is
-// an empty b: LibTorch 1.13's Function::apply cannot take an undefined tensor.
+// x [.., K] as [M, K], W [N, K], b [N], r [.., N]: y = r + x·Wᵀ + b, dx = dy·W, dW = dyᵀ·x,
+// db = Σ dy, dr = dy. No bias or no residual is an empty tensor: LibTorch 1.13's Function::apply
+// cannot take an undefined one.
 struct LinearFunction : torch::autograd::Function<LinearFunction> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& input, const torch::Tensor& weight,
-                               const torch::Tensor& bias) {
+                               const torch::Tensor& bias, const torch::Tensor& residual) {
     RECORD_FUNCTION("rils::linear", std::vector<c10::IValue>());  // a profiler scope; the GEMMs are not ATen ops
     auto x = input.contiguous(), w = weight.contiguous();
     const int64_t K = x.size(-1), N = w.size(0), M = x.numel() / K;
     auto sizes = x.sizes().vec();
     sizes.back() = N;
-    // The bias is the GEMM's C with beta = 1, as in addmm: one pass writes it, the GEMM adds to it.
-    // A copy, always: with one row, expand().contiguous() would return the bias itself.
-    const bool has_bias = bias.numel() > 0;
+    // The bias and the residual are the GEMM's C with beta = 1, as in addmm: one pass writes them,
+    // the GEMM adds to it. Into a new tensor, always: with one row, expand().contiguous() would
+    // return the bias itself.
+    const bool has_bias = bias.numel() > 0, has_residual = residual.numel() > 0;
     auto y = torch::empty(sizes, x.options());
-    if (has_bias) y.copy_(bias.expand(sizes));
-    const float beta = has_bias ? 1.0f : 0.0f;
+    if (has_residual && has_bias) torch::add_out(y, residual, bias);
+    else if (has_residual) y.copy_(residual);
+    else if (has_bias) y.copy_(bias.expand(sizes));
+    const float beta = has_bias || has_residual ? 1.0f : 0.0f;
     float* yp = y.data_ptr<float>();
     if (N < K) {
       // A narrowing layer (fc2: N = D, K = 4D) runs ~25% faster on oneDNN as x·(Wᵀ) with Wᵀ
@@ -59,20 +63,32 @@ struct LinearFunction : torch::autograd::Function<LinearFunction> {
       gemm::onednn(true, false, N, K, M, 1.0f, g, N, x.data_ptr<float>(), K, 0.0f, dw.data_ptr<float>(), K);
     }
     if (ctx->needs_input_grad(2)) db = dy.reshape({M, N}).sum(0);
-    return {dx, dw, db};
+    return {dx, dw, db, ctx->needs_input_grad(3) ? grads[0] : torch::Tensor()};
   }
 };
 
 }  // namespace
 
-torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                     const torch::Tensor& residual) {
   const bool fused = gemm::have_onednn() && fast::cpu_float32(x) && fast::cpu_float32(weight) &&
-                     (!bias.defined() || fast::cpu_float32(bias)) && x.dim() >= 1 && weight.dim() == 2 &&
+                     (!bias.defined() || fast::cpu_float32(bias)) &&
+                     (!residual.defined() || fast::cpu_float32(residual)) && x.dim() >= 1 && weight.dim() == 2 &&
                      x.numel() > 0 && weight.numel() > 0;
-  if (!fused) return torch::linear(x, weight, bias);
+  if (!fused) {
+    auto y = torch::linear(x, weight, bias);
+    return residual.defined() ? residual + y : y;
+  }
   TORCH_CHECK(x.size(-1) == weight.size(1), "linear: input width ", x.size(-1), " does not match the weight's ",
               weight.size(1));
-  return LinearFunction::apply(x, weight, bias.defined() ? bias : torch::empty({0}, x.options()));
+  if (residual.defined()) {
+    auto sizes = x.sizes().vec();
+    sizes.back() = weight.size(0);
+    TORCH_CHECK(residual.sizes() == c10::IntArrayRef(sizes), "linear: residual of shape ", residual.sizes(),
+                " for an output of shape ", c10::IntArrayRef(sizes));
+  }
+  const auto none = torch::empty({0}, x.options());
+  return LinearFunction::apply(x, weight, bias.defined() ? bias : none, residual.defined() ? residual : none);
 }
 
 }  // namespace rils

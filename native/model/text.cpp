@@ -14,9 +14,9 @@ TextAttentionImpl::TextAttentionImpl(int64_t dim, int64_t heads) : heads(heads) 
   nn::init::zeros_(out_proj->bias);
 }
 
-torch::Tensor TextAttentionImpl::forward(const torch::Tensor& x) {
-  auto qkv = rils::linear(x, in_proj_weight, in_proj_bias);  // [B, L, 3W]: MHA's packed q | k | v
-  return out_proj(attention(qkv, heads, /*causal=*/true));    // [B, L, W]
+torch::Tensor TextAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& residual) {
+  auto qkv = rils::linear(x, in_proj_weight, in_proj_bias);             // [B, L, 3W]: MHA's packed q | k | v
+  return out_proj(attention(qkv, heads, /*causal=*/true), residual);  // [B, L, W]
 }
 
 TextMlpImpl::TextMlpImpl(int64_t dim, int64_t hidden)
@@ -29,9 +29,10 @@ ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(int64_t dim, int64_t head
       mlp(register_module("mlp", TextMlp(dim, 4 * dim))),
       ln_2(register_module("ln_2", nn::LayerNorm(nn::LayerNormOptions({dim}).eps(eps)))) {}
 
+// x = x + attn(ln_1(x)); x = x + mlp(ln_2(x)), each residual added inside its branch's last linear.
 torch::Tensor ResidualAttentionBlockImpl::forward(torch::Tensor x) {
-  x = x + attn(ln_1(x));
-  return x + mlp(ln_2(x));
+  x = attn(ln_1(x), /*residual=*/x);
+  return mlp(ln_2(x), /*residual=*/x);
 }
 
 TextTransformerImpl::TextTransformerImpl(int64_t width, int64_t layers, int64_t heads, double eps)

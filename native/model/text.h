@@ -10,7 +10,8 @@ namespace rils {
 // nn.MultiheadAttention's parameters: packed in-projection [3W, W] + bias, then out_proj.
 struct TextAttentionImpl : torch::nn::Module {
   TextAttentionImpl(int64_t dim, int64_t heads);
-  torch::Tensor forward(const torch::Tensor& x);  // [B, L, W] → [B, L, W], causal
+  // residual + causal attention(x): [B, L, W] → [B, L, W]. The residual is added in out_proj's bias pass.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual = {});
   int64_t heads;
   torch::Tensor in_proj_weight, in_proj_bias;
   Linear out_proj{nullptr};
@@ -19,7 +20,10 @@ TORCH_MODULE(TextAttention);
 
 struct TextMlpImpl : torch::nn::Module {
   TextMlpImpl(int64_t dim, int64_t hidden);
-  torch::Tensor forward(const torch::Tensor& x) { return c_proj(linear_quick_gelu(x, c_fc->weight, c_fc->bias)); }
+  // residual + c_proj(QuickGELU(c_fc(x))); the residual is added in c_proj's bias pass.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual = {}) {
+    return c_proj(linear_quick_gelu(x, c_fc->weight, c_fc->bias), residual);
+  }
   Linear c_fc{nullptr}, c_proj{nullptr};
 };
 TORCH_MODULE(TextMlp);

@@ -48,10 +48,10 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t heads)
   v_bias = register_parameter("v_bias", torch::zeros({dim}));
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& residual) {
   auto bias = torch::cat({q_bias, torch::zeros_like(q_bias), v_bias});  // k bias fixed at zero
   auto out = attention(rils::linear(x, qkv->weight, bias), heads, /*causal=*/false);  // [B, T, 3C] → [B, T, C]
-  return proj(out);
+  return proj(out, residual);
 }
 
 MlpImpl::MlpImpl(int64_t dim, int64_t hidden)
@@ -63,9 +63,10 @@ BlockImpl::BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, double eps)
       norm2(register_module("norm2", nn::LayerNorm(nn::LayerNormOptions({dim}).eps(eps)))),
       mlp(register_module("mlp", Mlp(dim, static_cast<int64_t>(static_cast<double>(dim) * mlp_ratio)))) {}
 
+// x = x + attn(norm1(x)); x = x + mlp(norm2(x)), each residual added inside its branch's last linear.
 torch::Tensor BlockImpl::forward(torch::Tensor x) {
-  x = x + attn(norm1(x));
-  return x + mlp(norm2(x));
+  x = attn(norm1(x), /*residual=*/x);
+  return mlp(norm2(x), /*residual=*/x);
 }
 
 Masking random_masking(const torch::Tensor& x, const torch::Tensor& noise, int64_t len_keep) {

@@ -24,7 +24,8 @@ TORCH_MODULE(PatchEmbed);
 // Fused qkv without bias + learnable q_bias / v_bias; the k bias is fixed at zero.
 struct AttentionImpl : torch::nn::Module {
   AttentionImpl(int64_t dim, int64_t heads);
-  torch::Tensor forward(const torch::Tensor& x);  // [B, T, D] → [B, T, D]
+  // residual + attention(x): [B, T, D] → [B, T, D]. The residual is added in proj's bias pass.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual = {});
   int64_t heads;
   torch::Tensor q_bias, v_bias;
   Linear qkv{nullptr}, proj{nullptr};
@@ -33,7 +34,10 @@ TORCH_MODULE(Attention);
 
 struct MlpImpl : torch::nn::Module {
   MlpImpl(int64_t dim, int64_t hidden);
-  torch::Tensor forward(const torch::Tensor& x) { return fc2(linear_gelu(x, fc1->weight, fc1->bias)); }  // erf GELU
+  // residual + fc2(GELU(fc1(x))), exact (erf) GELU; the residual is added in fc2's bias pass.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual = {}) {
+    return fc2(linear_gelu(x, fc1->weight, fc1->bias), residual);
+  }
   Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(Mlp);
