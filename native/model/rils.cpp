@@ -17,7 +17,7 @@ RilsModelImpl::RilsModelImpl(const RilsConfig& c) : cfg(c) {
   transformer = register_module("transformer", TextTransformer(W, cfg.text_layers, cfg.text_heads, cfg.text_ln_eps));
   token_embedding = register_module("token_embedding", nn::Embedding(cfg.vocab_size, W));
   positional_embedding = register_parameter("positional_embedding", torch::empty({cfg.context_length, W}));
-  ln_final = register_module("ln_final", nn::LayerNorm(nn::LayerNormOptions({W}).eps(cfg.text_ln_eps)));
+  ln_final = register_module("ln_final", LayerNorm(nn::LayerNormOptions({W}).eps(cfg.text_ln_eps)));
   image_projection = register_parameter("image_projection", torch::empty({cfg.vision_width, cfg.embed_dim}));
   text_projection = register_parameter("text_projection", torch::empty({W, cfg.embed_dim}));
   logit_scale = register_parameter("logit_scale", torch::full({}, cfg.logit_scale_init, torch::kFloat32));

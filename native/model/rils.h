@@ -39,7 +39,7 @@ struct RilsModelImpl : torch::nn::Module {
   VisionTransformer visual{nullptr};
   TextTransformer transformer{nullptr};
   torch::nn::Embedding token_embedding{nullptr};
-  torch::nn::LayerNorm ln_final{nullptr};
+  LayerNorm ln_final{nullptr};
 
  private:
   void init_parameters();

@@ -25,9 +25,9 @@ TextMlpImpl::TextMlpImpl(int64_t dim, int64_t hidden)
 
 ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(int64_t dim, int64_t heads, double eps)
     : attn(register_module("attn", TextAttention(dim, heads))),
-      ln_1(register_module("ln_1", nn::LayerNorm(nn::LayerNormOptions({dim}).eps(eps)))),
+      ln_1(register_module("ln_1", LayerNorm(nn::LayerNormOptions({dim}).eps(eps)))),
       mlp(register_module("mlp", TextMlp(dim, 4 * dim))),
-      ln_2(register_module("ln_2", nn::LayerNorm(nn::LayerNormOptions({dim}).eps(eps)))) {}
+      ln_2(register_module("ln_2", LayerNorm(nn::LayerNormOptions({dim}).eps(eps)))) {}
 
 // x = x + attn(ln_1(x)); x = x + mlp(ln_2(x)), each residual added inside its branch's last linear.
 torch::Tensor ResidualAttentionBlockImpl::forward(torch::Tensor x) {

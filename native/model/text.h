@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "model/activation.h"
+#include "model/layer_norm.h"
 #include "model/linear.h"
 
 namespace rils {
@@ -33,9 +34,9 @@ struct ResidualAttentionBlockImpl : torch::nn::Module {
   torch::Tensor forward(torch::Tensor x);
   // Declaration order = registration order = the official state_dict order.
   TextAttention attn{nullptr};
-  torch::nn::LayerNorm ln_1{nullptr};
+  LayerNorm ln_1{nullptr};
   TextMlp mlp{nullptr};
-  torch::nn::LayerNorm ln_2{nullptr};
+  LayerNorm ln_2{nullptr};
 };
 TORCH_MODULE(ResidualAttentionBlock);
 

@@ -58,9 +58,9 @@ MlpImpl::MlpImpl(int64_t dim, int64_t hidden)
     : fc1(register_module("fc1", Linear(dim, hidden))), fc2(register_module("fc2", Linear(hidden, dim))) {}
 
 BlockImpl::BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, double eps)
-    : norm1(register_module("norm1", nn::LayerNorm(nn::LayerNormOptions({dim}).eps(eps)))),
+    : norm1(register_module("norm1", LayerNorm(nn::LayerNormOptions({dim}).eps(eps)))),
       attn(register_module("attn", Attention(dim, heads))),
-      norm2(register_module("norm2", nn::LayerNorm(nn::LayerNormOptions({dim}).eps(eps)))),
+      norm2(register_module("norm2", LayerNorm(nn::LayerNormOptions({dim}).eps(eps)))),
       mlp(register_module("mlp", Mlp(dim, static_cast<int64_t>(static_cast<double>(dim) * mlp_ratio)))) {}
 
 // x = x + attn(norm1(x)); x = x + mlp(norm2(x)), each residual added inside its branch's last linear.
@@ -91,14 +91,14 @@ VisionTransformerImpl::VisionTransformerImpl(const RilsConfig& c) : cfg(c) {
   blocks = register_module("blocks", nn::ModuleList());
   for (int64_t i = 0; i < cfg.vision_depth; ++i)
     blocks->push_back(Block(D, cfg.vision_heads, cfg.mlp_ratio, cfg.vision_ln_eps));
-  norm = register_module("norm", nn::LayerNorm(nn::LayerNormOptions({D}).eps(cfg.vision_ln_eps)));
+  norm = register_module("norm", LayerNorm(nn::LayerNormOptions({D}).eps(cfg.vision_ln_eps)));
   decoder_embed = register_module("decoder_embed", Linear(D, Dd));
   mask_token = register_parameter("mask_token", torch::zeros({1, 1, Dd}));
   decoder_pos_embed = register_parameter("decoder_pos_embed", torch::zeros({1, N + 1, Dd}), false);
   decoder_blocks = register_module("decoder_blocks", nn::ModuleList());
   for (int64_t i = 0; i < cfg.decoder_depth; ++i)
     decoder_blocks->push_back(Block(Dd, cfg.decoder_heads, cfg.mlp_ratio, cfg.vision_ln_eps));
-  decoder_norm = register_module("decoder_norm", nn::LayerNorm(nn::LayerNormOptions({Dd}).eps(cfg.vision_ln_eps)));
+  decoder_norm = register_module("decoder_norm", LayerNorm(nn::LayerNormOptions({Dd}).eps(cfg.vision_ln_eps)));
   decoder_pred = register_module("decoder_pred", Linear(Dd, D));  // back to encoder space
   init_weights();
 }

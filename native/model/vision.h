@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "model/activation.h"
+#include "model/layer_norm.h"
 #include "model/linear.h"
 #include "model/config.h"
 
@@ -46,9 +47,9 @@ struct BlockImpl : torch::nn::Module {
   BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, double eps);
   torch::Tensor forward(torch::Tensor x);
   // Declaration order = registration order = the official state_dict order.
-  torch::nn::LayerNorm norm1{nullptr};
+  LayerNorm norm1{nullptr};
   Attention attn{nullptr};
-  torch::nn::LayerNorm norm2{nullptr};
+  LayerNorm norm2{nullptr};
   Mlp mlp{nullptr};
 };
 TORCH_MODULE(Block);
@@ -79,7 +80,7 @@ struct VisionTransformerImpl : torch::nn::Module {
   PatchEmbed patch_embed{nullptr};
   torch::Tensor cls_token, pos_embed, mask_token, decoder_pos_embed;
   torch::nn::ModuleList blocks{nullptr}, decoder_blocks{nullptr};
-  torch::nn::LayerNorm norm{nullptr}, decoder_norm{nullptr};
+  LayerNorm norm{nullptr}, decoder_norm{nullptr};
   Linear decoder_embed{nullptr}, decoder_pred{nullptr};
 
  private:
