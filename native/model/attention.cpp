@@ -1,6 +1,8 @@
 #include "model/attention.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -73,16 +75,28 @@ struct Heads {
 // (a single running max or sum is a serial dependency chain).
 constexpr int kLanes = 16;
 
+// A float's bits as an int32 that orders as the float does: negative floats have their magnitude
+// bits flipped. The max over these keys vectorises; a float max does not, as GCC keeps its
+// NaN and signed-zero rules unless -ffinite-math-only (~2.5× slower on a 197-key row).
+__attribute__((always_inline)) inline int32_t order_key(const float* x) {
+  int32_t bits;
+  std::memcpy(&bits, x, sizeof bits);
+  return bits ^ ((bits >> 31) & 0x7fffffff);
+}
+
 __attribute__((always_inline)) inline float row_max(const float* x, int64_t n) {
-  float lanes[kLanes];
-  for (float& l : lanes) l = -std::numeric_limits<float>::infinity();
+  int32_t lanes[kLanes];
+  for (int32_t& l : lanes) l = std::numeric_limits<int32_t>::min();
   int64_t j = 0;
   for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) lanes[l] = x[j + l] > lanes[l] ? x[j + l] : lanes[l];
-  float m = -std::numeric_limits<float>::infinity();
-  for (float l : lanes) m = l > m ? l : m;
-  for (; j < n; ++j) m = x[j] > m ? x[j] : m;
-  return m;
+    for (int l = 0; l < kLanes; ++l) lanes[l] = std::max(lanes[l], order_key(x + j + l));
+  int32_t m = std::numeric_limits<int32_t>::min();
+  for (int32_t l : lanes) m = std::max(m, l);
+  for (; j < n; ++j) m = std::max(m, order_key(x + j));
+  m ^= (m >> 31) & 0x7fffffff;  // the key's own inverse
+  float max;
+  std::memcpy(&max, &m, sizeof max);
+  return max;
 }
 
 __attribute__((always_inline)) inline float row_sum(const float* x, int64_t n) {
