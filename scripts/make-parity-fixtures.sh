@@ -57,6 +57,18 @@ $py "$ref" encode --weights long-text-init.safetensors --inputs long-text-inputs
 res=$($py "$ref" step --weights long-text-init.safetensors --inputs long-text-inputs.safetensors --lr 1e-3 --wd 0.5 \
       --no-gate --out long-text-step1.safetensors)
 printf ',"step1/long-text": %s\n' "$res" >> expected.json
+# Widths that are no multiple of 16 (36, three heads of 12): every SIMD loop of the fused CPU
+# kernels (LayerNorm rows, attention heads, activations) then runs its scalar remainder too.
+odd_args=(--set vocab_size=1000 --set vision_width=36 --set vision_heads=3 --set decoder_width=36
+          --set decoder_heads=3 --set text_width=36 --set text_heads=3 --set embed_dim=36)
+$py "$ref" init --preset micro --seed 0 --out odd-width-init.safetensors "${odd_args[@]}" >/dev/null
+$py "$ref" inputs --preset micro --batch 8 --seed 3 --int32-tokens --out odd-width-inputs.safetensors \
+    "${odd_args[@]}" >/dev/null
+$py "$ref" encode --weights odd-width-init.safetensors --inputs odd-width-inputs.safetensors --features \
+    --out odd-width-encode.safetensors >/dev/null
+res=$($py "$ref" step --weights odd-width-init.safetensors --inputs odd-width-inputs.safetensors --lr 1e-3 --wd 0.5 \
+      --no-gate --out odd-width-step1.safetensors)
+printf ',"step1/odd-width": %s\n' "$res" >> expected.json
 # Encoder outputs (embeddings and features) for inference parity.
 $py "$ref" encode --weights trained.safetensors --inputs inputs.safetensors --features --out encode.safetensors >/dev/null
 echo "}" >> expected.json

@@ -125,6 +125,48 @@ test('a 77-token context (the text tower run in length groups) matches the refer
   model.dispose();
 });
 
+test('widths that are no multiple of 16 (36, heads of 12) match the reference: embeddings, features and a step', async (t) => {
+  // The fused CPU kernels (LayerNorm rows, attention heads, activations) run their SIMD loops in
+  // blocks of 16 and the rest in scalar remainders: with 36 channels and 65 tokens both run.
+  const ref = expected['step1/odd-width']!;
+  const inputs = readTensors('odd-width-inputs.safetensors');
+  const batch = {
+    images: inputs.get('images') as Float32Array, tokens: inputs.get('tokens') as Int32Array,
+    maskNoise: inputs.get('noise') as Float32Array, batchSize: 8,
+  };
+  const model = await Rils.create({
+    ...PARITY_CONFIG, visionWidth: 36, visionHeads: 3, decoderWidth: 36, decoderHeads: 3, textWidth: 36, textHeads: 3,
+    embedDim: 36, seed: 0, lr: 1e-3, weightDecay: 0.5, retrievalGate: false,
+  });
+  await model.loadWeights(fixture('odd-width-init.safetensors'));
+  const theirs = readTensors('odd-width-encode.safetensors');
+  const image = await model.encodeImages({ images: batch.images, batchSize: 8 }, { normalize: false, patchTokens: true, clsToken: true });
+  const text = await model.encodeTexts({ tokens: batch.tokens, batchSize: 8 }, { normalize: false });
+  const features = theirs.get('image_features')!; // [B, 1 + N, D], cls first
+  const D = 36, N = 64;
+  const patches = new Float32Array(8 * N * D), cls = new Float32Array(8 * D);
+  for (let b = 0; b < 8; b++) {
+    cls.set(features.subarray(b * (N + 1) * D, (b * (N + 1) + 1) * D), b * D);
+    patches.set(features.subarray((b * (N + 1) + 1) * D, (b + 1) * (N + 1) * D), b * N * D);
+  }
+  for (const [name, ours, reference] of [
+    ['image embeddings', image.embeddings, theirs.get('image_embed')!], ['patch tokens', image.patchTokens!, patches],
+    ['cls tokens', image.clsToken!, cls], ['text embeddings', text.embeddings, theirs.get('text_embed')!],
+  ] as const) {
+    const scale = Math.max(...Array.from(reference, Math.abs));
+    t.true(maxAbsDiff(ours, reference) < 1e-5 * scale, `${name}: max |Δ| ${maxAbsDiff(ours, reference)} of ${scale}`);
+  }
+  const { stats: [s], smallestGradients } = await trainWithGradients(model, 1, batch);
+  for (const [ours, reference] of [[s!.loss, ref.loss], [s!.clipLoss, ref.clip_loss], [s!.reconLoss, ref.recon_loss]] as const) {
+    t.true(relErr(ours, reference!) < 1e-4, `${ours} vs ${reference}`);
+  }
+  const { worst, where, keyBiasWorst, tinyGradientWorst, tinyGradientShare } =
+    compareWeights(await snapshot(model), readTensors('odd-width-step1.safetensors'), smallestGradients);
+  t.true(worst < WEIGHT_TOLERANCE, `max |Δ| ${worst} at ${where}`);
+  t.true(keyBiasWorst <= 2 * 1e-3 && tinyGradientWorst <= 2 * 1e-3 && tinyGradientShare < 0.01);
+  model.dispose();
+});
+
 test('a seed gives the same initial weights as the reference (rils_ref.py init --seed 0)', async (t) => {
   const model = await Rils.create({ ...PARITY_CONFIG, seed: 0 });
   const ours = await snapshot(model);
