@@ -6,10 +6,10 @@ namespace rils {
 
 // residual + F.linear(x, weight, bias), an undefined residual being none. On CPU fp32 the three
 // GEMMs (forward, input and weight gradients) run on oneDNN's sgemm, which LibTorch 1.13 loads but
-// leaves unused for fp32 (its addmm ends in OpenBLAS): on these shapes oneDNN is 15–60% faster. Elsewhere, or where the LibTorch exports no oneDNN, this is
-// at::linear: a contiguous [B, T, in] input is then one addmm with the bias folded in. A residual
-// (a transformer block's x + branch(x)) is added in the pass that writes the bias, so the block
-// makes no separate pass over its output to add it.
+// leaves unused for fp32 (its addmm ends in OpenBLAS): on these shapes oneDNN is 15–60% faster.
+// Elsewhere, or where the LibTorch exports no oneDNN, this is at::linear: a contiguous [B, T, in]
+// input is then one addmm with the bias folded in. A residual (a transformer block's x + branch(x))
+// is added in the pass that writes the bias, so the block makes no separate pass to add it.
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      const torch::Tensor& residual = {});
 

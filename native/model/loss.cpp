@@ -131,7 +131,9 @@ LossOutput RilsLossImpl::operator()(const FullOutputs& full, const torch::Tensor
   }
   if (group) {
     auto f64 = [](const torch::Tensor& t) { return t.detach().to(torch::kFloat64); };  // counts stay exact
-    auto count = [&](int64_t n) { return torch::full({}, static_cast<double>(n), img.options().dtype(torch::kFloat64)); };
+    auto count = [&](int64_t n) {
+      return torch::full({}, static_cast<double>(n), img.options().dtype(torch::kFloat64));
+    };
     auto local = torch::stack({f64(r.loss), f64(r.clip_loss), f64(r.recon_loss),
                                r.recon_kl.defined() ? f64(r.recon_kl) : count(0), f64(r.correct.sum()),
                                count(r.gated_patches), count(r.masked_patches)});

@@ -32,7 +32,8 @@ struct RilsModelImpl : torch::nn::Module {
   FullOutputs forward_full(const torch::Tensor& img, const torch::Tensor& tokens);
   // Masked encoder + decoder; noise [R, N] picks the len_keep visible patches of each image.
   MaskedOutputs forward_masked(const torch::Tensor& img, const torch::Tensor& noise, int64_t len_keep);
-  torch::Tensor project(const torch::Tensor& tokens) { return torch::matmul(tokens, image_projection); }  // [.., D] → [.., E]
+  // [.., D] → [.., E]
+  torch::Tensor project(const torch::Tensor& tokens) { return torch::matmul(tokens, image_projection); }
 
   RilsConfig cfg;
   torch::Tensor positional_embedding, image_projection, text_projection, logit_scale;

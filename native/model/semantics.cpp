@@ -57,7 +57,8 @@ torch::Tensor linear_probe_predict(const torch::Tensor& train, const torch::Tens
   auto x = (train - mean) / stdev;  // [M, E]
   auto W = torch::zeros({train.size(1), num_classes}, train.options()).requires_grad_(true);
   auto b = torch::zeros({num_classes}, train.options()).requires_grad_(true);
-  torch::optim::LBFGS lbfgs({W, b}, torch::optim::LBFGSOptions(1.0).max_iter(iterations).line_search_fn("strong_wolfe"));
+  torch::optim::LBFGS lbfgs({W, b},
+                            torch::optim::LBFGSOptions(1.0).max_iter(iterations).line_search_fn("strong_wolfe"));
   lbfgs.step([&] {
     lbfgs.zero_grad();
     auto loss = torch::nn::functional::cross_entropy(torch::addmm(b, x, W), labels) + weight_decay * W.pow(2).sum();

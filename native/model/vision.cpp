@@ -35,7 +35,7 @@ PatchEmbedImpl::PatchEmbedImpl(int64_t in_chans, int64_t dim, int64_t patch_size
 torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& img) {
   const int64_t B = img.size(0), C = img.size(1), p = proj->weight.size(-1), gh = img.size(2) / p, gw = img.size(3) / p;
   auto patches = img.reshape({B, C, gh, p, gw, p})
-                     .permute({0, 2, 4, 1, 3, 5})  // [B, gh, gw, C, p, p]: row-major patches, weight's (c, kh, kw) order
+                     .permute({0, 2, 4, 1, 3, 5})  // [B, gh, gw, C, p, p]: row-major patches, (c, kh, kw) as W
                      .reshape({B, gh * gw, C * p * p});
   return rils::linear(patches, proj->weight.flatten(1), proj->bias);  // [B, N, D]
 }

@@ -49,7 +49,8 @@ torch::Tensor text_embeddings(Trainer& t, const torch::Tensor& tokens) {
 }
 
 // Runs `per_chunk` over image chunks and concatenates each named output along dim 0.
-Outputs over_chunks(Trainer& t, const torch::Tensor& images_view, const std::function<Outputs(const torch::Tensor&)>& per_chunk) {
+Outputs over_chunks(Trainer& t, const torch::Tensor& images_view,
+                    const std::function<Outputs(const torch::Tensor&)>& per_chunk) {
   std::vector<Outputs> parts;
   for (int64_t i = 0; i < images_view.size(0); i += kChunk)
     parts.push_back(per_chunk(prepare_images(images_view.slice(0, i, i + kChunk), t.device())));
@@ -64,9 +65,7 @@ Outputs over_chunks(Trainer& t, const torch::Tensor& images_view, const std::fun
 
 }  // namespace
 
-Napi::Value NativeModel::RunInference(
-    const Napi::CallbackInfo& info,
-    std::function<std::function<Outputs(Trainer&)>(const Napi::Object&, const RilsConfig&)> parse) {
+Napi::Value NativeModel::RunInference(const Napi::CallbackInfo& info, Parse parse) {
   Napi::Env env = info.Env();
   auto state = live(env);
   return guard(env, [&]() -> Napi::Value {
@@ -231,7 +230,8 @@ Napi::Value ClassifyFeatures(const Napi::CallbackInfo& info) {
             fail(kInputError, "Expected trainLabels in [0, " + std::to_string(classes) + ")");
           auto tr = prepare_floats(train, "train", torch::kCPU), qu = prepare_floats(query, "query", torch::kCPU);
           // The linear probe trains (autograd); the other two only look up.
-          if (method == "linear") return linear_probe_predict(tr, lab, qu, classes, weight_decay, 500).to(torch::kInt32).contiguous();
+          if (method == "linear")
+            return linear_probe_predict(tr, lab, qu, classes, weight_decay, 500).to(torch::kInt32).contiguous();
           c10::InferenceMode inference;
           auto pred = method == "knn" ? knn_predict(tr, lab, qu, k, classes) : prototype_predict(tr, lab, qu, classes);
           return pred.to(torch::kInt32).contiguous();

@@ -66,7 +66,8 @@ torch::Tensor tokens_arg(const Napi::Object& args, const char* key, const RilsCo
 torch::Tensor floats_arg(const Napi::Object& args, const char* key, at::IntArrayRef shape, bool optional) {
   auto array = typed_array(args, key, optional);
   if (array.IsEmpty()) return {};
-  if (array.TypedArrayType() != napi_float32_array) fail(kInputError, std::string("Expected a Float32Array for ") + key);
+  if (array.TypedArrayType() != napi_float32_array)
+    fail(kInputError, std::string("Expected a Float32Array for ") + key);
   return wrap_typed_array(array, shape);
 }
 

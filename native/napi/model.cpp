@@ -120,7 +120,8 @@ Napi::Object NativeModel::Wrap(Napi::Env env, std::shared_ptr<ModelState> state)
 }
 
 NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {
-  if (!state_to_wrap) throw make_error(info.Env(), {kStateError, "NativeModel is created by createModel(), not with new"});
+  if (!state_to_wrap)
+    throw make_error(info.Env(), {kStateError, "NativeModel is created by createModel(), not with new"});
   state_ = std::move(state_to_wrap);
   Napi::MemoryManagement::AdjustExternalMemory(info.Env(), state_->bytes);
 }
@@ -253,8 +254,8 @@ Napi::Value NativeModel::GetTrainingState(const Napi::CallbackInfo& info) {
         std::lock_guard<std::mutex> lock(state->mutex);
         auto& t = *state->trainer;
         if (t.micro_step() != 0)
-          fail(kStateError, "A checkpoint can only be taken between optimizer steps (" + std::to_string(t.micro_step()) +
-                                " micro-batches are accumulated)");
+          fail(kStateError, "A checkpoint can only be taken between optimizer steps (" +
+                                std::to_string(t.micro_step()) + " micro-batches are accumulated)");
         return TrainingSnapshot{t.optimizer_state(), t.rng_state().clone(), t.step()};
       },
       [](Napi::Env e, TrainingSnapshot& s) -> Napi::Value {
@@ -359,7 +360,8 @@ Napi::Value NativeModel::AllGatherBytes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto state = live(env);
   return guard(env, [&]() -> Napi::Value {
-    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    if (info.Length() < 1 || !info[0].IsTypedArray() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
       fail(kInputError, "Expected a Uint8Array");
     auto array = info[0].As<Napi::TypedArray>();
     auto bytes = wrap_typed_array(array, {static_cast<int64_t>(array.ElementLength())}).clone();

@@ -66,8 +66,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   std::shared_ptr<ModelState> live(Napi::Env env) const;
   // Parses args.* on the JS thread, runs `compute` under the model's lock in inference mode.
   using Outputs = std::vector<std::pair<std::string, torch::Tensor>>;
-  Napi::Value RunInference(const Napi::CallbackInfo& info,
-                           std::function<std::function<Outputs(Trainer&)>(const Napi::Object&, const RilsConfig&)> parse);
+  using Parse = std::function<std::function<Outputs(Trainer&)>(const Napi::Object&, const RilsConfig&)>;
+  Napi::Value RunInference(const Napi::CallbackInfo& info, Parse parse);
   void release(Napi::Env env);
 
   std::shared_ptr<ModelState> state_;

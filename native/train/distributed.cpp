@@ -77,7 +77,8 @@ std::shared_ptr<::gloo::transport::Device> gloo_device(const std::string& master
   // torchrun's convention: GLOO_SOCKET_IFNAME picks the network interface.
   if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname)
     return Gloo::createDeviceForInterface(ifname);
-  if (master_addr == "localhost" || master_addr.rfind("127.", 0) == 0) return Gloo::createDeviceForHostname("127.0.0.1");
+  if (master_addr == "localhost" || master_addr.rfind("127.", 0) == 0)
+    return Gloo::createDeviceForHostname("127.0.0.1");
   return Gloo::createDefaultDevice();
 }
 
@@ -249,8 +250,8 @@ class Distributed::GradientReducer {
 
 Distributed::Distributed(const DistributedOptions& options) : options_(options), groups_(new ProcessGroups) {
   const auto& o = options_;
-  TORCH_CHECK_VALUE(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size, "Expected 0 <= rank < worldSize but received rank ",
-                    o.rank, " and worldSize ", o.world_size);
+  TORCH_CHECK_VALUE(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size,
+                    "Expected 0 <= rank < worldSize but received rank ", o.rank, " and worldSize ", o.world_size);
   TORCH_CHECK_VALUE(o.master_port > 0 && o.master_port < 65536, "Expected a masterPort in 1..65535 but received ",
                     o.master_port);
   c10d::TCPStoreOptions store_options;
@@ -314,7 +315,8 @@ std::vector<torch::Tensor> Distributed::all_gather_bytes(const torch::Tensor& by
   padded.narrow(1, 0, bytes.numel()).copy_(bytes.reshape({1, -1}));
   auto all = gather_rows(*groups_->loss, options_, padded);  // [W, longest]
   std::vector<torch::Tensor> out;
-  for (int64_t r = 0; r < options_.world_size; ++r) out.push_back(all[r].narrow(0, 0, lengths[r].item<int64_t>()).clone());
+  for (int64_t r = 0; r < options_.world_size; ++r)
+    out.push_back(all[r].narrow(0, 0, lengths[r].item<int64_t>()).clone());
   return out;
 }
 

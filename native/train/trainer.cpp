@@ -135,8 +135,9 @@ StepStats Trainer::stats_of(const LossOutput& l) const {
 
 void Trainer::check_in_step() const {
   if (out_of_step_)
-    throw PeerError("rank " + std::to_string(distributed_->rank()) + ": an earlier step failed half-way, so this rank's "
-                    "collectives no longer line up with the other ranks'; restart the job from its last checkpoint");
+    throw PeerError("rank " + std::to_string(distributed_->rank()) +
+                    ": an earlier step failed half-way, so this rank's collectives no longer line up with the "
+                    "other ranks'; restart the job from its last checkpoint");
 }
 
 StepStats Trainer::train_step(const Batch& batch) {
