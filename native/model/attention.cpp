@@ -11,6 +11,7 @@
 
 #include "model/fast_math.h"
 #include "model/gemm.h"
+#include "model/linear.h"
 
 namespace rils {
 
@@ -122,11 +123,14 @@ __attribute__((always_inline)) inline float row_dot(const float* x, const float*
 }
 
 // In place on a [T, T] block of scores: each row's softmax over its first n keys (all, or up to the
-// query itself under the causal mask), exact zeros after.
-RILS_SIMD_CLONES void softmax_rows(float* s, int64_t T, bool causal) {
+// query itself under the causal mask), exact zeros after. A key_offset (one per key) is added to
+// every row first.
+RILS_SIMD_CLONES void softmax_rows(float* s, int64_t T, bool causal, const float* key_offset) {
   for (int64_t i = 0; i < T; ++i) {
     float* row = s + i * T;
     const int64_t n = causal ? i + 1 : T;
+    if (key_offset != nullptr)
+      for (int64_t j = 0; j < n; ++j) row[j] += key_offset[j];
     const float m = row_max(row, n);
     for (int64_t j = 0; j < n; ++j) row[j] = fast::exp(row[j] - m);
     const float inv = 1.0f / row_sum(row, n);
@@ -145,32 +149,45 @@ RILS_SIMD_CLONES void softmax_backward_rows(const float* p, float* d, int64_t T)
   }
 }
 
-// One pass per (image, head) pair, with its [T, T] block in cache throughout: scores, softmax and
-// P·v forward; dv, dP, the softmax backward, dq and dk backward. When a backward will run, P is kept
-// for it ([B, H, T, T], as autograd keeps it for the textbook form), else each thread reuses one
-// [T, T] block; q, k and v are read in place from the saved qkv.
+// The forward of every (image, head) pair, each with its [T, T] block in cache throughout: scores,
+// softmax, P·v. P goes to `probs` ([B, H, T, T]) when a backward will need it, else each thread
+// reuses one [T, T] block. q, k and v are read in place from qkv.
+//
+// `bias` (optional, 3C) is the in-projection's q | k | v bias, left out of qkv: S = scale · (q + bq) kᵀ
+// gains scale · bq·k_j on every row's key j; the k bias adds a constant to each row, which the
+// softmax cancels; and O = P (v + bv) = P v + bv, P's rows summing to 1. Folded in here, the bias
+// costs a [T] vector and a [T, hd] fill per pair instead of a pass over the whole [B, T, 3C] qkv.
+void attend(const Heads& h, const float* x, const float* bias, float* probs, float* out, bool causal) {
+  const int64_t T = h.T, C = h.C;
+  h.for_each_chunk([&](int64_t begin, int64_t end) {
+    std::vector<float> scratch(probs != nullptr ? 0 : static_cast<size_t>(T * T));
+    std::vector<float> key_offset(bias != nullptr ? static_cast<size_t>(T) : 0);
+    for (int64_t bh = begin; bh < end; ++bh) {
+      const float* q = x + h.q(bh);
+      float* p = probs != nullptr ? probs + h.scores(bh) : scratch.data();
+      float* o = out + h.out(bh);
+      const float* b = bias != nullptr ? bias + (bh % h.H) * h.hd : nullptr;  // this head's bq; bv at +2C
+      if (b != nullptr) {
+        head_gemm(false, true, 1, T, h.hd, h.scale, b, h.hd, q + C, 3 * C, 0.f, key_offset.data(), T);  // scale · bq kᵀ
+        for (int64_t i = 0; i < T; ++i) std::memcpy(o + i * C, b + 2 * C, sizeof(float) * h.hd);  // O = bv
+      }
+      head_gemm(false, true, T, T, h.hd, h.scale, q, 3 * C, q + C, 3 * C, 0.f, p, T);  // S = scale · q kᵀ
+      softmax_rows(p, T, causal, b != nullptr ? key_offset.data() : nullptr);           // P = softmax(S)
+      head_gemm(false, false, T, h.hd, T, 1.f, p, T, q + 2 * C, 3 * C, b != nullptr ? 1.f : 0.f, o, C);  // O += P v
+    }
+  });
+}
+
+// Autograd's form: P kept for the backward, the bias already in qkv (its gradient is then
+// autograd's, through the projection).
 struct FusedAttention : torch::autograd::Function<FusedAttention> {
-  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor qkv, int64_t heads, bool causal, bool keep_probs) {
+  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor qkv, int64_t heads, bool causal) {
     RECORD_FUNCTION("rils::attention", std::vector<c10::IValue>());  // a profiler scope
     qkv = qkv.contiguous();
     const Heads h(qkv, heads);
-    const int64_t T = h.T, C = h.C;
-    auto probs = keep_probs ? torch::empty({h.B, h.H, T, T}, qkv.options()) : torch::Tensor();
-    auto out = torch::empty({h.B, T, C}, qkv.options());
-    const float* x = qkv.data_ptr<float>();
-    float *o = out.data_ptr<float>(), *p = keep_probs ? probs.data_ptr<float>() : nullptr;
-    h.for_each_chunk([&](int64_t begin, int64_t end) {
-      std::vector<float> scratch(keep_probs ? 0 : static_cast<size_t>(T * T));
-      for (int64_t bh = begin; bh < end; ++bh) {
-        const float* q = x + h.q(bh);
-        float* pb = keep_probs ? p + h.scores(bh) : scratch.data();
-        float* out_h = o + h.out(bh);
-        head_gemm(false, true, T, T, h.hd, h.scale, q, 3 * C, q + C, 3 * C, 0.f, pb, T);  // S = scale · q kᵀ
-        softmax_rows(pb, T, causal);                                                      // P = softmax(S)
-        head_gemm(false, false, T, h.hd, T, 1.f, pb, T, q + 2 * C, 3 * C, 0.f, out_h, C);  // O = P v
-      }
-    });
-    if (!keep_probs) return out;
+    auto probs = torch::empty({h.B, h.H, h.T, h.T}, qkv.options());
+    auto out = torch::empty({h.B, h.T, h.C}, qkv.options());
+    attend(h, qkv.data_ptr<float>(), /*bias=*/nullptr, probs.data_ptr<float>(), out.data_ptr<float>(), causal);
     ctx->save_for_backward({qkv, probs});
     ctx->saved_data["heads"] = heads;
     return out;  // [B, T, C]
@@ -200,7 +217,7 @@ struct FusedAttention : torch::autograd::Function<FusedAttention> {
         head_gemm(true, false, T, h.hd, T, h.scale, s, T, q, 3 * C, 0.f, d + C, 3 * C);   // dk = scale · dSᵀ q
       }
     });
-    return {d_qkv, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {d_qkv, torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -208,15 +225,25 @@ struct FusedAttention : torch::autograd::Function<FusedAttention> {
 
 }  // namespace
 
-torch::Tensor attention(const torch::Tensor& qkv, int64_t heads, bool causal) {
+torch::Tensor self_attention(const torch::Tensor& x, const torch::Tensor& in_weight, const torch::Tensor& in_bias,
+                             int64_t heads, bool causal) {
+  TORCH_CHECK(in_bias.numel() == in_weight.size(0), "self_attention: ", in_bias.numel(), " biases for ",
+              in_weight.size(0), " projections");
 #if !RILS_TORCH_AT_LEAST(2, 0)
-  if (fast::cpu_float32(qkv) && gemm::have_blas()) {
-    // Inside forward() autograd is off: whether a backward will need P is known only here.
-    const bool keep_probs = torch::GradMode::is_enabled() && qkv.requires_grad();
-    return FusedAttention::apply(qkv, heads, causal, keep_probs);
+  if (fast::cpu_float32(x) && fast::cpu_float32(in_weight) && fast::cpu_float32(in_bias) && gemm::have_blas()) {
+    const bool backward = torch::GradMode::is_enabled() &&
+                          (x.requires_grad() || in_weight.requires_grad() || in_bias.requires_grad());
+    if (backward) return FusedAttention::apply(rils::linear(x, in_weight, in_bias), heads, causal);
+    auto qkv = rils::linear(x, in_weight, /*bias=*/torch::Tensor()).contiguous();  // the bias goes to attend()
+    RECORD_FUNCTION("rils::attention", std::vector<c10::IValue>());                 // a profiler scope
+    auto bias = in_bias.contiguous();
+    const Heads h(qkv, heads);
+    auto out = torch::empty({h.B, h.T, h.C}, qkv.options());
+    attend(h, qkv.data_ptr<float>(), bias.data_ptr<float>(), /*probs=*/nullptr, out.data_ptr<float>(), causal);
+    return out;
   }
 #endif
-  return unfused_attention(qkv, heads, causal);
+  return unfused_attention(rils::linear(x, in_weight, in_bias), heads, causal);
 }
 
 }  // namespace rils

@@ -15,8 +15,8 @@ TextAttentionImpl::TextAttentionImpl(int64_t dim, int64_t heads) : heads(heads) 
 }
 
 torch::Tensor TextAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& residual) {
-  auto qkv = rils::linear(x, in_proj_weight, in_proj_bias);             // [B, L, 3W]: MHA's packed q | k | v
-  return out_proj(attention(qkv, heads, /*causal=*/true), residual);  // [B, L, W]
+  // MHA's packed q | k | v in-projection, then the causal attention core: [B, L, W]
+  return out_proj(self_attention(x, in_proj_weight, in_proj_bias, heads, /*causal=*/true), residual);
 }
 
 TextMlpImpl::TextMlpImpl(int64_t dim, int64_t hidden)

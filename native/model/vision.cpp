@@ -50,8 +50,7 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t heads)
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& residual) {
   auto bias = torch::cat({q_bias, torch::zeros_like(q_bias), v_bias});  // k bias fixed at zero
-  auto out = attention(rils::linear(x, qkv->weight, bias), heads, /*causal=*/false);  // [B, T, 3C] → [B, T, C]
-  return proj(out, residual);
+  return proj(self_attention(x, qkv->weight, bias, heads, /*causal=*/false), residual);
 }
 
 MlpImpl::MlpImpl(int64_t dim, int64_t hidden)
