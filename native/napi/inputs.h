@@ -27,7 +27,8 @@ torch::Tensor tokens_arg(const Napi::Object& args, const char* key, const RilsCo
 // args[key]: Float32Array of the given shape; undefined when optional and absent.
 torch::Tensor floats_arg(const Napi::Object& args, const char* key, at::IntArrayRef shape, bool optional = false);
 
-// In the worker: finite check (float) or ImageNet normalisation (uint8), then to `device`.
+// In the worker: the finite check (float), then the copy to `device` (to CUDA through pinned memory,
+// without waiting for it: inputs.cpp); uint8 images are normalised (ImageNet) after it, on `device`.
 torch::Tensor prepare_images(const torch::Tensor& view, torch::Device device);
 // In the worker: ids in [0, vocab), as int64 on `device`.
 torch::Tensor prepare_tokens(const torch::Tensor& view, int64_t vocab_size, torch::Device device);
