@@ -39,11 +39,11 @@ for (const c of cases.filter((c) => !only || only === c.preset)) {
       '--steps', String(c.steps), '--threads', String(threads)]));
     encodeRuns.push(json('/usr/bin/python3', [path.join(here, 'reference_encode.py'), ...args]));
   }
-  const ours = { ...oursRuns[0]!, train_ms: pick(oursRuns, 'train_ms', Math.min), encode_ms: pick(oursRuns, 'encode_ms', Math.min),
+  const ours: Record<string, number> = { ...oursRuns[0]!, train_ms: pick(oursRuns, 'train_ms', Math.min), encode_ms: pick(oursRuns, 'encode_ms', Math.min),
     peak_rss_mb: pick(oursRuns, 'peak_rss_mb', Math.max) };
-  const refTrain = { ...trainRuns[0]!, images_per_s: pick(trainRuns, 'images_per_s', Math.max),
+  const refTrain: Record<string, number> = { ...trainRuns[0]!, images_per_s: pick(trainRuns, 'images_per_s', Math.max),
     achieved_gflops: pick(trainRuns, 'achieved_gflops', Math.max), peak_rss_mb: pick(trainRuns, 'peak_rss_mb', Math.max) };
-  const refEncode = { ...encodeRuns[0]!, encode_ms: pick(encodeRuns, 'encode_ms', Math.min),
+  const refEncode: Record<string, number> = { ...encodeRuns[0]!, encode_ms: pick(encodeRuns, 'encode_ms', Math.min),
     matmul_gflops: pick(encodeRuns, 'matmul_gflops', Math.max), peak_rss_mb: pick(encodeRuns, 'peak_rss_mb', Math.max) };
   const flops = refTrain.flops_per_step_estimate!;
   const row = {

@@ -48,9 +48,9 @@ test('train → zeroshot → embed on a folder dataset, with resume', async (t) 
 
 test('clear errors for a missing dataset and a malformed command', async (t) => {
   const e1 = await t.throwsAsync(rils('train', '--data', '/no/such/dir', '--steps', '1'));
-  t.regex((e1 as { stderr: string }).stderr, /Dataset not found: \/no\/such\/dir/);
+  t.regex((e1 as unknown as { stderr: string }).stderr, /Dataset not found: \/no\/such\/dir/);
   const e2 = await t.throwsAsync(rils('frobnicate'));
-  t.is((e2 as { code: number }).code, 2);
+  t.is((e2 as unknown as { code: number }).code, 2);
 });
 
 test('Ctrl-C (SIGINT) saves a checkpoint and exits cleanly; the same command resumes', async (t) => {

@@ -89,7 +89,7 @@ async function makeShard(file: string, samples: { key: string; png?: boolean; co
   const tar = (await import('tar-stream')).default;
   const { createWriteStream } = await import('node:fs');
   const pack = tar.pack();
-  const done = new Promise((resolve, reject) => pack.pipe(createWriteStream(file)).on('finish', resolve).on('error', reject));
+  const done = new Promise<void>((resolve, reject) => pack.pipe(createWriteStream(file)).on('finish', resolve).on('error', reject));
   for (const s of samples) {
     if (s.png) {
       const shade = s.key.length * 20;

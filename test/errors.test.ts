@@ -81,7 +81,7 @@ test('a detached buffer is refused', async (t) => {
   const model = await micro();
   const good = randomBatch(model, 4);
   const images = good.images.slice() as Float32Array;
-  structuredClone(images.buffer, { transfer: [images.buffer] }); // detaches `images`
+  structuredClone(images.buffer, { transfer: [images.buffer as ArrayBuffer] }); // detaches `images`
   await rejectsUnchanged(t, model, { ...good, images }, RilsInputError, /received Float32Array\(0\) \(its ArrayBuffer is detached/);
 });
 

@@ -9,7 +9,7 @@ import {
   retrievalRecall,
 } from '../lib/index.js';
 import { randomBatch } from './helpers/batches.js';
-import { parityBatch, parityModel, readTensors } from './helpers/parity.js';
+import { parityBatch, parityModel, readTensors, splitFeatures } from './helpers/parity.js';
 
 const relClose = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-4) => {
   let worst = 0;
@@ -29,17 +29,10 @@ test('image and text embeddings, patch and cls tokens match the reference (1e-4 
   t.true(relClose(raw.embeddings, ref.get('image_embed')!));
   const unit = await model.encodeImages({ images, batchSize: 8 });
   t.true(relClose(unit.embeddings, ref.get('image_embed_norm')!));
-  // image_features is [B, N + 1, D]: cls first, then the patches.
-  const feats = ref.get('image_features')!;
-  const D = 32, N = 64;
-  const patches = new Float32Array(8 * N * D), cls = new Float32Array(8 * D);
-  for (let b = 0; b < 8; b++) {
-    cls.set(feats.subarray(b * (N + 1) * D, (b * (N + 1) + 1) * D), b * D);
-    patches.set(feats.subarray((b * (N + 1) + 1) * D, (b + 1) * (N + 1) * D), b * N * D);
-  }
+  const { cls, patches } = splitFeatures(ref.get('image_features') as Float32Array, 8, 64, 32);
   t.true(relClose(raw.patchTokens!, patches));
   t.true(relClose(raw.clsToken!, cls));
-  t.is(raw.patchEmbeddings!.length, 8 * N * 32);
+  t.is(raw.patchEmbeddings!.length, 8 * 64 * 32);
   const text = await model.encodeTexts({ tokens, batchSize: 8 }, { normalize: false });
   t.true(relClose(text.embeddings, ref.get('text_embed')!));
   const textUnit = await model.encodeTexts({ tokens, batchSize: 8 });
@@ -66,8 +59,8 @@ test('outputs are zero-copy: backed by the native tensor, valid after dispose', 
   const model = await Rils.create({ preset: 'micro', vocabSize: 1000, seed: 0 });
   const { images, batchSize } = randomBatch(model, 3);
   const out = await model.encodeImages({ images, batchSize }, { patchTokens: true });
-  t.true(native.isTensorBacked(out.embeddings.buffer), 'the ArrayBuffer is the tensor memory');
-  t.true(native.isTensorBacked(out.patchTokens!.buffer));
+  t.true(native.isTensorBacked(out.embeddings.buffer as ArrayBuffer), 'the ArrayBuffer is the tensor memory');
+  t.true(native.isTensorBacked(out.patchTokens!.buffer as ArrayBuffer));
   t.false(native.isTensorBacked(new Float32Array(4).buffer));
   const copy = out.embeddings.slice();
   model.dispose();

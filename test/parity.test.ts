@@ -1,11 +1,15 @@
 // Parity with the PyTorch reference (../shared/reference/rils_ref.py) on committed fixtures:
 // losses from the same weights, inputs and mask noise; weights after AdamW steps; seeded init.
 import test from 'ava';
+import type { ExecutionContext } from 'ava';
 
 import { Rils, runtimeInfo } from '../lib/index.js';
-import type { RilsOptions } from '../lib/index.js';
+import type { Batch, RilsOptions } from '../lib/index.js';
 import { snapshot } from './helpers/batches.js';
-import { PARITY_CONFIG, compareWeights, expected, firstMoments, fixture, isKeyBias, maxAbsDiff, parityBatch, parityModel, readTensors, relErr, trainWithGradients } from './helpers/parity.js';
+import {
+  PARITY_CONFIG, compareWeights, expected, firstMoments, fixture, isKeyBias, maxAbsDiff, parityBatch, parityModel, readTensors,
+  relErr, splitFeatures, trainWithGradients,
+} from './helpers/parity.js';
 
 // The fixtures come from the reference on Debian's LibTorch 1.13, the CI build's own. Built against
 // another LibTorch (2.x: other kernels, fused attention), near-zero gradients differ by rounding,
@@ -99,41 +103,41 @@ test('three AdamW steps (moments and bias correction) match the reference to 1e-
   model.dispose();
 });
 
-test('a 77-token context (the text tower run in length groups) matches the reference: embeddings and a step', async (t) => {
-  // 24 captions of random lengths: rils cuts the text tower to 3 length groups, the reference runs
-  // all 77 positions of every caption.
-  const ref = expected['step1/long-text']!;
-  const inputs = readTensors('long-text-inputs.safetensors');
-  const batch = {
-    images: inputs.get('images') as Float32Array, tokens: inputs.get('tokens') as Int32Array,
-    maskNoise: inputs.get('noise') as Float32Array, batchSize: 24,
-  };
-  const model = await Rils.create({ ...PARITY_CONFIG, contextLength: 77, seed: 0, lr: 1e-3, weightDecay: 0.5, retrievalGate: false });
-  await model.loadWeights(fixture('long-text-init.safetensors'));
-  const text = (await model.encodeTexts({ tokens: batch.tokens, batchSize: 24 }, { normalize: false })).embeddings;
-  const theirs = readTensors('long-text-encode.safetensors').get('text_embed')!;
-  const scale = Math.max(...Array.from(theirs, Math.abs));
-  t.true(maxAbsDiff(text, theirs) < 1e-5 * scale, `text embeddings: max |Δ| ${maxAbsDiff(text, theirs)} of ${scale}`);
+// One step from `batch` against the reference's loss terms (expected[refKey]) and weights (stepFile).
+async function checkStep(t: ExecutionContext, model: Rils, batch: Batch, refKey: string, stepFile: string) {
+  const ref = expected[refKey]!;
   const { stats: [s], smallestGradients } = await trainWithGradients(model, 1, batch);
   for (const [ours, reference] of [[s!.loss, ref.loss], [s!.clipLoss, ref.clip_loss], [s!.reconLoss, ref.recon_loss]] as const) {
     t.true(relErr(ours, reference!) < 1e-4, `${ours} vs ${reference}`);
   }
   const { worst, where, keyBiasWorst, tinyGradientWorst, tinyGradientShare } =
-    compareWeights(await snapshot(model), readTensors('long-text-step1.safetensors'), smallestGradients);
+    compareWeights(await snapshot(model), readTensors(stepFile), smallestGradients);
   t.true(worst < WEIGHT_TOLERANCE, `max |Δ| ${worst} at ${where}`);
   t.true(keyBiasWorst <= 2 * 1e-3 && tinyGradientWorst <= 2 * 1e-3 && tinyGradientShare < 0.01);
+}
+
+// max |ours − reference| within 1e-5 of the reference's largest |entry|.
+function closeToScale(t: ExecutionContext, name: string, ours: ArrayLike<number>, reference: Float32Array) {
+  const scale = Math.max(...Array.from(reference, Math.abs));
+  t.true(maxAbsDiff(ours, reference) < 1e-5 * scale, `${name}: max |Δ| ${maxAbsDiff(ours, reference)} of ${scale}`);
+}
+
+test('a 77-token context (the text tower run in length groups) matches the reference: embeddings and a step', async (t) => {
+  // 24 captions of random lengths: rils cuts the text tower to 3 length groups, the reference runs
+  // all 77 positions of every caption.
+  const batch = parityBatch('long-text-inputs.safetensors', 24);
+  const model = await Rils.create({ ...PARITY_CONFIG, contextLength: 77, seed: 0, lr: 1e-3, weightDecay: 0.5, retrievalGate: false });
+  await model.loadWeights(fixture('long-text-init.safetensors'));
+  const text = (await model.encodeTexts({ tokens: batch.tokens, batchSize: 24 }, { normalize: false })).embeddings;
+  closeToScale(t, 'text embeddings', text, readTensors('long-text-encode.safetensors').get('text_embed') as Float32Array);
+  await checkStep(t, model, batch, 'step1/long-text', 'long-text-step1.safetensors');
   model.dispose();
 });
 
 test('widths that are no multiple of 16 (36, heads of 12) match the reference: embeddings, features and a step', async (t) => {
   // The fused CPU kernels (LayerNorm rows, attention heads, activations) run their SIMD loops in
   // blocks of 16 and the rest in scalar remainders: with 36 channels and 65 tokens both run.
-  const ref = expected['step1/odd-width']!;
-  const inputs = readTensors('odd-width-inputs.safetensors');
-  const batch = {
-    images: inputs.get('images') as Float32Array, tokens: inputs.get('tokens') as Int32Array,
-    maskNoise: inputs.get('noise') as Float32Array, batchSize: 8,
-  };
+  const batch = parityBatch('odd-width-inputs.safetensors', 8);
   const model = await Rils.create({
     ...PARITY_CONFIG, visionWidth: 36, visionHeads: 3, decoderWidth: 36, decoderHeads: 3, textWidth: 36, textHeads: 3,
     embedDim: 36, seed: 0, lr: 1e-3, weightDecay: 0.5, retrievalGate: false,
@@ -142,28 +146,12 @@ test('widths that are no multiple of 16 (36, heads of 12) match the reference: e
   const theirs = readTensors('odd-width-encode.safetensors');
   const image = await model.encodeImages({ images: batch.images, batchSize: 8 }, { normalize: false, patchTokens: true, clsToken: true });
   const text = await model.encodeTexts({ tokens: batch.tokens, batchSize: 8 }, { normalize: false });
-  const features = theirs.get('image_features')!; // [B, 1 + N, D], cls first
-  const D = 36, N = 64;
-  const patches = new Float32Array(8 * N * D), cls = new Float32Array(8 * D);
-  for (let b = 0; b < 8; b++) {
-    cls.set(features.subarray(b * (N + 1) * D, (b * (N + 1) + 1) * D), b * D);
-    patches.set(features.subarray((b * (N + 1) + 1) * D, (b + 1) * (N + 1) * D), b * N * D);
-  }
-  for (const [name, ours, reference] of [
-    ['image embeddings', image.embeddings, theirs.get('image_embed')!], ['patch tokens', image.patchTokens!, patches],
-    ['cls tokens', image.clsToken!, cls], ['text embeddings', text.embeddings, theirs.get('text_embed')!],
-  ] as const) {
-    const scale = Math.max(...Array.from(reference, Math.abs));
-    t.true(maxAbsDiff(ours, reference) < 1e-5 * scale, `${name}: max |Δ| ${maxAbsDiff(ours, reference)} of ${scale}`);
-  }
-  const { stats: [s], smallestGradients } = await trainWithGradients(model, 1, batch);
-  for (const [ours, reference] of [[s!.loss, ref.loss], [s!.clipLoss, ref.clip_loss], [s!.reconLoss, ref.recon_loss]] as const) {
-    t.true(relErr(ours, reference!) < 1e-4, `${ours} vs ${reference}`);
-  }
-  const { worst, where, keyBiasWorst, tinyGradientWorst, tinyGradientShare } =
-    compareWeights(await snapshot(model), readTensors('odd-width-step1.safetensors'), smallestGradients);
-  t.true(worst < WEIGHT_TOLERANCE, `max |Δ| ${worst} at ${where}`);
-  t.true(keyBiasWorst <= 2 * 1e-3 && tinyGradientWorst <= 2 * 1e-3 && tinyGradientShare < 0.01);
+  const { cls, patches } = splitFeatures(theirs.get('image_features') as Float32Array, 8, 64, 36);
+  closeToScale(t, 'image embeddings', image.embeddings, theirs.get('image_embed') as Float32Array);
+  closeToScale(t, 'patch tokens', image.patchTokens!, patches);
+  closeToScale(t, 'cls tokens', image.clsToken!, cls);
+  closeToScale(t, 'text embeddings', text.embeddings, theirs.get('text_embed') as Float32Array);
+  await checkStep(t, model, batch, 'step1/odd-width', 'odd-width-step1.safetensors');
   model.dispose();
 });
 

@@ -88,7 +88,7 @@ test('a corrupt or foreign checkpoint is refused and the model is unchanged', as
   const file = path.join(dir, 'c.safetensors');
   await model.saveCheckpoint(file, { data: 1 });
   const bytes = readFileSync(file);
-  bytes[bytes.length - 1000] ^= 0x40;
+  bytes[bytes.length - 1000] = bytes[bytes.length - 1000]! ^ 0x40;
   const bad = path.join(dir, 'bad.safetensors');
   writeFileSync(bad, bytes);
   const before = await snapshot(model);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { Rils, parseSafetensors } from '../../lib/index.js';
-import type { Batch, RilsOptions, StepStats } from '../../lib/index.js';
+import type { Batch, RilsOptions, TrainStats } from '../../lib/index.js';
 
 export const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/parity');
 export const fixture = (name: string): string => path.resolve(FIXTURES, name);
@@ -33,14 +33,25 @@ export function readTensors(name: string): Map<string, Float32Array | Int32Array
   return out;
 }
 
-export function parityBatch(): Batch {
-  const t = readTensors('inputs.safetensors');
+/** A fixture's batch: images, tokens and mask noise (the parity batch by default). */
+export function parityBatch(file = 'inputs.safetensors', batchSize = 8): Batch {
+  const t = readTensors(file);
   return {
     images: t.get('images') as Float32Array,
     tokens: t.get('tokens') as Int32Array,
     maskNoise: t.get('noise') as Float32Array,
-    batchSize: 8,
+    batchSize,
   };
+}
+
+/** The reference's image_features [B, 1 + N, D] split into cls tokens [B, D] and patch tokens [B, N, D]. */
+export function splitFeatures(features: Float32Array, B: number, N: number, D: number) {
+  const patches = new Float32Array(B * N * D), cls = new Float32Array(B * D);
+  for (let b = 0; b < B; b++) {
+    cls.set(features.subarray(b * (N + 1) * D, (b * (N + 1) + 1) * D), b * D);
+    patches.set(features.subarray((b * (N + 1) + 1) * D, (b + 1) * (N + 1) * D), b * N * D);
+  }
+  return { cls, patches };
 }
 
 export async function parityModel(weights: string, options: RilsOptions = {}): Promise<Rils> {
@@ -106,14 +117,19 @@ export async function trainWithGradients(
   model: Rils,
   steps: number,
   batch: Batch = parityBatch(),
-): Promise<{ stats: StepStats[]; smallestGradients: Map<string, Float32Array> }> {
-  const stats: StepStats[] = [];
+): Promise<{ stats: TrainStats[]; smallestGradients: Map<string, Float32Array> }> {
+  const stats: TrainStats[] = [];
   const moments: Map<string, Float32Array>[] = [];
   for (let k = 0; k < steps; k++) {
     stats.push(await model.trainStep(batch));
     moments.push(await firstMoments(model));
   }
   return { stats, smallestGradients: smallestGradients(moments) };
+}
+
+/** Whether entry i of parameter `name` is in the k third of a text `in_proj_bias` (see compareWeights). */
+export function isKeyBias(name: string, i: number, length: number): boolean {
+  return name.endsWith('.attn.in_proj_bias') && i >= length / 3 && i < (2 * length) / 3;
 }
 
 /**
@@ -126,15 +142,10 @@ export async function trainWithGradients(
  *   a constant, so its gradient is exactly zero in exact arithmetic; both implementations see only
  *   rounding noise there (~1e-10);
  * - with `gradients` (ours, per entry the smallest |gradient| over the steps), entries whose gradient
- *   was below 1e-6, 100× Adam's eps, but not exactly 0 (rows of unused tokens), at some step: there the size of the step depends on the
- *   gradient's last bits, which differ between our fused kernels and LibTorch's (one entry of 144k
+ *   was below 1e-6, 100× Adam's eps, but not exactly 0 (rows of unused tokens), at some step: there
+ *   the size of the step depends on the gradient's last bits, which differ between our fused kernels and LibTorch's (one entry of 144k
  *   in the parity model, at 1e-8).
  */
-/** Whether entry i of parameter `name` is in the k third of a text `in_proj_bias` (see compareWeights). */
-export function isKeyBias(name: string, i: number, length: number): boolean {
-  return name.endsWith('.attn.in_proj_bias') && i >= length / 3 && i < (2 * length) / 3;
-}
-
 export function compareWeights(
   ours: Map<string, Float32Array>,
   theirs: Map<string, Float32Array | Int32Array>,
