@@ -39,9 +39,10 @@ RILS_SIMD_CLONES void layer_norm_row(const float* __restrict x, const float* __r
 
 torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps) {
   const int64_t n = x.size(-1);
-  const bool backward_possible =
-      torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() || bias.requires_grad());
-  const bool fused = !backward_possible && fast::cpu_float32(x) && fast::cpu_float32(weight) &&
+  const bool affine = weight.defined() && bias.defined();  // else elementwise_affine(false): LibTorch's
+  const bool backward_possible = torch::GradMode::is_enabled() &&
+                                 (x.requires_grad() || (affine && (weight.requires_grad() || bias.requires_grad())));
+  const bool fused = !backward_possible && affine && fast::cpu_float32(x) && fast::cpu_float32(weight) &&
                      fast::cpu_float32(bias) && weight.numel() == n && bias.numel() == n && x.numel() > 0;
   if (!fused) return torch::layer_norm(x, {n}, weight, bias, eps);
   RECORD_FUNCTION("rils::layer_norm", std::vector<c10::IValue>());  // a profiler scope

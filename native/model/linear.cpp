@@ -75,18 +75,18 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const 
                      (!bias.defined() || fast::cpu_float32(bias)) &&
                      (!residual.defined() || fast::cpu_float32(residual)) && x.dim() >= 1 && weight.dim() == 2 &&
                      x.numel() > 0 && weight.numel() > 0;
+  if (residual.defined() && x.dim() >= 1 && weight.dim() == 2) {  // every path: the fallback would broadcast
+    auto sizes = x.sizes().vec();
+    sizes.back() = weight.size(0);
+    TORCH_CHECK(residual.sizes() == c10::IntArrayRef(sizes), "linear: residual of shape ", residual.sizes(),
+                " for an output of shape ", c10::IntArrayRef(sizes));
+  }
   if (!fused) {
     auto y = torch::linear(x, weight, bias);
     return residual.defined() ? residual + y : y;
   }
   TORCH_CHECK(x.size(-1) == weight.size(1), "linear: input width ", x.size(-1), " does not match the weight's ",
               weight.size(1));
-  if (residual.defined()) {
-    auto sizes = x.sizes().vec();
-    sizes.back() = weight.size(0);
-    TORCH_CHECK(residual.sizes() == c10::IntArrayRef(sizes), "linear: residual of shape ", residual.sizes(),
-                " for an output of shape ", c10::IntArrayRef(sizes));
-  }
   const auto none = torch::empty({0}, x.options());
   return LinearFunction::apply(x, weight, bias.defined() ? bias : none, residual.defined() ? residual : none);
 }
