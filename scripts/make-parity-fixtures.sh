@@ -69,6 +69,10 @@ $py "$ref" encode --weights odd-width-init.safetensors --inputs odd-width-inputs
 res=$($py "$ref" step --weights odd-width-init.safetensors --inputs odd-width-inputs.safetensors --lr 1e-3 --wd 0.5 \
       --no-gate --out odd-width-step1.safetensors)
 printf ',"step1/odd-width": %s\n' "$res" >> expected.json
+# The same model with every bias drawn large (scripts/randomize_biases.py), for inference parity.
+$py "$root/scripts/randomize_biases.py" "$(dirname "$ref")" odd-width-init.safetensors odd-width-biased.safetensors
+$py "$ref" encode --weights odd-width-biased.safetensors --inputs odd-width-inputs.safetensors --features \
+    --out odd-width-biased-encode.safetensors >/dev/null
 # Encoder outputs (embeddings and features) for inference parity.
 $py "$ref" encode --weights trained.safetensors --inputs inputs.safetensors --features --out encode.safetensors >/dev/null
 echo "}" >> expected.json

@@ -155,6 +155,26 @@ test('widths that are no multiple of 16 (36, heads of 12) match the reference: e
   model.dispose();
 });
 
+test('large biases everywhere (the text k bias included) give the reference\'s embeddings and features', async (t) => {
+  // At inference the fused attention adds the q/k/v biases itself instead of writing them into the
+  // projection's output; the other fixtures' biases are zero or small.
+  const batch = parityBatch('odd-width-inputs.safetensors', 8);
+  const model = await Rils.create({
+    ...PARITY_CONFIG, visionWidth: 36, visionHeads: 3, decoderWidth: 36, decoderHeads: 3, textWidth: 36, textHeads: 3,
+    embedDim: 36, seed: 0,
+  });
+  await model.loadWeights(fixture('odd-width-biased.safetensors'));
+  const theirs = readTensors('odd-width-biased-encode.safetensors');
+  const image = await model.encodeImages({ images: batch.images, batchSize: 8 }, { normalize: false, patchTokens: true, clsToken: true });
+  const text = await model.encodeTexts({ tokens: batch.tokens, batchSize: 8 }, { normalize: false });
+  const { cls, patches } = splitFeatures(theirs.get('image_features') as Float32Array, 8, 64, 36);
+  closeToScale(t, 'image embeddings', image.embeddings, theirs.get('image_embed') as Float32Array);
+  closeToScale(t, 'patch tokens', image.patchTokens!, patches);
+  closeToScale(t, 'cls tokens', image.clsToken!, cls);
+  closeToScale(t, 'text embeddings', text.embeddings, theirs.get('text_embed') as Float32Array);
+  model.dispose();
+});
+
 test('a seed gives the same initial weights as the reference (rils_ref.py init --seed 0)', async (t) => {
   const model = await Rils.create({ ...PARITY_CONFIG, seed: 0 });
   const ours = await snapshot(model);
