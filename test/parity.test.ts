@@ -134,16 +134,14 @@ test('a 77-token context (the text tower run in length groups) matches the refer
   model.dispose();
 });
 
-test('widths that are no multiple of 16 (36, heads of 12) match the reference: embeddings, features and a step', async (t) => {
-  // The fused CPU kernels (LayerNorm rows, attention heads, activations) run their SIMD loops in
-  // blocks of 16 and the rest in scalar remainders: with 36 channels and 65 tokens both run.
-  const batch = parityBatch('odd-width-inputs.safetensors', 8);
-  const model = await Rils.create({
-    ...PARITY_CONFIG, visionWidth: 36, visionHeads: 3, decoderWidth: 36, decoderHeads: 3, textWidth: 36, textHeads: 3,
-    embedDim: 36, seed: 0, lr: 1e-3, weightDecay: 0.5, retrievalGate: false,
-  });
-  await model.loadWeights(fixture('odd-width-init.safetensors'));
-  const theirs = readTensors('odd-width-encode.safetensors');
+// The odd-width model (36 channels, heads of 12) with a fixture's weights, and its encoders checked
+// against the reference's encode of the odd-width batch: embeddings, patch and cls tokens.
+const ODD_WIDTH: RilsOptions = {
+  ...PARITY_CONFIG, visionWidth: 36, visionHeads: 3, decoderWidth: 36, decoderHeads: 3, textWidth: 36, textHeads: 3, embedDim: 36,
+};
+
+async function checkOddWidthEncode(t: ExecutionContext, model: Rils, batch: Batch, encodeFile: string) {
+  const theirs = readTensors(encodeFile);
   const image = await model.encodeImages({ images: batch.images, batchSize: 8 }, { normalize: false, patchTokens: true, clsToken: true });
   const text = await model.encodeTexts({ tokens: batch.tokens, batchSize: 8 }, { normalize: false });
   const { cls, patches } = splitFeatures(theirs.get('image_features') as Float32Array, 8, 64, 36);
@@ -151,6 +149,15 @@ test('widths that are no multiple of 16 (36, heads of 12) match the reference: e
   closeToScale(t, 'patch tokens', image.patchTokens!, patches);
   closeToScale(t, 'cls tokens', image.clsToken!, cls);
   closeToScale(t, 'text embeddings', text.embeddings, theirs.get('text_embed') as Float32Array);
+}
+
+test('widths that are no multiple of 16 (36, heads of 12) match the reference: embeddings, features and a step', async (t) => {
+  // The fused CPU kernels (LayerNorm rows, attention heads, activations) run their SIMD loops in
+  // blocks of 16 and the rest in scalar remainders: with 36 channels and 65 tokens both run.
+  const batch = parityBatch('odd-width-inputs.safetensors', 8);
+  const model = await Rils.create({ ...ODD_WIDTH, seed: 0, lr: 1e-3, weightDecay: 0.5, retrievalGate: false });
+  await model.loadWeights(fixture('odd-width-init.safetensors'));
+  await checkOddWidthEncode(t, model, batch, 'odd-width-encode.safetensors');
   await checkStep(t, model, batch, 'step1/odd-width', 'odd-width-step1.safetensors');
   model.dispose();
 });
@@ -158,20 +165,9 @@ test('widths that are no multiple of 16 (36, heads of 12) match the reference: e
 test('large biases everywhere (the text k bias included) give the reference\'s embeddings and features', async (t) => {
   // At inference the fused attention adds the q/k/v biases itself instead of writing them into the
   // projection's output; the other fixtures' biases are zero or small.
-  const batch = parityBatch('odd-width-inputs.safetensors', 8);
-  const model = await Rils.create({
-    ...PARITY_CONFIG, visionWidth: 36, visionHeads: 3, decoderWidth: 36, decoderHeads: 3, textWidth: 36, textHeads: 3,
-    embedDim: 36, seed: 0,
-  });
+  const model = await Rils.create({ ...ODD_WIDTH, seed: 0 });
   await model.loadWeights(fixture('odd-width-biased.safetensors'));
-  const theirs = readTensors('odd-width-biased-encode.safetensors');
-  const image = await model.encodeImages({ images: batch.images, batchSize: 8 }, { normalize: false, patchTokens: true, clsToken: true });
-  const text = await model.encodeTexts({ tokens: batch.tokens, batchSize: 8 }, { normalize: false });
-  const { cls, patches } = splitFeatures(theirs.get('image_features') as Float32Array, 8, 64, 36);
-  closeToScale(t, 'image embeddings', image.embeddings, theirs.get('image_embed') as Float32Array);
-  closeToScale(t, 'patch tokens', image.patchTokens!, patches);
-  closeToScale(t, 'cls tokens', image.clsToken!, cls);
-  closeToScale(t, 'text embeddings', text.embeddings, theirs.get('text_embed') as Float32Array);
+  await checkOddWidthEncode(t, model, parityBatch('odd-width-inputs.safetensors', 8), 'odd-width-biased-encode.safetensors');
   model.dispose();
 });
 
