@@ -44,6 +44,9 @@ export interface NativeModel {
   };
   /** Every rank's bytes, in rank order (a collective: every rank calls it in the same sequence). */
   allGatherBytes(bytes: Uint8Array): Promise<ArrayBuffer[]>;
+  /** LibTorch's operator profiler on this model's thread until stopProfile(), which writes `file`. */
+  startProfile(file: string): Promise<void>;
+  stopProfile(): Promise<void>;
   dispose(): void;
   encodeImages(args: NativeImages & { normalize: boolean; patchTokens: boolean; clsToken: boolean; patchEmbeddings: boolean }): Promise<NativeOutputs>;
   encodeTexts(args: { tokens: Int32Array; batchSize: number; normalize: boolean }): Promise<NativeOutputs>;

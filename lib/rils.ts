@@ -3,6 +3,8 @@
  * loss plus masked-patch reconstruction in the language space.
  * @module
  */
+import path from 'node:path';
+
 import { native } from './binding.js';
 import type { NativeBatch, NativeModel } from './binding.js';
 import { RilsDistributedError, RilsInputError, RilsNativeError, RilsStateError, RilsWeightsError, fromNative } from './errors.js';
@@ -395,8 +397,33 @@ export class Rils {
   }
 
   /**
+   * Runs `fn` with LibTorch's operator profiler on this model's calls (the ones `fn` makes, and any
+   * other call of this model in between) and writes what it recorded, when `fn` settles, as a
+   * Chrome trace: one event per operator with its duration, for chrome://tracing or Perfetto. The
+   * fused CPU kernels appear as `rils::linear`, `rils::attention`, `rils::activation` and
+   * `rils::layer_norm` in the forward, and as their autograd nodes in the backward.
+   * `node --import tsx bench/profile.ts` sums a trace by operator.
+   *
+   * @example
+   * ```ts
+   * await model.profile('step.json', () => model.trainStep(batch));
+   * ```
+   * @throws {@link RilsStateError} if this model is already being profiled;
+   *   {@link RilsInputError} if `file` cannot be written.
+   */
+  async profile<T>(file: string, fn: () => Promise<T>): Promise<T> {
+    if (typeof file !== 'string' || file === '') throw invalid('a file path', 'the profile', file);
+    await this.#run((m) => m.startProfile(path.resolve(file)));
+    try {
+      return await fn();
+    } finally {
+      if (!this.disposed) await this.#run((m) => m.stopProfile());
+    }
+  }
+
+  /**
    * Frees the native memory. Calls already queued reject with a {@link RilsStateError}; a call
-   * already running finishes first.
+   * already running finishes first. A profile still running is written first.
    */
   dispose(): void {
     this.#queue.close('This model was disposed; create a new one with Rils.create()');

@@ -79,6 +79,8 @@ class Executor {
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
 
+  bool on_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
+
   void post(std::function<void()> task) {
     {
       std::lock_guard<std::mutex> lock(state_->mutex);

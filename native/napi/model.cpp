@@ -1,5 +1,7 @@
 #include "napi/model.h"
 
+#include <fstream>
+
 #include "napi/bridge.h"
 #include "napi/inputs.h"
 #include "napi/options.h"
@@ -96,6 +98,8 @@ Napi::Function NativeModel::Define(Napi::Env env) {
                            InstanceMethod<&NativeModel::Info>("info"),
                            InstanceMethod<&NativeModel::Dispose>("dispose"),
                            InstanceMethod<&NativeModel::AllGatherBytes>("allGatherBytes"),
+                           InstanceMethod<&NativeModel::StartProfile>("startProfile"),
+                           InstanceMethod<&NativeModel::StopProfile>("stopProfile"),
                            InstanceMethod<&NativeModel::EncodeImages>("encodeImages"),
                            InstanceMethod<&NativeModel::EncodeTexts>("encodeTexts"),
                            InstanceMethod<&NativeModel::ClassEmbeddings>("classEmbeddings"),
@@ -384,6 +388,40 @@ Napi::Value NativeModel::AllGatherBytes(const Napi::CallbackInfo& info) {
 Napi::Value NativeModel::Dispose(const Napi::CallbackInfo& info) {
   release(info.Env());
   return info.Env().Undefined();
+}
+
+Napi::Value NativeModel::StartProfile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = live(env);
+  return guard(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsString()) fail(kInputError, "Expected a file path for the profile");
+    const auto file = info[0].ToString().Utf8Value();
+    return PromiseWorker<bool>::Run(
+        env, *state->executor, {},
+        [state, file]() {
+          std::lock_guard<std::mutex> lock(state->mutex);
+          if (state->profile) fail(kStateError, "This model is already being profiled");
+          // RecordProfile writes to its file only at the end, and never reports a failure to open it.
+          if (!std::ofstream(file)) fail(kInputError, "Cannot write the profile to " + file);
+          state->profile = std::make_unique<ModelState::Profile>(file);
+          return true;
+        },
+        [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  });
+}
+
+Napi::Value NativeModel::StopProfile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = live(env);
+  return PromiseWorker<bool>::Run(
+      env, *state->executor, {},
+      [state]() {
+        std::lock_guard<std::mutex> lock(state->mutex);
+        if (!state->profile) fail(kStateError, "This model is not being profiled");
+        state->profile.reset();  // writes the trace
+        return true;
+      },
+      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
 }
 
 Napi::Value CreateModel(const Napi::CallbackInfo& info) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <napi.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include "napi/cpu_allocator.h"
 #include "napi/executor.h"
@@ -19,9 +20,17 @@ namespace rils::napi {
 // Shared by the JS object and every in-flight worker: dispose() drops the JS object's share,
 // the memory goes when the last worker ends.
 struct ModelState {
+  using Profile = torch::autograd::profiler::RecordProfile;
   ModelState() { ++live_count; }
   ~ModelState() {
     trainer.reset();
+    if (profile) {  // disposed while profiling: the trace is written on the thread that recorded it
+      if (executor->on_thread()) {
+        profile.reset();
+      } else {  // the executor runs its queued tasks before its thread ends
+        executor->post([p = std::shared_ptr<Profile>(std::move(profile))]() mutable { p.reset(); });
+      }
+    }
     release_cached_cpu_memory();  // the model's freed tensors, cached by the allocator, go back too
     --live_count;
   }
@@ -33,6 +42,10 @@ struct ModelState {
   std::shared_ptr<Executor> executor;  // the model's own thread (napi/executor.h says why)
   std::unique_ptr<Trainer> trainer;
   int64_t bytes = 0;  // parameter + optimizer memory reported to V8
+  // LibTorch's operator profiler between startProfile() and stopProfile(). It is thread-local, and
+  // every task of the model runs on its executor's thread, so it sees all of them; it must also be
+  // written and destroyed there (see ~ModelState).
+  std::unique_ptr<Profile> profile;
 };
 
 class NativeModel : public Napi::ObjectWrap<NativeModel> {
@@ -55,6 +68,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value AllGatherBytes(const Napi::CallbackInfo& info);
+  Napi::Value StartProfile(const Napi::CallbackInfo& info);
+  Napi::Value StopProfile(const Napi::CallbackInfo& info);
   // Inference (napi/inference.cpp): no autograd state, outputs as external ArrayBuffers.
   Napi::Value EncodeImages(const Napi::CallbackInfo& info);
   Napi::Value EncodeTexts(const Napi::CallbackInfo& info);

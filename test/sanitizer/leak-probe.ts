@@ -38,6 +38,7 @@ async function main(): Promise<void> {
   await model.saveCheckpoint(path.join(dir, 'c.ckpt'));
   await model.loadCheckpoint(path.join(dir, 'c.ckpt'));
   await model.loadWeights(path.join(dir, 'w.safetensors'));
+  await model.profile(path.join(dir, 'trace.json'), () => model.trainStep(batch));
   if (txt.embeddings.length === 0) throw new Error('no text embeddings');
 
   // Failure paths: each must throw a RilsError and free what it allocated.
@@ -47,6 +48,7 @@ async function main(): Promise<void> {
   writeFileSync(path.join(dir, 'bad.safetensors'), Buffer.from('not a file'));
   await expectError('corrupt weights', () => model.loadWeights(path.join(dir, 'bad.safetensors')));
   await expectError('bad config', () => Rils.create({ preset: 'micro', embedDim: -1 }));
+  await expectError('unwritable profile', () => model.profile(path.join(dir, 'no', 'x.json'), async () => 0));
 
   // Queued work rejected by dispose, then use after dispose.
   const queued = [model.trainStep(batch), model.encodeImages({ images: batch.images, batchSize: 8 })];
