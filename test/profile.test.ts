@@ -32,7 +32,7 @@ test('profile() writes a Chrome trace of the calls made inside it, and only thos
   model.dispose();
 });
 
-test('profile(): one at a time, a file that cannot be written, dispose inside', async (t) => {
+test('profile(): one at a time, fn throwing, a file that cannot be written, dispose inside', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-profile-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const model = await Rils.create({ preset: 'micro', vocabSize: 300, seed: 0 });
@@ -43,6 +43,12 @@ test('profile(): one at a time, a file that cannot be written, dispose inside', 
     await encode();
   });
   t.true(operators(path.join(dir, 'outer.json')).length > 0, 'the outer profile is unaffected');
+  await t.throwsAsync(model.profile(path.join(dir, 'threw.json'), async () => {
+    await encode();
+    throw new Error('fn failed');
+  }), { message: 'fn failed' });
+  t.true(operators(path.join(dir, 'threw.json')).some((n) => n.includes('layer_norm')), 'written when fn throws');
+  await model.profile(path.join(dir, 'again.json'), encode); // and the profiler was stopped
   let called = false;
   await t.throwsAsync(model.profile(path.join(dir, 'no-such-dir', 'x.json'), async () => (called = true)),
     { instanceOf: RilsInputError, message: /Cannot write the profile/ });
