@@ -1,6 +1,5 @@
 #include "model/attention.h"
 
-#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -72,56 +71,6 @@ struct Heads {
   }
 };
 
-// Row reductions in kLanes independent partial results, so that the compiler vectorises them
-// (a single running max or sum is a serial dependency chain).
-constexpr int kLanes = 16;
-
-// A float's bits as an int32 that orders as the float does: negative floats have their magnitude
-// bits flipped. The max over these keys vectorises; a float max does not, as GCC keeps its
-// NaN and signed-zero rules unless -ffinite-math-only (~2.5× slower on a 197-key row).
-__attribute__((always_inline)) inline int32_t order_key(const float* x) {
-  int32_t bits;
-  std::memcpy(&bits, x, sizeof bits);
-  return bits ^ ((bits >> 31) & 0x7fffffff);
-}
-
-__attribute__((always_inline)) inline float row_max(const float* x, int64_t n) {
-  int32_t lanes[kLanes];
-  for (int32_t& l : lanes) l = std::numeric_limits<int32_t>::min();
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) lanes[l] = std::max(lanes[l], order_key(x + j + l));
-  int32_t m = std::numeric_limits<int32_t>::min();
-  for (int32_t l : lanes) m = std::max(m, l);
-  for (; j < n; ++j) m = std::max(m, order_key(x + j));
-  m ^= (m >> 31) & 0x7fffffff;  // the key's own inverse
-  float max;
-  std::memcpy(&max, &m, sizeof max);
-  return max;
-}
-
-__attribute__((always_inline)) inline float row_sum(const float* x, int64_t n) {
-  float lanes[kLanes] = {};
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) lanes[l] += x[j + l];
-  float sum = 0;
-  for (float l : lanes) sum += l;
-  for (; j < n; ++j) sum += x[j];
-  return sum;
-}
-
-__attribute__((always_inline)) inline float row_dot(const float* x, const float* y, int64_t n) {
-  float lanes[kLanes] = {};
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) lanes[l] += x[j + l] * y[j + l];
-  float sum = 0;
-  for (float l : lanes) sum += l;
-  for (; j < n; ++j) sum += x[j] * y[j];
-  return sum;
-}
-
 // In place on a [T, T] block of scores: each row's softmax over its first n keys (all, or up to the
 // query itself under the causal mask), exact zeros after. A key_offset (one per key) is added to
 // every row first.
@@ -131,9 +80,9 @@ RILS_SIMD_CLONES void softmax_rows(float* s, int64_t T, bool causal, const float
     const int64_t n = causal ? i + 1 : T;
     if (key_offset != nullptr)
       for (int64_t j = 0; j < n; ++j) row[j] += key_offset[j];
-    const float m = row_max(row, n);
+    const float m = fast::row_max(row, n);
     for (int64_t j = 0; j < n; ++j) row[j] = fast::exp(row[j] - m);
-    const float inv = 1.0f / row_sum(row, n);
+    const float inv = 1.0f / fast::row_sum(row, n);
     for (int64_t j = 0; j < n; ++j) row[j] *= inv;
     for (int64_t j = n; j < T; ++j) row[j] = 0.0f;
   }
@@ -144,7 +93,7 @@ RILS_SIMD_CLONES void softmax_backward_rows(const float* p, float* d, int64_t T)
   for (int64_t i = 0; i < T; ++i) {
     const float* pr = p + i * T;
     float* dr = d + i * T;
-    const float dot = row_dot(pr, dr, T);
+    const float dot = fast::row_dot(pr, dr, T);
     for (int64_t j = 0; j < T; ++j) dr[j] = pr[j] * (dr[j] - dot);
   }
 }

@@ -10,27 +10,18 @@ namespace rils {
 
 namespace {
 
-// Sums in kLanes independent partial results, so that the compiler vectorises them.
-constexpr int kLanes = 16;
-
 // One row of n: the mean, then the variance about it (two passes over the row in L1, no
 // cancellation), then the normalised, scaled and shifted row.
 RILS_SIMD_CLONES void layer_norm_row(const float* __restrict x, const float* __restrict w, const float* __restrict b,
                                      float* __restrict y, int64_t n, float eps) {
-  float lanes[kLanes] = {};
+  const float mean = fast::row_sum(x, n) / static_cast<float>(n);
+  float sq[fast::kLanes] = {};
   int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) lanes[l] += x[j + l];
-  float sum = 0;
-  for (; j < n; ++j) sum += x[j];
-  for (float l : lanes) sum += l;
-  const float mean = sum / static_cast<float>(n);
-  float sq[kLanes] = {};
-  for (j = 0; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) sq[l] += (x[j + l] - mean) * (x[j + l] - mean);
+  for (; j + fast::kLanes <= n; j += fast::kLanes)
+    for (int l = 0; l < fast::kLanes; ++l) sq[l] += (x[j + l] - mean) * (x[j + l] - mean);
   float var = 0;
-  for (; j < n; ++j) var += (x[j] - mean) * (x[j] - mean);
   for (float l : sq) var += l;
+  for (; j < n; ++j) var += (x[j] - mean) * (x[j] - mean);
   const float rstd = 1.0f / std::sqrt(var / static_cast<float>(n) + eps);
   for (j = 0; j < n; ++j) y[j] = (x[j] - mean) * rstd * w[j] + b[j];
 }
