@@ -11,6 +11,7 @@
  * ```
  * @module
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 
 import type { NativeModel } from './binding.js';
@@ -114,11 +115,27 @@ export function lostPeers(info: DistributedInfo): string[] {
     const [host, pidText] = peer.split(' ');
     const pid = Number(pidText);
     if (rank === info.rank || host !== here || !Number.isSafeInteger(pid)) return;
-    try {
-      process.kill(pid, 0);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ESRCH') lost.push(`rank ${rank} (pid ${pid})`);
-    }
+    if (!processAlive(pid)) lost.push(`rank ${rank} (pid ${pid})`);
   });
   return lost;
+}
+
+// Whether a process runs: it exists and, where /proc tells (Linux), is not a zombie. A rank that
+// died stays a zombie until its parent (the launcher) reaps it, and kill(pid, 0) still finds it;
+// the survivors learn of the death at once, often before the parent has run.
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+  if (!existsSync('/proc/self/stat')) return true; // no /proc (not Linux): kill() found it
+  try {
+    // "pid (comm) S ...": the state follows the last ')', as comm may hold spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf-8');
+    const state = stat.slice(stat.lastIndexOf(')') + 1).trim()[0];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false; // reaped since kill() found it
+  }
 }

@@ -10,6 +10,7 @@ import test from 'ava';
 
 import { Rils, RilsInputError, distributedFromEnv, parseSafetensors, runtimeInfo } from '../lib/index.js';
 import type { RilsOptions, TrainStats } from '../lib/index.js';
+import { lostPeers } from '../lib/distributed.js';
 import { globalBatch, readWeights, snapshot } from './helpers/batches.js';
 import type { RankJob } from './helpers/distributed-rank.js';
 import { PARITY_CONFIG, checkpointMoments, compareWeights, expected, parityBatch, parityModel, readTensors, relErr, smallestGradients } from './helpers/parity.js';
@@ -133,6 +134,18 @@ serial('a rank that dies stops the others quickly, with an error naming it', asy
   t.regex(survivor!.stderr, /RilsDistributedError: rank 0 of 2: .* failed, so a peer rank has exited or stalled/);
   t.regex(survivor!.stderr, /gone from this machine: rank 1 \(pid \d+\)/);
   t.true(Date.now() - started < 25_000, `took ${Date.now() - started} ms (timeout 30 s: it must not wait for it)`);
+});
+
+test('a dead rank not yet reaped by its parent (a zombie) counts as gone', async (t) => {
+  // The survivors of a crash learn of it at once, often before the launcher reaps the dead rank.
+  // sh starts a child that exits at once, then becomes a process that never reaps it.
+  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 5']);
+  t.teardown(() => parent.kill());
+  const zombie = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
+  await new Promise((r) => setTimeout(r, 300)); // the child exits
+  const here = os.hostname();
+  const info = { rank: 0, worldSize: 3, peers: [`${here} ${process.pid}`, `${here} ${zombie}`, `${here} ${parent.pid}`] };
+  t.deepEqual(lostPeers(info), [`rank 1 (pid ${zombie})`]);
 });
 
 serial('ranks with different batch sizes fail alike with a clear error', async (t) => {
