@@ -1,5 +1,6 @@
 // What a user gets: `npm pack` (with the CPU prebuild made by scripts/prebuild.mjs), installed into
-// an empty project with npm from its cache, then imported from ESM and from CommonJS, and trained.
+// an empty project with npm (from its cache where it can: npm ci caches tarballs but not the registry
+// metadata that installing a .tgz needs), then imported from ESM and from CommonJS, and trained.
 import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -39,7 +40,7 @@ test('npm pack → install in an empty project → import (ESM and CJS) → trai
   const app = path.join(work, 'app');
   await sh('mkdir', ['-p', app], work);
   writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
-  await sh('npm', ['install', '--offline', '--no-audit', '--no-fund', path.join(work, filename)], app);
+  await sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', path.join(work, filename)], app);
   t.deepEqual(readdirSync(path.join(app, 'node_modules', 'rils')).filter((f) => f === 'build'), [], 'nothing was compiled');
 
   writeFileSync(path.join(app, 'esm.mjs'), `
