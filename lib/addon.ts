@@ -6,10 +6,11 @@
  * @internal
  * @module
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+
+import { findLibTorch } from '../scripts/libtorch.mjs';
 
 /** What scripts/prebuild.mjs writes beside each prebuild. */
 export interface PrebuildManifest {
@@ -53,34 +54,15 @@ function readManifest(file: string): PrebuildManifest | undefined {
   }
 }
 
-/** A CUDA LibTorch: `$LIBTORCH`, else a pip torch importable by python3 (found without importing it). */
+/** A CUDA LibTorch where scripts/libtorch.mjs (the builds' own discovery) finds one. */
 export function findCudaLibTorch(env: NodeJS.ProcessEnv): FoundLibTorch | undefined {
-  const dirs: { dir: string; from: string }[] = [];
-  if (env.LIBTORCH) dirs.push({ dir: env.LIBTORCH, from: `LIBTORCH=${env.LIBTORCH}` });
-  else {
-    const r = spawnSync(env.RILS_PYTHON ?? 'python3', ['-c',
-      'import importlib.util as u; s = u.find_spec("torch"); print(s.submodule_search_locations[0] if s else "")'],
-    { encoding: 'utf-8', timeout: 10_000 });
-    const dir = r.status === 0 ? r.stdout.trim() : '';
-    if (dir) dirs.push({ dir, from: `pip torch (${dir})` });
+  let found;
+  try {
+    found = findLibTorch(env, { forBuild: false });
+  } catch {
+    return undefined;  // an explicitly named LibTorch that is not one: no CUDA prebuild either
   }
-  for (const { dir, from } of dirs) {
-    const libDir = path.join(dir, 'lib');
-    if (!existsSync(path.join(libDir, 'libtorch_cuda.so'))) continue;
-    // A libtorch zip has build-version ("2.5.1+cu124"); a pip torch has version.py.
-    let version = '';
-    let cuda: string | null = null;
-    try {
-      version = readFileSync(path.join(dir, 'build-version'), 'utf-8').trim();
-    } catch {
-      const py = existsSync(path.join(dir, 'version.py')) ? readFileSync(path.join(dir, 'version.py'), 'utf-8') : '';
-      version = /__version__\s*=\s*'([^']+)'/.exec(py)?.[1] ?? '';
-      cuda = /\bcuda\s*(?::\s*[^=]+)?=\s*'([^']+)'/.exec(py)?.[1] ?? null;
-    }
-    cuda ??= /\+cu(\d+?)(\d)$/.exec(version)?.slice(1, 3).join('.') ?? null;
-    if (version) return { libDir, version, cuda, from };
-  }
-  return undefined;
+  return found?.cuda ? { libDir: found.libDir, version: found.version, cuda: found.cuda, from: found.from } : undefined;
 }
 
 /** Whether a shared library `name` (e.g. "libtorch_cpu.so.1.13") is where the dynamic loader looks. */

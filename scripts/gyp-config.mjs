@@ -1,51 +1,29 @@
 #!/usr/bin/env node
 // What binding.gyp (node-gyp) needs, found as CMakeLists.txt finds it: the native sources (the same
-// glob), and LibTorch through $LIBTORCH, $Torch_DIR, $CMAKE_PREFIX_PATH, a pip torch, then the
-// system (Debian's libtorch-dev).
+// folders), and the LibTorch that scripts/libtorch.mjs finds.
 // Usage: node scripts/gyp-config.mjs sources|include|libdir|libs|defines
-import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { NOT_FOUND, findLibTorch } from './libtorch.mjs';
+
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 if (process.argv[2] === 'sources') {
-  for (const dir of ['native/model', 'native/train', 'native/napi']) {
+  for (const dir of ['native/model', 'native/kernels', 'native/kernels/cpu', 'native/eval', 'native/train', 'native/napi']) {
     for (const f of readdirSync(path.join(root, dir)).sort()) if (f.endsWith('.cpp')) console.log(`${dir}/${f}`);
   }
   process.exit(0);
 }
 
-function pipTorchPrefix() {
-  try {
-    const out = execFileSync('python3', ['-c', 'import torch, os; print(os.path.dirname(torch.__file__))'], {
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
-    const dir = out.toString().trim();
-    return existsSync(path.join(dir, 'include', 'torch')) ? dir : null;
-  } catch {
-    return null;
-  }
-}
-
 function find() {
-  const candidates = [];
-  if (process.env.LIBTORCH) candidates.push(process.env.LIBTORCH);
-  // Torch_DIR = <prefix>/share/cmake/Torch
-  if (process.env.Torch_DIR) candidates.push(path.resolve(process.env.Torch_DIR, '../../..'));
-  for (const p of (process.env.CMAKE_PREFIX_PATH ?? '').split(':').filter(Boolean)) candidates.push(p);
-  const pip = pipTorchPrefix();
-  if (pip) candidates.push(pip);
-  for (const prefix of candidates) {
-    if (existsSync(path.join(prefix, 'include', 'torch', 'csrc', 'api', 'include'))) {
-      return { include: [path.join(prefix, 'include'), path.join(prefix, 'include/torch/csrc/api/include')], libdir: path.join(prefix, 'lib'), cmake: path.join(prefix, 'share/cmake/Torch/TorchConfig.cmake') };
-    }
+  try {
+    const found = findLibTorch();
+    if (found) return { include: found.includeDirs, libdir: found.libDir, cmake: path.join(found.cmakeDir, 'TorchConfig.cmake') };
+    console.error(NOT_FOUND);
+  } catch (error) {
+    console.error(error.message);
   }
-  if (existsSync('/usr/include/torch/csrc/api/include')) {
-    return { include: ['/usr/include', '/usr/include/torch/csrc/api/include'], libdir: '/usr/lib/x86_64-linux-gnu', cmake: '/usr/lib/x86_64-linux-gnu/cmake/Torch/TorchConfig.cmake' };
-  }
-  console.error('rils: LibTorch was not found. Set LIBTORCH, Torch_DIR or CMAKE_PREFIX_PATH, install a pip torch, ' +
-    'or apt-get install libtorch-dev libopenblas0-openmp.');
   process.exit(1);
 }
 
