@@ -10,12 +10,32 @@ import { isMainThread } from 'node:worker_threads';
 
 import { findCudaLibTorch, listPrebuilds, planAddon } from './addon.js';
 import type { AddonCandidate } from './addon.js';
-import type { ParameterInfo, TrainStats } from './types.js';
+import type { ParameterInfo } from './types.js';
 
 /** Model config fields, in the PyTorch reference's snake_case. */
 export type NativeConfig = Record<string, number>;
 /** Training options, in the PyTorch reference's snake_case. */
 export type NativeTrainOptions = Record<string, number | boolean>;
+/** Step statistics, in snake_case (RILS_STEP_STATS). */
+export type NativeStats = Record<string, number | boolean>;
+
+/** One row of a native field table (native/model/fields.h). */
+export interface NativeFieldInfo {
+  name: string;
+  type: 'int' | 'real' | 'bool';
+  default: number | boolean;
+  min: number;
+  max: number;
+  minOpen: boolean;
+  maxOpen: boolean;
+}
+
+export interface NativeSchema {
+  config: NativeFieldInfo[];
+  train: NativeFieldInfo[];
+  stats: { name: string; type: 'int' | 'real' | 'bool'; reduce: 'mean' | 'sum' | 'none' }[];
+  presets: Record<string, NativeConfig>;
+}
 
 export interface NativeBatch {
   images: Float32Array | Uint8Array;
@@ -31,12 +51,16 @@ export interface NativeTensorEntry {
 }
 
 export interface NativeModel {
-  trainStep(batch: NativeBatch): Promise<TrainStats>;
-  evaluateLoss(batch: NativeBatch): Promise<TrainStats>;
+  trainStep(batch: NativeBatch): Promise<NativeStats>;
+  evaluateLoss(batch: NativeBatch): Promise<NativeStats>;
   getState(): Promise<NativeTensorEntry[]>;
   setState(entries: { name: string; data: Float32Array }[]): Promise<void>;
   getTrainingState(): Promise<{ moments: NativeTensorEntry[]; rng: ArrayBuffer; step: number }>;
-  setTrainingState(state: { moments: { name: string; data: Float32Array }[]; rng: Uint8Array; step: number }): Promise<void>;
+  /** A checkpoint's content, all checked before any of it is applied. */
+  setTrainingState(state: {
+    weights?: { name: string; data: Float32Array }[]; moments: { name: string; data: Float32Array }[]; rng: Uint8Array;
+    step: number;
+  }): Promise<void>;
   parameters(): ParameterInfo[];
   info(): {
     config: NativeConfig; train: NativeTrainOptions; device: string; step: number;
@@ -72,7 +96,7 @@ export interface NativeAddon {
     device: string;
     distributed?: { rank: number; worldSize: number; masterAddr: string; masterPort: number; timeoutMs: number; bucketBytes: number } | undefined;
   }): Promise<NativeModel>;
-  presets(): Record<string, NativeConfig>;
+  schema(): NativeSchema;
   runtimeInfo(): {
     libtorchVersion: string;
     cudaAvailable: boolean;

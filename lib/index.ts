@@ -5,7 +5,10 @@
  */
 import { addonChoice, native } from './binding.js';
 import type { AddonChoice } from './binding.js';
-import { checkInteger } from './validate.js';
+import { availableParallelism } from 'node:os';
+
+import { fromNative } from './errors.js';
+import { checkInteger, invalid } from './validate.js';
 
 export { Rils } from './rils.js';
 export type {
@@ -92,7 +95,17 @@ export function runtimeInfo(): RuntimeInfo {
   return { ...native.runtimeInfo(), addon: addonChoice };
 }
 
-/** Sets LibTorch's intra-op thread count for every model in the process. Default: every core. */
+/**
+ * Sets LibTorch's intra-op thread count for every model in the process, at most 4 × the cores
+ * (OpenMP's busy-waiting teams only get slower beyond). Default: every core.
+ */
 export function setNumThreads(threads: number): void {
-  native.setNumThreads(checkInteger(threads, 'threads', 1));
+  const cores = availableParallelism();
+  checkInteger(threads, 'threads', 1);
+  if (threads > 4 * cores) throw invalid(`an integer in [1, ${4 * cores}] (4 × the ${cores} cores)`, 'threads', threads);
+  try {
+    native.setNumThreads(threads);
+  } catch (error) {
+    throw fromNative(error);
+  }
 }

@@ -4,10 +4,14 @@
  * @internal
  * @module
  */
+import type { NativeBatch } from './binding.js';
 import { loadImages } from './images.js';
 import type { ImageSource } from './images.js';
 import type { ModelConfig } from './options.js';
+import { resolveTemplates } from './templates.js';
+import type { Templates } from './templates.js';
 import type { Tokenizer } from './tokenizer.js';
+import type { Batch } from './types.js';
 import { RilsInputError } from './errors.js';
 import { checkInteger, checkTypedArray, describe, invalid } from './validate.js';
 
@@ -22,7 +26,23 @@ export interface ImageTensor {
 /** Images as tensors, or as encoded files (paths or bytes) decoded with the eval transform. */
 export type ImagesInput = ImageTensor | readonly ImageSource[];
 
-/** Checks a tensor batch's type and length; `minBatch` 2 for training. */
+/**
+ * A copy of a caller's typed array, made when the call is made. Calls on a model run in turn, so
+ * the addon may read an input only later, and the caller may change or detach (transfer) it
+ * meanwhile: a call works on its inputs as they were when it was made. The copy lives in a
+ * SharedArrayBuffer, which the addon reads in place (an ordinary ArrayBuffer it copies again, as it
+ * could be detached under the native work): one copy in all.
+ */
+export function snapshot<T extends Float32Array | Uint8Array | Int32Array>(array: T): T {
+  // The base class: a Buffer (a Uint8Array) must not be rebuilt with Buffer's own deprecated constructor.
+  const Ctor = (array instanceof Float32Array ? Float32Array : array instanceof Int32Array ? Int32Array : Uint8Array) as
+    unknown as new (buffer: SharedArrayBuffer) => T;
+  const copy = new Ctor(new SharedArrayBuffer(array.byteLength));
+  copy.set(array as never);
+  return copy;
+}
+
+/** Checks a tensor batch's type and length (`minBatch` 2 for training); the images are {@link snapshot}ted. */
 export function checkImageTensor(config: ModelConfig, input: ImageTensor, minBatch: number, what = 'images'): ImageTensor {
   if (typeof input !== 'object' || input === null) throw invalid('an object with images and batchSize', what, input);
   const B = checkInteger(input.batchSize, 'batchSize', 1);
@@ -35,7 +55,7 @@ export function checkImageTensor(config: ModelConfig, input: ImageTensor, minBat
     input.images, u8 ? [Uint8Array] : [Float32Array], B * C * S * S,
     `${what} ([${u8 ? `${B}, ${S}, ${S}, ${C}` : `${B}, ${C}, ${S}, ${S}`}])`,
   );
-  return { images, batchSize: B };
+  return { images: snapshot(images), batchSize: B };
 }
 
 /** Tensors pass through (checked); files are decoded with sharp off the JS thread. */
@@ -71,4 +91,39 @@ export function tokenize(config: ModelConfig, tokenizer: Tokenizer | undefined, 
 /** Checks an Int32Array of `rows` token rows. */
 export function checkTokens(config: ModelConfig, tokens: unknown, rows: number, what = 'tokens'): Int32Array {
   return checkTypedArray(tokens, [Int32Array], rows * config.contextLength, `${what} ([${rows}, ${config.contextLength}])`);
+}
+
+/** Texts as strings (through the tokenizer) or as token rows already, checked against the model. */
+export function textRows(
+  config: ModelConfig, tokenizer: Tokenizer | undefined, texts: readonly string[] | { tokens: Int32Array; batchSize: number },
+): { tokens: Int32Array; batchSize: number } {
+  if (Array.isArray(texts)) return { tokens: tokenize(config, tokenizer, texts, 'texts'), batchSize: texts.length };
+  const t = texts as { tokens?: unknown; batchSize?: unknown } | null;
+  const batchSize = checkInteger(t?.batchSize, 'batchSize', 1);
+  return { tokens: snapshot(checkTokens(config, t?.tokens, batchSize)), batchSize };
+}
+
+/** A training batch checked against the model: images, token rows, and the optional mask noise. */
+export function checkBatch(config: ModelConfig, batch: Batch): NativeBatch {
+  if (typeof batch !== 'object' || batch === null) throw invalid('a batch object', 'the batch', batch);
+  const { images, batchSize: B } = checkImageTensor(config, batch, 2);
+  const tokens = snapshot(checkTokens(config, batch.tokens, B));
+  const N = (config.imageSize / config.patchSize) ** 2;
+  const maskNoise = batch.maskNoise === undefined
+    ? undefined
+    : snapshot(checkTypedArray(batch.maskNoise, [Float32Array], B * N, `maskNoise ([${B}, ${N}])`));
+  return { images, tokens, batchSize: B, maskNoise };
+}
+
+/** Every class name filled into every template (class-major), as token rows. */
+export function classPrompts(
+  config: ModelConfig, tokenizer: Tokenizer | undefined, classNames: readonly string[], templates: Templates = 'slip7',
+): { tokens: Int32Array; numClasses: number; templatesPerClass: number } {
+  const list = resolveTemplates(templates);
+  if (!Array.isArray(list) || list.length === 0 || !list.every((t) => typeof t === 'string' && t.includes('{}'))) {
+    throw new RilsInputError(`Expected 'slip7', 'clip80' or strings containing {} for templates but received ${String(templates)}`);
+  }
+  const names = Array.isArray(classNames) ? classNames : [];
+  const tokens = tokenize(config, tokenizer, names.flatMap((c: string) => list.map((t) => t.replaceAll('{}', c))), 'classNames');
+  return { tokens, numClasses: names.length, templatesPerClass: list.length };
 }

@@ -2,13 +2,14 @@
  * Options of {@link Rils.create}: a preset, overrides of its model fields, and training options.
  * @module
  */
-import { native } from './binding.js';
 import type { NativeConfig, NativeTrainOptions } from './binding.js';
 import { RilsInputError } from './errors.js';
+import { CONFIG_FIELDS, PRESETS, TRAIN_FIELDS, camelKeys, checkField } from './schema.js';
+import type { FieldSpec } from './schema.js';
 import type { Tokenizer } from './tokenizer.js';
 import { toNativeDistributed } from './distributed.js';
 import type { DistributedOptions } from './distributed.js';
-import { camelCase, checkBoolean, checkInteger, checkNumber, invalid, snakeCase } from './validate.js';
+import { camelCase, checkInteger, checkPlainObject, invalid } from './validate.js';
 
 /** The model presets of the RILS spec (§5). */
 export type PresetName = 'vit_l16' | 'vit_b16' | 'vit_s16' | 'vit_ti16' | 'micro';
@@ -132,43 +133,62 @@ export interface RilsOptions extends Partial<ModelConfig>, TrainingOptions {
   distributed?: DistributedOptions | undefined;
 }
 
-const MODEL_INT_FIELDS = [
-  'imageSize', 'patchSize', 'inChans', 'visionWidth', 'visionDepth', 'visionHeads', 'decoderWidth',
-  'decoderDepth', 'decoderHeads', 'textWidth', 'textLayers', 'textHeads', 'contextLength', 'vocabSize', 'embedDim',
-] as const;
-const MODEL_REAL_FIELDS = ['mlpRatio', 'visionLnEps', 'textLnEps', 'logitScaleInit', 'logitScaleMax'] as const;
-const TRAIN_INT_FIELDS = ['warmupSteps', 'totalSteps', 'accumulationSteps', 'klChunkElements'] as const;
-const TRAIN_REAL_FIELDS = [
-  'lr', 'minLr', 'warmupStartLr', 'weightDecay', 'eps', 'gradClipNorm', 'reconWeight', 'tauStudent', 'tauTeacher',
-  'maskRatio',
-] as const;
-const TRAIN_BOOL_FIELDS = ['retrievalGate', 'detachTextPrototypes', 'clipLocalGrad', 'gatherGrad'] as const;
-const OTHER_FIELDS = ['preset', 'seed', 'device', 'betas', 'tokenizer', 'onNonFinite', 'distributed'] as const;
-const KNOWN = new Set<string>([
-  ...MODEL_INT_FIELDS, ...MODEL_REAL_FIELDS, ...TRAIN_INT_FIELDS, ...TRAIN_REAL_FIELDS, ...TRAIN_BOOL_FIELDS,
-  ...OTHER_FIELDS,
-]);
-const PRESETS: readonly PresetName[] = ['vit_l16', 'vit_b16', 'vit_s16', 'vit_ti16', 'micro'];
-/** @internal */
-export const PRESET_NAMES = PRESETS;
+/** TS options that stand for several native fields. @internal */
+export const OPTION_ALIASES: Readonly<Record<string, readonly string[]>> = { betas: ['beta1', 'beta2'] };
+/** Options of {@link RilsOptions} that are not model or training fields. @internal */
+export const OTHER_OPTIONS = ['preset', 'seed', 'device', 'tokenizer', 'onNonFinite', 'distributed'] as const;
+const ALIASED = new Set(Object.values(OPTION_ALIASES).flat().map(camelCase));
+
 /** Whether `name` is an option of {@link RilsOptions}. @internal */
 export function isOptionName(name: string): boolean {
-  return KNOWN.has(name);
+  return (CONFIG_FIELDS.has(name) || TRAIN_FIELDS.has(name) || name in OPTION_ALIASES ||
+    (OTHER_OPTIONS as readonly string[]).includes(name)) && !ALIASED.has(name);
+}
+
+/** Whether `name` is a preset of the addon. @internal */
+export function isPresetName(name: unknown): name is PresetName {
+  return typeof name === 'string' && Object.hasOwn(PRESETS, name);
 }
 
 /** The resolved fields of a preset. */
 export function presetConfig(preset: PresetName): ModelConfig {
-  const table = native.presets()[preset];
-  if (!table) throw invalid(`one of ${PRESETS.join(', ')}`, 'preset', preset);
-  return fromNativeConfig(table);
+  if (!isPresetName(preset)) throw invalid(`one of ${Object.keys(PRESETS).join(', ')}`, 'preset', preset);
+  return camelKeys<ModelConfig>(PRESETS[preset]!);
 }
 
-/** @internal */
-export function fromNativeConfig(c: NativeConfig): ModelConfig {
-  return Object.fromEntries(Object.entries(c).map(([k, v]) => [camelCase(k), v])) as unknown as ModelConfig;
+/** Options of a table (model or training fields) checked and converted to snake_case. */
+function tableOptions(o: Record<string, unknown>, fields: ReadonlyMap<string, FieldSpec>): Record<string, number | boolean> {
+  const out: Record<string, number | boolean> = {};
+  for (const [key, f] of fields) if (o[key] !== undefined && !ALIASED.has(key)) out[f.name] = checkField(f, o[key], key);
+  return out;
 }
 
-/** Checks every option's type and splits them into what the addon takes. @internal */
+/** `betas: [b1, b2]` → beta1, beta2, each checked against its field. */
+function betaOptions(betas: unknown): Record<string, number> {
+  if (betas === undefined) return {};
+  if (!Array.isArray(betas) || betas.length !== 2) throw invalid('two numbers', 'betas', betas);
+  const names = OPTION_ALIASES.betas!;
+  return Object.fromEntries(names.map((n, i) => [n, checkField(TRAIN_FIELDS.get(camelCase(n))!, betas[i], `betas[${i}]`) as number]));
+}
+
+/** Whether `t` has what the model needs of a {@link Tokenizer}. */
+function isTokenizer(t: unknown): t is Tokenizer {
+  const k = t as Partial<Tokenizer> | null;
+  return typeof k === 'object' && k !== null && typeof k.encodeBatch === 'function' && typeof k.encode === 'function' &&
+    Number.isSafeInteger(k.vocabSize) && Number.isSafeInteger(k.contextLength);
+}
+
+function checkDevice(device: unknown, distributed: boolean): string {
+  if (typeof device !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(device)) {
+    throw invalid("'cpu', 'cuda' or 'cuda:N'", 'device', device);
+  }
+  if (distributed && device !== 'cpu') {
+    throw invalid("'cpu' with distributed (training across processes runs on Gloo)", 'device', device);
+  }
+  return device;
+}
+
+/** Checks every option's type and range and splits them into what the addon takes. @internal */
 export function toNativeOptions(options: RilsOptions): {
   preset: PresetName;
   config: NativeConfig;
@@ -177,55 +197,27 @@ export function toNativeOptions(options: RilsOptions): {
   device: string;
   distributed?: ReturnType<typeof toNativeDistributed>;
 } {
-  for (const key of Object.keys(options)) {
-    if (!KNOWN.has(key)) throw new RilsInputError(`Unknown option '${key}'`);
-  }
+  checkPlainObject(options, 'the options');
+  for (const key of Object.keys(options)) if (!isOptionName(key)) throw new RilsInputError(`Unknown option '${key}'`);
   const o = options as Record<string, unknown>;
-  const preset = (o.preset ?? 'vit_b16') as PresetName;
-  if (!PRESETS.includes(preset)) throw invalid(`one of ${PRESETS.join(', ')}`, 'preset', o.preset);
-  const config: NativeConfig = {};
-  const train: NativeTrainOptions = {};
-  for (const k of MODEL_INT_FIELDS) if (o[k] !== undefined) config[snakeCase(k)] = checkInteger(o[k], k, 1);
-  for (const k of MODEL_REAL_FIELDS) if (o[k] !== undefined) config[snakeCase(k)] = checkNumber(o[k], k);
-  for (const k of TRAIN_INT_FIELDS) if (o[k] !== undefined) train[snakeCase(k)] = checkInteger(o[k], k, 0);
-  for (const k of TRAIN_REAL_FIELDS) if (o[k] !== undefined) train[snakeCase(k)] = checkNumber(o[k], k);
-  for (const k of TRAIN_BOOL_FIELDS) if (o[k] !== undefined) train[snakeCase(k)] = checkBoolean(o[k], k);
-  if (o.betas !== undefined) {
-    const b = o.betas;
-    if (!Array.isArray(b) || b.length !== 2 || !b.every((x) => typeof x === 'number' && x >= 0 && x < 1)) {
-      throw invalid('two numbers in [0, 1)', 'betas', b);
-    }
-    train.beta1 = b[0] as number;
-    train.beta2 = b[1] as number;
-  }
-  const maskRatio = train.mask_ratio;
-  if (typeof maskRatio === 'number' && !(maskRatio >= 0 && maskRatio < 1)) throw invalid('a number in [0, 1)', 'maskRatio', maskRatio);
-  if (train.accumulation_steps === 0) throw invalid('an integer >= 1', 'accumulationSteps', 0);
-  for (const k of ['lr', 'minLr', 'warmupStartLr', 'weightDecay', 'eps', 'gradClipNorm', 'reconWeight'] as const) {
-    if (typeof o[k] === 'number' && (o[k] as number) < 0) throw invalid('a number >= 0', k, o[k]);
-  }
-  for (const k of ['tauStudent', 'tauTeacher'] as const) {
-    if (typeof o[k] === 'number' && !((o[k] as number) > 0)) throw invalid('a number > 0', k, o[k]);
-  }
+  const preset = o.preset ?? 'vit_b16';
+  if (!isPresetName(preset)) throw invalid(`one of ${Object.keys(PRESETS).join(', ')}`, 'preset', o.preset);
+  const config = tableOptions(o, CONFIG_FIELDS) as NativeConfig;
+  const train = { ...tableOptions(o, TRAIN_FIELDS), ...betaOptions(o.betas) };
   const seed = o.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : checkInteger(o.seed, 'seed', 0);
   if (o.onNonFinite !== undefined && o.onNonFinite !== 'skip' && o.onNonFinite !== 'throw') {
     throw invalid("'skip' or 'throw'", 'onNonFinite', o.onNonFinite);
   }
-  const device = o.device ?? 'cpu';
-  if (typeof device !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(device)) {
-    throw invalid("'cpu', 'cuda' or 'cuda:N'", 'device', device);
+  if (o.tokenizer !== undefined && !isTokenizer(o.tokenizer)) {
+    throw invalid('a tokenizer (ClipTokenizer, WordTokenizer, ByteTokenizer or one with encodeBatch)', 'tokenizer', o.tokenizer);
   }
-  if (o.distributed !== undefined) {
-    if (device !== 'cpu') throw invalid("'cpu' with distributed (training across processes runs on Gloo)", 'device', device);
-    return { preset, config, train, seed, device, distributed: toNativeDistributed(o.distributed) };
-  }
+  const device = checkDevice(o.device ?? 'cpu', o.distributed !== undefined);
+  if (o.distributed !== undefined) return { preset, config, train, seed, device, distributed: toNativeDistributed(o.distributed) };
   return { preset, config, train, seed, device };
 }
 
-/** Training options as the addon reports them, in camelCase. @internal */
+/** Training options as the addon reports them, in camelCase, with `betas`. @internal */
 export function fromNativeTrainOptions(t: NativeTrainOptions): Required<TrainingOptions> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(t)) if (k !== 'beta1' && k !== 'beta2') out[camelCase(k)] = v;
-  out.betas = [t.beta1, t.beta2];
-  return out as unknown as Required<TrainingOptions>;
+  const { beta1, beta2, ...rest } = t;
+  return { ...camelKeys<Omit<Required<TrainingOptions>, 'betas'>>(rest), betas: [beta1 as number, beta2 as number] };
 }

@@ -6,24 +6,26 @@
 import path from 'node:path';
 
 import { native } from './binding.js';
-import type { NativeBatch, NativeModel } from './binding.js';
+import type { NativeModel } from './binding.js';
 import { RilsDistributedError, RilsInputError, RilsNativeError, RilsStateError, RilsWeightsError, fromNative } from './errors.js';
 import { ZeroShotClassifier } from './zeroshot.js';
-import { PRESET_NAMES, fromNativeConfig, fromNativeTrainOptions, isOptionName, toNativeOptions } from './options.js';
+import { fromNativeTrainOptions, toNativeOptions } from './options.js';
 import type { Device, ModelConfig, PresetName, RilsOptions, TrainingOptions } from './options.js';
 import { SerialQueue } from './queue.js';
-import { asFloat32, readSafetensors, writeSafetensors } from './safetensors.js';
-import { resolveTemplates } from './templates.js';
+import { camelKeys } from './schema.js';
 import type { Templates } from './templates.js';
 import type {
   Batch, ClassLogits, EncodeImagesOptions, ImageEncoding, LossStats, ParameterInfo, PatchSemantics, PatchSemanticsOptions,
   TextEncoding, TrainStats,
 } from './types.js';
-import { tokenizerFromSpec, tokenizerSpec } from './tokenizer.js';
-import type { Tokenizer, TokenizerSpec } from './tokenizer.js';
-import { checkImageTensor, checkTokens, resolveImages, tokenize } from './inputs.js';
+import type { Tokenizer } from './tokenizer.js';
+import { checkBatch, classPrompts, resolveImages, snapshot, textRows, tokenize } from './inputs.js';
 import type { ImageTensor, ImagesInput } from './inputs.js';
-import { camelCase, checkInteger, checkTypedArray, invalid, snakeCase } from './validate.js';
+import { checkInteger, checkTypedArray, invalid } from './validate.js';
+import {
+  checkAgainstParameters, checkConfigAgainstTensors, optionsFromMetadata, readWeights, tokenizerFromMetadata,
+  weightsMetadata, writeWeights,
+} from './weights.js';
 import { gatherRankStates, rankState, readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { allGatherJson, lostPeers } from './distributed.js';
 import type { DistributedInfo } from './distributed.js';
@@ -67,7 +69,7 @@ export class Rils {
     this.tokenizer = tokenizer;
     this.#preset = preset;
     const info = handle.info();
-    this.config = Object.freeze(fromNativeConfig(info.config));
+    this.config = Object.freeze(camelKeys<ModelConfig>(info.config));
     this.trainingOptions = Object.freeze(fromNativeTrainOptions(info.train));
     this.seed = seed;
     this.device = info.device as Device;
@@ -93,36 +95,18 @@ export class Rils {
    * `options` override what the file says (e.g. `device`, or a `tokenizer`).
    */
   static async fromWeights(path: string, options: RilsOptions & { clipVocabPath?: string } = {}): Promise<Rils> {
-    const file = await readSafetensors(path);
-    const meta = file.metadata;
-    let fromFile: RilsOptions = {};
-    try {
-      const config = JSON.parse(meta.config ?? '{}') as Record<string, number>;
-      const { mask_ratio, tau_s, tau_t, recon_weight, ...fields } = config;
-      const train = JSON.parse(meta.train ?? '{}') as Record<string, number | boolean>;
-      const { beta1, beta2, ...trainRest } = train;
-      fromFile = {
-        ...(PRESET_NAMES.includes(meta.preset as PresetName) ? { preset: meta.preset as PresetName } : {}),
-        ...Object.fromEntries(Object.entries(fields).map(([k, v]) => [camelCase(k), v])),
-        ...Object.fromEntries(Object.entries(trainRest).map(([k, v]) => [camelCase(k), v])),
-        ...(beta1 !== undefined && beta2 !== undefined ? { betas: [beta1 as number, beta2 as number] } : {}),
-        ...(mask_ratio !== undefined ? { maskRatio: mask_ratio } : {}),
-        ...(tau_s !== undefined ? { tauStudent: tau_s } : {}),
-        ...(tau_t !== undefined ? { tauTeacher: tau_t } : {}),
-        ...(recon_weight !== undefined ? { reconWeight: recon_weight } : {}),
-      } as RilsOptions;
-    } catch {
-      throw new RilsWeightsError(`${path}: unreadable config in the metadata`);
-    }
-    // Drop fields that are not options (e.g. a newer writer's extras), keep the rest.
-    const known = fromFile as Record<string, unknown>;
-    for (const k of Object.keys(known)) if (!isOptionName(k)) delete known[k];
+    if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
+    const { tensors, metadata } = await readWeights(path);
     const { clipVocabPath, ...rest } = options;
-    let tokenizer = rest.tokenizer;
-    if (!tokenizer && meta.tokenizer) tokenizer = await tokenizerFromSpec(JSON.parse(meta.tokenizer) as TokenizerSpec, clipVocabPath);
+    const fromFile = optionsFromMetadata(metadata, path);
+    checkConfigAgainstTensors(path, { ...fromFile, ...rest }, tensors);  // before the metadata's model is built
+    const shape = (name: string) => tensors.find((t) => t.name === name)?.shape[0] ?? 0;
+    const fit = { vocabSize: shape('token_embedding.weight'), contextLength: shape('positional_embedding') };
+    const tokenizer = rest.tokenizer ?? await tokenizerFromMetadata(metadata, path, fit, clipVocabPath);
     const model = await Rils.create({ seed: 0, ...fromFile, ...rest, ...(tokenizer ? { tokenizer } : {}) });
     try {
-      await model.loadWeights(path);
+      checkAgainstParameters(path, tensors, model.parameters());
+      await model.#run((m) => m.setState(tensors));
     } catch (error) {
       model.dispose();
       throw error;
@@ -155,8 +139,9 @@ export class Rils {
    * `accumulationSteps` calls) an AdamW update with the scheduled lr and the logit-scale clamp.
    */
   async trainStep(batch: Batch): Promise<TrainStats> {
-    const b = this.#checkBatch(batch);
-    const stats = await this.#run((m) => m.trainStep(b));
+    this.#handle();
+    const b = checkBatch(this.config, batch);
+    const stats = camelKeys<TrainStats>(await this.#run((m) => m.trainStep(b)));
     if (stats.nonFinite && this.#onNonFinite === 'throw') {
       throw new RilsNativeError(
         `Step ${stats.step + 1}: the loss (${stats.loss}) or the gradient norm (${stats.gradNorm}) is not finite; ` +
@@ -168,8 +153,10 @@ export class Rils {
 
   /** The loss of a batch without any gradient or update. */
   async evaluateLoss(batch: Batch): Promise<LossStats> {
-    const b = this.#checkBatch(batch);
-    return this.#run((m) => m.evaluateLoss(b)).then(({ gradNorm, updated, nonFinite, ...stats }) => stats);
+    this.#handle();
+    const b = checkBatch(this.config, batch);
+    const { gradNorm, updated, nonFinite, ...stats } = camelKeys<TrainStats>(await this.#run((m) => m.evaluateLoss(b)));
+    return stats;
   }
 
   /**
@@ -209,16 +196,7 @@ export class Rils {
     options: { normalize?: boolean; tokenizer?: Tokenizer } = {},
   ): Promise<TextEncoding> {
     this.#handle();
-    let tokens: Int32Array;
-    let batchSize: number;
-    if (Array.isArray(texts)) {
-      tokens = tokenize(this.config, options.tokenizer ?? this.tokenizer, texts as readonly string[], 'texts');
-      batchSize = texts.length;
-    } else {
-      const t = texts as { tokens: Int32Array; batchSize: number };
-      batchSize = checkInteger(t?.batchSize, 'batchSize', 1);
-      tokens = checkTokens(this.config, t.tokens, batchSize);
-    }
+    const { tokens, batchSize } = textRows(this.config, options.tokenizer ?? this.tokenizer, texts);
     const out = await this.#run((m) => m.encodeTexts({ tokens, batchSize, normalize: options.normalize ?? true }));
     return { batchSize, embeddings: new Float32Array(out.embeddings!) };
   }
@@ -239,7 +217,7 @@ export class Rils {
     options: { templates?: Templates; tokenizer?: Tokenizer } = {},
   ): Promise<ZeroShotClassifier> {
     this.#handle();
-    const prompts = this.#classPrompts(classNames, options);
+    const prompts = classPrompts(this.config, options.tokenizer ?? this.tokenizer, classNames, options.templates);
     const out = await this.#run((m) => m.classEmbeddings(prompts));
     return new ZeroShotClassifier(this, [...classNames], new Float32Array(out.weights!));
   }
@@ -252,8 +230,9 @@ export class Rils {
   async classLogits(images: ImagesInput, classWeights: Float32Array, numClasses: number): Promise<ClassLogits> {
     this.#handle();
     const C = checkInteger(numClasses, 'numClasses', 1);
-    checkTypedArray(classWeights, [Float32Array], C * this.config.embedDim, `classWeights ([${C}, ${this.config.embedDim}])`);
-    const [input, out] = await this.#runWithImages(images, (m, input) => m.zeroShot({ ...input, classWeights, numClasses: C }));
+    const weights = snapshot(checkTypedArray(classWeights, [Float32Array], C * this.config.embedDim,
+      `classWeights ([${C}, ${this.config.embedDim}])`));
+    const [input, out] = await this.#runWithImages(images, (m, input) => m.zeroShot({ ...input, classWeights: weights, numClasses: C }));
     return { batchSize: input.batchSize, logits: new Float32Array(out.logits!), probabilities: new Float32Array(out.probabilities!) };
   }
 
@@ -269,7 +248,7 @@ export class Rils {
       throw invalid('a number > 0', 'temperature', temperature);
     }
     // The texts are embedded in the same queued call, so it runs in submission order as one unit.
-    const prompts = options.templates ? this.#classPrompts(texts, options) : undefined;
+    const prompts = options.templates ? classPrompts(this.config, options.tokenizer ?? this.tokenizer, texts, options.templates) : undefined;
     const tokens = prompts ? undefined : tokenize(this.config, options.tokenizer ?? this.tokenizer, texts, 'texts');
     const embedTexts = async (m: NativeModel) => prompts
       ? (await m.classEmbeddings(prompts)).weights!
@@ -290,11 +269,7 @@ export class Rils {
   async saveWeights(path: string): Promise<void> {
     if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
     const state = await this.#run((m) => m.getState());
-    await writeSafetensors(
-      path,
-      state.map((e) => ({ name: e.name, dtype: 'F32' as const, shape: e.shape, data: new Float32Array(e.data) })),
-      { format: 'rils-ref-v1', ...this.#metadata() },
-    );
+    await writeWeights(path, state, this.#description());
   }
 
   /**
@@ -313,7 +288,8 @@ export class Rils {
       return [weights, training, ranks] as const;
     });
     if (this.distributed && this.distributed.rank !== 0) return;
-    await writeCheckpoint(path, { weights, ...training, metadata: this.#metadata(), extra: extra ?? null, ranks });
+    const metadata = weightsMetadata(this.#description());
+    await writeCheckpoint(path, { weights, ...training, metadata, extra: extra ?? null, ranks });
   }
 
   /**
@@ -324,51 +300,15 @@ export class Rils {
     if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
     this.#handle();
     const c = await readCheckpoint(path);
-    const entries = this.#checkWeights(path, c.weights);
-    const trainable = new Map(this.parameters().filter((p) => p.trainable).map((p) => [p.name, p]));
-    for (const m of c.moments) {
-      const p = trainable.get(m.name.slice(m.name.indexOf('.') + 1));
-      if (!p || p.shape.join() !== m.shape.join()) throw new RilsWeightsError(`${path}: unexpected optimizer tensor '${m.name}'`);
-    }
+    checkAgainstParameters(path, c.weights, this.parameters());
     const own = this.distributed ? rankState(c, this.distributed.rank, this.distributed.worldSize, path) : c;
-    await this.#run(async (m) => {
-      await m.setState(entries);
-      await m.setTrainingState({ moments: c.moments, rng: own.rng, step: c.step });
-    });
-    return own.extra;
-  }
-
-  #metadata(): Record<string, string> {
-    const t = this.trainingOptions;
-    const config = {
-      ...Object.fromEntries(Object.entries(this.config).map(([k, v]) => [snakeCase(k), v])),
-      mask_ratio: t.maskRatio, tau_s: t.tauStudent, tau_t: t.tauTeacher, recon_weight: t.reconWeight,
-    };
-    const { betas, ...rest } = t;
-    const train = { ...Object.fromEntries(Object.entries(rest).map(([k, v]) => [snakeCase(k), v])), beta1: betas[0], beta2: betas[1] };
-    const tokenizer = this.tokenizer && tokenizerSpec(this.tokenizer);
-    return {
-      preset: this.#preset, config: JSON.stringify(config), train: JSON.stringify(train),
-      ...(tokenizer ? { tokenizer: JSON.stringify(tokenizer) } : {}),
-    };
-  }
-
-  /** Checks a weight list against this model's names and shapes (no change on failure). */
-  #checkWeights(path: string, tensors: Iterable<{ name: string; shape: number[]; data: Float32Array }>): { name: string; data: Float32Array }[] {
-    const expected = new Map(this.parameters().map((p) => [p.name, p]));
-    const entries: { name: string; data: Float32Array }[] = [];
-    for (const t of tensors) {
-      const p = expected.get(t.name);
-      if (!p) throw new RilsWeightsError(`${path} has '${t.name}', which this model does not (weights of another model?)`);
-      if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
-        throw new RilsWeightsError(
-          `${path}: '${t.name}' has shape [${t.shape.join(', ')}] but this model needs [${p.shape.join(', ')}] ` +
-            '(weights of another preset or config?)',
-        );
-      }
-      entries.push({ name: t.name, data: t.data });
+    try {
+      // One call: the weights, moments, generator state and step are all checked before any is applied.
+      await this.#run((m) => m.setTrainingState({ weights: c.weights, moments: c.moments, rng: own.rng, step: c.step }));
+    } catch (error) {
+      throw error instanceof RilsWeightsError ? new RilsWeightsError(`${path}: ${error.message}`) : error;
     }
-    return entries;
+    return own.extra;
   }
 
   /**
@@ -379,13 +319,9 @@ export class Rils {
   async loadWeights(path: string): Promise<void> {
     if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
     this.#handle();
-    const file = await readSafetensors(path);
-    const tensors = [...file.tensors].map(([name, t]) => {
-      if (t.dtype !== 'F32') throw new RilsWeightsError(`${path}: '${name}' is ${t.dtype}; expected F32`);
-      return { name, shape: t.shape, data: asFloat32(t.bytes) };
-    });
-    const entries = this.#checkWeights(path, tensors);
-    await this.#run((m) => m.setState(entries));
+    const { tensors } = await readWeights(path);
+    checkAgainstParameters(path, tensors, this.parameters());
+    await this.#run((m) => m.setState(tensors));
   }
 
   /**
@@ -436,20 +372,13 @@ export class Rils {
     this.dispose();
   }
 
+  #description() {
+    return { preset: this.#preset, config: this.config, trainingOptions: this.trainingOptions, tokenizer: this.tokenizer };
+  }
+
   #handle(): NativeModel {
     if (!this.#native) throw new RilsStateError('This model was disposed; create a new one with Rils.create()');
     return this.#native;
-  }
-
-  /** Prompts for each class name filled into each template, as token rows. */
-  #classPrompts(classNames: readonly string[], options: { templates?: Templates | undefined; tokenizer?: Tokenizer | undefined }) {
-    const templates = resolveTemplates(options.templates ?? 'slip7');
-    if (!Array.isArray(templates) || templates.length === 0 || !templates.every((t) => typeof t === 'string' && t.includes('{}'))) {
-      throw new RilsInputError(`Expected 'slip7', 'clip80' or strings containing {} for templates but received ${String(options.templates)}`);
-    }
-    const tokens = tokenize(this.config, options.tokenizer ?? this.tokenizer,
-      (Array.isArray(classNames) ? classNames : []).flatMap((c: string) => templates.map((t) => t.replaceAll('{}', c))), 'classNames');
-    return { tokens, numClasses: classNames.length, templatesPerClass: templates.length };
   }
 
   /**
@@ -477,17 +406,5 @@ export class Rils {
         throw lost.length ? new RilsDistributedError(`${e.message}; gone from this machine: ${lost.join(', ')}`) : e;
       }
     });
-  }
-
-  #checkBatch(batch: Batch): NativeBatch {
-    this.#handle();
-    if (typeof batch !== 'object' || batch === null) throw invalid('a batch object', 'the batch', batch);
-    const { images, batchSize: B } = checkImageTensor(this.config, batch, 2);
-    const tokens = checkTokens(this.config, batch.tokens, B);
-    const maskNoise =
-      batch.maskNoise === undefined
-        ? undefined
-        : checkTypedArray(batch.maskNoise, [Float32Array], B * this.numPatches, `maskNoise ([${B}, ${this.numPatches}])`);
-    return { images, tokens, batchSize: B, maskNoise };
   }
 }

@@ -10,8 +10,8 @@ export interface Batch {
   /**
    * `Float32Array` of `[batchSize, 3, imageSize, imageSize]` (NCHW), already normalised; or
    * `Uint8Array` (a `Buffer` works) of `[batchSize, imageSize, imageSize, 3]` RGB, which is
-   * normalised natively with the ImageNet mean and std. Used in place, not copied: do not change
-   * it until the returned promise settles.
+   * normalised natively with the ImageNet mean and std. Copied when the call is made: changing or
+   * transferring it afterwards does not affect the call.
    */
   images: Float32Array | Uint8Array;
   /** `Int32Array` of `[batchSize, contextLength]`: SOT, ids, EOT, zero padding (EOT = vocabSize − 1). */

@@ -48,9 +48,9 @@ export function checkPlainObject(value: unknown, what: string): Record<string, u
 }
 
 /**
- * A typed array of the given class and exact length over a fixed-length buffer. The native side
- * reads it in place while the call runs, so a resizable ArrayBuffer (which could shrink under the
- * reader) is refused, and a detached one says so.
+ * A typed array of the given class and exact length over a fixed-length buffer: a resizable
+ * ArrayBuffer or growable SharedArrayBuffer is refused (a view of it can change length), and a
+ * detached one says so.
  */
 export function checkTypedArray<T extends ArrayBufferView>(
   value: unknown,
@@ -60,11 +60,11 @@ export function checkTypedArray<T extends ArrayBufferView>(
 ): T {
   const names = types.map((t) => t.name).join(' or ');
   if (!types.some((t) => value instanceof t)) throw invalid(`a ${names}`, what, value);
-  const buffer = (value as ArrayBufferView).buffer as ArrayBufferLike & { resizable?: boolean };
-  if (buffer.resizable === true) {
+  const buffer = (value as ArrayBufferView).buffer as ArrayBufferLike & { resizable?: boolean; growable?: boolean };
+  if (buffer.resizable === true || buffer.growable === true) {
     throw new RilsInputError(
-      `Expected ${what} over a fixed-length ArrayBuffer but it is resizable, and could shrink while the native ` +
-        `side reads it; pass a copy (new ${value!.constructor.name}(array))`,
+      `Expected ${what} over a fixed-length buffer but it is resizable or growable; pass a copy ` +
+        `(new ${value!.constructor.name}(array))`,
     );
   }
   const actual = (value as unknown as { length: number }).length;

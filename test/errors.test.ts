@@ -93,7 +93,7 @@ test('a resizable or resized buffer is refused', async (t) => {
   const buffer = new Ctor(good.images.byteLength, { maxByteLength: good.images.byteLength * 2 });
   const images = new Float32Array(buffer);
   images.set(good.images);
-  await rejectsUnchanged(t, model, { ...good, images }, RilsInputError, /resizable, and could shrink/);
+  await rejectsUnchanged(t, model, { ...good, images }, RilsInputError, /resizable or growable; pass a copy/);
   // A fixed view over a buffer that was then shrunk is out of bounds: length 0.
   const fixed = new Float32Array(buffer, 0, good.images.length);
   buffer.resize(16);

@@ -1,5 +1,7 @@
 #include "model/config.h"
 
+#include <algorithm>
+
 #include <c10/util/Exception.h>
 
 namespace rils {
@@ -38,39 +40,33 @@ const std::map<std::string, RilsConfig>& presets() {
   return table;
 }
 
+const std::vector<Field<RilsConfig>>& config_fields() {
+#define RILS_CONFIG_ENTRY(T, name, default_value, range) RILS_FIELD_ENTRY(RilsConfig, T, name, default_value, range)
+  static const std::vector<Field<RilsConfig>> table = {RILS_CONFIG_FIELDS(RILS_CONFIG_ENTRY)};
+#undef RILS_CONFIG_ENTRY
+  return table;
+}
+
+// Each field against its own range (lib/ checks these first), then what the fields must satisfy
+// together; these messages name the fields as lib/ does, in camelCase, since only this code checks them.
 void RilsConfig::validate() const {
-  auto positive = [](int64_t v, const char* name) {
-    TORCH_CHECK_VALUE(v > 0, "Expected a positive integer for ", name, " but received ", v);
-  };
-  positive(image_size, "imageSize");
-  positive(patch_size, "patchSize");
-  positive(in_chans, "inChans");
-  positive(vision_width, "visionWidth");
-  positive(vision_depth, "visionDepth");
-  positive(vision_heads, "visionHeads");
-  positive(decoder_width, "decoderWidth");
-  positive(decoder_depth, "decoderDepth");
-  positive(decoder_heads, "decoderHeads");
-  positive(text_width, "textWidth");
-  positive(text_layers, "textLayers");
-  positive(text_heads, "textHeads");
-  positive(context_length, "contextLength");
-  positive(embed_dim, "embedDim");
-  TORCH_CHECK_VALUE(vocab_size >= 3, "Expected vocabSize >= 3 (ids, SOT and EOT) but received ", vocab_size);
+  RilsConfig copy = *this;
+  for (const auto& f : config_fields()) set_field(copy, f, f.get(*this));
   TORCH_CHECK_VALUE(image_size % patch_size == 0, "Expected imageSize (", image_size,
-              ") to be a multiple of patchSize (", patch_size, ")");
+                    ") to be a multiple of patchSize (", patch_size, ")");
   // The fixed 2-D sin-cos tables split the width in four (sin/cos of rows and of columns).
   TORCH_CHECK_VALUE(vision_width % 4 == 0, "Expected visionWidth to be a multiple of 4 but received ", vision_width);
-  TORCH_CHECK_VALUE(decoder_width % 4 == 0, "Expected decoderWidth to be a multiple of 4 but received ", decoder_width);
+  TORCH_CHECK_VALUE(decoder_width % 4 == 0, "Expected decoderWidth to be a multiple of 4 but received ",
+                    decoder_width);
   TORCH_CHECK_VALUE(vision_width % vision_heads == 0, "Expected visionWidth (", vision_width,
-              ") to be divisible by visionHeads (", vision_heads, ")");
+                    ") to be divisible by visionHeads (", vision_heads, ")");
   TORCH_CHECK_VALUE(decoder_width % decoder_heads == 0, "Expected decoderWidth (", decoder_width,
-              ") to be divisible by decoderHeads (", decoder_heads, ")");
+                    ") to be divisible by decoderHeads (", decoder_heads, ")");
   TORCH_CHECK_VALUE(text_width % text_heads == 0, "Expected textWidth (", text_width,
-              ") to be divisible by textHeads (", text_heads, ")");
-  TORCH_CHECK_VALUE(mlp_ratio > 0, "Expected mlpRatio > 0 but received ", mlp_ratio);
-  TORCH_CHECK_VALUE(vision_ln_eps > 0 && text_ln_eps > 0, "Expected LayerNorm eps > 0");
-  TORCH_CHECK_VALUE(logit_scale_max >= 0, "Expected logitScaleMax >= 0 but received ", logit_scale_max);
+                    ") to be divisible by textHeads (", text_heads, ")");
+  const auto hidden = static_cast<int64_t>(static_cast<double>(std::min(vision_width, decoder_width)) * mlp_ratio);
+  TORCH_CHECK_VALUE(hidden >= 1, "Expected mlpRatio (", mlp_ratio, ") to give MLPs of at least one unit (width ",
+                    std::min(vision_width, decoder_width), ")");
 }
 
 }  // namespace rils

@@ -1,5 +1,7 @@
 #include "model/loss.h"
 
+#include "model/functional.h"
+
 namespace rils {
 
 namespace F = torch::nn::functional;
@@ -74,75 +76,47 @@ torch::Tensor gated_patch_kl(const torch::Tensor& student, const torch::Tensor& 
                              denominator.defined() ? denominator : weights.sum() + 1e-6);
 }
 
-LossOutput RilsLossImpl::operator()(const FullOutputs& full, const torch::Tensor& logit_scale, int64_t num_masked,
-                                    const std::function<ReconInputs(const torch::Tensor& rows)>& recon_inputs,
-                                    const BatchGroup* group) const {
-  const auto& o = options;
-  auto normalize = [](const torch::Tensor& t) { return F::normalize(t, F::NormalizeFuncOptions().dim(-1).p(2)); };
-  auto img = normalize(full.image_embed), txt = normalize(full.text_embed);  // [B, E]
+ClipTerm clip_term(const torch::Tensor& image_embed, const torch::Tensor& text_embed, const torch::Tensor& logit_scale,
+                   const RilsLossOptions& o, const BatchGroup* group) {
+  auto img = l2_normalize(image_embed), txt = l2_normalize(text_embed);  // [B, E]
   const int64_t B = img.size(0), E = img.size(1);
-  const int64_t W = group ? group->size() : 1;
+  ClipTerm r;
   // The global batch: every rank's embeddings, this rank's rows at rank·B (labels offset to match).
-  torch::Tensor img_all = img, txt_all = txt, gathered;
+  torch::Tensor img_all = img, txt_all = txt;
   if (group) {
-    gathered = group->all_gather(torch::cat({img, txt}, 1), o.gather_grad());  // one collective: [W·B, 2E]
-    img_all = gathered.narrow(1, 0, E);
-    txt_all = gathered.narrow(1, E, E);
+    r.gathered = group->all_gather(torch::cat({img, txt}, 1), o.gather_grad());  // one collective: [W·B, 2E]
+    img_all = r.gathered.narrow(1, 0, E);
+    txt_all = r.gathered.narrow(1, E, E);
   }
   auto labels = torch::arange(B, img.options().dtype(torch::kLong)) + (group ? group->rank() * B : 0);
   auto scale = logit_scale.exp();
   // clip_local_grad: the "gathered" side of each logit matrix is a constant.
-  auto txt_other = o.clip_local_grad() ? txt_all.detach() : txt_all;
-  auto img_other = o.clip_local_grad() ? img_all.detach() : img_all;
-  auto logits_per_image = torch::matmul(scale * img, txt_other.t());  // [B, W·B]
-  auto logits_per_text = torch::matmul(scale * txt, img_other.t());   // [B, W·B]
-  LossOutput r;
-  r.clip_loss = (F::cross_entropy(logits_per_image, labels) + F::cross_entropy(logits_per_text, labels)) / 2;
+  auto logits_per_image = torch::matmul(scale * img, (o.clip_local_grad() ? txt_all.detach() : txt_all).t());
+  auto logits_per_text = torch::matmul(scale * txt, (o.clip_local_grad() ? img_all.detach() : img_all).t());
+  r.loss = (F::cross_entropy(logits_per_image, labels) + F::cross_entropy(logits_per_text, labels)) / 2;
   r.correct = logits_per_image.detach().argmax(-1).eq(labels);  // [B]
-
-  // The retrieval gate: only images whose top-1 caption is their own carry L_rec.
-  auto rows = o.retrieval_gate() ? r.correct.nonzero().squeeze(1) : torch::arange(B, labels.options());  // [R]
-  r.masked_patches = B * num_masked;
-  r.gated_patches = rows.size(0) * num_masked;
-  // gather_grad: L_rec over the global batch, Σ KL·w / (Σ_global w + 1e-6); times W because the
-  // gradients are averaged over ranks. Otherwise each rank divides by its own Σw (official).
-  torch::Tensor denominator;
-  if (group && o.gather_grad()) {
-    auto total = group->all_reduce_sum(torch::full({}, static_cast<double>(r.gated_patches), img.options()));
-    denominator = (total + 1e-6) / static_cast<double>(W);
-  }
-  r.recon_loss = torch::zeros({}, r.clip_loss.options());
-  if (o.recon_weight() != 0 && rows.size(0) > 0) {
-    auto in = recon_inputs(rows);
-    auto protos = o.detach_text_prototypes() ? txt_all.detach() : txt_all;  // [G, E]: every caption is a prototype
-    auto student = normalize(in.student.slice(1, 1));                        // [R, N, E], cls dropped
-    auto teacher = normalize(in.teacher.slice(1, 1).detach());               // stop-gradient
-    r.recon_kl = gated_patch_kl(student, teacher, protos, in.mask, o.tau_student(), o.tau_teacher(),
-                                o.kl_chunk_elements(), denominator);
-    r.recon_loss = r.recon_kl * o.recon_weight();
-  } else if (o.recon_weight() != 0) {
-    r.recon_kl = torch::zeros({}, r.clip_loss.options());  // nothing passes the gate: Σw = 0
-  }
-  r.loss = r.clip_loss + r.recon_loss;
-  if (group && o.gather_grad() && gathered.requires_grad()) {
-    // The gather's backward is a collective: every rank must run it, also a rank whose loss does
-    // not otherwise reach it (no gated image while prototypes carry gradient).
-    r.loss = r.loss + gathered.sum() * 0.0;
-  }
-  if (group) {
-    auto f64 = [](const torch::Tensor& t) { return t.detach().to(torch::kFloat64); };  // counts stay exact
-    auto count = [&](int64_t n) {
-      return torch::full({}, static_cast<double>(n), img.options().dtype(torch::kFloat64));
-    };
-    auto local = torch::stack({f64(r.loss), f64(r.clip_loss), f64(r.recon_loss),
-                               r.recon_kl.defined() ? f64(r.recon_kl) : count(0), f64(r.correct.sum()),
-                               count(r.gated_patches), count(r.masked_patches)});
-    auto sum = group->all_reduce_sum(local).cpu();
-    auto v = sum.accessor<double, 1>();
-    r.global = LossOutput::Global{v[0] / W, v[1] / W, v[2] / W, v[3] / W, v[4] / (W * B),
-                                  static_cast<int64_t>(v[6]), static_cast<int64_t>(v[5])};
-  }
+  r.prototypes = o.detach_text_prototypes() ? txt_all.detach() : txt_all;  // every caption is a prototype
   return r;
+}
+
+torch::Tensor gated_rows(const ClipTerm& clip, const RilsLossOptions& o) {
+  if (o.retrieval_gate()) return clip.correct.nonzero().squeeze(1);
+  return torch::arange(clip.correct.size(0), clip.correct.options().dtype(torch::kLong));
+}
+
+torch::Tensor recon_denominator(int64_t gated_patches, const RilsLossOptions& o, const BatchGroup* group,
+                                const torch::TensorOptions& options) {
+  if (!group || !o.gather_grad()) return {};
+  auto total = group->all_reduce_sum(torch::full({}, static_cast<double>(gated_patches), options));
+  return (total + 1e-6) / static_cast<double>(group->size());
+}
+
+torch::Tensor recon_term(const ReconInputs& in, const torch::Tensor& prototypes, const RilsLossOptions& o,
+                         const torch::Tensor& denominator) {
+  auto student = l2_normalize(in.student.slice(1, 1));           // [R, N, E], cls dropped
+  auto teacher = l2_normalize(in.teacher.slice(1, 1).detach());  // stop-gradient
+  return gated_patch_kl(student, teacher, prototypes, in.mask, o.tau_student(), o.tau_teacher(),
+                        o.kl_chunk_elements(), denominator);
 }
 
 }  // namespace rils

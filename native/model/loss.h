@@ -1,12 +1,12 @@
-// RilsLoss: symmetric InfoNCE + recon_weight × gated KL(teacher ‖ student) over masked patches,
-// where the batch's sentence embeddings are the prototypes (spec §2 steps 4–10).
+// The RILS loss (spec §2 steps 4–10) in its two terms, as open_clip splits its losses:
+// L = L_clip + recon_weight · L_rec, where L_clip is the symmetric InfoNCE over the global batch and
+// L_rec the gated KL(teacher ‖ student) over masked patches, with the batch's sentence embeddings
+// as prototypes. The trainer runs them in order: clip_term → gated_rows → (masked branch for those
+// rows only) → recon_term.
 #pragma once
-#include <functional>
-#include <optional>
-
 #include <torch/torch.h>
 
-#include "model/rils.h"
+#include "model/fields.h"
 
 namespace rils {
 
@@ -26,60 +26,59 @@ class BatchGroup {
   virtual torch::Tensor all_reduce_sum(const torch::Tensor& local) const = 0;
 };
 
+// X(type, name, default, allowed values): the loss's options, declared once (model/fields.h).
+#define RILS_LOSS_OPTIONS(X)                                                                                \
+  X(double, recon_weight, 0.5, at_least(0))                                                                \
+  X(double, tau_student, 0.1, above(0))     /* temperature of the student's patch–sentence logits */       \
+  X(double, tau_teacher, 0.04, above(0))    /* the teacher's */                                             \
+  X(bool, retrieval_gate, true, any())      /* only images whose image→text top-1 is right carry L_rec */  \
+  X(bool, detach_text_prototypes, true, any()) /* prototypes are constants in L_rec (official multi-GPU) */ \
+  X(bool, clip_local_grad, false, any())    /* each tower learns from its own InfoNCE side only (official) */ \
+  /* Across processes: gathered embeddings carry gradient back to their ranks and L_rec is normalised over */ \
+  /* the global batch, so W processes × B/W train as one process × B. Off (official): gathered copies are */ \
+  /* constants and each rank normalises its own L_rec. */                                                  \
+  X(bool, gather_grad, false, any())                                                                         \
+  X(int64_t, kl_chunk_elements, 1 << 22, at_least(1)) /* the largest [rows, N, G] logit block of the KL */
+
 struct RilsLossOptions {
-  TORCH_ARG(double, recon_weight) = 0.5;
-  TORCH_ARG(double, tau_student) = 0.1;
-  TORCH_ARG(double, tau_teacher) = 0.04;
-  // Only images whose image→text top-1 in the batch is correct contribute to L_rec.
-  TORCH_ARG(bool, retrieval_gate) = true;
-  // Text prototypes are constants inside L_rec (official multi-GPU behaviour).
-  TORCH_ARG(bool, detach_text_prototypes) = true;
-  // Each tower learns only from its own side's InfoNCE term (official multi-GPU gradients).
-  TORCH_ARG(bool, clip_local_grad) = false;
-  // Across processes: the gathered embeddings carry gradient back to their ranks and L_rec is
-  // normalised over the global batch, so W processes × B/W equal one process × B. Off (official):
-  // gathered copies are constants and each rank normalises its own L_rec.
-  TORCH_ARG(bool, gather_grad) = false;
-  // Upper bound on the elements of one [rows, N, B] logit block of the KL: memory stays bounded.
-  TORCH_ARG(int64_t, kl_chunk_elements) = 1 << 22;
+  RILS_LOSS_OPTIONS(RILS_ARG)
 };
 
-struct LossOutput {
-  torch::Tensor loss;        // clip_loss + recon_loss (differentiable)
-  torch::Tensor clip_loss;   // ½ (CE(logits_i) + CE(logits_t))
-  torch::Tensor recon_loss;  // recon_weight · recon_kl, the term as added
-  torch::Tensor recon_kl;    // Σ KL·w / (Σw + 1e-6); undefined when recon_weight is 0 (not computed)
-  torch::Tensor correct;     // [B] bool, image→text top-1 is its own caption
-  int64_t masked_patches = 0;  // Σ mask = B · (N − len_keep)
-  int64_t gated_patches = 0;   // Σ mask · gate
-  // Across processes: the rank-mean of loss/clip_loss/recon_loss/recon_kl, Σ correct, and the
-  // global patch counts, identical on every rank (filled when a BatchGroup is given).
-  struct Global {
-    double loss = 0, clip_loss = 0, recon_loss = 0, recon_kl = 0, correct_fraction = 0;
-    int64_t masked_patches = 0, gated_patches = 0;
-  };
-  std::optional<Global> global;
+// L_clip and what L_rec needs from it.
+struct ClipTerm {
+  torch::Tensor loss;        // ½ (CE(logits_per_image) + CE(logits_per_text))
+  torch::Tensor correct;     // [B] bool: the image's top-1 caption in the global batch is its own
+  torch::Tensor prototypes;  // [G, E] the global batch's unit text embeddings: L_rec's prototypes
+  torch::Tensor gathered;    // across processes, the gathered [G, 2E] embeddings (else undefined)
 };
 
-// Student and teacher of the images that carry L_rec (the loss asks for exactly those).
+// image_embed, text_embed: [B, E] this process's rows; group: the other processes, or nullptr.
+ClipTerm clip_term(const torch::Tensor& image_embed, const torch::Tensor& text_embed, const torch::Tensor& logit_scale,
+                   const RilsLossOptions& o, const BatchGroup* group);
+
+// The images that carry L_rec: with the retrieval gate, those whose top-1 caption is their own. [R]
+torch::Tensor gated_rows(const ClipTerm& clip, const RilsLossOptions& o);
+
+// L_rec's denominator. With gather_grad across processes: (Σ_ranks gated patches + 1e-6) / W (the
+// gradients are averaged over ranks), a collective every rank runs. Otherwise undefined: each rank
+// divides by its own Σw (official).
+torch::Tensor recon_denominator(int64_t gated_patches, const RilsLossOptions& o, const BatchGroup* group,
+                                const torch::TensorOptions& options);
+
+// Student and teacher of the images that carry L_rec.
 struct ReconInputs {
   torch::Tensor student;  // [R, N + 1, E] decoder predictions @ W_img
   torch::Tensor teacher;  // [R, N + 1, E] full-image features @ W_img
-  torch::Tensor mask;     // [R, N]
+  torch::Tensor mask;     // [R, N] 1 = masked
 };
 
-struct RilsLossImpl {
-  explicit RilsLossImpl(RilsLossOptions options = {}) : options(std::move(options)) {}
-  // `recon_inputs(rows)` runs the masked branch for the given images only: the gate is known after
-  // the contrastive term, and an image outside it adds nothing to L_rec, so its masked encoder and
-  // decoder pass would be wasted work (most of them, early in training).
-  // `group` (or nullptr): the other processes of the global batch; local rows are this rank's.
-  LossOutput operator()(const FullOutputs& full, const torch::Tensor& logit_scale, int64_t num_masked,
-                        const std::function<ReconInputs(const torch::Tensor& rows)>& recon_inputs,
-                        const BatchGroup* group = nullptr) const;
-  RilsLossOptions options;
-};
-using RilsLoss = RilsLossImpl;
+inline ReconInputs to_fp32(ReconInputs in) {  // out of autocast (model/precision.h)
+  return {in.student.to(torch::kFloat32), in.teacher.to(torch::kFloat32), in.mask.to(torch::kFloat32)};
+}
+
+// The gated mean KL(teacher ‖ student) over masked patches, unweighted (multiply by recon_weight).
+torch::Tensor recon_term(const ReconInputs& in, const torch::Tensor& prototypes, const RilsLossOptions& o,
+                         const torch::Tensor& denominator);
 
 // Σ_{b,n} w[b,n] · KL(softmax(teacher·Pᵀ/τt) ‖ softmax(student·Pᵀ/τs)) / denominator, computed in
 // row chunks in both passes: the [B, N, G] logits never exist whole, nor are they kept for backward.

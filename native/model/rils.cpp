@@ -73,17 +73,23 @@ torch::Tensor RilsModelImpl::encode_text(const torch::Tensor& tokens) {
   return torch::matmul(features, text_projection);              // [B, E]
 }
 
-torch::Tensor RilsModelImpl::image_features(const torch::Tensor& img) {
+torch::Tensor RilsModelImpl::forward_features(const torch::Tensor& img) {
   return visual->forward_encoder(img, /*noise=*/{}, /*len_keep=*/0).latent;
 }
 
-torch::Tensor RilsModelImpl::encode_image(const torch::Tensor& img) {
-  return project(image_features(img).slice(1, 1).mean(1));
+ImageOutputs RilsModelImpl::forward_image(const torch::Tensor& img, const ImageRequest& request) {
+  auto f = forward_features(img);  // [B, N + 1, D]
+  ImageOutputs out;
+  out.embedding = project(pool(f));
+  if (request.patch_tokens) out.patch_tokens = f.slice(1, 1);
+  if (request.cls_token) out.cls_token = f.select(1, 0);
+  if (request.patch_embeddings) out.patch_embeddings = project(f.slice(1, 1));
+  return out;
 }
 
 FullOutputs RilsModelImpl::forward_full(const torch::Tensor& img, const torch::Tensor& tokens) {
-  auto latent = image_features(img);  // [B, N + 1, D]
-  return {project(latent.slice(1, 1).mean(1)), encode_text(tokens), latent};
+  auto latent = forward_features(img);  // [B, N + 1, D]
+  return {project(pool(latent)), encode_text(tokens), latent};
 }
 
 MaskedOutputs RilsModelImpl::forward_masked(const torch::Tensor& img, const torch::Tensor& noise, int64_t len_keep) {

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "model/config.h"
+#include "model/layers.h"
 #include "model/text.h"
 #include "model/vision.h"
 
@@ -21,19 +22,48 @@ struct MaskedOutputs {
   torch::Tensor mask;  // [R, N] 1 = masked
 };
 
+// What an image encode may return besides the embedding (all off by default).
+struct ImageRequest {
+  bool patch_tokens = false, cls_token = false, patch_embeddings = false;
+};
+
+// An image encode's outputs; the ones not requested are undefined.
+struct ImageOutputs {
+  torch::Tensor embedding;         // [B, E] pool(features) @ image_projection
+  torch::Tensor patch_tokens;      // [B, N, D] final-normed patch tokens
+  torch::Tensor cls_token;         // [B, D] final-normed cls token
+  torch::Tensor patch_embeddings;  // [B, N, E] each patch token @ image_projection (the student's space)
+};
+
+// The embeddings in fp32 (model/precision.h's run_mixed); the latent stays in the autocast dtype,
+// as the teacher's projection reads it under autocast again.
+inline FullOutputs to_fp32(FullOutputs f) {
+  f.image_embed = f.image_embed.to(torch::kFloat32);
+  f.text_embed = f.text_embed.to(torch::kFloat32);
+  return f;
+}
+
+inline ImageOutputs to_fp32(ImageOutputs o) {
+  for (auto* t : {&o.embedding, &o.patch_tokens, &o.cls_token, &o.patch_embeddings})
+    if (t->defined()) *t = t->to(torch::kFloat32);
+  return o;
+}
+
 // Parameter names, shapes and order equal the official RILS_VITB16().state_dict().
 struct RilsModelImpl : torch::nn::Module {
   explicit RilsModelImpl(const RilsConfig& cfg);
 
+  // timm's path: forward_features → pool → project. [B, 3, H, W] → [B, N + 1, D], cls first, final-normed.
+  torch::Tensor forward_features(const torch::Tensor& img);
+  torch::Tensor pool(const torch::Tensor& features) { return features.slice(1, 1).mean(1); }  // [B, D], GAP (no cls)
+  torch::Tensor project(const torch::Tensor& tokens) { return torch::matmul(tokens, image_projection); }  // [.., E]
+  torch::Tensor encode_image(const torch::Tensor& img) { return project(pool(forward_features(img))); }  // [B, E]
+  ImageOutputs forward_image(const torch::Tensor& img, const ImageRequest& request);
   torch::Tensor encode_text(const torch::Tensor& tokens);  // int64 [B, L] → [B, E]
-  torch::Tensor image_features(const torch::Tensor& img);  // [B, 3, H, W] → [B, N + 1, D], final-normed
-  torch::Tensor encode_image(const torch::Tensor& img);    // [B, E], GAP over patches (cls excluded)
   // Full image (with gradient: it learns through L_clip) and text.
   FullOutputs forward_full(const torch::Tensor& img, const torch::Tensor& tokens);
   // Masked encoder + decoder; noise [R, N] picks the len_keep visible patches of each image.
   MaskedOutputs forward_masked(const torch::Tensor& img, const torch::Tensor& noise, int64_t len_keep);
-  // [.., D] → [.., E]
-  torch::Tensor project(const torch::Tensor& tokens) { return torch::matmul(tokens, image_projection); }
 
   RilsConfig cfg;
   torch::Tensor positional_embedding, image_projection, text_projection, logit_scale;

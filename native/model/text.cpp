@@ -1,6 +1,5 @@
 #include "model/text.h"
 
-#include "model/attention.h"
 
 namespace rils {
 
@@ -16,7 +15,7 @@ TextAttentionImpl::TextAttentionImpl(int64_t dim, int64_t heads) : heads(heads) 
 
 torch::Tensor TextAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& residual) {
   // MHA's packed q | k | v in-projection, then the causal attention core: [B, L, W]
-  return out_proj(self_attention(x, in_proj_weight, in_proj_bias, heads, /*causal=*/true), residual);
+  return out_proj(ops::self_attention(x, in_proj_weight, in_proj_bias, heads, /*causal=*/true), residual);
 }
 
 TextMlpImpl::TextMlpImpl(int64_t dim, int64_t hidden)

@@ -2,9 +2,7 @@
 #pragma once
 #include <torch/torch.h>
 
-#include "model/activation.h"
-#include "model/layer_norm.h"
-#include "model/linear.h"
+#include "model/layers.h"
 
 namespace rils {
 
@@ -23,7 +21,7 @@ struct TextMlpImpl : torch::nn::Module {
   TextMlpImpl(int64_t dim, int64_t hidden);
   // residual + c_proj(QuickGELU(c_fc(x))); the residual is added in c_proj's bias pass.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual = {}) {
-    return c_proj(linear_quick_gelu(x, c_fc->weight, c_fc->bias), residual);
+    return c_proj(ops::linear_act(x, c_fc->weight, c_fc->bias, ops::Activation::kQuickGelu), residual);
   }
   Linear c_fc{nullptr}, c_proj{nullptr};
 };

@@ -2,7 +2,6 @@
 
 #include <cmath>
 
-#include "model/attention.h"
 
 namespace rils {
 
@@ -37,7 +36,7 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& img) {
   auto patches = img.reshape({B, C, gh, p, gw, p})
                      .permute({0, 2, 4, 1, 3, 5})  // [B, gh, gw, C, p, p]: row-major patches, (c, kh, kw) as W
                      .reshape({B, gh * gw, C * p * p});
-  return rils::linear(patches, proj->weight.flatten(1), proj->bias);  // [B, N, D]
+  return ops::linear(patches, proj->weight.flatten(1), proj->bias);  // [B, N, D]
 }
 
 AttentionImpl::AttentionImpl(int64_t dim, int64_t heads)
@@ -50,7 +49,7 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t heads)
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& residual) {
   auto bias = torch::cat({q_bias, torch::zeros_like(q_bias), v_bias});  // k bias fixed at zero
-  return proj(self_attention(x, qkv->weight, bias, heads, /*causal=*/false), residual);
+  return proj(ops::self_attention(x, qkv->weight, bias, heads, /*causal=*/false), residual);
 }
 
 MlpImpl::MlpImpl(int64_t dim, int64_t hidden)

@@ -4,9 +4,7 @@
 #pragma once
 #include <torch/torch.h>
 
-#include "model/activation.h"
-#include "model/layer_norm.h"
-#include "model/linear.h"
+#include "model/layers.h"
 #include "model/config.h"
 
 namespace rils {
@@ -37,7 +35,7 @@ struct MlpImpl : torch::nn::Module {
   MlpImpl(int64_t dim, int64_t hidden);
   // residual + fc2(GELU(fc1(x))), exact (erf) GELU; the residual is added in fc2's bias pass.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual = {}) {
-    return fc2(linear_gelu(x, fc1->weight, fc1->bias), residual);
+    return fc2(ops::linear_act(x, fc1->weight, fc1->bias, ops::Activation::kGelu), residual);
   }
   Linear fc1{nullptr}, fc2{nullptr};
 };

@@ -1,10 +1,14 @@
 // The addon's export table (typed in lib/binding.ts).
+#include <algorithm>
+#include <cmath>
+#include <thread>
+
 #include <napi.h>
 #include <torch/torch.h>
 
-#include "model/config.h"
 #include "napi/bridge.h"
 #include "napi/cpu_allocator.h"
+#include "napi/eval.h"
 #include "napi/executor.h"
 #include "napi/model.h"
 #include "napi/options.h"
@@ -13,11 +17,7 @@
 namespace rils::napi {
 namespace {
 
-Napi::Value Presets(const Napi::CallbackInfo& info) {
-  auto out = Napi::Object::New(info.Env());
-  for (const auto& [name, cfg] : presets()) out.Set(name, config_to_js(info.Env(), cfg));
-  return out;
-}
+Napi::Value Schema(const Napi::CallbackInfo& info) { return schema_to_js(info.Env()); }
 
 Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -38,9 +38,14 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     if (info.Length() < 1 || !info[0].IsNumber()) fail(kInputError, "Expected a thread count");
-    const int n = info[0].As<Napi::Number>().Int32Value();
-    if (n < 1) fail(kInputError, "Expected a thread count >= 1 but received " + std::to_string(n));
-    set_worker_threads(n);
+    // More threads than ~4 per core only make OpenMP's busy-waiting teams slower (2000 threads: a
+    // micro step took over a minute), and a huge count never returns.
+    const double n = info[0].As<Napi::Number>().DoubleValue();
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    if (!(n >= 1 && n <= 4.0 * cores) || n != std::floor(n))
+      fail(kInputError, "Expected a thread count in [1, " + std::to_string(4 * cores) + "] (4 × the " +
+                            std::to_string(cores) + " cores) but received " + Napi::Number::New(info.Env(), n).ToString().Utf8Value());
+    set_worker_threads(static_cast<int>(n));
     return info.Env().Undefined();
   });
 }
@@ -60,7 +65,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   install_caching_cpu_allocator();
   exports.Set("NativeModel", NativeModel::Define(env));
   exports.Set("createModel", Napi::Function::New(env, CreateModel, "createModel"));
-  exports.Set("presets", Napi::Function::New(env, Presets, "presets"));
+  exports.Set("schema", Napi::Function::New(env, Schema, "schema"));
   exports.Set("runtimeInfo", Napi::Function::New(env, RuntimeInfo, "runtimeInfo"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("retrievalRecall", Napi::Function::New(env, RetrievalRecall, "retrievalRecall"));

@@ -51,9 +51,26 @@ Napi::Error make_error(Napi::Env env, const ErrorInfo& info) {
   return error;
 }
 
-torch::Tensor wrap_typed_array(const Napi::TypedArray& array, at::IntArrayRef shape) {
+namespace {
+
+struct TypedArrayInfo {
+  void* data;
+  size_t length;
   torch::ScalarType dtype;
-  switch (array.TypedArrayType()) {
+  bool shared;  // over a SharedArrayBuffer
+};
+
+// napi_get_typedarray_info gives the data pointer of an array over a SharedArrayBuffer too, where
+// node-addon-api's ArrayBuffer().Data() fails ("Invalid argument").
+TypedArrayInfo typed_array_info(const Napi::TypedArray& array, at::IntArrayRef shape) {
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void* data = nullptr;
+  napi_value buffer;
+  if (napi_get_typedarray_info(array.Env(), array, &type, &length, &data, &buffer, &offset) != napi_ok)
+    fail(kInputError, "Expected a typed array");
+  torch::ScalarType dtype;
+  switch (type) {
     case napi_float32_array: dtype = torch::kFloat32; break;
     case napi_uint8_array: dtype = torch::kUInt8; break;
     case napi_int32_array: dtype = torch::kInt32; break;
@@ -61,11 +78,31 @@ torch::Tensor wrap_typed_array(const Napi::TypedArray& array, at::IntArrayRef sh
   }
   int64_t numel = 1;
   for (auto d : shape) numel *= d;
-  if (static_cast<int64_t>(array.ElementLength()) != numel)
-    fail(kInputError, "Expected " + std::to_string(numel) + " elements but received " +
-                          std::to_string(array.ElementLength()));
-  auto* data = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
-  return torch::from_blob(data, shape, torch::TensorOptions().dtype(dtype));
+  if (static_cast<int64_t>(length) != numel)
+    fail(kInputError, "Expected " + std::to_string(numel) + " elements but received " + std::to_string(length));
+  bool is_array_buffer = false;
+  napi_is_arraybuffer(array.Env(), buffer, &is_array_buffer);
+  return {data, length, dtype, !is_array_buffer};
+}
+
+}  // namespace
+
+torch::Tensor view_tensor(const Napi::TypedArray& array, at::IntArrayRef shape) {
+  const auto info = typed_array_info(array, shape);
+  return torch::from_blob(info.data, shape, torch::TensorOptions().dtype(info.dtype));
+}
+
+torch::Tensor input_tensor(const Napi::TypedArray& array, at::IntArrayRef shape) {
+  const auto info = typed_array_info(array, shape);
+  auto view = torch::from_blob(info.data, shape, torch::TensorOptions().dtype(info.dtype));
+  return info.shared ? view : view.clone();
+}
+
+void release_external_memory(Napi::Env env, int64_t bytes) noexcept {
+  try {
+    Napi::MemoryManagement::AdjustExternalMemory(env, -bytes);
+  } catch (...) {  // the environment is going away: there is no V8 heap left to tell
+  }
 }
 
 Napi::ArrayBuffer tensor_to_array_buffer(Napi::Env env, const torch::Tensor& cpu_tensor) {
@@ -85,7 +122,7 @@ Napi::ArrayBuffer tensor_to_array_buffer(Napi::Env env, const torch::Tensor& cpu
           std::lock_guard<std::mutex> lock(exported_mutex);
           exported.erase(data);
         }
-        Napi::MemoryManagement::AdjustExternalMemory(e, -bytes);
+        release_external_memory(e, bytes);
         delete t;
       },
       owner);

@@ -1,5 +1,5 @@
-// The glue between Node-API values and LibTorch: typed errors, zero-copy tensors both ways, and a
-// promise worker that runs LibTorch off the JS thread.
+// The glue between Node-API values and LibTorch: typed errors, tensors both ways, thread settings.
+// Work off the JS thread: napi/promise_worker.h.
 #pragma once
 #include <functional>
 #include <stdexcept>
@@ -50,9 +50,20 @@ auto guard(Napi::Env env, Fn&& fn) -> decltype(fn()) {
   }
 }
 
-// A view of a JS typed array as a tensor, without copying. The JS object is kept alive by a
-// reference held in the worker that reads it.
-torch::Tensor wrap_typed_array(const Napi::TypedArray& array, at::IntArrayRef shape);
+// A JS typed array (Float32Array, Uint8Array, Int32Array) as a CPU tensor of `shape` (its element
+// count must match), for work that runs off the JS thread while JS goes on:
+// - input_tensor: a caller's input. An ArrayBuffer can be detached (transferred to a worker or by
+//   structuredClone) and freed while the work reads it, and Node-API cannot hold its memory, so the
+//   data is copied now; a SharedArrayBuffer can be neither, so it is read in place (the worker's
+//   reference to the array keeps it alive).
+// - view_tensor: no copy. Only for arrays that lib/ made and holds until the call settles (weights
+//   read from a file), where a copy would double the memory of a large model.
+torch::Tensor input_tensor(const Napi::TypedArray& array, at::IntArrayRef shape);
+torch::Tensor view_tensor(const Napi::TypedArray& array, at::IntArrayRef shape);
+
+// Tells V8 of native memory given back, from a finalizer. While an environment is torn down (a
+// worker_threads worker terminated) the Node-API call can fail, and a finalizer must not throw.
+void release_external_memory(Napi::Env env, int64_t bytes) noexcept;
 
 // A contiguous CPU tensor as an external ArrayBuffer that owns it (freed by V8's GC).
 Napi::ArrayBuffer tensor_to_array_buffer(Napi::Env env, const torch::Tensor& cpu_tensor);
@@ -67,63 +78,5 @@ size_t tensor_backed_count();
 // thread, so each worker applies it before running (default: every core).
 void set_worker_threads(int threads);
 void apply_worker_threads();
-
-// A promise whose work runs on `executor`'s thread. `inputs` are JS values kept alive until the
-// work ends; `execute` runs off the JS thread; `resolve` converts its result on the JS thread.
-// Everything the job holds (the captures of `execute`, e.g. a model) is released on the JS thread.
-template <class Result>
-class PromiseWorker {
- public:
-  using ExecuteFn = std::function<Result()>;
-  using ResolveFn = std::function<Napi::Value(Napi::Env, Result&)>;
-
-  static Napi::Promise Run(Napi::Env env, Executor& executor, std::vector<Napi::Value> inputs, ExecuteFn execute,
-                           ResolveFn resolve) {
-    auto* job = new Job{Napi::Promise::Deferred::New(env), std::move(execute), std::move(resolve), {}, {}, {}, false,
-                        Napi::ThreadSafeFunction::New(env, Napi::Function(), "rils", 0, 1)};
-    for (auto& v : inputs)
-      if (v.IsObject()) job->keep_alive.push_back(Napi::Persistent(v.As<Napi::Object>()));
-    auto promise = job->deferred.Promise();
-    executor.post([job] {
-      try {
-        apply_worker_threads();
-        job->result = job->execute();
-      } catch (...) {
-        job->error = describe_current_exception();
-        job->failed = true;
-      }
-      auto tsfn = job->tsfn;  // the job is deleted on the JS thread, possibly before Release()
-      tsfn.BlockingCall(job, &Job::Complete);
-      tsfn.Release();
-    });
-    return promise;
-  }
-
- private:
-  struct Job {
-    Napi::Promise::Deferred deferred;
-    ExecuteFn execute;
-    ResolveFn resolve;
-    std::vector<Napi::ObjectReference> keep_alive;
-    Result result{};
-    ErrorInfo error;
-    bool failed;
-    Napi::ThreadSafeFunction tsfn;
-
-    static void Complete(Napi::Env env, Napi::Function, Job* job) {
-      std::unique_ptr<Job> owned(job);
-      if (env == nullptr) return;  // the environment is shutting down
-      Napi::HandleScope scope(env);
-      if (job->failed) return job->deferred.Reject(make_error(env, job->error).Value());
-      try {
-        job->deferred.Resolve(job->resolve(env, job->result));
-      } catch (const Napi::Error& e) {
-        job->deferred.Reject(e.Value());
-      } catch (...) {
-        job->deferred.Reject(make_error(env, describe_current_exception()).Value());
-      }
-    }
-  };
-};
 
 }  // namespace rils::napi

@@ -2,7 +2,9 @@
 
 #include <fstream>
 
+#include "model/preprocess.h"
 #include "napi/bridge.h"
+#include "napi/promise_worker.h"
 #include "napi/inputs.h"
 #include "napi/options.h"
 
@@ -28,6 +30,7 @@ StepInput step_input(const Napi::Object& args, const RilsConfig& cfg) {
           floats_arg(args, "maskNoise", {B, cfg.num_patches()}, /*optional=*/true)};
 }
 
+// In the worker: checked and on the model's device (model/preprocess.h).
 Batch to_batch(const StepInput& in, const Trainer& trainer) {
   const auto device = trainer.device();
   Batch batch;
@@ -35,47 +38,6 @@ Batch to_batch(const StepInput& in, const Trainer& trainer) {
   batch.tokens = prepare_tokens(in.tokens, trainer.config().vocab_size, device);
   if (in.noise.defined()) batch.noise = prepare_floats(in.noise, "maskNoise", device);
   return batch;
-}
-
-Napi::Object stats_to_js(Napi::Env env, const StepStats& s) {
-  auto o = Napi::Object::New(env);
-  o.Set("loss", s.loss);
-  o.Set("clipLoss", s.clip_loss);
-  o.Set("reconLoss", s.recon_loss);
-  o.Set("reconKl", s.recon_kl);
-  o.Set("clipAcc", s.clip_acc);
-  o.Set("gatedFraction", s.gated_fraction);
-  o.Set("maskedPatches", static_cast<double>(s.masked_patches));
-  o.Set("gatedPatches", static_cast<double>(s.gated_patches));
-  o.Set("lr", s.lr);
-  o.Set("logitScale", s.logit_scale);
-  o.Set("gradNorm", s.grad_norm);
-  o.Set("step", static_cast<double>(s.step));
-  o.Set("updated", s.updated);
-  o.Set("nonFinite", s.non_finite);
-  return o;
-}
-
-torch::Device parse_device(const std::string& name) {
-  c10::optional<torch::Device> device;
-  try {
-    device = torch::Device(name);
-  } catch (const c10::Error&) {
-    fail(kInputError, "Expected device 'cpu', 'cuda' or 'cuda:N' but received '" + name + "'");
-  }
-  if (device->is_cuda()) {
-    if (!torch::cuda::is_available())
-      fail(kDeviceError, "CUDA was requested but this LibTorch (" TORCH_VERSION
-                         ") has no usable CUDA device; build against a CUDA LibTorch or use device 'cpu'");
-    const auto count = static_cast<int64_t>(torch::cuda::device_count());
-    if (device->has_index() && device->index() >= count)
-      fail(kDeviceError, "CUDA device " + std::to_string(device->index()) + " does not exist (" +
-                             std::to_string(count) + " visible)");
-    if (!device->has_index()) device = torch::Device(torch::kCUDA, 0);
-  } else if (!device->is_cpu()) {
-    fail(kInputError, "Expected device 'cpu', 'cuda' or 'cuda:N' but received '" + name + "'");
-  }
-  return *device;
 }
 
 int64_t state_bytes(Trainer& t) {
@@ -139,7 +101,7 @@ std::shared_ptr<ModelState> NativeModel::live(Napi::Env env) const {
 
 void NativeModel::release(Napi::Env env) {
   if (!state_) return;
-  Napi::MemoryManagement::AdjustExternalMemory(env, -state_->bytes);
+  release_external_memory(env, state_->bytes);
   state_.reset();
 }
 
@@ -163,161 +125,6 @@ Napi::Value NativeModel::RunStep(const Napi::CallbackInfo& info, bool train) {
 
 Napi::Value NativeModel::TrainStep(const Napi::CallbackInfo& info) { return RunStep(info, true); }
 Napi::Value NativeModel::EvaluateLoss(const Napi::CallbackInfo& info) { return RunStep(info, false); }
-
-using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
-
-namespace {
-struct TrainingSnapshot {
-  NamedTensors moments;
-  torch::Tensor rng;
-  int64_t step = 0;
-};
-
-Napi::Array entries_to_js(Napi::Env e, NamedTensors& tensors) {
-  auto arr = Napi::Array::New(e, tensors.size());
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    auto entry = Napi::Object::New(e);
-    entry.Set("name", tensors[i].first);
-    auto shape = Napi::Array::New(e);
-    for (int64_t d = 0; d < tensors[i].second.dim(); ++d) shape.Set(d, static_cast<double>(tensors[i].second.size(d)));
-    entry.Set("shape", shape);
-    entry.Set("data", tensor_to_array_buffer(e, tensors[i].second.contiguous()));
-    arr.Set(i, entry);
-  }
-  return arr;
-}
-}  // namespace
-
-Napi::Value NativeModel::GetState(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto state = live(env);
-  return PromiseWorker<NamedTensors>::Run(
-      env, *state->executor, {},
-      [state]() {
-        std::lock_guard<std::mutex> lock(state->mutex);
-        NamedTensors out;
-        for (const auto& p : state->trainer->model()->named_parameters(/*recurse=*/true))
-          // A copy: the returned buffers must not change when training goes on.
-          out.emplace_back(p.key(), p.value().detach().to(torch::kCPU, torch::kFloat32).clone().contiguous());
-        return out;
-      },
-      [](Napi::Env e, NamedTensors& tensors) -> Napi::Value { return entries_to_js(e, tensors); });
-}
-
-Napi::Value NativeModel::SetState(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto state = live(env);
-  return guard(env, [&]() -> Napi::Value {
-    if (info.Length() < 1 || !info[0].IsArray()) fail(kInputError, "Expected an array of {name, data} entries");
-    auto entries = info[0].As<Napi::Array>();
-    // Every check happens before any weight is written: a bad file never leaves a half-loaded model.
-    std::map<std::string, torch::Tensor> params;
-    for (const auto& p : state->trainer->model()->named_parameters(true)) params.emplace(p.key(), p.value());
-    std::map<std::string, torch::Tensor> incoming;
-    for (uint32_t i = 0; i < entries.Length(); ++i) {
-      auto e = entries.Get(i).As<Napi::Object>();
-      const auto name = e.Get("name").ToString().Utf8Value();
-      auto it = params.find(name);
-      if (it == params.end()) fail(kWeightsError, "Unexpected tensor '" + name + "': not a parameter of this model");
-      auto data = e.Get("data");
-      if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-        fail(kWeightsError, "Expected F32 data for '" + name + "'");
-      if (!incoming.emplace(name, wrap_typed_array(data.As<Napi::TypedArray>(), it->second.sizes())).second)
-        fail(kWeightsError, "Tensor '" + name + "' appears twice");
-    }
-    std::string missing;
-    for (const auto& [name, p] : params)
-      if (!incoming.count(name) && p.requires_grad()) missing += (missing.empty() ? "" : ", ") + name;
-    if (!missing.empty()) fail(kWeightsError, "Missing tensors: " + missing.substr(0, 400));
-    return PromiseWorker<bool>::Run(
-        env, *state->executor, {entries},
-        [state, incoming, params]() {
-          std::lock_guard<std::mutex> lock(state->mutex);
-          for (const auto& [name, t] : incoming) {
-            if (!all_finite(t))
-              fail(kWeightsError, "Tensor '" + name + "' contains NaN or infinite values");
-            if (!params.at(name).requires_grad() &&
-                (t - params.at(name).detach().to(torch::kCPU)).abs().max().item<double>() > 1e-4)
-              fail(kWeightsError, "Frozen table '" + name + "' differs from the fixed sin-cos embedding");
-          }
-          torch::NoGradGuard no_grad;
-          for (const auto& [name, t] : incoming) params.at(name).copy_(t);
-          return true;
-        },
-        [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
-  });
-}
-
-
-Napi::Value NativeModel::GetTrainingState(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto state = live(env);
-  return PromiseWorker<TrainingSnapshot>::Run(
-      env, *state->executor, {},
-      [state]() {
-        std::lock_guard<std::mutex> lock(state->mutex);
-        auto& t = *state->trainer;
-        if (t.micro_step() != 0)
-          fail(kStateError, "A checkpoint can only be taken between optimizer steps (" +
-                                std::to_string(t.micro_step()) + " micro-batches are accumulated)");
-        return TrainingSnapshot{t.optimizer_state(), t.rng_state().clone(), t.step()};
-      },
-      [](Napi::Env e, TrainingSnapshot& s) -> Napi::Value {
-        auto o = Napi::Object::New(e);
-        o.Set("moments", entries_to_js(e, s.moments));
-        o.Set("rng", tensor_to_array_buffer(e, s.rng.contiguous()));
-        o.Set("step", static_cast<double>(s.step));
-        return o;
-      });
-}
-
-Napi::Value NativeModel::SetTrainingState(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto state = live(env);
-  return guard(env, [&]() -> Napi::Value {
-    if (info.Length() < 1 || !info[0].IsObject()) fail(kInputError, "Expected a training state object");
-    auto args = info[0].As<Napi::Object>();
-    if (!args.Get("moments").IsArray()) fail(kWeightsError, "Expected an array of optimizer moments");
-    auto list = args.Get("moments").As<Napi::Array>();
-    std::map<std::string, torch::Tensor> params;
-    for (const auto& p : state->trainer->model()->named_parameters(true)) params.emplace(p.key(), p.value());
-    std::map<std::string, torch::Tensor> moments;
-    for (uint32_t i = 0; i < list.Length(); ++i) {
-      auto e = list.Get(i).As<Napi::Object>();
-      const auto name = e.Get("name").ToString().Utf8Value();
-      const auto dot = name.find('.');
-      auto it = dot == std::string::npos ? params.end() : params.find(name.substr(dot + 1));
-      if (it == params.end() || (name.rfind("exp_avg.", 0) != 0 && name.rfind("exp_avg_sq.", 0) != 0))
-        fail(kWeightsError, "Unexpected optimizer tensor '" + name + "'");
-      auto data = e.Get("data");
-      if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-        fail(kWeightsError, "Expected F32 data for '" + name + "'");
-      moments.emplace(name, wrap_typed_array(data.As<Napi::TypedArray>(), it->second.sizes()));
-    }
-    auto rng_value = args.Get("rng");
-    if (!rng_value.IsTypedArray() || rng_value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-      fail(kWeightsError, "Expected the generator state as a Uint8Array");
-    const auto expected_rng = state->trainer->rng_state().numel();
-    auto rng = wrap_typed_array(rng_value.As<Napi::TypedArray>(), {expected_rng});
-    if (!args.Get("step").IsNumber()) fail(kWeightsError, "Expected a step count");
-    const auto step = static_cast<int64_t>(args.Get("step").As<Napi::Number>().DoubleValue());
-    return PromiseWorker<bool>::Run(
-        env, *state->executor, {args},
-        [state, moments, rng, step]() {
-          std::lock_guard<std::mutex> lock(state->mutex);
-          for (const auto& [name, t] : moments)
-            if (!all_finite(t)) fail(kWeightsError, "'" + name + "' contains NaN or infinite values");
-          try {
-            state->trainer->load_optimizer_state(moments, step);  // validates before it changes anything
-          } catch (const c10::Error& e) {
-            fail(kWeightsError, e.what_without_backtrace());
-          }
-          state->trainer->set_rng_state(rng.clone());
-          return true;
-        },
-        [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
-  });
-}
 
 Napi::Value NativeModel::Parameters(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -368,7 +175,7 @@ Napi::Value NativeModel::AllGatherBytes(const Napi::CallbackInfo& info) {
         info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
       fail(kInputError, "Expected a Uint8Array");
     auto array = info[0].As<Napi::TypedArray>();
-    auto bytes = wrap_typed_array(array, {static_cast<int64_t>(array.ElementLength())}).clone();
+    auto bytes = input_tensor(array, {static_cast<int64_t>(array.ElementLength())}).clone();
     using Parts = std::vector<torch::Tensor>;
     return PromiseWorker<Parts>::Run(
         env, *state->executor, {},

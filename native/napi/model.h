@@ -91,11 +91,4 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 // createModel(options) → Promise<NativeModel>; the model is built off the JS thread.
 Napi::Value CreateModel(const Napi::CallbackInfo& info);
 
-// retrievalRecall({imageEmbeddings, textEmbeddings, count, dim, ks}) → Promise<{i2t, t2i}>.
-Napi::Value RetrievalRecall(const Napi::CallbackInfo& info);
-
-// classifyFeatures({train, trainLabels, query, trainCount, queryCount, dim, numClasses, method:
-// 'knn' | 'prototype', k}) → Promise<ArrayBuffer of int32 predictions>.
-Napi::Value ClassifyFeatures(const Napi::CallbackInfo& info);
-
 }  // namespace rils::napi

@@ -1,6 +1,7 @@
 #include "napi/options.h"
 
-#include <functional>
+#include <cmath>
+#include <vector>
 
 #include "napi/bridge.h"
 
@@ -8,121 +9,89 @@ namespace rils::napi {
 
 namespace {
 
-struct ConfigField {
-  const char* name;
-  int64_t RilsConfig::*int_field;
-  double RilsConfig::*real_field;
-};
-
-const std::vector<ConfigField>& config_fields() {
-  static const std::vector<ConfigField> fields = {
-      {"image_size", &RilsConfig::image_size, nullptr},
-      {"patch_size", &RilsConfig::patch_size, nullptr},
-      {"in_chans", &RilsConfig::in_chans, nullptr},
-      {"vision_width", &RilsConfig::vision_width, nullptr},
-      {"vision_depth", &RilsConfig::vision_depth, nullptr},
-      {"vision_heads", &RilsConfig::vision_heads, nullptr},
-      {"mlp_ratio", nullptr, &RilsConfig::mlp_ratio},
-      {"decoder_width", &RilsConfig::decoder_width, nullptr},
-      {"decoder_depth", &RilsConfig::decoder_depth, nullptr},
-      {"decoder_heads", &RilsConfig::decoder_heads, nullptr},
-      {"text_width", &RilsConfig::text_width, nullptr},
-      {"text_layers", &RilsConfig::text_layers, nullptr},
-      {"text_heads", &RilsConfig::text_heads, nullptr},
-      {"context_length", &RilsConfig::context_length, nullptr},
-      {"vocab_size", &RilsConfig::vocab_size, nullptr},
-      {"embed_dim", &RilsConfig::embed_dim, nullptr},
-      {"vision_ln_eps", nullptr, &RilsConfig::vision_ln_eps},
-      {"text_ln_eps", nullptr, &RilsConfig::text_ln_eps},
-      {"logit_scale_init", nullptr, &RilsConfig::logit_scale_init},
-      {"logit_scale_max", nullptr, &RilsConfig::logit_scale_max},
-  };
-  return fields;
+const char* type_name(FieldType t) {
+  return t == FieldType::kInt ? "int" : t == FieldType::kReal ? "real" : "bool";
 }
 
-double number_of(const Napi::Value& v, const std::string& key) {
-  if (!v.IsNumber()) fail(kInputError, "Expected a number for " + key);
+Napi::Value value_to_js(Napi::Env env, FieldType type, double v) {
+  if (type == FieldType::kBool) return Napi::Boolean::New(env, v != 0);
+  return Napi::Number::New(env, v);
+}
+
+// A JS value as the field's double: booleans for bool fields, numbers otherwise. The range and
+// integrality are set_field's (model/fields.h) checks.
+double value_from_js(const Napi::Value& v, const FieldInfo& f) {
+  if (f.type == FieldType::kBool) {
+    if (!v.IsBoolean()) fail(kInputError, std::string("Expected a boolean for ") + f.name);
+    return v.As<Napi::Boolean>().Value() ? 1.0 : 0.0;
+  }
+  if (!v.IsNumber()) fail(kInputError, std::string("Expected a number for ") + f.name);
   return v.As<Napi::Number>().DoubleValue();
 }
 
-int64_t integer_of(const Napi::Value& v, const std::string& key) {
-  const double d = number_of(v, key);
-  if (d != static_cast<double>(static_cast<int64_t>(d)))
-    fail(kInputError, "Expected an integer for " + key + " but received " + std::to_string(d));
-  return static_cast<int64_t>(d);
-}
-
-bool bool_of(const Napi::Value& v, const std::string& key) {
-  if (!v.IsBoolean()) fail(kInputError, "Expected a boolean for " + key);
-  return v.As<Napi::Boolean>().Value();
-}
-
-// Training option name → how to read it into TrainOptions and how to report it back.
-struct TrainField {
-  const char* name;
-  std::function<void(TrainOptions&, const Napi::Value&)> set;
-  std::function<Napi::Value(Napi::Env, const TrainOptions&)> get;
-};
-
-#define RILS_REAL(NAME, PATH)                                                                        \
-  TrainField {                                                                                      \
-    NAME, [](TrainOptions& o, const Napi::Value& v) { o.PATH(number_of(v, NAME)); },               \
-        [](Napi::Env e, const TrainOptions& o) -> Napi::Value { return Napi::Number::New(e, o.PATH()); } \
-  }
-#define RILS_INT(NAME, PATH)                                                                         \
-  TrainField {                                                                                      \
-    NAME, [](TrainOptions& o, const Napi::Value& v) { o.PATH(integer_of(v, NAME)); },              \
-        [](Napi::Env e, const TrainOptions& o) -> Napi::Value {                                     \
-          return Napi::Number::New(e, static_cast<double>(o.PATH()));                               \
-        }                                                                                           \
-  }
-#define RILS_BOOL(NAME, PATH)                                                                        \
-  TrainField {                                                                                      \
-    NAME, [](TrainOptions& o, const Napi::Value& v) { o.PATH(bool_of(v, NAME)); },                 \
-        [](Napi::Env e, const TrainOptions& o) -> Napi::Value { return Napi::Boolean::New(e, o.PATH()); } \
-  }
-
-const std::vector<TrainField>& train_fields() {
-  static const std::vector<TrainField> fields = {
-      RILS_REAL("lr", optim.lr),
-      RILS_REAL("min_lr", optim.min_lr),
-      RILS_REAL("warmup_start_lr", optim.warmup_start_lr),
-      RILS_INT("warmup_steps", optim.warmup_steps),
-      RILS_INT("total_steps", optim.total_steps),
-      RILS_REAL("weight_decay", optim.weight_decay),
-      RILS_REAL("beta1", optim.beta1),
-      RILS_REAL("beta2", optim.beta2),
-      RILS_REAL("eps", optim.eps),
-      RILS_REAL("grad_clip_norm", optim.grad_clip_norm),
-      RILS_INT("accumulation_steps", optim.accumulation_steps),
-      RILS_REAL("recon_weight", loss.recon_weight),
-      RILS_REAL("tau_student", loss.tau_student),
-      RILS_REAL("tau_teacher", loss.tau_teacher),
-      RILS_BOOL("retrieval_gate", loss.retrieval_gate),
-      RILS_BOOL("detach_text_prototypes", loss.detach_text_prototypes),
-      RILS_BOOL("clip_local_grad", loss.clip_local_grad),
-      RILS_BOOL("gather_grad", loss.gather_grad),
-      RILS_INT("kl_chunk_elements", loss.kl_chunk_elements),
-      {"mask_ratio", [](TrainOptions& o, const Napi::Value& v) { o.mask_ratio = number_of(v, "mask_ratio"); },
-       [](Napi::Env e, const TrainOptions& o) -> Napi::Value { return Napi::Number::New(e, o.mask_ratio); }},
-  };
-  return fields;
-}
-
-#undef RILS_REAL
-#undef RILS_INT
-#undef RILS_BOOL
-
-// Unknown keys are errors: a typo must not silently train with a default.
-template <class Field>
-void check_known_keys(const Napi::Object& obj, const std::vector<Field>& fields, const char* what) {
+// Every key of `obj` set through the table; unknown keys are errors: a typo must not silently train
+// with a default.
+template <class S>
+void fields_from_js(const Napi::Object& obj, const std::vector<Field<S>>& fields, S& out, const char* what) {
   auto keys = obj.GetPropertyNames();
   for (uint32_t i = 0; i < keys.Length(); ++i) {
     const auto key = keys.Get(i).ToString().Utf8Value();
-    bool known = false;
-    for (const auto& f : fields) known = known || key == f.name;
-    if (!known) fail(kInputError, std::string("Unknown ") + what + " option '" + key + "'");
+    const Field<S>* field = nullptr;
+    for (const auto& f : fields) field = key == f.info.name ? &f : field;
+    if (!field) fail(kInputError, std::string("Unknown ") + what + " option '" + key + "'");
+    if (!obj.Get(key).IsUndefined()) set_field(out, *field, value_from_js(obj.Get(key), field->info));
   }
+}
+
+template <class S>
+Napi::Object fields_to_js(Napi::Env env, const std::vector<Field<S>>& fields, const S& s) {
+  auto out = Napi::Object::New(env);
+  for (const auto& f : fields) out.Set(f.info.name, value_to_js(env, f.info.type, f.get(s)));
+  return out;
+}
+
+Napi::Object info_to_js(Napi::Env env, const FieldInfo& f) {
+  auto o = Napi::Object::New(env);
+  o.Set("name", f.name);
+  o.Set("type", type_name(f.type));
+  o.Set("default", value_to_js(env, f.type, f.default_value));
+  o.Set("min", f.range.min);
+  o.Set("max", f.range.max);
+  o.Set("minOpen", f.range.min_open);
+  o.Set("maxOpen", f.range.max_open);
+  return o;
+}
+
+template <class S>
+Napi::Array infos_to_js(Napi::Env env, const std::vector<Field<S>>& fields) {
+  auto arr = Napi::Array::New(env, fields.size());
+  for (size_t i = 0; i < fields.size(); ++i) arr.Set(i, info_to_js(env, fields[i].info));
+  return arr;
+}
+
+Napi::Array stat_infos_to_js(Napi::Env env) {
+  const auto& fields = step_stats_fields();
+  auto arr = Napi::Array::New(env, fields.size());
+  for (size_t i = 0; i < fields.size(); ++i) {
+    auto o = Napi::Object::New(env);
+    o.Set("name", fields[i].info.name);
+    o.Set("type", type_name(fields[i].info.type));
+    o.Set("reduce", fields[i].reduce == Reduce::kMean ? "mean" : fields[i].reduce == Reduce::kSum ? "sum" : "none");
+    arr.Set(i, o);
+  }
+  return arr;
+}
+
+std::string preset_names() {
+  std::string names;
+  for (const auto& [name, cfg] : presets()) names += (names.empty() ? "" : ", ") + name;
+  return names;
+}
+
+int64_t integer_of(const Napi::Value& v, const char* key) {
+  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+  if (!std::isfinite(d) || d != std::floor(d)) fail(kInputError, std::string("Expected an integer for ") + key);
+  return static_cast<int64_t>(d);
 }
 
 }  // namespace
@@ -132,38 +101,63 @@ RilsConfig config_from_js(const Napi::Object& options) {
   if (options.Has("preset") && !options.Get("preset").IsUndefined()) {
     const auto name = options.Get("preset").ToString().Utf8Value();
     auto it = presets().find(name);
-    if (it == presets().end())
-      fail(kInputError, "Unknown preset '" + name + "': expected vit_l16, vit_b16, vit_s16, vit_ti16 or micro");
+    if (it == presets().end()) fail(kInputError, "Unknown preset '" + name + "': expected one of " + preset_names());
     cfg = it->second;
   }
-  if (options.Has("config") && options.Get("config").IsObject()) {
-    auto overrides = options.Get("config").As<Napi::Object>();
-    check_known_keys(overrides, config_fields(), "model config");
-    for (const auto& f : config_fields()) {
-      if (!overrides.Has(f.name) || overrides.Get(f.name).IsUndefined()) continue;
-      if (f.int_field) cfg.*f.int_field = integer_of(overrides.Get(f.name), f.name);
-      else cfg.*f.real_field = number_of(overrides.Get(f.name), f.name);
-    }
-  }
+  if (options.Has("config") && options.Get("config").IsObject())
+    fields_from_js(options.Get("config").As<Napi::Object>(), config_fields(), cfg, "model config");
   cfg.validate();
   return cfg;
 }
 
-Napi::Object config_to_js(Napi::Env env, const RilsConfig& cfg) {
-  auto out = Napi::Object::New(env);
-  for (const auto& f : config_fields())
-    out.Set(f.name, Napi::Number::New(env, f.int_field ? static_cast<double>(cfg.*f.int_field) : cfg.*f.real_field));
-  return out;
-}
+Napi::Object config_to_js(Napi::Env env, const RilsConfig& cfg) { return fields_to_js(env, config_fields(), cfg); }
 
 TrainOptions train_options_from_js(const Napi::Object& options) {
   TrainOptions o;
-  if (!options.Has("train") || !options.Get("train").IsObject()) return o;
-  auto train = options.Get("train").As<Napi::Object>();
-  check_known_keys(train, train_fields(), "training");
-  for (const auto& f : train_fields())
-    if (train.Has(f.name) && !train.Get(f.name).IsUndefined()) f.set(o, train.Get(f.name));
+  if (options.Has("train") && options.Get("train").IsObject())
+    fields_from_js(options.Get("train").As<Napi::Object>(), train_fields(), o, "training");
   return o;
+}
+
+Napi::Object train_options_to_js(Napi::Env env, const TrainOptions& o) { return fields_to_js(env, train_fields(), o); }
+
+Napi::Object stats_to_js(Napi::Env env, const StepStats& s) {
+  auto out = Napi::Object::New(env);
+  for (const auto& f : step_stats_fields()) out.Set(f.info.name, value_to_js(env, f.info.type, f.get(s)));
+  return out;
+}
+
+Napi::Object schema_to_js(Napi::Env env) {
+  auto o = Napi::Object::New(env);
+  o.Set("config", infos_to_js(env, config_fields()));
+  o.Set("train", infos_to_js(env, train_fields()));
+  o.Set("stats", stat_infos_to_js(env));
+  auto table = Napi::Object::New(env);
+  for (const auto& [name, cfg] : presets()) table.Set(name, config_to_js(env, cfg));
+  o.Set("presets", table);
+  return o;
+}
+
+torch::Device parse_device(const std::string& name) {
+  c10::optional<torch::Device> device;
+  try {
+    device = torch::Device(name);
+  } catch (const c10::Error&) {
+    fail(kInputError, "Expected device 'cpu', 'cuda' or 'cuda:N' but received '" + name + "'");
+  }
+  if (device->is_cuda()) {
+    if (!torch::cuda::is_available())
+      fail(kDeviceError, "CUDA was requested but this LibTorch (" TORCH_VERSION
+                         ") has no usable CUDA device; build against a CUDA LibTorch or use device 'cpu'");
+    const auto count = static_cast<int64_t>(torch::cuda::device_count());
+    if (device->has_index() && device->index() >= count)
+      fail(kDeviceError, "CUDA device " + std::to_string(device->index()) + " does not exist (" +
+                             std::to_string(count) + " visible)");
+    if (!device->has_index()) device = torch::Device(torch::kCUDA, 0);
+  } else if (!device->is_cpu()) {
+    fail(kInputError, "Expected device 'cpu', 'cuda' or 'cuda:N' but received '" + name + "'");
+  }
+  return *device;
 }
 
 std::optional<DistributedOptions> distributed_options_from_js(const Napi::Object& options) {
@@ -177,12 +171,6 @@ std::optional<DistributedOptions> distributed_options_from_js(const Napi::Object
   o.timeout = std::chrono::milliseconds(integer_of(d.Get("timeoutMs"), "timeoutMs"));
   o.bucket_bytes = integer_of(d.Get("bucketBytes"), "bucketBytes");
   return o;
-}
-
-Napi::Object train_options_to_js(Napi::Env env, const TrainOptions& o) {
-  auto out = Napi::Object::New(env);
-  for (const auto& f : train_fields()) out.Set(f.name, f.get(env, o));
-  return out;
 }
 
 }  // namespace rils::napi

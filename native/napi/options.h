@@ -1,7 +1,9 @@
-// JS option objects ↔ the native structs. Keys are the PyTorch reference's snake_case names;
-// lib/ converts its camelCase options and checks their types first.
+// JS option objects ↔ the native structs, driven by the field tables (model/fields.h). Keys are the
+// PyTorch reference's snake_case names; lib/ converts its camelCase options and checks them against
+// the same tables first (schema()).
 #pragma once
 #include <optional>
+#include <string>
 
 #include <napi.h>
 
@@ -14,9 +16,20 @@ namespace rils::napi {
 RilsConfig config_from_js(const Napi::Object& options);
 Napi::Object config_to_js(Napi::Env env, const RilsConfig& cfg);
 
-// {train?: {field: number | boolean}} → training options (optimiser, loss, mask ratio).
+// {train?: {field: number | boolean}} → training options (optimiser, loss, mask ratio), each
+// checked against its declared range.
 TrainOptions train_options_from_js(const Napi::Object& options);
 Napi::Object train_options_to_js(Napi::Env env, const TrainOptions& o);
+
+Napi::Object stats_to_js(Napi::Env env, const StepStats& s);
+
+// The tables lib/ validates and converts with: {config, train, stats: FieldInfo[], presets:
+// {name: config}}, each FieldInfo {name, type: 'int' | 'real' | 'bool', default, min, max, minOpen,
+// maxOpen} (stats: {name, type, reduce}).
+Napi::Object schema_to_js(Napi::Env env);
+
+// 'cpu', 'cuda' or 'cuda:N' → a device that exists (a typed error otherwise).
+torch::Device parse_device(const std::string& name);
 
 // {distributed?: {rank, worldSize, masterAddr, masterPort, timeoutMs, bucketBytes}} (lib/ fills
 // every field) → the rendezvous, or nullopt for a single process.

@@ -1,27 +1,35 @@
 // AdamW with SLIP's parameter groups and its per-iteration schedule (spec §3).
 #pragma once
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <torch/torch.h>
 
+#include "model/fields.h"
+
 namespace rils {
 
+// X(type, name, default, allowed values): the optimiser's options, declared once (model/fields.h).
+#define RILS_OPTIMIZER_OPTIONS(X)                                                                        \
+  X(double, lr, 5e-4, at_least(0))               /* peak learning rate */                                \
+  X(double, min_lr, 1e-5, at_least(0))           /* end of the cosine decay */                           \
+  X(double, warmup_start_lr, 1e-6, at_least(0))  /* start of the linear warmup */                        \
+  X(int64_t, warmup_steps, 0, at_least(0))       /* optimizer steps of linear warmup */                  \
+  X(int64_t, total_steps, 0, at_least(0))        /* warmup + cosine length; 0 = constant lr after warmup */ \
+  X(double, weight_decay, 0.5, at_least(0))                                                              \
+  X(double, beta1, 0.9, from_to(0, 1))                                                                   \
+  X(double, beta2, 0.98, from_to(0, 1))                                                                  \
+  X(double, eps, 1e-8, above(0))                 /* 0 would divide 0 by 0 where a gradient is 0 */       \
+  X(double, grad_clip_norm, 0.0, at_least(0))    /* 0 = no clipping (the norm is still reported) */      \
+  X(int64_t, accumulation_steps, 1, at_least(1)) /* micro-batches per optimizer step */
+
 struct OptimizerOptions {
-  TORCH_ARG(double, lr) = 5e-4;               // peak learning rate
-  TORCH_ARG(double, min_lr) = 1e-5;           // end of the cosine decay
-  TORCH_ARG(double, warmup_start_lr) = 1e-6;  // start of the linear warmup
-  TORCH_ARG(int64_t, warmup_steps) = 0;       // optimizer steps of linear warmup
-  TORCH_ARG(int64_t, total_steps) = 0;        // warmup + cosine length; 0 = constant lr after warmup
-  TORCH_ARG(double, weight_decay) = 0.5;
-  TORCH_ARG(double, beta1) = 0.9;
-  TORCH_ARG(double, beta2) = 0.98;
-  TORCH_ARG(double, eps) = 1e-8;
-  TORCH_ARG(double, grad_clip_norm) = 0.0;    // 0 = no clipping (the norm is still reported)
-  TORCH_ARG(int64_t, accumulation_steps) = 1; // micro-batches per optimizer step
+  RILS_OPTIMIZER_OPTIONS(RILS_ARG)
 };
 
 // SLIP's cosine_scheduler, per optimizer step: warmup = linspace(start, lr, warmup_steps), then
@@ -37,6 +45,10 @@ class FusedAdamW : public torch::optim::AdamW {
  public:
   using torch::optim::AdamW::AdamW;
   torch::Tensor step(LossClosure closure = nullptr) override;
+
+ private:
+  bool fusable();  // every parameter and moment one ops::adamw call takes, and no amsgrad
+  void update(torch::optim::OptimizerParamGroup& group);
 };
 
 // Two groups: decay (ndim ≥ 2, no "bias"/"ln"/"bn" in the name) and no-decay; frozen tensors
@@ -46,6 +58,19 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const torch::nn::Module& model, 
 // The global L2 norm of the gradients, as clip_grad_norm_ computes it; gradients above max_norm are
 // scaled down to it (clip_grad_norm_ also multiplies by 1 when there is nothing to clip).
 double clip_gradients(const std::vector<torch::Tensor>& params, double max_norm);
+
+// Checkpoint support: the AdamW moments as exp_avg.<name> / exp_avg_sq.<name> CPU copies (the
+// reference's interchange names), in the model's parameter order.
+std::vector<std::pair<std::string, torch::Tensor>> adamw_moments(torch::optim::AdamW& optimizer,
+                                                                  const torch::nn::Module& model);
+// Whether `moments` can replace the optimiser's state: every name a moment of a trainable parameter,
+// of its shape, finite, and either both moments of every trainable parameter or none (a fresh
+// optimiser). A c10::ValueError names the first tensor at fault; nothing changes.
+void check_adamw_moments(const torch::nn::Module& model, const std::map<std::string, torch::Tensor>& moments,
+                         int64_t step);
+// check_adamw_moments, then the moments and the step count replace the optimiser's state.
+void load_adamw_moments(torch::optim::AdamW& optimizer, const torch::nn::Module& model,
+                        const std::map<std::string, torch::Tensor>& moments, int64_t step);
 
 // The optimiser's state map is keyed by a string of the TensorImpl address in LibTorch 1.13 (as
 // c10::guts::to_string, gone in 2.x, printed it) and by the address itself in 2.x.

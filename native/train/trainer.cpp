@@ -6,7 +6,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include "train/precision.h"
+#include "model/precision.h"
 
 namespace rils {
 
@@ -43,7 +43,45 @@ void fill_missing_gradients(std::vector<torch::Tensor>& params) {
     if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
 }
 
+// The job's statistics from every rank's, by the reduction each field declares: one collective.
+StepStats reduce_over(const BatchGroup& group, StepStats s) {
+  std::vector<double> local;
+  for (const auto& f : step_stats_fields())
+    if (f.reduce != Reduce::kNone) local.push_back(f.get(s));
+  auto sum = group.all_reduce_sum(torch::tensor(local, torch::kFloat64)).cpu();
+  auto v = sum.accessor<double, 1>();
+  int64_t i = 0;
+  for (const auto& f : step_stats_fields()) {
+    if (f.reduce == Reduce::kSum) f.set(s, v[i++]);
+    else if (f.reduce == Reduce::kMean) f.set(s, v[i++] / static_cast<double>(group.size()));
+  }
+  return s;
+}
+
 }  // namespace
+
+const std::vector<Field<TrainOptions>>& train_fields() {
+#define RILS_OPTIM_ENTRY(T, name, def, range) RILS_ARG_ENTRY(TrainOptions, optim., T, name, def, range)
+#define RILS_LOSS_ENTRY(T, name, def, range) RILS_ARG_ENTRY(TrainOptions, loss., T, name, def, range)
+#define RILS_TRAINER_ENTRY(T, name, def, range) RILS_ARG_ENTRY(TrainOptions, , T, name, def, range)
+  static const std::vector<Field<TrainOptions>> table = {RILS_OPTIMIZER_OPTIONS(RILS_OPTIM_ENTRY)
+                                                             RILS_LOSS_OPTIONS(RILS_LOSS_ENTRY)
+                                                                 RILS_TRAINER_OPTIONS(RILS_TRAINER_ENTRY)};
+#undef RILS_OPTIM_ENTRY
+#undef RILS_LOSS_ENTRY
+#undef RILS_TRAINER_ENTRY
+  return table;
+}
+
+const std::vector<StatField>& step_stats_fields() {
+#define RILS_STAT_ENTRY(T, name, reduce)                                                     \
+  StatField{{#name, field_type<T>(), 0.0, any()}, Reduce::reduce,                            \
+            [](const StepStats& s) { return static_cast<double>(s.name); },                  \
+            [](StepStats& s, double v) { s.name = static_cast<T>(v); }},
+  static const std::vector<StatField> table = {RILS_STEP_STATS(RILS_STAT_ENTRY)};
+#undef RILS_STAT_ENTRY
+  return table;
+}
 
 Trainer::Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, torch::Device device,
                  std::shared_ptr<Distributed> distributed)
@@ -52,11 +90,10 @@ Trainer::Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, tor
       device_(device),
       distributed_(std::move(distributed)),
       generator_(at::make_generator<at::CPUGeneratorImpl>(noise_seed(seed, distributed_.get()))) {
-  TORCH_CHECK_VALUE(options_.mask_ratio >= 0 && options_.mask_ratio < 1,
-              "Expected maskRatio in [0, 1) but received ", options_.mask_ratio);
-  TORCH_CHECK_VALUE(cfg.len_keep(options_.mask_ratio) >= 1, "maskRatio ", options_.mask_ratio,
-              " leaves no visible patch out of ", cfg.num_patches());
-  TORCH_CHECK_VALUE(options_.optim.accumulation_steps() >= 1, "Expected accumulationSteps >= 1");
+  TrainOptions checked;  // each option against its declared range
+  for (const auto& f : train_fields()) set_field(checked, f, f.get(options_));
+  TORCH_CHECK_VALUE(cfg.len_keep(options_.mask_ratio()) >= 1, "maskRatio ", options_.mask_ratio(),
+                    " leaves no visible patch out of ", cfg.num_patches());
   model_->to(device_);
   if (device_.is_cuda()) allow_tf32();
   optimizer_ = make_adamw(*model_, options_.optim);
@@ -77,34 +114,44 @@ torch::Tensor Trainer::mask_noise(const Batch& batch) {
   return torch::rand({batch.images.size(0), cfg.num_patches()}, generator_, torch::kFloat32).to(device_);
 }
 
+// The RILS loss (spec §2): the full branch and L_clip, the gate, then the masked branch for the
+// gated images only (an image outside the gate adds nothing to L_rec; early in training that is
+// most of them) and L_rec. The towers run in the device's mixed precision, the loss in fp32.
 LossOutput Trainer::forward_loss(const Batch& batch) {
-  const int64_t len_keep = model_->cfg.len_keep(options_.mask_ratio);
+  const auto& o = options_.loss;
+  const int64_t len_keep = model_->cfg.len_keep(options_.mask_ratio());
   const int64_t num_masked = model_->cfg.num_patches() - len_keep;
   auto noise = mask_noise(batch);  // drawn for the whole batch, whichever images need it
-  auto fp32 = [](FullOutputs f) {
-    f.image_embed = f.image_embed.to(torch::kFloat32);
-    f.text_embed = f.text_embed.to(torch::kFloat32);
-    return f;
-  };
-  FullOutputs full;
-  {
-    AutocastScope autocast(device_.is_cuda());  // bf16 towers on CUDA; LayerNorm/softmax stay fp32
-    full = fp32(model_->forward_full(batch.images, batch.tokens));
-  }
+  auto full = run_mixed(device_, [&] { return model_->forward_full(batch.images, batch.tokens); });
   AutocastScope loss_in_fp32(false);
-  return RilsLoss(options_.loss)(full, model_->logit_scale, num_masked, [&](const torch::Tensor& rows) {
-    ReconInputs in;
-    {
-      AutocastScope autocast(device_.is_cuda());
-      auto masked = model_->forward_masked(batch.images.index_select(0, rows), noise.index_select(0, rows), len_keep);
-      in.student = masked.pred;
-      in.mask = masked.mask.to(torch::kFloat32);
-      in.teacher = model_->project(full.latent.index_select(0, rows));
-    }
-    in.student = in.student.to(torch::kFloat32);
-    in.teacher = in.teacher.to(torch::kFloat32);
-    return in;
-  }, distributed_.get());
+  const BatchGroup* group = distributed_.get();
+  auto clip = clip_term(full.image_embed, full.text_embed, model_->logit_scale, o, group);
+  auto rows = gated_rows(clip, o);  // [R]
+  LossOutput r{clip.loss, clip.loss, torch::zeros({}, clip.loss.options())};
+  r.correct = clip.correct;
+  r.masked_patches = batch.images.size(0) * num_masked;
+  r.gated_patches = rows.size(0) * num_masked;
+  auto denominator = recon_denominator(r.gated_patches, o, group, clip.loss.options());  // every rank runs it
+  if (o.recon_weight() != 0) {
+    r.recon_kl = rows.size(0) > 0
+                     ? recon_term(recon_inputs(batch, full, noise, rows, len_keep), clip.prototypes, o, denominator)
+                     : torch::zeros({}, clip.loss.options());  // nothing passes the gate: Σw = 0
+    r.recon_loss = r.recon_kl * o.recon_weight();
+  }
+  r.loss = r.clip_loss + r.recon_loss;
+  // The gather's backward is a collective: every rank must run it, also a rank whose loss does not
+  // otherwise reach it (no gated image while prototypes carry gradient).
+  if (clip.gathered.defined() && clip.gathered.requires_grad()) r.loss = r.loss + clip.gathered.sum() * 0.0;
+  return r;
+}
+
+// The masked branch of the gated images (student) and their full-image features (teacher), in fp32.
+ReconInputs Trainer::recon_inputs(const Batch& batch, const FullOutputs& full, const torch::Tensor& noise,
+                                  const torch::Tensor& rows, int64_t len_keep) {
+  return run_mixed(device_, [&] {
+    auto m = model_->forward_masked(batch.images.index_select(0, rows), noise.index_select(0, rows), len_keep);
+    return ReconInputs{m.pred, model_->project(full.latent.index_select(0, rows)), m.mask};
+  });
 }
 
 StepStats Trainer::stats_of(const LossOutput& l) const {
@@ -116,15 +163,7 @@ StepStats Trainer::stats_of(const LossOutput& l) const {
   s.clip_acc = l.correct.to(torch::kFloat64).mean().item<double>();
   s.masked_patches = l.masked_patches;
   s.gated_patches = l.gated_patches;
-  if (l.global) {  // the whole job's numbers, the same on every rank
-    s.loss = l.global->loss;
-    s.clip_loss = l.global->clip_loss;
-    s.recon_loss = l.global->recon_loss;
-    if (l.recon_kl.defined()) s.recon_kl = l.global->recon_kl;
-    s.clip_acc = l.global->correct_fraction;
-    s.masked_patches = l.global->masked_patches;
-    s.gated_patches = l.global->gated_patches;
-  }
+  if (distributed_) s = reduce_over(*distributed_, s);  // the whole job's numbers, the same on every rank
   s.gated_fraction = s.masked_patches > 0 ? static_cast<double>(s.gated_patches) / s.masked_patches : 0.0;
   s.logit_scale = std::exp(model_->logit_scale.item<double>());
   s.step = step_;
@@ -166,27 +205,31 @@ StepStats Trainer::train_step(const Batch& batch) {
 
   micro_step_ = 0;
   fill_missing_gradients(trainable_);
-  // Global gradient norm (and clipping when asked); a non-finite norm or loss skips the update so
-  // that one bad batch cannot poison the weights.
-  const double max_norm = o.grad_clip_norm() > 0 ? o.grad_clip_norm() : std::numeric_limits<double>::infinity();
-  s.grad_norm = clip_gradients(trainable_, max_norm);
-  s.non_finite = !std::isfinite(s.grad_norm) || !std::isfinite(s.loss);
-  if (!s.non_finite) {
-    s.lr = scheduled_lr(o, step_);
-    for (auto& group : optimizer_->param_groups())
-      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(s.lr);
-    optimizer_->step();
-    {
-      torch::NoGradGuard no_grad;
-      model_->logit_scale.clamp_(0.0, model_->cfg.logit_scale_max);
-    }
-    ++step_;
-    s.updated = true;
-  }
+  s.updated = apply_update(s);
   clear_gradients(trainable_);
   s.step = step_;
   s.logit_scale = std::exp(model_->logit_scale.item<double>());
   return s;
+}
+
+// The global gradient norm (and clipping when asked), then AdamW with the scheduled lr and the
+// logit-scale clamp. A non-finite norm or loss skips the update, so that one bad batch cannot
+// poison the weights.
+bool Trainer::apply_update(StepStats& s) {
+  const auto& o = options_.optim;
+  const double max_norm = o.grad_clip_norm() > 0 ? o.grad_clip_norm() : std::numeric_limits<double>::infinity();
+  s.grad_norm = clip_gradients(trainable_, max_norm);
+  s.non_finite = !std::isfinite(s.grad_norm) || !std::isfinite(s.loss);
+  if (s.non_finite) return false;
+  s.lr = scheduled_lr(o, step_);
+  for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(s.lr);
+  optimizer_->step();
+  {
+    torch::NoGradGuard no_grad;
+    model_->logit_scale.clamp_(0.0, model_->cfg.logit_scale_max);
+  }
+  ++step_;
+  return true;
 }
 
 StepStats Trainer::evaluate_loss(const Batch& batch) {
@@ -201,47 +244,30 @@ StepStats Trainer::evaluate_loss(const Batch& batch) {
   }
 }
 
-}  // namespace rils
-
-namespace rils {
-
 std::vector<std::pair<std::string, torch::Tensor>> Trainer::optimizer_state() const {
   TORCH_CHECK(micro_step_ == 0, "A checkpoint can only be taken between optimizer steps (", micro_step_,
               " micro-batches are accumulated)");
-  using Map = std::decay_t<decltype(optimizer_->state())>;
-  std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (const auto& p : model_->named_parameters()) {
-    auto it = optimizer_->state().find(state_key<Map>(p.value()));
-    if (it == optimizer_->state().end()) continue;
-    const auto& st = static_cast<const torch::optim::AdamWParamState&>(*it->second);
-    out.emplace_back("exp_avg." + p.key(), st.exp_avg().detach().to(torch::kCPU).clone());
-    out.emplace_back("exp_avg_sq." + p.key(), st.exp_avg_sq().detach().to(torch::kCPU).clone());
-  }
-  return out;
+  return adamw_moments(*optimizer_, *model_);
 }
 
-void Trainer::load_optimizer_state(const std::map<std::string, torch::Tensor>& moments, int64_t step) {
-  TORCH_CHECK_VALUE(step >= 0, "Expected a step >= 0 but received ", step);
-  std::vector<std::tuple<torch::Tensor, torch::Tensor, torch::Tensor>> updates;  // param, exp_avg, exp_avg_sq
-  for (const auto& p : model_->named_parameters()) {
-    if (!p.value().requires_grad()) continue;
-    auto m = moments.find("exp_avg." + p.key()), v = moments.find("exp_avg_sq." + p.key());
-    if (m == moments.end() && v == moments.end() && moments.empty()) continue;
-    TORCH_CHECK_VALUE(m != moments.end() && v != moments.end(), "Missing optimizer moments of '", p.key(), "'");
-    TORCH_CHECK_VALUE(m->second.sizes() == p.value().sizes() && v->second.sizes() == p.value().sizes(),
-                      "Optimizer moments of '", p.key(), "' have the wrong shape");
-    updates.emplace_back(p.value(), m->second, v->second);
+void Trainer::check_training_state(const std::map<std::string, torch::Tensor>& moments, const torch::Tensor& rng,
+                                   int64_t step) const {
+  check_adamw_moments(*model_, moments, step);
+  const auto expected = generator_.get_state().numel();
+  TORCH_CHECK_VALUE(rng.scalar_type() == torch::kUInt8 && rng.numel() == expected, "Expected the mask-noise ",
+                    "generator state as ", expected, " bytes but received ", rng.numel());
+  try {
+    at::make_generator<at::CPUGeneratorImpl>().set_state(rng);  // LibTorch's own validation, on a scratch one
+  } catch (const c10::Error& e) {
+    TORCH_CHECK_VALUE(false, "Invalid mask-noise generator state (", e.what_without_backtrace(), ")");
   }
-  using Map = std::decay_t<decltype(optimizer_->state())>;
-  auto& state = optimizer_->state();
-  state.clear();
-  for (auto& [param, m, v] : updates) {
-    auto st = std::make_unique<torch::optim::AdamWParamState>();
-    st->step(step);
-    st->exp_avg(m.to(param.device(), param.scalar_type()).clone());
-    st->exp_avg_sq(v.to(param.device(), param.scalar_type()).clone());
-    state[state_key<Map>(param)] = std::move(st);
-  }
+}
+
+void Trainer::load_training_state(const std::map<std::string, torch::Tensor>& moments, const torch::Tensor& rng,
+                                  int64_t step) {
+  check_training_state(moments, rng, step);
+  load_adamw_moments(*optimizer_, *model_, moments, step);
+  generator_.set_state(rng.clone());
   step_ = step;
   micro_step_ = 0;
   clear_gradients(trainable_);

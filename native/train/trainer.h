@@ -16,11 +16,18 @@
 
 namespace rils {
 
+// X(type, name, default, allowed values): the trainer's own options (model/fields.h).
+#define RILS_TRAINER_OPTIONS(X) \
+  X(double, mask_ratio, 0.75, from_to(0, 1)) /* fraction of patches hidden from the masked branch */
+
 struct TrainOptions {
   OptimizerOptions optim;
   RilsLossOptions loss;
-  double mask_ratio = 0.75;
+  RILS_TRAINER_OPTIONS(RILS_ARG)
 };
+
+// The table of every training option: RILS_OPTIMIZER_OPTIONS, RILS_LOSS_OPTIONS, RILS_TRAINER_OPTIONS.
+const std::vector<Field<TrainOptions>>& train_fields();
 
 // A batch already on the model's device: images float [B, 3, H, W] (normalised), tokens int64
 // [B, L], noise float [B, N] or undefined (drawn from the model's seeded generator).
@@ -28,18 +35,48 @@ struct Batch {
   torch::Tensor images, tokens, noise;
 };
 
+// How a statistic combines over the processes of a global batch: the rank mean, the sum, or not at
+// all (the same on every rank, or derived after the others).
+enum class Reduce { kMean, kSum, kNone };
+
+// X(type, name, reduce): what a step reports, declared once.
+#define RILS_STEP_STATS(X)                                                                        \
+  X(double, loss, kMean)            /* clip_loss + recon_loss */                                   \
+  X(double, clip_loss, kMean)       /* ½ (CE(logits_per_image) + CE(logits_per_text)) */           \
+  X(double, recon_loss, kMean)      /* recon_weight · recon_kl, the term as added */               \
+  X(double, recon_kl, kMean)        /* the gated mean KL; NaN with recon_weight 0 (not computed) */ \
+  X(double, clip_acc, kMean)        /* fraction of images whose top-1 caption is their own */      \
+  X(double, gated_fraction, kNone)  /* gated_patches / masked_patches, after the reduction */      \
+  X(int64_t, masked_patches, kSum)  /* Σ mask over the batch: B · (N − len_keep) */                \
+  X(int64_t, gated_patches, kSum)   /* Σ mask · gate: the patches that carry L_rec */               \
+  X(double, lr, kNone)              /* learning rate of the update (or of the next one) */         \
+  X(double, logit_scale, kNone)     /* exp(logit_scale) after the update and the clamp */          \
+  X(double, grad_norm, kNone)       /* global L2 norm before clipping (NaN when no update) */      \
+  X(int64_t, step, kNone)           /* optimizer steps done so far */                              \
+  X(bool, updated, kNone)           /* false while accumulating micro-batches or when skipped */   \
+  X(bool, non_finite, kNone)        /* the loss or gradient was NaN/inf: the update was skipped */
+
+#define RILS_STAT_MEMBER(T, name, reduce) T name = T();
 struct StepStats {
-  double loss = 0, clip_loss = 0, recon_loss = 0, recon_kl = 0;
-  double clip_acc = 0;        // fraction of images whose top-1 caption is their own
-  double gated_fraction = 0;  // fraction of masked patches that carry L_rec
-  int64_t masked_patches = 0; // Σ mask over the batch: B · (N − len_keep)
-  int64_t gated_patches = 0;  // Σ mask · gate: the patches that carry L_rec
-  double lr = 0;              // learning rate of the update (or of the next one)
-  double logit_scale = 0;     // exp(logit_scale) after the update and the clamp
-  double grad_norm = 0;       // global L2 norm before clipping (NaN when no update happened)
-  int64_t step = 0;           // optimizer steps done so far
-  bool updated = false;       // false while accumulating micro-batches or when skipped
-  bool non_finite = false;    // loss or gradient was NaN/inf: the update was skipped
+  RILS_STEP_STATS(RILS_STAT_MEMBER)
+};
+#undef RILS_STAT_MEMBER
+
+// The table of RILS_STEP_STATS: name, type, reduction and access as a double.
+struct StatField {
+  FieldInfo info;
+  Reduce reduce;
+  double (*get)(const StepStats&);
+  void (*set)(StepStats&, double);
+};
+const std::vector<StatField>& step_stats_fields();
+
+// One forward pass's loss terms (this process's).
+struct LossOutput {
+  torch::Tensor loss, clip_loss, recon_loss;
+  torch::Tensor recon_kl;  // undefined when recon_weight is 0 (not computed)
+  torch::Tensor correct;   // [B] bool
+  int64_t masked_patches = 0, gated_patches = 0;
 };
 
 class Trainer {
@@ -57,11 +94,14 @@ class Trainer {
   // reference's interchange names), and the mask-noise generator's state. Only between optimizer
   // steps: mid-accumulation gradients are not part of a checkpoint.
   std::vector<std::pair<std::string, torch::Tensor>> optimizer_state() const;
-  // Replaces the moments and the step count; every trainable parameter must have both moments
-  // (or none, for a fresh optimiser) with its shape. Validates everything before changing anything.
-  void load_optimizer_state(const std::map<std::string, torch::Tensor>& moments, int64_t step);
   torch::Tensor rng_state() const { return generator_.get_state(); }
-  void set_rng_state(const torch::Tensor& state) { generator_.set_state(state); }
+  // Whether the moments (train/optimizer.h's check_adamw_moments), the generator state and the
+  // step can replace this trainer's: a c10::ValueError names what is wrong; nothing changes.
+  void check_training_state(const std::map<std::string, torch::Tensor>& moments, const torch::Tensor& rng,
+                            int64_t step) const;
+  // Checks them, then replaces the moments, the step count and the generator state together.
+  void load_training_state(const std::map<std::string, torch::Tensor>& moments, const torch::Tensor& rng,
+                           int64_t step);
   int64_t micro_step() const { return micro_step_; }
 
   RilsModel& model() { return model_; }
@@ -74,7 +114,10 @@ class Trainer {
  private:
   torch::Tensor mask_noise(const Batch& batch);
   LossOutput forward_loss(const Batch& batch);
+  ReconInputs recon_inputs(const Batch& batch, const FullOutputs& full, const torch::Tensor& noise,
+                           const torch::Tensor& rows, int64_t len_keep);
   StepStats stats_of(const LossOutput& l) const;
+  bool apply_update(StepStats& s);
   void check_in_step() const;
 
   RilsModel model_{nullptr};

@@ -1,10 +1,14 @@
-// Mixed precision on CUDA: bf16 autocast for the towers, fp32 for the loss. A scope object
-// because autocast state is thread-local and each step runs on a worker thread.
+// Mixed precision on CUDA: bf16 autocast for the towers, fp32 for the loss and for everything that
+// leaves the addon. A scope object because autocast state is thread-local and each step runs on a
+// worker thread.
 #pragma once
+#include <utility>
+
 #include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
+#include <torch/torch.h>
 
-#include "model/config.h"
+#include "version.h"
 
 namespace rils {
 
@@ -35,6 +39,21 @@ class AutocastScope {
  private:
   bool was_enabled_ = false;
 };
+
+inline torch::Tensor to_fp32(const torch::Tensor& t) { return t.defined() ? t.to(torch::kFloat32) : t; }
+
+// fn() under the device's mixed precision (bf16 autocast on CUDA, none on the CPU), its outputs
+// through to_fp32 (overloads for the model's output structs sit beside them, found by ADL).
+template <class Fn>
+auto run_mixed(torch::Device device, Fn&& fn) {
+  decltype(fn()) out;
+  {
+    AutocastScope autocast(device.is_cuda());
+    out = fn();
+  }
+  AutocastScope fp32(false);
+  return to_fp32(std::move(out));
+}
 
 // TF32 tensor-core matmuls and convolutions for what autocast leaves in fp32 on CUDA (the loss's
 // logits), as the PyTorch baseline sets torch.backends.cuda.matmul.allow_tf32. Process-wide, as in

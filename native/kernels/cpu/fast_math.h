@@ -101,11 +101,6 @@ __attribute__((always_inline)) inline float row_dot(const float* x, const float*
   return sum;
 }
 
-// What the fused CPU kernels take; anything else (CUDA, autocast dtypes) runs LibTorch's own ops.
-inline bool cpu_float32(const torch::Tensor& t) {
-  return t.device().is_cpu() && t.scalar_type() == torch::kFloat32;
-}
-
 // fn(begin, end) over [0, n) on LibTorch's threads, in pieces that start at multiples of 4096
 // elements: each element then takes the same code path (vector body or scalar remainder) whatever
 // the thread count, so results do not depend on it.

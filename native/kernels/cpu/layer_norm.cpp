@@ -1,12 +1,11 @@
-#include "model/layer_norm.h"
-
 #include <cmath>
 
 #include <ATen/record_function.h>
 
-#include "model/fast_math.h"
+#include "kernels/cpu/fast_math.h"
+#include "kernels/cpu/kernels.h"
 
-namespace rils {
+namespace rils::cpu {
 
 namespace {
 
@@ -28,14 +27,9 @@ RILS_SIMD_CLONES void layer_norm_row(const float* __restrict x, const float* __r
 
 }  // namespace
 
-torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps) {
+torch::Tensor layer_norm_inference(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                                   double eps) {
   const int64_t n = x.size(-1);
-  const bool affine = weight.defined() && bias.defined();  // else elementwise_affine(false): LibTorch's
-  const bool backward_possible = torch::GradMode::is_enabled() &&
-                                 (x.requires_grad() || (affine && (weight.requires_grad() || bias.requires_grad())));
-  const bool fused = !backward_possible && affine && fast::cpu_float32(x) && fast::cpu_float32(weight) &&
-                     fast::cpu_float32(bias) && weight.numel() == n && bias.numel() == n && x.numel() > 0;
-  if (!fused) return torch::layer_norm(x, {n}, weight, bias, eps);
   RECORD_FUNCTION("rils::layer_norm", std::vector<c10::IValue>());  // a profiler scope
   auto in = x.contiguous(), w = weight.contiguous(), b = bias.contiguous();
   auto y = torch::empty_like(in);
@@ -48,4 +42,4 @@ torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& weight, co
   return y;
 }
 
-}  // namespace rils
+}  // namespace rils::cpu

@@ -1,13 +1,11 @@
-#include "model/linear.h"
-
 #include <cstdint>
 
 #include <ATen/record_function.h>
 
-#include "model/fast_math.h"
-#include "model/gemm.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/kernels.h"
 
-namespace rils {
+namespace rils::cpu {
 
 namespace {
 
@@ -71,24 +69,10 @@ struct LinearFunction : torch::autograd::Function<LinearFunction> {
 
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      const torch::Tensor& residual) {
-  const bool fused = gemm::have_onednn() && fast::cpu_float32(x) && fast::cpu_float32(weight) &&
-                     (!bias.defined() || fast::cpu_float32(bias)) &&
-                     (!residual.defined() || fast::cpu_float32(residual)) && x.dim() >= 1 && weight.dim() == 2 &&
-                     x.numel() > 0 && weight.numel() > 0;
-  if (residual.defined() && x.dim() >= 1 && weight.dim() == 2) {  // every path: the fallback would broadcast
-    auto sizes = x.sizes().vec();
-    sizes.back() = weight.size(0);
-    TORCH_CHECK(residual.sizes() == c10::IntArrayRef(sizes), "linear: residual of shape ", residual.sizes(),
-                " for an output of shape ", c10::IntArrayRef(sizes));
-  }
-  if (!fused) {
-    auto y = torch::linear(x, weight, bias);
-    return residual.defined() ? residual + y : y;
-  }
   TORCH_CHECK(x.size(-1) == weight.size(1), "linear: input width ", x.size(-1), " does not match the weight's ",
               weight.size(1));
   const auto none = torch::empty({0}, x.options());
   return LinearFunction::apply(x, weight, bias.defined() ? bias : none, residual.defined() ? residual : none);
 }
 
-}  // namespace rils
+}  // namespace rils::cpu

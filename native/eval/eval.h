@@ -1,22 +1,11 @@
-// The evaluation protocols of spec §4 on top of the towers' embeddings: zero-shot classifier
-// weights, cosine logits, per-patch probabilities over sentences, retrieval recall.
+// The evaluation protocols of spec §4 on frozen embeddings: retrieval recall, k-NN, nearest class
+// prototype (few-shot) and the linear probe. Pure functions of CPU tensors (napi/eval.cpp binds them).
 #pragma once
 #include <vector>
 
 #include <torch/torch.h>
 
 namespace rils {
-
-// Per class: L2-normalise each template's embedding, average, re-normalise.
-// text_embeds [C·T, E] class-major (class c owns rows c·T … c·T + T − 1) → [C, E].
-torch::Tensor class_embeddings(const torch::Tensor& text_embeds, int64_t num_classes);
-
-// scale · normalize(image_embeds) · class_weightsᵀ → [B, C] (class_weights already unit-norm).
-torch::Tensor zero_shot_logits(const torch::Tensor& image_embeds, const torch::Tensor& class_weights, double scale);
-
-// The language-semantic view of the patches: softmax over texts of
-// normalize(patch_embeds) · normalize(text_embeds)ᵀ / temperature → [B, N, G].
-torch::Tensor patch_semantics(const torch::Tensor& patch_embeds, const torch::Tensor& text_embeds, double temperature);
 
 // Recall@k of image→text and text→image retrieval where pair i matches i. Returns
 // [i2t@k…, t2i@k…] as fractions.

@@ -1,5 +1,3 @@
-#include "model/attention.h"
-
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -8,39 +6,19 @@
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 
-#include "model/fast_math.h"
-#include "model/gemm.h"
-#include "model/linear.h"
+#include "kernels/cpu/fast_math.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/kernels.h"
 
-namespace rils {
+// The fused attention of LibTorch 1.13 (on 2.x, scaled_dot_product_attention is as fast).
+#if !RILS_TORCH_AT_LEAST(2, 0)
+
+namespace rils::cpu {
 
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-// The textbook form (or SDPA on 2.x), on the [B, H, T, hd] views of qkv.
-torch::Tensor unfused_attention(const torch::Tensor& qkv, int64_t heads, bool causal) {
-  const int64_t B = qkv.size(0), T = qkv.size(1), C = qkv.size(2) / 3;
-  // unbind, not three selects: its backward stacks the three gradients instead of adding up three
-  // zero-filled copies of qkv.
-  auto parts = qkv.reshape({B, T, 3, heads, C / heads}).permute({2, 0, 3, 1, 4}).unbind(0);  // 3 × [B, H, T, hd]
-  const auto &q = parts[0], &k = parts[1], &v = parts[2];
-#if RILS_TORCH_AT_LEAST(2, 0)
-  auto out = at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, causal);
-#else
-  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  auto attn = torch::matmul(q * scale, k.transpose(-2, -1));  // [B, H, T, T]
-  if (causal) {
-    auto future = torch::ones({T, T}, q.options().dtype(torch::kBool)).triu(1);
-    attn = attn.masked_fill(future, -std::numeric_limits<float>::infinity());
-  }
-  auto out = torch::matmul(attn.softmax(-1), v);
-#endif
-  return out.transpose(1, 2).reshape({B, T, C});  // [B, T, C], heads concatenated
-}
-
-#if !RILS_TORCH_AT_LEAST(2, 0)
 
 // Row-major C[M, N] = alpha · op(A) · op(B) + beta · C for one (image, head) pair, on the calling
 // thread. A product that reduces over K ≥ 128 keys (P·v, and dv, dq, dk) runs on oneDNN, ~35%
@@ -170,29 +148,22 @@ struct FusedAttention : torch::autograd::Function<FusedAttention> {
   }
 };
 
-#endif
-
 }  // namespace
 
-torch::Tensor self_attention(const torch::Tensor& x, const torch::Tensor& in_weight, const torch::Tensor& in_bias,
-                             int64_t heads, bool causal) {
-  TORCH_CHECK(in_bias.numel() == in_weight.size(0), "self_attention: ", in_bias.numel(), " biases for ",
-              in_weight.size(0), " projections");
-#if !RILS_TORCH_AT_LEAST(2, 0)
-  if (fast::cpu_float32(x) && fast::cpu_float32(in_weight) && fast::cpu_float32(in_bias) && gemm::have_blas()) {
-    const bool backward = torch::GradMode::is_enabled() &&
-                          (x.requires_grad() || in_weight.requires_grad() || in_bias.requires_grad());
-    if (backward) return FusedAttention::apply(rils::linear(x, in_weight, in_bias), heads, causal);
-    auto qkv = rils::linear(x, in_weight, /*bias=*/torch::Tensor()).contiguous();  // the bias goes to attend()
-    RECORD_FUNCTION("rils::attention", std::vector<c10::IValue>());                 // a profiler scope
-    auto bias = in_bias.contiguous();
-    const Heads h(qkv, heads);
-    auto out = torch::empty({h.B, h.T, h.C}, qkv.options());
-    attend(h, qkv.data_ptr<float>(), bias.data_ptr<float>(), /*probs=*/nullptr, out.data_ptr<float>(), causal);
-    return out;
-  }
-#endif
-  return unfused_attention(rils::linear(x, in_weight, in_bias), heads, causal);
+torch::Tensor attention(const torch::Tensor& qkv, int64_t heads, bool causal) {
+  return FusedAttention::apply(qkv, heads, causal);
 }
 
-}  // namespace rils
+torch::Tensor attention_inference(const torch::Tensor& qkv_without_bias, const torch::Tensor& in_bias, int64_t heads,
+                                  bool causal) {
+  RECORD_FUNCTION("rils::attention", std::vector<c10::IValue>());  // a profiler scope
+  auto qkv = qkv_without_bias.contiguous(), bias = in_bias.contiguous();
+  const Heads h(qkv, heads);
+  auto out = torch::empty({h.B, h.T, h.C}, qkv.options());
+  attend(h, qkv.data_ptr<float>(), bias.data_ptr<float>(), /*probs=*/nullptr, out.data_ptr<float>(), causal);
+  return out;
+}
+
+}  // namespace rils::cpu
+
+#endif

@@ -1,11 +1,9 @@
-#include "model/activation.h"
-
 #include <ATen/record_function.h>
 
-#include "model/fast_math.h"
-#include "model/linear.h"
+#include "kernels/cpu/fast_math.h"
+#include "kernels/cpu/kernels.h"
 
-namespace rils {
+namespace rils::cpu {
 
 namespace {
 
@@ -91,24 +89,11 @@ struct Activation : torch::autograd::Function<Activation<Forward, Backward>> {
   }
 };
 
-bool fusable(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  return fast::cpu_float32(x) && bias.defined() && fast::cpu_float32(bias) && x.numel() > 0 && bias.dim() == 1 &&
-         weight.dim() == 2 && bias.size(0) == weight.size(0);
-}
-
 }  // namespace
 
-torch::Tensor linear_gelu(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  if (!fusable(x, weight, bias)) return torch::gelu(rils::linear(x, weight, bias));
-  return Activation<gelu_forward, gelu_backward>::apply(rils::linear(x, weight, torch::Tensor()), bias);
+torch::Tensor bias_activation(const torch::Tensor& h, const torch::Tensor& bias, ops::Activation act) {
+  if (act == ops::Activation::kGelu) return Activation<gelu_forward, gelu_backward>::apply(h, bias);
+  return Activation<quick_gelu_forward, quick_gelu_backward>::apply(h, bias);
 }
 
-torch::Tensor linear_quick_gelu(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  if (!fusable(x, weight, bias)) {
-    auto h = rils::linear(x, weight, bias);
-    return h * torch::sigmoid(kQuickGeluScale * h);
-  }
-  return Activation<quick_gelu_forward, quick_gelu_backward>::apply(rils::linear(x, weight, torch::Tensor()), bias);
-}
-
-}  // namespace rils
+}  // namespace rils::cpu

@@ -1,0 +1,61 @@
+/**
+ * The addon's field tables (native/model/fields.h): every model, training and statistics field
+ * with its type, default and allowed values, declared once in C++. Options are validated and
+ * converted (camelCase ↔ the reference's snake_case) from these tables; the TypeScript interfaces
+ * that document them are checked against them by test/schema.test.ts.
+ * @internal
+ * @module
+ */
+import { native } from './binding.js';
+import type { NativeConfig, NativeFieldInfo } from './binding.js';
+import { RilsInputError } from './errors.js';
+import { camelCase, describe } from './validate.js';
+
+const schema = native.schema();
+
+/** A field of a table, by its camelCase name. */
+export interface FieldSpec extends NativeFieldInfo {
+  /** The camelCase name lib/ uses. */
+  key: string;
+}
+
+function byKey(fields: NativeFieldInfo[]): ReadonlyMap<string, FieldSpec> {
+  return new Map(fields.map((f) => [camelCase(f.name), { ...f, key: camelCase(f.name) }]));
+}
+
+/** The model config fields (RILS_CONFIG_FIELDS). */
+export const CONFIG_FIELDS = byKey(schema.config);
+/** The training options (optimiser, loss, trainer). */
+export const TRAIN_FIELDS = byKey(schema.train);
+/** What a step reports (RILS_STEP_STATS), by camelCase name. */
+export const STAT_FIELDS: ReadonlyMap<string, { name: string; type: string }> = new Map(
+  schema.stats.map((s) => [camelCase(s.name), s]),
+);
+/** The preset names, and each preset's fields in snake_case. */
+export const PRESETS: Readonly<Record<string, NativeConfig>> = schema.presets;
+
+/** "an integer >= 1", "a number in [0, 1)", "a boolean": what a field accepts. */
+export function expected(f: NativeFieldInfo): string {
+  if (f.type === 'bool') return 'a boolean';
+  const kind = f.type === 'int' ? 'an integer' : 'a number';
+  const lower = Number.isFinite(f.min), upper = Number.isFinite(f.max);
+  if (lower && upper) return `${kind} in ${f.minOpen ? '(' : '['}${f.min}, ${f.max}${f.maxOpen ? ')' : ']'}`;
+  if (lower) return `${kind} ${f.minOpen ? '>' : '>='} ${f.min}`;
+  if (upper) return `${kind} ${f.maxOpen ? '<' : '<='} ${f.max}`;
+  return f.type === 'int' ? 'an integer' : 'a finite number';
+}
+
+/** `value` checked against the field's type and range; a RilsInputError naming `what` otherwise. */
+export function checkField(f: NativeFieldInfo, value: unknown, what: string): number | boolean {
+  const ok = f.type === 'bool'
+    ? typeof value === 'boolean'
+    : typeof value === 'number' && Number.isFinite(value) && (f.type !== 'int' || Number.isSafeInteger(value)) &&
+      (f.minOpen ? value > f.min : value >= f.min) && (f.maxOpen ? value < f.max : value <= f.max);
+  if (!ok) throw new RilsInputError(`Expected ${expected(f)} for ${what} but received ${describe(value)}`);
+  return value as number | boolean;
+}
+
+/** snake_case keys → camelCase keys, values unchanged. */
+export function camelKeys<T>(record: Record<string, unknown>): T {
+  return Object.fromEntries(Object.entries(record).map(([k, v]) => [camelCase(k), v])) as T;
+}

@@ -1,0 +1,45 @@
+// The hand-written CPU kernels. Each takes CPU fp32 tensors (kernels/ops.cpp checks that before it
+// picks one) and makes them contiguous itself; the differentiable ones are autograd functions whose
+// backward is hand-written too. The loops are written for GCC's auto-vectoriser (fast_math.h) and
+// the GEMMs go straight to the BLAS and oneDNN that LibTorch loads (gemm.h).
+#pragma once
+#include <cstdint>
+
+#include <torch/torch.h>
+
+#include "kernels/ops.h"
+#include "version.h"
+
+namespace rils::cpu {
+
+// residual + x·Wᵀ + b on oneDNN's sgemm; an undefined bias or residual is none (linear.cpp).
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                     const torch::Tensor& residual);
+
+// act(h + b), b [n] broadcast over the rows of h [.., n]; the backward recomputes from h and b
+// (activation.cpp).
+torch::Tensor bias_activation(const torch::Tensor& h, const torch::Tensor& bias, ops::Activation act);
+
+// One pass per row, no saved statistics: inference only (layer_norm.cpp).
+torch::Tensor layer_norm_inference(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                                   double eps);
+
+// Whether none of n floats is NaN or ±inf, over LibTorch's threads (finite.cpp).
+bool all_finite(const float* x, int64_t n);
+
+#if !RILS_TORCH_AT_LEAST(2, 0)
+// Attention over qkv [B, T, 3C] (bias included), with P kept for the hand-written backward.
+torch::Tensor attention(const torch::Tensor& qkv, int64_t heads, bool causal);
+// Attention over qkv computed without its bias, which `bias` [3C] adds inside: inference only.
+torch::Tensor attention_inference(const torch::Tensor& qkv, const torch::Tensor& bias, int64_t heads, bool causal);
+#endif
+
+#if !RILS_TORCH_AT_LEAST(2, 4)
+// One AdamW update of contiguous fp32 p, m, v from g, in LibTorch 1.13's order of operations.
+struct AdamWCoefficients {
+  float decay, beta1, one_minus_beta1, beta2, one_minus_beta2, bias_correction2_sqrt, eps, step_size;
+};
+void adamw(float* p, const float* g, float* m, float* v, int64_t n, const AdamWCoefficients& c);
+#endif
+
+}  // namespace rils::cpu

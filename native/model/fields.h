@@ -1,0 +1,92 @@
+// Field tables: each option of a struct is declared once, as a row X(type, name, default, allowed
+// values) of an X-macro list. The rows generate the struct's members (RILS_FIELD or TORCH_ARG) and
+// a table of Field entries, through which the addon reads, range-checks and reports every field
+// generically (napi/options.cpp) and lib/ validates options before they cross (native.schema()).
+// Adding an option is one row here and the code that uses it.
+#pragma once
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <c10/util/Exception.h>
+
+namespace rils {
+
+enum class FieldType { kInt, kReal, kBool };
+
+template <class T>
+constexpr FieldType field_type() {
+  if constexpr (std::is_same_v<T, bool>) return FieldType::kBool;
+  else if constexpr (std::is_integral_v<T>) return FieldType::kInt;
+  else return FieldType::kReal;
+}
+
+// The allowed values of a field: an interval, each end closed or open (booleans: any()).
+struct Range {
+  double min = -std::numeric_limits<double>::infinity(), max = std::numeric_limits<double>::infinity();
+  bool min_open = false, max_open = false;
+
+  bool contains(double v) const {
+    return (min_open ? v > min : v >= min) && (max_open ? v < max : v <= max);
+  }
+  std::string describe() const {  // ">= 0", "> 0", "in [0, 1)"
+    std::ostringstream s;
+    const bool lower = std::isfinite(min), upper = std::isfinite(max);
+    if (lower && upper) s << "in " << (min_open ? "(" : "[") << min << ", " << max << (max_open ? ")" : "]");
+    else if (lower) s << (min_open ? "> " : ">= ") << min;
+    else if (upper) s << (max_open ? "< " : "<= ") << max;
+    return s.str();
+  }
+};
+constexpr Range any() { return {}; }
+constexpr Range at_least(double lo) { return {lo, std::numeric_limits<double>::infinity(), false, false}; }
+constexpr Range above(double lo) { return {lo, std::numeric_limits<double>::infinity(), true, false}; }
+constexpr Range between(double lo, double hi) { return {lo, hi, false, false}; }  // [lo, hi]
+constexpr Range from_to(double lo, double hi) { return {lo, hi, false, true}; }   // [lo, hi)
+constexpr Range above_up_to(double lo, double hi) { return {lo, hi, true, false}; }  // (lo, hi]
+
+struct FieldInfo {
+  const char* name;  // the PyTorch reference's snake_case name
+  FieldType type;
+  double default_value;
+  Range range;
+};
+
+// One row of a table over struct S: its description and how to read and write it as a double.
+template <class S>
+struct Field {
+  FieldInfo info;
+  double (*get)(const S&);
+  void (*set)(S&, double);
+};
+
+// Checks `value` against the field's type and range (a c10::ValueError naming the field), then sets it.
+template <class S>
+void set_field(S& s, const Field<S>& f, double value) {
+  const auto& i = f.info;
+  const bool integral = i.type != FieldType::kReal;
+  TORCH_CHECK_VALUE(std::isfinite(value) && (!integral || value == std::floor(value)), "Expected ",
+                    integral ? "an integer" : "a finite number", " for ", i.name, " but received ", value);
+  TORCH_CHECK_VALUE(i.range.contains(value), "Expected ", i.name, " ", i.range.describe(), " but received ", value);
+  f.set(s, value);
+}
+
+}  // namespace rils
+
+// Row → member: plain (a config, a stats record) or LibTorch's option idiom with accessors.
+#define RILS_FIELD(T, name, default_value, range) T name = default_value;
+#define RILS_ARG(T, name, default_value, range) TORCH_ARG(T, name) = default_value;
+
+// Row → table entry of struct S whose value is `s.name` (plain) or `s.PATH name()` (TORCH_ARG; PATH is
+// a member prefix such as `optim.`, or empty).
+#define RILS_FIELD_ENTRY(S, T, name, default_value, range)                                  \
+  ::rils::Field<S>{{#name, ::rils::field_type<T>(), static_cast<double>(default_value), range}, \
+                   [](const S& s) { return static_cast<double>(s.name); },                   \
+                   [](S& s, double v) { s.name = static_cast<T>(v); }},
+#define RILS_ARG_ENTRY(S, PATH, T, name, default_value, range)                              \
+  ::rils::Field<S>{{#name, ::rils::field_type<T>(), static_cast<double>(default_value), range}, \
+                   [](const S& s) { return static_cast<double>(s.PATH name()); },            \
+                   [](S& s, double v) { s.PATH name(static_cast<T>(v)); }},

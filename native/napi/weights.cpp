@@ -1,0 +1,196 @@
+// NativeModel's weights and training state: read (copies, as external ArrayBuffers) and replaced
+// all or nothing: every tensor is checked before anything is written.
+#include "model/preprocess.h"
+#include "napi/bridge.h"
+#include "napi/promise_worker.h"
+#include "napi/model.h"
+
+namespace rils::napi {
+
+namespace {
+
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+using TensorMap = std::map<std::string, torch::Tensor>;
+
+struct TrainingSnapshot {
+  NamedTensors moments;
+  torch::Tensor rng;
+  int64_t step = 0;
+};
+
+Napi::Array entries_to_js(Napi::Env e, NamedTensors& tensors) {
+  auto arr = Napi::Array::New(e, tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    auto entry = Napi::Object::New(e);
+    entry.Set("name", tensors[i].first);
+    auto shape = Napi::Array::New(e);
+    for (int64_t d = 0; d < tensors[i].second.dim(); ++d) shape.Set(d, static_cast<double>(tensors[i].second.size(d)));
+    entry.Set("shape", shape);
+    entry.Set("data", tensor_to_array_buffer(e, tensors[i].second.contiguous()));
+    arr.Set(i, entry);
+  }
+  return arr;
+}
+
+TensorMap parameters_of(Trainer& t) {
+  TensorMap params;
+  for (const auto& p : t.model()->named_parameters(true)) params.emplace(p.key(), p.value());
+  return params;
+}
+
+// [{name, data: Float32Array}] → views by name, each the shape `shape_of(name)` gives (undefined:
+// an unexpected name). The arrays are lib/'s own (read from a file): no copy.
+template <class ShapeOf>
+TensorMap float_entries(const Napi::Value& value, const char* what, ShapeOf shape_of) {
+  if (!value.IsArray()) fail(kWeightsError, std::string("Expected an array of ") + what);
+  auto list = value.As<Napi::Array>();
+  TensorMap out;
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    if (!list.Get(i).IsObject()) fail(kWeightsError, std::string("Expected {name, data} entries of ") + what);
+    auto e = list.Get(i).As<Napi::Object>();
+    const auto name = e.Get("name").ToString().Utf8Value();
+    const auto shape = shape_of(name);
+    if (!shape) fail(kWeightsError, "Unexpected tensor '" + name + "': not one of this model's " + what);
+    auto data = e.Get("data");
+    if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      fail(kWeightsError, "Expected F32 data for '" + name + "'");
+    if (!out.emplace(name, view_tensor(data.As<Napi::TypedArray>(), *shape)).second)
+      fail(kWeightsError, "Tensor '" + name + "' appears twice");
+  }
+  return out;
+}
+
+// The weight entries: parameters of this model, every trainable one present.
+TensorMap weight_entries(const Napi::Value& value, const TensorMap& params) {
+  auto incoming = float_entries(value, "parameters", [&](const std::string& name) -> c10::optional<at::IntArrayRef> {
+    auto it = params.find(name);
+    return it == params.end() ? c10::nullopt : c10::optional<at::IntArrayRef>(it->second.sizes());
+  });
+  std::string missing;
+  for (const auto& [name, p] : params)
+    if (!incoming.count(name) && p.requires_grad()) missing += (missing.empty() ? "" : ", ") + name;
+  if (!missing.empty()) fail(kWeightsError, "Missing tensors: " + missing.substr(0, 400));
+  return incoming;
+}
+
+// The moment entries: exp_avg.<name> / exp_avg_sq.<name> of a parameter, of its shape.
+TensorMap moment_entries(const Napi::Value& value, const TensorMap& params) {
+  return float_entries(value, "optimizer moments", [&](const std::string& name) -> c10::optional<at::IntArrayRef> {
+    const auto dot = name.find('.');
+    auto it = dot == std::string::npos ? params.end() : params.find(name.substr(dot + 1));
+    return it == params.end() ? c10::nullopt : c10::optional<at::IntArrayRef>(it->second.sizes());
+  });
+}
+
+// In the worker: finite values, and the frozen sin-cos tables unchanged.
+void check_weights(const TensorMap& incoming, const TensorMap& params) {
+  for (const auto& [name, t] : incoming) {
+    if (!ops::all_finite(t)) fail(kWeightsError, "Tensor '" + name + "' contains NaN or infinite values");
+    const auto& p = params.at(name);
+    if (!p.requires_grad() && (t - p.detach().to(torch::kCPU)).abs().max().item<double>() > 1e-4)
+      fail(kWeightsError, "Frozen table '" + name + "' differs from the fixed sin-cos embedding");
+  }
+}
+
+void copy_weights(const TensorMap& incoming, const TensorMap& params) {
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, t] : incoming) params.at(name).copy_(t);
+}
+
+}  // namespace
+
+Napi::Value NativeModel::GetState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = live(env);
+  return PromiseWorker<NamedTensors>::Run(
+      env, *state->executor, {},
+      [state]() {
+        std::lock_guard<std::mutex> lock(state->mutex);
+        NamedTensors out;
+        for (const auto& p : state->trainer->model()->named_parameters(/*recurse=*/true))
+          // A copy: the returned buffers must not change when training goes on.
+          out.emplace_back(p.key(), p.value().detach().to(torch::kCPU, torch::kFloat32).clone().contiguous());
+        return out;
+      },
+      [](Napi::Env e, NamedTensors& tensors) -> Napi::Value { return entries_to_js(e, tensors); });
+}
+
+Napi::Value NativeModel::SetState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = live(env);
+  return guard(env, [&]() -> Napi::Value {
+    if (info.Length() < 1) fail(kInputError, "Expected an array of {name, data} entries");
+    auto params = parameters_of(*state->trainer);
+    auto incoming = weight_entries(info[0], params);
+    return PromiseWorker<bool>::Run(
+        env, *state->executor, {info[0]},
+        [state, incoming, params]() {
+          std::lock_guard<std::mutex> lock(state->mutex);
+          check_weights(incoming, params);
+          copy_weights(incoming, params);
+          return true;
+        },
+        [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  });
+}
+
+Napi::Value NativeModel::GetTrainingState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = live(env);
+  return PromiseWorker<TrainingSnapshot>::Run(
+      env, *state->executor, {},
+      [state]() {
+        std::lock_guard<std::mutex> lock(state->mutex);
+        auto& t = *state->trainer;
+        if (t.micro_step() != 0)
+          fail(kStateError, "A checkpoint can only be taken between optimizer steps (" +
+                                std::to_string(t.micro_step()) + " micro-batches are accumulated)");
+        return TrainingSnapshot{t.optimizer_state(), t.rng_state().clone(), t.step()};
+      },
+      [](Napi::Env e, TrainingSnapshot& s) -> Napi::Value {
+        auto o = Napi::Object::New(e);
+        o.Set("moments", entries_to_js(e, s.moments));
+        o.Set("rng", tensor_to_array_buffer(e, s.rng.contiguous()));
+        o.Set("step", static_cast<double>(s.step));
+        return o;
+      });
+}
+
+// {weights?, moments, rng, step}: a checkpoint's content, validated whole, then applied whole.
+Napi::Value NativeModel::SetTrainingState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = live(env);
+  return guard(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsObject()) fail(kInputError, "Expected a training state object");
+    auto args = info[0].As<Napi::Object>();
+    auto params = parameters_of(*state->trainer);
+    auto weights = args.Get("weights").IsUndefined() ? TensorMap() : weight_entries(args.Get("weights"), params);
+    auto moments = moment_entries(args.Get("moments"), params);
+    auto rng_value = args.Get("rng");
+    if (!rng_value.IsTypedArray() || rng_value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      fail(kWeightsError, "Expected the generator state as a Uint8Array");
+    auto rng_array = rng_value.As<Napi::TypedArray>();
+    auto rng = view_tensor(rng_array, {static_cast<int64_t>(rng_array.ElementLength())});
+    const double step_value = args.Get("step").IsNumber() ? args.Get("step").As<Napi::Number>().DoubleValue() : -1;
+    if (!(step_value >= 0) || step_value != std::floor(step_value) || step_value > 9.007199254740991e15)
+      fail(kWeightsError, "Expected a step count (an integer >= 0)");
+    const auto step = static_cast<int64_t>(step_value);
+    return PromiseWorker<bool>::Run(
+        env, *state->executor, {args},
+        [state, params, weights, moments, rng, step]() {
+          std::lock_guard<std::mutex> lock(state->mutex);
+          try {
+            check_weights(weights, params);
+            state->trainer->check_training_state(moments, rng, step);
+          } catch (const c10::Error& e) {
+            fail(kWeightsError, e.what_without_backtrace());
+          }
+          copy_weights(weights, params);
+          state->trainer->load_training_state(moments, rng, step);
+          return true;
+        },
+        [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  });
+}
+
+}  // namespace rils::napi

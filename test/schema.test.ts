@@ -1,0 +1,79 @@
+// The hand-written TypeScript interfaces (documented for users) against the native field tables
+// they describe: a field missing on either side, or of another type, fails here.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import test from 'ava';
+import ts from 'typescript';
+
+import { OPTION_ALIASES, isOptionName } from '../lib/options.js';
+import { CONFIG_FIELDS, PRESETS, STAT_FIELDS, TRAIN_FIELDS, checkField, expected } from '../lib/schema.js';
+import { camelCase } from '../lib/validate.js';
+
+const lib = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'lib');
+const program = ts.createProgram([path.join(lib, 'options.ts'), path.join(lib, 'types.ts')], { strict: true });
+const checker = program.getTypeChecker();
+
+/** The interface or type alias named `name` declared in lib/<file>. */
+function declared(file: string, name: string): ts.Type {
+  const source = program.getSourceFile(path.join(lib, file))!;
+  const decl = source.statements.find((s): s is ts.InterfaceDeclaration | ts.TypeAliasDeclaration =>
+    (ts.isInterfaceDeclaration(s) || ts.isTypeAliasDeclaration(s)) && s.name.text === name);
+  if (!decl) throw new Error(`${name} is not declared in lib/${file}`);
+  return checker.getTypeAtLocation(decl.name);
+}
+
+/** property → its type as written ('number', 'boolean', '[number, number]'), optionality removed. */
+function properties(file: string, name: string): Map<string, string> {
+  const type = declared(file, name);
+  const decl = program.getSourceFile(path.join(lib, file))!;
+  return new Map(checker.getPropertiesOfType(type).map((p) => [
+    p.name, checker.typeToString(checker.getNonNullableType(checker.getTypeOfSymbolAtLocation(p, decl))),
+  ]));
+}
+
+const tsType = (t: string) => (t === 'bool' ? 'boolean' : 'number');
+
+function sameFields(t: import('ava').ExecutionContext, actual: Map<string, string>, wanted: Map<string, string>, what: string) {
+  const missing = [...wanted.keys()].filter((k) => !actual.has(k));
+  const extra = [...actual.keys()].filter((k) => !wanted.has(k));
+  t.deepEqual(missing, [], `${what}: native fields missing from the interface`);
+  t.deepEqual(extra, [], `${what}: interface fields the native table does not have`);
+  for (const [k, type] of wanted) if (actual.has(k)) t.is(actual.get(k), type, `${what}.${k}`);
+}
+
+test('ModelConfig declares every native config field, with its type', (t) => {
+  const wanted = new Map([...CONFIG_FIELDS].map(([k, f]) => [k, tsType(f.type)]));
+  sameFields(t, properties('options.ts', 'ModelConfig'), wanted, 'ModelConfig');
+});
+
+test('TrainingOptions declares every native training field (betas for beta1 and beta2), with its type', (t) => {
+  const aliased = new Set(Object.values(OPTION_ALIASES).flat().map(camelCase));
+  const wanted = new Map([...TRAIN_FIELDS].filter(([k]) => !aliased.has(k)).map(([k, f]) => [k, tsType(f.type)]));
+  wanted.set('betas', '[number, number]');
+  sameFields(t, properties('options.ts', 'TrainingOptions'), wanted, 'TrainingOptions');
+});
+
+test('TrainStats declares every native step statistic, with its type', (t) => {
+  const wanted = new Map([...STAT_FIELDS].map(([k, s]) => [k, tsType(s.type)]));
+  sameFields(t, properties('types.ts', 'TrainStats'), wanted, 'TrainStats');
+});
+
+test('PresetName lists the native presets', (t) => {
+  const union = declared('options.ts', 'PresetName') as ts.UnionType;
+  const names = union.types.map((u) => (u as ts.StringLiteralType).value).sort();
+  t.deepEqual(names, Object.keys(PRESETS).sort());
+});
+
+test('every field is an option, checked against its declared range', (t) => {
+  for (const [key, f] of [...CONFIG_FIELDS, ...TRAIN_FIELDS]) {
+    t.true(isOptionName(key) || Object.values(OPTION_ALIASES).flat().includes(f.name), key);
+    t.notThrows(() => checkField(f, f.default, key), `${key}: its default is allowed`);
+  }
+  const lr = TRAIN_FIELDS.get('lr')!, maskRatio = TRAIN_FIELDS.get('maskRatio')!;
+  t.is(expected(lr), 'a number >= 0');
+  t.is(expected(maskRatio), 'a number in [0, 1)');
+  t.throws(() => checkField(maskRatio, 1, 'maskRatio'), { message: 'Expected a number in [0, 1) for maskRatio but received number 1' });
+  t.throws(() => checkField(CONFIG_FIELDS.get('visionDepth')!, 2.5, 'visionDepth'), { message: /Expected an integer >= 1/ });
+  t.throws(() => checkField(TRAIN_FIELDS.get('retrievalGate')!, 1, 'retrievalGate'), { message: /Expected a boolean/ });
+});
