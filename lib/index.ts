@@ -12,8 +12,8 @@ export type {
   Batch, ClassLogits, EncodeImagesOptions, ImageEncoding, LossStats, ParameterInfo, PatchSemantics, PatchSemanticsOptions,
   TextEncoding, TrainStats,
 } from './types.js';
-export { ZeroShotClassifier, retrievalRecall } from './zeroshot.js';
-export type { Classification, RetrievalRecall, TopK } from './zeroshot.js';
+export { ZeroShotClassifier } from './zeroshot.js';
+export type { Classification, TopK } from './zeroshot.js';
 export { ByteTokenizer, ClipTokenizer, WordTokenizer } from './tokenizer.js';
 export { tokenizerFromSpec, tokenizerSpec } from './tokenizer.js';
 export type { Tokenizer, TokenizerOptions, TokenizerSpec } from './tokenizer.js';
@@ -22,8 +22,8 @@ export type { Templates } from './templates.js';
 export { loadImages, renderHeatmap } from './images.js';
 export type { ImageSource } from './images.js';
 export type { ImageTensor, ImagesInput } from './inputs.js';
-export { accuracy, knnClassify, linearProbeClassify, prototypeClassify, sampleShots } from './evaluate.js';
-export type { LabelledFeatures } from './evaluate.js';
+export { accuracy, knnClassify, linearProbeClassify, prototypeClassify, retrievalRecall, sampleShots } from './evaluate.js';
+export type { LabelledFeatures, RetrievalRecall } from './evaluate.js';
 export { fit } from './train.js';
 export { mnistFrozenFeatures, mnistPatchMaps, mnistZeroShot } from './mnist-eval.js';
 export type { FrozenFeatureAccuracy, ZeroShotAccuracy } from './mnist-eval.js';
