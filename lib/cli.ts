@@ -4,7 +4,7 @@
  * @internal
  * @module
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -23,6 +23,7 @@ import { distributedFromEnv } from './distributed.js';
 import { launchLocalRanks } from './launch.js';
 import type { PresetName, RilsOptions } from './options.js';
 import { Rils } from './rils.js';
+import { writeNpy } from './npy.js';
 import { writeSafetensors } from './safetensors.js';
 import { ByteTokenizer, ClipTokenizer, WordTokenizer } from './tokenizer.js';
 import type { Tokenizer } from './tokenizer.js';
@@ -252,12 +253,7 @@ async function embed(argv: string[]): Promise<void> {
   const { embeddings } = await model.encodeImages(positionals);
   const shape = [positionals.length, model.config.embedDim];
   if (a.out!.endsWith('.npy')) {
-    // NumPy format 1.0: magic, header length, a dict padded so the data starts 64-byte aligned.
-    let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}), }`;
-    header += ' '.repeat(64 - ((10 + header.length + 1) % 64)) + '\n';
-    const head = Buffer.concat([Buffer.from([0x93]), Buffer.from('NUMPY'), Buffer.from([1, 0]), Buffer.alloc(2), Buffer.from(header, 'latin1')]);
-    head.writeUInt16LE(header.length, 8);
-    writeFileSync(a.out!, Buffer.concat([head, Buffer.from(embeddings.buffer, embeddings.byteOffset, embeddings.byteLength)]));
+    await writeNpy(a.out!, embeddings, shape);
   } else {
     await writeSafetensors(a.out!, [{ name: 'image_embed_norm', dtype: 'F32', shape, data: embeddings }],
       { images: JSON.stringify(positionals.map((p) => path.resolve(p))) });
