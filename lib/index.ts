@@ -35,6 +35,8 @@ export { FileCaptionSource, readCaptionIndex } from './data/files.js';
 export type { CaptionIndex, CaptionedFile, FileCaptionSourceOptions, ImageBatchOptions } from './data/files.js';
 export { WebDatasetSource } from './data/webdataset.js';
 export type { WebDatasetSourceOptions } from './data/webdataset.js';
+export { openDataset } from './data/registry.js';
+export type { Dataset, OpenDatasetOptions, TokenizerFactory } from './data/registry.js';
 export type { BatchSource, CaptionedImageSourceOptions, SourcedBatch } from './data/source.js';
 export { Random, randomResizedCrop } from './data/augment.js';
 export { DIGIT_NAMES, MNIST_EVAL_TEMPLATES, MNIST_TRAIN_TEMPLATES, captionFor, loadMnist } from './data/mnist.js';
