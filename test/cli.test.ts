@@ -10,7 +10,7 @@ import test from 'ava';
 import sharp from 'sharp';
 
 const run = promisify(execFile);
-const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../lib/cli.ts');
+const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../lib/cli/index.ts');
 const rils = (...args: string[]) => run(process.execPath, ['--import=tsx', cli, ...args], { timeout: 240_000 });
 
 test('train → zeroshot → embed on a folder dataset, with resume', async (t) => {
