@@ -6,7 +6,8 @@
 import { existsSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 
-import type { BatchSource, SourcedBatch } from './data/source.js';
+import { Prefetcher } from './data/prefetch.js';
+import type { BatchSource } from './data/source.js';
 import { RilsInputError } from './errors.js';
 import type { Rils } from './rils.js';
 import type { TrainStats } from './types.js';
@@ -57,6 +58,131 @@ export interface FitResult {
 }
 
 /**
+ * Ctrl-C and the AbortSignal ask to stop after the current step. Across processes the ranks agree:
+ * a stop asked on any rank stops every rank after the same step.
+ */
+class StopRequests {
+  #requested = false;
+  /** What the ranks agreed on at the last {@link agree} (this process's wish in a single process). */
+  agreed = false;
+  readonly #onSigint = () => this.request();
+
+  constructor(private readonly model: Rils, private readonly signal: AbortSignal | undefined, private readonly sigint: boolean) {
+    if (sigint) process.on('SIGINT', this.#onSigint);
+  }
+
+  request(): void {
+    this.#requested = true;
+  }
+
+  async agree(): Promise<boolean> {
+    const mine = this.#requested || !!this.signal?.aborted;
+    this.agreed = this.model.distributed ? ((await this.model.allGatherJson(mine)) as boolean[]).some(Boolean) : mine;
+    return this.agreed;
+  }
+
+  dispose(): void {
+    if (this.sigint) process.off('SIGINT', this.#onSigint);
+  }
+}
+
+/**
+ * The checkpoint policy: save every `every` steps, at the end, and on a stop, with the data position
+ * after the last trained batch. Without a file, or before any step, nothing is saved.
+ */
+class Checkpoints {
+  #position: unknown;
+
+  constructor(private readonly model: Rils, private readonly file: string | undefined, private readonly every: number) {}
+
+  async afterStep(step: number, position: unknown): Promise<void> {
+    this.#position = position;
+    if (step % this.every === 0) await this.#save();
+  }
+
+  async atEnd(stopped: boolean): Promise<void> {
+    if (this.model.step % this.every !== 0 || stopped) await this.#save();
+  }
+
+  async #save(): Promise<void> {
+    if (this.file && this.#position !== undefined) await this.model.saveCheckpoint(this.file, { data: this.#position });
+  }
+}
+
+/** One JSON line of metrics per step. */
+class MetricsLog {
+  constructor(private readonly file: string) {}
+
+  async append(progress: StepProgress): Promise<void> {
+    await appendFile(this.file, `${JSON.stringify({ time: Date.now(), ...progress })}\n`);
+  }
+}
+
+/** Throughput of the run so far. */
+class Meter {
+  readonly #started = performance.now();
+  #images = 0;
+
+  progress(stats: TrainStats, batchSize: number, waitedMs: number): StepProgress {
+    this.#images += batchSize;
+    const elapsed = (performance.now() - this.#started) / 1000;
+    return { ...stats, imagesPerSecond: this.#images / elapsed, dataWaitFraction: waitedMs / 1000 / elapsed, elapsedSeconds: elapsed };
+  }
+}
+
+/**
+ * Loads the checkpoint when there is one to resume from, and puts the source back at its position.
+ * Across processes, every rank must see the same file. Returns the step resumed from (0: none).
+ */
+async function resume(model: Rils, source: BatchSource, options: FitOptions): Promise<number> {
+  const file = options.checkpoint;
+  const found = !!file && (options.resume ?? true) && existsSync(file);
+  if (model.distributed) {
+    const seen = (await model.allGatherJson(found)) as boolean[];
+    if (seen.some((s) => s !== seen[0])) {
+      throw new RilsInputError(`The checkpoint ${file} is visible to ranks ${seen.flatMap((s, r) => (s ? [r] : [])).join(', ')} only: ` +
+        'every rank resumes from the same file, so put it on storage they share');
+    }
+  }
+  if (!found) return 0;
+  const extra = (await model.loadCheckpoint(file)) as { data?: unknown } | null;
+  if (extra?.data !== undefined) source.restore(extra.data);
+  return model.step;
+}
+
+/** The pieces of a run that the loop drives. */
+interface Run {
+  model: Rils;
+  steps: number;
+  prefetch: Prefetcher;
+  stops: StopRequests;
+  checkpoints: Checkpoints;
+  metrics: MetricsLog | null;
+  onStep: FitOptions['onStep'];
+}
+
+/** Steps until `steps` or an agreed stop; returns the last step's progress. */
+async function trainLoop(run: Run): Promise<StepProgress | undefined> {
+  const { model, prefetch, stops, checkpoints } = run;
+  const meter = new Meter();
+  let last: StepProgress | undefined;
+  await stops.agree();
+  while (model.step < run.steps && !stops.agreed) {
+    const batch = await prefetch.take();
+    const running = model.trainStep(batch);
+    prefetch.refill(); // draw the next batches while LibTorch works off the JS thread
+    const stats = await running;
+    last = meter.progress(stats, batch.batchSize, prefetch.waitedMs);
+    await run.metrics?.append(last);
+    run.onStep?.(last);
+    await checkpoints.afterStep(stats.step, batch.position);
+    await stops.agree(); // across processes, a stop on any rank stops every rank after this step
+  }
+  await checkpoints.atEnd(stops.agreed);
+  return last;
+}
+
+/**
  * Trains until `steps` optimizer steps are done. The next batches are prepared while the current
  * step runs natively; the position saved in checkpoints is the one after the last trained batch,
  * so a resumed run continues with exactly the batches it would have seen.
@@ -69,76 +195,22 @@ export interface FitResult {
 export async function fit(model: Rils, source: BatchSource, options: FitOptions): Promise<FitResult> {
   const steps = checkInteger(options.steps, 'steps', 1);
   const every = checkInteger(options.checkpointEvery ?? 100, 'checkpointEvery', 1);
+  const depth = checkInteger(options.prefetch ?? 2, 'prefetch', 1);
   if (model.trainingOptions.accumulationSteps !== 1 && options.checkpoint) {
     // Checkpoints are taken between optimizer steps; each loop step is one optimizer step here.
     throw new RilsInputError('fit() with checkpoints needs accumulationSteps 1 (use a larger batch instead)');
   }
-  let resumedFrom = 0;
-  const rank = model.distributed?.rank ?? 0;
-  const resume = !!options.checkpoint && (options.resume ?? true) && existsSync(options.checkpoint);
-  if (model.distributed) {
-    const seen = (await model.allGatherJson(resume)) as boolean[];
-    if (seen.some((s) => s !== seen[0])) {
-      throw new RilsInputError(`The checkpoint ${options.checkpoint} is visible to ranks ${seen.flatMap((s, r) => (s ? [r] : [])).join(', ')} only: ` +
-        'every rank resumes from the same file, so put it on storage they share');
-    }
-  }
-  if (resume) {
-    const extra = (await model.loadCheckpoint(options.checkpoint!)) as { data?: unknown } | null;
-    if (extra?.data !== undefined) source.restore(extra.data);
-    resumedFrom = model.step;
-  }
-  // `requested` is this process's wish (Ctrl-C, the signal); `stop` is what the ranks agreed on
-  // after the last step (the same as `requested` in a single process).
-  let requested = false;
-  let stop = false;
-  const onSigint = () => (requested = true);
-  const agreeToStop = async () => {
-    const mine = requested || !!options.signal?.aborted;
-    stop = model.distributed ? ((await model.allGatherJson(mine)) as boolean[]).some(Boolean) : mine;
-  };
-  if (options.handleSigint ?? true) process.on('SIGINT', onSigint);
-  const depth = checkInteger(options.prefetch ?? 2, 'prefetch', 1);
-  const started = performance.now();
-  let waited = 0;
-  let images = 0;
-  let last: StepProgress | undefined;
-  let position: unknown;
-  const save = async () => {
-    if (options.checkpoint && position !== undefined) await model.saveCheckpoint(options.checkpoint, { data: position });
-  };
-  // Batches in flight: drawn ahead while LibTorch works off the JS thread, never past `steps`.
-  const queue: Promise<SourcedBatch>[] = [];
-  let drawn = model.step;
-  const refill = () => {
-    while (queue.length < depth && drawn < steps) {
-      queue.push(Promise.resolve(source.next()));
-      drawn++;
-    }
-  };
+  const resumedFrom = await resume(model, source, options);
+  const stops = new StopRequests(model, options.signal, options.handleSigint ?? true);
+  const prefetch = new Prefetcher(source, depth, model.step, steps); // never draws past `steps`
   try {
-    await agreeToStop();
-    while (model.step < steps && !stop) {
-      refill();
-      const t = performance.now();
-      const batch = await queue.shift()!;
-      waited += performance.now() - t;
-      const running = model.trainStep(batch);
-      refill();
-      const stats = await running;
-      position = batch.position;
-      images += batch.batchSize;
-      const elapsed = (performance.now() - started) / 1000;
-      last = { ...stats, imagesPerSecond: images / elapsed, dataWaitFraction: waited / 1000 / elapsed, elapsedSeconds: elapsed };
-      if (options.metrics && rank === 0) await appendFile(options.metrics, `${JSON.stringify({ time: Date.now(), ...last })}\n`);
-      options.onStep?.(last);
-      if (stats.step % every === 0) await save();
-      await agreeToStop(); // across processes, a stop on any rank stops every rank after this step
-    }
-    if (model.step % every !== 0 || stop) await save();
+    const last = await trainLoop({
+      model, steps, prefetch, stops, checkpoints: new Checkpoints(model, options.checkpoint, every),
+      metrics: options.metrics && (model.distributed?.rank ?? 0) === 0 ? new MetricsLog(options.metrics) : null, onStep: options.onStep,
+    });
+    return { stepsDone: model.step, resumedFrom, interrupted: stops.agreed, ...(last ? { last } : {}) };
   } finally {
-    if (options.handleSigint ?? true) process.off('SIGINT', onSigint);
-    await Promise.allSettled(queue); // let prefetched decodes finish before returning
+    stops.dispose();
+    await prefetch.settle(); // let prefetched decodes finish before returning
   }
-  return { stepsDone: model.step, resumedFrom, interrupted: stop, ...(last ? { last } : {}) };
 }
