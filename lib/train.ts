@@ -11,7 +11,7 @@ import type { BatchSource } from './data/source.js';
 import { RilsInputError } from './errors.js';
 import type { Rils } from './rils.js';
 import type { TrainStats } from './types.js';
-import { checkInteger } from './validate.js';
+import { checkInteger, invalid } from './validate.js';
 
 /** Options of {@link fit}. */
 export interface FitOptions {
@@ -25,6 +25,20 @@ export interface FitOptions {
   resume?: boolean;
   /** Append one JSON line of metrics per step to this file (rank 0 only, across processes). */
   metrics?: string;
+  /**
+   * When a metrics line cannot be written (a missing folder, a full disk, no permission), the run is
+   * never lost: the failure is reported once through `onWarning` and in {@link FitResult.metricsError},
+   * no more lines are written, and then `'continue'` trains on, while `'stop'` saves a checkpoint and
+   * stops as Ctrl-C does (across processes, every rank stops). Default `'continue'`.
+   *
+   * @example
+   * ```ts
+   * await fit(model, source, { steps: 1000, metrics: 'runs/m.jsonl', checkpoint: 'c.safetensors', onMetricsError: 'stop' });
+   * ```
+   */
+  onMetricsError?: 'continue' | 'stop';
+  /** Receives the run's warnings (a metrics file that cannot be written). Default: `process.emitWarning`. */
+  onWarning?: (message: string) => void;
   /** Called after every step (progress bars, logging). */
   onStep?: (progress: StepProgress) => void;
   /** Stops after the current step (then checkpoints). Ctrl-C does the same when `handleSigint`. */
@@ -55,6 +69,8 @@ export interface FitResult {
   interrupted: boolean;
   /** The last step's progress. */
   last?: StepProgress;
+  /** Why the metrics file could not be written (e.g. ENOENT), when it could not; see {@link FitOptions.onMetricsError}. */
+  metricsError?: string;
 }
 
 /**
@@ -109,13 +125,52 @@ class Checkpoints {
   }
 }
 
-/** One JSON line of metrics per step. */
+/** A file system error's message without the call and path it names ("ENOENT: no such file or directory"). */
+function reason(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const { syscall } = error as NodeJS.ErrnoException;
+  const cut = syscall ? error.message.lastIndexOf(`, ${syscall}`) : -1;
+  return cut > 0 ? error.message.slice(0, cut) : error.message;
+}
+
+/**
+ * One JSON line of metrics per step. A line that cannot be written does not end the run: the
+ * failure is reported once and no more lines are written; with `'stop'` the run is asked to stop.
+ */
 class MetricsLog {
-  constructor(private readonly file: string) {}
+  /** Why the file could not be written, once it could not. */
+  error: string | undefined;
+
+  constructor(
+    private readonly file: string,
+    private readonly policy: ReturnType<typeof metricsPolicy>,
+    private readonly stops: StopRequests,
+  ) {}
 
   async append(progress: StepProgress): Promise<void> {
-    await appendFile(this.file, `${JSON.stringify({ time: Date.now(), ...progress })}\n`);
+    if (this.error !== undefined) return;
+    try {
+      await appendFile(this.file, `${JSON.stringify({ time: Date.now(), ...progress })}\n`);
+    } catch (error) {
+      this.#failed(error);
+    }
   }
+
+  #failed(error: unknown): void {
+    this.error = reason(error);
+    const stop = this.policy.onError === 'stop';
+    this.policy.warn(`Cannot write metrics to ${this.file} (${this.error}); ${stop ? 'saving a checkpoint and stopping' : 'training goes on without metrics'}`);
+    if (stop) this.stops.request();
+  }
+}
+
+/** The checked metrics options: what to do when the file cannot be written, and where to report it. */
+function metricsPolicy(options: FitOptions): { onError: 'continue' | 'stop'; warn: (message: string) => void } {
+  const onError = options.onMetricsError ?? 'continue';
+  if (onError !== 'continue' && onError !== 'stop') throw invalid("'continue' or 'stop'", 'onMetricsError', onError);
+  const warn = options.onWarning ?? ((message: string) => process.emitWarning(message));
+  if (typeof warn !== 'function') throw invalid('a function', 'onWarning', warn);
+  return { onError, warn };
 }
 
 /** Throughput of the run so far. */
@@ -196,6 +251,7 @@ export async function fit(model: Rils, source: BatchSource, options: FitOptions)
   const steps = checkInteger(options.steps, 'steps', 1);
   const every = checkInteger(options.checkpointEvery ?? 100, 'checkpointEvery', 1);
   const depth = checkInteger(options.prefetch ?? 2, 'prefetch', 1);
+  const policy = metricsPolicy(options);
   if (model.trainingOptions.accumulationSteps !== 1 && options.checkpoint) {
     // Checkpoints are taken between optimizer steps; each loop step is one optimizer step here.
     throw new RilsInputError('fit() with checkpoints needs accumulationSteps 1 (use a larger batch instead)');
@@ -203,12 +259,13 @@ export async function fit(model: Rils, source: BatchSource, options: FitOptions)
   const resumedFrom = await resume(model, source, options);
   const stops = new StopRequests(model, options.signal, options.handleSigint ?? true);
   const prefetch = new Prefetcher(source, depth, model.step, steps); // never draws past `steps`
+  const metrics = options.metrics && (model.distributed?.rank ?? 0) === 0 ? new MetricsLog(options.metrics, policy, stops) : null;
   try {
     const last = await trainLoop({
-      model, steps, prefetch, stops, checkpoints: new Checkpoints(model, options.checkpoint, every),
-      metrics: options.metrics && (model.distributed?.rank ?? 0) === 0 ? new MetricsLog(options.metrics) : null, onStep: options.onStep,
+      model, steps, prefetch, stops, checkpoints: new Checkpoints(model, options.checkpoint, every), metrics, onStep: options.onStep,
     });
-    return { stepsDone: model.step, resumedFrom, interrupted: stops.agreed, ...(last ? { last } : {}) };
+    const metricsError = metrics?.error;
+    return { stepsDone: model.step, resumedFrom, interrupted: stops.agreed, ...(last ? { last } : {}), ...(metricsError ? { metricsError } : {}) };
   } finally {
     stops.dispose();
     await prefetch.settle(); // let prefetched decodes finish before returning

@@ -170,7 +170,7 @@ serial('rils train --nproc 2 on a folder: rank 0 writes weights, checkpoint and 
   const { promisify } = await import('node:util');
   const { writeFileSync, existsSync } = await import('node:fs');
   const sharp = (await import('sharp')).default;
-  const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../lib/cli/index.ts');
+  const { cli } = await import('./helpers/cli.js');
   const rils = (...args: string[]) => promisify(execFile)(process.execPath, ['--import=tsx', cli, ...args], { timeout: 240_000 });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-nproc-'));
   let i = 0;

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 import test from 'ava';
 
-import { Rils, RilsStateError, RilsWeightsError, WordTokenizer } from '../lib/index.js';
+import { Rils, RilsInputError, RilsStateError, RilsWeightsError, WordTokenizer } from '../lib/index.js';
 import { CaptionedImageSource, fit } from '../lib/index.js';
 import { Random } from '../lib/data/augment.js';
 import { randomBatch, sameWeights, snapshot } from './helpers/batches.js';
@@ -48,6 +48,31 @@ test('resume is exact: 20 steps = 10 steps, stop, resume, 10 steps (bitwise on C
   t.is(lines.length, 10);
   t.like(lines[9], { step: 20 });
   t.true(lines[9].dataWaitFraction >= 0 && lines[9].dataWaitFraction < 1 && lines[9].imagesPerSecond > 0);
+});
+
+test('a metrics file that cannot be written is reported once and the run goes on, or saves and stops by option', async (t) => {
+  const dir = tmp();
+  const missing = path.join(dir, 'no-such-folder', 'metrics.jsonl');
+  const warnings: string[] = [];
+  const model = await create();
+  const r = await fit(model, source(3, tokenizer), { steps: 4, metrics: missing, handleSigint: false, onWarning: (m) => warnings.push(m) });
+  t.like(r, { stepsDone: 4, interrupted: false });
+  t.is(warnings.length, 1, 'reported once, not at every step');
+  t.is(warnings[0], `Cannot write metrics to ${missing} (ENOENT: no such file or directory); training goes on without metrics`);
+  t.regex(r.metricsError!, /ENOENT/);
+  // A folder where the file should be (EISDIR): with onMetricsError 'stop', the run saves and stops.
+  const file = path.join(dir, 'ckpt.safetensors');
+  const stopping = await create();
+  const s = await fit(stopping, source(3, tokenizer), {
+    steps: 10, metrics: dir, checkpoint: file, onMetricsError: 'stop', handleSigint: false, onWarning: (m) => warnings.push(m),
+  });
+  t.like(s, { stepsDone: 1, interrupted: true });
+  t.regex(warnings[1]!, /^Cannot write metrics to .* \(EISDIR: .*\); saving a checkpoint and stopping$/);
+  const again = await create();
+  await again.loadCheckpoint(file);
+  t.is(again.step, 1, 'the step trained before the failure is saved');
+  await t.throwsAsync(fit(again, source(3, tokenizer), { steps: 2, onMetricsError: 'never' as 'stop' }),
+    { instanceOf: RilsInputError, message: /Expected 'continue' or 'stop' for onMetricsError/ });
 });
 
 test('stopping with an AbortSignal checkpoints and reports an interrupted run', async (t) => {

@@ -124,7 +124,7 @@ async function train(argv: string[]): Promise<void> {
   const progress = trainProgress(run.steps, model.step, run.rank);
   const result = await fit(model, data.source, {
     steps: run.steps, ...(a.checkpoint ? { checkpoint: a.checkpoint } : {}), ...(a.metrics ? { metrics: a.metrics } : {}),
-    onStep: progress.onStep,
+    onStep: progress.onStep, onWarning: (message) => console.error(`rils: ${message}`),
   });
   progress.stop();
   await finish(a, run, model, data, result, progress.history);
