@@ -4,7 +4,7 @@
  * @module
  */
 import { existsSync } from 'node:fs';
-import { appendFile } from 'node:fs/promises';
+import { appendFile, readFile, rename, rm, writeFile } from 'node:fs/promises';
 
 import { Prefetcher } from './data/prefetch.js';
 import type { BatchSource } from './data/source.js';
@@ -23,7 +23,10 @@ export interface FitOptions {
   checkpointEvery?: number;
   /** Resume from `checkpoint` when it exists. Default true. */
   resume?: boolean;
-  /** Append one JSON line of metrics per step to this file (rank 0 only, across processes). */
+  /**
+   * Append one JSON line of metrics per step to this file (rank 0 only, across processes). On
+   * resume, the lines of steps after the checkpoint (trained again) are dropped first.
+   */
   metrics?: string;
   /**
    * When a metrics line cannot be written (a missing folder, a full disk, no permission), the run is
@@ -133,6 +136,16 @@ function reason(error: unknown): string {
   return cut > 0 ? error.message.slice(0, cut) : error.message;
 }
 
+/** The step of a metrics line; NaN for a line that is not one (such lines are left alone). */
+function stepOf(line: string): number {
+  try {
+    const { step } = JSON.parse(line) as { step?: unknown };
+    return typeof step === 'number' ? step : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
 /**
  * One JSON line of metrics per step. A line that cannot be written does not end the run: the
  * failure is reported once and no more lines are written; with `'stop'` the run is asked to stop.
@@ -152,6 +165,30 @@ class MetricsLog {
     try {
       await appendFile(this.file, `${JSON.stringify({ time: Date.now(), ...progress })}\n`);
     } catch (error) {
+      this.#failed(error);
+    }
+  }
+
+  /**
+   * On resume from `step`: drops the lines of later steps, which are trained again, so the file holds
+   * each step once. Rewritten through a temporary file and a rename: a crash leaves one or the other.
+   */
+  async keepUpTo(step: number): Promise<void> {
+    let lines: string[];
+    try {
+      lines = (await readFile(this.file, 'utf-8')).split('\n').filter((line) => line !== '');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.#failed(error);
+      return; // no file yet: the first append makes it
+    }
+    const kept = lines.filter((line) => !(stepOf(line) > step));
+    if (kept.length === lines.length) return;
+    const temporary = `${this.file}.${process.pid}.tmp`;
+    try {
+      await writeFile(temporary, kept.map((line) => `${line}\n`).join(''));
+      await rename(temporary, this.file);
+    } catch (error) {
+      await rm(temporary, { force: true }).catch(() => undefined);
       this.#failed(error);
     }
   }
@@ -261,6 +298,7 @@ export async function fit(model: Rils, source: BatchSource, options: FitOptions)
   const prefetch = new Prefetcher(source, depth, model.step, steps); // never draws past `steps`
   const metrics = options.metrics && (model.distributed?.rank ?? 0) === 0 ? new MetricsLog(options.metrics, policy, stops) : null;
   try {
+    if (resumedFrom > 0) await metrics?.keepUpTo(resumedFrom);
     const last = await trainLoop({
       model, steps, prefetch, stops, checkpoints: new Checkpoints(model, options.checkpoint, every), metrics, onStep: options.onStep,
     });

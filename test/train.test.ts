@@ -1,6 +1,6 @@
 // The training loop: exact resume, checkpoint durability and integrity, data sources.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,6 +73,23 @@ test('a metrics file that cannot be written is reported once and the run goes on
   t.is(again.step, 1, 'the step trained before the failure is saved');
   await t.throwsAsync(fit(again, source(3, tokenizer), { steps: 2, onMetricsError: 'never' as 'stop' }),
     { instanceOf: RilsInputError, message: /Expected 'continue' or 'stop' for onMetricsError/ });
+});
+
+test('after a resume, the metrics file holds each step once: lines past the checkpoint are dropped', async (t) => {
+  const dir = tmp();
+  const [file, older, metrics] = ['ckpt.safetensors', 'step4.safetensors', 'metrics.jsonl'].map((f) => path.join(dir, f)) as [string, string, string];
+  const run = async (steps: number) => fit(await create(), source(1, tokenizer), { steps, checkpoint: file, metrics, handleSigint: false });
+  await run(4);
+  copyFileSync(file, older);
+  const firstLines = readFileSync(metrics, 'utf-8');
+  await run(6); // steps 5 and 6 are logged, then the job dies and only the step-4 checkpoint is left
+  copyFileSync(older, file);
+  const again = await run(8);
+  t.is(again.resumedFrom, 4);
+  const text = readFileSync(metrics, 'utf-8');
+  t.deepEqual(text.trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step), [1, 2, 3, 4, 5, 6, 7, 8]);
+  t.true(text.startsWith(firstLines), 'the lines up to the checkpoint are kept as they were');
+  t.deepEqual(readdirSync(dir).sort(), ['ckpt.safetensors', 'metrics.jsonl', 'step4.safetensors'], 'no temporary file left');
 });
 
 test('stopping with an AbortSignal checkpoints and reports an interrupted run', async (t) => {
