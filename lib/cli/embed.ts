@@ -7,12 +7,13 @@ import path from 'node:path';
 
 import { writeNpy } from '../npy.js';
 import { writeSafetensors } from '../safetensors.js';
-import { MODEL_OPTIONS, fail, loadModel, parseCommand } from './common.js';
+import { MODEL_OPTIONS, fail, loadModel, outputOption, parseCommand } from './common.js';
 import type { Command } from './common.js';
 
 async function embed(argv: string[]): Promise<void> {
-  const { values: a, positionals: images } = parseCommand(argv, { ...MODEL_OPTIONS, out: { type: 'string' } }, true);
+  const { values: a, positionals: images } = parseCommand(argv, embedCommand, { ...MODEL_OPTIONS, out: { type: 'string' } }, true);
   if (!a.out || images.length === 0) fail('embed needs --out FILE and image files');
+  outputOption(a.out, 'out');
   const model = await loadModel(a);
   const { embeddings } = await model.encodeImages(images);
   const shape = [images.length, model.config.embedDim];
@@ -27,6 +28,6 @@ async function embed(argv: string[]): Promise<void> {
 }
 
 export const embedCommand: Command = {
-  usage: '  rils embed    --weights W --out FILE.safetensors|FILE.npy IMAGE...',
+  usage: 'rils embed    --weights W --out FILE.safetensors|FILE.npy IMAGE...',
   run: embed,
 };

@@ -10,7 +10,7 @@ import { MODEL_OPTIONS, fail, loadModel, parseCommand } from './common.js';
 import type { Command } from './common.js';
 
 async function evaluate(argv: string[]): Promise<void> {
-  const { values: a } = parseCommand(argv, { ...MODEL_OPTIONS, data: { type: 'string', default: 'mnist' } });
+  const { values: a } = parseCommand(argv, evalCommand, { ...MODEL_OPTIONS, data: { type: 'string', default: 'mnist' } });
   if (a.data !== 'mnist') fail('eval supports --data mnist (labelled test digits)');
   const model = await loadModel(a);
   const train = loadMnist('train'), test = loadMnist('test');
@@ -21,6 +21,6 @@ async function evaluate(argv: string[]): Promise<void> {
 }
 
 export const evalCommand: Command = {
-  usage: '  rils eval     --weights W --data mnist   (zero-shot top-1/top-5 with unseen templates, k-NN, 10-shot, linear probe)',
+  usage: 'rils eval     --weights W --data mnist   (zero-shot top-1/top-5 with unseen templates, k-NN, 10-shot, linear probe)',
   run: evaluate,
 };

@@ -7,7 +7,10 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 import { runtimeInfo } from '../index.js';
+import { parseCommand } from './common.js';
 import type { Command } from './common.js';
+
+const USAGE = 'rils info';
 
 /** The BLAS and LAPACK libraries mapped into this process. */
 function blasInfo(): string {
@@ -20,7 +23,8 @@ function blasInfo(): string {
   }
 }
 
-async function info(): Promise<void> {
+async function info(argv: string[]): Promise<void> {
+  parseCommand(argv, infoCommand, {});
   const r = runtimeInfo();
   const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
   console.log(`rils ${pkg.version}`);
@@ -31,7 +35,4 @@ async function info(): Promise<void> {
   console.log(r.parallelInfo.trim());
 }
 
-export const infoCommand: Command = {
-  usage: '  rils info',
-  run: info,
-};
+export const infoCommand: Command = { usage: USAGE, run: info };
