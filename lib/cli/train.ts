@@ -39,6 +39,13 @@ type TrainArgs = ReturnType<typeof parseCommand<typeof OPTIONS>>['values'];
 interface Settings {
   data: string;
   preset: PresetName;
+  device: Device;
+  gatherGrad: boolean;
+  /** Output files. */
+  out: string;
+  checkpoint: string | undefined;
+  metrics: string | undefined;
+  report: string | undefined;
   steps: number;
   /** `--batch`: the global batch, split evenly over the processes. */
   globalBatch: number;
@@ -84,8 +91,10 @@ function tokenizerOf(spec: string, contextOption: string | undefined): Tokenizer
 
 function settingsOf(a: TrainArgs & { data: string }): Settings {
   const optional = <T>(raw: string | undefined, check: (raw: string) => T) => (raw === undefined ? undefined : check(raw));
+  for (const option of ['out', 'checkpoint', 'metrics', 'report'] as const) outputOption(a[option], option);
   return {
-    data: a.data, preset: choiceOption(a.preset, 'preset', PRESET_NAMES), steps: integerOption(a.steps, 'steps', 1),
+    data: a.data, preset: choiceOption(a.preset, 'preset', PRESET_NAMES), device: a.device as Device, gatherGrad: a['gather-grad'],
+    out: a.out, checkpoint: a.checkpoint, metrics: a.metrics, report: a.report, steps: integerOption(a.steps, 'steps', 1),
     globalBatch: integerOption(a.batch, 'batch', 1), seed: integerOption(a.seed, 'seed', 0), lr: numberOption(a.lr, 'lr', 0),
     warmup: integerOption(a.warmup, 'warmup', 0), weightDecay: numberOption(a['weight-decay'], 'weight-decay', 0),
     reconWeight: numberOption(a['recon-weight'], 'recon-weight', 0),
@@ -123,27 +132,35 @@ async function openData(s: Settings, job: Job): Promise<Dataset> {
   return data;
 }
 
-function modelOptions(a: TrainArgs, s: Settings, job: Job, data: Dataset): RilsOptions {
+function modelOptions(s: Settings, job: Job, data: Dataset): RilsOptions {
   const { tokenizer } = data;
   return {
     preset: s.preset, vocabSize: tokenizer.vocabSize, contextLength: tokenizer.contextLength, tokenizer, seed: s.seed,
-    device: a.device as Device, lr: s.lr, minLr: s.lr / 50, warmupSteps: s.warmup, totalSteps: s.steps,
+    device: s.device, lr: s.lr, minLr: s.lr / 50, warmupSteps: s.warmup, totalSteps: s.steps,
     weightDecay: s.weightDecay, reconWeight: s.reconWeight, ...s.overrides,
-    ...(a['gather-grad'] ? { gatherGrad: true } : {}), ...(job.distributed ? { distributed: job.distributed } : {}),
+    ...(s.gatherGrad ? { gatherGrad: true } : {}), ...(job.distributed ? { distributed: job.distributed } : {}),
   };
 }
 
+/** What a run leaves behind. */
+interface Trained {
+  model: Rils;
+  data: Dataset;
+  result: FitResult;
+  history: StepProgress[];
+}
+
 /** After the run: what happened, then rank 0 writes the weights and the report. */
-async function finish(a: TrainArgs, s: Settings, job: Job, model: Rils, data: Dataset, result: FitResult, history: StepProgress[]) {
+async function finish(s: Settings, job: Job, { model, data, result, history }: Trained): Promise<void> {
   const log = job.rank === 0 ? console.log : () => undefined; // one voice for the job
   if (result.resumedFrom) log(`resumed from step ${result.resumedFrom}`);
   if (result.interrupted) log(`stopped at step ${result.stepsDone}; run the same command again to resume`);
   if (job.rank !== 0) return; // every rank holds the same weights: rank 0 writes them
-  await model.saveWeights(a.out);
-  console.log(`weights: ${a.out}${job.worldSize > 1 ? ` (${job.worldSize} processes, global batch ${s.globalBatch})` : ''}`);
-  if (a.report) {
-    await writeTrainingReport(a.report, model, history, data);
-    console.log(`report: ${a.report}`);
+  await model.saveWeights(s.out);
+  console.log(`weights: ${s.out}${job.worldSize > 1 ? ` (${job.worldSize} processes, global batch ${s.globalBatch})` : ''}`);
+  if (s.report) {
+    await writeTrainingReport(s.report, model, history, data);
+    console.log(`report: ${s.report}`);
   }
   if (data.skipped()) console.log(`skipped ${data.skipped()} unreadable samples`);
 }
@@ -152,19 +169,18 @@ async function train(argv: string[]): Promise<void> {
   const { values: a } = parseCommand(argv, trainCommand, OPTIONS);
   if (!a.data) fail('train needs --data mnist|DIR|FILE.jsonl|FILE.csv|SHARD.tar');
   const s = settingsOf({ ...a, data: a.data });
-  for (const option of ['out', 'checkpoint', 'metrics', 'report'] as const) outputOption(a[option], option);
   if (s.nproc > 1) return launch(argv, s);
   const job = jobOf(s);
   if (s.threads !== undefined) setNumThreads(s.threads);
   const data = await openData(s, job);
-  const model = await Rils.create(modelOptions(a, s, job, data));
+  const model = await Rils.create(modelOptions(s, job, data));
   const progress = trainProgress(s.steps, model.step, job.rank);
   const result = await fit(model, data.source, {
-    steps: s.steps, ...(a.checkpoint ? { checkpoint: a.checkpoint } : {}), ...(a.metrics ? { metrics: a.metrics } : {}),
+    steps: s.steps, ...(s.checkpoint ? { checkpoint: s.checkpoint } : {}), ...(s.metrics ? { metrics: s.metrics } : {}),
     onStep: progress.onStep, onWarning: (message) => console.error(`rils: ${message}`),
   });
   progress.stop();
-  await finish(a, s, job, model, data, result, progress.history);
+  await finish(s, job, { model, data, result, history: progress.history });
   model.dispose();
 }
 
