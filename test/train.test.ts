@@ -9,6 +9,7 @@ import test from 'ava';
 
 import { Rils, RilsInputError, RilsStateError, RilsWeightsError, WordTokenizer } from '../lib/index.js';
 import { CaptionedImageSource, fit } from '../lib/index.js';
+import type { BatchSource } from '../lib/index.js';
 import { Random } from '../lib/data/augment.js';
 import { randomBatch, sameWeights, snapshot } from './helpers/batches.js';
 
@@ -90,6 +91,27 @@ test('after a resume, the metrics file holds each step once: lines past the chec
   t.deepEqual(text.trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step), [1, 2, 3, 4, 5, 6, 7, 8]);
   t.true(text.startsWith(firstLines), 'the lines up to the checkpoint are kept as they were');
   t.deepEqual(readdirSync(dir).sort(), ['ckpt.safetensors', 'metrics.jsonl', 'step4.safetensors'], 'no temporary file left');
+});
+
+test('a prefetched batch that fails while a step runs rejects fit(); it does not crash the process', async (t) => {
+  const model = await create();
+  const good = source(5, tokenizer);
+  let drawn = 0;
+  const failing: BatchSource = {
+    next: () => (++drawn === 2 ? Promise.reject(new RilsInputError('Cannot decode bad.png')) : good.next()),
+    restore: (position) => good.restore(position),
+  };
+  // Without a listener, Node ends the process on an unhandled rejection (what the CLI did).
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    await t.throwsAsync(fit(model, failing, { steps: 5, handleSigint: false }), { instanceOf: RilsInputError, message: 'Cannot decode bad.png' });
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+  t.deepEqual(unhandled, [], 'no rejection was left unhandled while the step ran');
+  t.is(model.step, 1, 'the step before the failing batch was trained');
 });
 
 test('stopping with an AbortSignal checkpoints and reports an interrupted run', async (t) => {

@@ -25,7 +25,11 @@ export class Prefetcher {
   /** Starts drawing batches until `depth` are in flight. */
   refill(): void {
     while (this.#queue.length < this.depth && this.#drawn < this.until) {
-      this.#queue.push(Promise.resolve(this.source.next()));
+      const batch = Promise.resolve(this.source.next());
+      // A batch that fails while a step runs is not awaited yet: mark its rejection as handled so
+      // Node does not end the process; take() still awaits the batch and throws its error.
+      batch.catch(() => undefined);
+      this.#queue.push(batch);
       this.#drawn++;
     }
   }
