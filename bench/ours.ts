@@ -2,7 +2,7 @@
 // Usage: node --import tsx bench/ours.ts PRESET BATCH STEPS THREADS
 // With torchrun's variables set, one rank of a data-parallel job: BATCH is then the global batch.
 import { Rils, distributedFromEnv, setNumThreads } from '../lib/index.js';
-import { randomBatch } from '../test/helpers/batches.js';
+import { syntheticBatch } from './batches.js';
 
 const [preset, batch, steps, threads] = process.argv.slice(2);
 const distributed = distributedFromEnv();
@@ -10,7 +10,7 @@ const B = Number(batch) / (distributed?.worldSize ?? 1), K = Number(steps);
 setNumThreads(Number(threads));
 const model = await Rils.create({ preset: preset as 'micro', seed: 0, lr: 1e-4, weightDecay: 0.1, distributed });
 // Four distinct random batches in turn, as the reference's bench does.
-const batches = [1, 2, 3, 4].map((seed) => randomBatch(model, B, seed));
+const batches = [1, 2, 3, 4].map((seed) => syntheticBatch(model, B, seed));
 let next = 0;
 const data = batches[0]!;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -7,13 +7,13 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { Rils, setNumThreads } from '../lib/index.js';
-import { randomBatch } from '../test/helpers/batches.js';
+import { syntheticBatch } from './batches.js';
 
 const [preset = 'micro', batch = '64', what = 'train', threads = String(os.availableParallelism()), file] = process.argv.slice(2);
 if (what !== 'train' && what !== 'encode') throw new Error(`Expected train or encode, got ${what}`);
 setNumThreads(Number(threads));
 const model = await Rils.create({ preset: preset as 'micro', seed: 0, lr: 1e-4, weightDecay: 0.1 });
-const data = randomBatch(model, Number(batch), 1);
+const data = syntheticBatch(model, Number(batch), 1);
 const call = (): Promise<unknown> =>
   what === 'train' ? model.trainStep(data) : model.encodeImages({ images: data.images, batchSize: data.batchSize });
 for (let i = 0; i < 2; i++) await call(); // warm-up: first-call allocations and thread start-up

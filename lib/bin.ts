@@ -16,5 +16,5 @@ if (process.argv[2] === 'build') {
   const r = spawnSync(process.execPath, [script, ...process.argv.slice(3)], { stdio: 'inherit', cwd: path.dirname(path.dirname(script)) });
   process.exit(r.status ?? 1);
 } else {
-  await import('./cli.js');
+  await import('./cli/index.js');
 }

@@ -16,7 +16,7 @@ import { hostname } from 'node:os';
 
 import type { NativeModel } from './binding.js';
 import { RilsInputError } from './errors.js';
-import { checkInteger, checkNumber, checkPlainObject } from './validate.js';
+import { checkInteger, checkNumber, checkPlainObject, invalid, isInteger } from './validate.js';
 
 /** Where this process stands in a data-parallel job (torchrun's variables, camelCased). */
 export interface DistributedOptions {
@@ -55,21 +55,22 @@ export interface DistributedInfo {
  */
 export function distributedFromEnv(env: NodeJS.ProcessEnv = process.env): DistributedOptions | undefined {
   if (env.WORLD_SIZE === undefined || env.WORLD_SIZE === '') return undefined;
-  const int = (name: string, fallback?: number): number => {
+  const int = (name: string, min: number, fallback?: number): number => {
     const raw = env[name];
-    if ((raw === undefined || raw === '') && fallback !== undefined) return fallback;
+    if (raw === undefined || raw === '') {
+      if (fallback !== undefined) return fallback;
+      throw new RilsInputError(`Expected an integer >= ${min} for ${name} but it is not set`);
+    }
     const value = Number(raw);
-    if (!Number.isSafeInteger(value) || value < 0) throw new RilsInputError(`Expected an integer >= 0 in ${name} but it is ${JSON.stringify(raw ?? null)}`);
+    if (!isInteger(value) || value < min) throw invalid(`an integer >= ${min}`, name, raw);
     return value;
   };
-  const rank = int('RANK');
-  return {
-    rank,
-    worldSize: int('WORLD_SIZE'),
-    masterAddr: env.MASTER_ADDR || '127.0.0.1',
-    masterPort: int('MASTER_PORT', 29500),
-    localRank: int('LOCAL_RANK', rank),
-  };
+  const worldSize = int('WORLD_SIZE', 1);
+  const rank = int('RANK', 0);
+  if (rank >= worldSize) throw invalid(`an integer < WORLD_SIZE (${worldSize})`, 'RANK', env.RANK);
+  const masterPort = int('MASTER_PORT', 1, 29500);
+  if (masterPort > 65535) throw invalid('a port 1 … 65535', 'MASTER_PORT', env.MASTER_PORT);
+  return { rank, worldSize, masterAddr: env.MASTER_ADDR || '127.0.0.1', masterPort, localRank: int('LOCAL_RANK', 0, rank) };
 }
 
 /** Checked options as the addon takes them. @internal */
@@ -97,9 +98,23 @@ export function toNativeDistributed(value: unknown): {
  * @internal
  */
 export async function allGatherJson(model: NativeModel, value: unknown): Promise<unknown[]> {
-  const bytes = Buffer.from(JSON.stringify(value ?? null));
+  const bytes = Buffer.from(toJson(value));
   const parts = await model.allGatherBytes(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   return parts.map((p) => JSON.parse(Buffer.from(p).toString()) as unknown);
+}
+
+/** `value` as JSON (`undefined` as null), or a RilsInputError saying why JSON cannot hold it. */
+function toJson(value: unknown): string {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value ?? null);
+  } catch (error) {
+    // "Converting circular structure to JSON", "Do not know how to serialize a BigInt"; the first line says it.
+    const why = (error instanceof Error ? error.message : String(error)).split('\n')[0];
+    throw new RilsInputError(`Expected a value JSON can hold for allGatherJson but received one it cannot: ${why}`);
+  }
+  if (json === undefined) throw invalid('a value JSON can hold', 'allGatherJson', value); // a function, a symbol
+  return json;
 }
 
 /**

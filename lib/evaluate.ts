@@ -1,11 +1,12 @@
 /**
- * Evaluation on frozen features (spec §4): k-nearest neighbours and few-shot nearest prototype.
+ * Evaluation on frozen features (spec §4): k-nearest neighbours, few-shot nearest prototype, linear
+ * probe, and image↔text retrieval recall.
  * @module
  */
 import { native } from './binding.js';
 import { RilsInputError, fromNative } from './errors.js';
 import { Random } from './data/augment.js';
-import { checkInteger, checkTypedArray } from './validate.js';
+import { checkInteger, checkTypedArray, invalid } from './validate.js';
 
 /** Features `[count, dim]` with their labels. */
 export interface LabelledFeatures {
@@ -79,4 +80,39 @@ export function accuracy(predicted: ArrayLike<number>, labels: ArrayLike<number>
   let ok = 0;
   for (let i = 0; i < labels.length; i++) if (predicted[i] === labels[i]) ok++;
   return ok / labels.length;
+}
+
+/** Recall@k of image→text and text→image retrieval where pair i matches pair i. */
+export interface RetrievalRecall {
+  /** k → fraction of images whose caption ranks in the top k. */
+  imageToText: Record<number, number>;
+  /** k → fraction of captions whose image ranks in the top k. */
+  textToImage: Record<number, number>;
+}
+
+/**
+ * Image↔text retrieval recall@k over paired embeddings `[n, dim]` (e.g. from
+ * {@link Rils.encodeImages} and {@link Rils.encodeTexts}).
+ */
+export async function retrievalRecall(
+  imageEmbeddings: Float32Array,
+  textEmbeddings: Float32Array,
+  options: { count: number; ks?: number[] },
+): Promise<RetrievalRecall> {
+  const count = checkInteger(options?.count, 'count', 1);
+  if (imageEmbeddings?.length % count !== 0) throw invalid(`a length divisible by count ${count}`, 'imageEmbeddings', imageEmbeddings);
+  const dim = imageEmbeddings.length / count;
+  checkTypedArray(imageEmbeddings, [Float32Array], count * dim, 'imageEmbeddings');
+  checkTypedArray(textEmbeddings, [Float32Array], count * dim, `textEmbeddings ([${count}, ${dim}])`);
+  const ks = options.ks ?? [1, 5, 10];
+  ks.forEach((k) => checkInteger(k, 'ks', 1));
+  try {
+    const r = await native.retrievalRecall({ imageEmbeddings, textEmbeddings, count, dim, ks });
+    return {
+      imageToText: Object.fromEntries(ks.map((k, i) => [k, r.i2t[i]!])),
+      textToImage: Object.fromEntries(ks.map((k, i) => [k, r.t2i[i]!])),
+    };
+  } catch (error) {
+    throw fromNative(error);
+  }
 }

@@ -15,8 +15,8 @@ export type {
   Batch, ClassLogits, EncodeImagesOptions, ImageEncoding, LossStats, ParameterInfo, PatchSemantics, PatchSemanticsOptions,
   TextEncoding, TrainStats,
 } from './types.js';
-export { ZeroShotClassifier, retrievalRecall } from './zeroshot.js';
-export type { Classification, RetrievalRecall, TopK } from './zeroshot.js';
+export { ZeroShotClassifier } from './zeroshot.js';
+export type { Classification, TopK } from './zeroshot.js';
 export { ByteTokenizer, ClipTokenizer, WordTokenizer } from './tokenizer.js';
 export { tokenizerFromSpec, tokenizerSpec } from './tokenizer.js';
 export type { Tokenizer, TokenizerOptions, TokenizerSpec } from './tokenizer.js';
@@ -25,8 +25,8 @@ export type { Templates } from './templates.js';
 export { loadImages, renderHeatmap } from './images.js';
 export type { ImageSource } from './images.js';
 export type { ImageTensor, ImagesInput } from './inputs.js';
-export { accuracy, knnClassify, linearProbeClassify, prototypeClassify, sampleShots } from './evaluate.js';
-export type { LabelledFeatures } from './evaluate.js';
+export { accuracy, knnClassify, linearProbeClassify, prototypeClassify, retrievalRecall, sampleShots } from './evaluate.js';
+export type { LabelledFeatures, RetrievalRecall } from './evaluate.js';
 export { fit } from './train.js';
 export { mnistFrozenFeatures, mnistPatchMaps, mnistZeroShot } from './mnist-eval.js';
 export type { FrozenFeatureAccuracy, ZeroShotAccuracy } from './mnist-eval.js';
@@ -38,6 +38,8 @@ export { FileCaptionSource, readCaptionIndex } from './data/files.js';
 export type { CaptionIndex, CaptionedFile, FileCaptionSourceOptions, ImageBatchOptions } from './data/files.js';
 export { WebDatasetSource } from './data/webdataset.js';
 export type { WebDatasetSourceOptions } from './data/webdataset.js';
+export { openDataset } from './data/registry.js';
+export type { Dataset, OpenDatasetOptions, TokenizerFactory } from './data/registry.js';
 export type { BatchSource, CaptionedImageSourceOptions, SourcedBatch } from './data/source.js';
 export { Random, randomResizedCrop } from './data/augment.js';
 export { DIGIT_NAMES, MNIST_EVAL_TEMPLATES, MNIST_TRAIN_TEMPLATES, captionFor, loadMnist } from './data/mnist.js';

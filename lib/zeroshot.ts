@@ -1,12 +1,10 @@
 /**
- * Zero-shot classification and image↔text retrieval (spec §4).
+ * Zero-shot classification (spec §4).
  * @module
  */
-import { native } from './binding.js';
-import { fromNative } from './errors.js';
 import type { ImagesInput } from './inputs.js';
-import type { Rils } from './rils.js';
-import { checkInteger, checkTypedArray, invalid } from './validate.js';
+import type { ClassLogits } from './types.js';
+import { checkInteger } from './validate.js';
 
 /** The best classes of one image, best first. */
 export interface TopK {
@@ -30,11 +28,19 @@ export interface Classification {
   top: TopK[];
 }
 
+/**
+ * What scores images against class embeddings: {@link Rils.classLogits}. The classifier needs only
+ * this, so it does not depend on the model class (which makes classifiers).
+ */
+export interface ClassLogitsScorer {
+  classLogits(images: ImagesInput, classWeights: Float32Array, numClasses: number): Promise<ClassLogits>;
+}
+
 /** Class embeddings built from names and prompt templates; made by {@link Rils.zeroShotClassifier}. */
 export class ZeroShotClassifier {
   /** @internal */
   constructor(
-    private readonly model: Rils,
+    private readonly model: ClassLogitsScorer,
     /** The class names, in index order. */
     readonly classNames: readonly string[],
     /** `[numClasses, embedDim]` unit-norm class embeddings. */
@@ -53,40 +59,5 @@ export class ZeroShotClassifier {
       top.push({ indices, labels: indices.map((i) => this.classNames[i]!), probabilities: indices.map((i) => row[i]!) });
     }
     return { batchSize, logits, probabilities, top };
-  }
-}
-
-/** Recall@k of image→text and text→image retrieval where pair i matches pair i. */
-export interface RetrievalRecall {
-  /** k → fraction of images whose caption ranks in the top k. */
-  imageToText: Record<number, number>;
-  /** k → fraction of captions whose image ranks in the top k. */
-  textToImage: Record<number, number>;
-}
-
-/**
- * Image↔text retrieval recall@k over paired embeddings `[n, dim]` (e.g. from
- * {@link Rils.encodeImages} and {@link Rils.encodeTexts}).
- */
-export async function retrievalRecall(
-  imageEmbeddings: Float32Array,
-  textEmbeddings: Float32Array,
-  options: { count: number; ks?: number[] },
-): Promise<RetrievalRecall> {
-  const count = checkInteger(options?.count, 'count', 1);
-  if (imageEmbeddings?.length % count !== 0) throw invalid(`a length divisible by count ${count}`, 'imageEmbeddings', imageEmbeddings);
-  const dim = imageEmbeddings.length / count;
-  checkTypedArray(imageEmbeddings, [Float32Array], count * dim, 'imageEmbeddings');
-  checkTypedArray(textEmbeddings, [Float32Array], count * dim, `textEmbeddings ([${count}, ${dim}])`);
-  const ks = options.ks ?? [1, 5, 10];
-  ks.forEach((k) => checkInteger(k, 'ks', 1));
-  try {
-    const r = await native.retrievalRecall({ imageEmbeddings, textEmbeddings, count, dim, ks });
-    return {
-      imageToText: Object.fromEntries(ks.map((k, i) => [k, r.i2t[i]!])),
-      textToImage: Object.fromEntries(ks.map((k, i) => [k, r.t2i[i]!])),
-    };
-  } catch (error) {
-    throw fromNative(error);
   }
 }

@@ -3,14 +3,14 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import test from 'ava';
 import sharp from 'sharp';
 
+import { cli } from './helpers/cli.js';
+
 const run = promisify(execFile);
-const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../lib/cli.ts');
 const rils = (...args: string[]) => run(process.execPath, ['--import=tsx', cli, ...args], { timeout: 240_000 });
 
 test('train → zeroshot → embed on a folder dataset, with resume', async (t) => {

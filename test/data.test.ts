@@ -1,4 +1,4 @@
-// Datasets on disk (folder, JSONL, CSV), bad rows and images, MNIST, augmentation.
+// Datasets on disk (folder, JSONL, CSV, WebDataset), bad rows and images, MNIST, augmentation, the registry by spec.
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -128,4 +128,61 @@ test('WebDataset shards: streamed samples, captions from .txt/.json, skips count
   await t.throwsAsync(broken.next(), { instanceOf: RilsInputError, message: /bad\.tar is not a readable tar shard/ });
   const missing = new WebDatasetSource({ shards: [path.join(dir, 'none.tar')], tokenizer, batchSize: 2, size: 16, seed: 0 });
   await t.throwsAsync(missing.next(), { instanceOf: RilsInputError, message: /none\.tar/ });
+});
+
+test('openDataset: a folder, JSONL or CSV index, with each rank its own share', async (t) => {
+  const { openDataset } = await import('../lib/index.js');
+  const dir = await makeDataset();
+  let listed: readonly string[] = [];
+  const tokenizer = (captions: () => readonly string[]) => {
+    listed = captions();
+    return WordTokenizer.fromTexts(listed, { contextLength: 8 });
+  };
+  const files = await openDataset(dir, { tokenizer, batchSize: 4, seed: 1, size: 16 });
+  t.like(files, { kind: 'files', skippedRows: 1 });
+  t.is(listed.length, 7, 'the word vocabulary is built from every caption of the index');
+  t.deepEqual(files.examples.map((e) => path.basename(e.image)), ['broken.png', 'img0.png', 'img1.png']);
+  const batch = await files.source.next();
+  t.is(batch.images.length, 4 * 16 * 16 * 3);
+  t.true(files.skipped() >= 0);
+  // Rank r of 2 reads rows r, r + 2, …: two epochs of its share hold only its captions.
+  const index = path.join(dir, 'share.jsonl');
+  writeFileSync(index, ['zero', 'one', 'two', 'three'].map((w, i) => JSON.stringify({ image: `img${i}.png`, caption: w })).join('\n'));
+  const words = WordTokenizer.fromTexts(['zero one two three'], { contextLength: 4 });
+  const captionsOf = async (rank: number) => {
+    const { source } = await openDataset(index, { tokenizer: words, batchSize: 4, seed: 1, size: 8, rank, worldSize: 2 });
+    const { tokens } = await source.next();
+    return [...new Set(Array.from({ length: 4 }, (_, b) => tokens[b * 4 + 1]!))].sort();
+  };
+  const ids = (...w: string[]) => w.map((x) => words.encode(x)[1]!).sort();
+  t.deepEqual(await captionsOf(0), ids('zero', 'two'));
+  t.deepEqual(await captionsOf(1), ids('one', 'three'));
+  await t.throwsAsync(openDataset(dir, { tokenizer, batchSize: 2, seed: 0, size: 8, rank: 0, worldSize: 8 }),
+    { instanceOf: RilsInputError, message: 'Expected at least 8 examples for 8 processes (each reads its own) but received 7' });
+  await t.throwsAsync(openDataset(dir, { tokenizer, batchSize: 2, seed: 0, size: 8, rank: 2, worldSize: 2 }),
+    { instanceOf: RilsInputError, message: /Expected an integer < worldSize \(2\) for rank/ });
+  await t.throwsAsync(openDataset('', { tokenizer, batchSize: 2, seed: 0, size: 8 }), { instanceOf: RilsInputError, message: /for the dataset/ });
+});
+
+test('openDataset: WebDataset shards split by rank; MNIST; a word vocabulary needs listed captions', async (t) => {
+  const { openDataset } = await import('../lib/index.js');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-reg-'));
+  const [a, b] = [path.join(dir, 'a.tar'), path.join(dir, 'b.tar')];
+  await makeShard(a, [{ key: 's1', png: true, txt: 'a red thing' }, { key: 's2', png: true, txt: 'a blue thing' }]);
+  await makeShard(b, [{ key: 'x1', png: true, txt: 'a dark thing' }]);
+  const words = WordTokenizer.fromTexts(['a red blue dark thing'], { contextLength: 6 });
+  const shards = await openDataset(`${a}, ${b}`, { tokenizer: words, batchSize: 2, seed: 0, size: 16, rank: 0, worldSize: 2 });
+  t.is(shards.kind, 'webdataset');
+  t.is((await shards.source.next()).batchSize, 2, 'rank 0 reads a.tar');
+  await t.throwsAsync(openDataset(a, { tokenizer: words, batchSize: 2, seed: 0, size: 16, rank: 0, worldSize: 2 }),
+    { instanceOf: RilsInputError, message: /Expected at least 2 shard\(s\) for 2 processes/ });
+  await t.throwsAsync(openDataset(a, { tokenizer: (captions) => WordTokenizer.fromTexts(captions()), batchSize: 2, seed: 0, size: 16 }),
+    { instanceOf: RilsInputError, message: /cannot list their captions/ });
+  let listed = 0;
+  const mnist = await openDataset('mnist', {
+    tokenizer: (captions) => ((listed = captions().length), WordTokenizer.fromTexts(captions(), { contextLength: 12 })),
+    batchSize: 4, seed: 0, size: 40, rank: 1, worldSize: 2,
+  });
+  t.is(listed, 80, 'captions from the 8 training templates × 10 digits');
+  t.is((await mnist.source.next()).images.length, 4 * 40 * 40 * 3, 'digits resized to the model input side');
 });

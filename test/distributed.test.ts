@@ -161,8 +161,26 @@ test('torchrun variables and distributed options are checked', async (t) => {
   t.deepEqual(distributedFromEnv({ RANK: '1', WORLD_SIZE: '4', MASTER_ADDR: 'node0', MASTER_PORT: '1234', LOCAL_RANK: '1' }),
     { rank: 1, worldSize: 4, masterAddr: 'node0', masterPort: 1234, localRank: 1 });
   t.throws(() => distributedFromEnv({ WORLD_SIZE: '2', RANK: 'x' }), { instanceOf: RilsInputError, message: /RANK/ });
+  const bad = (env: Record<string, string>, message: string) => t.throws(() => distributedFromEnv(env), { instanceOf: RilsInputError, message });
+  bad({ WORLD_SIZE: '0', RANK: '0' }, 'Expected an integer >= 1 for WORLD_SIZE but received "0"');
+  bad({ WORLD_SIZE: '2', RANK: '2' }, 'Expected an integer < WORLD_SIZE (2) for RANK but received "2"');
+  bad({ WORLD_SIZE: '2', RANK: '-1' }, 'Expected an integer >= 0 for RANK but received "-1"');
+  bad({ WORLD_SIZE: '2.5', RANK: '0' }, 'Expected an integer >= 1 for WORLD_SIZE but received "2.5"');
+  bad({ WORLD_SIZE: '2' }, 'Expected an integer >= 0 for RANK but it is not set');
+  bad({ WORLD_SIZE: '2', RANK: '0', MASTER_PORT: '70000' }, 'Expected a port 1 … 65535 for MASTER_PORT but received "70000"');
   await t.throwsAsync(Rils.create({ preset: 'micro', distributed: { rank: 2, worldSize: 2 } }), { instanceOf: RilsInputError, message: /rank < worldSize/ });
   await t.throwsAsync(Rils.create({ preset: 'micro', device: 'cuda', distributed: { rank: 0, worldSize: 1 } }), { instanceOf: RilsInputError });
+});
+
+test('allGatherJson of a value JSON cannot hold rejects with a RilsInputError naming the problem', async (t) => {
+  const model = await Rils.create({ preset: 'micro', vocabSize: 300, seed: 0 });
+  const circular: Record<string, unknown> = { a: 1 };
+  circular.self = circular;
+  await t.throwsAsync(model.allGatherJson(circular), { instanceOf: RilsInputError, message: /allGatherJson .*circular structure/ });
+  await t.throwsAsync(model.allGatherJson({ n: 1n }), { instanceOf: RilsInputError, message: /allGatherJson .*BigInt/ });
+  await t.throwsAsync(model.allGatherJson(() => 1), { instanceOf: RilsInputError, message: /allGatherJson/ });
+  t.deepEqual(await model.allGatherJson({ ok: [1, 'two'] }), [{ ok: [1, 'two'] }]);
+  model.dispose();
 });
 
 serial('rils train --nproc 2 on a folder: rank 0 writes weights, checkpoint and metrics; the same command resumes', async (t) => {
@@ -170,7 +188,7 @@ serial('rils train --nproc 2 on a folder: rank 0 writes weights, checkpoint and 
   const { promisify } = await import('node:util');
   const { writeFileSync, existsSync } = await import('node:fs');
   const sharp = (await import('sharp')).default;
-  const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../lib/cli.ts');
+  const { cli } = await import('./helpers/cli.js');
   const rils = (...args: string[]) => promisify(execFile)(process.execPath, ['--import=tsx', cli, ...args], { timeout: 240_000 });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-nproc-'));
   let i = 0;

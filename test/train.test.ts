@@ -1,14 +1,15 @@
 // The training loop: exact resume, checkpoint durability and integrity, data sources.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import test from 'ava';
 
-import { Rils, RilsStateError, RilsWeightsError, WordTokenizer } from '../lib/index.js';
+import { Rils, RilsInputError, RilsStateError, RilsWeightsError, WordTokenizer } from '../lib/index.js';
 import { CaptionedImageSource, fit } from '../lib/index.js';
+import type { BatchSource } from '../lib/index.js';
 import { Random } from '../lib/data/augment.js';
 import { randomBatch, sameWeights, snapshot } from './helpers/batches.js';
 
@@ -48,6 +49,69 @@ test('resume is exact: 20 steps = 10 steps, stop, resume, 10 steps (bitwise on C
   t.is(lines.length, 10);
   t.like(lines[9], { step: 20 });
   t.true(lines[9].dataWaitFraction >= 0 && lines[9].dataWaitFraction < 1 && lines[9].imagesPerSecond > 0);
+});
+
+test('a metrics file that cannot be written is reported once and the run goes on, or saves and stops by option', async (t) => {
+  const dir = tmp();
+  const missing = path.join(dir, 'no-such-folder', 'metrics.jsonl');
+  const warnings: string[] = [];
+  const model = await create();
+  const r = await fit(model, source(3, tokenizer), { steps: 4, metrics: missing, handleSigint: false, onWarning: (m) => warnings.push(m) });
+  t.like(r, { stepsDone: 4, interrupted: false });
+  t.is(warnings.length, 1, 'reported once, not at every step');
+  t.is(warnings[0], `Cannot write metrics to ${missing} (ENOENT: no such file or directory); training goes on without metrics`);
+  t.regex(r.metricsError!, /ENOENT/);
+  // A folder where the file should be (EISDIR): with onMetricsError 'stop', the run saves and stops.
+  const file = path.join(dir, 'ckpt.safetensors');
+  const stopping = await create();
+  const s = await fit(stopping, source(3, tokenizer), {
+    steps: 10, metrics: dir, checkpoint: file, onMetricsError: 'stop', handleSigint: false, onWarning: (m) => warnings.push(m),
+  });
+  t.like(s, { stepsDone: 1, interrupted: true });
+  t.regex(warnings[1]!, /^Cannot write metrics to .* \(EISDIR: .*\); saving a checkpoint and stopping$/);
+  const again = await create();
+  await again.loadCheckpoint(file);
+  t.is(again.step, 1, 'the step trained before the failure is saved');
+  await t.throwsAsync(fit(again, source(3, tokenizer), { steps: 2, onMetricsError: 'never' as 'stop' }),
+    { instanceOf: RilsInputError, message: /Expected 'continue' or 'stop' for onMetricsError/ });
+});
+
+test('after a resume, the metrics file holds each step once: lines past the checkpoint are dropped', async (t) => {
+  const dir = tmp();
+  const [file, older, metrics] = ['ckpt.safetensors', 'step4.safetensors', 'metrics.jsonl'].map((f) => path.join(dir, f)) as [string, string, string];
+  const run = async (steps: number) => fit(await create(), source(1, tokenizer), { steps, checkpoint: file, metrics, handleSigint: false });
+  await run(4);
+  copyFileSync(file, older);
+  const firstLines = readFileSync(metrics, 'utf-8');
+  await run(6); // steps 5 and 6 are logged, then the job dies and only the step-4 checkpoint is left
+  copyFileSync(older, file);
+  const again = await run(8);
+  t.is(again.resumedFrom, 4);
+  const text = readFileSync(metrics, 'utf-8');
+  t.deepEqual(text.trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step), [1, 2, 3, 4, 5, 6, 7, 8]);
+  t.true(text.startsWith(firstLines), 'the lines up to the checkpoint are kept as they were');
+  t.deepEqual(readdirSync(dir).sort(), ['ckpt.safetensors', 'metrics.jsonl', 'step4.safetensors'], 'no temporary file left');
+});
+
+test('a prefetched batch that fails while a step runs rejects fit(); it does not crash the process', async (t) => {
+  const model = await create();
+  const good = source(5, tokenizer);
+  let drawn = 0;
+  const failing: BatchSource = {
+    next: () => (++drawn === 2 ? Promise.reject(new RilsInputError('Cannot decode bad.png')) : good.next()),
+    restore: (position) => good.restore(position),
+  };
+  // Without a listener, Node ends the process on an unhandled rejection (what the CLI did).
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    await t.throwsAsync(fit(model, failing, { steps: 5, handleSigint: false }), { instanceOf: RilsInputError, message: 'Cannot decode bad.png' });
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+  t.deepEqual(unhandled, [], 'no rejection was left unhandled while the step ran');
+  t.is(model.step, 1, 'the step before the failing batch was trained');
 });
 
 test('stopping with an AbortSignal checkpoints and reports an interrupted run', async (t) => {

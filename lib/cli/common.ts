@@ -1,0 +1,119 @@
+/**
+ * What the commands share: the shape of a command, argument parsing with `--help`, checked option
+ * values ("Expected X for --option but received Z"), and loading a model from a weight file.
+ * @internal
+ * @module
+ */
+import { statSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
+
+import { RilsInputError } from '../errors.js';
+import type { Device } from '../options.js';
+import { Rils } from '../rils.js';
+import { invalid, isFiniteNumber, isInteger } from '../validate.js';
+
+/** One `rils` command. */
+export interface Command {
+  /** Its synopsis, `rils NAME [options]`, for `rils help` and `rils NAME --help`. */
+  usage: string;
+  /** Runs it with the arguments after the command's name. */
+  run(argv: string[]): Promise<void>;
+}
+
+/** Prints `rils: message` and exits with status 2 (a usage or input error). */
+export function fail(message: string): never {
+  console.error(`rils: ${message}`);
+  process.exit(2);
+}
+
+/** A command's options, as node:util's parseArgs takes them. */
+export type Options = NonNullable<ParseArgsConfig['options']>;
+type Parsed<O extends Options, P extends boolean> =
+  ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: P; strict: true }>>;
+
+const NEGATIVE_NUMBER = /^-(\d|\.\d)/;
+
+/** The arguments before a `--` terminator. */
+function optionPart(argv: string[]): string[] {
+  const end = argv.indexOf('--');
+  return end < 0 ? argv : argv.slice(0, end);
+}
+
+/**
+ * Each option that takes a value must have one: `--steps -1` is the value -1 (given as `--steps=-1`
+ * to parseArgs, which would take it for an option), while `--data` last or followed by another
+ * option is missing its value.
+ */
+function withValues(argv: string[], options: Options): string[] {
+  const out = [...argv];
+  const end = optionPart(argv).length;
+  for (let i = 0; i < end; i++) {
+    const name = /^--([^=]+)$/.exec(out[i]!)?.[1];
+    if (name === undefined || options[name]?.type !== 'string') continue;
+    const value = out[i + 1];
+    if (value === undefined || i + 1 >= end) throw new RilsInputError(`Expected a value for --${name} but received none`);
+    if (NEGATIVE_NUMBER.test(value)) out.splice(i, 2, `--${name}=${value}`);
+    else if (value.startsWith('-')) throw new RilsInputError(`Expected a value for --${name} but received the option ${JSON.stringify(value)}`);
+    else i++;
+  }
+  return out;
+}
+
+/**
+ * The command's options and positionals, parsed strictly (an unknown option is an error). With
+ * `--help` or `-h` anywhere, prints the command's usage and exits 0.
+ */
+export function parseCommand<O extends Options, P extends boolean = false>(
+  argv: string[], command: { usage: string }, options: O, allowPositionals?: P,
+): Parsed<O, P> {
+  if (optionPart(argv).some((arg) => arg === '--help' || arg === '-h')) {
+    console.log(`Usage: ${command.usage}`);
+    process.exit(0);
+  }
+  const args = withValues(argv, options);
+  return parseArgs({ args, options, allowPositionals: allowPositionals ?? false, strict: true }) as Parsed<O, P>;
+}
+
+/** `--name`'s value as an integer in [min, max]. */
+export function integerOption(raw: string, name: string, min: number, max = Infinity): number {
+  const value = raw.trim() === '' ? NaN : Number(raw);
+  if (!isInteger(value) || value < min || value > max) {
+    throw invalid(max === Infinity ? `an integer >= ${min}` : `an integer ${min} … ${max}`, `--${name}`, raw);
+  }
+  return value;
+}
+
+/** `--name`'s value as a finite number >= min. */
+export function numberOption(raw: string, name: string, min: number): number {
+  const value = raw.trim() === '' ? NaN : Number(raw);
+  if (!isFiniteNumber(value) || value < min) throw invalid(`a number >= ${min}`, `--${name}`, raw);
+  return value;
+}
+
+/** `--name`'s value, one of `choices`. */
+export function choiceOption<T extends string>(raw: string, name: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(raw)) throw invalid(choices.map((c) => `'${c}'`).join(' or '), `--${name}`, raw);
+  return raw as T;
+}
+
+/** Checks that `--name FILE` can be written: its folder exists and it is not a folder itself. */
+export function outputOption(file: string | undefined, name: string): void {
+  if (file === undefined) return;
+  const folder = path.dirname(path.resolve(file));
+  const isFolder = (p: string) => statSync(p, { throwIfNoEntry: false })?.isDirectory();
+  if (!isFolder(folder)) throw new RilsInputError(`${invalid('a file in an existing folder', `--${name}`, file).message} (no folder ${folder})`);
+  if (isFolder(file)) throw new RilsInputError(`Expected a file path for --${name} but received a folder, ${JSON.stringify(file)}`);
+}
+
+/** The options every command that loads weights takes. */
+export const MODEL_OPTIONS = { weights: { type: 'string' }, vocab: { type: 'string' }, device: { type: 'string' } } as const;
+
+/** The model of `--weights` (with `--vocab` for a CLIP tokenizer) on `--device`. */
+export async function loadModel(a: { weights?: string | undefined; vocab?: string | undefined; device?: string | undefined }): Promise<Rils> {
+  if (!a.weights) fail('needs --weights FILE');
+  return Rils.fromWeights(a.weights, {
+    ...(a.vocab ? { clipVocabPath: a.vocab } : {}), ...(a.device ? { device: a.device as Device } : {}),
+  });
+}

@@ -1,0 +1,51 @@
+/**
+ * The `rils` command line: `info`, `train`, `zeroshot`, `embed`, `eval`, one module each.
+ * Bad arguments and input errors end with one line `rils: …` and status 2, never a stack trace.
+ * @internal
+ * @module
+ */
+import { RilsError } from '../errors.js';
+import { fail } from './common.js';
+import type { Command } from './common.js';
+import { embedCommand } from './embed.js';
+import { evalCommand } from './eval.js';
+import { infoCommand } from './info.js';
+import { trainCommand } from './train.js';
+import { zeroshotCommand } from './zeroshot.js';
+
+const COMMANDS: Record<string, Command> = {
+  info: infoCommand, train: trainCommand, zeroshot: zeroshotCommand, embed: embedCommand, eval: evalCommand,
+};
+
+const USAGE = `rils — RILS vision-language pre-training on LibTorch
+
+  rils build    [cmake-js options]   (compile the addon from source: CPU, or CUDA with a CUDA LibTorch
+                                      in LIBTORCH / Torch_DIR / a pip torch)
+${Object.values(COMMANDS).map((c) => `  ${c.usage}`).join('\n')}
+
+Weights carry their config and tokenizer; CLIP-tokenizer models also need --vocab PATH.
+rils COMMAND --help shows one command's options.`;
+
+/**
+ * Ends the process for an error a user can fix: input errors and bad arguments with status 2, a
+ * failing file system call (disk full, no permission) with status 1. Anything else is a bug, and
+ * keeps its stack trace.
+ */
+function exitFor(error: unknown): never {
+  const e = error as NodeJS.ErrnoException | null;
+  if (error instanceof RilsError) fail(error.message);
+  if (e?.code?.startsWith?.('ERR_PARSE_ARGS_')) fail(e.message.split('\n')[0]!); // parseArgs adds hints on further lines
+  if (typeof e?.syscall === 'string') {
+    console.error(`rils: ${e.message}`);
+    process.exit(1);
+  }
+  throw error;
+}
+
+const [name, ...rest] = process.argv.slice(2);
+const command = name ? COMMANDS[name] : undefined;
+if (!command) {
+  console.log(USAGE);
+  process.exit(name && !['help', '--help', '-h'].includes(name) ? 2 : 0);
+}
+command.run(rest).catch(exitFor);

@@ -1,0 +1,134 @@
+/**
+ * Datasets by name: one spec string opens the matching source, with this process's share of the
+ * examples in a job across processes. `mnist` is the bundled demo set; a folder (`x.jpg` + `x.txt`),
+ * a `.jsonl` or a `.csv` file is an index of image files; `.tar` shards (comma-separated) are
+ * WebDataset.
+ * @module
+ */
+import { RilsInputError } from '../errors.js';
+import type { Tokenizer } from '../tokenizer.js';
+import { checkInteger, invalid } from '../validate.js';
+import { FileCaptionSource, readCaptionIndex } from './files.js';
+import type { CaptionedFile } from './files.js';
+import { DIGIT_NAMES, MNIST_TRAIN_TEMPLATES, captionFor, loadMnist } from './mnist.js';
+import type { LabelledImages } from './mnist.js';
+import { CaptionedImageSource } from './source.js';
+import type { BatchSource } from './source.js';
+import { WebDatasetSource } from './webdataset.js';
+
+/**
+ * Makes the tokenizer once the dataset is open. `captions()` lists the dataset's captions, e.g. for
+ * a word vocabulary; it throws for datasets that cannot list them up front (streamed shards).
+ */
+export type TokenizerFactory = (captions: () => readonly string[]) => Tokenizer | Promise<Tokenizer>;
+
+/** Options of {@link openDataset}. */
+export interface OpenDatasetOptions {
+  /** The tokenizer, or a function that makes it from the dataset's captions. */
+  tokenizer: Tokenizer | TokenizerFactory;
+  /** Images per batch of this process. */
+  batchSize: number;
+  /** Seeds the order, the crops and the captions. */
+  seed: number;
+  /** Model input side: images are cropped and resized to it. */
+  size: number;
+  /** This process's rank: it reads every `worldSize`-th example (or shard) from this one. Default 0. */
+  rank?: number;
+  /** Processes reading the dataset together. Default 1. */
+  worldSize?: number;
+  /** Unreadable images: `'skip'` (default) counts them, `'throw'` stops. */
+  onError?: 'skip' | 'throw';
+}
+
+/** An open dataset. */
+export interface Dataset {
+  /** What the spec named. */
+  kind: 'mnist' | 'files' | 'webdataset';
+  /** Batches of this process's share. */
+  source: BatchSource;
+  /** The tokenizer the batches are encoded with. */
+  tokenizer: Tokenizer;
+  /** Index rows without an image or a caption (folder, JSONL, CSV), left out when opening. */
+  skippedRows: number;
+  /** Samples skipped so far while reading (unreadable images, shard samples without a caption). */
+  skipped(): number;
+  /** The first three examples of an index of files (for reports); empty for other kinds. */
+  examples: CaptionedFile[];
+}
+
+interface Share {
+  rank: number;
+  worldSize: number;
+}
+
+/** Every `worldSize`-th item from `rank` on, refusing a share that would be empty. */
+function shareOf<T>(items: readonly T[], { rank, worldSize }: Share, what: string): T[] {
+  if (items.length < worldSize) {
+    throw new RilsInputError(`Expected at least ${worldSize} ${what} for ${worldSize} processes (each reads its own) but received ${items.length}`);
+  }
+  return items.filter((_, i) => i % worldSize === rank);
+}
+
+async function makeTokenizer(tokenizer: OpenDatasetOptions['tokenizer'], captions: () => readonly string[]): Promise<Tokenizer> {
+  return typeof tokenizer === 'function' ? tokenizer(captions) : tokenizer;
+}
+
+/** Rows `keep` of labelled images (a copy). */
+function selectImages(all: LabelledImages, keep: readonly number[]): LabelledImages {
+  const px = all.size * all.size * 3;
+  const images = new Uint8Array(keep.length * px);
+  keep.forEach((i, k) => images.set(all.images.subarray(i * px, (i + 1) * px), k * px));
+  return { images, labels: Int32Array.from(keep, (i) => all.labels[i]!), size: all.size, count: keep.length };
+}
+
+async function openMnist(o: OpenDatasetOptions, share: Share): Promise<Dataset> {
+  const all = loadMnist('train');
+  const data = share.worldSize === 1 ? all : selectImages(all, shareOf([...all.labels.keys()], share, 'digits'));
+  const tokenizer = await makeTokenizer(o.tokenizer, () => MNIST_TRAIN_TEMPLATES.flatMap((t) => DIGIT_NAMES.map((d) => t.replaceAll('{}', d))));
+  const source = new CaptionedImageSource({
+    ...data, outputSize: o.size, tokenizer, batchSize: o.batchSize, seed: o.seed,
+    caption: (label, rng) => captionFor(label, MNIST_TRAIN_TEMPLATES, rng),
+  });
+  return { kind: 'mnist', source, tokenizer, skippedRows: 0, skipped: () => 0, examples: [] };
+}
+
+async function openShards(spec: string, o: OpenDatasetOptions, share: Share): Promise<Dataset> {
+  const shards = shareOf(spec.split(',').map((s) => s.trim()).filter(Boolean), share, 'shard(s)');
+  const tokenizer = await makeTokenizer(o.tokenizer, () => {
+    throw new RilsInputError('WebDataset shards cannot list their captions up front: use a tokenizer with its own vocabulary (byte or CLIP)');
+  });
+  const source = new WebDatasetSource({ shards, tokenizer, batchSize: o.batchSize, seed: o.seed, size: o.size, onError: o.onError ?? 'skip' });
+  return { kind: 'webdataset', source, tokenizer, skippedRows: 0, skipped: () => source.skipped, examples: [] };
+}
+
+async function openFiles(spec: string, o: OpenDatasetOptions, share: Share): Promise<Dataset> {
+  const { items, skipped: skippedRows } = await readCaptionIndex(spec);
+  const tokenizer = await makeTokenizer(o.tokenizer, () => items.map((i) => i.caption));
+  const source = new FileCaptionSource({
+    items: shareOf(items, share, 'examples'), tokenizer, batchSize: o.batchSize, seed: o.seed, size: o.size, onError: o.onError ?? 'skip',
+  });
+  return { kind: 'files', source, tokenizer, skippedRows, skipped: () => source.skipped, examples: items.slice(0, 3) };
+}
+
+/**
+ * Opens the dataset `spec` names: `'mnist'`, a folder, a `.jsonl` or `.csv` index, or one or more
+ * comma-separated WebDataset `.tar` shards. With `worldSize` > 1, this rank reads every
+ * `worldSize`-th example (shards for WebDataset) starting at its rank.
+ *
+ * @example
+ * ```ts
+ * const { source, tokenizer } = await openDataset('captions.jsonl', {
+ *   tokenizer: (captions) => WordTokenizer.fromTexts(captions(), { contextLength: 16 }), batchSize: 64, seed: 0, size: 32,
+ * });
+ * ```
+ */
+export async function openDataset(spec: string, options: OpenDatasetOptions): Promise<Dataset> {
+  if (typeof spec !== 'string' || spec.trim() === '') throw invalid('mnist, a folder, or a .jsonl, .csv or .tar file', 'the dataset', spec);
+  const worldSize = checkInteger(options.worldSize ?? 1, 'worldSize', 1);
+  const rank = checkInteger(options.rank ?? 0, 'rank', 0);
+  if (rank >= worldSize) throw invalid(`an integer < worldSize (${worldSize})`, 'rank', rank);
+  const share = { rank, worldSize };
+  if (spec === 'mnist') return openMnist(options, share);
+  if (spec.endsWith('.tar') || spec.includes(',')) return openShards(spec, options, share);
+  return openFiles(spec, options, share);
+}
