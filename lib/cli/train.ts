@@ -10,7 +10,8 @@ import { distributedFromEnv } from '../distributed.js';
 import type { DistributedOptions } from '../distributed.js';
 import { setNumThreads } from '../index.js';
 import { launchLocalRanks } from '../launch.js';
-import { PRESET_NAMES, isOptionName, presetConfig } from '../options.js';
+import { isOptionName, presetConfig } from '../options.js';
+import { PRESETS } from '../schema.js';
 import type { Device, PresetName, RilsOptions } from '../options.js';
 import { Rils } from '../rils.js';
 import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../tokenizer.js';
@@ -93,7 +94,7 @@ function settingsOf(a: TrainArgs & { data: string }): Settings {
   const optional = <T>(raw: string | undefined, check: (raw: string) => T) => (raw === undefined ? undefined : check(raw));
   for (const option of ['out', 'checkpoint', 'metrics', 'report'] as const) outputOption(a[option], option);
   return {
-    data: a.data, preset: choiceOption(a.preset, 'preset', PRESET_NAMES), device: a.device as Device, gatherGrad: a['gather-grad'],
+    data: a.data, preset: choiceOption(a.preset, 'preset', Object.keys(PRESETS) as PresetName[]), device: a.device as Device, gatherGrad: a['gather-grad'],
     out: a.out, checkpoint: a.checkpoint, metrics: a.metrics, report: a.report, steps: integerOption(a.steps, 'steps', 1),
     globalBatch: integerOption(a.batch, 'batch', 1), seed: integerOption(a.seed, 'seed', 0), lr: numberOption(a.lr, 'lr', 0),
     warmup: integerOption(a.warmup, 'warmup', 0), weightDecay: numberOption(a['weight-decay'], 'weight-decay', 0),
