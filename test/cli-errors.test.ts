@@ -51,6 +51,7 @@ test('bad numbers name the option and the value', async (t) => {
   await failsClearly(t, train('--batch', '0'), /Expected an integer >= 1 for --batch but received "0"/);
   await failsClearly(t, train('--batch', 'abc'), /for --batch but received "abc"/);
   await failsClearly(t, train('--threads', '0'), /Expected an integer >= 1 for --threads but received "0"/);
+  await failsClearly(t, train('--threads', '100000'), /Expected an integer in \[1, \d+\] \(4 × the \d+ cores\) for threads/);
   await failsClearly(t, train('--seed', '-1'), /for --seed but received "-1"/);
   await failsClearly(t, train('--warmup', 'abc'), /for --warmup but received "abc"/);
   await failsClearly(t, train('--master-port', 'abc', '--nproc', '2'), /for --master-port but received "abc"/);
