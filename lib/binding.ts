@@ -12,18 +12,20 @@ import { findCudaLibTorch, listPrebuilds, planAddon } from './addon.js';
 import type { AddonCandidate } from './addon.js';
 import type { ParameterInfo } from './types.js';
 
-/** Model config fields, in the PyTorch reference's snake_case. */
-export type NativeConfig = Record<string, number>;
+/** Model config fields, in the PyTorch reference's snake_case (a choice field as its name). */
+export type NativeConfig = Record<string, number | string>;
 /** Training options, in the PyTorch reference's snake_case. */
-export type NativeTrainOptions = Record<string, number | boolean>;
+export type NativeTrainOptions = Record<string, number | boolean | string>;
 /** Step statistics, in snake_case (RILS_STEP_STATS). */
 export type NativeStats = Record<string, number | boolean>;
 
 /** One row of a native field table (native/model/fields.h). */
 export interface NativeFieldInfo {
   name: string;
-  type: 'int' | 'real' | 'bool';
-  default: number | boolean;
+  type: 'int' | 'real' | 'bool' | 'choice';
+  default: number | boolean | string;
+  /** A choice field's allowed names. */
+  choices?: string[];
   min: number;
   max: number;
   minOpen: boolean;
@@ -33,7 +35,7 @@ export interface NativeFieldInfo {
 export interface NativeSchema {
   config: NativeFieldInfo[];
   train: NativeFieldInfo[];
-  stats: { name: string; type: 'int' | 'real' | 'bool'; reduce: 'mean' | 'sum' | 'none' }[];
+  stats: { name: string; type: 'int' | 'real' | 'bool' | 'choice'; reduce: 'mean' | 'sum' | 'none' }[];
   presets: Record<string, NativeConfig>;
 }
 

@@ -11,8 +11,17 @@ import { toNativeDistributed } from './distributed.js';
 import type { DistributedOptions } from './distributed.js';
 import { camelCase, checkInteger, checkPlainObject, invalid } from './validate.js';
 
-/** The model presets of the RILS spec (§5). */
-export type PresetName = 'vit_l16' | 'vit_b16' | 'vit_s16' | 'vit_ti16' | 'micro';
+/**
+ * The model presets: RILS's of spec §5 (`vit_*`, and `micro`, 32×32 images, for tests and demos)
+ * and OpenAI CLIP's ViTs (`clip_*`; `clip_micro` for tests), which {@link Rils.fromPretrained}
+ * fills with a checkpoint's weights.
+ */
+export type PresetName =
+  | 'vit_l16' | 'vit_b16' | 'vit_s16' | 'vit_ti16' | 'micro'
+  | 'clip_vit_b32' | 'clip_vit_b16' | 'clip_vit_l14' | 'clip_vit_l14_336' | 'clip_micro';
+
+/** The MLP activation: exact (erf) GELU, or QuickGELU x·σ(1.702x) (OpenAI's CLIP). */
+export type Activation = 'gelu' | 'quick_gelu';
 
 /** Where the model lives and runs: `'cpu'`, `'cuda'` (= `'cuda:0'`) or `'cuda:N'`. */
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
@@ -22,6 +31,11 @@ export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
  * `vit_b16` is the official RILS ViT-B/16; `micro` (32×32 images, 4×4 patches) is for tests and demos.
  */
 export interface ModelConfig {
+  /**
+   * The image tower: `'rils'`, RILS's MAE-style ViT with its feature decoder (the `vit_*` presets),
+   * or `'clip'`, OpenAI CLIP's ViT (`clip_*`: class-token pooling through `ln_post` and `proj`).
+   */
+  visionTower: 'rils' | 'clip';
   /** Input image side in pixels (square). vit_*: 224, micro: 32. */
   imageSize: number;
   /** Patch side in pixels. vit_*: 16, micro: 4. */
@@ -34,11 +48,16 @@ export interface ModelConfig {
   visionDepth: number;
   /** ViT attention heads. vit_b16: 12. */
   visionHeads: number;
-  /** MLP hidden size as a multiple of the width. Default 4. */
+  /** MLP hidden size as a multiple of the width (RILS's tower; CLIP's is always 4). Default 4. */
   mlpRatio: number;
+  /** The vision tower's MLP activation. vit_*: `'gelu'`; OpenAI's CLIP: `'quick_gelu'`. */
+  visionAct: Activation;
   /** Feature-decoder width. vit_b16: 768. */
   decoderWidth: number;
-  /** Feature-decoder blocks. Default 1. */
+  /**
+   * Feature-decoder blocks. vit_*: 1. clip_*: 0, no decoder (set >= 1 to fine-tune with RILS's
+   * reconstruction term: a new decoder is initialised).
+   */
   decoderDepth: number;
   /** Feature-decoder heads. vit_b16: 12. */
   decoderHeads: number;
@@ -52,6 +71,8 @@ export interface ModelConfig {
   contextLength: number;
   /** Vocabulary size V; SOT = V − 2 and EOT = V − 1 (EOT is the largest id). CLIP BPE: 49408. */
   vocabSize: number;
+  /** The text tower's MLP activation. Default `'quick_gelu'` (OpenAI's); most open_clip models: `'gelu'`. */
+  textAct: Activation;
   /** Joint embedding size E. vit_b16: 512. */
   embedDim: number;
   /** LayerNorm eps of the vision tower. Default 1e-6. */
@@ -62,6 +83,23 @@ export interface ModelConfig {
   logitScaleInit: number;
   /** Upper clamp of the log logit scale after every step. Default 4.6052 (SLIP's ln 100). */
   logitScaleMax: number;
+  /**
+   * How image files are resized (shorter side to `imageSize`, antialiased, then a centre crop).
+   * vit_*: `'bilinear'`; clip_*: `'bicubic'` (OpenAI's transform).
+   */
+  interpolation: 'bilinear' | 'bicubic';
+  /** Per-channel mean of the input normalisation, red. vit_*: ImageNet's 0.485; clip_*: 0.48145466. */
+  imageMeanR: number;
+  /** Green mean. vit_*: 0.456; clip_*: 0.4578275. */
+  imageMeanG: number;
+  /** Blue mean. vit_*: 0.406; clip_*: 0.40821073. */
+  imageMeanB: number;
+  /** Per-channel standard deviation, red. vit_*: 0.229; clip_*: 0.26862954. */
+  imageStdR: number;
+  /** Green standard deviation. vit_*: 0.224; clip_*: 0.26130258. */
+  imageStdG: number;
+  /** Blue standard deviation. vit_*: 0.225; clip_*: 0.27577711. */
+  imageStdB: number;
 }
 
 /** Optimiser, schedule and loss options (spec §2–3). All optional. */
@@ -157,8 +195,8 @@ export function presetConfig(preset: PresetName): ModelConfig {
 }
 
 /** Options of a table (model or training fields) checked and converted to snake_case. */
-function tableOptions(o: Record<string, unknown>, fields: ReadonlyMap<string, FieldSpec>): Record<string, number | boolean> {
-  const out: Record<string, number | boolean> = {};
+function tableOptions(o: Record<string, unknown>, fields: ReadonlyMap<string, FieldSpec>): Record<string, number | boolean | string> {
+  const out: Record<string, number | boolean | string> = {};
   for (const [key, f] of fields) if (o[key] !== undefined && !ALIASED.has(key)) out[f.name] = checkField(f, o[key], key);
   return out;
 }

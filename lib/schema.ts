@@ -34,9 +34,13 @@ export const STAT_FIELDS: ReadonlyMap<string, { name: string; type: string }> = 
 /** The preset names, and each preset's fields in snake_case. */
 export const PRESETS: Readonly<Record<string, NativeConfig>> = schema.presets;
 
-/** "an integer >= 1", "a number in [0, 1)", "a boolean": what a field accepts. */
+/** "an integer >= 1", "a number in [0, 1)", "a boolean", "'rils' or 'clip'": what a field accepts. */
 export function expected(f: NativeFieldInfo): string {
   if (f.type === 'bool') return 'a boolean';
+  if (f.type === 'choice') {
+    const names = (f.choices ?? []).map((c) => `'${c}'`);
+    return names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names.at(-1)}` : names.join('');
+  }
   const kind = f.type === 'int' ? 'an integer' : 'a number';
   const lower = Number.isFinite(f.min), upper = Number.isFinite(f.max);
   if (lower && upper) return `${kind} in ${f.minOpen ? '(' : '['}${f.min}, ${f.max}${f.maxOpen ? ')' : ']'}`;
@@ -45,14 +49,18 @@ export function expected(f: NativeFieldInfo): string {
   return f.type === 'int' ? 'an integer' : 'a finite number';
 }
 
+/** Whether `value` is of the field's type and in its range. */
+function allowed(f: NativeFieldInfo, value: unknown): boolean {
+  if (f.type === 'bool') return typeof value === 'boolean';
+  if (f.type === 'choice') return typeof value === 'string' && (f.choices ?? []).includes(value);
+  return typeof value === 'number' && Number.isFinite(value) && (f.type !== 'int' || Number.isSafeInteger(value)) &&
+    (f.minOpen ? value > f.min : value >= f.min) && (f.maxOpen ? value < f.max : value <= f.max);
+}
+
 /** `value` checked against the field's type and range; a RilsInputError naming `what` otherwise. */
-export function checkField(f: NativeFieldInfo, value: unknown, what: string): number | boolean {
-  const ok = f.type === 'bool'
-    ? typeof value === 'boolean'
-    : typeof value === 'number' && Number.isFinite(value) && (f.type !== 'int' || Number.isSafeInteger(value)) &&
-      (f.minOpen ? value > f.min : value >= f.min) && (f.maxOpen ? value < f.max : value <= f.max);
-  if (!ok) throw new RilsInputError(`Expected ${expected(f)} for ${what} but received ${describe(value)}`);
-  return value as number | boolean;
+export function checkField(f: NativeFieldInfo, value: unknown, what: string): number | boolean | string {
+  if (!allowed(f, value)) throw new RilsInputError(`Expected ${expected(f)} for ${what} but received ${describe(value)}`);
+  return value as number | boolean | string;
 }
 
 /** snake_case keys → camelCase keys, values unchanged. */

@@ -28,11 +28,21 @@ function properties(file: string, name: string): Map<string, string> {
   const type = declared(file, name);
   const decl = program.getSourceFile(path.join(lib, file))!;
   return new Map(checker.getPropertiesOfType(type).map((p) => [
-    p.name, checker.typeToString(checker.getNonNullableType(checker.getTypeOfSymbolAtLocation(p, decl))),
+    p.name, typeText(checker.getNonNullableType(checker.getTypeOfSymbolAtLocation(p, decl))),
   ]));
 }
 
-const tsType = (t: string) => (t === 'bool' ? 'boolean' : 'number');
+/** A type as written, with a union of string literals spelled out (not by its alias's name). */
+function typeText(type: ts.Type): string {
+  if (type.isUnion() && type.types.every((u) => u.isStringLiteral())) {
+    return type.types.map((u) => `"${(u as ts.StringLiteralType).value}"`).join(' | ');
+  }
+  return checker.typeToString(type);
+}
+
+/** The TypeScript type a field's values have: a choice is the union of its names. */
+const tsType = (f: { type: string; choices?: string[] }) =>
+  f.type === 'bool' ? 'boolean' : f.type === 'choice' ? f.choices!.map((c) => `"${c}"`).join(' | ') : 'number';
 
 function sameFields(t: import('ava').ExecutionContext, actual: Map<string, string>, wanted: Map<string, string>, what: string) {
   const missing = [...wanted.keys()].filter((k) => !actual.has(k));
@@ -43,19 +53,19 @@ function sameFields(t: import('ava').ExecutionContext, actual: Map<string, strin
 }
 
 test('ModelConfig declares every native config field, with its type', (t) => {
-  const wanted = new Map([...CONFIG_FIELDS].map(([k, f]) => [k, tsType(f.type)]));
+  const wanted = new Map([...CONFIG_FIELDS].map(([k, f]) => [k, tsType(f)]));
   sameFields(t, properties('options.ts', 'ModelConfig'), wanted, 'ModelConfig');
 });
 
 test('TrainingOptions declares every native training field (betas for beta1 and beta2), with its type', (t) => {
   const aliased = new Set(Object.values(OPTION_ALIASES).flat().map(camelCase));
-  const wanted = new Map([...TRAIN_FIELDS].filter(([k]) => !aliased.has(k)).map(([k, f]) => [k, tsType(f.type)]));
+  const wanted = new Map([...TRAIN_FIELDS].filter(([k]) => !aliased.has(k)).map(([k, f]) => [k, tsType(f)]));
   wanted.set('betas', '[number, number]');
   sameFields(t, properties('options.ts', 'TrainingOptions'), wanted, 'TrainingOptions');
 });
 
 test('TrainStats declares every native step statistic, with its type', (t) => {
-  const wanted = new Map([...STAT_FIELDS].map(([k, s]) => [k, tsType(s.type)]));
+  const wanted = new Map([...STAT_FIELDS].map(([k, s]) => [k, tsType(s)]));
   sameFields(t, properties('types.ts', 'TrainStats'), wanted, 'TrainStats');
 });
 

@@ -7,6 +7,8 @@
 
 #include <torch/torch.h>
 
+#include "kernels/activation.h"
+
 namespace rils::ops {
 
 // residual + x·Wᵀ + b over the last dimension (F.linear), an undefined bias or residual being none.
@@ -16,9 +18,6 @@ namespace rils::ops {
 // slower on these shapes.
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      const torch::Tensor& residual = {});
-
-// The MLP activations: exact (erf) GELU, and QuickGELU x·σ(1.702x) (OpenAI CLIP).
-enum class Activation { kGelu, kQuickGelu };
 
 // act(x·Wᵀ + b), an MLP's first layer and its activation. CPU fp32: the GEMM runs without its bias,
 // which is added inside one fused activation pass forward and one backward over the [tokens,

@@ -15,25 +15,56 @@
 
 namespace rils {
 
-enum class FieldType { kInt, kReal, kBool };
+// kChoice: an enum, named in JS by the strings of its Range::choices, in enumerator order.
+enum class FieldType { kInt, kReal, kBool, kChoice };
 
 template <class T>
 constexpr FieldType field_type() {
   if constexpr (std::is_same_v<T, bool>) return FieldType::kBool;
+  else if constexpr (std::is_enum_v<T>) return FieldType::kChoice;
   else if constexpr (std::is_integral_v<T>) return FieldType::kInt;
   else return FieldType::kReal;
 }
 
-// The allowed values of a field: an interval, each end closed or open (booleans: any()).
+// Every field's value as a double, and back (an enum by its enumerator's index).
+template <class T>
+constexpr double to_double(T v) {
+  if constexpr (std::is_enum_v<T>) return static_cast<double>(static_cast<int>(v));
+  else return static_cast<double>(v);
+}
+template <class T>
+constexpr T from_double(double v) {
+  if constexpr (std::is_enum_v<T>) return static_cast<T>(static_cast<int>(v));
+  else return static_cast<T>(v);
+}
+
+// The allowed values of a field: an interval, each end closed or open (booleans: any()); for a
+// choice, the indices of `choices` ("a|b|c").
 struct Range {
   double min = -std::numeric_limits<double>::infinity(), max = std::numeric_limits<double>::infinity();
   bool min_open = false, max_open = false;
+  const char* choices = nullptr;
 
   bool contains(double v) const {
     return (min_open ? v > min : v >= min) && (max_open ? v < max : v <= max);
   }
-  std::string describe() const {  // ">= 0", "> 0", "in [0, 1)"
+  // The names of a choice field, in index order.
+  std::vector<std::string> names() const {
+    std::vector<std::string> out(1);
+    for (const char* c = choices; c && *c; ++c) {
+      if (*c == '|') out.emplace_back();
+      else out.back().push_back(*c);
+    }
+    return out;
+  }
+  std::string describe() const {  // ">= 0", "> 0", "in [0, 1)", "one of rils, clip"
     std::ostringstream s;
+    if (choices) {
+      const auto all = names();
+      s << "one of";
+      for (size_t i = 0; i < all.size(); ++i) s << (i ? ", " : " ") << all[i];
+      return s.str();
+    }
     const bool lower = std::isfinite(min), upper = std::isfinite(max);
     if (lower && upper) s << "in " << (min_open ? "(" : "[") << min << ", " << max << (max_open ? ")" : "]");
     else if (lower) s << (min_open ? "> " : ">= ") << min;
@@ -47,6 +78,11 @@ constexpr Range above(double lo) { return {lo, std::numeric_limits<double>::infi
 constexpr Range between(double lo, double hi) { return {lo, hi, false, false}; }  // [lo, hi]
 constexpr Range from_to(double lo, double hi) { return {lo, hi, false, true}; }   // [lo, hi)
 constexpr Range above_up_to(double lo, double hi) { return {lo, hi, true, false}; }  // (lo, hi]
+constexpr Range one_of(const char* choices) {  // "a|b|c": indices 0 .. 2
+  int n = 1;
+  for (const char* c = choices; *c; ++c) n += *c == '|';
+  return {0, static_cast<double>(n - 1), false, false, choices};
+}
 
 struct FieldInfo {
   const char* name;  // the PyTorch reference's snake_case name
@@ -83,10 +119,10 @@ void set_field(S& s, const Field<S>& f, double value) {
 // Row → table entry of struct S whose value is `s.name` (plain) or `s.PATH name()` (TORCH_ARG; PATH is
 // a member prefix such as `optim.`, or empty).
 #define RILS_FIELD_ENTRY(S, T, name, default_value, range)                                  \
-  ::rils::Field<S>{{#name, ::rils::field_type<T>(), static_cast<double>(default_value), range}, \
-                   [](const S& s) { return static_cast<double>(s.name); },                   \
-                   [](S& s, double v) { s.name = static_cast<T>(v); }},
+  ::rils::Field<S>{{#name, ::rils::field_type<T>(), ::rils::to_double<T>(default_value), range}, \
+                   [](const S& s) { return ::rils::to_double(s.name); },                    \
+                   [](S& s, double v) { s.name = ::rils::from_double<T>(v); }},
 #define RILS_ARG_ENTRY(S, PATH, T, name, default_value, range)                              \
-  ::rils::Field<S>{{#name, ::rils::field_type<T>(), static_cast<double>(default_value), range}, \
-                   [](const S& s) { return static_cast<double>(s.PATH name()); },            \
-                   [](S& s, double v) { s.PATH name(static_cast<T>(v)); }},
+  ::rils::Field<S>{{#name, ::rils::field_type<T>(), ::rils::to_double<T>(default_value), range}, \
+                   [](const S& s) { return ::rils::to_double(s.PATH name()); },             \
+                   [](S& s, double v) { s.PATH name(::rils::from_double<T>(v)); }},

@@ -13,12 +13,17 @@ RilsModelImpl::RilsModelImpl(const RilsConfig& c) : cfg(c) {
   const int64_t W = cfg.text_width;
   // Construction order mirrors RILS_VITB16(): vision first, then CLIP's text modules, so that a
   // seeded init draws the same random numbers as the official code.
-  visual = register_module("visual", VisionTransformer(cfg));
-  transformer = register_module("transformer", TextTransformer(W, cfg.text_layers, cfg.text_heads, cfg.text_ln_eps));
+  if (cfg.clip()) clip = register_module("visual", ClipVisionTransformer(cfg));
+  else visual = register_module("visual", VisionTransformer(cfg));
+  transformer = register_module("transformer", Transformer(TransformerOptions(W, cfg.text_layers, cfg.text_heads)
+                                                               .eps(cfg.text_ln_eps)
+                                                               .act(cfg.text_act)
+                                                               .causal(true)));
   token_embedding = register_module("token_embedding", nn::Embedding(cfg.vocab_size, W));
   positional_embedding = register_parameter("positional_embedding", torch::empty({cfg.context_length, W}));
   ln_final = register_module("ln_final", LayerNorm(nn::LayerNormOptions({W}).eps(cfg.text_ln_eps)));
-  image_projection = register_parameter("image_projection", torch::empty({cfg.vision_width, cfg.embed_dim}));
+  if (!cfg.clip())  // CLIP's image projection is visual.proj
+    image_projection = register_parameter("image_projection", torch::empty({cfg.vision_width, cfg.embed_dim}));
   text_projection = register_parameter("text_projection", torch::empty({W, cfg.embed_dim}));
   logit_scale = register_parameter("logit_scale", torch::full({}, cfg.logit_scale_init, torch::kFloat32));
   init_parameters();
@@ -38,7 +43,8 @@ void RilsModelImpl::init_parameters() {
     nn::init::normal_(blk->mlp->c_fc->weight, 0.0, fc_std);
     nn::init::normal_(blk->mlp->c_proj->weight, 0.0, proj_std);
   }
-  nn::init::normal_(image_projection, 0.0, std::pow(static_cast<double>(cfg.vision_width), -0.5));
+  if (image_projection.defined())
+    nn::init::normal_(image_projection, 0.0, std::pow(static_cast<double>(cfg.vision_width), -0.5));
   nn::init::normal_(text_projection, 0.0, std::pow(W, -0.5));
 }
 
@@ -74,25 +80,44 @@ torch::Tensor RilsModelImpl::encode_text(const torch::Tensor& tokens) {
 }
 
 torch::Tensor RilsModelImpl::forward_features(const torch::Tensor& img) {
-  return visual->forward_encoder(img, /*noise=*/{}, /*len_keep=*/0).latent;
+  return (cfg.clip() ? clip->forward_encoder(img, {}, 0) : visual->forward_encoder(img, {}, 0)).latent;
 }
 
+torch::Tensor RilsModelImpl::head_tokens(const torch::Tensor& features) {
+  return cfg.clip() ? clip->ln_post(features) : features;
+}
+
+torch::Tensor RilsModelImpl::pool(const torch::Tensor& features) {
+  if (cfg.clip()) return clip->ln_post(features.select(1, 0));  // [B, W]
+  return features.slice(1, 1).mean(1);                            // [B, W]
+}
+
+// CLIP's patch embeddings take each patch token through the class token's head, ln_post then proj
+// (as MaskCLIP does), the space its pooled embedding lives in.
 ImageOutputs RilsModelImpl::forward_image(const torch::Tensor& img, const ImageRequest& request) {
-  auto f = forward_features(img);  // [B, N + 1, D]
+  auto f = forward_features(img);  // [B, N + 1, W]
   ImageOutputs out;
   out.embedding = project(pool(f));
   if (request.patch_tokens) out.patch_tokens = f.slice(1, 1);
   if (request.cls_token) out.cls_token = f.select(1, 0);
-  if (request.patch_embeddings) out.patch_embeddings = project(f.slice(1, 1));
+  if (request.patch_embeddings) out.patch_embeddings = project(head_tokens(f.slice(1, 1)));
   return out;
 }
 
 FullOutputs RilsModelImpl::forward_full(const torch::Tensor& img, const torch::Tensor& tokens) {
-  auto latent = forward_features(img);  // [B, N + 1, D]
+  auto latent = forward_features(img);  // [B, N + 1, W]
   return {project(pool(latent)), encode_text(tokens), latent};
 }
 
+// The decoder reads the encoder's tokens as the head does, and its predictions are projected as
+// the teacher's full-image tokens are (Trainer::recon_inputs).
 MaskedOutputs RilsModelImpl::forward_masked(const torch::Tensor& img, const torch::Tensor& noise, int64_t len_keep) {
+  TORCH_CHECK_VALUE(cfg.has_decoder(), "RILS's reconstruction term needs a feature decoder: decoderDepth is 0");
+  if (cfg.clip()) {
+    auto masked = clip->forward_encoder(img, noise, len_keep);                        // [R, 1 + K, W]
+    auto pred = clip->forward_decoder(head_tokens(masked.latent), masked.ids_restore);  // [R, N + 1, W]
+    return {project(head_tokens(pred)), masked.mask};
+  }
   auto masked = visual->forward_encoder(img, noise, len_keep);             // [R, 1 + K, D]
   auto pred = visual->forward_decoder(masked.latent, masked.ids_restore);  // [R, N + 1, D]
   return {project(pred), masked.mask};

@@ -3,8 +3,8 @@
 #include <torch/torch.h>
 
 #include "model/config.h"
-#include "model/layers.h"
-#include "model/text.h"
+#include "model/clip_vision.h"
+#include "model/transformer.h"
 #include "model/vision.h"
 
 namespace rils {
@@ -49,14 +49,21 @@ inline ImageOutputs to_fp32(ImageOutputs o) {
   return o;
 }
 
-// Parameter names, shapes and order equal the official RILS_VITB16().state_dict().
+// RILS: a vision tower, CLIP's text tower and the joint space. With the RILS tower, parameter names,
+// shapes and order equal the official RILS_VITB16().state_dict(); with the CLIP tower (cfg.clip()),
+// OpenAI's CLIP state_dict (plus the feature decoder's, when the config has one).
 struct RilsModelImpl : torch::nn::Module {
   explicit RilsModelImpl(const RilsConfig& cfg);
 
-  // timm's path: forward_features → pool → project. [B, 3, H, W] → [B, N + 1, D], cls first, final-normed.
+  // timm's path: forward_features → pool → project.
+  // [B, 3, H, W] → [B, N + 1, W], cls first: RILS's final-normed tokens, CLIP's before ln_post.
   torch::Tensor forward_features(const torch::Tensor& img);
-  torch::Tensor pool(const torch::Tensor& features) { return features.slice(1, 1).mean(1); }  // [B, D], GAP (no cls)
-  torch::Tensor project(const torch::Tensor& tokens) { return torch::matmul(tokens, image_projection); }  // [.., E]
+  // The tokens the projection reads: RILS's as they are, CLIP's through ln_post.
+  torch::Tensor head_tokens(const torch::Tensor& features);
+  // [B, W]: RILS: the mean of the patch tokens (cls excluded); CLIP: the class token.
+  torch::Tensor pool(const torch::Tensor& features);
+  // [.., W] → [.., E]: @ image_projection (RILS) or @ visual.proj (CLIP).
+  torch::Tensor project(const torch::Tensor& tokens) { return torch::matmul(tokens, cfg.clip() ? clip->proj : image_projection); }
   torch::Tensor encode_image(const torch::Tensor& img) { return project(pool(forward_features(img))); }  // [B, E]
   ImageOutputs forward_image(const torch::Tensor& img, const ImageRequest& request);
   torch::Tensor encode_text(const torch::Tensor& tokens);  // int64 [B, L] → [B, E]
@@ -67,8 +74,9 @@ struct RilsModelImpl : torch::nn::Module {
 
   RilsConfig cfg;
   torch::Tensor positional_embedding, image_projection, text_projection, logit_scale;
-  VisionTransformer visual{nullptr};
-  TextTransformer transformer{nullptr};
+  VisionTransformer visual{nullptr};    // the RILS tower, or
+  ClipVisionTransformer clip{nullptr};  // the CLIP tower: whichever cfg.vision_tower says, as `visual`
+  Transformer transformer{nullptr};
   torch::nn::Embedding token_embedding{nullptr};
   LayerNorm ln_final{nullptr};
 

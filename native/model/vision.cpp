@@ -80,8 +80,49 @@ Masking random_masking(const torch::Tensor& x, const torch::Tensor& noise, int64
   return {x_visible, mask, ids_restore};
 }
 
+FeatureDecoder::FeatureDecoder(nn::Module& tower, const RilsConfig& cfg, int64_t D) {
+  const int64_t Dd = cfg.decoder_width, N = cfg.num_patches();
+  decoder_embed = tower.register_module("decoder_embed", Linear(D, Dd));
+  mask_token = tower.register_parameter("mask_token", torch::zeros({1, 1, Dd}));
+  decoder_pos_embed = tower.register_parameter("decoder_pos_embed", torch::zeros({1, N + 1, Dd}), false);
+  decoder_blocks = tower.register_module("decoder_blocks", nn::ModuleList());
+  for (int64_t i = 0; i < cfg.decoder_depth; ++i)
+    decoder_blocks->push_back(Block(Dd, cfg.decoder_heads, cfg.mlp_ratio, cfg.vision_ln_eps));
+  decoder_norm = tower.register_module("decoder_norm", LayerNorm(nn::LayerNormOptions({Dd}).eps(cfg.vision_ln_eps)));
+  decoder_pred = tower.register_module("decoder_pred", Linear(Dd, D));  // back to encoder space
+}
+
+void FeatureDecoder::init(const RilsConfig& cfg) {
+  torch::NoGradGuard no_grad;
+  decoder_pos_embed.copy_(sincos_pos_embed(cfg.decoder_width, cfg.grid_size()));
+  nn::init::normal_(mask_token, 0.0, 0.02);
+  for (const auto& m : {decoder_embed->modules(), decoder_blocks->modules(), decoder_norm->modules(),
+                        decoder_pred->modules()}) {
+    for (auto& module : m) {
+      if (auto* linear = module->as<nn::Linear>()) {
+        nn::init::xavier_uniform_(linear->weight);
+        if (linear->bias.defined()) nn::init::zeros_(linear->bias);
+      } else if (auto* ln = module->as<nn::LayerNorm>()) {
+        nn::init::ones_(ln->weight);
+        nn::init::zeros_(ln->bias);
+      }
+    }
+  }
+}
+
+torch::Tensor FeatureDecoder::forward(const torch::Tensor& latent, const torch::Tensor& ids_restore) {
+  auto x = decoder_embed(latent);  // [B, 1 + K, Dd]
+  const int64_t B = x.size(0), T = x.size(1), Dd = x.size(2), N = ids_restore.size(1);
+  auto mask_tokens = mask_token.expand({B, N + 1 - T, Dd});
+  auto shuffled = torch::cat({x.slice(1, 1), mask_tokens}, 1);                                // [B, N, Dd]
+  auto patches = torch::gather(shuffled, 1, ids_restore.unsqueeze(-1).expand({B, N, Dd}));  // unshuffle
+  x = torch::cat({x.slice(1, 0, 1), patches}, 1) + decoder_pos_embed;                       // [B, N + 1, Dd]
+  for (auto& blk : *decoder_blocks) x = blk->as<Block>()->forward(x);
+  return decoder_pred(decoder_norm(x));  // [B, N + 1, D]
+}
+
 VisionTransformerImpl::VisionTransformerImpl(const RilsConfig& c) : cfg(c) {
-  const int64_t D = cfg.vision_width, Dd = cfg.decoder_width, N = cfg.num_patches();
+  const int64_t D = cfg.vision_width, N = cfg.num_patches();
   // Construction order equals the official module's, so a seeded init draws the same numbers.
   patch_embed = register_module("patch_embed", PatchEmbed(cfg.in_chans, D, cfg.patch_size));
   cls_token = register_parameter("cls_token", torch::zeros({1, 1, D}));
@@ -90,25 +131,18 @@ VisionTransformerImpl::VisionTransformerImpl(const RilsConfig& c) : cfg(c) {
   for (int64_t i = 0; i < cfg.vision_depth; ++i)
     blocks->push_back(Block(D, cfg.vision_heads, cfg.mlp_ratio, cfg.vision_ln_eps));
   norm = register_module("norm", LayerNorm(nn::LayerNormOptions({D}).eps(cfg.vision_ln_eps)));
-  decoder_embed = register_module("decoder_embed", Linear(D, Dd));
-  mask_token = register_parameter("mask_token", torch::zeros({1, 1, Dd}));
-  decoder_pos_embed = register_parameter("decoder_pos_embed", torch::zeros({1, N + 1, Dd}), false);
-  decoder_blocks = register_module("decoder_blocks", nn::ModuleList());
-  for (int64_t i = 0; i < cfg.decoder_depth; ++i)
-    decoder_blocks->push_back(Block(Dd, cfg.decoder_heads, cfg.mlp_ratio, cfg.vision_ln_eps));
-  decoder_norm = register_module("decoder_norm", LayerNorm(nn::LayerNormOptions({Dd}).eps(cfg.vision_ln_eps)));
-  decoder_pred = register_module("decoder_pred", Linear(Dd, D));  // back to encoder space
+  decoder = FeatureDecoder(*this, cfg, D);
   init_weights();
 }
 
 void VisionTransformerImpl::init_weights() {
   torch::NoGradGuard no_grad;
   pos_embed.copy_(sincos_pos_embed(cfg.vision_width, cfg.grid_size()));
-  decoder_pos_embed.copy_(sincos_pos_embed(cfg.decoder_width, cfg.grid_size()));
+  decoder.decoder_pos_embed.copy_(sincos_pos_embed(cfg.decoder_width, cfg.grid_size()));
   auto w = patch_embed->proj->weight;
   nn::init::xavier_uniform_(w.view({w.size(0), -1}));  // as a [D, C·p·p] matrix; conv bias keeps its default
   nn::init::normal_(cls_token, 0.0, 0.02);
-  nn::init::normal_(mask_token, 0.0, 0.02);
+  nn::init::normal_(decoder.mask_token, 0.0, 0.02);
   // Every Linear: xavier weight, zero bias; LayerNorm: 1 / 0. modules() is pre-order, the official
   // apply() post-order, but only Linear draws random numbers and both visit Linears in the same order.
   for (auto& m : modules(/*include_self=*/false)) {
@@ -140,14 +174,7 @@ EncoderOutput VisionTransformerImpl::forward_encoder(const torch::Tensor& img, c
 }
 
 torch::Tensor VisionTransformerImpl::forward_decoder(const torch::Tensor& latent, const torch::Tensor& ids_restore) {
-  auto x = decoder_embed(latent);  // [B, 1 + K, Dd]
-  const int64_t B = x.size(0), T = x.size(1), Dd = x.size(2), N = ids_restore.size(1);
-  auto mask_tokens = mask_token.expand({B, N + 1 - T, Dd});
-  auto shuffled = torch::cat({x.slice(1, 1), mask_tokens}, 1);                                // [B, N, Dd]
-  auto patches = torch::gather(shuffled, 1, ids_restore.unsqueeze(-1).expand({B, N, Dd}));  // unshuffle
-  x = torch::cat({x.slice(1, 0, 1), patches}, 1) + decoder_pos_embed;                       // [B, N + 1, Dd]
-  for (auto& blk : *decoder_blocks) x = blk->as<Block>()->forward(x);
-  return decoder_pred(decoder_norm(x));  // [B, N + 1, D]
+  return decoder.forward(latent, ids_restore);
 }
 
 }  // namespace rils

@@ -67,6 +67,27 @@ struct EncoderOutput {
   torch::Tensor ids_restore;  // [B, N] (undefined without masking)
 };
 
+// MAE's feature decoder (models_rils): predicts encoder-space features of every patch from the
+// visible ones. Not a module of its own: its parts are registered on the tower that owns it, under
+// the official names (decoder_embed, mask_token, decoder_pos_embed, decoder_blocks, decoder_norm,
+// decoder_pred), so parameter names equal WEIGHTS.md.
+struct FeatureDecoder {
+  FeatureDecoder() = default;
+  FeatureDecoder(torch::nn::Module& tower, const RilsConfig& cfg, int64_t encoder_width);
+  // latent [B, 1 + K, D] (cls first, then the visible patches in shuffle order), ids_restore [B, N]
+  // → [B, N + 1, D]: mask tokens fill the removed patches, unshuffled, + positions, blocks, back to D.
+  torch::Tensor forward(const torch::Tensor& latent, const torch::Tensor& ids_restore);
+  // The decoder's own init (the CLIP tower's): sin-cos positions, mask token N(0, 0.02), xavier
+  // Linears, unit LayerNorm. RILS's tower initialises all its modules in the official order instead.
+  void init(const RilsConfig& cfg);
+
+  Linear decoder_embed{nullptr};
+  torch::Tensor mask_token, decoder_pos_embed;
+  torch::nn::ModuleList decoder_blocks{nullptr};
+  LayerNorm decoder_norm{nullptr};
+  Linear decoder_pred{nullptr};
+};
+
 // Official models_rils.MaskedAutoencoderViT, registered as `visual`.
 struct VisionTransformerImpl : torch::nn::Module {
   explicit VisionTransformerImpl(const RilsConfig& cfg);
@@ -76,10 +97,10 @@ struct VisionTransformerImpl : torch::nn::Module {
 
   RilsConfig cfg;
   PatchEmbed patch_embed{nullptr};
-  torch::Tensor cls_token, pos_embed, mask_token, decoder_pos_embed;
-  torch::nn::ModuleList blocks{nullptr}, decoder_blocks{nullptr};
-  LayerNorm norm{nullptr}, decoder_norm{nullptr};
-  Linear decoder_embed{nullptr}, decoder_pred{nullptr};
+  torch::Tensor cls_token, pos_embed;
+  torch::nn::ModuleList blocks{nullptr};
+  LayerNorm norm{nullptr};
+  FeatureDecoder decoder;
 
  private:
   void init_weights();

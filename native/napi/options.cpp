@@ -10,20 +10,34 @@ namespace rils::napi {
 namespace {
 
 const char* type_name(FieldType t) {
-  return t == FieldType::kInt ? "int" : t == FieldType::kReal ? "real" : "bool";
+  switch (t) {
+    case FieldType::kInt: return "int";
+    case FieldType::kReal: return "real";
+    case FieldType::kBool: return "bool";
+    default: return "choice";
+  }
 }
 
-Napi::Value value_to_js(Napi::Env env, FieldType type, double v) {
-  if (type == FieldType::kBool) return Napi::Boolean::New(env, v != 0);
+// Booleans for bool fields, the choice's name for choice fields, numbers otherwise.
+Napi::Value value_to_js(Napi::Env env, const FieldInfo& f, double v) {
+  if (f.type == FieldType::kBool) return Napi::Boolean::New(env, v != 0);
+  if (f.type == FieldType::kChoice) return Napi::String::New(env, f.range.names().at(static_cast<size_t>(v)));
   return Napi::Number::New(env, v);
 }
 
-// A JS value as the field's double: booleans for bool fields, numbers otherwise. The range and
-// integrality are set_field's (model/fields.h) checks.
+// A JS value as the field's double (a choice by its index). The range and integrality are
+// set_field's (model/fields.h) checks.
 double value_from_js(const Napi::Value& v, const FieldInfo& f) {
   if (f.type == FieldType::kBool) {
     if (!v.IsBoolean()) fail(kInputError, std::string("Expected a boolean for ") + f.name);
     return v.As<Napi::Boolean>().Value() ? 1.0 : 0.0;
+  }
+  if (f.type == FieldType::kChoice) {
+    const auto names = f.range.names();
+    const auto name = v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+    for (size_t i = 0; i < names.size(); ++i)
+      if (names[i] == name) return static_cast<double>(i);
+    fail(kInputError, std::string("Expected ") + f.name + " " + f.range.describe());
   }
   if (!v.IsNumber()) fail(kInputError, std::string("Expected a number for ") + f.name);
   return v.As<Napi::Number>().DoubleValue();
@@ -46,7 +60,7 @@ void fields_from_js(const Napi::Object& obj, const std::vector<Field<S>>& fields
 template <class S>
 Napi::Object fields_to_js(Napi::Env env, const std::vector<Field<S>>& fields, const S& s) {
   auto out = Napi::Object::New(env);
-  for (const auto& f : fields) out.Set(f.info.name, value_to_js(env, f.info.type, f.get(s)));
+  for (const auto& f : fields) out.Set(f.info.name, value_to_js(env, f.info, f.get(s)));
   return out;
 }
 
@@ -54,7 +68,12 @@ Napi::Object info_to_js(Napi::Env env, const FieldInfo& f) {
   auto o = Napi::Object::New(env);
   o.Set("name", f.name);
   o.Set("type", type_name(f.type));
-  o.Set("default", value_to_js(env, f.type, f.default_value));
+  o.Set("default", value_to_js(env, f, f.default_value));
+  if (f.type == FieldType::kChoice) {
+    auto choices = Napi::Array::New(env);
+    for (const auto& n : f.range.names()) choices.Set(choices.Length(), n);
+    o.Set("choices", choices);
+  }
   o.Set("min", f.range.min);
   o.Set("max", f.range.max);
   o.Set("minOpen", f.range.min_open);
@@ -123,7 +142,7 @@ Napi::Object train_options_to_js(Napi::Env env, const TrainOptions& o) { return 
 
 Napi::Object stats_to_js(Napi::Env env, const StepStats& s) {
   auto out = Napi::Object::New(env);
-  for (const auto& f : step_stats_fields()) out.Set(f.info.name, value_to_js(env, f.info.type, f.get(s)));
+  for (const auto& f : step_stats_fields()) out.Set(f.info.name, value_to_js(env, f.info, f.get(s)));
   return out;
 }
 

@@ -94,6 +94,9 @@ Trainer::Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, tor
   for (const auto& f : train_fields()) set_field(checked, f, f.get(options_));
   TORCH_CHECK_VALUE(cfg.len_keep(options_.mask_ratio()) >= 1, "maskRatio ", options_.mask_ratio(),
                     " leaves no visible patch out of ", cfg.num_patches());
+  TORCH_CHECK_VALUE(options_.loss.recon_weight() == 0 || cfg.has_decoder(), "Expected reconWeight 0 for a model ",
+                    "without a feature decoder (decoderDepth 0) but received ", options_.loss.recon_weight(),
+                    ": RILS's reconstruction term needs one (decoderDepth >= 1)");
   model_->to(device_);
   if (device_.is_cuda()) allow_tf32();
   optimizer_ = make_adamw(*model_, options_.optim);
@@ -150,7 +153,8 @@ ReconInputs Trainer::recon_inputs(const Batch& batch, const FullOutputs& full, c
                                   const torch::Tensor& rows, int64_t len_keep) {
   return run_mixed(device_, [&] {
     auto m = model_->forward_masked(batch.images.index_select(0, rows), noise.index_select(0, rows), len_keep);
-    return ReconInputs{m.pred, model_->project(full.latent.index_select(0, rows)), m.mask};
+    auto teacher = model_->project(model_->head_tokens(full.latent.index_select(0, rows)));
+    return ReconInputs{m.pred, teacher, m.mask};
   });
 }
 
