@@ -4,11 +4,10 @@
  * pull in a whole tensor library, and the format is a 40-line contract that needs strict checks.
  * @module
  */
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
 
 import { RilsWeightsError } from './errors.js';
+import { writeFileAtomic } from './files.js';
 
 /** Element types of the format. */
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -113,8 +112,8 @@ export interface TensorToWrite {
 }
 
 /**
- * Writes a file atomically: a temporary file in the same folder, fsync, then rename, so a crash
- * never leaves a half-written file under `path`.
+ * Writes a file atomically (lib/files.ts: a temporary file in the same folder, fsync, rename), so a
+ * crash never leaves a half-written file under `path`; through symbolic links, only over a regular file.
  */
 export async function writeSafetensors(
   path: string,
@@ -133,24 +132,11 @@ export async function writeSafetensors(
   json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
   const length = Buffer.alloc(8);
   length.writeBigUInt64LE(BigInt(json.byteLength));
-
-  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  const file = await open(temp, 'w');
-  try {
+  await writeFileAtomic(path, async (file) => {
     await file.write(length);
     await file.write(json);
     for (const t of tensors) await file.write(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-    await file.sync();
-    await file.close();
-    await rename(temp, path);
-    // The rename itself must reach the disk before a later step relies on it.
-    const dir = await open(dirname(path), 'r');
-    await dir.sync().finally(() => dir.close());
-  } catch (error) {
-    await file.close().catch(() => undefined);
-    await rm(temp, { force: true });
-    throw error;
-  }
+  });
 }
 
 /** Little-endian F32 bytes as a Float32Array (copied only when the view is misaligned). */
