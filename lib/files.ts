@@ -50,7 +50,7 @@ function writeError(path: string, error: unknown, temp: string): RilsInputError 
 }
 
 /** What a file system node that is not a regular file is, for messages. */
-function describeNode(info: Stats): string {
+export function describeNode(info: Stats): string {
   if (info.isDirectory()) return 'a folder';
   if (info.isCharacterDevice()) return 'a character device';
   if (info.isBlockDevice()) return 'a block device';
