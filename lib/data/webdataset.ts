@@ -11,8 +11,8 @@ import tar from 'tar-stream';
 
 import { RilsInputError } from '../errors.js';
 import { Random } from './augment.js';
-import { decodeBatch } from './files.js';
-import type { ImageBatchOptions, PlannedSample } from './files.js';
+import { checkImageBatchOptions, decodeBatch } from './files.js';
+import type { ImageBatchOptions, PlannedSample, SkipCounts } from './files.js';
 import type { BatchSource, SourcedBatch } from './source.js';
 
 const IMAGE_EXT = new Set(['jpg', 'jpeg', 'png', 'webp']);
@@ -75,17 +75,20 @@ interface Position {
 }
 
 /** Batches streamed from WebDataset shards. */
-export class WebDatasetSource implements BatchSource {
+export class WebDatasetSource implements BatchSource, SkipCounts {
   readonly #o: WebDatasetSourceOptions;
   #pos: Position;
   #rng: Random;
   #samples: AsyncGenerator<RawSample> | null = null;
   #reading: Promise<unknown> = Promise.resolve();
-  /** Samples without an image or a caption, and images that could not be decoded. */
+  /** Samples without an image or a caption, and images that could not be decoded or were over `maxPixels`. */
   skipped = 0;
+  /** Of the skipped images, those over `maxPixels`. */
+  oversized = 0;
 
   constructor(options: WebDatasetSourceOptions) {
     if (!Array.isArray(options.shards) || options.shards.length === 0) throw new RilsInputError('Expected at least one .tar shard');
+    checkImageBatchOptions(options);
     this.#o = options;
     this.#rng = new Random(options.seed);
     this.#pos = { rng: this.#rng.state, order: [], shard: 0, sample: 0 };
@@ -131,11 +134,7 @@ export class WebDatasetSource implements BatchSource {
       return { samples, position: { ...this.#pos, order: [...this.#pos.order] } };
     });
     this.#reading = read.catch(() => undefined);
-    return read.then(async ({ samples, position }) => ({
-      ...(await decodeBatch(samples, this.#o.size, this.#o.cropScale ?? [0.5, 1], this.#o.tokenizer, this.#o.onError ?? 'skip',
-        () => this.skipped++)),
-      position,
-    }));
+    return read.then(async ({ samples, position }) => ({ ...(await decodeBatch(samples, this.#o, this)), position }));
   }
 
   restore(position: unknown): void {
