@@ -1,7 +1,7 @@
 // The training loaders under large and damaged input (issue 20): huge images decode shrunk, images over
-// maxPixels are skipped and counted.
+// maxPixels are skipped and counted, and a truncated WebDataset shard is skipped with a count.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -96,4 +96,21 @@ test('an image larger than 4 × the input side gives the crop of its full-size d
   for (let i = 0; i < expected.length; i++) diff = Math.max(diff, Math.abs(expected[i]! - images[i]!));
   t.log(`largest difference from the full-size crop: ${diff} / 255`);
   t.true(diff <= 12, `${diff}`);
+});
+
+test('a truncated shard is skipped with a count, or stops the run naming it', async (t) => {
+  const dir = tmp();
+  const [good, cut] = [path.join(dir, 'good.tar'), path.join(dir, 'cut.tar')];
+  await makeShard(good, [{ key: 'g1', png: true, txt: 'a red thing' }, { key: 'g2', png: true, txt: 'a blue thing' }]);
+  await makeShard(cut, [{ key: 'c1', png: true, txt: 'a red thing' }, { key: 'c2', png: true, txt: 'a blue thing' }, { key: 'c3', png: true, txt: 'a thing' }]);
+  const whole = readFileSync(cut);
+  writeFileSync(cut, whole.subarray(0, Math.floor(whole.length / 2))); // cut inside a sample
+  const source = new WebDatasetSource({ shards: [good, cut], tokenizer, batchSize: 2, size: 16, seed: 0 });
+  for (let i = 0; i < 6; i++) t.is((await source.next()).batchSize, 2); // three epochs, each over the damage
+  t.true(source.skippedShards >= 3, `${source.skippedShards}`);
+  t.regex(source.lastShardError!, /cut\.tar is not a readable tar shard: Unexpected end of data/);
+  const strict = new WebDatasetSource({ shards: [cut], tokenizer, batchSize: 4, size: 16, seed: 0, onError: 'throw' });
+  await t.throwsAsync(strict.next(), { instanceOf: RilsInputError, message: /cut\.tar is not a readable tar shard: Unexpected end of data/ });
+  const only = new WebDatasetSource({ shards: [path.join(dir, 'missing.tar')], tokenizer, batchSize: 2, size: 16, seed: 0 });
+  await t.throwsAsync(only.next(), { instanceOf: RilsInputError, message: /The shards hold no usable sample \(\d+ unreadable; the last: .*missing\.tar/ });
 });
