@@ -1,7 +1,8 @@
 /**
  * Training checkpoints: weights, AdamW moments, the step, the mask-noise generator and the
  * caller's own state (e.g. the data position), in one safetensors file written atomically and
- * verified with a SHA-256 of its data on load.
+ * verified on load with a SHA-256 of its whole meaning: every metadata entry, every tensor's name,
+ * dtype and shape, and the data.
  * @internal
  * @module
  */
@@ -13,7 +14,13 @@ import { RilsWeightsError } from './errors.js';
 import { asFloat32, readSafetensors, writeSafetensors } from './safetensors.js';
 import type { SafetensorsFile, TensorToWrite } from './safetensors.js';
 
-export const CHECKPOINT_FORMAT = 'rils-checkpoint-v1';
+export const CHECKPOINT_FORMAT = 'rils-checkpoint-v2';
+/**
+ * The first format, whose SHA-256 covers only the data and the per-rank state: an edited step, data
+ * position, option or tensor name went unnoticed. Still loaded (and checked as far as it goes), so
+ * that runs resume across the upgrade; every new save is v2.
+ */
+const FORMAT_V1 = 'rils-checkpoint-v1';
 const RNG_TENSOR = 'rng.mask_noise';
 
 /** What the model hands over to be saved. */
@@ -47,6 +54,27 @@ export interface LoadedCheckpoint {
   ranks?: RankState[] | undefined;
 }
 
+/** A tensor as the digest sees it: where its bytes begin in the data section, and what they mean. */
+interface DescribedTensor {
+  name: string;
+  dtype: string;
+  shape: readonly number[];
+  begin: number;
+}
+
+/**
+ * The v2 digest: the metadata but the digest itself, sorted by key; every tensor's name, dtype and
+ * shape, in data order (equal offsets, of empty tensors, by name); then the data section.
+ */
+function digest(metadata: Record<string, string>, tensors: readonly DescribedTensor[], data: Iterable<Uint8Array>): string {
+  const entries = Object.keys(metadata).filter((k) => k !== 'sha256').sort().map((k) => [k, metadata[k]]);
+  const described = [...tensors].sort((a, b) => a.begin - b.begin || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((t) => [t.name, t.dtype, t.shape]);
+  const hash = createHash('sha256').update(`${JSON.stringify(entries)}\n${JSON.stringify(described)}\n`);
+  for (const bytes of data) hash.update(bytes);
+  return hash.digest('hex');
+}
+
 export async function writeCheckpoint(path: string, c: CheckpointContent): Promise<void> {
   const f32 = (e: NativeTensorEntry): TensorToWrite => ({ name: e.name, dtype: 'F32', shape: e.shape, data: new Float32Array(e.data) });
   const tensors: TensorToWrite[] = [
@@ -54,18 +82,22 @@ export async function writeCheckpoint(path: string, c: CheckpointContent): Promi
     ...c.moments.map(f32),
     { name: RNG_TENSOR, dtype: 'U8', shape: [c.rng.byteLength], data: new Uint8Array(c.rng) },
   ];
-  const hash = createHash('sha256');
-  for (const t of tensors) hash.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
   const ranks = c.ranks && JSON.stringify(c.ranks.map((r) => ({ rng: Buffer.from(r.rng).toString('base64'), extra: r.extra ?? null })));
-  if (ranks) hash.update(ranks);
-  await writeSafetensors(path, tensors, {
+  const metadata = {
     ...c.metadata,
     format: CHECKPOINT_FORMAT,
     step: String(c.step),
     extra: JSON.stringify(c.extra ?? null),
     ...(ranks ? { ranks } : {}),
-    sha256: hash.digest('hex'),
+  };
+  let begin = 0; // writeSafetensors lays the tensors out in this order, back to back
+  const described = tensors.map((t) => {
+    const tensor = { name: t.name, dtype: t.dtype, shape: t.shape, begin };
+    begin += t.data.byteLength;
+    return tensor;
   });
+  const data = tensors.map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  await writeSafetensors(path, tensors, { ...metadata, sha256: digest(metadata, described, data) });
 }
 
 /** Every rank's generator state and extra (a collective over the job's ranks). */
@@ -85,16 +117,29 @@ export function rankState(c: LoadedCheckpoint, rank: number, worldSize: number, 
   return c.ranks[rank]!;
 }
 
+/** Checks a checkpoint against the digest written with it (v1's covers less: see {@link FORMAT_V1}). */
+function verify(path: string, file: SafetensorsFile): void {
+  const m = file.metadata;
+  let expected: string;
+  if (m.format === CHECKPOINT_FORMAT) {
+    const tensors = [...file.tensors].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, begin: t.bytes.byteOffset - file.data.byteOffset }));
+    expected = digest(m, tensors, [file.data]);
+  } else if (m.format === FORMAT_V1) {
+    const hash = createHash('sha256').update(file.data);
+    if (m.ranks) hash.update(m.ranks);
+    expected = hash.digest('hex');
+  } else {
+    throw new RilsWeightsError(`${path} is not a rils checkpoint (format ${JSON.stringify(m.format ?? null)}); use loadWeights for weight files`);
+  }
+  if (expected !== m.sha256) {
+    throw new RilsWeightsError(`${path} is corrupt or was edited: it does not match the checksum written with it`);
+  }
+}
+
 export async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
   const file: SafetensorsFile = await readSafetensors(path);
   const m = file.metadata;
-  if (m.format !== CHECKPOINT_FORMAT) {
-    throw new RilsWeightsError(`${path} is not a rils checkpoint (format ${JSON.stringify(m.format ?? null)}); use loadWeights for weight files`);
-  }
-  const hash = createHash('sha256').update(file.data);
-  if (m.ranks) hash.update(m.ranks);
-  const digest = hash.digest('hex');
-  if (digest !== m.sha256) throw new RilsWeightsError(`${path} is corrupt: its data does not match the checksum written with it`);
+  verify(path, file);
   const weights: LoadedCheckpoint['weights'] = [];
   const moments: LoadedCheckpoint['moments'] = [];
   let rng: Uint8Array | undefined;

@@ -43,6 +43,35 @@ export async function loadImages(sources: readonly ImageSource[], size: number):
   return out;
 }
 
+/** Images with more pixels than this (width × height) are not decoded by the training loaders, by default. */
+export const DEFAULT_MAX_PIXELS = 100_000_000;
+
+/** An image too large to decode, under its `maxPixels` option. @internal */
+export class OversizedImageError extends RilsInputError {}
+
+/**
+ * Decodes an image for a training crop: RGB in EXIF orientation, shrunk while it loads so that its
+ * shorter side is at most `side` (never enlarged): JPEG and WebP decode at 1/2 to 1/8 scale, other
+ * formats stream through the resize, so a 15000 × 15000 PNG costs ~70 MB instead of 675. An image of
+ * more than `maxPixels` pixels is refused from its header, before any decoding.
+ */
+export async function decodeShrunk(input: Buffer | string, side: number, maxPixels: number): Promise<{ data: Buffer; width: number; height: number }> {
+  try {
+    const { data, info } = await sharp(input, { limitInputPixels: maxPixels })
+      .rotate()
+      .resize(side, side, { fit: 'outside', withoutEnlargement: true, kernel: 'linear' })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    return { data, width: info.width, height: info.height };
+  } catch (error) {
+    if (!/pixel limit/.test((error as Error).message)) throw error;
+    const { width = 0, height = 0 } = await sharp(input, { limitInputPixels: false }).metadata();
+    throw new OversizedImageError(`it has ${width}×${height} = ${width * height} pixels, more than maxPixels (${maxPixels})`);
+  }
+}
+
 /**
  * Renders one text's per-patch probabilities as a heat map over the image (eval crop), as PNG.
  * `probabilities` holds the `gridSize`² patch values of that text, row-major.

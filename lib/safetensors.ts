@@ -4,11 +4,12 @@
  * pull in a whole tensor library, and the format is a 40-line contract that needs strict checks.
  * @module
  */
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 
 import { RilsWeightsError } from './errors.js';
+import { describeNode, writeFileAtomic } from './files.js';
 
 /** Element types of the format. */
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -16,8 +17,8 @@ export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 
 const DTYPE_BYTES: Record<SafetensorsDtype, number> = {
   F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
 };
-/** Headers larger than this are rejected as corrupt rather than parsed. */
-const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+/** The format's cap on the header (safetensors' MAX_HEADER_SIZE): larger ones are refused unread. */
+const MAX_HEADER_BYTES = 100_000_000;
 
 /** One tensor: its raw little-endian bytes. */
 export interface SafetensorsEntry {
@@ -43,25 +44,77 @@ function corrupt(path: string, why: string): RilsWeightsError {
   return new RilsWeightsError(`${path} is not a valid safetensors file: ${why}`);
 }
 
+/** Checks the u64 header length `n` of a file of `size` bytes. */
+function checkHeaderLength(n: bigint, size: number, path: string): number {
+  if (n > BigInt(MAX_HEADER_BYTES)) throw corrupt(path, `header length ${n} is over the format's limit of ${MAX_HEADER_BYTES} bytes`);
+  if (8 + Number(n) > size) throw corrupt(path, `header length ${n} exceeds the file (${size} bytes)`);
+  return Number(n);
+}
+
+/** The first key that appears twice in one object of a valid JSON text (JSON.parse keeps the last silently). */
+function duplicateKey(json: string): string | undefined {
+  const objects: (Set<string> | null)[] = []; // the keys of each open object; null for an array
+  for (let i = 0; i < json.length; i++) {
+    const c = json[i];
+    if (c === '{' || c === '[') objects.push(c === '{' ? new Set() : null);
+    else if (c === '}' || c === ']') objects.pop();
+    else if (c === '"') {
+      let end = i + 1;
+      while (json[end] !== '"') end += json[end] === '\\' ? 2 : 1;
+      let next = end + 1;
+      while (json[next] === ' ' || json[next] === '\n' || json[next] === '\r' || json[next] === '\t') next++;
+      const keys = objects.at(-1);
+      if (keys && json[next] === ':') {
+        const raw = json.slice(i + 1, end);
+        const key = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
+        if (keys.has(key)) return key;
+        keys.add(key);
+      }
+      i = end;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Checks that the tensors' byte ranges tile the data section exactly, as the format requires: in
+ * offset order each begins where the previous ends, and the last ends with the file.
+ */
+function checkTiling(ranges: { name: string; begin: number; end: number }[], size: number, path: string): void {
+  ranges.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  let previous = '';
+  for (const { name, begin, end } of ranges) {
+    if (begin < at) throw corrupt(path, `the data of '${name}' overlaps that of '${previous}'`);
+    if (begin > at) throw corrupt(path, `${begin - at} bytes before the data of '${name}' belong to no tensor`);
+    [at, previous] = [end, name];
+  }
+  if (at !== size) throw corrupt(path, `${size - at} bytes after the last tensor's data belong to no tensor`);
+}
+
 /** Parses a file's bytes, checking every offset and size. */
 export function parseSafetensors(buffer: Uint8Array, path = 'buffer'): SafetensorsFile {
   if (buffer.byteLength < 8) throw corrupt(path, `${buffer.byteLength} bytes is too short for a header`);
   const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  const n = Number(view.getBigUint64(0, true));
-  if (n > MAX_HEADER_BYTES || 8 + n > buffer.byteLength) throw corrupt(path, `header length ${n} exceeds the file`);
+  const n = checkHeaderLength(view.getBigUint64(0, true), buffer.byteLength, path);
+  let json: string;
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buffer.subarray(8, 8 + n)));
+    json = new TextDecoder('utf-8', { fatal: true }).decode(buffer.subarray(8, 8 + n));
+    header = JSON.parse(json);
   } catch (error) {
     throw corrupt(path, `header is not JSON (${(error as Error).message})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) throw corrupt(path, 'header is not an object');
+  const duplicate = duplicateKey(json);
+  if (duplicate !== undefined) throw corrupt(path, `the header names '${duplicate}' twice`);
   const data = buffer.subarray(8 + n);
   const tensors = new Map<string, SafetensorsEntry>();
+  const ranges: { name: string; begin: number; end: number }[] = [];
   let metadata: Record<string, string> = {};
   for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (info !== null && typeof info === 'object' && Object.values(info).every((v) => typeof v === 'string')) {
+      if (info !== null && typeof info === 'object' && !Array.isArray(info) && Object.values(info).every((v) => typeof v === 'string')) {
         metadata = info as Record<string, string>;
         continue;
       }
@@ -85,19 +138,49 @@ export function parseSafetensors(buffer: Uint8Array, path = 'buffer'): Safetenso
       throw corrupt(path, `'${name}' has ${end - begin} bytes for shape [${shape.join(', ')}] of ${dtype}`);
     }
     tensors.set(name, { dtype, shape: shape as number[], bytes: data.subarray(begin, end) });
+    ranges.push({ name, begin, end });
   }
+  checkTiling(ranges, data.byteLength, path);
   return { tensors, metadata, data };
 }
 
-/** Reads and parses a file (off the JS thread: fs reads run on libuv's pool). */
+/** Fills `buffer` from the file at `position`, or fails naming the file when it ends first (it shrank while read). */
+async function readExactly(file: FileHandle, buffer: Uint8Array, position: number, path: string): Promise<void> {
+  for (let done = 0; done < buffer.byteLength;) {
+    const { bytesRead } = await file.read(buffer, done, buffer.byteLength - done, position + done);
+    if (bytesRead === 0) throw corrupt(path, 'the file ended while it was read (truncated by another process?)');
+    done += bytesRead;
+  }
+}
+
+/**
+ * Reads and parses a file (off the JS thread: fs reads run on libuv's pool). Only a regular file is
+ * read (a device such as /dev/zero never ends, and opening a FIFO would wait for a writer), and only
+ * once its header length fits the format and the file.
+ */
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
-  let buffer: Buffer;
+  let file: FileHandle;
   try {
-    buffer = await readFile(path);
+    file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
     throw new RilsWeightsError(`Cannot read ${path}: ${(error as Error).message}`);
   }
-  return parseSafetensors(buffer, path);
+  try {
+    const info = await file.stat();
+    if (!info.isFile()) throw new RilsWeightsError(`Expected a safetensors file for ${path} but it is ${describeNode(info)}`);
+    if (info.size < 8) throw corrupt(path, `${info.size} bytes is too short for a header`);
+    const length = new Uint8Array(8);
+    await readExactly(file, length, 0, path);
+    checkHeaderLength(new DataView(length.buffer).getBigUint64(0, true), info.size, path);
+    const buffer = Buffer.allocUnsafe(info.size);
+    await readExactly(file, buffer, 0, path);
+    return parseSafetensors(buffer, path);
+  } catch (error) {
+    if (error instanceof RilsWeightsError) throw error;
+    throw new RilsWeightsError(`Cannot read ${path}: ${(error as Error).message}`);
+  } finally {
+    await file.close();
+  }
 }
 
 /** A tensor to write. */
@@ -113,8 +196,8 @@ export interface TensorToWrite {
 }
 
 /**
- * Writes a file atomically: a temporary file in the same folder, fsync, then rename, so a crash
- * never leaves a half-written file under `path`.
+ * Writes a file atomically (lib/files.ts: a temporary file in the same folder, fsync, rename), so a
+ * crash never leaves a half-written file under `path`; through symbolic links, only over a regular file.
  */
 export async function writeSafetensors(
   path: string,
@@ -133,24 +216,11 @@ export async function writeSafetensors(
   json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
   const length = Buffer.alloc(8);
   length.writeBigUInt64LE(BigInt(json.byteLength));
-
-  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  const file = await open(temp, 'w');
-  try {
+  await writeFileAtomic(path, async (file) => {
     await file.write(length);
     await file.write(json);
     for (const t of tensors) await file.write(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-    await file.sync();
-    await file.close();
-    await rename(temp, path);
-    // The rename itself must reach the disk before a later step relies on it.
-    const dir = await open(dirname(path), 'r');
-    await dir.sync().finally(() => dir.close());
-  } catch (error) {
-    await file.close().catch(() => undefined);
-    await rm(temp, { force: true });
-    throw error;
-  }
+  });
 }
 
 /** Little-endian F32 bytes as a Float32Array (copied only when the view is misaligned). */

@@ -8,6 +8,7 @@ import sharp from 'sharp';
 
 import { FileCaptionSource, RilsInputError, WordTokenizer, loadMnist, readCaptionIndex } from '../lib/index.js';
 import { Random, randomResizedCrop } from '../lib/data/augment.js';
+import { makeShard } from './helpers/shards.js';
 
 async function makeDataset(): Promise<string> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-data-'));
@@ -84,24 +85,6 @@ test('RandomResizedCrop is seeded and keeps the size', (t) => {
   randomResizedCrop(src, 20, 10, 3, 8, new Random(6), b);
   t.notDeepEqual(a, b);
 });
-
-async function makeShard(file: string, samples: { key: string; png?: boolean; corrupt?: boolean; txt?: string; json?: string }[]) {
-  const tar = (await import('tar-stream')).default;
-  const { createWriteStream } = await import('node:fs');
-  const pack = tar.pack();
-  const done = new Promise<void>((resolve, reject) => pack.pipe(createWriteStream(file)).on('finish', resolve).on('error', reject));
-  for (const s of samples) {
-    if (s.png) {
-      const shade = s.key.length * 20;
-      const png = s.corrupt ? Buffer.from('not a png') : await sharp({ create: { width: 20, height: 24, channels: 3, background: { r: shade, g: 10, b: 90 } } }).png().toBuffer();
-      pack.entry({ name: `${s.key}.png` }, png);
-    }
-    if (s.txt !== undefined) pack.entry({ name: `${s.key}.txt` }, s.txt);
-    if (s.json !== undefined) pack.entry({ name: `${s.key}.json` }, s.json);
-  }
-  pack.finalize();
-  await done;
-}
 
 test('WebDataset shards: streamed samples, captions from .txt/.json, skips counted, exact resume', async (t) => {
   const { WebDatasetSource } = await import('../lib/index.js');

@@ -8,11 +8,11 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
-import sharp from 'sharp';
-
 import type { Batch } from '../types.js';
 import type { Tokenizer } from '../tokenizer.js';
 import { RilsInputError } from '../errors.js';
+import { DEFAULT_MAX_PIXELS, OversizedImageError, decodeShrunk } from '../images.js';
+import { checkInteger } from '../validate.js';
 import { Random, randomResizedCrop } from './augment.js';
 import type { BatchSource, SourcedBatch } from './source.js';
 
@@ -120,6 +120,31 @@ export interface ImageBatchOptions {
   cropScale?: [number, number];
   /** `'skip'` (default) counts unreadable images and fills their slot with another image of the batch; `'throw'` stops. */
   onError?: 'skip' | 'throw';
+  /**
+   * Images with more pixels (width × height) are not decoded: they are skipped like unreadable ones
+   * (and counted in `oversized` too), or fail with `onError: 'throw'`. Default 100 000 000.
+   */
+  maxPixels?: number;
+}
+
+/** Checks the options both image sources share. @internal */
+export function checkImageBatchOptions(options: ImageBatchOptions): void {
+  if (options.maxPixels !== undefined) checkInteger(options.maxPixels, 'maxPixels', 1);
+}
+
+/**
+ * Decoded images are shrunk to a shorter side of at most this many model input sides (never enlarged):
+ * a crop of half the image or more then still samples ~3 source pixels per output pixel, so the
+ * RandomResizedCrop differs from one of the full-size image only by resampling.
+ */
+const DECODE_SIDES = 4;
+
+/** What an image source counts of the images it skips. @internal */
+export interface SkipCounts {
+  /** Images that could not be decoded, or were over `maxPixels`. */
+  skipped: number;
+  /** Of those, the ones over `maxPixels`. */
+  oversized: number;
 }
 
 /** Options of {@link FileCaptionSource}. */
@@ -137,25 +162,24 @@ export interface PlannedSample {
 }
 
 /**
- * Decodes planned samples in parallel (sharp, libuv's pool) and crops each with its own generator,
- * so the result does not depend on decode timing. Unreadable images are counted in `onSkip` and
- * their slots filled with another image of the batch, or fail with `onError: 'throw'`.
+ * Decodes planned samples in parallel (sharp, libuv's pool), each shrunk while it loads, and crops each
+ * with its own generator, so the result does not depend on decode timing. The crop box is drawn on the
+ * decoded image: the spec's RandomResizedCrop up to resampling. Unreadable and oversized images are
+ * counted in `counts` and their slots filled with another image of the batch, or fail with `onError: 'throw'`.
  * @internal
  */
-export async function decodeBatch(
-  samples: readonly PlannedSample[], size: number, cropScale: [number, number], tokenizer: Tokenizer,
-  onError: 'skip' | 'throw', onSkip: () => void,
-): Promise<Batch> {
+export async function decodeBatch(samples: readonly PlannedSample[], o: ImageBatchOptions, counts: SkipCounts): Promise<Batch> {
+  const { size, tokenizer } = o;
   const images = new Uint8Array(samples.length * size * size * 3);
   const ok = await Promise.all(samples.map(async (s, k) => {
     try {
-      const { data, info } = await sharp(await s.load()).rotate().removeAlpha().toColourspace('srgb').raw()
-        .toBuffer({ resolveWithObject: true });
-      randomResizedCrop(data, info.width, info.height, 3, size, s.crop, images, k * size * size * 3, cropScale);
+      const { data, width, height } = await decodeShrunk(await s.load(), DECODE_SIDES * size, o.maxPixels ?? DEFAULT_MAX_PIXELS);
+      randomResizedCrop(data, width, height, 3, size, s.crop, images, k * size * size * 3, o.cropScale ?? [0.5, 1]);
       return true;
     } catch (error) {
-      if (onError === 'throw') throw new RilsInputError(`Cannot decode ${s.name}: ${(error as Error).message}`);
-      onSkip();
+      if (o.onError === 'throw') throw new RilsInputError(`Cannot decode ${s.name}: ${(error as Error).message}`);
+      counts.skipped++;
+      if (error instanceof OversizedImageError) counts.oversized++;
       return false;
     }
   }));
@@ -172,22 +196,25 @@ export async function decodeBatch(
 }
 
 /** Batches from image files, reshuffled each epoch, with a resumable position. */
-export class FileCaptionSource implements BatchSource {
+export class FileCaptionSource implements BatchSource, SkipCounts {
   readonly #o: FileCaptionSourceOptions;
   #rng: Random;
   #order: number[] = [];
-  /** Images that could not be decoded (skipped). */
+  /** Images that could not be decoded, or were over `maxPixels` (skipped). */
   skipped = 0;
+  /** Of the skipped images, those over `maxPixels`. */
+  oversized = 0;
 
   constructor(options: FileCaptionSourceOptions) {
     if (!Array.isArray(options.items) || options.items.length === 0) throw new RilsInputError('Expected a non-empty list of captioned files');
+    checkImageBatchOptions(options);
     this.#o = options;
     this.#rng = new Random(options.seed);
   }
 
   /** Picks the batch synchronously (so prefetched calls stay deterministic), then decodes it. */
   next(): Promise<SourcedBatch> {
-    const { items, batchSize, size, tokenizer } = this.#o;
+    const { items, batchSize } = this.#o;
     const samples: PlannedSample[] = [];
     for (let b = 0; b < batchSize; b++) {
       if (this.#order.length === 0) this.#order = this.#rng.shuffle([...items.keys()]);
@@ -195,8 +222,7 @@ export class FileCaptionSource implements BatchSource {
       samples.push({ load: async () => item.image, name: item.image, caption: item.caption, crop: new Random(this.#rng.int(2 ** 32)) });
     }
     const position = { rng: this.#rng.state, order: [...this.#order] };
-    return decodeBatch(samples, size, this.#o.cropScale ?? [0.5, 1], tokenizer, this.#o.onError ?? 'skip', () => this.skipped++)
-      .then((batch) => ({ ...batch, position }));
+    return decodeBatch(samples, this.#o, this).then((batch) => ({ ...batch, position }));
   }
 
   restore(position: unknown): void {

@@ -1,7 +1,9 @@
 /**
  * WebDataset shards: `.tar` files whose entries `KEY.jpg|png|webp` + `KEY.txt|json` form one sample,
  * streamed with tar-stream (no shard is held in memory). Shard order is reshuffled every epoch;
- * the position (shard, sample) is resumable.
+ * the position (shard, sample) is resumable. A shard that cannot be read to its end (truncated,
+ * corrupt, missing) gives the samples before the damage and is skipped with a count, or stops the run
+ * with `onError: 'throw'`.
  * @module
  */
 import { createReadStream } from 'node:fs';
@@ -11,8 +13,8 @@ import tar from 'tar-stream';
 
 import { RilsInputError } from '../errors.js';
 import { Random } from './augment.js';
-import { decodeBatch } from './files.js';
-import type { ImageBatchOptions, PlannedSample } from './files.js';
+import { checkImageBatchOptions, decodeBatch } from './files.js';
+import type { ImageBatchOptions, PlannedSample, SkipCounts } from './files.js';
 import type { BatchSource, SourcedBatch } from './source.js';
 
 const IMAGE_EXT = new Set(['jpg', 'jpeg', 'png', 'webp']);
@@ -75,17 +77,24 @@ interface Position {
 }
 
 /** Batches streamed from WebDataset shards. */
-export class WebDatasetSource implements BatchSource {
+export class WebDatasetSource implements BatchSource, SkipCounts {
   readonly #o: WebDatasetSourceOptions;
   #pos: Position;
   #rng: Random;
   #samples: AsyncGenerator<RawSample> | null = null;
   #reading: Promise<unknown> = Promise.resolve();
-  /** Samples without an image or a caption, and images that could not be decoded. */
+  /** Samples without an image or a caption, and images that could not be decoded or were over `maxPixels`. */
   skipped = 0;
+  /** Of the skipped images, those over `maxPixels`. */
+  oversized = 0;
+  /** Shards that could not be read to their end (truncated, corrupt or missing), each time one was met. */
+  skippedShards = 0;
+  /** Why the last skipped shard could not be read. */
+  lastShardError: string | undefined;
 
   constructor(options: WebDatasetSourceOptions) {
     if (!Array.isArray(options.shards) || options.shards.length === 0) throw new RilsInputError('Expected at least one .tar shard');
+    checkImageBatchOptions(options);
     this.#o = options;
     this.#rng = new Random(options.seed);
     this.#pos = { rng: this.#rng.state, order: [], shard: 0, sample: 0 };
@@ -93,6 +102,24 @@ export class WebDatasetSource implements BatchSource {
 
   async #nextSample(): Promise<RawSample> {
     for (let emptyShards = 0; ; ) {
+      const r = await this.#read();
+      if (!r.done) {
+        this.#pos.sample++;
+        return r.value;
+      }
+      this.#samples = null;
+      this.#pos.shard++;
+      this.#pos.sample = 0;
+      if (++emptyShards > 2 * this.#o.shards.length) {
+        const why = this.lastShardError === undefined ? '' : ` (${this.skippedShards} unreadable; the last: ${this.lastShardError})`;
+        throw new RilsInputError(`The shards hold no usable sample${why}`);
+      }
+    }
+  }
+
+  /** The next sample of the current shard (opened at the saved position first); done at its end, or at damage that is skipped. */
+  async #read(): Promise<IteratorResult<RawSample>> {
+    try {
       if (!this.#samples) {
         if (this.#pos.order.length === 0 || this.#pos.shard >= this.#pos.order.length) {
           this.#pos.order = this.#rng.shuffle([...this.#o.shards.keys()]);
@@ -102,15 +129,12 @@ export class WebDatasetSource implements BatchSource {
         this.#samples = shardSamples(this.#o.shards[this.#pos.order[this.#pos.shard]!]!);
         for (let i = 0; i < this.#pos.sample; i++) if ((await this.#samples.next()).done) break; // resume inside a shard
       }
-      const r = await this.#samples.next();
-      if (!r.done) {
-        this.#pos.sample++;
-        return r.value;
-      }
-      this.#samples = null;
-      this.#pos.shard++;
-      this.#pos.sample = 0;
-      if (++emptyShards > 2 * this.#o.shards.length) throw new RilsInputError('The shards hold no usable sample');
+      return await this.#samples.next();
+    } catch (error) {
+      if (this.#o.onError === 'throw') throw error;
+      this.skippedShards++;
+      this.lastShardError = (error as Error).message;
+      return { done: true, value: undefined };
     }
   }
 
@@ -131,11 +155,7 @@ export class WebDatasetSource implements BatchSource {
       return { samples, position: { ...this.#pos, order: [...this.#pos.order] } };
     });
     this.#reading = read.catch(() => undefined);
-    return read.then(async ({ samples, position }) => ({
-      ...(await decodeBatch(samples, this.#o.size, this.#o.cropScale ?? [0.5, 1], this.#o.tokenizer, this.#o.onError ?? 'skip',
-        () => this.skipped++)),
-      position,
-    }));
+    return read.then(async ({ samples, position }) => ({ ...(await decodeBatch(samples, this.#o, this)), position }));
   }
 
   restore(position: unknown): void {
