@@ -58,6 +58,10 @@ export interface NativeModel {
   getState(): Promise<NativeTensorEntry[]>;
   setState(entries: { name: string; data: Float32Array }[]): Promise<void>;
   getTrainingState(): Promise<{ moments: NativeTensorEntry[]; rng: ArrayBuffer; step: number }>;
+  /** Pretrained tensors (raw bytes in `dtype`) into parameters or rows of them, cast to fp32. */
+  loadTensors(entries: {
+    name: string; data: Uint8Array; dtype: string; shape: number[]; rows?: [number, number]; transpose?: boolean;
+  }[]): Promise<void>;
   /** A checkpoint's content, all checked before any of it is applied. */
   setTrainingState(state: {
     weights?: { name: string; data: Float32Array }[]; moments: { name: string; data: Float32Array }[]; rng: Uint8Array;
@@ -115,6 +119,12 @@ export interface NativeAddon {
   shutDown(): void;
   retrievalRecall(args: { imageEmbeddings: Float32Array; textEmbeddings: Float32Array; count: number; dim: number; ks: number[] }): Promise<{ i2t: number[]; t2i: number[] }>;
   isTensorBacked(buffer: ArrayBuffer): boolean;
+  /** Every parameter and buffer of a TorchScript archive, read by LibTorch. */
+  readTorchScript(path: string): Promise<{ name: string; dtype: string; shape: number[]; data: ArrayBuffer }[]>;
+  /** The eval transform of decoded RGB images: uint8 `[n, size, size, 3]`. */
+  resizeImages(args: {
+    images: { data: Uint8Array; width: number; height: number }[]; size: number; interpolation: 'bilinear' | 'bicubic';
+  }): Promise<ArrayBuffer>;
   classifyFeatures(args: {
     train: Float32Array; trainLabels: Int32Array; query: Float32Array; trainCount: number; queryCount: number;
     dim: number; numClasses: number; method: 'knn' | 'prototype' | 'linear'; k: number; weightDecay: number;

@@ -5,42 +5,70 @@
  */
 import sharp from 'sharp';
 
-import { RilsInputError } from './errors.js';
+import { native } from './binding.js';
+import { RilsInputError, fromNative } from './errors.js';
 import { describe } from './validate.js';
 
 /** An encoded image (JPEG, PNG, WebP, …): a file path or the file's bytes. */
 export type ImageSource = string | Uint8Array;
 
+/** Options of {@link loadImages}. */
+export interface LoadImagesOptions {
+  /** The resize kernel (antialiased). Default `'bilinear'`; a model's own is its config's `interpolation`. */
+  interpolation?: 'bilinear' | 'bicubic';
+  /** Images with more pixels are refused before decoding. Default 100 000 000. */
+  maxPixels?: number;
+}
+
+/** Images decoded at a time: bounds the memory of full-size decodes. */
+const DECODE_GROUP = 8;
+
 /**
- * Decodes images with the eval transform of the spec: resize the shorter side to `size`, centre
- * crop `size`×`size`, RGB. Returns `[n, size, size, 3]` uint8 (normalisation happens natively).
+ * Decodes images with the eval transform (spec §3, and OpenAI's CLIP transform): RGB (alpha
+ * dropped; EXIF orientation not applied, as PIL's and torchvision's loaders do), the shorter side
+ * resized to `size` (antialiased bilinear or bicubic), a centre crop `size`×`size`. sharp decodes,
+ * on its thread pool; LibTorch resizes with torchvision's geometry and rounding (within ~0.003 of
+ * PIL's resize on normalised pixels). Returns `[n, size, size, 3]` uint8 (normalised natively).
  */
-export async function loadImages(sources: readonly ImageSource[], size: number): Promise<Uint8Array> {
+export async function loadImages(sources: readonly ImageSource[], size: number, options: LoadImagesOptions = {}): Promise<Uint8Array> {
   if (!Array.isArray(sources) || sources.length === 0) {
     throw new RilsInputError(`Expected a non-empty array of image paths or buffers but received ${describe(sources)}`);
   }
+  const interpolation = options.interpolation ?? 'bilinear';
   const out = new Uint8Array(sources.length * size * size * 3);
-  await Promise.all(
-    sources.map(async (src, i) => {
-      if (typeof src !== 'string' && !(src instanceof Uint8Array)) {
-        throw new RilsInputError(`Expected a path or a Uint8Array for image ${i} but received ${describe(src)}`);
-      }
-      try {
-        const { data } = await sharp(src)
-          .rotate() // honour EXIF orientation
-          .resize(size, size, { fit: 'cover', position: 'centre', kernel: 'linear' })
-          .removeAlpha()
-          .toColourspace('srgb')
-          .raw()
-          .toBuffer({ resolveWithObject: true });
-        out.set(data, i * size * size * 3);
-      } catch (error) {
-        const name = typeof src === 'string' ? src : `image ${i} (${src.byteLength} bytes)`;
-        throw new RilsInputError(`Cannot decode ${name}: ${(error as Error).message}`);
-      }
-    }),
-  );
+  for (let start = 0; start < sources.length; start += DECODE_GROUP) {
+    const group = sources.slice(start, start + DECODE_GROUP);
+    const images = await Promise.all(group.map((src, k) => decodeForEval(src, start + k, size, options.maxPixels ?? DEFAULT_MAX_PIXELS)));
+    try {
+      out.set(new Uint8Array(await native.resizeImages({ images, size, interpolation })), start * size * size * 3);
+    } catch (error) {
+      throw fromNative(error);
+    }
+  }
   return out;
+}
+
+/**
+ * One image as RGB pixels. One far larger than needed (shorter side over 4 × `size`) is first
+ * shrunk by sharp to twice `size`, so a 4000×3000 photo does not become a 144 MB float tensor.
+ */
+async function decodeForEval(src: ImageSource, i: number, size: number, maxPixels: number) {
+  if (typeof src !== 'string' && !(src instanceof Uint8Array)) {
+    throw new RilsInputError(`Expected a path or a Uint8Array for image ${i} but received ${describe(src)}`);
+  }
+  try {
+    const image = sharp(src, { limitInputPixels: maxPixels });
+    const { width = 0, height = 0 } = await image.metadata();
+    if (Math.min(width, height) > 4 * size) {
+      const scale = (2 * size) / Math.min(width, height);
+      image.resize(Math.round(width * scale), Math.round(height * scale), { fit: 'fill', kernel: 'cubic', fastShrinkOnLoad: false });
+    }
+    const { data, info } = await image.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
+  } catch (error) {
+    const name = typeof src === 'string' ? src : `image ${i} (${src.byteLength} bytes)`;
+    throw new RilsInputError(`Cannot decode ${name}: ${(error as Error).message}`);
+  }
 }
 
 /** Images with more pixels than this (width × height) are not decoded by the training loaders, by default. */
@@ -50,7 +78,7 @@ export const DEFAULT_MAX_PIXELS = 100_000_000;
 export class OversizedImageError extends RilsInputError {}
 
 /**
- * Decodes an image for a training crop: RGB in EXIF orientation, shrunk while it loads so that its
+ * Decodes an image for a training crop: RGB (EXIF orientation not applied, as in {@link loadImages}), shrunk while it loads so that its
  * shorter side is at most `side` (never enlarged): JPEG and WebP decode at 1/2 to 1/8 scale, other
  * formats stream through the resize, so a 15000 × 15000 PNG costs ~70 MB instead of 675. An image of
  * more than `maxPixels` pixels is refused from its header, before any decoding.
@@ -58,7 +86,6 @@ export class OversizedImageError extends RilsInputError {}
 export async function decodeShrunk(input: Buffer | string, side: number, maxPixels: number): Promise<{ data: Buffer; width: number; height: number }> {
   try {
     const { data, info } = await sharp(input, { limitInputPixels: maxPixels })
-      .rotate()
       .resize(side, side, { fit: 'outside', withoutEnlargement: true, kernel: 'linear' })
       .removeAlpha()
       .toColourspace('srgb')

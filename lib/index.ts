@@ -17,7 +17,7 @@ export type {
 } from './types.js';
 export { ZeroShotClassifier } from './zeroshot.js';
 export type { Classification, TopK } from './zeroshot.js';
-export { ByteTokenizer, ClipTokenizer, WordTokenizer } from './tokenizer.js';
+export { BUNDLED_CLIP_VOCAB, ByteTokenizer, ClipTokenizer, WordTokenizer } from './tokenizer.js';
 export { tokenizerFromSpec, tokenizerSpec } from './tokenizer.js';
 export type { Tokenizer, TokenizerOptions, TokenizerSpec } from './tokenizer.js';
 export { CLIP80_TEMPLATES, SLIP7_TEMPLATES } from './templates.js';
@@ -45,7 +45,9 @@ export { Random, randomResizedCrop } from './data/augment.js';
 export { DIGIT_NAMES, MNIST_EVAL_TEMPLATES, MNIST_TRAIN_TEMPLATES, captionFor, loadMnist } from './data/mnist.js';
 export type { LabelledImages } from './data/mnist.js';
 export { presetConfig } from './options.js';
-export type { Device, ModelConfig, PresetName, RilsOptions, TrainingOptions } from './options.js';
+export type { Activation, Device, ModelConfig, PresetName, RilsOptions, TrainingOptions } from './options.js';
+export type { PretrainedOptions } from './weights/pretrained.js';
+export type { SaveLayout } from './weights/clip-save.js';
 export { distributedFromEnv } from './distributed.js';
 export type { DistributedInfo, DistributedOptions } from './distributed.js';
 export {

@@ -61,7 +61,8 @@ export function checkImageTensor(config: ModelConfig, input: ImageTensor, minBat
 /** Tensors pass through (checked); files are decoded with sharp off the JS thread. */
 export async function resolveImages(config: ModelConfig, input: ImagesInput): Promise<ImageTensor> {
   if (Array.isArray(input)) {
-    return { images: await loadImages(input as readonly ImageSource[], config.imageSize), batchSize: input.length };
+    const images = await loadImages(input as readonly ImageSource[], config.imageSize, { interpolation: config.interpolation });
+    return { images, batchSize: input.length };
   }
   return checkImageTensor(config, input as ImageTensor, 1);
 }

@@ -25,7 +25,11 @@ import { checkInteger, checkTypedArray, invalid } from './validate.js';
 import {
   checkAgainstParameters, checkConfigAgainstTensors, optionsFromMetadata, readWeights, tokenizerFromMetadata,
   weightsMetadata, writeWeights,
-} from './weights.js';
+} from './weights/rils.js';
+import { openPretrained } from './weights/pretrained.js';
+import type { PretrainedOptions, TensorLoad } from './weights/pretrained.js';
+import { writeClipLayout } from './weights/clip-save.js';
+import type { SaveLayout } from './weights/clip-save.js';
 import { gatherRankStates, rankState, readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { allGatherJson, lostPeers } from './distributed.js';
 import type { DistributedInfo } from './distributed.js';
@@ -114,6 +118,27 @@ export class Rils {
     return model;
   }
 
+  /**
+   * A model from a pretrained CLIP checkpoint, in any of the layouts users download: OpenAI/open_clip
+   * safetensors (`open_clip_model.safetensors`), a Hugging Face `CLIPModel` folder (model.safetensors,
+   * config.json, and its tokenizer files when there), or OpenAI's TorchScript `.pt` (what `clip.load`
+   * downloads; fp16 tensors are cast to fp32). rils's own weight files load too ({@link fromWeights}).
+   * The config is inferred from the tensors' shapes (and config.json); `options` override it (e.g.
+   * `device`, `visionHeads`, or `decoderDepth: 1` with `reconWeight` to fine-tune with RILS's term).
+   * The tokenizer is CLIP's BPE (bundled). Any tensor missing, misshapen or unknown rejects with a
+   * {@link RilsWeightsError} naming it and the layout the file was read as.
+   *
+   * @example
+   * ```ts
+   * const model = await Rils.fromPretrained('ViT-B-16.pt');
+   * const classifier = await model.zeroShotClassifier(['cat', 'dog'], { templates: 'clip80' });
+   * ```
+   */
+  static async fromPretrained(path: string, options: PretrainedOptions = {}): Promise<Rils> {
+    if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
+    return openPretrained(path, options, { create: (o) => Rils.create(o), fromWeights: (f, o) => Rils.fromWeights(f, o) });
+  }
+
   /** Number of patches per image, N = (imageSize / patchSize)². */
   get numPatches(): number {
     return (this.config.imageSize / this.config.patchSize) ** 2;
@@ -127,6 +152,11 @@ export class Rils {
   /** Whether {@link dispose} was called. */
   get disposed(): boolean {
     return this.#native === null;
+  }
+
+  /** Pretrained tensors into parameters, cast to fp32 (lib/weights/pretrained.ts). @internal */
+  loadTensors(entries: TensorLoad[]): Promise<void> {
+    return this.#run((m) => m.loadTensors(entries));
   }
 
   /** Every parameter tensor, in the official state_dict order. */
@@ -264,12 +294,20 @@ export class Rils {
 
   /**
    * Writes every parameter (F32, official names, the frozen sin-cos tables included) to a
-   * safetensors file, atomically. The metadata lets the PyTorch reference load it without flags.
+   * safetensors file, atomically, with metadata that lets {@link fromWeights} and the PyTorch
+   * reference load it without flags (`layout: 'rils'`, the default). A CLIP model can also be
+   * written as OpenAI/open_clip safetensors (`'openai'`: what clip_ref.py and open_clip load; a
+   * feature decoder rils added is left out) or as a Hugging Face `CLIPModel` folder (`'hf'`: `path`
+   * is the folder; model.safetensors and config.json).
    */
-  async saveWeights(path: string): Promise<void> {
+  async saveWeights(path: string, options: { layout?: SaveLayout } = {}): Promise<void> {
     if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
+    const layout = options.layout ?? 'rils';
+    if (!['rils', 'openai', 'hf'].includes(layout)) throw invalid("'rils', 'openai' or 'hf'", 'layout', layout);
     const state = await this.#run((m) => m.getState());
-    await writeWeights(path, state, this.#description());
+    if (layout === 'rils') return writeWeights(path, state, this.#description());
+    const logitScale = new Float32Array(state.find((t) => t.name === 'logit_scale')!.data)[0]!;
+    await writeClipLayout(path, layout, state, this.config, logitScale);
   }
 
   /**

@@ -92,15 +92,20 @@ function checkTiling(ranges: { name: string; begin: number; end: number }[], siz
   if (at !== size) throw corrupt(path, `${size - at} bytes after the last tensor's data belong to no tensor`);
 }
 
-/** Parses a file's bytes, checking every offset and size. */
-export function parseSafetensors(buffer: Uint8Array, path = 'buffer'): SafetensorsFile {
-  if (buffer.byteLength < 8) throw corrupt(path, `${buffer.byteLength} bytes is too short for a header`);
-  const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  const n = checkHeaderLength(view.getBigUint64(0, true), buffer.byteLength, path);
+/** Where each tensor's bytes lie in the data section, and the metadata: a parsed, checked header. */
+export interface SafetensorsIndex {
+  tensors: Map<string, { dtype: SafetensorsDtype; shape: number[]; begin: number; end: number }>;
+  metadata: Record<string, string>;
+  /** Bytes before the data section: 8 + the header's length. */
+  dataOffset: number;
+}
+
+/** Parses and checks the header's JSON for a data section of `dataLength` bytes. */
+function parseHeader(bytes: Uint8Array, dataLength: number, path: string): SafetensorsIndex {
   let json: string;
   let header: unknown;
   try {
-    json = new TextDecoder('utf-8', { fatal: true }).decode(buffer.subarray(8, 8 + n));
+    json = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
     header = JSON.parse(json);
   } catch (error) {
     throw corrupt(path, `header is not JSON (${(error as Error).message})`);
@@ -108,40 +113,53 @@ export function parseSafetensors(buffer: Uint8Array, path = 'buffer'): Safetenso
   if (typeof header !== 'object' || header === null || Array.isArray(header)) throw corrupt(path, 'header is not an object');
   const duplicate = duplicateKey(json);
   if (duplicate !== undefined) throw corrupt(path, `the header names '${duplicate}' twice`);
-  const data = buffer.subarray(8 + n);
-  const tensors = new Map<string, SafetensorsEntry>();
-  const ranges: { name: string; begin: number; end: number }[] = [];
-  let metadata: Record<string, string> = {};
+  const index: SafetensorsIndex = { tensors: new Map(), metadata: {}, dataOffset: 8 + bytes.byteLength };
   for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
-    if (name === '__metadata__') {
-      if (info !== null && typeof info === 'object' && !Array.isArray(info) && Object.values(info).every((v) => typeof v === 'string')) {
-        metadata = info as Record<string, string>;
-        continue;
-      }
-      throw corrupt(path, '__metadata__ must map strings to strings');
-    }
-    const entry = info as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
-    const dtype = entry?.dtype as SafetensorsDtype;
-    if (!entry || typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) throw corrupt(path, `bad dtype for '${name}'`);
-    const shape = entry.shape;
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw corrupt(path, `bad shape for '${name}'`);
-    }
-    const offsets = entry.data_offsets;
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
-      throw corrupt(path, `bad data_offsets for '${name}'`);
-    }
-    const [begin, end] = offsets as [number, number];
-    const numel = (shape as number[]).reduce((a, b) => a * b, 1);
-    if (end < begin || end > data.byteLength) throw corrupt(path, `data of '${name}' lies outside the file (truncated?)`);
-    if (end - begin !== numel * DTYPE_BYTES[dtype]) {
-      throw corrupt(path, `'${name}' has ${end - begin} bytes for shape [${shape.join(', ')}] of ${dtype}`);
-    }
-    tensors.set(name, { dtype, shape: shape as number[], bytes: data.subarray(begin, end) });
-    ranges.push({ name, begin, end });
+    if (name === '__metadata__') index.metadata = checkMetadata(info, path);
+    else index.tensors.set(name, checkEntry(name, info, dataLength, path));
   }
-  checkTiling(ranges, data.byteLength, path);
-  return { tensors, metadata, data };
+  checkTiling([...index.tensors].map(([name, t]) => ({ name, begin: t.begin, end: t.end })), dataLength, path);
+  return index;
+}
+
+function checkMetadata(info: unknown, path: string): Record<string, string> {
+  if (info !== null && typeof info === 'object' && !Array.isArray(info) && Object.values(info).every((v) => typeof v === 'string')) {
+    return info as Record<string, string>;
+  }
+  throw corrupt(path, '__metadata__ must map strings to strings');
+}
+
+function checkEntry(name: string, info: unknown, dataLength: number, path: string) {
+  const entry = info as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
+  const dtype = entry?.dtype as SafetensorsDtype;
+  if (!entry || typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) throw corrupt(path, `bad dtype for '${name}'`);
+  const shape = entry.shape;
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw corrupt(path, `bad shape for '${name}'`);
+  }
+  const offsets = entry.data_offsets;
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
+    throw corrupt(path, `bad data_offsets for '${name}'`);
+  }
+  const [begin, end] = offsets as [number, number];
+  const numel = (shape as number[]).reduce((a, b) => a * b, 1);
+  if (end < begin || end > dataLength) throw corrupt(path, `data of '${name}' lies outside the file (truncated?)`);
+  if (end - begin !== numel * DTYPE_BYTES[dtype]) {
+    throw corrupt(path, `'${name}' has ${end - begin} bytes for shape [${shape.join(', ')}] of ${dtype}`);
+  }
+  return { dtype, shape: shape as number[], begin, end };
+}
+
+/** Parses a file's bytes, checking every offset and size. */
+export function parseSafetensors(buffer: Uint8Array, path = 'buffer'): SafetensorsFile {
+  if (buffer.byteLength < 8) throw corrupt(path, `${buffer.byteLength} bytes is too short for a header`);
+  const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  const n = checkHeaderLength(view.getBigUint64(0, true), buffer.byteLength, path);
+  const data = buffer.subarray(8 + n);
+  const index = parseHeader(buffer.subarray(8, 8 + n), data.byteLength, path);
+  const tensors = new Map<string, SafetensorsEntry>();
+  for (const [name, t] of index.tensors) tensors.set(name, { dtype: t.dtype, shape: t.shape, bytes: data.subarray(t.begin, t.end) });
+  return { tensors, metadata: index.metadata, data };
 }
 
 /** Fills `buffer` from the file at `position`, or fails naming the file when it ends first (it shrank while read). */
@@ -159,6 +177,27 @@ async function readExactly(file: FileHandle, buffer: Uint8Array, position: numbe
  * once its header length fits the format and the file.
  */
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
+  return withSafetensorsFile(path, async (file, size) => {
+    const buffer = Buffer.allocUnsafe(size);
+    await readExactly(file, buffer, 0, path);
+    return parseSafetensors(buffer, path);
+  });
+}
+
+/**
+ * Reads and checks only a file's header: where each tensor lies, read later by offset (a large
+ * checkpoint streamed into a model, never whole in memory).
+ */
+export async function readSafetensorsIndex(path: string): Promise<SafetensorsIndex> {
+  return withSafetensorsFile(path, async (file, size, n) => {
+    const header = new Uint8Array(n);
+    await readExactly(file, header, 8, path);
+    return parseHeader(header, size - 8 - n, path);
+  });
+}
+
+/** Opens a regular file whose header length fits the format and the file, then `read(file, size, n)`. */
+async function withSafetensorsFile<T>(path: string, read: (file: FileHandle, size: number, n: number) => Promise<T>): Promise<T> {
   let file: FileHandle;
   try {
     file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -171,10 +210,8 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
     if (info.size < 8) throw corrupt(path, `${info.size} bytes is too short for a header`);
     const length = new Uint8Array(8);
     await readExactly(file, length, 0, path);
-    checkHeaderLength(new DataView(length.buffer).getBigUint64(0, true), info.size, path);
-    const buffer = Buffer.allocUnsafe(info.size);
-    await readExactly(file, buffer, 0, path);
-    return parseSafetensors(buffer, path);
+    const n = checkHeaderLength(new DataView(length.buffer).getBigUint64(0, true), info.size, path);
+    return await read(file, info.size, n);
   } catch (error) {
     if (error instanceof RilsWeightsError) throw error;
     throw new RilsWeightsError(`Cannot read ${path}: ${(error as Error).message}`);

@@ -9,6 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
+import { fileURLToPath } from 'node:url';
 
 import { RilsInputError } from '../errors.js';
 import { invalid } from '../validate.js';
@@ -34,6 +35,21 @@ const CUT_MARGIN = 64;
 const UNSETTLED = 2 * 66;
 /** Three or more U+0345 in a row: NFC moves the marks after them in front of each (quadratic); two behave the same. */
 const YPOGEGRAMMENI_RUN = /\u0345{3,}/g;
+
+/** CLIP's vocabulary file as bundled with rils (assets/, beside dist/ and lib/). */
+export const BUNDLED_CLIP_VOCAB = fileURLToPath(new URL('../../assets/bpe_simple_vocab_16e6.txt.gz', import.meta.url));
+/** The ids of CLIP's vocabulary: 256 bytes, their end-of-word forms, the merges, SOT and EOT. */
+export const CLIP_VOCAB_SIZE = 49408;
+
+/** The merge pairs of CLIP's text (its first line is a header, as in both file formats). */
+function mergePairs(text: string, fail: (why: string) => Error): [string, string][] {
+  const lines = text.split('\n').slice(1, MERGE_COUNT + 1);
+  const merges = lines.map((line) => line.split(' '));
+  if (lines.length < MERGE_COUNT) throw fail(`it has ${lines.length} merge lines, CLIP reads ${MERGE_COUNT}`);
+  const bad = merges.findIndex((pair) => pair.length !== 2 || !pair[0] || !pair[1]);
+  if (bad >= 0) throw fail(`line ${bad + 2} is not a merge pair: ${JSON.stringify(lines[bad])}`);
+  return merges as [string, string][];
+}
 
 /**
  * CLIP's pre-split, whose matches are the pieces (words) of a caption, except that a whitespace run is a
@@ -91,13 +107,12 @@ export class ClipTokenizer implements Tokenizer {
   }
 
   /**
-   * Reads CLIP's `bpe_simple_vocab_16e6.txt.gz`. The file is not bundled (it is CLIP's, 1.3 MB), so the caller
-   * names it; an unreadable, non-gzip or short file rejects with {@link RilsInputError} naming the path.
+   * Reads CLIP's `bpe_simple_vocab_16e6.txt.gz`; by default the copy bundled with rils (MIT, OpenAI:
+   * assets/CLIP-LICENSE). An unreadable, non-gzip or short file rejects with {@link RilsInputError}
+   * naming the path.
    */
-  static async load(vocabPath: string, options?: TokenizerOptions): Promise<ClipTokenizer> {
+  static async load(vocabPath: string = BUNDLED_CLIP_VOCAB, options?: TokenizerOptions): Promise<ClipTokenizer> {
     if (typeof vocabPath !== 'string' || vocabPath === '') throw invalid('a file path', 'vocabPath', vocabPath);
-    const contextLength = readContextLength(options);
-    const truncate = readTruncate(options);
     const fail = (why: string) => new RilsInputError(
       `Expected a gzipped CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz) for vocabPath but received ${JSON.stringify(vocabPath)}: ${why}`);
     let text: string;
@@ -106,12 +121,30 @@ export class ClipTokenizer implements Tokenizer {
     } catch (error) {
       throw fail(error instanceof Error ? error.message : String(error));
     }
-    const lines = text.split('\n').slice(1, MERGE_COUNT + 1);
-    const merges = lines.map((line) => line.split(' '));
-    if (lines.length < MERGE_COUNT) throw fail(`it has ${lines.length} merge lines, CLIP reads ${MERGE_COUNT}`);
-    const bad = merges.findIndex((pair) => pair.length !== 2 || !pair[0] || !pair[1]);
-    if (bad >= 0) throw fail(`line ${bad + 2} is not a merge pair: ${JSON.stringify(lines[bad])}`);
-    return new ClipTokenizer(merges as [string, string][], contextLength, truncate);
+    return new ClipTokenizer(mergePairs(text, fail), readContextLength(options), readTruncate(options));
+  }
+
+  /**
+   * Reads a Hugging Face CLIP tokenizer's `vocab.json` and `merges.txt` (what a `openai/clip-vit-*`
+   * folder holds): the same merges, hence the same ids as {@link load}. The vocabulary must be the one
+   * the merges make, or the call rejects naming the first token that differs.
+   */
+  static async fromHuggingFace(vocabPath: string, mergesPath: string, options?: TokenizerOptions): Promise<ClipTokenizer> {
+    const fail = (why: string) => new RilsInputError(`${mergesPath} and ${vocabPath} are no CLIP tokenizer: ${why}`);
+    let merges: string, vocab: Record<string, number>;
+    try {
+      merges = await readFile(mergesPath, 'utf8');
+      vocab = JSON.parse(await readFile(vocabPath, 'utf8')) as Record<string, number>;
+    } catch (error) {
+      throw fail(error instanceof Error ? error.message : String(error));
+    }
+    const tokenizer = new ClipTokenizer(mergePairs(merges, fail), readContextLength(options), readTruncate(options));
+    const entries = Object.entries(vocab);
+    if (entries.length !== tokenizer.vocabSize) throw fail(`vocab.json has ${entries.length} tokens, the merges make ${tokenizer.vocabSize}`);
+    for (const [token, id] of entries) {
+      if (tokenizer.#encoder.get(token) !== id) throw fail(`vocab.json gives '${token}' id ${id}, the merges ${tokenizer.#encoder.get(token)}`);
+    }
+    return tokenizer;
   }
 
   /** A caption's BPE ids without SOT/EOT and without truncation: what CLIP's `SimpleTokenizer.encode` returns. */

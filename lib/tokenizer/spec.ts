@@ -4,7 +4,7 @@
  */
 import { RilsInputError } from '../errors.js';
 import { ByteTokenizer } from './byte.js';
-import { ClipTokenizer } from './clip.js';
+import { BUNDLED_CLIP_VOCAB, ClipTokenizer } from './clip.js';
 import type { Tokenizer } from './rows.js';
 import { WordTokenizer } from './word.js';
 
@@ -39,11 +39,11 @@ export function tokenizerSpec(tokenizer: Tokenizer): TokenizerSpec | undefined {
   return undefined;
 }
 
-/** Rebuilds a tokenizer; the CLIP one needs its vocabulary file. */
+/** Rebuilds a tokenizer; the CLIP one from `clipVocabPath`, else from the vocabulary bundled with rils. */
 export async function tokenizerFromSpec(spec: TokenizerSpec, clipVocabPath?: string): Promise<Tokenizer> {
   const options = { contextLength: spec.contextLength };
   if (spec.type === 'word') return new WordTokenizer(spec.words, options);
   if (spec.type === 'byte') return new ByteTokenizer(options);
-  if (spec.type === 'clip' && clipVocabPath) return ClipTokenizer.load(clipVocabPath, options);
-  throw new RilsInputError(`This model uses the CLIP BPE tokenizer: pass the path of bpe_simple_vocab_16e6.txt.gz`);
+  if (spec.type === 'clip') return ClipTokenizer.load(clipVocabPath ?? BUNDLED_CLIP_VOCAB, options);
+  throw new RilsInputError(`Expected a word, byte or clip tokenizer spec but received ${JSON.stringify(spec).slice(0, 80)}`);
 }

@@ -26,7 +26,7 @@ torch::Tensor cat_defined(std::vector<torch::Tensor> parts) {
 // The unit pooled embeddings of a chunk of host images, on the device.
 torch::Tensor unit_image_embeddings(RilsModel& model, torch::Device device, const torch::Tensor& images) {
   return over_rows(images.size(0), kImageChunk, [&](int64_t a, int64_t b) {
-    auto x = prepare_images(images.slice(0, a, b), device);
+    auto x = prepare_images(images.slice(0, a, b), model->cfg, device);
     return l2_normalize(run_mixed(device, [&] { return model->encode_image(x); }));
   });
 }
@@ -37,7 +37,7 @@ ImageOutputs encode_images(RilsModel& model, torch::Device device, const torch::
                            const ImageRequest& request) {
   std::vector<ImageOutputs> parts;
   for (int64_t i = 0; i < images.size(0); i += kImageChunk) {
-    auto x = prepare_images(images.slice(0, i, i + kImageChunk), device);
+    auto x = prepare_images(images.slice(0, i, i + kImageChunk), model->cfg, device);
     parts.push_back(run_mixed(device, [&] { return model->forward_image(x, request); }));
   }
   auto gather = [&](torch::Tensor ImageOutputs::*field) {
@@ -85,7 +85,7 @@ torch::Tensor patch_semantics(RilsModel& model, torch::Device device, const torc
                     temperature);
   auto texts = l2_normalize(prepare_floats(text_embeddings, "textEmbeddings", device));  // [G, E]
   return over_rows(images.size(0), kImageChunk, [&](int64_t a, int64_t b) {
-    auto x = prepare_images(images.slice(0, a, b), device);
+    auto x = prepare_images(images.slice(0, a, b), model->cfg, device);
     auto patches = run_mixed(device, [&] { return model->forward_image(x, {false, false, true}); }).patch_embeddings;
     auto cosine = torch::matmul(l2_normalize(patches), texts.t());  // [b, N, G]
     // (s − max) / τ ≤ 0, and 1/τ at most float's largest: a tiny τ gives 0 and −inf (a one-hot

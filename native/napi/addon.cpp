@@ -70,6 +70,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("retrievalRecall", Napi::Function::New(env, RetrievalRecall, "retrievalRecall"));
   exports.Set("classifyFeatures", Napi::Function::New(env, ClassifyFeatures, "classifyFeatures"));
+  exports.Set("readTorchScript", Napi::Function::New(env, ReadTorchScript, "readTorchScript"));
+  exports.Set("resizeImages", Napi::Function::New(env, ResizeImages, "resizeImages"));
   exports.Set("shutDown", Napi::Function::New(env, ShutDown, "shutDown"));
   exports.Set("isTensorBacked", Napi::Function::New(env, IsTensorBacked, "isTensorBacked"));
   return exports;

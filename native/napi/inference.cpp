@@ -4,6 +4,7 @@
 
 #include "model/encode.h"
 #include "model/functional.h"
+#include "model/preprocess.h"
 #include "napi/bridge.h"
 #include "napi/promise_worker.h"
 #include "napi/inputs.h"
@@ -99,6 +100,36 @@ Napi::Value NativeModel::PatchSemantics(const Napi::CallbackInfo& info) {
     return Compute([=](Trainer& t) {
       return Outputs{{"probabilities", patch_semantics(t.model(), t.device(), images, texts, temperature)}};
     });
+  });
+}
+
+Napi::Value ResizeImages(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsObject()) fail(kInputError, "Expected an arguments object");
+    auto args = info[0].As<Napi::Object>();
+    const int64_t size = count_arg(args, "size");
+    const auto interpolation = args.Get("interpolation").ToString().Utf8Value();
+    if (interpolation != "bilinear" && interpolation != "bicubic")
+      fail(kInputError, "Expected interpolation 'bilinear' or 'bicubic'");
+    if (!args.Get("images").IsArray()) fail(kInputError, "Expected an array of images");
+    auto list = args.Get("images").As<Napi::Array>();
+    std::vector<torch::Tensor> images;  // views of lib/'s decoded pixels, kept alive by `args`
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+      auto e = list.Get(i).As<Napi::Object>();
+      const int64_t w = count_arg(e, "width"), h = count_arg(e, "height");
+      if (!e.Get("data").IsTypedArray()) fail(kInputError, "Expected the pixels of image " + std::to_string(i));
+      images.push_back(view_tensor(e.Get("data").As<Napi::TypedArray>(), {h, w, 3}));
+    }
+    return PromiseWorker<torch::Tensor>::Run(
+        env, Executor::shared(), {args},
+        [images, size, bicubic = interpolation == "bicubic"]() {
+          c10::InferenceMode inference;
+          std::vector<torch::Tensor> out;
+          for (const auto& image : images) out.push_back(eval_transform(image, size, bicubic));
+          return torch::stack(out);  // [n, size, size, 3]
+        },
+        [](Napi::Env e, torch::Tensor& pixels) -> Napi::Value { return tensor_to_array_buffer(e, pixels); });
   });
 }
 

@@ -34,7 +34,7 @@ StepInput step_input(const Napi::Object& args, const RilsConfig& cfg) {
 Batch to_batch(const StepInput& in, const Trainer& trainer) {
   const auto device = trainer.device();
   Batch batch;
-  batch.images = prepare_images(in.images, device);
+  batch.images = prepare_images(in.images, trainer.config(), device);
   batch.tokens = prepare_tokens(in.tokens, trainer.config().vocab_size, device);
   if (in.noise.defined()) batch.noise = prepare_floats(in.noise, "maskNoise", device);
   return batch;
@@ -57,6 +57,7 @@ Napi::Function NativeModel::Define(Napi::Env env) {
                            InstanceMethod<&NativeModel::Parameters>("parameters"),
                            InstanceMethod<&NativeModel::GetTrainingState>("getTrainingState"),
                            InstanceMethod<&NativeModel::SetTrainingState>("setTrainingState"),
+                           InstanceMethod<&NativeModel::LoadTensors>("loadTensors"),
                            InstanceMethod<&NativeModel::Info>("info"),
                            InstanceMethod<&NativeModel::Dispose>("dispose"),
                            InstanceMethod<&NativeModel::AllGatherBytes>("allGatherBytes"),

@@ -65,6 +65,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value Parameters(const Napi::CallbackInfo& info);
   Napi::Value GetTrainingState(const Napi::CallbackInfo& info);
   Napi::Value SetTrainingState(const Napi::CallbackInfo& info);
+  Napi::Value LoadTensors(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value AllGatherBytes(const Napi::CallbackInfo& info);
@@ -90,5 +91,12 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 
 // createModel(options) → Promise<NativeModel>; the model is built off the JS thread.
 Napi::Value CreateModel(const Napi::CallbackInfo& info);
+
+// readTorchScript(path) → Promise<[{name, dtype, shape, data}]> (napi/weights.cpp).
+Napi::Value ReadTorchScript(const Napi::CallbackInfo& info);
+
+// resizeImages({images: [{data, width, height}], size, interpolation}) → Promise<ArrayBuffer>
+// uint8 [n, size, size, 3]: the eval transform (model/preprocess.h), napi/inference.cpp.
+Napi::Value ResizeImages(const Napi::CallbackInfo& info);
 
 }  // namespace rils::napi

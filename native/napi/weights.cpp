@@ -1,5 +1,7 @@
 // NativeModel's weights and training state: read (copies, as external ArrayBuffers) and replaced
 // all or nothing: every tensor is checked before anything is written.
+#include <torch/script.h>
+
 #include "model/preprocess.h"
 #include "napi/bridge.h"
 #include "napi/promise_worker.h"
@@ -97,7 +99,135 @@ void copy_weights(const TensorMap& incoming, const TensorMap& params) {
   for (const auto& [name, t] : incoming) params.at(name).copy_(t);
 }
 
+// Raw little-endian tensor bytes of a file, by the safetensors dtype name.
+torch::ScalarType dtype_of(const std::string& name) {
+  if (name == "F32") return torch::kFloat32;
+  if (name == "F16") return torch::kFloat16;
+  if (name == "BF16") return torch::kBFloat16;
+  if (name == "F64") return torch::kFloat64;
+  fail(kWeightsError, "Expected F32, F16, BF16 or F64 weights but received " + name);
+}
+
+std::string dtype_name(torch::ScalarType t) {
+  switch (t) {
+    case torch::kFloat32: return "F32";
+    case torch::kFloat16: return "F16";
+    case torch::kBFloat16: return "BF16";
+    case torch::kFloat64: return "F64";
+    case torch::kInt64: return "I64";
+    case torch::kInt32: return "I32";
+    case torch::kUInt8: return "U8";
+    case torch::kBool: return "BOOL";
+    default: return c10::toString(t);
+  }
+}
+
+// One tensor of a checkpoint and where it goes: rows [begin, end) of a parameter (a q, k or v part
+// of a packed in-projection), transposed first when the file stores it the other way round.
+struct Placement {
+  std::string name;
+  torch::Tensor source;  // a view of lib/'s bytes, in the file's dtype and shape
+  int64_t begin = 0, end = -1;
+  bool transpose = false;
+};
+
+Placement placement_of(const Napi::Object& e, const TensorMap& params) {
+  Placement p;
+  p.name = e.Get("name").ToString().Utf8Value();
+  auto it = params.find(p.name);
+  if (it == params.end()) fail(kWeightsError, "Unexpected tensor '" + p.name + "': not a parameter of this model");
+  auto shape_value = e.Get("shape");
+  if (!shape_value.IsArray() || !e.Get("data").IsTypedArray()) fail(kWeightsError, "Expected {name, data, dtype, shape}");
+  std::vector<int64_t> shape;
+  for (uint32_t i = 0; i < shape_value.As<Napi::Array>().Length(); ++i)
+    shape.push_back(shape_value.As<Napi::Array>().Get(i).As<Napi::Number>().Int64Value());
+  const auto dtype = dtype_of(e.Get("dtype").ToString().Utf8Value());
+  auto bytes = e.Get("data").As<Napi::TypedArray>();
+  const int64_t numel = c10::multiply_integers(shape);
+  if (static_cast<int64_t>(bytes.ByteLength()) != numel * static_cast<int64_t>(c10::elementSize(dtype)))
+    fail(kWeightsError, "Tensor '" + p.name + "' has " + std::to_string(bytes.ByteLength()) + " bytes for its shape");
+  p.source = view_tensor(bytes, {static_cast<int64_t>(bytes.ByteLength())}).view(dtype).view(shape);
+  if (e.Get("rows").IsArray()) {
+    auto rows = e.Get("rows").As<Napi::Array>();
+    p.begin = rows.Get(0u).As<Napi::Number>().Int64Value(), p.end = rows.Get(1u).As<Napi::Number>().Int64Value();
+  }
+  p.transpose = e.Get("transpose").IsBoolean() && e.Get("transpose").As<Napi::Boolean>().Value();
+  const auto& param = it->second;
+  const int64_t end = p.end < 0 ? (param.dim() ? param.size(0) : 0) : p.end;
+  const auto target = param.dim() ? param.narrow(0, p.begin, end - p.begin).sizes().vec() : param.sizes().vec();
+  auto given = shape;
+  if (p.transpose && given.size() == 2) std::swap(given[0], given[1]);
+  if (given != target)
+    fail(kWeightsError, "Tensor '" + p.name + "' has shape " + c10::str(c10::IntArrayRef(given)) + " where the model needs " +
+                            c10::str(c10::IntArrayRef(target)));
+  return p;
+}
+
 }  // namespace
+
+// loadTensors([{name, data: Uint8Array, dtype, shape, rows?, transpose?}]): pretrained weights into
+// parameters, cast to fp32. Every entry is checked (name, shape, finite) before any is written.
+Napi::Value NativeModel::LoadTensors(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = live(env);
+  return guard(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsArray()) fail(kInputError, "Expected an array of tensor entries");
+    auto list = info[0].As<Napi::Array>();
+    auto params = parameters_of(*state->trainer);
+    std::vector<Placement> placements;
+    for (uint32_t i = 0; i < list.Length(); ++i) placements.push_back(placement_of(list.Get(i).As<Napi::Object>(), params));
+    return PromiseWorker<bool>::Run(
+        env, *state->executor, {info[0]},
+        [state, placements, params]() mutable {
+          std::lock_guard<std::mutex> lock(state->mutex);
+          for (auto& p : placements) {
+            p.source = p.source.to(torch::kFloat32);
+            if (p.transpose) p.source = p.source.t();
+            if (!ops::all_finite(p.source.contiguous()))
+              fail(kWeightsError, "Tensor '" + p.name + "' contains NaN or infinite values");
+          }
+          torch::NoGradGuard no_grad;
+          for (const auto& p : placements) {
+            auto& param = params.at(p.name);
+            (param.dim() && p.end >= 0 ? param.narrow(0, p.begin, p.end - p.begin) : param).copy_(p.source);
+          }
+          return true;
+        },
+        [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  });
+}
+
+// readTorchScript(path) → [{name, dtype, shape, data}]: every parameter and buffer of a TorchScript
+// archive (OpenAI's clip.load files), read by LibTorch onto the CPU; the data are the archive's own
+// tensors, not copies.
+Napi::Value ReadTorchScript(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsString()) fail(kInputError, "Expected a file path");
+    const auto path = info[0].ToString().Utf8Value();
+    return PromiseWorker<NamedTensors>::Run(
+        env, Executor::shared(), {},
+        [path]() {
+          torch::jit::Module module;
+          try {
+            module = torch::jit::load(path, torch::kCPU);
+          } catch (const c10::Error& e) {
+            fail(kWeightsError, path + " is not a TorchScript archive LibTorch can read (" +
+                                    std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+          }
+          NamedTensors out;
+          for (const auto& p : module.named_parameters(/*recurse=*/true)) out.emplace_back(p.name, p.value.contiguous());
+          for (const auto& b : module.named_buffers(/*recurse=*/true)) out.emplace_back(b.name, b.value.contiguous());
+          return out;
+        },
+        [](Napi::Env e, NamedTensors& tensors) -> Napi::Value {
+          auto arr = entries_to_js(e, tensors);
+          for (size_t i = 0; i < tensors.size(); ++i)
+            arr.Get(i).As<Napi::Object>().Set("dtype", dtype_name(tensors[i].second.scalar_type()));
+          return arr;
+        });
+  });
+}
 
 Napi::Value NativeModel::GetState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

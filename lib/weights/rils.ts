@@ -5,15 +5,15 @@
  * @internal
  * @module
  */
-import { RilsWeightsError } from './errors.js';
-import { CONFIG_FIELDS, camelKeys } from './schema.js';
-import { isOptionName, isPresetName, presetConfig } from './options.js';
-import type { ModelConfig, PresetName, RilsOptions, TrainingOptions } from './options.js';
-import { asFloat32, readSafetensors, writeSafetensors } from './safetensors.js';
-import type { SafetensorsEntry } from './safetensors.js';
-import { tokenizerFromSpec, tokenizerSpec } from './tokenizer.js';
-import type { Tokenizer, TokenizerSpec } from './tokenizer.js';
-import { snakeCase } from './validate.js';
+import { RilsWeightsError } from '../errors.js';
+import { CONFIG_FIELDS, camelKeys } from '../schema.js';
+import { isOptionName, isPresetName, presetConfig } from '../options.js';
+import type { ModelConfig, PresetName, RilsOptions, TrainingOptions } from '../options.js';
+import { asFloat32, readSafetensors, writeSafetensors } from '../safetensors.js';
+import type { SafetensorsEntry } from '../safetensors.js';
+import { tokenizerFromSpec, tokenizerSpec } from '../tokenizer.js';
+import type { Tokenizer, TokenizerSpec } from '../tokenizer.js';
+import { snakeCase } from '../validate.js';
 
 /** The `format` metadata of a weight file. */
 export const WEIGHTS_FORMAT = 'rils-ref-v1';

@@ -1,0 +1,82 @@
+/**
+ * A CLIP model's weights in the layouts other code loads: OpenAI/open_clip safetensors (rils's own
+ * parameter names, without a feature decoder rils may have added), or a Hugging Face `CLIPModel`
+ * folder (model.safetensors + config.json).
+ * @internal
+ * @module
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+
+import { RilsInputError } from '../errors.js';
+import { writeFileAtomic } from '../files.js';
+import type { ModelConfig } from '../options.js';
+import { writeSafetensors } from '../safetensors.js';
+import type { TensorToWrite } from '../safetensors.js';
+import { hfClipConfig } from './clip-config.js';
+import { toHfNames } from './clip-names.js';
+
+/** How {@link Rils.saveWeights} lays out a file. */
+export type SaveLayout = 'rils' | 'openai' | 'hf';
+
+/** A parameter as the model hands it over. */
+export interface SavedTensor {
+  name: string;
+  shape: number[];
+  data: ArrayBuffer;
+}
+
+/** rils's additions to a CLIP model: its feature decoder. */
+const isDecoder = (name: string) => /^visual\.(decoder_|mask_token$)/.test(name);
+
+/** The OpenAI/open_clip tensors: CLIP's parameters under their own names, F32. */
+function openaiTensors(state: readonly SavedTensor[]): TensorToWrite[] {
+  return state.filter((t) => !isDecoder(t.name))
+    .map((t) => ({ name: t.name, dtype: 'F32' as const, shape: t.shape, data: new Float32Array(t.data) }));
+}
+
+/** [rows, cols] row-major → [cols, rows]. */
+function transposed(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c]!;
+  return out;
+}
+
+/** The Hugging Face tensors: q, k, v split out of each in-projection, the projections transposed. */
+function hfTensors(state: readonly SavedTensor[]): TensorToWrite[] {
+  const out: TensorToWrite[] = [];
+  for (const t of openaiTensors(state)) {
+    const data = t.data as Float32Array;
+    for (const h of toHfNames(t.name)) {
+      if (h.part !== undefined) {
+        const rows = t.shape[0]! / 3, width = data.length / t.shape[0]!;
+        const shape = t.shape.length === 2 ? [rows, t.shape[1]!] : [rows];
+        out.push({ name: h.hf, dtype: 'F32', shape, data: data.subarray(h.part * rows * width, (h.part + 1) * rows * width) });
+      } else if (h.transpose) {
+        out.push({ name: h.hf, dtype: 'F32', shape: [t.shape[1]!, t.shape[0]!], data: transposed(data, t.shape[0]!, t.shape[1]!) });
+      } else {
+        out.push({ name: h.hf, dtype: 'F32', shape: t.shape, data });
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Writes a CLIP model's weights as OpenAI's safetensors (`file`) or as a Hugging Face folder (`file`
+ * is the folder), each file atomically.
+ */
+export async function writeClipLayout(
+  file: string, layout: 'openai' | 'hf', state: readonly SavedTensor[], config: ModelConfig, logitScale: number,
+): Promise<void> {
+  if (config.visionTower !== 'clip') {
+    throw new RilsInputError(`Expected a CLIP model for layout '${layout}' but this one has RILS's vision tower: save it as 'rils'`);
+  }
+  if (layout === 'openai') return writeSafetensors(file, openaiTensors(state));
+  await mkdir(file, { recursive: true });
+  await writeSafetensors(path.join(file, 'model.safetensors'), hfTensors(state), { format: 'pt' });
+  const json = `${JSON.stringify(hfClipConfig(config, logitScale), null, 2)}\n`;
+  await writeFileAtomic(path.join(file, 'config.json'), async (f) => {
+    await f.writeFile(json, 'utf-8');
+  });
+}
