@@ -57,9 +57,13 @@ async function decodeForEval(src: ImageSource, i: number, size: number, maxPixel
     throw new RilsInputError(`Expected a path or a Uint8Array for image ${i} but received ${describe(src)}`);
   }
   try {
-    const image = sharp(src, { limitInputPixels: maxPixels });
-    const { width = 0, height = 0 } = await image.metadata();
+    let image = sharp(src, { limitInputPixels: maxPixels });
+    const { width = 0, height = 0, hasAlpha } = await image.metadata();
     if (Math.min(width, height) > 4 * size) {
+      if (hasAlpha) {  // sharp resizes premultiplied: the alpha goes first, as PIL's convert('RGB') does
+        const { data, info } = await image.removeAlpha().raw().toBuffer({ resolveWithObject: true });
+        image = sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } });
+      }
       const scale = (2 * size) / Math.min(width, height);
       image.resize(Math.round(width * scale), Math.round(height * scale), { fit: 'fill', kernel: 'cubic', fastShrinkOnLoad: false });
     }

@@ -135,4 +135,6 @@ text = json.dumps({
 }, indent=1)
 print(re.sub(r"\[\s+([^\[\]{}]*?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text))
 EOF
+# A TorchScript archive that is not a CLIP (for the loader's error path).
+$py -c "import torch; torch.manual_seed(0); torch.jit.script(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU())).save('not-clip.pt')"
 ls -la "$out" "$out/hf"

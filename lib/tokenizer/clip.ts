@@ -147,6 +147,11 @@ export class ClipTokenizer implements Tokenizer {
     return tokenizer;
   }
 
+  /** The tokens in id order (what a Hugging Face vocab.json maps to ids; `</w>` ends a word). */
+  vocabulary(): readonly string[] {
+    return this.#vocab;
+  }
+
   /** A caption's BPE ids without SOT/EOT and without truncation: what CLIP's `SimpleTokenizer.encode` returns. */
   tokenize(text: string): number[] {
     return this.#ids(checkText(text, 'text'), Infinity);
