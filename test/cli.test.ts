@@ -75,3 +75,20 @@ test('Ctrl-C (SIGINT) saves a checkpoint and exits cleanly; the same command res
     '--out', path.join(dir, 'w.safetensors'));
   t.regex(again.stdout, new RegExp(`resumed from step ${stopped![1]}`));
 });
+
+test('convert: a TorchScript CLIP to a Hugging Face folder and back to OpenAI safetensors; embed reads each', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-cli-convert-'));
+  const fixtures = path.resolve(path.dirname(cli), '..', '..', 'test', 'fixtures', 'clip');
+  const jit = path.join(fixtures, 'openai-jit.pt'), image = path.join(fixtures, 'images', 'square.jpg');
+  t.regex((await rils('convert', '--weights', jit, '--out', path.join(dir, 'hf'), '--layout', 'hf')).stdout, /a Hugging Face folder \(clip/);
+  await rils('convert', '--weights', path.join(dir, 'hf'), '--act', 'quick_gelu', '--out', path.join(dir, 'o.safetensors'), '--layout', 'openai');
+  const embeddings = [];
+  for (const weights of [jit, path.join(dir, 'hf'), path.join(dir, 'o.safetensors')]) {
+    const out = path.join(dir, `${embeddings.length}.npy`);
+    await rils('embed', '--weights', weights, '--act', 'quick_gelu', '--out', out, image);
+    const bytes = readFileSync(out);
+    embeddings.push(new Float32Array(bytes.buffer.slice(bytes.byteOffset + 128, bytes.byteOffset + bytes.byteLength)));
+  }
+  t.deepEqual(embeddings[1], embeddings[0]);
+  t.deepEqual(embeddings[2], embeddings[0]);
+});

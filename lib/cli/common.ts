@@ -108,12 +108,19 @@ export function outputOption(file: string | undefined, name: string): void {
 }
 
 /** The options every command that loads weights takes. */
-export const MODEL_OPTIONS = { weights: { type: 'string' }, vocab: { type: 'string' }, device: { type: 'string' } } as const;
+export const MODEL_OPTIONS = {
+  weights: { type: 'string' }, vocab: { type: 'string' }, device: { type: 'string' }, act: { type: 'string' },
+} as const;
 
-/** The model of `--weights` (with `--vocab` for a CLIP tokenizer) on `--device`. */
-export async function loadModel(a: { weights?: string | undefined; vocab?: string | undefined; device?: string | undefined }): Promise<Rils> {
+/**
+ * The model of `--weights`: rils's own weights, or a CLIP checkpoint (OpenAI/open_clip safetensors,
+ * a Hugging Face folder, a TorchScript .pt) with `--act` for its MLP activation; `--vocab` for a
+ * CLIP vocabulary other than the bundled one; on `--device`.
+ */
+export async function loadModel(a: { weights?: string | undefined; vocab?: string | undefined; device?: string | undefined; act?: string | undefined }): Promise<Rils> {
   if (!a.weights) fail('needs --weights FILE');
-  return Rils.fromWeights(a.weights, {
-    ...(a.vocab ? { clipVocabPath: a.vocab } : {}), ...(a.device ? { device: a.device as Device } : {}),
+  return Rils.fromPretrained(a.weights, {
+    ...(a.vocab ? { vocabPath: a.vocab } : {}), ...(a.device ? { device: a.device as Device } : {}),
+    ...(a.act ? { act: choiceOption(a.act, 'act', ['gelu', 'quick_gelu'] as const) } : {}),
   });
 }

@@ -1,5 +1,5 @@
 /**
- * The `rils` command line: `info`, `train`, `zeroshot`, `embed`, `eval`, one module each.
+ * The `rils` command line: `info`, `train`, `zeroshot`, `embed`, `eval`, `convert`, one module each.
  * Bad arguments and input errors end with one line `rils: …` and status 2, never a stack trace.
  * @internal
  * @module
@@ -7,6 +7,7 @@
 import { RilsError } from '../errors.js';
 import { fail } from './common.js';
 import type { Command } from './common.js';
+import { convertCommand } from './convert.js';
 import { embedCommand } from './embed.js';
 import { evalCommand } from './eval.js';
 import { infoCommand } from './info.js';
@@ -15,6 +16,7 @@ import { zeroshotCommand } from './zeroshot.js';
 
 const COMMANDS: Record<string, Command> = {
   info: infoCommand, train: trainCommand, zeroshot: zeroshotCommand, embed: embedCommand, eval: evalCommand,
+  convert: convertCommand,
 };
 
 const USAGE = `rils — RILS vision-language pre-training on LibTorch
@@ -23,7 +25,7 @@ const USAGE = `rils — RILS vision-language pre-training on LibTorch
                                       in LIBTORCH / Torch_DIR / a pip torch)
 ${Object.values(COMMANDS).map((c) => `  ${c.usage}`).join('\n')}
 
-Weights carry their config and tokenizer; CLIP-tokenizer models also need --vocab PATH.
+--weights takes rils's weights (they carry their config and tokenizer) or a CLIP checkpoint: OpenAI's\n.pt, open_clip's safetensors or a Hugging Face folder (--act gelu for open_clip's GELU models).
 rils COMMAND --help shows one command's options.`;
 
 /**

@@ -81,13 +81,14 @@ function overridesOf(set: readonly string[]): Record<string, number> {
   }));
 }
 
-/** `--tokenizer word|byte|clip:PATH` with `--context`; a word vocabulary comes from the captions. */
+/** `--tokenizer word|byte|clip|clip:PATH` with `--context`; a word vocabulary comes from the captions. */
 function tokenizerOf(spec: string, contextOption: string | undefined): TokenizerFactory {
   const context = contextOption === undefined ? (spec === 'word' ? 16 : 32) : integerOption(contextOption, 'context', 2);
   if (spec === 'word') return (captions) => WordTokenizer.fromTexts(captions(), { contextLength: context });
   if (spec === 'byte') return () => new ByteTokenizer({ contextLength: context });
+  if (spec === 'clip') return () => ClipTokenizer.load(undefined, { contextLength: context });
   if (spec.startsWith('clip:')) return () => ClipTokenizer.load(spec.slice(5), { contextLength: context });
-  throw invalid('word, byte or clip:PATH', '--tokenizer', spec);
+  throw invalid('word, byte, clip or clip:PATH', '--tokenizer', spec);
 }
 
 function settingsOf(a: TrainArgs & { data: string }): Settings {
@@ -188,7 +189,7 @@ async function train(argv: string[]): Promise<void> {
 export const trainCommand: Command = {
   usage: `rils train    --data mnist|DIR|FILE.jsonl|FILE.csv|SHARD.tar[,SHARD.tar…] [--preset micro] [--steps 500] [--batch 64] [--lr 5e-4]
                 [--warmup 60] [--weight-decay 0.1] [--recon-weight 0.5] [--seed 0] [--device cpu]
-                [--tokenizer word|byte|clip:VOCAB.gz] [--context N] [--checkpoint FILE] [--metrics FILE.jsonl]
+                [--tokenizer word|byte|clip|clip:VOCAB.gz] [--context N] [--checkpoint FILE] [--metrics FILE.jsonl]
                 [--out WEIGHTS.safetensors] [--report REPORT.html] [--threads N] [--set field=value ...]
                 [--nproc N [--master-port P]] [--gather-grad] [--on-error skip|throw]
                   --nproc N: N data-parallel processes on this machine (c10d/Gloo), each with 1/N of

@@ -1,0 +1,25 @@
+/**
+ * `rils convert`: weights from one layout to another (a CLIP checkpoint to rils's own file, or to
+ * OpenAI's safetensors or a Hugging Face folder).
+ * @internal
+ * @module
+ */
+import type { SaveLayout } from '../weights/clip-save.js';
+import { MODEL_OPTIONS, choiceOption, fail, loadModel, outputOption, parseCommand } from './common.js';
+import type { Command } from './common.js';
+
+async function convert(argv: string[]): Promise<void> {
+  const { values: a } = parseCommand(argv, convertCommand, { ...MODEL_OPTIONS, out: { type: 'string' }, layout: { type: 'string', default: 'rils' } });
+  if (!a.weights || !a.out) fail('convert needs --weights IN and --out OUT');
+  const layout: SaveLayout = choiceOption(a.layout, 'layout', ['rils', 'openai', 'hf'] as const);
+  if (layout !== 'hf') outputOption(a.out, 'out');
+  const model = await loadModel(a);
+  await model.saveWeights(a.out, { layout });
+  console.log(`${a.out}: ${layout === 'hf' ? 'a Hugging Face folder' : `${layout} weights`} (${model.config.visionTower} vision tower)`);
+  model.dispose();
+}
+
+export const convertCommand: Command = {
+  usage: 'rils convert  --weights IN --out OUT [--layout rils|openai|hf] [--act gelu|quick_gelu]',
+  run: convert,
+};
