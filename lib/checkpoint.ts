@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import type { NativeModel, NativeTensorEntry } from './binding.js';
 import { allGatherJson } from './distributed.js';
 import { RilsWeightsError } from './errors.js';
+import { checkAgainstParameters } from './weights/rils.js';
 import { asFloat32, readSafetensors, writeSafetensors } from './safetensors.js';
 import type { SafetensorsFile, TensorToWrite } from './safetensors.js';
 
@@ -169,4 +170,43 @@ export async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
     throw new RilsWeightsError(`${path} has unreadable per-rank state`);
   }
   return { weights, moments, rng, step, metadata: m, extra, ranks };
+}
+
+/** A model's queue (one call at a time, in order) and its place in a data-parallel job. */
+export interface CheckpointSession {
+  run<T>(task: (m: NativeModel) => Promise<T>): Promise<T>;
+  distributed: { rank: number; worldSize: number } | undefined;
+}
+
+/**
+ * Everything needed to continue training exactly, from the model's queue (so that no other call
+ * runs in between); across processes every rank calls this and rank 0 writes every rank's own state.
+ */
+export async function saveModelCheckpoint(s: CheckpointSession, path: string, extra: unknown, metadata: Record<string, string>): Promise<void> {
+  const [weights, training, ranks] = await s.run(async (m) => {
+    const weights = await m.getState();
+    const training = await m.getTrainingState();
+    const ranks = s.distributed ? await gatherRankStates(m, training.rng, extra) : undefined;
+    return [weights, training, ranks] as const;
+  });
+  if (s.distributed && s.distributed.rank !== 0) return;
+  await writeCheckpoint(path, { weights, ...training, metadata, extra: extra ?? null, ranks });
+}
+
+/**
+ * Restores a checkpoint into the model in one native call, which checks the weights, moments,
+ * generator state and step before it applies any; returns this rank's `extra`.
+ */
+export async function loadModelCheckpoint(
+  s: CheckpointSession, path: string, parameters: readonly { name: string; shape: number[] }[],
+): Promise<unknown> {
+  const c = await readCheckpoint(path);
+  checkAgainstParameters(path, c.weights, parameters);
+  const own = s.distributed ? rankState(c, s.distributed.rank, s.distributed.worldSize, path) : c;
+  try {
+    await s.run((m) => m.setTrainingState({ weights: c.weights, moments: c.moments, rng: own.rng, step: c.step }));
+  } catch (error) {
+    throw error instanceof RilsWeightsError ? new RilsWeightsError(`${path}: ${error.message}`) : error;
+  }
+  return own.extra;
 }

@@ -22,15 +22,14 @@ import type { Tokenizer } from './tokenizer.js';
 import { checkBatch, classPrompts, resolveImages, snapshot, textRows, tokenize } from './inputs.js';
 import type { ImageTensor, ImagesInput } from './inputs.js';
 import { checkInteger, checkTypedArray, invalid } from './validate.js';
-import {
-  checkAgainstParameters, checkConfigAgainstTensors, optionsFromMetadata, readWeights, tokenizerFromMetadata,
-  weightsMetadata, writeWeights,
-} from './weights/rils.js';
+import { checkAgainstParameters, openWeights, readWeights, weightsMetadata, writeWeights } from './weights/rils.js';
+import type { WeightTensor } from './weights/rils.js';
 import { openPretrained } from './weights/pretrained.js';
 import type { PretrainedOptions, TensorLoad } from './weights/pretrained.js';
 import { writeClipLayout } from './weights/clip-save.js';
 import type { SaveLayout } from './weights/clip-save.js';
-import { gatherRankStates, rankState, readCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { loadModelCheckpoint, saveModelCheckpoint } from './checkpoint.js';
+import type { CheckpointSession } from './checkpoint.js';
 import { allGatherJson, lostPeers } from './distributed.js';
 import type { DistributedInfo } from './distributed.js';
 
@@ -100,22 +99,7 @@ export class Rils {
    */
   static async fromWeights(path: string, options: RilsOptions & { clipVocabPath?: string } = {}): Promise<Rils> {
     if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
-    const { tensors, metadata } = await readWeights(path);
-    const { clipVocabPath, ...rest } = options;
-    const fromFile = optionsFromMetadata(metadata, path);
-    checkConfigAgainstTensors(path, { ...fromFile, ...rest }, tensors);  // before the metadata's model is built
-    const shape = (name: string) => tensors.find((t) => t.name === name)?.shape[0] ?? 0;
-    const fit = { vocabSize: shape('token_embedding.weight'), contextLength: shape('positional_embedding') };
-    const tokenizer = rest.tokenizer ?? await tokenizerFromMetadata(metadata, path, fit, clipVocabPath);
-    const model = await Rils.create({ seed: 0, ...fromFile, ...rest, ...(tokenizer ? { tokenizer } : {}) });
-    try {
-      checkAgainstParameters(path, tensors, model.parameters());
-      await model.#run((m) => m.setState(tensors));
-    } catch (error) {
-      model.dispose();
-      throw error;
-    }
-    return model;
+    return openWeights(path, options, (o) => Rils.create(o));
   }
 
   /**
@@ -318,16 +302,7 @@ export class Rils {
    */
   async saveCheckpoint(path: string, extra?: unknown): Promise<void> {
     if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
-    const [weights, training, ranks] = await this.#run(async (m) => {
-      const weights = await m.getState();
-      const training = await m.getTrainingState();
-      // Across processes every rank calls this; rank 0 writes every rank's own state.
-      const ranks = this.distributed ? await gatherRankStates(m, training.rng, extra) : undefined;
-      return [weights, training, ranks] as const;
-    });
-    if (this.distributed && this.distributed.rank !== 0) return;
-    const metadata = weightsMetadata(this.#description());
-    await writeCheckpoint(path, { weights, ...training, metadata, extra: extra ?? null, ranks });
+    await saveModelCheckpoint(this.#session(), path, extra, weightsMetadata(this.#description()));
   }
 
   /**
@@ -337,16 +312,7 @@ export class Rils {
   async loadCheckpoint(path: string): Promise<unknown> {
     if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
     this.#handle();
-    const c = await readCheckpoint(path);
-    checkAgainstParameters(path, c.weights, this.parameters());
-    const own = this.distributed ? rankState(c, this.distributed.rank, this.distributed.worldSize, path) : c;
-    try {
-      // One call: the weights, moments, generator state and step are all checked before any is applied.
-      await this.#run((m) => m.setTrainingState({ weights: c.weights, moments: c.moments, rng: own.rng, step: c.step }));
-    } catch (error) {
-      throw error instanceof RilsWeightsError ? new RilsWeightsError(`${path}: ${error.message}`) : error;
-    }
-    return own.extra;
+    return loadModelCheckpoint(this.#session(), path, this.parameters());
   }
 
   /**
@@ -359,7 +325,12 @@ export class Rils {
     this.#handle();
     const { tensors } = await readWeights(path);
     checkAgainstParameters(path, tensors, this.parameters());
-    await this.#run((m) => m.setState(tensors));
+    await this.setWeights(tensors);
+  }
+
+  /** Every parameter from F32 tensors of its names and shapes (lib/weights/rils.ts). @internal */
+  setWeights(tensors: WeightTensor[]): Promise<void> {
+    return this.#run((m) => m.setState(tensors));
   }
 
   /**
@@ -408,6 +379,11 @@ export class Rils {
   /** `await using model = await Rils.create(...)` disposes at the end of the scope. */
   async [Symbol.asyncDispose](): Promise<void> {
     this.dispose();
+  }
+
+  /** What lib/checkpoint.ts needs to save and restore this model: its queue and its place in a job. */
+  #session(): CheckpointSession {
+    return { run: (task) => this.#run(task), distributed: this.distributed };
   }
 
   #description() {

@@ -169,3 +169,36 @@ export function checkConfigAgainstTensors(path: string, options: RilsOptions, te
 function pickConfig(options: RilsOptions): Partial<ModelConfig> {
   return Object.fromEntries(Object.entries(options).filter(([k]) => CONFIG_FIELDS.has(k))) as Partial<ModelConfig>;
 }
+
+/** What {@link openWeights} needs of a model. */
+export interface WeightsTarget {
+  parameters(): { name: string; shape: number[] }[];
+  setWeights(tensors: WeightTensor[]): Promise<void>;
+  dispose(): void;
+}
+
+/**
+ * A model built from a weight file's metadata (config, training options, tokenizer), `options`
+ * overriding it, with its weights loaded. The metadata is checked against the tensors before the
+ * model is built; a failure after disposes it.
+ */
+export async function openWeights<M extends WeightsTarget>(
+  path: string, options: RilsOptions & { clipVocabPath?: string }, create: (options: RilsOptions) => Promise<M>,
+): Promise<M> {
+  const { tensors, metadata } = await readWeights(path);
+  const { clipVocabPath, ...rest } = options;
+  const fromFile = optionsFromMetadata(metadata, path);
+  checkConfigAgainstTensors(path, { ...fromFile, ...rest }, tensors);
+  const rows = (name: string) => tensors.find((t) => t.name === name)?.shape[0] ?? 0;
+  const fit = { vocabSize: rows('token_embedding.weight'), contextLength: rows('positional_embedding') };
+  const tokenizer = rest.tokenizer ?? await tokenizerFromMetadata(metadata, path, fit, clipVocabPath);
+  const model = await create({ seed: 0, ...fromFile, ...rest, ...(tokenizer ? { tokenizer } : {}) });
+  try {
+    checkAgainstParameters(path, tensors, model.parameters());
+    await model.setWeights(tensors);
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+  return model;
+}
