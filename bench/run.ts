@@ -11,7 +11,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const reference = path.resolve(here, '../../shared/reference/rils_ref.py');
 const threads = Number(process.env.RILS_BENCH_THREADS ?? os.availableParallelism());
 const quick = process.argv.includes('--quick');
-// --only NAME runs one case: micro, vit_ti16, vit_s16 or data-parallel.
+// --only NAME runs one case: micro, vit_ti16, vit_s16, data-parallel or clip.
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 const cases = [
   { preset: 'micro', batch: 64, steps: quick ? 3 : 10 },
@@ -87,5 +87,9 @@ const ddp = only && only !== 'data-parallel' ? null : await (async () => {
     'the ranks share the same cores: collectives and process-level parallelism against intra-op threads, not scaling)');
   return row;
 })();
+// Pretrained CLIP: encode and checkpoint reading against clip_ref.py (bench/clip.ts).
+if (!only || only === 'clip') {
+  execFileSync(process.execPath, ['--import=tsx', path.join(here, 'clip.ts'), ...(quick ? ['--quick'] : [])], { stdio: 'inherit' });
+}
 writeFileSync(path.join(here, 'results.json'), `${JSON.stringify({ date: new Date().toISOString(), threads, rounds, rows, data_parallel: ddp }, null, 2)}\n`);
 console.log(`\nwritten: bench/results.json`);

@@ -38,7 +38,8 @@ export interface StoredTensor {
   dtype: string;
   shape: number[];
   byteLength: number;
-  bytes(): Promise<Uint8Array>;
+  /** Its bytes: read from the file into `into` (of byteLength bytes), or already in memory. */
+  bytes(into: Uint8Array): Promise<Uint8Array>;
 }
 
 /** An opened checkpoint: its layout, tensors and metadata; `close()` releases the file. */
@@ -100,8 +101,7 @@ async function openSafetensors(file: string, hfConfig: HfClipConfig | undefined)
   const fd = await open(file, 'r');
   const tensors = [...index.tensors].map(([name, t]) => ({
     name, dtype: t.dtype, shape: t.shape, byteLength: t.end - t.begin,
-    bytes: async () => {
-      const out = new Uint8Array(t.end - t.begin);
+    bytes: async (out: Uint8Array) => {
       const { bytesRead } = await fd.read(out, 0, out.byteLength, index.dataOffset + t.begin);
       if (bytesRead !== out.byteLength) throw new RilsWeightsError(`${file}: '${name}' is cut short (truncated file?)`);
       return out;
@@ -122,6 +122,7 @@ async function openTorchScript(file: string): Promise<Checkpoint> {
   }
   const tensors = entries.map((e) => ({
     name: e.name, dtype: e.dtype, shape: e.shape, byteLength: e.data.byteLength, bytes: async () => new Uint8Array(e.data),
+
   }));
   return { path: file, layout: 'torchscript', tensors, metadata: {}, close: async () => undefined };
 }
@@ -166,6 +167,9 @@ export interface TensorLoad {
   transpose?: boolean;
 }
 
+/** Bytes of file per native call while a checkpoint streams in. */
+const BATCH_BYTES = 64 << 20;
+
 /** A feature decoder newly added to a CLIP model (decoderDepth > 0) is not in any checkpoint. */
 const isNewDecoder = (name: string) => /^visual\.(decoder_|mask_token$)/.test(name);
 
@@ -189,27 +193,30 @@ function checkCoverage(c: Checkpoint, placed: readonly Placed[], parameters: rea
   }
 }
 
-/** Streams the placed tensors into `target`, about 64 MB of file at a time. */
+/**
+ * Streams the placed tensors into `target`, about 64 MB of file at a time, read into one reused
+ * buffer (the native side has copied a batch into the parameters when its call settles): the peak
+ * is the model, one buffer and the process itself.
+ */
 export async function loadPlaced(c: Checkpoint, placed: readonly Placed[], target: LoadTarget): Promise<void> {
   const parameters = target.parameters();
   checkCoverage(c, placed, parameters);
   const rowsOf = new Map(parameters.map((p) => [p.name, p.shape[0] ?? 0]));
-  let batch: TensorLoad[] = [], bytes = 0;
-  const flush = async () => {
-    if (batch.length) await target.loadTensors(batch);
-    batch = [];
-    bytes = 0;
-  };
+  const arena = new Uint8Array(Math.max(BATCH_BYTES, ...placed.map((p) => p.tensor.byteLength)));
+  let batch: TensorLoad[] = [], used = 0;
   for (const p of placed) {
+    if (used + p.tensor.byteLength > arena.byteLength) {
+      await target.loadTensors(batch);
+      [batch, used] = [[], 0];
+    }
+    const data = await p.tensor.bytes(arena.subarray(used, used + p.tensor.byteLength));
+    if (data.buffer === arena.buffer) used += p.tensor.byteLength;
     const third = Math.floor((rowsOf.get(p.to.name) ?? 0) / 3);
-    const rows: [number, number] | undefined = p.to.part === undefined ? undefined : [p.to.part * third, (p.to.part + 1) * third];
-    const data = await p.tensor.bytes();
-    batch.push({ name: p.to.name, data, dtype: p.tensor.dtype, shape: p.tensor.shape, ...(rows ? { rows } : {}),
+    batch.push({ name: p.to.name, data, dtype: p.tensor.dtype, shape: p.tensor.shape,
+      ...(p.to.part === undefined ? {} : { rows: [p.to.part * third, (p.to.part + 1) * third] as [number, number] }),
       ...(p.to.transpose ? { transpose: true } : {}) });
-    bytes += data.byteLength;
-    if (bytes > 64 << 20) await flush();
   }
-  await flush();
+  if (batch.length) await target.loadTensors(batch);
 }
 
 /** Options of {@link openPretrained}: the model's options (overriding what the checkpoint says), and two of its own. */
