@@ -55,3 +55,32 @@ test('train-steps, train-folder → embed-images, zero-shot, patch-maps', async 
   t.is(png.format, 'png');
   rmSync(dir, { recursive: true, force: true });
 });
+
+test('clip-zero-shot and clip-finetune on a CLIP checkpoint with CLIP\'s vocabulary', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-examples-clip-'));
+  const { Rils } = await import('../lib/index.js');
+  const clip = await Rils.create({ preset: 'clip_micro', vocabSize: 49408, seed: 0, reconWeight: 0 });
+  const checkpoint = path.join(dir, 'clip.safetensors');
+  await clip.saveWeights(checkpoint, { layout: 'openai' });
+  clip.dispose();
+  const data = path.join(dir, 'data');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(data);
+  for (const [k, [name, background]] of [['red', { r: 230, g: 20, b: 20 }], ['blue', { r: 20, g: 20, b: 230 }]].entries()) {
+    for (let i = 0; i < 4; i++) {
+      const file = path.join(data, `${name}${i}.png`);
+      await sharp({ create: { width: 40 + k, height: 48, channels: 3, background: background as { r: number; g: number; b: number } } }).png().toFile(file);
+      writeFileSync(file.replace(/\.png$/, '.txt'), `a ${name as string} square`);
+    }
+  }
+  const zs = await run(dir, 'clip-zero-shot.ts', checkpoint, 'red square,blue square', path.join(data, 'red0.png'));
+  t.regex(zs.stdout, /red0\.png: (red|blue) square [\d.]+%, (red|blue) square [\d.]+%/);
+  const out = path.join(dir, 'tuned.safetensors');
+  const tuned = await run(dir, 'clip-finetune.ts', checkpoint, data, '4', out, '--rils');
+  t.regex(tuned.stdout, /step 4: loss [\d.]+/);
+  const back = await Rils.fromPretrained(out);
+  t.is(back.config.visionTower, 'clip');
+  t.false(back.parameters().some((p) => p.name.startsWith('visual.decoder')), 'the OpenAI layout leaves the decoder out');
+  back.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
