@@ -123,16 +123,20 @@ function toJson(value: unknown): string {
  * cannot be probed from here.
  * @internal
  */
-export function lostPeers(info: DistributedInfo): string[] {
+export async function lostPeers(info: DistributedInfo, waitMs = 500): Promise<string[]> {
   const here = hostname();
-  const lost: string[] = [];
-  info.peers.forEach((peer, rank) => {
-    const [host, pidText] = peer.split(' ');
-    const pid = Number(pidText);
-    if (rank === info.rank || host !== here || !Number.isSafeInteger(pid)) return;
-    if (!processAlive(pid)) lost.push(`rank ${rank} (pid ${pid})`);
-  });
-  return lost;
+  // A rank killed a moment ago may still be exiting: look again for a short while before saying none is gone.
+  for (const started = performance.now(); ;) {
+    const lost: string[] = [];
+    info.peers.forEach((peer, rank) => {
+      const [host, pidText] = peer.split(' ');
+      const pid = Number(pidText);
+      if (rank === info.rank || host !== here || !Number.isSafeInteger(pid)) return;
+      if (!processAlive(pid)) lost.push(`rank ${rank} (pid ${pid})`);
+    });
+    if (lost.length > 0 || performance.now() - started >= waitMs) return lost;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 // Whether a process runs: it exists and, where /proc tells (Linux), is not a zombie. A rank that

@@ -416,7 +416,7 @@ export class Rils {
         return await task(this.#handle());
       } catch (error) {
         const e = fromNative(error);
-        const lost = e instanceof RilsDistributedError && this.distributed ? lostPeers(this.distributed) : [];
+        const lost = e instanceof RilsDistributedError && this.distributed ? await lostPeers(this.distributed) : [];
         throw lost.length ? new RilsDistributedError(`${e.message}; gone from this machine: ${lost.join(', ')}`) : e;
       }
     });

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 import test from 'ava';
 
-import { Rils, RilsInputError, distributedFromEnv, parseSafetensors, runtimeInfo } from '../lib/index.js';
+import { Rils, RilsDistributedError, RilsInputError, distributedFromEnv, parseSafetensors, runtimeInfo } from '../lib/index.js';
 import type { RilsOptions, TrainStats } from '../lib/index.js';
 import { lostPeers } from '../lib/distributed.js';
 import { globalBatch, readWeights, snapshot } from './helpers/batches.js';
@@ -145,7 +145,7 @@ test('a dead rank not yet reaped by its parent (a zombie) counts as gone', async
   await new Promise((r) => setTimeout(r, 300)); // the child exits
   const here = os.hostname();
   const info = { rank: 0, worldSize: 3, peers: [`${here} ${process.pid}`, `${here} ${zombie}`, `${here} ${parent.pid}`] };
-  t.deepEqual(lostPeers(info), [`rank 1 (pid ${zombie})`]);
+  t.deepEqual(await lostPeers(info), [`rank 1 (pid ${zombie})`]);
 });
 
 serial('ranks with different batch sizes fail alike with a clear error', async (t) => {
@@ -220,4 +220,16 @@ serial('rils train --nproc 2 on a folder: rank 0 writes weights, checkpoint and 
   await rils('train', '--nproc', '2', '--data', dir, '--batch', '8', '--steps', '5', '--out', straight);
   t.true(readFileSync(straight).equals(readFileSync(weights)), 'resumed and uninterrupted runs end with the same bytes');
   rmSync(dir, { recursive: true, force: true });
+});
+
+serial('a rank whose peers never start fails after one timeout, saying how many ranks came', async (t) => {
+  const port = nextPort++;
+  const started = performance.now();
+  await t.throwsAsync(Rils.create({
+    preset: 'micro', vocabSize: 300, seed: 0,
+    distributed: { rank: 0, worldSize: 3, masterAddr: '127.0.0.1', masterPort: port, timeoutSeconds: 3 },
+  }), { instanceOf: RilsDistributedError, message: /1 of 3 ranks joined within 3 s/ });
+  const seconds = (performance.now() - started) / 1000;
+  t.log(`failed after ${seconds.toFixed(1)} s`);
+  t.true(seconds < 4.5, `one timeout (3 s), not two: ${seconds.toFixed(1)} s`);  // LibTorch 1.13's waitWorkers made it 2 × 3 + ~3 s
 });

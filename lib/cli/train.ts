@@ -5,7 +5,7 @@
  * @module
  */
 import { openDataset } from '../data/registry.js';
-import type { Dataset, TokenizerFactory } from '../data/registry.js';
+import type { Dataset, Skips, TokenizerFactory } from '../data/registry.js';
 import { distributedFromEnv } from '../distributed.js';
 import type { DistributedOptions } from '../distributed.js';
 import { setNumThreads } from '../index.js';
@@ -29,7 +29,7 @@ const OPTIONS = {
   'weight-decay': { type: 'string', default: '0.1' }, 'recon-weight': { type: 'string', default: '0.5' },
   seed: { type: 'string', default: '0' }, device: { type: 'string', default: 'cpu' }, tokenizer: { type: 'string', default: 'word' },
   context: { type: 'string' }, checkpoint: { type: 'string' }, metrics: { type: 'string' }, out: { type: 'string', default: 'rils.safetensors' },
-  threads: { type: 'string' }, set: { type: 'string', multiple: true, default: [] as string[] }, 'on-error': { type: 'string', default: 'skip' },
+  threads: { type: 'string' }, set: { type: 'string', multiple: true, default: [] as string[] }, 'on-error': { type: 'string', default: 'skip' }, 'max-pixels': { type: 'string' },
   report: { type: 'string' }, nproc: { type: 'string' }, 'master-port': { type: 'string' },
   'gather-grad': { type: 'boolean', default: false },
 } as const;
@@ -59,6 +59,7 @@ interface Settings {
   nproc: number;
   masterPort: number | undefined;
   onError: 'skip' | 'throw';
+  maxPixels: number | undefined;
   tokenizer: TokenizerFactory;
   /** `--set field=value` overrides of the preset and the training options. */
   overrides: Record<string, number>;
@@ -102,7 +103,8 @@ function settingsOf(a: TrainArgs & { data: string }): Settings {
     reconWeight: numberOption(a['recon-weight'], 'recon-weight', 0),
     threads: optional(a.threads, (t) => integerOption(t, 'threads', 1)), nproc: optional(a.nproc, (n) => integerOption(n, 'nproc', 1)) ?? 1,
     masterPort: optional(a['master-port'], (p) => integerOption(p, 'master-port', 1, 65535)),
-    onError: choiceOption(a['on-error'], 'on-error', ['skip', 'throw'] as const), tokenizer: tokenizerOf(a.tokenizer, a.context),
+    onError: choiceOption(a['on-error'], 'on-error', ['skip', 'throw'] as const),
+    maxPixels: a['max-pixels'] === undefined ? undefined : integerOption(a['max-pixels'], 'max-pixels', 1), tokenizer: tokenizerOf(a.tokenizer, a.context),
     overrides: overridesOf(a.set),
   };
 }
@@ -128,7 +130,7 @@ async function openData(s: Settings, job: Job): Promise<Dataset> {
   const size = s.overrides.imageSize ?? presetConfig(s.preset).imageSize;
   const data = await openDataset(s.data, {
     tokenizer: s.tokenizer, batchSize: s.globalBatch / job.worldSize, seed: s.seed + job.rank, size,
-    rank: job.rank, worldSize: job.worldSize, onError: s.onError,
+    rank: job.rank, worldSize: job.worldSize, onError: s.onError, ...(s.maxPixels ? { maxPixels: s.maxPixels } : {}),
   });
   if (data.skippedRows) console.log(`skipped ${data.skippedRows} rows without an image or a caption`);
   return data;
@@ -164,7 +166,13 @@ async function finish(s: Settings, job: Job, { model, data, result, history }: T
     await writeTrainingReport(s.report, model, history, data);
     console.log(`report: ${s.report}`);
   }
-  if (data.skipped()) console.log(`skipped ${data.skipped()} unreadable samples`);
+  reportSkips(data.skips());
+}
+
+/** What reading skipped, in one line each (nothing when nothing was). */
+function reportSkips(k: Skips): void {
+  if (k.samples) console.log(`skipped ${k.samples} unreadable samples${k.oversized ? ` (${k.oversized} over --max-pixels)` : ''}`);
+  if (k.shards) console.log(`skipped the rest of ${k.shards} damaged shard(s); the last: ${k.lastShardError ?? 'unknown'}`);
 }
 
 async function train(argv: string[]): Promise<void> {
@@ -191,7 +199,7 @@ export const trainCommand: Command = {
                 [--warmup 60] [--weight-decay 0.1] [--recon-weight 0.5] [--seed 0] [--device cpu]
                 [--tokenizer word|byte|clip|clip:VOCAB.gz] [--context N] [--checkpoint FILE] [--metrics FILE.jsonl]
                 [--out WEIGHTS.safetensors] [--report REPORT.html] [--threads N] [--set field=value ...]
-                [--nproc N [--master-port P]] [--gather-grad] [--on-error skip|throw]
+                [--nproc N [--master-port P]] [--gather-grad] [--on-error skip|throw] [--max-pixels N]
                   --nproc N: N data-parallel processes on this machine (c10d/Gloo), each with 1/N of
                   the data and of the batch; with torchrun's RANK, WORLD_SIZE, MASTER_ADDR and
                   MASTER_PORT set instead, this process joins a job across machines.`,

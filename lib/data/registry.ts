@@ -36,8 +36,22 @@ export interface OpenDatasetOptions {
   rank?: number;
   /** Processes reading the dataset together. Default 1. */
   worldSize?: number;
-  /** Unreadable images: `'skip'` (default) counts them, `'throw'` stops. */
+  /** Unreadable images and shards: `'skip'` (default) counts them, `'throw'` stops. */
   onError?: 'skip' | 'throw';
+  /** Images with more pixels are skipped (counted as oversized). Default 100 000 000. */
+  maxPixels?: number;
+}
+
+/** What reading has skipped so far. */
+export interface Skips {
+  /** Samples skipped: unreadable images (oversized ones included), shard samples without a caption. */
+  samples: number;
+  /** Of those, images over `maxPixels`. */
+  oversized: number;
+  /** WebDataset shards that could not be read to their end (their samples before the damage are used). */
+  shards: number;
+  /** Why the last of those failed. */
+  lastShardError?: string | undefined;
 }
 
 /** An open dataset. */
@@ -50,8 +64,8 @@ export interface Dataset {
   tokenizer: Tokenizer;
   /** Index rows without an image or a caption (folder, JSONL, CSV), left out when opening. */
   skippedRows: number;
-  /** Samples skipped so far while reading (unreadable images, shard samples without a caption). */
-  skipped(): number;
+  /** What reading has skipped so far. */
+  skips(): Skips;
   /** The first three examples of an index of files (for reports); empty for other kinds. */
   examples: CaptionedFile[];
 }
@@ -89,16 +103,21 @@ async function openMnist(o: OpenDatasetOptions, share: Share): Promise<Dataset> 
     ...data, outputSize: o.size, tokenizer, batchSize: o.batchSize, seed: o.seed,
     caption: (label, rng) => captionFor(label, MNIST_TRAIN_TEMPLATES, rng),
   });
-  return { kind: 'mnist', source, tokenizer, skippedRows: 0, skipped: () => 0, examples: [] };
+  return { kind: 'mnist', source, tokenizer, skippedRows: 0, skips: () => ({ samples: 0, oversized: 0, shards: 0 }), examples: [] };
 }
+
+const maxPixels = (o: OpenDatasetOptions) => (o.maxPixels === undefined ? {} : { maxPixels: o.maxPixels });
 
 async function openShards(spec: string, o: OpenDatasetOptions, share: Share): Promise<Dataset> {
   const shards = shareOf(spec.split(',').map((s) => s.trim()).filter(Boolean), share, 'shard(s)');
   const tokenizer = await makeTokenizer(o.tokenizer, () => {
     throw new RilsInputError('WebDataset shards cannot list their captions up front: use a tokenizer with its own vocabulary (byte or CLIP)');
   });
-  const source = new WebDatasetSource({ shards, tokenizer, batchSize: o.batchSize, seed: o.seed, size: o.size, onError: o.onError ?? 'skip' });
-  return { kind: 'webdataset', source, tokenizer, skippedRows: 0, skipped: () => source.skipped, examples: [] };
+  const source = new WebDatasetSource({
+    shards, tokenizer, batchSize: o.batchSize, seed: o.seed, size: o.size, onError: o.onError ?? 'skip', ...maxPixels(o),
+  });
+  const skips = () => ({ samples: source.skipped, oversized: source.oversized, shards: source.skippedShards, lastShardError: source.lastShardError });
+  return { kind: 'webdataset', source, tokenizer, skippedRows: 0, skips, examples: [] };
 }
 
 async function openFiles(spec: string, o: OpenDatasetOptions, share: Share): Promise<Dataset> {
@@ -106,8 +125,10 @@ async function openFiles(spec: string, o: OpenDatasetOptions, share: Share): Pro
   const tokenizer = await makeTokenizer(o.tokenizer, () => items.map((i) => i.caption));
   const source = new FileCaptionSource({
     items: shareOf(items, share, 'examples'), tokenizer, batchSize: o.batchSize, seed: o.seed, size: o.size, onError: o.onError ?? 'skip',
+    ...maxPixels(o),
   });
-  return { kind: 'files', source, tokenizer, skippedRows, skipped: () => source.skipped, examples: items.slice(0, 3) };
+  const skips = () => ({ samples: source.skipped, oversized: source.oversized, shards: 0 });
+  return { kind: 'files', source, tokenizer, skippedRows, skips, examples: items.slice(0, 3) };
 }
 
 /**

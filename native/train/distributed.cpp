@@ -1,8 +1,10 @@
 #include "train/distributed.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include <unistd.h>
 
@@ -248,6 +250,25 @@ class Distributed::GradientReducer {
   bool armed_ = false;
 };
 
+namespace {
+
+// Every rank adds itself to a counter on the store, then all wait until it reaches the world size,
+// within one timeout: past it, the error says how many ranks came.
+void wait_for_ranks(c10d::Store& store, const DistributedOptions& o) {
+  store.add("rils/joined", 1);
+  const auto deadline = std::chrono::steady_clock::now() + o.timeout;
+  for (;;) {
+    const auto joined = store.add("rils/joined", 0);
+    if (joined >= o.world_size) return;
+    if (std::chrono::steady_clock::now() > deadline)
+      throw std::runtime_error(std::to_string(joined) + " of " + std::to_string(o.world_size) + " ranks joined within " +
+                               std::to_string(o.timeout.count() / 1000) + " s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace
+
 Distributed::Distributed(const DistributedOptions& options) : options_(options), groups_(new ProcessGroups) {
   const auto& o = options_;
   TORCH_CHECK_VALUE(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size,
@@ -258,10 +279,13 @@ Distributed::Distributed(const DistributedOptions& options) : options_(options),
   store_options.port = static_cast<uint16_t>(o.master_port);
   store_options.isServer = o.rank == 0;
   store_options.numWorkers = static_cast<size_t>(o.world_size);
-  store_options.waitWorkers = true;
+  // The ranks count themselves in (wait_for_ranks): LibTorch 1.13's own waitWorkers gives up silently at
+  // the timeout, and Gloo's setup then waits a second one (a missing peer failed after 2 × 60 s).
+  store_options.waitWorkers = false;
   store_options.timeout = o.timeout;
   try {
     groups_->store = c10::make_intrusive<c10d::TCPStore>(o.master_addr, store_options);
+    wait_for_ranks(*groups_->store, o);
     auto make = [&](const char* prefix) {
       auto pg_options = Gloo::Options::create(o.timeout);
       pg_options->devices.push_back(gloo_device(o.master_addr));
