@@ -145,11 +145,11 @@ test('loadCheckpoint is all or nothing: a bad moment or generator state changes 
   const dir = tmp();
   const source = await micro();
   await source.trainStep(randomBatch(source, 4));
-  const weights = await snapshotEntries(source);
   const target = await micro({ seed: 1 });
   await target.trainStep(randomBatch(target, 4, 7));
   const before = await snapshot(target);
-  const good = await sourceTraining(source);
+  const good = await checkpointContent(source);
+  const weights = good.weights;
   const cases: [string, Parameters<typeof writeCheckpoint>[1], RegExp][] = [
     ['nan-moment', { ...good, weights, moments: good.moments.map((m, i) => (i === 3 ? { ...m, data: nanCopy(m.data) } : m)) },
       /nan-moment\.safetensors: Optimizer tensor 'exp_avg_sq?\.[^']+' contains NaN/],
@@ -175,26 +175,20 @@ function nanCopy(data: ArrayBuffer): ArrayBuffer {
   return out.buffer;
 }
 
-async function snapshotEntries(model: Rils) {
+/** A model's checkpoint content, read back from a saved checkpoint: weights, moments, generator state. */
+async function checkpointContent(model: Rils) {
   const dir = tmp();
   const file = path.join(dir, 'c.safetensors');
   await model.saveCheckpoint(file);
   const f = parseSafetensors(readFileSync(file));
   rmSync(dir, { recursive: true });
-  return [...f.tensors].filter(([n]) => !n.startsWith('exp_avg') && !n.startsWith('rng.'))
+  const entries = (keep: (name: string) => boolean) => [...f.tensors].filter(([n]) => keep(n))
     .map(([name, e]) => ({ name, shape: e.shape, data: new Uint8Array(e.bytes).slice().buffer }));
-}
-
-async function sourceTraining(model: Rils) {
-  const dir = tmp();
-  const file = path.join(dir, 'c.safetensors');
-  await model.saveCheckpoint(file);
-  const f = parseSafetensors(readFileSync(file));
-  rmSync(dir, { recursive: true });
-  const moments = [...f.tensors].filter(([n]) => n.startsWith('exp_avg'))
-    .map(([name, e]) => ({ name, shape: e.shape, data: new Uint8Array(e.bytes).slice().buffer }));
-  const rng = new Uint8Array(f.tensors.get('rng.mask_noise')!.bytes).slice().buffer;
-  return { weights: [], moments, rng, step: 1, metadata: { ...f.metadata }, extra: null };
+  return {
+    weights: entries((n) => !n.startsWith('exp_avg') && !n.startsWith('rng.')), moments: entries((n) => n.startsWith('exp_avg')),
+    rng: new Uint8Array(f.tensors.get('rng.mask_noise')!.bytes).slice().buffer, step: model.step,
+    metadata: { ...f.metadata }, extra: null,
+  };
 }
 
 test('options that overflow or make every step NaN are refused, naming the option', async (t) => {

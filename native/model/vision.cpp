@@ -80,6 +80,14 @@ Masking random_masking(const torch::Tensor& x, const torch::Tensor& noise, int64
   return {x_visible, mask, ids_restore};
 }
 
+torch::Tensor mask_patches(const torch::Tensor& x, const torch::Tensor& noise, int64_t len_keep, EncoderOutput& out) {
+  if (!noise.defined()) return x;
+  auto m = random_masking(x, noise, len_keep);
+  out.mask = m.mask;
+  out.ids_restore = m.ids_restore;
+  return m.x_visible;  // [B, K, D]
+}
+
 FeatureDecoder::FeatureDecoder(nn::Module& tower, const RilsConfig& cfg, int64_t D) {
   const int64_t Dd = cfg.decoder_width, N = cfg.num_patches();
   decoder_embed = tower.register_module("decoder_embed", Linear(D, Dd));
@@ -158,14 +166,8 @@ void VisionTransformerImpl::init_weights() {
 
 EncoderOutput VisionTransformerImpl::forward_encoder(const torch::Tensor& img, const torch::Tensor& noise,
                                                      int64_t len_keep) {
-  auto x = patch_embed(img) + pos_embed.slice(1, 1);  // [B, N, D], position added before masking
   EncoderOutput out;
-  if (noise.defined()) {
-    auto m = random_masking(x, noise, len_keep);
-    x = m.x_visible;  // [B, K, D]
-    out.mask = m.mask;
-    out.ids_restore = m.ids_restore;
-  }
+  auto x = mask_patches(patch_embed(img) + pos_embed.slice(1, 1), noise, len_keep, out);  // [B, K, D], positions first
   auto cls = (cls_token + pos_embed.slice(1, 0, 1)).expand({x.size(0), -1, -1});  // [B, 1, D]
   x = torch::cat({cls, x}, 1);
   for (auto& blk : *blocks) x = blk->as<Block>()->forward(x);

@@ -67,6 +67,10 @@ struct EncoderOutput {
   torch::Tensor ids_restore;  // [B, N] (undefined without masking)
 };
 
+// The patch tokens x [B, N, D] an encoder goes on with: all of them (noise undefined), or the
+// len_keep ones the noise keeps (random_masking), with the mask and restore ids put in `out`.
+torch::Tensor mask_patches(const torch::Tensor& x, const torch::Tensor& noise, int64_t len_keep, EncoderOutput& out);
+
 // MAE's feature decoder (models_rils): predicts encoder-space features of every patch from the
 // visible ones. Not a module of its own: its parts are registered on the tower that owns it, under
 // the official names (decoder_embed, mask_token, decoder_pos_embed, decoder_blocks, decoder_norm,
