@@ -28,8 +28,19 @@ export type { ImageTensor, ImagesInput } from './inputs.js';
 export { accuracy, knnClassify, linearProbeClassify, prototypeClassify, retrievalRecall, sampleShots } from './evaluate.js';
 export type { LabelledFeatures, RetrievalRecall } from './evaluate.js';
 export { fit } from './train.js';
+export { evaluateClassification } from './eval/classification.js';
+export type {
+  ClassificationResults, EvaluateClassificationOptions, EvaluatedSet, LinearProbeAccuracy, ProtocolAccuracy,
+} from './eval/classification.js';
 export { mnistFrozenFeatures, mnistPatchMaps, mnistZeroShot } from './mnist-eval.js';
 export type { FrozenFeatureAccuracy, ZeroShotAccuracy } from './mnist-eval.js';
+export type { FewShotResult, ShotAccuracy, SweepPoint } from './eval/probe.js';
+export { evaluateRetrieval } from './eval/retrieval.js';
+export type { EvaluateRetrievalOptions, RetrievalResults } from './eval/retrieval.js';
+export { embedImages } from './eval/embed.js';
+export type { EmbedImagesOptions, EmbedProgress, EmbeddedImages, SkippedImage } from './eval/embed.js';
+export { confusionPng, patchMaps, writeEvaluationReport } from './eval/report.js';
+export type { ReportOptions } from './eval/report.js';
 export { writeReport } from './report.js';
 export type { ReportContent, ReportImage, ReportRun } from './report.js';
 export type { FitOptions, FitResult, StepProgress } from './train.js';
