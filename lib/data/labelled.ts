@@ -167,7 +167,8 @@ async function openFolders(spec: string, o: OpenLabelledImagesOptions): Promise<
   notes.push(...trainFolder.emptyClasses.map((c) => `class folder ${JSON.stringify(c)} in ${o.train} holds no image: left out`));
   const aligned = alignTrainSet(data.images, trainFolder.images);
   if (aligned.extraClasses.length) {
-    notes.push(`${aligned.skipped} training images of classes the test set lacks were left out: ${aligned.extraClasses.join(', ')}`);
+    const [images, classes] = aligned.skipped === 1 ? ['image', 'a class the test set lacks was'] : ['images', 'classes the test set lacks were'];
+    notes.push(`${aligned.skipped} training ${images} of ${classes} left out: ${aligned.extraClasses.join(', ')}`);
   }
   return { test: data.images, train: aligned.train, skipped: data.skipped + trainFolder.skipped + aligned.skipped, notes };
 }

@@ -18,6 +18,8 @@ import type { ClassificationResults } from './classification.js';
 import type { RetrievalResults } from './retrieval.js';
 
 const pct = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–' : `${(100 * v).toFixed(2)}%`);
+/** A penalty as `1e-6` rather than `0.000001`. @internal */
+export const penalty = (wd: number): string => (wd === 0 || (wd >= 0.01 && wd < 100) ? String(wd) : wd.toExponential());
 
 /**
  * Per image, a heat map of its patches' probability of `texts[targets[i]]` among all `texts`
@@ -91,7 +93,7 @@ function summaryRows(r: ClassificationResults): Record<string, string>[] {
     rows.push({ protocol: `${f.shots}-shot nearest mean`, 'top-1': pct(f.nearestMean.mean), 'top-5': '–', detail: `mean of ${f.nearestMean.perSeed.length} draws` });
     rows.push({ protocol: `${f.shots}-shot linear probe`, 'top-1': pct(f.linearProbe.mean), 'top-5': '–', detail: `mean of ${f.linearProbe.perSeed.length} draws` });
   }
-  if (r.linearProbe) rows.push({ protocol: 'linear probe', 'top-1': pct(r.linearProbe.top1), 'top-5': '–', detail: `weight decay ${r.linearProbe.weightDecay}` });
+  if (r.linearProbe) rows.push({ protocol: 'linear probe', 'top-1': pct(r.linearProbe.top1), 'top-5': '–', detail: `weight decay ${penalty(r.linearProbe.weightDecay)}` });
   return rows;
 }
 
@@ -109,7 +111,7 @@ async function classificationSection(model: Rils, test: LabelledImageSet, r: Cla
   const confusion = [{ caption: 'zero-shot', png: await confusionPng(r.zeroShot.confusion) },
     ...(r.linearProbe ? [{ caption: 'linear probe', png: await confusionPng(r.linearProbe.confusion) }] : [])];
   const size = Math.max(1, Math.min(24, Math.floor(480 / r.classNames.length))) * r.classNames.length;
-  const sweep = r.linearProbe?.sweep.map((p) => ({ 'weight decay': p.weightDecay, 'validation accuracy': pct(p.validationAccuracy) })) ?? [];
+  const sweep = r.linearProbe?.sweep.map((p) => ({ 'weight decay': penalty(p.weightDecay), 'validation accuracy': pct(p.validationAccuracy) })) ?? [];
   return `<h2>Classification: ${r.classNames.length} classes</h2>${htmlTable(summaryRows(r))}${htmlTable(sets)}` +
     `${r.notes.length ? `<ul>${r.notes.map((n) => `<li>${escape(n)}</li>`).join('')}</ul>` : ''}` +
     `${sweep.length ? `<h3>Linear probe: weight decay chosen on a validation split of the training set</h3>${htmlTable(sweep)}` : ''}` +
