@@ -30,10 +30,8 @@ export type { LabelledFeatures, RetrievalRecall } from './evaluate.js';
 export { fit } from './train.js';
 export { evaluateClassification } from './eval/classification.js';
 export type {
-  ClassificationResults, EvaluateClassificationOptions, EvaluatedSet, LinearProbeAccuracy, ProtocolAccuracy,
+  ClassificationResults, EvaluateClassificationOptions, EvaluatedSet, LinearProbeAccuracy, ProtocolAccuracy, ZeroShotAccuracy,
 } from './eval/classification.js';
-export { mnistFrozenFeatures, mnistPatchMaps, mnistZeroShot } from './mnist-eval.js';
-export type { FrozenFeatureAccuracy, ZeroShotAccuracy } from './mnist-eval.js';
 export type { FewShotResult, ShotAccuracy, SweepPoint } from './eval/probe.js';
 export { evaluateRetrieval } from './eval/retrieval.js';
 export type { EvaluateRetrievalOptions, RetrievalResults } from './eval/retrieval.js';

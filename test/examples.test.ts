@@ -1,5 +1,5 @@
 // Every example in examples/ runs (smoke test, tiny settings). mnist-demo.ts is the main job,
-// run in full by scripts/demo.sh.
+// run in full by scripts/demo.sh; here a few steps check it runs through the general evaluation.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -53,5 +53,16 @@ test('train-steps, train-folder → embed-images, zero-shot, patch-maps', async 
   t.regex(maps.stdout, /"a red square": mean patch probability [\d.]+% → patch-map-0\.png/);
   const png = await sharp(path.join(dir, 'patch-map-1.png')).metadata();
   t.is(png.format, 'png');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('mnist-demo: a few steps, then the general evaluation and both reports', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-demo-'));
+  const { stdout } = await run(dir, 'mnist-demo.ts', '--steps', '3', '--no-compare', '--out', 'out');
+  t.regex(stdout, /\[rils\] zero-shot top-1 [\d.]+% top-5 [\d.]+% \(trained in \d+ s, evaluated in \d+ s\); k-NN [\d.]+%, 10-shot [\d.]+%, linear probe [\d.]+%/);
+  const results = JSON.parse(readFileSync(path.join(dir, 'out', 'results.json'), 'utf-8')) as { results: { zeroShotTop1: number; linearProbe: number }[] };
+  t.true(results.results[0]!.zeroShotTop1 >= 0 && results.results[0]!.linearProbe > 0.2, 'the probe learns digits even from a barely trained encoder');
+  t.regex(readFileSync(path.join(dir, 'out', 'report.html'), 'utf-8'), /the digit's class among the ten class prompts/);
+  t.regex(readFileSync(path.join(dir, 'out', 'eval-report.html'), 'utf-8'), /Zero-shot mistakes/);
   rmSync(dir, { recursive: true, force: true });
 });
