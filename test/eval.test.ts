@@ -123,6 +123,19 @@ test('retrieval ranks: identity pairs give recall@1 = 1; recall never decreases 
   t.deepEqual([...two.imageToText], [0, 1]);
   t.deepEqual([...two.textToImage], [1, 0, 0]);
   t.deepEqual([...topKByDot(Float32Array.of(1, 0), Float32Array.of(0, 1, 1, 0, 0.5, 0.5), 2, 2)], [1, 2]);
+  // 13 images (not a multiple of the 8-row blocks) with 1 to 4 captions each, against a plain count.
+  const owner = Int32Array.from({ length: 31 }, (_, t) => (t < 13 ? t : rng.int(13)));
+  const many = unit(Float32Array.from({ length: 31 * d }, () => rng.next() - 0.5)), few = img.subarray(0, 13 * d);
+  const s = (i: number, t: number) => few.subarray(i * d, (i + 1) * d).reduce((acc, v, k) => acc + v * many[t * d + k]!, 0);
+  const expected = {
+    imageToText: Array.from({ length: 13 }, (_, i) => {
+      const best = Math.max(...[...owner.keys()].filter((t) => owner[t] === i).map((t) => s(i, t)));
+      return [...owner.keys()].filter((t) => s(i, t) > best).length;
+    }),
+    textToImage: [...owner].map((i, t) => Array.from({ length: 13 }, (_, j) => j).filter((j) => s(j, t) > s(i, t)).length),
+  };
+  const got = retrievalRanks(few, many, owner, d);
+  t.deepEqual({ imageToText: [...got.imageToText], textToImage: [...got.textToImage] }, expected);
 });
 
 test('evaluateRetrieval: image i with caption i after training; a repeated image key is one image', async (t) => {
