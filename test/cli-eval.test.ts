@@ -1,6 +1,6 @@
 // `rils eval` end to end: an ImageFolder of colours (classification, JSON and HTML report), a
 // separate training folder, retrieval on a JSONL index and on a WebDataset shard, and bad input.
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -28,6 +28,7 @@ test.before(async () => {
   model.dispose();
   await writeColourFolder(data, 10, 3);
 });
+test.after.always(() => rmSync(dir, { recursive: true, force: true }));
 
 interface Results {
   classification: {

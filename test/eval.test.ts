@@ -1,7 +1,7 @@
 // Evaluation on your own data: classification on a generated ImageFolder whose classes are colours
 // (zero-shot after a short training, k-NN, n-shot, linear probe, with a shuffled-label control),
 // retrieval where image i matches caption i, and the streaming encoder with unreadable images.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -21,6 +21,11 @@ const CAPTIONS = COLOUR_NAMES.map((c) => `a ${c} square`);
 const tokenizer = WordTokenizer.fromTexts(CAPTIONS, { contextLength: 8 });
 let model: Rils;
 let data: LabelledData;
+const dirs: string[] = [];
+const tmp = (prefix: string) => {
+  dirs.push(mkdtempSync(path.join(os.tmpdir(), prefix)));
+  return dirs.at(-1)!;
+};
 
 test.before(async () => {
   const steps = 30;
@@ -29,11 +34,14 @@ test.before(async () => {
     ...colourImages(16, 32, 1), size: 32, tokenizer, batchSize: 16, seed: 0, cropScale: false, caption: (label) => CAPTIONS[label]!,
   });
   await fit(model, source, { steps });
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-eval-'));
+  const dir = tmp('rils-eval-');
   await writeColourFolder(dir, 12, 7);
   data = await openLabelledImages(dir);
 });
-test.after.always(() => model?.dispose());
+test.after.always(() => {
+  model?.dispose();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
 
 /** The set with its labels shuffled (a seeded permutation): nothing about the images predicts them. */
 function shuffled(set: LabelledImageSet, seed: number): LabelledImageSet {
@@ -75,7 +83,7 @@ test('zero-shot from embeddings agrees with the classifier, and classes without 
 });
 
 test('embedImages streams in chunks: the embeddings of encodeImages, unreadable images skipped and counted', async (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-embed-'));
+  const dir = tmp('rils-embed-');
   writeFileSync(path.join(dir, 'broken.png'), 'not a png');
   const images = [...data.test.images.slice(0, 5), path.join(dir, 'broken.png'), ...data.test.images.slice(5, 9)];
   const seen: number[] = [];
