@@ -3,6 +3,7 @@
 // and against decoding then encoding each chunk in turn (no overlap). Peak RSS of the streaming run
 // shows memory bounded by the chunks (plus the embeddings), whatever the number of images.
 // Run: node --import tsx bench/eval-throughput.ts [--images 3000] [--side 64] [--preset micro] [--chunk 64] [--rounds 3]
+//      [--threads N] [--skip-baseline]
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,13 +11,14 @@ import { parseArgs } from 'node:util';
 
 import sharp from 'sharp';
 
-import { Random, Rils, decodeImage, embedImages, runtimeInfo } from '../lib/index.js';
+import { Random, Rils, decodeImage, embedImages, runtimeInfo, setNumThreads } from '../lib/index.js';
 import type { PresetName } from '../lib/index.js';
 
 const { values: a } = parseArgs({
   options: {
     images: { type: 'string', default: '3000' }, side: { type: 'string', default: '64' }, preset: { type: 'string', default: 'micro' },
     chunk: { type: 'string', default: '64' }, rounds: { type: 'string', default: '3' }, 'skip-baseline': { type: 'boolean', default: false },
+    threads: { type: 'string' },
   },
 });
 const count = Number(a.images), side = Number(a.side), chunk = Number(a.chunk), rounds = Number(a.rounds);
@@ -50,6 +52,7 @@ async function peakRss<T>(fn: () => Promise<T>): Promise<[T, number]> {
   }
 }
 
+if (a.threads) setNumThreads(Number(a.threads)); // fewer encoder threads than cores leaves room for decoding
 const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-eval-bench-'));
 const model = await Rils.create({ preset: a.preset as PresetName, vocabSize: 300, contextLength: 16, seed: 0 });
 const S = model.config.imageSize;
@@ -85,18 +88,26 @@ async function serial(): Promise<number> {
   return count / ((performance.now() - t0) / 1000);
 }
 
+// Alternating runs: other processes on the machine slow neighbouring runs alike, so each round's
+// ratio is reported, with the median, besides the best of each.
 const best = { encode: 0, pipeline: 0, serial: 0 };
+const ratios: number[] = [];
 let rss = 0;
 for (let r = 0; r < rounds; r++) {
-  if (decoded) best.encode = Math.max(best.encode, await encodeOnly());
+  const encode = decoded ? await encodeOnly() : NaN;
   started = performance.now();
   const [out, peak] = await peakRss(() => embedImages(model, files, { chunkSize: chunk }));
-  best.pipeline = Math.max(best.pipeline, out.count / ((performance.now() - started) / 1000));
+  const pipeline = out.count / ((performance.now() - started) / 1000);
   rss = Math.max(rss, peak);
-  if (decoded) best.serial = Math.max(best.serial, await serial());
-  console.log(`round ${r + 1}: encodeImages alone ${best.encode.toFixed(0)} img/s, embedImages ${best.pipeline.toFixed(0)} img/s, decode-then-encode ${best.serial.toFixed(0)} img/s (best so far)`);
+  const plain = decoded ? await serial() : NaN;
+  [best.encode, best.pipeline, best.serial] = [Math.max(best.encode, encode || 0), Math.max(best.pipeline, pipeline), Math.max(best.serial, plain || 0)];
+  ratios.push(pipeline / encode);
+  console.log(`round ${r + 1}: encodeImages alone ${encode.toFixed(0)} img/s, embedImages ${pipeline.toFixed(0)} img/s ` +
+    `(ratio ${(pipeline / encode).toFixed(3)}), decode-then-encode ${plain.toFixed(0)} img/s`);
 }
-console.log(`embedImages / encodeImages alone: ${decoded ? (best.pipeline / best.encode).toFixed(3) : '–'}; ` +
-  `decode-then-encode / encodeImages alone: ${decoded ? (best.serial / best.encode).toFixed(3) : '–'}; peak RSS of embedImages ${rss.toFixed(0)} MB`);
+const median = [...ratios].sort((x, y) => x - y)[Math.floor((ratios.length - 1) / 2)]!;
+console.log(`best: encodeImages alone ${best.encode.toFixed(0)}, embedImages ${best.pipeline.toFixed(0)}, decode-then-encode ${best.serial.toFixed(0)} img/s; ` +
+  `embedImages / encodeImages alone: ${(best.pipeline / best.encode).toFixed(3)} (best / best), median of rounds ${median.toFixed(3)}; ` +
+  `decode-then-encode / encodeImages alone ${(best.serial / best.encode).toFixed(3)}; peak RSS of embedImages ${rss.toFixed(0)} MB`);
 model.dispose();
 rmSync(dir, { recursive: true, force: true });
