@@ -23,6 +23,54 @@ export interface LoadImagesOptions {
 /** Images decoded at a time: bounds the memory of full-size decodes. */
 const DECODE_GROUP = 8;
 
+/** Pixels already decoded: `[height, width, 3]` uint8 RGB, row-major. */
+export interface RawImage {
+  /** `height × width × 3` bytes. */
+  pixels: Uint8Array;
+  /** Columns. */
+  width: number;
+  /** Rows. */
+  height: number;
+}
+
+/** An image to evaluate: an encoded file (path or bytes) or decoded RGB pixels. */
+export type EvalImage = ImageSource | RawImage;
+
+/** Whether `image` is decoded pixels rather than an encoded file. */
+export function isRawImage(image: unknown): image is RawImage {
+  const r = image as RawImage | null;
+  return typeof r === 'object' && r !== null && !(r instanceof Uint8Array) && r.pixels instanceof Uint8Array;
+}
+
+/** A name of an image for messages: its path, or its size. */
+export function imageName(image: EvalImage, index: number): string {
+  if (typeof image === 'string') return image;
+  return isRawImage(image) ? `image ${index} (${image.width}×${image.height} pixels)` : `image ${index} (${image.byteLength} bytes)`;
+}
+
+function checkRaw(image: RawImage): RawImage {
+  const { pixels, width, height } = image;
+  if (pixels.length !== width * height * 3) {
+    throw new RilsInputError(`Expected ${width}×${height}×3 RGB bytes but received ${pixels.length}`);
+  }
+  return image;
+}
+
+/**
+ * One image through the eval transform of {@link loadImages}: `[size, size, 3]` uint8. Decoded
+ * pixels of that size already are used as they are.
+ */
+export async function decodeImage(image: EvalImage, size: number, options: LoadImagesOptions = {}): Promise<Uint8Array> {
+  if (isRawImage(image) && image.width === size && image.height === size) return checkRaw(image).pixels;
+  return loadImages([image], size, options);
+}
+
+/** An image as PNG bytes (for reports), its shorter side resized to `size` and centre-cropped. */
+export async function imagePng(image: EvalImage, size: number): Promise<Buffer> {
+  const pixels = await decodeImage(image, size);
+  return sharp(pixels, { raw: { width: size, height: size, channels: 3 } }).png().toBuffer();
+}
+
 /**
  * Decodes images with the eval transform (spec §3, and OpenAI's CLIP transform): RGB (alpha
  * dropped; EXIF orientation not applied, as PIL's and torchvision's loaders do), the shorter side
@@ -30,7 +78,7 @@ const DECODE_GROUP = 8;
  * on its thread pool; LibTorch resizes with torchvision's geometry and rounding (within ~0.003 of
  * PIL's resize on normalised pixels). Returns `[n, size, size, 3]` uint8 (normalised natively).
  */
-export async function loadImages(sources: readonly ImageSource[], size: number, options: LoadImagesOptions = {}): Promise<Uint8Array> {
+export async function loadImages(sources: readonly EvalImage[], size: number, options: LoadImagesOptions = {}): Promise<Uint8Array> {
   if (!Array.isArray(sources) || sources.length === 0) {
     throw new RilsInputError(`Expected a non-empty array of image paths or buffers but received ${describe(sources)}`);
   }
@@ -52,9 +100,10 @@ export async function loadImages(sources: readonly ImageSource[], size: number, 
  * One image as RGB pixels. One far larger than needed (shorter side over 4 × `size`) is first
  * shrunk by sharp to twice `size`, so a 4000×3000 photo does not become a 144 MB float tensor.
  */
-async function decodeForEval(src: ImageSource, i: number, size: number, maxPixels: number) {
+async function decodeForEval(src: EvalImage, i: number, size: number, maxPixels: number) {
+  if (isRawImage(src)) return { data: checkRaw(src).pixels, width: src.width, height: src.height };
   if (typeof src !== 'string' && !(src instanceof Uint8Array)) {
-    throw new RilsInputError(`Expected a path or a Uint8Array for image ${i} but received ${describe(src)}`);
+    throw new RilsInputError(`Expected a path, a Uint8Array or decoded pixels for image ${i} but received ${describe(src)}`);
   }
   try {
     let image = sharp(src, { limitInputPixels: maxPixels });
@@ -70,8 +119,7 @@ async function decodeForEval(src: ImageSource, i: number, size: number, maxPixel
     const { data, info } = await image.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
   } catch (error) {
-    const name = typeof src === 'string' ? src : `image ${i} (${src.byteLength} bytes)`;
-    throw new RilsInputError(`Cannot decode ${name}: ${(error as Error).message}`);
+    throw new RilsInputError(`Cannot decode ${imageName(src, i)}: ${(error as Error).message}`);
   }
 }
 
@@ -108,7 +156,7 @@ export async function decodeShrunk(input: Buffer | string, side: number, maxPixe
  * `probabilities` holds the `gridSize`² patch values of that text, row-major.
  */
 export async function renderHeatmap(
-  image: ImageSource,
+  image: EvalImage,
   probabilities: ArrayLike<number>,
   gridSize: number,
   options: { size?: number; opacity?: number } = {},
@@ -118,7 +166,12 @@ export async function renderHeatmap(
   }
   const size = options.size ?? 224;
   const opacity = options.opacity ?? 0.6;
-  const base = (await loadImages([image], size)).buffer;
+  let base: Uint8Array;
+  try {
+    base = await decodeImage(image, size);
+  } catch (error) {
+    throw new RilsInputError(`Cannot decode ${imageName(image, 0)}: ${(error as Error).message}`);
+  }
   // A red→yellow ramp, alpha growing with the probability (scaled to this map's maximum).
   let max = 0;
   for (let i = 0; i < probabilities.length; i++) max = Math.max(max, probabilities[i]!);
@@ -131,7 +184,7 @@ export async function renderHeatmap(
     .resize(size, size, { kernel: 'nearest' })
     .png()
     .toBuffer();
-  return sharp(Buffer.from(base), { raw: { width: size, height: size, channels: 3 } })
+  return sharp(base, { raw: { width: size, height: size, channels: 3 } })
     .composite([{ input: overlay }])
     .png()
     .toBuffer();

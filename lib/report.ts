@@ -33,10 +33,39 @@ export interface ReportContent {
   results?: Record<string, string | number>[];
   /** PNG images with captions (e.g. from `renderHeatmap`). */
   images?: ReportImage[];
+  /** Heading of the images. Default `'Patch semantics'`. */
+  imagesTitle?: string;
+  /** What the images show, e.g. `'Per-patch probability of each image's own caption'`. Default: none. */
+  imagesNote?: string;
 }
 
 const COLOURS = ['#d62728', '#1f77b4', '#2ca02c', '#9467bd'];
-const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+/** Text for HTML. @internal */
+export const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+
+/** A table with one row per object (the first row's keys are the columns). @internal */
+export function htmlTable(rows: readonly Record<string, string | number>[]): string {
+  if (rows.length === 0) return '';
+  const head = Object.keys(rows[0]!).map((k) => `<th>${escape(k)}</th>`).join('');
+  const body = rows.map((r) => `<tr>${Object.values(r).map((v) => `<td>${escape(String(v))}</td>`).join('')}</tr>`).join('');
+  return `<table><tr>${head}</tr>${body}</table>`;
+}
+
+/** Images inline (base64), each with its caption. @internal */
+export function htmlFigures(images: readonly ReportImage[], width = 160): string {
+  return images.map((i) => `<figure><img src="data:image/png;base64,${Buffer.from(i.png).toString('base64')}" width="${width}">` +
+    `<figcaption>${escape(i.caption)}</figcaption></figure>`).join('');
+}
+
+/** A self-contained page. @internal */
+export function htmlPage(title: string, body: string): string {
+  return `<!doctype html><html><head><meta charset="utf-8"><title>${escape(title)}</title>
+<style>body{font-family:sans-serif;margin:2em;max-width:1400px}figure{display:inline-block;margin:0 1em 1em 0;vertical-align:top}
+figcaption{max-width:200px;font-size:13px}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
+td:first-child,th:first-child{text-align:left}</style></head><body>
+<h1>${escape(title)}</h1>${body}
+</body></html>\n`;
+}
 
 function chart(title: string, runs: ReportRun[], value: (s: ReportRun['steps'][number]) => number): string {
   const W = 420, H = 220, pad = 36;
@@ -60,19 +89,11 @@ function chart(title: string, runs: ReportRun[], value: (s: ReportRun['steps'][n
 
 /** Writes the report to `path`. */
 export async function writeReport(path: string, c: ReportContent): Promise<void> {
-  const table = c.results?.length
-    ? `<table><tr>${Object.keys(c.results[0]!).map((k) => `<th>${escape(k)}</th>`).join('')}</tr>${c.results
-        .map((r) => `<tr>${Object.values(r).map((v) => `<td>${escape(String(v))}</td>`).join('')}</tr>`).join('')}</table>`
+  const images = c.images?.length
+    ? `<h2>${escape(c.imagesTitle ?? 'Patch semantics')}</h2>${c.imagesNote ? `<p>${escape(c.imagesNote)}</p>` : ''}${htmlFigures(c.images)}`
     : '';
-  const images = (c.images ?? []).map((i) =>
-    `<figure><img src="data:image/png;base64,${Buffer.from(i.png).toString('base64')}" width="160"><figcaption>${escape(i.caption)}</figcaption></figure>`).join('');
-  const html = `<!doctype html><html><head><meta charset="utf-8"><title>${escape(c.title)}</title>
-<style>body{font-family:sans-serif;margin:2em;max-width:1400px}figure{display:inline-block;margin:0 1em 1em 0}
-table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}</style></head><body>
-<h1>${escape(c.title)}</h1>${table}<h2>Training</h2>
+  await writeFile(path, htmlPage(c.title, `${htmlTable(c.results ?? [])}<h2>Training</h2>
 ${chart('loss', c.runs, (s) => s.loss)}${chart('clip loss', c.runs, (s) => s.clipLoss)}${chart('recon loss (weighted)', c.runs, (s) => s.reconLoss)}
 ${chart('clip accuracy (in-batch)', c.runs, (s) => s.clipAcc)}${chart('gated fraction', c.runs, (s) => s.gatedFraction)}
-${images ? `<h2>Patch semantics</h2><p>Per-patch probability of the digit's class among the ten class prompts (brighter = higher).</p>${images}` : ''}
-</body></html>\n`;
-  await writeFile(path, html);
+${images}`));
 }

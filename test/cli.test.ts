@@ -32,6 +32,9 @@ test('train → zeroshot → embed on a folder dataset, with resume', async (t) 
   const html = readFileSync(report, 'utf-8');
   t.regex(html, /<polyline/);
   t.is((html.match(/data:image\/png;base64/g) ?? []).length, 3);
+  t.regex(html, /<figcaption>a (red|blue) square<\/figcaption>/, 'the patch maps carry the run\'s own captions');
+  t.regex(html, /own caption among the 3 captions shown/);
+  t.notRegex(html, /digit/, 'a report on a folder of squares does not speak of digits');
   t.true(existsSync(weights));
   t.is(readFileSync(metrics, 'utf-8').trim().split('\n').length, 3);
   const zs = await rils('zeroshot', '--weights', weights, '--classes', 'red,blue', '--templates', 'a {} square', '--top', '2', path.join(dir, '0.png'));

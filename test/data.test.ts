@@ -124,7 +124,7 @@ test('openDataset: a folder, JSONL or CSV index, with each rank its own share', 
   const files = await openDataset(dir, { tokenizer, batchSize: 4, seed: 1, size: 16 });
   t.like(files, { kind: 'files', skippedRows: 1 });
   t.is(listed.length, 7, 'the word vocabulary is built from every caption of the index');
-  t.deepEqual(files.examples.map((e) => path.basename(e.image)), ['broken.png', 'img0.png', 'img1.png']);
+  t.deepEqual(files.examples.map((e) => path.basename(e.image as string)), ['broken.png', 'img0.png', 'img1.png']);
   const batch = await files.source.next();
   t.is(batch.images.length, 4 * 16 * 16 * 3);
   for (let k = 0; k < 3; k++) await files.source.next();  // 16 draws of 7 items: broken.png among them

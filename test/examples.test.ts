@@ -1,7 +1,7 @@
 // Every example in examples/ runs (smoke test, tiny settings). mnist-demo.ts is the main job,
-// run in full by scripts/demo.sh.
+// run in full by scripts/demo.sh; here a few steps check it runs through the general evaluation.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,7 @@ const run = (cwd: string, name: string, ...args: string[]) =>
   // tsx by URL: the examples run in a temp folder, where 'tsx' would not resolve.
   promisify(execFile)(process.execPath, [`--import=${import.meta.resolve('tsx')}`, path.join(examples, name), ...args], { cwd, timeout: 240_000 });
 
-test('train-steps, train-folder → embed-images, zero-shot, patch-maps', async (t) => {
+test('train-steps, train-folder → embed-images, zero-shot, patch-maps, evaluate', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-examples-'));
   const steps = await run(dir, 'train-steps.ts');
   t.regex(steps.stdout, /step 10: loss [\d.]+/);
@@ -53,6 +53,25 @@ test('train-steps, train-folder → embed-images, zero-shot, patch-maps', async 
   t.regex(maps.stdout, /"a red square": mean patch probability [\d.]+% → patch-map-0\.png/);
   const png = await sharp(path.join(dir, 'patch-map-1.png')).metadata();
   t.is(png.format, 'png');
+
+  const classes = path.join(dir, 'classes');
+  for (const name of Object.keys(colours)) mkdirSync(path.join(classes, name), { recursive: true });
+  files.forEach((file, i) => copyFileSync(file, path.join(classes, i < 6 ? 'red' : 'blue', path.basename(file))));
+  const evaluated = await run(dir, 'evaluate.ts', weights, classes, data, 'report.html');
+  t.regex(evaluated.stdout, /zero-shot top-1 [\d.]+%, k-NN [\d.]+%, 1-shot [\d.]+%, linear probe [\d.]+%\n  blue: zero-shot/);
+  t.regex(evaluated.stdout, /retrieval over 12 images: image→text R@1 [\d.]+%/);
+  t.true(existsSync(path.join(dir, 'report.html')));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('mnist-demo: a few steps, then the general evaluation and both reports', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-demo-'));
+  const { stdout } = await run(dir, 'mnist-demo.ts', '--steps', '3', '--no-compare', '--out', 'out');
+  t.regex(stdout, /\[rils\] zero-shot top-1 [\d.]+% top-5 [\d.]+% \(trained in \d+ s, evaluated in \d+ s\); k-NN [\d.]+%, 10-shot [\d.]+%, linear probe [\d.]+%/);
+  const results = JSON.parse(readFileSync(path.join(dir, 'out', 'results.json'), 'utf-8')) as { results: { zeroShotTop1: number; linearProbe: number }[] };
+  t.true(results.results[0]!.zeroShotTop1 >= 0 && results.results[0]!.linearProbe > 0.2, 'the probe learns digits even from a barely trained encoder');
+  t.regex(readFileSync(path.join(dir, 'out', 'report.html'), 'utf-8'), /the digit's class among the ten class prompts/);
+  t.regex(readFileSync(path.join(dir, 'out', 'eval-report.html'), 'utf-8'), /Zero-shot mistakes/);
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -4,13 +4,14 @@
  * @internal
  * @module
  */
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 
 import { RilsInputError } from '../errors.js';
 import type { Device } from '../options.js';
+import type { Templates } from '../templates.js';
 import { Rils } from '../rils.js';
 import { invalid, isFiniteNumber, isInteger } from '../validate.js';
 
@@ -123,4 +124,30 @@ export async function loadModel(a: { weights?: string | undefined; vocab?: strin
     ...(a.vocab ? { vocabPath: a.vocab } : {}), ...(a.device ? { device: a.device as Device } : {}),
     ...(a.act ? { act: choiceOption(a.act, 'act', ['gelu', 'quick_gelu'] as const) } : {}),
   });
+}
+
+/**
+ * `--templates`: `slip7`, `clip80`, a `.txt` (one template per line) or `.json` (a list) file, or
+ * the templates themselves (each with `{}` for the class name); `fallback` when not given.
+ */
+export function templatesOption<F extends Templates | undefined>(values: readonly string[] | undefined, fallback: F): Templates | F {
+  if (!values || values.length === 0) return fallback;
+  if (values.length === 1 && (values[0] === 'slip7' || values[0] === 'clip80')) return values[0];
+  if (values.length === 1 && /\.(txt|json)$/.test(values[0]!) && !values[0]!.includes('{}')) {
+    const file = values[0]!;
+    let list: unknown;
+    try {
+      const text = readFileSync(file, 'utf-8');
+      list = file.endsWith('.json') ? JSON.parse(text) : text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+    } catch (error) {
+      throw new RilsInputError(`Cannot read the templates in ${file}: ${(error as Error).message}`);
+    }
+    if (!Array.isArray(list) || list.length === 0 || !list.every((t) => typeof t === 'string' && t.includes('{}'))) {
+      throw new RilsInputError(`Expected templates containing {} in ${file} (one per line, or a JSON list)`);
+    }
+    return list as string[];
+  }
+  const bad = values.find((t) => !t.includes('{}'));
+  if (bad !== undefined) throw invalid("slip7, clip80, a .txt/.json file, or templates containing {}", '--templates', bad);
+  return [...values];
 }

@@ -1,26 +1,169 @@
 /**
- * `rils eval`: the MNIST evaluation of a model (zero-shot with unseen templates, k-NN, 10-shot,
- * linear probe), as one JSON line.
+ * `rils eval`: classification on labelled images (zero-shot, k-NN, n-shot, linear probe; per-class
+ * accuracy and confusion) and/or image↔text retrieval on captioned images; a summary on stdout,
+ * every number in `--out` JSON and an HTML `--report`.
  * @internal
  * @module
  */
-import { loadMnist } from '../data/mnist.js';
-import { mnistFrozenFeatures, mnistZeroShot } from '../mnist-eval.js';
-import { MODEL_OPTIONS, fail, loadModel, parseCommand } from './common.js';
+import { writeFile } from 'node:fs/promises';
+
+import { openLabelledImages } from '../data/labelled.js';
+import type { LabelledImageSet } from '../data/labelled.js';
+import { openCaptionedPairs } from '../data/pairs.js';
+import { evaluateClassification } from '../eval/classification.js';
+import type { ClassificationResults } from '../eval/classification.js';
+import { penalty, writeEvaluationReport } from '../eval/report.js';
+import { evaluateRetrieval } from '../eval/retrieval.js';
+import type { RetrievalResults } from '../eval/retrieval.js';
+import { setNumThreads } from '../index.js';
+import type { Rils } from '../rils.js';
+import type { Templates } from '../templates.js';
+import { invalid } from '../validate.js';
+import {
+  MODEL_OPTIONS, choiceOption, fail, integerOption, loadModel, numberOption, outputOption, parseCommand, templatesOption,
+} from './common.js';
 import type { Command } from './common.js';
+import { encodeProgress } from './progress.js';
+
+const OPTIONS = {
+  ...MODEL_OPTIONS, data: { type: 'string' }, train: { type: 'string' }, classes: { type: 'string' },
+  templates: { type: 'string', multiple: true }, shots: { type: 'string', default: '1,5,10' }, k: { type: 'string', default: '20' },
+  seed: { type: 'string', default: '0' }, 'test-fraction': { type: 'string', default: '0.5' }, batch: { type: 'string', default: '64' },
+  retrieval: { type: 'string' }, out: { type: 'string' }, report: { type: 'string' }, threads: { type: 'string' },
+  'on-error': { type: 'string', default: 'skip' },
+} as const;
+
+type EvalArgs = ReturnType<typeof parseCommand<typeof OPTIONS>>['values'];
+
+/** The checked settings: every value is validated before the model loads. */
+interface Settings {
+  data: string | undefined;
+  train: string | undefined;
+  classes: string | undefined;
+  templates: Templates | undefined;
+  shots: number[];
+  k: number;
+  seed: number;
+  testFraction: number;
+  chunkSize: number;
+  retrieval: string | undefined;
+  out: string | undefined;
+  report: string | undefined;
+  threads: number | undefined;
+  onError: 'skip' | 'throw';
+}
+
+/** `--shots 1,5,10` (or `none`). */
+function shotsOption(raw: string): number[] {
+  if (raw.trim() === 'none') return [];
+  const values = raw.split(',').map((v) => v.trim());
+  if (values.some((v) => !/^\d+$/.test(v) || Number(v) < 1)) throw invalid('integers >= 1 separated by commas (or none)', '--shots', raw);
+  return values.map(Number);
+}
+
+function settingsOf(a: EvalArgs): Settings {
+  outputOption(a.out, 'out');
+  outputOption(a.report, 'report');
+  const testFraction = numberOption(a['test-fraction'], 'test-fraction', 0);
+  if (!(testFraction > 0 && testFraction < 1)) throw invalid('a number between 0 and 1 (exclusive)', '--test-fraction', a['test-fraction']);
+  return {
+    data: a.data, train: a.train, classes: a.classes, templates: templatesOption(a.templates, undefined),
+    shots: shotsOption(a.shots), k: integerOption(a.k, 'k', 1), seed: integerOption(a.seed, 'seed', 0), testFraction,
+    chunkSize: integerOption(a.batch, 'batch', 1), retrieval: a.retrieval, out: a.out, report: a.report,
+    threads: a.threads === undefined ? undefined : integerOption(a.threads, 'threads', 1),
+    onError: choiceOption(a['on-error'], 'on-error', ['skip', 'throw'] as const),
+  };
+}
+
+const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+function printClassification(r: ClassificationResults): void {
+  const skipped = r.test.skipped.length + (r.train?.skipped.length ?? 0);
+  console.log(`classification: ${r.classNames.length} classes, ${r.test.images} test images${r.train ? `, ${r.train.images} training images` : ''}` +
+    `${skipped ? `, ${plural(skipped, 'unreadable image')} skipped (first: ${[...r.test.skipped, ...(r.train?.skipped ?? [])][0]!.name})` : ''}`);
+  console.log(`  zero-shot      top-1 ${pct(r.zeroShot.top1)}  top-5 ${pct(r.zeroShot.top5)}  (${plural(r.templates.length, 'template')})`);
+  if (r.knn) console.log(`  k-NN (k = ${r.knn.k})   top-1 ${pct(r.knn.top1)}`);
+  for (const f of r.fewShot ?? []) {
+    console.log(`  ${`${f.shots}-shot`.padEnd(13)}  nearest mean ${pct(f.nearestMean.mean)}  linear probe ${pct(f.linearProbe.mean)}  (mean of ${f.nearestMean.perSeed.length} draws)`);
+  }
+  if (r.linearProbe) console.log(`  linear probe   top-1 ${pct(r.linearProbe.top1)}  (weight decay ${penalty(r.linearProbe.weightDecay)}, chosen on a validation split)`);
+  for (const note of r.notes) console.log(`  note: ${note}`);
+}
+
+function printRetrieval(r: RetrievalResults): void {
+  const recall = (rec: Record<number, number>) => Object.entries(rec).map(([k, v]) => `R@${k} ${pct(v)}`).join('  ');
+  console.log(`retrieval: ${r.images} images, ${r.texts} captions${r.skipped.length ? `, ${plural(r.skipped.length, 'unreadable image')} skipped` : ''}`);
+  console.log(`  image → text   ${recall(r.imageToText)}`);
+  console.log(`  text → image   ${recall(r.textToImage)}`);
+  for (const note of r.notes) console.log(`  note: ${note}`);
+}
+
+async function classify(model: Rils, s: Settings & { data: string }): Promise<{ test: LabelledImageSet; results: ClassificationResults }> {
+  const data = await openLabelledImages(s.data, {
+    ...(s.train ? { train: s.train } : {}), ...(s.classes ? { classNames: s.classes } : {}), testFraction: s.testFraction, seed: s.seed,
+  });
+  for (const note of data.notes) console.log(`note: ${note}`);
+  if (data.skipped) console.log(`skipped ${plural(data.skipped, 'file')} that are not images, or of classes the test set lacks`);
+  const bars = { test: encodeProgress('encoding test images'), train: encodeProgress('encoding training images') };
+  try {
+    const results = await evaluateClassification(model, data, {
+      ...(s.templates ? { templates: s.templates } : {}), shots: s.shots, k: s.k, seed: s.seed, chunkSize: s.chunkSize, onError: s.onError,
+      onProgress: (set, p) => bars[set].onProgress(p),
+    });
+    return { test: data.test, results };
+  } finally {
+    bars.test.stop(), bars.train.stop();
+  }
+}
+
+async function retrieve(model: Rils, spec: string, s: Settings): Promise<RetrievalResults> {
+  const opened = await openCaptionedPairs(spec);
+  const bar = encodeProgress('encoding images');
+  try {
+    const r = await evaluateRetrieval(model, opened.pairs, {
+      chunkSize: s.chunkSize, onError: s.onError, onProgress: bar.onProgress, ...(opened.images !== undefined ? { images: opened.images } : {}),
+    });
+    if (opened.skipped()) r.notes.push(`${opened.skipped()} ${opened.skipped() === 1 ? 'row or sample' : 'rows or samples'} without an image or a caption left out`);
+    return r;
+  } finally {
+    bar.stop();
+  }
+}
+
+/** JSON with typed arrays as plain arrays (and NaN, a class without test images, as null). */
+const toJson = (value: unknown) => JSON.stringify(value, (_, v: unknown) => (ArrayBuffer.isView(v) ? Array.from(v as Int32Array) : v), 2);
 
 async function evaluate(argv: string[]): Promise<void> {
-  const { values: a } = parseCommand(argv, evalCommand, { ...MODEL_OPTIONS, data: { type: 'string', default: 'mnist' } });
-  if (a.data !== 'mnist') fail('eval supports --data mnist (labelled test digits)');
+  const { values: a } = parseCommand(argv, evalCommand, OPTIONS);
+  if (!a.data && !a.retrieval) fail('eval needs --data mnist|DIR (labelled images) and/or --retrieval DATA (captioned images)');
+  if (a.train && !a.data) fail('--train needs --data (the test images)');
+  const s = settingsOf(a);
+  if (s.threads !== undefined) setNumThreads(s.threads);
   const model = await loadModel(a);
-  const train = loadMnist('train'), test = loadMnist('test');
-  const { top1, top5 } = await mnistZeroShot(model, test);
-  const { knn, fewShot10, linearProbe } = await mnistFrozenFeatures(model, train, test);
-  console.log(JSON.stringify({ zeroShotTop1: top1, zeroShotTop5: top5, knn20: knn, fewShot10, linearProbe }));
+  const classification = s.data ? await classify(model, { ...s, data: s.data }) : undefined;
+  const retrieval = s.retrieval ? await retrieve(model, s.retrieval, s) : undefined;
+  if (classification) printClassification(classification.results);
+  if (retrieval) printRetrieval(retrieval);
+  if (s.out) {
+    await writeFile(s.out, `${toJson({ weights: a.weights, data: s.data, train: s.train, retrievalData: s.retrieval, classification: classification?.results, retrieval })}\n`);
+    console.log(`results: ${s.out}`);
+  }
+  if (s.report) {
+    await writeEvaluationReport(s.report, model, { ...(classification ? { classification } : {}), ...(retrieval ? { retrieval } : {}) },
+      { title: `rils eval: ${[s.data, s.retrieval].filter(Boolean).join(', ')}` });
+    console.log(`report: ${s.report}`);
+  }
   model.dispose();
 }
 
 export const evalCommand: Command = {
-  usage: 'rils eval     --weights W --data mnist   (zero-shot top-1/top-5 with unseen templates, k-NN, 10-shot, linear probe)',
+  usage: `rils eval     --weights W --data mnist|DIR [--train DIR] [--classes classes.txt|classes.json]
+                [--templates slip7|clip80|FILE|"a photo of a {}."...] [--shots 1,5,10|none] [--k 20] [--test-fraction 0.5]
+                [--retrieval DIR|FILE.jsonl|FILE.csv|SHARD.tar[,SHARD.tar…]] [--out RESULTS.json] [--report REPORT.html]
+                [--seed 0] [--batch 64] [--threads N] [--on-error skip|throw]
+                  --data: one subfolder per class (zero-shot top-1/top-5, k-NN, n-shot, linear probe, per-class
+                  accuracy, confusion); without --train a seeded split of it. --retrieval: captioned images
+                  (recall@1/5/10 image→text and text→image). Either or both.`,
   run: evaluate,
 };

@@ -1,11 +1,12 @@
 /**
- * What `rils train` shows while it runs: a progress bar on a terminal, plain lines every 20 steps
- * otherwise (logs, CI), from rank 0 only; and the steps' history for the report.
+ * What `rils train` and `rils eval` show while they run: a progress bar on a terminal, plain lines
+ * otherwise (logs, CI), from rank 0 only; and the steps' history for the training report.
  * @internal
  * @module
  */
 import cliProgress from 'cli-progress';
 
+import type { EmbedProgress } from '../eval/embed.js';
 import type { StepProgress } from '../train.js';
 
 /** Follows a run: pass `onStep` to fit(), then call `stop()`. */
@@ -42,4 +43,36 @@ export function trainProgress(steps: number, from: number, rank: number): TrainP
     }
   };
   return { onStep, history, stop: () => bar?.stop() };
+}
+
+/** Follows the encoding of a set of images: pass `onProgress` to embedImages, then call `stop()`. */
+export interface EncodeProgress {
+  onProgress(progress: EmbedProgress): void;
+  stop(): void;
+}
+
+const timeLeft = (p: EmbedProgress) =>
+  (p.total === undefined || p.imagesPerSecond <= 0 ? '?' : `${Math.ceil((p.total - p.done) / p.imagesPerSecond)} s`);
+
+/**
+ * Progress of encoding `what`: a bar with images/s and the time left on a terminal; otherwise a
+ * line every 10 seconds and at the end.
+ */
+export function encodeProgress(what: string): EncodeProgress {
+  let bar: cliProgress.SingleBar | null = null;
+  let lastLine = performance.now();
+  const onProgress = (p: EmbedProgress) => {
+    const fields = { ips: p.imagesPerSecond.toFixed(1), left: timeLeft(p), skipped: p.skipped };
+    if (process.stdout.isTTY && p.total !== undefined) {
+      bar ??= new cliProgress.SingleBar({
+        format: `${what} {value}/{total} [{bar}] {ips} img/s, {left} left, {skipped} unreadable`,
+      }, cliProgress.Presets.shades_classic);
+      if (!bar.isActive) bar.start(p.total, 0, fields);
+      bar.update(p.done, fields);
+    } else if (performance.now() - lastLine > 10_000 || p.done === p.total) {
+      lastLine = performance.now();
+      console.log(`${what}: ${p.done}${p.total === undefined ? '' : `/${p.total}`} images, ${fields.ips} img/s, ${fields.left} left`);
+    }
+  };
+  return { onProgress, stop: () => bar?.stop() };
 }

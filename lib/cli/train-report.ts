@@ -1,35 +1,30 @@
 /**
- * The HTML report of `rils train --report`: the run's curves and patch-semantics maps of three
- * images (MNIST test digits, or the first examples of an index of files).
+ * The HTML report of `rils train --report`: the run's curves and patch-semantics maps of three of
+ * its own examples, each over the examples' captions as the run made them.
  * @internal
  * @module
  */
-import type { CaptionedFile } from '../data/files.js';
-import { loadMnist } from '../data/mnist.js';
+import type { CaptionedImage } from '../data/pairs.js';
 import type { Dataset } from '../data/registry.js';
-import { renderHeatmap } from '../images.js';
-import { mnistPatchMaps } from '../mnist-eval.js';
+import { patchMaps } from '../eval/report.js';
+import { decodeImage } from '../images.js';
 import { writeReport } from '../report.js';
-import type { ReportImage } from '../report.js';
 import type { Rils } from '../rils.js';
 import type { StepProgress } from '../train.js';
 
-/** Per example, the map of its patches' probability of its own caption among the examples'. */
-async function examplePatchMaps(model: Rils, items: readonly CaptionedFile[]): Promise<ReportImage[]> {
-  const grid = model.config.imageSize / model.config.patchSize, n = grid * grid, g = items.length;
-  const sem = await model.patchSemantics(items.map((i) => i.image), items.map((i) => i.caption));
-  const images: ReportImage[] = [];
-  for (const [k, item] of items.entries()) {
-    const map = Float32Array.from({ length: n }, (_, p) => sem.probabilities[(k * n + p) * g + k]!);
-    images.push({ caption: item.caption, png: await renderHeatmap(item.image, map, grid, { size: 160 }) });
-  }
-  return images;
+/** The examples whose image decodes (training skipped the others too). */
+async function readable(examples: readonly CaptionedImage[], size: number): Promise<CaptionedImage[]> {
+  const ok = await Promise.all(examples.map((e) => decodeImage(e.image, size).then(() => true, () => false)));
+  return examples.filter((_, i) => ok[i]);
 }
 
 /** Writes the report of a run on `data` to `file`. */
 export async function writeTrainingReport(file: string, model: Rils, history: StepProgress[], data: Dataset): Promise<void> {
-  const images = data.kind === 'mnist'
-    ? await mnistPatchMaps(model, loadMnist('test'), [0, 400, 1200])
-    : data.examples.length > 0 ? await examplePatchMaps(model, data.examples) : [];
-  await writeReport(file, { title: `rils train: ${history.length} steps`, runs: [{ name: 'train', steps: history }], images });
+  const examples = await readable(data.examples, model.config.imageSize);
+  const captions = examples.map((e) => e.caption);
+  const images = await patchMaps(model, examples.map((e) => e.image), captions.map((_, i) => i), captions);
+  await writeReport(file, {
+    title: `rils train: ${history.length} steps`, runs: [{ name: 'train', steps: history }], images,
+    imagesNote: `Per-patch probability of each image's own caption among the ${captions.length} captions shown (brighter = higher).`,
+  });
 }

@@ -3,16 +3,9 @@
  * @internal
  * @module
  */
-import type { Templates } from '../templates.js';
 import { invalid } from '../validate.js';
-import { MODEL_OPTIONS, fail, integerOption, loadModel, parseCommand } from './common.js';
+import { MODEL_OPTIONS, fail, integerOption, loadModel, parseCommand, templatesOption } from './common.js';
 import type { Command } from './common.js';
-
-/** `--templates slip7`, `--templates clip80`, or the templates themselves. */
-function templatesOf(values: string[] | undefined): Templates {
-  const t = values ?? ['slip7'];
-  return t.length === 1 && (t[0] === 'slip7' || t[0] === 'clip80') ? t[0] : t;
-}
 
 /** `--classes a,b,c`: the names, trimmed; none may be empty. */
 function classesOf(raw: string): string[] {
@@ -28,7 +21,7 @@ async function zeroshot(argv: string[]): Promise<void> {
   if (!a.classes || images.length === 0) fail('zeroshot needs --classes a,b,c and image files');
   const classes = classesOf(a.classes), topK = integerOption(a.top, 'top', 1);
   const model = await loadModel(a);
-  const classifier = await model.zeroShotClassifier(classes, { templates: templatesOf(a.templates) });
+  const classifier = await model.zeroShotClassifier(classes, { templates: templatesOption(a.templates, 'slip7') });
   const r = await classifier.classify(images, { topK });
   r.top.forEach((top, i) => {
     console.log(`${images[i]}: ${top.labels.map((l, k) => `${l} ${(100 * top.probabilities[k]!).toFixed(1)}%`).join(', ')}`);
@@ -37,6 +30,6 @@ async function zeroshot(argv: string[]): Promise<void> {
 }
 
 export const zeroshotCommand: Command = {
-  usage: 'rils zeroshot --weights W --classes a,b,c [--templates slip7|clip80|"a photo of {}."|...] [--top 5] IMAGE...',
+  usage: 'rils zeroshot --weights W --classes a,b,c [--templates slip7|clip80|FILE|"a photo of {}."...] [--top 5] IMAGE...',
   run: zeroshot,
 };

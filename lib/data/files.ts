@@ -24,7 +24,8 @@ export interface CaptionedFile {
   caption: string;
 }
 
-const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif']);
+/** File extensions read as images (lower case, with the dot). @internal */
+export const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif']);
 
 /** Splits one CSV line (RFC 4180 quoting). */
 function csvFields(line: string): string[] {

