@@ -27,12 +27,10 @@ torch::Tensor layer_norm_inference(const torch::Tensor& x, const torch::Tensor& 
 // Whether none of n floats is NaN or ±inf, over LibTorch's threads (finite.cpp).
 bool all_finite(const float* x, int64_t n);
 
-#if !RILS_TORCH_AT_LEAST(2, 0)
 // Attention over qkv [B, T, 3C] (bias included), with P kept for the hand-written backward.
 torch::Tensor attention(const torch::Tensor& qkv, int64_t heads, bool causal);
 // Attention over qkv computed without its bias, which `bias` [3C] adds inside: inference only.
 torch::Tensor attention_inference(const torch::Tensor& qkv, const torch::Tensor& bias, int64_t heads, bool causal);
-#endif
 
 #if !RILS_TORCH_AT_LEAST(2, 4)
 // One AdamW update of contiguous fp32 p, m, v from g, in LibTorch 1.13's order of operations.
