@@ -1,5 +1,5 @@
-// The hand-written CPU kernels. Each takes CPU fp32 tensors (kernels/ops.cpp checks that before it
-// picks one) and makes them contiguous itself; the differentiable ones are autograd functions whose
+// The hand-written CPU kernels. Each takes CPU fp32 tensors (bias_activation bf16 ones too;
+// kernels/ops.cpp checks that before it picks one) and makes them contiguous itself; the differentiable ones are autograd functions whose
 // backward is hand-written too. The loops are written for GCC's auto-vectoriser (fast_math.h) and
 // the GEMMs go straight to the BLAS and oneDNN that LibTorch loads (gemm.h).
 #pragma once
@@ -16,8 +16,8 @@ namespace rils::cpu {
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      const torch::Tensor& residual);
 
-// act(h + b), b [n] broadcast over the rows of h [.., n]; the backward recomputes from h and b
-// (activation.cpp).
+// act(h + b), b [n] broadcast over the rows of h [.., n] (h fp32, or bf16 under bf16 autocast: fp32
+// math, bf16 in and out); the backward recomputes from h and b (activation.cpp).
 torch::Tensor bias_activation(const torch::Tensor& h, const torch::Tensor& bias, ops::Activation act);
 
 // One pass per row, no saved statistics: inference only (layer_norm.cpp).
