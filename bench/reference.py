@@ -13,8 +13,12 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "reference"))
 import torch  # noqa: E402
+
+with open("/proc/self/maps") as maps:  # the BLAS libraries torch maps (numpy brings its own: not those)
+    BLAS_LIBS = sorted({os.path.basename(l.split()[-1]) for l in maps
+                        if any(k in l for k in ("blas", "lapack", "mkl")) and "numpy" not in l})
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "reference"))
 import rils_ref as R  # noqa: E402
 
 
@@ -49,13 +53,12 @@ def matmul_peak(dtype):
 
 
 def blas():
-    """The BLAS this PyTorch was built with, and the BLAS/MKL libraries mapped into the process."""
+    """The BLAS this PyTorch was built with, its oneDNN, and the BLAS libraries torch maps (none
+    where the BLAS is linked into libtorch_cpu, as MKL is in the pip wheels)."""
     info = torch.__config__.show()
     name = info.split("BLAS_INFO=")[1].split(",")[0] if "BLAS_INFO=" in info else "unknown"
     onednn = next((l.strip(" -") for l in info.splitlines() if "MKL-DNN" in l or "oneDNN" in l), "none")
-    with open("/proc/self/maps") as f:
-        libs = sorted({os.path.basename(l.split()[-1]) for l in f if any(k in l for k in ("blas", "lapack", "mkl"))})
-    return {"blas": name, "onednn": onednn, "blas_libs": libs}
+    return {"blas": name, "onednn": onednn, "blas_libs": BLAS_LIBS}
 
 
 def main():

@@ -148,7 +148,7 @@ for (const c of cases) {
         const x = (o: { rils: number; pytorch?: number | undefined; pytorch_1_13?: number | undefined }, k: 'pytorch' | 'pytorch_1_13' = 'pytorch') =>
           (o[k] ? `×${(o.rils / o[k]!).toFixed(2)}` : '–');
         const n = (v: number | undefined, d = 1) => (v === undefined ? '–' : v.toFixed(d));
-        const work = g === 'gate' ? `default (gate: ${((us.gated_fraction as number) * 100).toFixed(0)}% of images)` : 'like-for-like (gate off)';
+        const work = g === 'gate' ? `default (gate on: ${((us.gated_fraction as number) * 100).toFixed(0)}% pass)` : 'like-for-like (gate off)';
         table.push(`| ${c.preset} B${c.batch} | ${p} | ${work} | ${a.label} | ${n(row.train_images_per_s.rils)} / ${n(row.train_images_per_s.pytorch)} ` +
           `| **${x(row.train_images_per_s)}** | ${n(row.encode_images_per_s.rils)} / ${n(row.encode_images_per_s.pytorch)} | **${x(row.encode_images_per_s)}** ` +
           `| ${n(row.peak_rss_mb.rils, 0)} / ${n(row.peak_rss_mb.pytorch, 0)} | ${p === 'fp32' ? `${x(row.train_images_per_s, 'pytorch_1_13')} / ${x(row.encode_images_per_s, 'pytorch_1_13')}` : '–'} |`);
@@ -159,7 +159,7 @@ for (const c of cases) {
 }
 if (rows.length) {
   const p2 = rows.find((r) => r.pytorch)?.pytorch, p1 = rows.find((r) => r.pytorch_1_13)?.pytorch_1_13;
-  console.log(`\nPyTorch 2.x: ${p2 ? `${p2.version} (${torch2!.python}; BLAS ${p2.blas}: ${(p2.blas_libs as string[]).join(', ') || 'linked in'}; ${p2.onednn})` : 'not run'}`);
+  console.log(`\nPyTorch 2.x: ${p2 ? `${p2.version} (${torch2!.python}; BLAS ${p2.blas}: ${(p2.blas_libs as string[]).join(', ') || 'linked into libtorch_cpu'}; ${p2.onednn})` : 'not run'}`);
   console.log(`PyTorch 1.13: ${p1 ? `${p1.version} (/usr/bin/python3; BLAS ${p1.blas}: ${(p1.blas_libs as string[]).join(', ')})` : 'not run'}`);
   console.log(`${threads} threads per side; images/s, the best median of ${rounds} alternating run(s) per side; PyTorch bf16 = torch.autocast('cpu', bfloat16), loss in fp32\n`);
   console.log('| case | precision | rils work | rils build | trainStep img/s rils / PyTorch 2.x | × | encodeImages img/s rils / PyTorch 2.x | × | peak RSS MB rils / PyTorch 2.x | × vs PyTorch 1.13 (train / encode) |');
