@@ -102,7 +102,7 @@ torch::Tensor self_attention(const torch::Tensor& x, const torch::Tensor& in_wei
   // Under bf16 autocast the in-projection runs in bf16 and the attention in fp32 on its output:
   // its per-head products are small (hd 32–64) and gain little from bf16 without AMX, and measured
   // as fast as bf16 bmm + softmax (vit_ti16 B32 step 1.91 vs 1.85 s, micro equal) with the scores
-  // and the softmax in fp32; LibTorch 2.13's SDPA takes ~1.3× the time in fp32 and its bf16
+  // and the softmax in fp32; LibTorch 2.13's SDPA takes ~1.2× the time in fp32 and its bf16
   // backward ~6×.
   if (x.defined() && cpu_float32(x) && cpu_float32(in_weight) && cpu_float32(in_bias) && gemm::have_blas()) {
     if (differentiable({x, in_weight, in_bias}))

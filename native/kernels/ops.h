@@ -32,7 +32,7 @@ torch::Tensor linear_act(const torch::Tensor& x, const torch::Tensor& weight, co
 // concatenated. `causal` masks the keys after each query (text tower).
 // - CPU, where the LibTorch exports a BLAS (Debian's 1.13: OpenBLAS; pip wheels: MKL): a fused fp32
 //   kernel per (image, head) pair with its [T, T] block in cache (1.13's bmm runs the B·H small
-//   products one at a time on one core; 2.13's SDPA takes ~1.3× its time, ~6× in bf16); where no
+//   products one at a time on one core; 2.13's SDPA takes ~1.2× its time, ~6× in bf16); where no
 //   backward can run, the in-projection's bias is folded into the kernel instead of written into
 //   qkv. Under bf16 autocast the in-projection runs in bf16, the attention in fp32 on its output.
 // - LibTorch 2.x otherwise (CUDA): scaled_dot_product_attention (flash / memory-efficient kernels).
