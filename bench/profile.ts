@@ -1,7 +1,8 @@
 // Where one trainStep or encodeImages spends its time: the call runs under Rils.profile() after
 // warm-up calls, and the trace is summed by operator (self time: an event's duration less that of
 // the events nested in it on the same thread).
-// Usage: node --import tsx bench/profile.ts PRESET BATCH train|encode [THREADS] [TRACE.json]
+// Usage: node --import tsx bench/profile.ts PRESET BATCH train|encode [THREADS] [TRACE.json] [--bf16] [--no-gate]
+// (--bf16: precision 'bf16'; --no-gate: retrievalGate false, the reference's work)
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,10 +10,12 @@ import path from 'node:path';
 import { Rils, setNumThreads } from '../lib/index.js';
 import { syntheticBatch } from './batches.js';
 
-const [preset = 'micro', batch = '64', what = 'train', threads = String(os.availableParallelism()), file] = process.argv.slice(2);
+const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const [preset = 'micro', batch = '64', what = 'train', threads = String(os.availableParallelism()), file] = args;
+const precision = process.argv.includes('--bf16') ? 'bf16' : 'fp32', retrievalGate = !process.argv.includes('--no-gate');
 if (what !== 'train' && what !== 'encode') throw new Error(`Expected train or encode, got ${what}`);
 setNumThreads(Number(threads));
-const model = await Rils.create({ preset: preset as 'micro', seed: 0, lr: 1e-4, weightDecay: 0.1 });
+const model = await Rils.create({ preset: preset as 'micro', seed: 0, lr: 1e-4, weightDecay: 0.1, precision, retrievalGate });
 const data = syntheticBatch(model, Number(batch), 1);
 const call = (): Promise<unknown> =>
   what === 'train' ? model.trainStep(data) : model.encodeImages({ images: data.images, batchSize: data.batchSize });
@@ -48,7 +51,7 @@ for (const list of byThread.values()) {
   close(Infinity);
 }
 const total = [...self.values()].reduce((s, e) => s + e.ms, 0);
-console.log(`${preset} B${batch} ${what}: ${wall.toFixed(0)} ms with the profiler on, ${total.toFixed(0)} ms in operators; trace: ${trace}`);
-for (const [name, e] of [...self].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15)) {
+console.log(`${preset} B${batch} ${what} ${precision}${retrievalGate ? '' : ' gate off'}: ${wall.toFixed(0)} ms with the profiler on, ${total.toFixed(0)} ms in operators; trace: ${trace}`);
+for (const [name, e] of [...self].sort((a, b) => b[1].ms - a[1].ms).slice(0, Number(process.env.RILS_PROFILE_TOP ?? 15))) {
   console.log(`${e.ms.toFixed(1).padStart(9)} ms ${((100 * e.ms) / total).toFixed(1).padStart(5)}% ${String(e.calls).padStart(6)}  ${name}`);
 }

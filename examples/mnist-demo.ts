@@ -3,7 +3,7 @@
 // same budget with the reconstruction term off (CLIP only), compared on zero-shot, k-NN and
 // few-shot accuracy. The evaluation is the library's general one (evaluateClassification), as for
 // any labelled image folder. Everything comes from this repository and its npm dependencies.
-// Run: npm run demo            (options: --steps N  --batch N  --no-compare  --out DIR)
+// Run: npm run demo            (options: --steps N  --batch N  --precision fp32|bf16  --no-compare  --out DIR)
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,11 +18,13 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '1150' },
     batch: { type: 'string', default: '32' },
     lr: { type: 'string', default: '6e-4' },
+    precision: { type: 'string', default: 'fp32' },
     'no-compare': { type: 'boolean', default: false },
     out: { type: 'string', default: 'demo-output' },
   },
 });
 const steps = Number(args.steps), batchSize = Number(args.batch), lr = Number(args.lr);
+const precision = args.precision as 'fp32' | 'bf16';  // checked by Rils.create
 mkdirSync(args.out, { recursive: true });
 
 const train = loadMnist('train');
@@ -34,7 +36,7 @@ const tokenizer = WordTokenizer.fromTexts(
   { contextLength: 10 }, // the longest training caption is 8 words
 );
 const info = runtimeInfo();
-console.log(`rils demo: MNIST ${train.count} train / ${test.images.length} test digits, LibTorch ${info.libtorchVersion}, ${info.threads} threads`);
+console.log(`rils demo: MNIST ${train.count} train / ${test.images.length} test digits, LibTorch ${info.libtorchVersion}, ${info.threads} threads, ${precision}`);
 console.log(`training templates: ${MNIST_TRAIN_TEMPLATES.length}; zero-shot templates (unseen): ${MNIST_EVAL_TEMPLATES.map((t) => JSON.stringify(t)).join(', ')}`);
 
 interface RunResult {
@@ -54,7 +56,7 @@ interface RunResult {
 async function run(name: string, reconWeight: number): Promise<RunResult> {
   const model = await Rils.create({
     preset: 'micro', vocabSize: tokenizer.vocabSize, contextLength: tokenizer.contextLength, tokenizer, seed: 0,
-    lr, minLr: lr / 50, warmupSteps: 60, totalSteps: steps, weightDecay: 0.1, reconWeight,
+    lr, minLr: lr / 50, warmupSteps: 60, totalSteps: steps, weightDecay: 0.1, reconWeight, precision,
   });
   const source = new CaptionedImageSource({
     ...train, tokenizer, batchSize, seed: 1, cropScale: [0.5, 1],

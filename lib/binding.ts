@@ -69,7 +69,7 @@ export interface NativeModel {
   }): Promise<void>;
   parameters(): ParameterInfo[];
   info(): {
-    config: NativeConfig; train: NativeTrainOptions; device: string; step: number;
+    config: NativeConfig; train: NativeTrainOptions; device: string; precision: 'fp32' | 'bf16'; step: number;
     distributed?: { rank: number; worldSize: number; peers: string[] };
   };
   /** Every rank's bytes, in rank order (a collective: every rank calls it in the same sequence). */
@@ -100,6 +100,7 @@ export interface NativeAddon {
     train: NativeTrainOptions;
     seed: number;
     device: string;
+    precision: 'auto' | 'fp32' | 'bf16';
     distributed?: { rank: number; worldSize: number; masterAddr: string; masterPort: number; timeoutMs: number; bucketBytes: number } | undefined;
   }): Promise<NativeModel>;
   schema(): NativeSchema;
@@ -113,6 +114,8 @@ export interface NativeAddon {
     liveModels: number;
     liveOutputs: number;
     cachedCpuBytes: number;
+    cpuBf16: { available: boolean; reason: string; avx512Bf16: boolean; amxBf16: boolean };
+    cpuGemms: string;
   };
   setNumThreads(n: number): void;
   /** Drops queued native work and waits for the running work (at process exit only). */

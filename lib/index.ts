@@ -60,7 +60,7 @@ export { Random, randomResizedCrop } from './data/augment.js';
 export { DIGIT_NAMES, MNIST_EVAL_TEMPLATES, MNIST_TRAIN_TEMPLATES, captionFor, loadMnist } from './data/mnist.js';
 export type { LabelledImages } from './data/mnist.js';
 export { presetConfig } from './options.js';
-export type { Activation, Device, ModelConfig, PresetName, RilsOptions, TrainingOptions } from './options.js';
+export type { Activation, Device, ModelConfig, Precision, PresetName, RilsOptions, TrainingOptions } from './options.js';
 export type { PretrainedOptions } from './weights/pretrained.js';
 export type { SaveLayout } from './weights/clip-save.js';
 export { distributedFromEnv } from './distributed.js';
@@ -105,6 +105,14 @@ export interface RuntimeInfo {
    * `RILS_CPU_ALLOCATOR=libtorch` in the environment turns the cache off.
    */
   cachedCpuBytes: number;
+  /**
+   * Whether `precision: 'bf16'` can run on the CPU: it needs bf16 units (the CPU flags
+   * `avx512_bf16` or `amx_bf16`) and an addon built against LibTorch >= 2; `reason` says what is
+   * missing ('' when available).
+   */
+  cpuBf16: { available: boolean; reason: string; avx512Bf16: boolean; amxBf16: boolean };
+  /** Which GEMMs the CPU's linear layers and attention end in, in fp32 and bf16, with this addon. */
+  cpuGemms: string;
   /** Which compiled addon was loaded (CUDA or CPU prebuild, or the source build) and why. */
   addon: AddonChoice;
 }

@@ -2,8 +2,9 @@
  * Options of {@link Rils.create}: a preset, overrides of its model fields, and training options.
  * @module
  */
+import { native } from './binding.js';
 import type { NativeConfig, NativeTrainOptions } from './binding.js';
-import { RilsInputError } from './errors.js';
+import { RilsDeviceError, RilsInputError } from './errors.js';
 import { CONFIG_FIELDS, PRESETS, TRAIN_FIELDS, camelKeys, checkField } from './schema.js';
 import type { FieldSpec } from './schema.js';
 import type { Tokenizer } from './tokenizer.js';
@@ -25,6 +26,12 @@ export type Activation = 'gelu' | 'quick_gelu';
 
 /** Where the model lives and runs: `'cpu'`, `'cuda'` (= `'cuda:0'`) or `'cuda:N'`. */
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+
+/**
+ * The arithmetic of the towers: `'fp32'`, `'bf16'` (mixed precision), or `'auto'`: bf16 on CUDA,
+ * fp32 on the CPU.
+ */
+export type Precision = 'auto' | 'fp32' | 'bf16';
 
 /**
  * Every field of a model preset; each can be overridden in {@link RilsOptions}.
@@ -157,6 +164,27 @@ export interface RilsOptions extends Partial<ModelConfig>, TrainingOptions {
   seed?: number;
   /** Default `'cpu'`. */
   device?: Device;
+  /**
+   * The towers' arithmetic, in training and inference. `'bf16'`: the GEMMs and attention run in
+   * bf16 (LibTorch's autocast; oneDNN on the CPU), with fp32 master weights and AdamW, LayerNorm,
+   * softmax statistics and the loss in fp32: losses stay within ~1e-2 relative of fp32's. On the CPU
+   * it needs bf16 units (the CPU flags `avx512_bf16` or `amx_bf16`) and an addon built against
+   * LibTorch >= 2 (`runtimeInfo().cpuBf16` says whether this one can); see
+   * {@link RilsOptions.onUnsupportedPrecision}. Default `'auto'`: bf16 on CUDA, fp32 on the CPU.
+   *
+   * @example
+   * ```ts
+   * const model = await Rils.create({ preset: 'vit_s16', precision: 'bf16', onUnsupportedPrecision: 'fp32' });
+   * console.log(model.precision); // 'bf16', or 'fp32' (with a warning) where bf16 cannot run
+   * ```
+   */
+  precision?: Precision;
+  /**
+   * What `precision: 'bf16'` does where it cannot run: `'throw'` rejects with a
+   * {@link RilsDeviceError} saying why; `'fp32'` runs in fp32 and emits a process warning
+   * (`RILS_PRECISION`). Default `'throw'`.
+   */
+  onUnsupportedPrecision?: 'throw' | 'fp32';
   /** Tokenizer for texts given as strings (zero-shot, encodeTexts, patchSemantics). */
   tokenizer?: Tokenizer;
   /**
@@ -174,7 +202,9 @@ export interface RilsOptions extends Partial<ModelConfig>, TrainingOptions {
 /** TS options that stand for several native fields. @internal */
 export const OPTION_ALIASES: Readonly<Record<string, readonly string[]>> = { betas: ['beta1', 'beta2'] };
 /** Options of {@link RilsOptions} that are not model or training fields. @internal */
-export const OTHER_OPTIONS = ['preset', 'seed', 'device', 'tokenizer', 'onNonFinite', 'distributed'] as const;
+export const OTHER_OPTIONS = [
+  'preset', 'seed', 'device', 'precision', 'onUnsupportedPrecision', 'tokenizer', 'onNonFinite', 'distributed',
+] as const;
 const ALIASED = new Set(Object.values(OPTION_ALIASES).flat().map(camelCase));
 
 /** Whether `name` is an option of {@link RilsOptions}. @internal */
@@ -216,6 +246,24 @@ function isTokenizer(t: unknown): t is Tokenizer {
     Number.isSafeInteger(k.vocabSize) && Number.isSafeInteger(k.contextLength);
 }
 
+/**
+ * The precision the addon is asked for: `'bf16'` where it cannot run becomes a RilsDeviceError, or
+ * `'fp32'` with a warning (onUnsupportedPrecision). The addon checks again.
+ */
+function checkPrecision(precision: unknown, onUnsupported: unknown, device: string): Precision {
+  if (precision !== 'auto' && precision !== 'fp32' && precision !== 'bf16') {
+    throw invalid("'auto', 'fp32' or 'bf16'", 'precision', precision);
+  }
+  if (onUnsupported !== 'throw' && onUnsupported !== 'fp32') throw invalid("'throw' or 'fp32'", 'onUnsupportedPrecision', onUnsupported);
+  if (precision !== 'bf16' || device !== 'cpu') return precision;
+  const bf16 = native.runtimeInfo().cpuBf16;
+  if (bf16.available) return precision;
+  const message = `Precision 'bf16' cannot run on cpu: ${bf16.reason}`;
+  if (onUnsupported === 'throw') throw new RilsDeviceError(message);
+  process.emitWarning(`${message}; running in fp32 (onUnsupportedPrecision: 'fp32')`, { code: 'RILS_PRECISION' });
+  return 'fp32';
+}
+
 function checkDevice(device: unknown, distributed: boolean): string {
   if (typeof device !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(device)) {
     throw invalid("'cpu', 'cuda' or 'cuda:N'", 'device', device);
@@ -233,6 +281,7 @@ export function toNativeOptions(options: RilsOptions): {
   train: NativeTrainOptions;
   seed: number;
   device: string;
+  precision: Precision;
   distributed?: ReturnType<typeof toNativeDistributed>;
 } {
   checkPlainObject(options, 'the options');
@@ -250,8 +299,11 @@ export function toNativeOptions(options: RilsOptions): {
     throw invalid('a tokenizer (ClipTokenizer, WordTokenizer, ByteTokenizer or one with encodeBatch)', 'tokenizer', o.tokenizer);
   }
   const device = checkDevice(o.device ?? 'cpu', o.distributed !== undefined);
-  if (o.distributed !== undefined) return { preset, config, train, seed, device, distributed: toNativeDistributed(o.distributed) };
-  return { preset, config, train, seed, device };
+  const precision = checkPrecision(o.precision ?? 'auto', o.onUnsupportedPrecision ?? 'throw', device);
+  if (o.distributed !== undefined) {
+    return { preset, config, train, seed, device, precision, distributed: toNativeDistributed(o.distributed) };
+  }
+  return { preset, config, train, seed, device, precision };
 }
 
 /** Training options as the addon reports them, in camelCase, with `betas`. @internal */

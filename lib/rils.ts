@@ -59,6 +59,8 @@ export class Rils {
   readonly seed: number;
   /** Where the model runs, e.g. `'cpu'` or `'cuda:0'`. */
   readonly device: Device;
+  /** The towers' arithmetic in effect ({@link RilsOptions.precision}, `'auto'` resolved). */
+  readonly precision: 'fp32' | 'bf16';
   /** The tokenizer used when texts are given as strings (from {@link RilsOptions.tokenizer}). */
   readonly tokenizer: Tokenizer | undefined;
   /** This model's place in a data-parallel job ({@link RilsOptions.distributed}), if any. */
@@ -76,6 +78,7 @@ export class Rils {
     this.trainingOptions = Object.freeze(fromNativeTrainOptions(info.train));
     this.seed = seed;
     this.device = info.device as Device;
+    this.precision = info.precision;
     this.distributed = info.distributed;
   }
 

@@ -60,6 +60,8 @@ test('bad numbers name the option and the value', async (t) => {
   await failsClearly(t, train('--on-error', 'ignore'), /Expected 'skip' or 'throw' for --on-error but received "ignore"/);
   await failsClearly(t, train('--preset', 'huge'), /for --preset but received "huge"/);
   await failsClearly(t, train('--tokenizer', 'bpe'), /for --tokenizer but received "bpe"/);
+  await failsClearly(t, train('--precision', 'fp16'), /Expected 'auto' or 'fp32' or 'bf16' for --precision but received "fp16"/);
+  await failsClearly(t, ['eval', '--weights', 'w.safetensors', '--precision', 'half'], /for --precision but received "half"/);
 });
 
 test('missing values, stray arguments and unusable output paths', async (t) => {

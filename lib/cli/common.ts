@@ -110,18 +110,21 @@ export function outputOption(file: string | undefined, name: string): void {
 
 /** The options every command that loads weights takes. */
 export const MODEL_OPTIONS = {
-  weights: { type: 'string' }, vocab: { type: 'string' }, device: { type: 'string' }, act: { type: 'string' },
+  weights: { type: 'string' }, vocab: { type: 'string' }, device: { type: 'string' }, precision: { type: 'string' }, act: { type: 'string' },
 } as const;
 
 /**
  * The model of `--weights`: rils's own weights, or a CLIP checkpoint (OpenAI/open_clip safetensors,
  * a Hugging Face folder, a TorchScript .pt) with `--act` for its MLP activation; `--vocab` for a
- * CLIP vocabulary other than the bundled one; on `--device`.
+ * CLIP vocabulary other than the bundled one; on `--device`, in `--precision` (auto, fp32 or bf16).
  */
-export async function loadModel(a: { weights?: string | undefined; vocab?: string | undefined; device?: string | undefined; act?: string | undefined }): Promise<Rils> {
+export async function loadModel(a: {
+  weights?: string | undefined; vocab?: string | undefined; device?: string | undefined; precision?: string | undefined; act?: string | undefined;
+}): Promise<Rils> {
   if (!a.weights) fail('needs --weights FILE');
   return Rils.fromPretrained(a.weights, {
     ...(a.vocab ? { vocabPath: a.vocab } : {}), ...(a.device ? { device: a.device as Device } : {}),
+    ...(a.precision ? { precision: choiceOption(a.precision, 'precision', ['auto', 'fp32', 'bf16'] as const) } : {}),
     ...(a.act ? { act: choiceOption(a.act, 'act', ['gelu', 'quick_gelu'] as const) } : {}),
   });
 }

@@ -12,7 +12,7 @@ import { setNumThreads } from '../index.js';
 import { launchLocalRanks } from '../launch.js';
 import { isOptionName, presetConfig } from '../options.js';
 import { PRESETS } from '../schema.js';
-import type { Device, PresetName, RilsOptions } from '../options.js';
+import type { Device, Precision, PresetName, RilsOptions } from '../options.js';
 import { Rils } from '../rils.js';
 import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../tokenizer.js';
 import { fit } from '../train.js';
@@ -27,7 +27,7 @@ const OPTIONS = {
   data: { type: 'string' }, preset: { type: 'string', default: 'micro' }, steps: { type: 'string', default: '500' },
   batch: { type: 'string', default: '64' }, lr: { type: 'string', default: '5e-4' }, warmup: { type: 'string', default: '60' },
   'weight-decay': { type: 'string', default: '0.1' }, 'recon-weight': { type: 'string', default: '0.5' },
-  seed: { type: 'string', default: '0' }, device: { type: 'string', default: 'cpu' }, tokenizer: { type: 'string', default: 'word' },
+  seed: { type: 'string', default: '0' }, device: { type: 'string', default: 'cpu' }, precision: { type: 'string', default: 'auto' }, tokenizer: { type: 'string', default: 'word' },
   context: { type: 'string' }, checkpoint: { type: 'string' }, metrics: { type: 'string' }, out: { type: 'string', default: 'rils.safetensors' },
   threads: { type: 'string' }, set: { type: 'string', multiple: true, default: [] as string[] }, 'on-error': { type: 'string', default: 'skip' }, 'max-pixels': { type: 'string' },
   report: { type: 'string' }, nproc: { type: 'string' }, 'master-port': { type: 'string' },
@@ -41,6 +41,7 @@ interface Settings {
   data: string;
   preset: PresetName;
   device: Device;
+  precision: Precision;
   gatherGrad: boolean;
   /** Output files. */
   out: string;
@@ -96,7 +97,8 @@ function settingsOf(a: TrainArgs & { data: string }): Settings {
   const optional = <T>(raw: string | undefined, check: (raw: string) => T) => (raw === undefined ? undefined : check(raw));
   for (const option of ['out', 'checkpoint', 'metrics', 'report'] as const) outputOption(a[option], option);
   return {
-    data: a.data, preset: choiceOption(a.preset, 'preset', Object.keys(PRESETS) as PresetName[]), device: a.device as Device, gatherGrad: a['gather-grad'],
+    data: a.data, preset: choiceOption(a.preset, 'preset', Object.keys(PRESETS) as PresetName[]), device: a.device as Device,
+    precision: choiceOption(a.precision, 'precision', ['auto', 'fp32', 'bf16'] as const), gatherGrad: a['gather-grad'],
     out: a.out, checkpoint: a.checkpoint, metrics: a.metrics, report: a.report, steps: integerOption(a.steps, 'steps', 1),
     globalBatch: integerOption(a.batch, 'batch', 1), seed: integerOption(a.seed, 'seed', 0), lr: numberOption(a.lr, 'lr', 0),
     warmup: integerOption(a.warmup, 'warmup', 0), weightDecay: numberOption(a['weight-decay'], 'weight-decay', 0),
@@ -140,7 +142,7 @@ function modelOptions(s: Settings, job: Job, data: Dataset): RilsOptions {
   const { tokenizer } = data;
   return {
     preset: s.preset, vocabSize: tokenizer.vocabSize, contextLength: tokenizer.contextLength, tokenizer, seed: s.seed,
-    device: s.device, lr: s.lr, minLr: s.lr / 50, warmupSteps: s.warmup, totalSteps: s.steps,
+    device: s.device, precision: s.precision, lr: s.lr, minLr: s.lr / 50, warmupSteps: s.warmup, totalSteps: s.steps,
     weightDecay: s.weightDecay, reconWeight: s.reconWeight, ...s.overrides,
     ...(s.gatherGrad ? { gatherGrad: true } : {}), ...(job.distributed ? { distributed: job.distributed } : {}),
   };
@@ -196,7 +198,7 @@ async function train(argv: string[]): Promise<void> {
 
 export const trainCommand: Command = {
   usage: `rils train    --data mnist|DIR|FILE.jsonl|FILE.csv|SHARD.tar[,SHARD.tar…] [--preset micro] [--steps 500] [--batch 64] [--lr 5e-4]
-                [--warmup 60] [--weight-decay 0.1] [--recon-weight 0.5] [--seed 0] [--device cpu]
+                [--warmup 60] [--weight-decay 0.1] [--recon-weight 0.5] [--seed 0] [--device cpu] [--precision auto|fp32|bf16]
                 [--tokenizer word|byte|clip|clip:VOCAB.gz] [--context N] [--checkpoint FILE] [--metrics FILE.jsonl]
                 [--out WEIGHTS.safetensors] [--report REPORT.html] [--threads N] [--set field=value ...]
                 [--nproc N [--master-port P]] [--gather-grad] [--on-error skip|throw] [--max-pixels N]

@@ -4,6 +4,9 @@
 #include <cmath>
 #include <limits>
 
+#include <ATen/Version.h>
+#include <ATen/autocast_mode.h>
+
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/kernels.h"
 #include "version.h"
@@ -17,6 +20,16 @@ constexpr double kQuickGeluScale = 1.702;
 // What the CPU kernels take: an undefined tensor (no bias, no residual) or a CPU fp32 one.
 bool cpu_float32(const torch::Tensor& t) {
   return !t.defined() || (t.device().is_cpu() && t.scalar_type() == torch::kFloat32);
+}
+
+// Whether LibTorch's CPU autocast is on (precision 'bf16'): our fp32 linear and activation kernels
+// then step aside for LibTorch's ops, which autocast runs in bf16 (oneDNN's GEMMs).
+bool cpu_autocast() {
+#if RILS_TORCH_AT_LEAST(2, 4)
+  return at::autocast::is_autocast_enabled(at::kCPU);
+#else
+  return at::autocast::is_cpu_enabled();
+#endif
 }
 
 // Whether a backward pass may run through an op with these inputs.
@@ -63,7 +76,7 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const 
     TORCH_CHECK(residual.sizes() == c10::IntArrayRef(sizes), "linear: residual of shape ", residual.sizes(),
                 " for an output of shape ", c10::IntArrayRef(sizes));
   }
-  const bool ours = gemm::have_onednn() && x.defined() && cpu_float32(x) && cpu_float32(weight) &&
+  const bool ours = gemm::have_onednn() && !cpu_autocast() && x.defined() && cpu_float32(x) && cpu_float32(weight) &&
                     cpu_float32(bias) && cpu_float32(residual) && x.numel() > 0 && weight.numel() > 0;
   if (ours) return cpu::linear(x, weight, bias, residual);
   auto y = torch::linear(x, weight, bias);
@@ -75,6 +88,8 @@ torch::Tensor linear_act(const torch::Tensor& x, const torch::Tensor& weight, co
   const bool ours = x.defined() && cpu_float32(x) && bias.defined() && cpu_float32(bias) && x.numel() > 0 &&
                     bias.dim() == 1 && weight.dim() == 2 && bias.size(0) == weight.size(0);
   if (!ours) return activation(linear(x, weight, bias), act);
+  // Under CPU autocast the GEMM's output is bf16, which the kernel reads and writes with fp32 math
+  // (LibTorch 2.13's bf16 gelu_backward took 127 ms of a 2.1 s vit_ti16 step).
   return cpu::bias_activation(linear(x, weight, /*bias=*/torch::Tensor()), bias, act);
 }
 
@@ -82,13 +97,19 @@ torch::Tensor self_attention(const torch::Tensor& x, const torch::Tensor& in_wei
                              int64_t heads, bool causal) {
   TORCH_CHECK(in_bias.numel() == in_weight.size(0), "self_attention: ", in_bias.numel(), " biases for ",
               in_weight.size(0), " projections");
-#if !RILS_TORCH_AT_LEAST(2, 0)
-  if (x.defined() && cpu_float32(x) && cpu_float32(in_weight) && cpu_float32(in_bias) &&
-      gemm::have_blas()) {
-    if (differentiable({x, in_weight, in_bias})) return cpu::attention(linear(x, in_weight, in_bias), heads, causal);
-    return cpu::attention_inference(linear(x, in_weight, /*bias=*/torch::Tensor()), in_bias, heads, causal);
+  // CPU, with the fp32 weights and the LayerNorm's fp32 output, where the BLAS is exported (Debian's
+  // OpenBLAS, the pip wheels' MKL): the fused kernel, on every LibTorch and in both precisions.
+  // Under bf16 autocast the in-projection runs in bf16 and the attention in fp32 on its output:
+  // its per-head products are small (hd 32–64) and gain little from bf16 without AMX, and measured
+  // as fast as bf16 bmm + softmax (vit_ti16 B32 step 1.91 vs 1.85 s, micro equal) with the scores
+  // and the softmax in fp32; LibTorch 2.13's SDPA takes ~1.2× the time in fp32 and its bf16
+  // backward ~6×.
+  if (x.defined() && cpu_float32(x) && cpu_float32(in_weight) && cpu_float32(in_bias) && gemm::have_blas()) {
+    if (differentiable({x, in_weight, in_bias}))
+      return cpu::attention(linear(x, in_weight, in_bias).to(torch::kFloat32), heads, causal);
+    return cpu::attention_inference(linear(x, in_weight, /*bias=*/torch::Tensor()).to(torch::kFloat32), in_bias, heads,
+                                    causal);
   }
-#endif
   return unfused_attention(linear(x, in_weight, in_bias), heads, causal);
 }
 
@@ -99,6 +120,20 @@ torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& weight, co
                     cpu_float32(bias) && weight.numel() == n && bias.numel() == n && x.numel() > 0;
   if (!ours) return torch::layer_norm(x, {n}, weight, bias, eps);
   return cpu::layer_norm_inference(x, weight, bias, eps);
+}
+
+std::string cpu_gemms() {
+  const auto config = at::show_config();  // "... BLAS_INFO=mkl, ..."
+  const auto at = config.find("BLAS_INFO=");
+  const auto blas = at == std::string::npos ? std::string("unknown")
+                                            : config.substr(at + 10, config.find_first_of(", \n", at + 10) - at - 10);
+  std::string out = "fp32 linear: ";
+  out += gemm::have_onednn() ? "oneDNN sgemm (rils's kernel)" : "LibTorch's addmm (BLAS " + blas + ")";
+  if (gemm::have_blas()) out += "; fp32 attention: rils's kernel (BLAS " + blas + (gemm::have_onednn() ? ", oneDNN sgemm)" : ")");
+  else out += RILS_TORCH_AT_LEAST(2, 0) ? "; fp32 attention: LibTorch's scaled_dot_product_attention" : "; fp32 attention: LibTorch's bmm";
+  out += RILS_TORCH_AT_LEAST(2, 0) ? "; bf16: linear layers on LibTorch's autocast (oneDNN), attention in fp32"
+                                   : "; bf16: none (LibTorch 1.13)";
+  return out;
 }
 
 bool all_finite(const torch::Tensor& t) {

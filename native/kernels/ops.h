@@ -3,6 +3,7 @@
 // as fast). Model and training code call these and never a kernel directly. Each op computes the
 // same function whichever path runs; the parity tests hold on every path.
 #pragma once
+#include <string>
 #include <vector>
 
 #include <torch/torch.h>
@@ -12,14 +13,14 @@
 namespace rils::ops {
 
 // residual + x·Wᵀ + b over the last dimension (F.linear), an undefined bias or residual being none.
-// CPU fp32 where the LibTorch exports oneDNN's sgemm: the GEMMs (forward, input and weight
-// gradients) run on it, with the bias and the residual written as the GEMM's C (one pass fewer
+// CPU fp32 where the LibTorch exports oneDNN's sgemm (Debian's; not the pip wheels) and bf16
+// autocast is off: the GEMMs (forward, input and weight gradients) run on it, with the bias and the residual written as the GEMM's C (one pass fewer
 // over a block's output). LibTorch 1.13 leaves oneDNN unused for fp32 and ends in OpenBLAS, 15–60%
 // slower on these shapes.
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      const torch::Tensor& residual = {});
 
-// act(x·Wᵀ + b), an MLP's first layer and its activation. CPU fp32: the GEMM runs without its bias,
+// act(x·Wᵀ + b), an MLP's first layer and its activation. CPU fp32 (not under bf16 autocast): the GEMM runs without its bias,
 // which is added inside one fused activation pass forward and one backward over the [tokens,
 // 4·width] hidden activations, the largest tensors of a step (LibTorch makes one to five passes,
 // plus one for the bias).
@@ -29,10 +30,12 @@ torch::Tensor linear_act(const torch::Tensor& x, const torch::Tensor& weight, co
 // Multi-head self-attention up to its output projection: qkv = x·Wᵀ + b ([B, T, 3C]: q | k | v, each
 // C = heads · hd wide, head-major), then softmax(q kᵀ / √hd) v per head → [B, T, C], heads
 // concatenated. `causal` masks the keys after each query (text tower).
-// - LibTorch 2.x: scaled_dot_product_attention (flash / memory-efficient kernels, CUDA and CPU).
-// - LibTorch 1.13 on the CPU in fp32: a fused kernel per (image, head) pair with its [T, T] block in
-//   cache (1.13's bmm runs the B·H small products one at a time on one core); where no backward can
-//   run, the in-projection's bias is folded into the kernel instead of written into qkv.
+// - CPU, where the LibTorch exports a BLAS (Debian's 1.13: OpenBLAS; pip wheels: MKL): a fused fp32
+//   kernel per (image, head) pair with its [T, T] block in cache (1.13's bmm runs the B·H small
+//   products one at a time on one core; 2.13's SDPA takes ~1.2× its time, ~6× in bf16); where no
+//   backward can run, the in-projection's bias is folded into the kernel instead of written into
+//   qkv. Under bf16 autocast the in-projection runs in bf16, the attention in fp32 on its output.
+// - LibTorch 2.x otherwise (CUDA): scaled_dot_product_attention (flash / memory-efficient kernels).
 // - otherwise (1.13 on CUDA): the textbook form, which is what the PyTorch reference computes.
 torch::Tensor self_attention(const torch::Tensor& x, const torch::Tensor& in_weight, const torch::Tensor& in_bias,
                              int64_t heads, bool causal);
@@ -41,6 +44,10 @@ torch::Tensor self_attention(const torch::Tensor& x, const torch::Tensor& in_wei
 // the row in L1, keeping none of the statistics that only a backward reads (1.13's kernel takes ~2×
 // as long on [tokens, 192–768]). Where a backward may run, or on CUDA, LibTorch's own.
 torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps);
+
+// Which GEMMs the CPU paths above end in with this LibTorch, for reports (runtimeInfo): the linear
+// layers and attention in fp32, and under bf16 autocast.
+std::string cpu_gemms();
 
 // isfinite(t).all(). Contiguous CPU fp32: one read pass spread over LibTorch's threads (LibTorch's
 // makes four passes and a bool tensor).

@@ -24,21 +24,21 @@ torch::Tensor cat_defined(std::vector<torch::Tensor> parts) {
 }
 
 // The unit pooled embeddings of a chunk of host images, on the device.
-torch::Tensor unit_image_embeddings(RilsModel& model, torch::Device device, const torch::Tensor& images) {
+torch::Tensor unit_image_embeddings(RilsModel& model, const Execution& on, const torch::Tensor& images) {
   return over_rows(images.size(0), kImageChunk, [&](int64_t a, int64_t b) {
-    auto x = prepare_images(images.slice(0, a, b), model->cfg, device);
-    return l2_normalize(run_mixed(device, [&] { return model->encode_image(x); }));
+    auto x = prepare_images(images.slice(0, a, b), model->cfg, on.device);
+    return l2_normalize(run_mixed(on, [&] { return model->encode_image(x); }));
   });
 }
 
 }  // namespace
 
-ImageOutputs encode_images(RilsModel& model, torch::Device device, const torch::Tensor& images,
+ImageOutputs encode_images(RilsModel& model, const Execution& on, const torch::Tensor& images,
                            const ImageRequest& request) {
   std::vector<ImageOutputs> parts;
   for (int64_t i = 0; i < images.size(0); i += kImageChunk) {
-    auto x = prepare_images(images.slice(0, i, i + kImageChunk), model->cfg, device);
-    parts.push_back(run_mixed(device, [&] { return model->forward_image(x, request); }));
+    auto x = prepare_images(images.slice(0, i, i + kImageChunk), model->cfg, on.device);
+    parts.push_back(run_mixed(on, [&] { return model->forward_image(x, request); }));
   }
   auto gather = [&](torch::Tensor ImageOutputs::*field) {
     std::vector<torch::Tensor> pieces;
@@ -49,44 +49,44 @@ ImageOutputs encode_images(RilsModel& model, torch::Device device, const torch::
           gather(&ImageOutputs::patch_embeddings)};
 }
 
-torch::Tensor encode_texts(RilsModel& model, torch::Device device, const torch::Tensor& tokens) {
+torch::Tensor encode_texts(RilsModel& model, const Execution& on, const torch::Tensor& tokens) {
   return over_rows(tokens.size(0), kTextChunk, [&](int64_t a, int64_t b) {
-    auto ids = prepare_tokens(tokens.slice(0, a, b), model->cfg.vocab_size, device);
-    return run_mixed(device, [&] { return model->encode_text(ids); });
+    auto ids = prepare_tokens(tokens.slice(0, a, b), model->cfg.vocab_size, on.device);
+    return run_mixed(on, [&] { return model->encode_text(ids); });
   });
 }
 
-torch::Tensor class_embeddings(RilsModel& model, torch::Device device, const torch::Tensor& tokens,
+torch::Tensor class_embeddings(RilsModel& model, const Execution& on, const torch::Tensor& tokens,
                                int64_t num_classes) {
   const int64_t n = tokens.size(0), per_class = n / num_classes;
   TORCH_CHECK_VALUE(per_class * num_classes == n && per_class >= 1, "Expected ", num_classes,
                     " classes with the same number of prompts each but received ", n, " prompts");
-  auto sums = torch::zeros({num_classes, model->cfg.embed_dim}, torch::TensorOptions().device(device));
+  auto sums = torch::zeros({num_classes, model->cfg.embed_dim}, torch::TensorOptions().device(on.device));
   for (int64_t i = 0; i < n; i += kTextChunk) {
     const int64_t end = std::min(n, i + kTextChunk);
-    auto e = l2_normalize(encode_texts(model, device, tokens.slice(0, i, end)));  // [rows, E]
-    auto cls = torch::arange(i, end, torch::TensorOptions().dtype(torch::kLong).device(device)).div(
+    auto e = l2_normalize(encode_texts(model, on, tokens.slice(0, i, end)));  // [rows, E]
+    auto cls = torch::arange(i, end, torch::TensorOptions().dtype(torch::kLong).device(on.device)).div(
         per_class, /*rounding_mode=*/"floor");
     sums.index_add_(0, cls, e);
   }
   return l2_normalize(sums);  // the unit mean: the sum's direction
 }
 
-torch::Tensor zero_shot_logits(RilsModel& model, torch::Device device, const torch::Tensor& images,
+torch::Tensor zero_shot_logits(RilsModel& model, const Execution& on, const torch::Tensor& images,
                                const torch::Tensor& class_weights) {
-  auto w = l2_normalize(prepare_floats(class_weights, "classWeights", device));  // [C, E]
+  auto w = l2_normalize(prepare_floats(class_weights, "classWeights", on.device));  // [C, E]
   const double scale = std::exp(model->logit_scale.item<double>());
-  return torch::matmul(unit_image_embeddings(model, device, images), w.t()) * scale;  // [B, C]
+  return torch::matmul(unit_image_embeddings(model, on, images), w.t()) * scale;  // [B, C]
 }
 
-torch::Tensor patch_semantics(RilsModel& model, torch::Device device, const torch::Tensor& images,
+torch::Tensor patch_semantics(RilsModel& model, const Execution& on, const torch::Tensor& images,
                               const torch::Tensor& text_embeddings, double temperature) {
   TORCH_CHECK_VALUE(temperature > 0 && std::isfinite(temperature), "Expected a temperature > 0 but received ",
                     temperature);
-  auto texts = l2_normalize(prepare_floats(text_embeddings, "textEmbeddings", device));  // [G, E]
+  auto texts = l2_normalize(prepare_floats(text_embeddings, "textEmbeddings", on.device));  // [G, E]
   return over_rows(images.size(0), kImageChunk, [&](int64_t a, int64_t b) {
-    auto x = prepare_images(images.slice(0, a, b), model->cfg, device);
-    auto patches = run_mixed(device, [&] { return model->forward_image(x, {false, false, true}); }).patch_embeddings;
+    auto x = prepare_images(images.slice(0, a, b), model->cfg, on.device);
+    auto patches = run_mixed(on, [&] { return model->forward_image(x, {false, false, true}); }).patch_embeddings;
     auto cosine = torch::matmul(l2_normalize(patches), texts.t());  // [b, N, G]
     // (s − max) / τ ≤ 0, and 1/τ at most float's largest: a tiny τ gives 0 and −inf (a one-hot
     // argmax), never 0/0 or inf − inf.

@@ -6,6 +6,8 @@
 #include <napi.h>
 #include <torch/torch.h>
 
+#include "kernels/ops.h"
+#include "model/precision.h"
 #include "napi/bridge.h"
 #include "napi/cpu_allocator.h"
 #include "napi/eval.h"
@@ -32,6 +34,15 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   o.Set("liveModels", static_cast<double>(ModelState::live_count.load()));
   o.Set("liveOutputs", static_cast<double>(tensor_backed_count()));
   o.Set("cachedCpuBytes", static_cast<double>(cached_cpu_bytes()));
+  const auto units = cpu_bf16_units();
+  const auto why = bf16_unsupported(torch::kCPU);
+  auto bf16 = Napi::Object::New(env);
+  bf16.Set("available", why.empty());
+  bf16.Set("reason", why);
+  bf16.Set("avx512Bf16", units.avx512_bf16);
+  bf16.Set("amxBf16", units.amx_bf16);
+  o.Set("cpuBf16", bf16);
+  o.Set("cpuGemms", ops::cpu_gemms());
   return o;
 }
 

@@ -48,7 +48,7 @@ Napi::Value NativeModel::EncodeImages(const Napi::CallbackInfo& info) {
     const ImageRequest request{flag_arg(args, "patchTokens"), flag_arg(args, "clsToken"),
                                flag_arg(args, "patchEmbeddings")};
     return Compute([=](Trainer& t) {
-      auto o = encode_images(t.model(), t.device(), images, request);
+      auto o = encode_images(t.model(), t.execution(), images, request);
       Outputs out{{"embeddings", normalize ? l2_normalize(o.embedding) : o.embedding}};
       if (request.patch_tokens) out.emplace_back("patchTokens", o.patch_tokens);          // [B, N, D]
       if (request.cls_token) out.emplace_back("clsToken", o.cls_token);                   // [B, D]
@@ -63,7 +63,7 @@ Napi::Value NativeModel::EncodeTexts(const Napi::CallbackInfo& info) {
     auto tokens = tokens_arg(args, "tokens", cfg, batch_size_arg(args, 1));
     const bool normalize = flag_arg(args, "normalize");
     return Compute([=](Trainer& t) {
-      auto e = encode_texts(t.model(), t.device(), tokens);
+      auto e = encode_texts(t.model(), t.execution(), tokens);
       return Outputs{{"embeddings", normalize ? l2_normalize(e) : e}};
     });
   });
@@ -73,7 +73,7 @@ Napi::Value NativeModel::ClassEmbeddings(const Napi::CallbackInfo& info) {
   return RunInference(info, [](const Napi::Object& args, const RilsConfig& cfg) {
     const int64_t C = count_arg(args, "numClasses"), T = count_arg(args, "templatesPerClass");
     auto tokens = tokens_arg(args, "tokens", cfg, C * T);
-    return Compute([=](Trainer& t) { return Outputs{{"weights", class_embeddings(t.model(), t.device(), tokens, C)}}; });
+    return Compute([=](Trainer& t) { return Outputs{{"weights", class_embeddings(t.model(), t.execution(), tokens, C)}}; });
   });
 }
 
@@ -83,7 +83,7 @@ Napi::Value NativeModel::ZeroShot(const Napi::CallbackInfo& info) {
     auto images = images_arg(args, cfg, B);
     auto weights = floats_arg(args, "classWeights", {C, cfg.embed_dim});
     return Compute([=](Trainer& t) {
-      auto logits = zero_shot_logits(t.model(), t.device(), images, weights);  // [B, C]
+      auto logits = zero_shot_logits(t.model(), t.execution(), images, weights);  // [B, C]
       return Outputs{{"logits", logits}, {"probabilities", torch::softmax(logits, -1)}};
     });
   });
@@ -98,7 +98,7 @@ Napi::Value NativeModel::PatchSemantics(const Napi::CallbackInfo& info) {
     const double temperature = tv.IsNumber() ? tv.As<Napi::Number>().DoubleValue() : 0.0;
     if (!(temperature > 0) || !std::isfinite(temperature)) fail(kInputError, "Expected a temperature > 0");
     return Compute([=](Trainer& t) {
-      return Outputs{{"probabilities", patch_semantics(t.model(), t.device(), images, texts, temperature)}};
+      return Outputs{{"probabilities", patch_semantics(t.model(), t.execution(), images, texts, temperature)}};
     });
   });
 }

@@ -155,6 +155,7 @@ Napi::Value NativeModel::Info(const Napi::CallbackInfo& info) {
   o.Set("config", config_to_js(env, t.config()));
   o.Set("train", train_options_to_js(env, t.options()));
   o.Set("device", t.device().str());
+  o.Set("precision", t.execution().bf16 ? "bf16" : "fp32");
   o.Set("step", static_cast<double>(t.step()));
   if (const auto* d = t.distributed()) {
     auto dist = Napi::Object::New(env);
@@ -239,7 +240,7 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
     auto options = info[0].As<Napi::Object>();
     const auto cfg = config_from_js(options);
     const auto train = train_options_from_js(options);
-    const auto device = parse_device(options.Has("device") ? options.Get("device").ToString().Utf8Value() : "cpu");
+    const auto on = execution_from_js(options);
     const double seed = options.Has("seed") && options.Get("seed").IsNumber()
                             ? options.Get("seed").As<Napi::Number>().DoubleValue() : 0.0;
     const auto distributed = distributed_options_from_js(options);
@@ -247,12 +248,12 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
     auto executor = std::make_shared<Executor>();
     return PromiseWorker<std::shared_ptr<ModelState>>::Run(
         env, *executor, {},
-        [cfg, train, device, seed, executor, distributed]() {
+        [cfg, train, on, seed, executor, distributed]() {
           auto state = std::make_shared<ModelState>();
           state->executor = executor;
           // The rendezvous blocks until every rank has joined: here, off the JS thread.
           auto group = distributed ? std::make_shared<Distributed>(*distributed) : nullptr;
-          state->trainer = std::make_unique<Trainer>(cfg, train, static_cast<uint64_t>(seed), device, group);
+          state->trainer = std::make_unique<Trainer>(cfg, train, static_cast<uint64_t>(seed), on, group);
           state->bytes = state_bytes(*state->trainer);
           return state;
         },

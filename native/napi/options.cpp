@@ -179,6 +179,21 @@ torch::Device parse_device(const std::string& name) {
   return *device;
 }
 
+Execution execution_from_js(const Napi::Object& options) {
+  Execution on;
+  on.device = parse_device(options.Has("device") ? options.Get("device").ToString().Utf8Value() : "cpu");
+  const auto precision = options.Has("precision") && !options.Get("precision").IsUndefined()
+                             ? options.Get("precision").ToString().Utf8Value() : "auto";
+  if (precision != "auto" && precision != "fp32" && precision != "bf16")
+    fail(kInputError, "Expected precision 'auto', 'fp32' or 'bf16' but received '" + precision + "'");
+  on.bf16 = precision == "bf16" || (precision == "auto" && on.device.is_cuda());
+  if (precision == "bf16") {
+    const auto why = bf16_unsupported(on.device);
+    if (!why.empty()) fail(kDeviceError, "Precision 'bf16' cannot run on " + on.device.str() + ": " + why);
+  }
+  return on;
+}
+
 std::optional<DistributedOptions> distributed_options_from_js(const Napi::Object& options) {
   if (!options.Has("distributed") || !options.Get("distributed").IsObject()) return std::nullopt;
   auto d = options.Get("distributed").As<Napi::Object>();

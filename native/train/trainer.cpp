@@ -83,11 +83,11 @@ const std::vector<StatField>& step_stats_fields() {
   return table;
 }
 
-Trainer::Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, torch::Device device,
+Trainer::Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, Execution on,
                  std::shared_ptr<Distributed> distributed)
     : model_(build_model(cfg, seed)),
       options_(std::move(options)),
-      device_(device),
+      on_(on),
       distributed_(std::move(distributed)),
       generator_(at::make_generator<at::CPUGeneratorImpl>(noise_seed(seed, distributed_.get()))) {
   TrainOptions checked;  // each option against its declared range
@@ -97,14 +97,18 @@ Trainer::Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, tor
   TORCH_CHECK_VALUE(options_.loss.recon_weight() == 0 || cfg.has_decoder(), "Expected reconWeight 0 for a model ",
                     "without a feature decoder (decoderDepth 0) but received ", options_.loss.recon_weight(),
                     ": RILS's reconstruction term needs one (decoderDepth >= 1)");
-  model_->to(device_);
-  if (device_.is_cuda()) allow_tf32();
+  if (on_.bf16) {
+    const auto why = bf16_unsupported(on_.device);
+    TORCH_CHECK_VALUE(why.empty(), "Precision 'bf16' cannot run on ", on_.device.str(), ": ", why);
+  }
+  model_->to(on_.device);
+  if (on_.device.is_cuda() && on_.bf16) allow_tf32();
   optimizer_ = make_adamw(*model_, options_.optim);
   for (auto& p : model_->parameters())
     if (p.requires_grad()) trainable_.push_back(p);
   if (distributed_) {
-    TORCH_CHECK_VALUE(device_.is_cpu(), "Training across processes runs on the CPU (Gloo) in this version; ",
-                      "device ", device_.str(), " is not supported with distributed");
+    TORCH_CHECK_VALUE(on_.device.is_cpu(), "Training across processes runs on the CPU (Gloo) in this version; ",
+                      "device ", on_.device.str(), " is not supported with distributed");
     distributed_->broadcast(model_->parameters());
     distributed_->attach(trainable_);
   }
@@ -114,19 +118,19 @@ torch::Tensor Trainer::mask_noise(const Batch& batch) {
   if (batch.noise.defined()) return batch.noise;
   const auto& cfg = model_->cfg;
   // Drawn on the CPU from the model's generator so a seed means the same masks on every device.
-  return torch::rand({batch.images.size(0), cfg.num_patches()}, generator_, torch::kFloat32).to(device_);
+  return torch::rand({batch.images.size(0), cfg.num_patches()}, generator_, torch::kFloat32).to(on_.device);
 }
 
 // The RILS loss (spec §2): the full branch and L_clip, the gate, then the masked branch for the
 // gated images only (an image outside the gate adds nothing to L_rec; early in training that is
-// most of them) and L_rec. The towers run in the device's mixed precision, the loss in fp32.
+// most of them) and L_rec. The towers run in the model's mixed precision, the loss in fp32.
 LossOutput Trainer::forward_loss(const Batch& batch) {
   const auto& o = options_.loss;
   const int64_t len_keep = model_->cfg.len_keep(options_.mask_ratio());
   const int64_t num_masked = model_->cfg.num_patches() - len_keep;
   auto noise = mask_noise(batch);  // drawn for the whole batch, whichever images need it
-  auto full = run_mixed(device_, [&] { return model_->forward_full(batch.images, batch.tokens); });
-  AutocastScope loss_in_fp32(false);
+  auto full = run_mixed(on_, [&] { return model_->forward_full(batch.images, batch.tokens); });
+  AutocastScope loss_in_fp32(on_.device.type(), false);
   const BatchGroup* group = distributed_.get();
   auto clip = clip_term(full.image_embed, full.text_embed, model_->logit_scale, o, group);
   auto rows = gated_rows(clip, o);  // [R]
@@ -151,7 +155,7 @@ LossOutput Trainer::forward_loss(const Batch& batch) {
 // The masked branch of the gated images (student) and their full-image features (teacher), in fp32.
 ReconInputs Trainer::recon_inputs(const Batch& batch, const FullOutputs& full, const torch::Tensor& noise,
                                   const torch::Tensor& rows, int64_t len_keep) {
-  return run_mixed(device_, [&] {
+  return run_mixed(on_, [&] {
     auto m = model_->forward_masked(batch.images.index_select(0, rows), noise.index_select(0, rows), len_keep);
     auto teacher = model_->project(model_->head_tokens(full.latent.index_select(0, rows)));
     return ReconInputs{m.pred, teacher, m.mask};

@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include "model/loss.h"
+#include "model/precision.h"
 #include "model/rils.h"
 #include "train/distributed.h"
 #include "train/optimizer.h"
@@ -83,8 +84,9 @@ class Trainer {
  public:
   // With `distributed`, this trainer is one rank of a data-parallel job: rank 0's initial weights
   // are broadcast, the loss spans the global batch, gradients are averaged over ranks, and every
-  // rank must call train_step / evaluate_loss in the same sequence.
-  Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, torch::Device device,
+  // rank must call train_step / evaluate_loss in the same sequence. `on.bf16` runs the towers under
+  // bf16 autocast (model/precision.h; a c10::ValueError where the device cannot).
+  Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, Execution on,
           std::shared_ptr<Distributed> distributed = nullptr);
 
   StepStats train_step(const Batch& batch);
@@ -107,7 +109,8 @@ class Trainer {
   RilsModel& model() { return model_; }
   const RilsConfig& config() const { return model_->cfg; }
   const TrainOptions& options() const { return options_; }
-  torch::Device device() const { return device_; }
+  torch::Device device() const { return on_.device; }
+  const Execution& execution() const { return on_; }
   const Distributed* distributed() const { return distributed_.get(); }
   int64_t step() const { return step_; }
 
@@ -122,7 +125,7 @@ class Trainer {
 
   RilsModel model_{nullptr};
   TrainOptions options_;
-  torch::Device device_;
+  Execution on_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<torch::Tensor> trainable_;
   std::shared_ptr<Distributed> distributed_;

@@ -1,3 +1,5 @@
+#include <vector>
+
 #include <ATen/record_function.h>
 
 #include "kernels/cpu/fast_math.h"
@@ -57,16 +59,44 @@ RILS_SIMD_CLONES void quick_gelu_backward(const float* __restrict x, const float
 
 // out = kernel(row of x, b, row of each other input) for every row of x, spread over LibTorch's
 // threads. Every row runs the same code (vector body, then scalar remainder), so results do not
-// depend on the thread count.
+// depend on the thread count. bf16 rows (precision 'bf16') are widened to fp32 in per-thread
+// buffers, run through the same kernel, and the result rounded back to bf16 (to nearest even, as
+// LibTorch casts): the math is fp32's, the memory bf16's.
 template <class Kernel, class... Rows>
 torch::Tensor rowwise(Kernel kernel, const torch::Tensor& x, const torch::Tensor& b, const Rows&... rows) {
   auto out = torch::empty_like(x, torch::MemoryFormat::Contiguous);
   const int64_t n = x.size(-1), count = x.numel() / n;
-  const float *xp = x.data_ptr<float>(), *bp = b.data_ptr<float>();
-  float* o = out.data_ptr<float>();
+  const float* bp = b.data_ptr<float>();
+  if (x.scalar_type() == torch::kFloat32) {
+    const float* xp = x.data_ptr<float>();
+    float* o = out.data_ptr<float>();
+    at::parallel_for(0, count, std::max<int64_t>(1, 4096 / n), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r)
+        kernel(xp + r * n, bp, (rows.template data_ptr<float>() + r * n)..., o + r * n, n);
+    });
+    return out;
+  }
+  TORCH_CHECK(x.scalar_type() == torch::kBFloat16, "bias_activation: expected fp32 or bf16 rows, got ", x.scalar_type());
+  const auto* xp = x.data_ptr<at::BFloat16>();
+  auto* o = out.data_ptr<at::BFloat16>();
+  const auto widen = [n](const at::BFloat16* in, float* to) {
+    for (int64_t i = 0; i < n; ++i) to[i] = static_cast<float>(in[i]);
+  };
   at::parallel_for(0, count, std::max<int64_t>(1, 4096 / n), [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r)
-      kernel(xp + r * n, bp, (rows.template data_ptr<float>() + r * n)..., o + r * n, n);
+    std::vector<float> buffers((2 + sizeof...(Rows)) * static_cast<size_t>(n));  // x, the other rows, out
+    float* wide_x = buffers.data();
+    float* wide_out = wide_x + (1 + sizeof...(Rows)) * n;
+    for (int64_t r = begin; r < end; ++r) {
+      widen(xp + r * n, wide_x);
+      int64_t slot = 0;
+      auto row = [&](const torch::Tensor& t) {
+        float* to = wide_x + (++slot) * n;
+        widen(t.template data_ptr<at::BFloat16>() + r * n, to);
+        return static_cast<const float*>(to);
+      };
+      kernel(wide_x, bp, row(rows)..., wide_out, n);
+      for (int64_t i = 0; i < n; ++i) o[r * n + i] = at::BFloat16(wide_out[i]);
+    }
   });
   return out;
 }
@@ -84,8 +114,9 @@ struct Activation : torch::autograd::Function<Activation<Forward, Backward>> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const auto &x = saved[0], &b = saved[1];
-    auto dh = rowwise(Backward, x, b, grads[0].contiguous());
-    return {dh, ctx->needs_input_grad(1) ? dh.reshape({-1, x.size(-1)}).sum(0) : torch::Tensor()};
+    auto dh = rowwise(Backward, x, b, grads[0].to(x.scalar_type()).contiguous());
+    // The bias gradient summed in fp32 (from bf16 rows too), the bias's own dtype.
+    return {dh, ctx->needs_input_grad(1) ? dh.reshape({-1, x.size(-1)}).sum(0, false, torch::kFloat32) : torch::Tensor()};
   }
 };
 

@@ -10,8 +10,6 @@
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/kernels.h"
 
-// The fused attention of LibTorch 1.13 (on 2.x, scaled_dot_product_attention is as fast).
-#if !RILS_TORCH_AT_LEAST(2, 0)
 
 namespace rils::cpu {
 
@@ -165,5 +163,3 @@ torch::Tensor attention_inference(const torch::Tensor& qkv_without_bias, const t
 }
 
 }  // namespace rils::cpu
-
-#endif

@@ -1,8 +1,9 @@
-// The two CPU GEMMs LibTorch 1.13 loads, called directly by the fused kernels (linear, attention):
+// The two CPU GEMMs LibTorch 1.13 loads (2.x pip wheels: the BLAS only, MKL), called directly by the fused kernels (linear, attention):
 // the Fortran BLAS that LibTorch's own addmm/bmm end in (OpenBLAS in Debian's LibTorch) and oneDNN's
 // sgemm, which 1.13 loads but leaves unused for fp32. Both are declared weak and resolved when the
 // addon loads, from LibTorch's own dependencies: the addon links neither. A null one means this
-// LibTorch exports none (pip wheels link oneDNN statically, hidden), and the callers fall back.
+// LibTorch exports none, and the callers fall back: pip wheels link oneDNN statically, hidden, and
+// export MKL's BLAS (sgemm_) from libtorch_cpu.
 //
 // Which is faster depends on the shape (2 threads, this project's Zen 4 VM): oneDNN runs the
 // model's linear layers at 200–230 GFLOP/s against OpenBLAS's 150–185, and attention's products

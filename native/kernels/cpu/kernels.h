@@ -1,5 +1,5 @@
-// The hand-written CPU kernels. Each takes CPU fp32 tensors (kernels/ops.cpp checks that before it
-// picks one) and makes them contiguous itself; the differentiable ones are autograd functions whose
+// The hand-written CPU kernels. Each takes CPU fp32 tensors (bias_activation bf16 ones too;
+// kernels/ops.cpp checks that before it picks one) and makes them contiguous itself; the differentiable ones are autograd functions whose
 // backward is hand-written too. The loops are written for GCC's auto-vectoriser (fast_math.h) and
 // the GEMMs go straight to the BLAS and oneDNN that LibTorch loads (gemm.h).
 #pragma once
@@ -16,8 +16,8 @@ namespace rils::cpu {
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      const torch::Tensor& residual);
 
-// act(h + b), b [n] broadcast over the rows of h [.., n]; the backward recomputes from h and b
-// (activation.cpp).
+// act(h + b), b [n] broadcast over the rows of h [.., n] (h fp32, or bf16 under bf16 autocast: fp32
+// math, bf16 in and out); the backward recomputes from h and b (activation.cpp).
 torch::Tensor bias_activation(const torch::Tensor& h, const torch::Tensor& bias, ops::Activation act);
 
 // One pass per row, no saved statistics: inference only (layer_norm.cpp).
@@ -27,12 +27,10 @@ torch::Tensor layer_norm_inference(const torch::Tensor& x, const torch::Tensor& 
 // Whether none of n floats is NaN or ±inf, over LibTorch's threads (finite.cpp).
 bool all_finite(const float* x, int64_t n);
 
-#if !RILS_TORCH_AT_LEAST(2, 0)
 // Attention over qkv [B, T, 3C] (bias included), with P kept for the hand-written backward.
 torch::Tensor attention(const torch::Tensor& qkv, int64_t heads, bool causal);
 // Attention over qkv computed without its bias, which `bias` [3C] adds inside: inference only.
 torch::Tensor attention_inference(const torch::Tensor& qkv, const torch::Tensor& bias, int64_t heads, bool causal);
-#endif
 
 #if !RILS_TORCH_AT_LEAST(2, 4)
 // One AdamW update of contiguous fp32 p, m, v from g, in LibTorch 1.13's order of operations.
