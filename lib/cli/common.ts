@@ -13,6 +13,7 @@ import { RilsInputError } from '../errors.js';
 import type { Device } from '../options.js';
 import type { Templates } from '../templates.js';
 import { Rils } from '../rils.js';
+import type { PretrainedOptions } from '../weights/pretrained.js';
 import { invalid, isFiniteNumber, isInteger } from '../validate.js';
 
 /** One `rils` command. */
@@ -118,15 +119,22 @@ export const MODEL_OPTIONS = {
  * a Hugging Face folder, a TorchScript .pt) with `--act` for its MLP activation; `--vocab` for a
  * CLIP vocabulary other than the bundled one; on `--device`, in `--precision` (auto, fp32 or bf16).
  */
-export async function loadModel(a: {
+type ModelArgs = {
   weights?: string | undefined; vocab?: string | undefined; device?: string | undefined; precision?: string | undefined; act?: string | undefined;
-}): Promise<Rils> {
-  if (!a.weights) fail('needs --weights FILE');
-  return Rils.fromPretrained(a.weights, {
+};
+
+/** The options of MODEL_OPTIONS, checked (call it first, so a bad value fails before other work). */
+export function modelOptions(a: ModelArgs): PretrainedOptions {
+  return {
     ...(a.vocab ? { vocabPath: a.vocab } : {}), ...(a.device ? { device: a.device as Device } : {}),
     ...(a.precision ? { precision: choiceOption(a.precision, 'precision', ['auto', 'fp32', 'bf16'] as const) } : {}),
     ...(a.act ? { act: choiceOption(a.act, 'act', ['gelu', 'quick_gelu'] as const) } : {}),
-  });
+  };
+}
+
+export async function loadModel(a: ModelArgs): Promise<Rils> {
+  if (!a.weights) fail('needs --weights FILE');
+  return Rils.fromPretrained(a.weights, modelOptions(a));
 }
 
 /**

@@ -20,7 +20,7 @@ import type { Rils } from '../rils.js';
 import type { Templates } from '../templates.js';
 import { invalid } from '../validate.js';
 import {
-  MODEL_OPTIONS, choiceOption, fail, integerOption, loadModel, numberOption, outputOption, parseCommand, templatesOption,
+  MODEL_OPTIONS, choiceOption, fail, integerOption, loadModel, modelOptions, numberOption, outputOption, parseCommand, templatesOption,
 } from './common.js';
 import type { Command } from './common.js';
 import { encodeProgress } from './progress.js';
@@ -136,6 +136,7 @@ const toJson = (value: unknown) => JSON.stringify(value, (_, v: unknown) => (Arr
 
 async function evaluate(argv: string[]): Promise<void> {
   const { values: a } = parseCommand(argv, evalCommand, OPTIONS);
+  modelOptions(a);  // bad model options fail first
   if (!a.data && !a.retrieval) fail('eval needs --data mnist|DIR (labelled images) and/or --retrieval DATA (captioned images)');
   if (a.train && !a.data) fail('--train needs --data (the test images)');
   const s = settingsOf(a);
