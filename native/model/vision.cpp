@@ -25,6 +25,24 @@ torch::Tensor sincos_pos_embed(int64_t dim, int64_t grid_size) {
   return table.to(torch::kFloat32).unsqueeze(0);  // [1, 1 + N, dim]
 }
 
+namespace {
+
+// MAE's _init_weights: every Linear gets a xavier weight and a zero bias, every LayerNorm 1 / 0.
+// Only the Linears draw random numbers, in the order given.
+void init_linears_and_norms(const std::vector<std::shared_ptr<nn::Module>>& modules) {
+  for (const auto& m : modules) {
+    if (auto* linear = m->as<nn::Linear>()) {
+      nn::init::xavier_uniform_(linear->weight);
+      if (linear->bias.defined()) nn::init::zeros_(linear->bias);
+    } else if (auto* ln = m->as<nn::LayerNorm>()) {
+      nn::init::ones_(ln->weight);
+      nn::init::zeros_(ln->bias);
+    }
+  }
+}
+
+}  // namespace
+
 PatchEmbedImpl::PatchEmbedImpl(int64_t in_chans, int64_t dim, int64_t patch_size)
     : proj(register_module("proj", nn::Conv2d(nn::Conv2dOptions(in_chans, dim, patch_size).stride(patch_size)))) {}
 
@@ -105,17 +123,8 @@ void FeatureDecoder::init(const RilsConfig& cfg) {
   decoder_pos_embed.copy_(sincos_pos_embed(cfg.decoder_width, cfg.grid_size()));
   nn::init::normal_(mask_token, 0.0, 0.02);
   for (const auto& m : {decoder_embed->modules(), decoder_blocks->modules(), decoder_norm->modules(),
-                        decoder_pred->modules()}) {
-    for (auto& module : m) {
-      if (auto* linear = module->as<nn::Linear>()) {
-        nn::init::xavier_uniform_(linear->weight);
-        if (linear->bias.defined()) nn::init::zeros_(linear->bias);
-      } else if (auto* ln = module->as<nn::LayerNorm>()) {
-        nn::init::ones_(ln->weight);
-        nn::init::zeros_(ln->bias);
-      }
-    }
-  }
+                        decoder_pred->modules()})
+    init_linears_and_norms(m);
 }
 
 torch::Tensor FeatureDecoder::forward(const torch::Tensor& latent, const torch::Tensor& ids_restore) {
@@ -151,17 +160,8 @@ void VisionTransformerImpl::init_weights() {
   nn::init::xavier_uniform_(w.view({w.size(0), -1}));  // as a [D, C·p·p] matrix; conv bias keeps its default
   nn::init::normal_(cls_token, 0.0, 0.02);
   nn::init::normal_(decoder.mask_token, 0.0, 0.02);
-  // Every Linear: xavier weight, zero bias; LayerNorm: 1 / 0. modules() is pre-order, the official
-  // apply() post-order, but only Linear draws random numbers and both visit Linears in the same order.
-  for (auto& m : modules(/*include_self=*/false)) {
-    if (auto* linear = m->as<nn::Linear>()) {
-      nn::init::xavier_uniform_(linear->weight);
-      if (linear->bias.defined()) nn::init::zeros_(linear->bias);
-    } else if (auto* ln = m->as<nn::LayerNorm>()) {
-      nn::init::ones_(ln->weight);
-      nn::init::zeros_(ln->bias);
-    }
-  }
+  // modules() is pre-order, the official apply() post-order, but both visit the Linears in the same order.
+  init_linears_and_norms(modules(/*include_self=*/false));
 }
 
 EncoderOutput VisionTransformerImpl::forward_encoder(const torch::Tensor& img, const torch::Tensor& noise,
