@@ -87,8 +87,7 @@ const std::vector<Field<RilsConfig>>& config_fields() {
 // Each field against its own range (lib/ checks these first), then what the fields must satisfy
 // together; these messages name the fields as lib/ does, in camelCase, since only this code checks them.
 void RilsConfig::validate() const {
-  RilsConfig copy = *this;
-  for (const auto& f : config_fields()) set_field(copy, f, f.get(*this));
+  check_fields(*this, config_fields());
   TORCH_CHECK_VALUE(image_size % patch_size == 0, "Expected imageSize (", image_size,
                     ") to be a multiple of patchSize (", patch_size, ")");
   // The fixed 2-D sin-cos tables split the width in four (sin/cos of rows and of columns): RILS's

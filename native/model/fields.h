@@ -99,15 +99,25 @@ struct Field {
   void (*set)(S&, double);
 };
 
-// Checks `value` against the field's type and range (a c10::ValueError naming the field), then sets it.
-template <class S>
-void set_field(S& s, const Field<S>& f, double value) {
-  const auto& i = f.info;
+// Checks `value` against the field's type and range: a c10::ValueError naming the field.
+inline void check_field(const FieldInfo& i, double value) {
   const bool integral = i.type != FieldType::kReal;
   TORCH_CHECK_VALUE(std::isfinite(value) && (!integral || value == std::floor(value)), "Expected ",
                     integral ? "an integer" : "a finite number", " for ", i.name, " but received ", value);
   TORCH_CHECK_VALUE(i.range.contains(value), "Expected ", i.name, " ", i.range.describe(), " but received ", value);
+}
+
+// check_field, then sets it.
+template <class S>
+void set_field(S& s, const Field<S>& f, double value) {
+  check_field(f.info, value);
   f.set(s, value);
+}
+
+// Every field of `s` against its own range (a struct built in C++, not through set_field).
+template <class S>
+void check_fields(const S& s, const std::vector<Field<S>>& fields) {
+  for (const auto& f : fields) check_field(f.info, f.get(s));
 }
 
 }  // namespace rils

@@ -90,8 +90,7 @@ Trainer::Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, Exe
       on_(on),
       distributed_(std::move(distributed)),
       generator_(at::make_generator<at::CPUGeneratorImpl>(noise_seed(seed, distributed_.get()))) {
-  TrainOptions checked;  // each option against its declared range
-  for (const auto& f : train_fields()) set_field(checked, f, f.get(options_));
+  check_fields(options_, train_fields());  // each option against its declared range
   TORCH_CHECK_VALUE(cfg.len_keep(options_.mask_ratio()) >= 1, "maskRatio ", options_.mask_ratio(),
                     " leaves no visible patch out of ", cfg.num_patches());
   TORCH_CHECK_VALUE(options_.loss.recon_weight() == 0 || cfg.has_decoder(), "Expected reconWeight 0 for a model ",
