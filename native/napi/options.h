@@ -24,8 +24,8 @@ Napi::Object train_options_to_js(Napi::Env env, const TrainOptions& o);
 Napi::Object stats_to_js(Napi::Env env, const StepStats& s);
 
 // The tables lib/ validates and converts with: {config, train, stats: FieldInfo[], presets:
-// {name: config}}, each FieldInfo {name, type: 'int' | 'real' | 'bool', default, min, max, minOpen,
-// maxOpen} (stats: {name, type, reduce}).
+// {name: config}}, each FieldInfo {name, type: 'int' | 'real' | 'bool' | 'choice', default, choices?,
+// min, max, minOpen, maxOpen} (stats: {name, type, reduce}).
 Napi::Object schema_to_js(Napi::Env env);
 
 // 'cpu', 'cuda' or 'cuda:N' → a device that exists (a typed error otherwise).

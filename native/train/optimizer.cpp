@@ -112,10 +112,6 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const torch::nn::Module& model, 
   return std::make_unique<FusedAdamW>(std::move(groups), base);
 }
 
-}  // namespace rils
-
-namespace rils {
-
 namespace {
 using Moments = std::map<std::string, torch::Tensor>;
 }  // namespace

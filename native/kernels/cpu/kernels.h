@@ -1,6 +1,6 @@
 // The hand-written CPU kernels. Each takes CPU fp32 tensors (bias_activation bf16 ones too;
-// kernels/ops.cpp checks that before it picks one) and makes them contiguous itself; the differentiable ones are autograd functions whose
-// backward is hand-written too. The loops are written for GCC's auto-vectoriser (fast_math.h) and
+// kernels/ops.cpp checks that before it picks one) and makes them contiguous itself; the
+// differentiable ones are autograd functions whose backward is hand-written too. The loops are written for GCC's auto-vectoriser (fast_math.h) and
 // the GEMMs go straight to the BLAS and oneDNN that LibTorch loads (gemm.h).
 #pragma once
 #include <cstdint>
@@ -24,7 +24,7 @@ torch::Tensor bias_activation(const torch::Tensor& h, const torch::Tensor& bias,
 torch::Tensor layer_norm_inference(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                                    double eps);
 
-// Whether none of n floats is NaN or ±inf, over LibTorch's threads (finite.cpp).
+// Whether none of n floats is NaN or ±inf, over LibTorch's threads (elementwise.cpp).
 bool all_finite(const float* x, int64_t n);
 
 // Attention over qkv [B, T, 3C] (bias included), with P kept for the hand-written backward.
