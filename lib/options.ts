@@ -32,6 +32,8 @@ export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
  * fp32 on the CPU.
  */
 export type Precision = 'auto' | 'fp32' | 'bf16';
+/** Every {@link Precision}. @internal */
+export const PRECISIONS: readonly Precision[] = ['auto', 'fp32', 'bf16'];
 
 /**
  * Every field of a model preset; each can be overridden in {@link RilsOptions}.
@@ -251,11 +253,11 @@ function isTokenizer(t: unknown): t is Tokenizer {
  * `'fp32'` with a warning (onUnsupportedPrecision). The addon checks again.
  */
 function checkPrecision(precision: unknown, onUnsupported: unknown, device: string): Precision {
-  if (precision !== 'auto' && precision !== 'fp32' && precision !== 'bf16') {
+  if (!(PRECISIONS as readonly unknown[]).includes(precision)) {
     throw invalid("'auto', 'fp32' or 'bf16'", 'precision', precision);
   }
   if (onUnsupported !== 'throw' && onUnsupported !== 'fp32') throw invalid("'throw' or 'fp32'", 'onUnsupportedPrecision', onUnsupported);
-  if (precision !== 'bf16' || device !== 'cpu') return precision;
+  if (precision !== 'bf16' || device !== 'cpu') return precision as Precision;
   const bf16 = native.runtimeInfo().cpuBf16;
   if (bf16.available) return precision;
   const message = `Precision 'bf16' cannot run on cpu: ${bf16.reason}`;

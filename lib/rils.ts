@@ -26,7 +26,7 @@ import { checkAgainstParameters, openWeights, readWeights, weightsMetadata, writ
 import type { WeightTensor } from './weights/rils.js';
 import { openPretrained } from './weights/pretrained.js';
 import type { PretrainedOptions, TensorLoad } from './weights/pretrained.js';
-import { writeClipLayout } from './weights/clip-save.js';
+import { SAVE_LAYOUTS, writeClipLayout } from './weights/clip-save.js';
 import type { SaveLayout } from './weights/clip-save.js';
 import { loadModelCheckpoint, saveModelCheckpoint } from './checkpoint.js';
 import type { CheckpointSession } from './checkpoint.js';
@@ -290,7 +290,7 @@ export class Rils {
   async saveWeights(path: string, options: { layout?: SaveLayout } = {}): Promise<void> {
     if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
     const layout = options.layout ?? 'rils';
-    if (!['rils', 'openai', 'hf'].includes(layout)) throw invalid("'rils', 'openai' or 'hf'", 'layout', layout);
+    if (!SAVE_LAYOUTS.includes(layout)) throw invalid("'rils', 'openai' or 'hf'", 'layout', layout);
     const state = await this.#run((m) => m.getState());
     if (layout === 'rils') return writeWeights(path, state, this.#description());
     const logitScale = new Float32Array(state.find((t) => t.name === 'logit_scale')!.data)[0]!;

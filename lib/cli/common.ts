@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 
 import { RilsInputError } from '../errors.js';
+import { PRECISIONS } from '../options.js';
 import type { Device } from '../options.js';
 import type { Templates } from '../templates.js';
 import { Rils } from '../rils.js';
@@ -87,6 +88,11 @@ export function integerOption(raw: string, name: string, min: number, max = Infi
   return value;
 }
 
+/** {@link integerOption} of an option that may be left out (then undefined). */
+export function optionalInteger(raw: string | undefined, name: string, min: number, max = Infinity): number | undefined {
+  return raw === undefined ? undefined : integerOption(raw, name, min, max);
+}
+
 /** `--name`'s value as a finite number >= min. */
 export function numberOption(raw: string, name: string, min: number): number {
   const value = raw.trim() === '' ? NaN : Number(raw);
@@ -127,7 +133,7 @@ type ModelArgs = {
 export function modelOptions(a: ModelArgs): PretrainedOptions {
   return {
     ...(a.vocab ? { vocabPath: a.vocab } : {}), ...(a.device ? { device: a.device as Device } : {}),
-    ...(a.precision ? { precision: choiceOption(a.precision, 'precision', ['auto', 'fp32', 'bf16'] as const) } : {}),
+    ...(a.precision ? { precision: choiceOption(a.precision, 'precision', PRECISIONS) } : {}),
     ...(a.act ? { act: choiceOption(a.act, 'act', ['gelu', 'quick_gelu'] as const) } : {}),
   };
 }

@@ -4,6 +4,7 @@
  * @internal
  * @module
  */
+import { SAVE_LAYOUTS } from '../weights/clip-save.js';
 import type { SaveLayout } from '../weights/clip-save.js';
 import { MODEL_OPTIONS, choiceOption, fail, loadModel, outputOption, parseCommand } from './common.js';
 import type { Command } from './common.js';
@@ -11,7 +12,7 @@ import type { Command } from './common.js';
 async function convert(argv: string[]): Promise<void> {
   const { values: a } = parseCommand(argv, convertCommand, { ...MODEL_OPTIONS, out: { type: 'string' }, layout: { type: 'string', default: 'rils' } });
   if (!a.weights || !a.out) fail('convert needs --weights IN and --out OUT');
-  const layout: SaveLayout = choiceOption(a.layout, 'layout', ['rils', 'openai', 'hf'] as const);
+  const layout: SaveLayout = choiceOption(a.layout, 'layout', SAVE_LAYOUTS);
   if (layout !== 'hf') outputOption(a.out, 'out');
   const model = await loadModel(a);
   await model.saveWeights(a.out, { layout });

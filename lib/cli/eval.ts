@@ -20,7 +20,8 @@ import type { Rils } from '../rils.js';
 import type { Templates } from '../templates.js';
 import { invalid } from '../validate.js';
 import {
-  MODEL_OPTIONS, choiceOption, fail, integerOption, loadModel, modelOptions, numberOption, outputOption, parseCommand, templatesOption,
+  MODEL_OPTIONS, choiceOption, fail, integerOption, loadModel, modelOptions, numberOption, optionalInteger, outputOption, parseCommand,
+  templatesOption,
 } from './common.js';
 import type { Command } from './common.js';
 import { encodeProgress } from './progress.js';
@@ -70,7 +71,7 @@ function settingsOf(a: EvalArgs): Settings {
     data: a.data, train: a.train, classes: a.classes, templates: templatesOption(a.templates, undefined),
     shots: shotsOption(a.shots), k: integerOption(a.k, 'k', 1), seed: integerOption(a.seed, 'seed', 0), testFraction,
     chunkSize: integerOption(a.batch, 'batch', 1), retrieval: a.retrieval, out: a.out, report: a.report,
-    threads: a.threads === undefined ? undefined : integerOption(a.threads, 'threads', 1),
+    threads: optionalInteger(a.threads, 'threads', 1),
     onError: choiceOption(a['on-error'], 'on-error', ['skip', 'throw'] as const),
   };
 }

@@ -10,7 +10,7 @@ import { distributedFromEnv } from '../distributed.js';
 import type { DistributedOptions } from '../distributed.js';
 import { setNumThreads } from '../index.js';
 import { launchLocalRanks } from '../launch.js';
-import { isOptionName, presetConfig } from '../options.js';
+import { PRECISIONS, isOptionName, presetConfig } from '../options.js';
 import { PRESETS } from '../schema.js';
 import type { Device, Precision, PresetName, RilsOptions } from '../options.js';
 import { Rils } from '../rils.js';
@@ -18,7 +18,7 @@ import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../tokenizer.js';
 import { fit } from '../train.js';
 import type { FitResult, StepProgress } from '../train.js';
 import { invalid } from '../validate.js';
-import { choiceOption, fail, integerOption, numberOption, outputOption, parseCommand } from './common.js';
+import { choiceOption, fail, integerOption, numberOption, optionalInteger, outputOption, parseCommand } from './common.js';
 import type { Command } from './common.js';
 import { trainProgress } from './progress.js';
 import { writeTrainingReport } from './train-report.js';
@@ -94,19 +94,18 @@ function tokenizerOf(spec: string, contextOption: string | undefined): Tokenizer
 }
 
 function settingsOf(a: TrainArgs & { data: string }): Settings {
-  const optional = <T>(raw: string | undefined, check: (raw: string) => T) => (raw === undefined ? undefined : check(raw));
   for (const option of ['out', 'checkpoint', 'metrics', 'report'] as const) outputOption(a[option], option);
   return {
     data: a.data, preset: choiceOption(a.preset, 'preset', Object.keys(PRESETS) as PresetName[]), device: a.device as Device,
-    precision: choiceOption(a.precision, 'precision', ['auto', 'fp32', 'bf16'] as const), gatherGrad: a['gather-grad'],
+    precision: choiceOption(a.precision, 'precision', PRECISIONS), gatherGrad: a['gather-grad'],
     out: a.out, checkpoint: a.checkpoint, metrics: a.metrics, report: a.report, steps: integerOption(a.steps, 'steps', 1),
     globalBatch: integerOption(a.batch, 'batch', 1), seed: integerOption(a.seed, 'seed', 0), lr: numberOption(a.lr, 'lr', 0),
     warmup: integerOption(a.warmup, 'warmup', 0), weightDecay: numberOption(a['weight-decay'], 'weight-decay', 0),
     reconWeight: numberOption(a['recon-weight'], 'recon-weight', 0),
-    threads: optional(a.threads, (t) => integerOption(t, 'threads', 1)), nproc: optional(a.nproc, (n) => integerOption(n, 'nproc', 1)) ?? 1,
-    masterPort: optional(a['master-port'], (p) => integerOption(p, 'master-port', 1, 65535)),
+    threads: optionalInteger(a.threads, 'threads', 1), nproc: optionalInteger(a.nproc, 'nproc', 1) ?? 1,
+    masterPort: optionalInteger(a['master-port'], 'master-port', 1, 65535),
     onError: choiceOption(a['on-error'], 'on-error', ['skip', 'throw'] as const),
-    maxPixels: a['max-pixels'] === undefined ? undefined : integerOption(a['max-pixels'], 'max-pixels', 1), tokenizer: tokenizerOf(a.tokenizer, a.context),
+    maxPixels: optionalInteger(a['max-pixels'], 'max-pixels', 1), tokenizer: tokenizerOf(a.tokenizer, a.context),
     overrides: overridesOf(a.set),
   };
 }

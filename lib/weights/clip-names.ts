@@ -59,6 +59,9 @@ const pattern = (template: string) => new RegExp(`^${template.replace(/\./g, '\\
 const FROM_HF = RULES.map((r) => ({ rule: r, re: pattern(r.hf) }));
 const TO_HF = RULES.map((r) => ({ rule: r, re: pattern(r.openai) }));
 
+/** rils's addition to a CLIP model, in no CLIP checkpoint: the feature decoder (decoderDepth > 0). */
+export const isFeatureDecoderTensor = (name: string): boolean => /^visual\.(decoder_|mask_token$)/.test(name);
+
 /** Tensors a checkpoint may hold that are no weights (token positions, OpenAI's scalars, a mask). */
 export function isExtraTensor(name: string): boolean {
   return /(^|\.)position_ids$/.test(name) || ['input_resolution', 'context_length', 'vocab_size', 'attn_mask'].includes(name);

@@ -14,10 +14,12 @@ import type { ModelConfig } from '../options.js';
 import { writeSafetensors } from '../safetensors.js';
 import type { TensorToWrite } from '../safetensors.js';
 import { hfClipConfig } from './clip-config.js';
-import { toHfNames } from './clip-names.js';
+import { isFeatureDecoderTensor, toHfNames } from './clip-names.js';
 
 /** How {@link Rils.saveWeights} lays out a file. */
 export type SaveLayout = 'rils' | 'openai' | 'hf';
+/** Every {@link SaveLayout}. @internal */
+export const SAVE_LAYOUTS: readonly SaveLayout[] = ['rils', 'openai', 'hf'];
 
 /** A parameter as the model hands it over. */
 export interface SavedTensor {
@@ -26,12 +28,9 @@ export interface SavedTensor {
   data: ArrayBuffer;
 }
 
-/** rils's additions to a CLIP model: its feature decoder. */
-const isDecoder = (name: string) => /^visual\.(decoder_|mask_token$)/.test(name);
-
 /** The OpenAI/open_clip tensors: CLIP's parameters under their own names, F32. */
 function openaiTensors(state: readonly SavedTensor[]): TensorToWrite[] {
-  return state.filter((t) => !isDecoder(t.name))
+  return state.filter((t) => !isFeatureDecoderTensor(t.name))
     .map((t) => ({ name: t.name, dtype: 'F32' as const, shape: t.shape, data: new Float32Array(t.data) }));
 }
 

@@ -19,7 +19,7 @@ import type { Tokenizer } from '../tokenizer.js';
 import type { ParameterInfo } from '../types.js';
 import { inferClipConfig } from './clip-config.js';
 import type { ClipConfig, HfClipConfig } from './clip-config.js';
-import { fromHfName, isExtraTensor } from './clip-names.js';
+import { fromHfName, isExtraTensor, isFeatureDecoderTensor } from './clip-names.js';
 import type { NamePlacement } from './clip-names.js';
 import { WEIGHTS_FORMAT } from './rils.js';
 
@@ -122,7 +122,6 @@ async function openTorchScript(file: string): Promise<Checkpoint> {
   }
   const tensors = entries.map((e) => ({
     name: e.name, dtype: e.dtype, shape: e.shape, byteLength: e.data.byteLength, bytes: async () => new Uint8Array(e.data),
-
   }));
   return { path: file, layout: 'torchscript', tensors, metadata: {}, close: async () => undefined };
 }
@@ -170,9 +169,6 @@ export interface TensorLoad {
 /** Bytes of file per native call while a checkpoint streams in. */
 const BATCH_BYTES = 64 << 20;
 
-/** A feature decoder newly added to a CLIP model (decoderDepth > 0) is not in any checkpoint. */
-const isNewDecoder = (name: string) => /^visual\.(decoder_|mask_token$)/.test(name);
-
 /** Every parameter of `target` covered exactly once (whole, or by its three q, k, v parts). */
 function checkCoverage(c: Checkpoint, placed: readonly Placed[], parameters: readonly ParameterInfo[]): void {
   const parts = new Map<string, number>();
@@ -187,7 +183,7 @@ function checkCoverage(c: Checkpoint, placed: readonly Placed[], parameters: rea
     if (!own.has(key)) throw new RilsWeightsError(`${where(c)}: '${key}' is not a parameter of the model the file describes`);
   }
   for (const p of parameters) {
-    if (!isNewDecoder(p.name) && parts.get(p.name) !== 7) {
+    if (!isFeatureDecoderTensor(p.name) && parts.get(p.name) !== 7) {
       throw new RilsWeightsError(`${where(c)}: '${p.name}' is missing${parts.has(p.name) ? ' (part of its q, k, v)' : ''}`);
     }
   }
