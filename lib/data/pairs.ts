@@ -8,7 +8,7 @@ import { RilsInputError } from '../errors.js';
 import type { EvalImage } from '../images.js';
 import { invalid } from '../validate.js';
 import { readCaptionIndex } from './files.js';
-import { shardSamples } from './webdataset.js';
+import { shardPaths, shardSamples } from './webdataset.js';
 
 /** One image with one of its captions. */
 export interface CaptionedImage {
@@ -56,7 +56,8 @@ function fromShards(shards: string[]): CaptionedPairs {
 export async function openCaptionedPairs(spec: string): Promise<CaptionedPairs> {
   if (typeof spec !== 'string' || spec.trim() === '') throw invalid('a folder, or a .jsonl, .csv or .tar file', 'the captioned set', spec);
   if (spec === 'mnist') throw new RilsInputError("'mnist' is a labelled set without captions: retrieval needs a folder, JSONL, CSV or .tar shards");
-  if (spec.endsWith('.tar') || spec.includes(',')) return fromShards(spec.split(',').map((s) => s.trim()).filter(Boolean));
+  const shards = shardPaths(spec);
+  if (shards) return fromShards(shards);
   const { items, skipped } = await readCaptionIndex(spec);
   async function* pairs(): AsyncGenerator<CaptionedImage> {
     for (const item of items) yield { image: item.image, caption: item.caption, key: item.image };

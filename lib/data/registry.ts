@@ -15,7 +15,7 @@ import { CaptionedImageSource } from './source.js';
 import type { BatchSource } from './source.js';
 import type { CaptionedImage } from './pairs.js';
 import { Random } from './augment.js';
-import { WebDatasetSource, shardSamples } from './webdataset.js';
+import { WebDatasetSource, shardPaths, shardSamples } from './webdataset.js';
 
 /**
  * Makes the tokenizer once the dataset is open. `captions()` lists the dataset's captions, e.g. for
@@ -135,8 +135,8 @@ async function openMnist(o: OpenDatasetOptions, share: Share): Promise<Dataset> 
 
 const maxPixels = (o: OpenDatasetOptions) => (o.maxPixels === undefined ? {} : { maxPixels: o.maxPixels });
 
-async function openShards(spec: string, o: OpenDatasetOptions, share: Share): Promise<Dataset> {
-  const shards = shareOf(spec.split(',').map((s) => s.trim()).filter(Boolean), share, 'shard(s)');
+async function openShards(all: readonly string[], o: OpenDatasetOptions, share: Share): Promise<Dataset> {
+  const shards = shareOf(all, share, 'shard(s)');
   const tokenizer = await makeTokenizer(o.tokenizer, () => {
     throw new RilsInputError('WebDataset shards cannot list their captions up front: use a tokenizer with its own vocabulary (byte or CLIP)');
   });
@@ -177,6 +177,7 @@ export async function openDataset(spec: string, options: OpenDatasetOptions): Pr
   if (rank >= worldSize) throw invalid(`an integer < worldSize (${worldSize})`, 'rank', rank);
   const share = { rank, worldSize };
   if (spec === 'mnist') return openMnist(options, share);
-  if (spec.endsWith('.tar') || spec.includes(',')) return openShards(spec, options, share);
+  const shards = shardPaths(spec);
+  if (shards) return openShards(shards, options, share);
   return openFiles(spec, options, share);
 }

@@ -19,6 +19,15 @@ import type { BatchSource, SourcedBatch } from './source.js';
 
 const IMAGE_EXT = new Set(['jpg', 'jpeg', 'png', 'webp']);
 
+/**
+ * The shards a dataset spec names: one `.tar` file, or comma-separated files; undefined for any other
+ * spec (a folder, an index file). @internal
+ */
+export function shardPaths(spec: string): string[] | undefined {
+  if (!spec.endsWith('.tar') && !spec.includes(',')) return undefined;
+  return spec.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
 /** One sample of a shard: its key and the parts found. @internal */
 export interface RawSample {
   key: string;
