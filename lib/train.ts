@@ -4,11 +4,12 @@
  * @module
  */
 import { existsSync } from 'node:fs';
-import { appendFile, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, readFile } from 'node:fs/promises';
 
 import { Prefetcher } from './data/prefetch.js';
 import type { BatchSource } from './data/source.js';
 import { RilsInputError } from './errors.js';
+import { writeFileAtomic } from './files.js';
 import type { Rils } from './rils.js';
 import type { TrainStats } from './types.js';
 import { checkInteger, invalid } from './validate.js';
@@ -171,7 +172,7 @@ class MetricsLog {
 
   /**
    * On resume from `step`: drops the lines of later steps, which are trained again, so the file holds
-   * each step once. Rewritten through a temporary file and a rename: a crash leaves one or the other.
+   * each step once. Rewritten atomically (lib/files.ts): a crash leaves one or the other.
    */
   async keepUpTo(step: number): Promise<void> {
     let lines: string[];
@@ -183,13 +184,10 @@ class MetricsLog {
     }
     const kept = lines.filter((line) => !(stepOf(line) > step));
     if (kept.length === lines.length) return;
-    const temporary = `${this.file}.${process.pid}.tmp`;
     try {
-      await writeFile(temporary, kept.map((line) => `${line}\n`).join(''));
-      await rename(temporary, this.file);
+      await writeFileAtomic(this.file, (file) => file.writeFile(kept.map((line) => `${line}\n`).join('')));
     } catch (error) {
-      await rm(temporary, { force: true }).catch(() => undefined);
-      this.#failed(error);
+      this.#failed((error as Error).cause ?? error); // the file system's own error, as an append failure reports it
     }
   }
 
