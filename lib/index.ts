@@ -23,7 +23,7 @@ export type { Tokenizer, TokenizerOptions, TokenizerSpec } from './tokenizer.js'
 export { CLIP80_TEMPLATES, SLIP7_TEMPLATES } from './templates.js';
 export type { Templates } from './templates.js';
 export { decodeImage, loadImages, renderHeatmap } from './images.js';
-export type { EvalImage, ImageSource, RawImage } from './images.js';
+export type { EvalImage, ImageSource, LoadImagesOptions, RawImage } from './images.js';
 export type { ImageTensor, ImagesInput } from './inputs.js';
 export { accuracy, knnClassify, linearProbeClassify, prototypeClassify, retrievalRecall, sampleShots } from './evaluate.js';
 export type { LabelledFeatures, RetrievalRecall } from './evaluate.js';
@@ -44,7 +44,7 @@ export type { ReportContent, ReportImage, ReportRun } from './report.js';
 export type { FitOptions, FitResult, StepProgress } from './train.js';
 export { CaptionedImageSource } from './data/source.js';
 export { FileCaptionSource, readCaptionIndex } from './data/files.js';
-export type { CaptionIndex, CaptionedFile, FileCaptionSourceOptions, ImageBatchOptions } from './data/files.js';
+export type { CaptionIndex, CaptionedFile, FileCaptionSourceOptions, ImageBatchOptions, SkipCounts } from './data/files.js';
 export { WebDatasetSource } from './data/webdataset.js';
 export type { WebDatasetSourceOptions } from './data/webdataset.js';
 export { openDataset } from './data/registry.js';
@@ -54,7 +54,7 @@ export { classNameOf, readImageFolder } from './data/image-folder.js';
 export type { ClassNameSource, ImageFolder, ReadImageFolderOptions } from './data/image-folder.js';
 export { openCaptionedPairs } from './data/pairs.js';
 export type { CaptionedImage, CaptionedPairs } from './data/pairs.js';
-export type { Dataset, OpenDatasetOptions, TokenizerFactory } from './data/registry.js';
+export type { Dataset, OpenDatasetOptions, Skips, TokenizerFactory } from './data/registry.js';
 export type { BatchSource, CaptionedImageSourceOptions, SourcedBatch } from './data/source.js';
 export { Random, randomResizedCrop } from './data/augment.js';
 export { DIGIT_NAMES, MNIST_EVAL_TEMPLATES, MNIST_TRAIN_TEMPLATES, captionFor, loadMnist } from './data/mnist.js';
@@ -110,7 +110,16 @@ export interface RuntimeInfo {
    * `avx512_bf16` or `amx_bf16`) and an addon built against LibTorch >= 2; `reason` says what is
    * missing ('' when available).
    */
-  cpuBf16: { available: boolean; reason: string; avx512Bf16: boolean; amxBf16: boolean };
+  cpuBf16: {
+    /** `precision: 'bf16'` can run on the CPU. */
+    available: boolean;
+    /** Why it cannot ('' when it can). */
+    reason: string;
+    /** The CPU has AVX512-BF16 (bf16 dot products). */
+    avx512Bf16: boolean;
+    /** The CPU has AMX-BF16 (bf16 tile matrix multiplies). */
+    amxBf16: boolean;
+  };
   /** Which GEMMs the CPU's linear layers and attention end in, in fp32 and bf16, with this addon. */
   cpuGemms: string;
   /** Which compiled addon was loaded (CUDA or CPU prebuild, or the source build) and why. */

@@ -140,7 +140,7 @@ export function checkImageBatchOptions(options: ImageBatchOptions): void {
  */
 const DECODE_SIDES = 4;
 
-/** What an image source counts of the images it skips. @internal */
+/** What an image source counts of the images it skips. */
 export interface SkipCounts {
   /** Images that could not be decoded, or were over `maxPixels`. */
   skipped: number;

@@ -82,7 +82,12 @@ export function stratifiedSplit(labels: ArrayLike<number>, fraction: number, see
  * A seeded stratified split: in each class, `round(testFraction × n)` images (at least one of a
  * class of two or more, and never all of them) go to `test`, the rest to `train`.
  */
-export function splitImageSet(set: LabelledImageSet, testFraction: number, seed: number): { train: LabelledImageSet; test: LabelledImageSet } {
+export function splitImageSet(set: LabelledImageSet, testFraction: number, seed: number): {
+  /** The images not held out. */
+  train: LabelledImageSet;
+  /** The held-out images. */
+  test: LabelledImageSet;
+} {
   const { held, rest } = stratifiedSplit(set.labels, testFraction, seed);
   return { train: selectImages(set, rest), test: selectImages(set, held) };
 }

@@ -91,14 +91,19 @@ export interface ClassificationResults {
   templates: string[];
   /** The test set. */
   test: EvaluatedSet;
-  /** Per evaluated test image (the order of `predictions`), its position in the test set and its label. */
+  /** Per evaluated test image (the order of `predictions`), its position in the test set. */
   testImages: Int32Array;
+  /** Per evaluated test image, its label. */
   testLabels: Int32Array;
   /** The training set, when given. */
   train?: EvaluatedSet;
+  /** Zero-shot classification from the class names and the templates. */
   zeroShot: ZeroShotAccuracy;
   /** k-NN on the training features (with a training set). */
-  knn?: ProtocolAccuracy & { k: number };
+  knn?: ProtocolAccuracy & {
+    /** The neighbours that vote. */
+    k: number;
+  };
   /** n-shot accuracy per n (with a training set). */
   fewShot?: FewShotResult[];
   /** The full linear probe (with a training set). */

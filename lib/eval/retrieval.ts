@@ -40,7 +40,12 @@ export interface RetrievalResults {
   /** k → share of captions whose image is among the k best images. */
   textToImage: Record<number, number>;
   /** Median rank (1 = first) of the true match, each way. */
-  medianRank: { imageToText: number; textToImage: number };
+  medianRank: {
+    /** Of each image's best-ranked own caption among the captions. */
+    imageToText: number;
+    /** Of each caption's image among the images. */
+    textToImage: number;
+  };
   /** Images that could not be decoded (left out with their captions). */
   skipped: SkippedImage[];
   /** Captions left out with their image. */

@@ -215,7 +215,7 @@ export async function loadPlaced(c: Checkpoint, placed: readonly Placed[], targe
   if (batch.length) await target.loadTensors(batch);
 }
 
-/** Options of {@link openPretrained}: the model's options (overriding what the checkpoint says), and two of its own. */
+/** Options of {@link Rils.fromPretrained}: the model's options (overriding what the checkpoint says), and two of its own. */
 export interface PretrainedOptions extends RilsOptions {
   /**
    * The MLP activation of both towers. OpenAI/open_clip weights do not say which: OpenAI's models use
