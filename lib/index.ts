@@ -1,3 +1,4 @@
+/// <reference types="node" preserve="true" />
 /**
  * rils: RILS vision-language pre-training (masked visual reconstruction in language semantic
  * space, CVPR 2023) for Node.js, on LibTorch.
