@@ -170,6 +170,15 @@ function pickConfig(options: RilsOptions): Partial<ModelConfig> {
   return Object.fromEntries(Object.entries(options).filter(([k]) => CONFIG_FIELDS.has(k))) as Partial<ModelConfig>;
 }
 
+/** A file without rils's metadata: a CLIP checkpoint goes through fromPretrained, anything else is not a model rils knows. */
+function notRilsWeights(path: string, tensors: readonly WeightTensor[]): RilsWeightsError {
+  const names = new Set(tensors.map((t) => t.name));
+  const clip = names.has('visual.conv1.weight') || names.has('vision_model.embeddings.patch_embedding.weight');
+  return new RilsWeightsError(`${path} is not a rils weight file (its metadata has no format '${WEIGHTS_FORMAT}')` + (clip
+    ? ': it holds a CLIP checkpoint; load it with Rils.fromPretrained(path) (or rils … --weights, which reads either)'
+    : '; Rils.fromPretrained(path) reads CLIP checkpoints in the OpenAI/open_clip, Hugging Face and TorchScript layouts'));
+}
+
 /** What {@link openWeights} needs of a model. */
 export interface WeightsTarget {
   parameters(): { name: string; shape: number[] }[];
@@ -186,6 +195,7 @@ export async function openWeights<M extends WeightsTarget>(
   path: string, options: RilsOptions & { clipVocabPath?: string }, create: (options: RilsOptions) => Promise<M>,
 ): Promise<M> {
   const { tensors, metadata } = await readWeights(path);
+  if (metadata.format !== WEIGHTS_FORMAT) throw notRilsWeights(path, tensors);
   const { clipVocabPath, ...rest } = options;
   const fromFile = optionsFromMetadata(metadata, path);
   checkConfigAgainstTensors(path, { ...fromFile, ...rest }, tensors);
