@@ -7,6 +7,7 @@ import type { NativeConfig, NativeTrainOptions } from './binding.js';
 import { RilsDeviceError, RilsInputError } from './errors.js';
 import { CONFIG_FIELDS, PRESETS, TRAIN_FIELDS, camelKeys, checkField } from './schema.js';
 import type { FieldSpec } from './schema.js';
+import { isTokenizer } from './tokenizer.js';
 import type { Tokenizer } from './tokenizer.js';
 import { toNativeDistributed } from './distributed.js';
 import type { DistributedOptions } from './distributed.js';
@@ -241,13 +242,6 @@ function betaOptions(betas: unknown): Record<string, number> {
   return Object.fromEntries(names.map((n, i) => [n, checkField(TRAIN_FIELDS.get(camelCase(n))!, betas[i], `betas[${i}]`) as number]));
 }
 
-/** Whether `t` has what the model needs of a {@link Tokenizer}. */
-function isTokenizer(t: unknown): t is Tokenizer {
-  const k = t as Partial<Tokenizer> | null;
-  return typeof k === 'object' && k !== null && typeof k.encodeBatch === 'function' && typeof k.encode === 'function' &&
-    Number.isSafeInteger(k.vocabSize) && Number.isSafeInteger(k.contextLength);
-}
-
 /**
  * The precision the addon is asked for: `'bf16'` where it cannot run becomes a RilsDeviceError, or
  * `'fp32'` with a warning (onUnsupportedPrecision). The addon checks again.
@@ -312,4 +306,38 @@ export function toNativeOptions(options: RilsOptions): {
 export function fromNativeTrainOptions(t: NativeTrainOptions): Required<TrainingOptions> {
   const { beta1, beta2, ...rest } = t;
   return { ...camelKeys<Omit<Required<TrainingOptions>, 'betas'>>(rest), betas: [beta1 as number, beta2 as number] };
+}
+
+/**
+ * The training options that {@link Rils.fromPretrained} (and `rils train --init`) start from, yours
+ * overriding them: fine-tuning's, not pre-training's. A peak lr of 1e-5 and weight decay 0.1 (the
+ * range open_clip and WiSE-FT fine-tune CLIP with), and, when `totalSteps` is given, a linear warmup
+ * from 0 over its first 10% (at most 500 steps), then a cosine to 0 at `totalSteps`. Without
+ * `totalSteps` the lr stays at 1e-5.
+ *
+ * @example
+ * ```ts
+ * fineTuningSchedule(1000); // { lr: 1e-5, weightDecay: 0.1, warmupStartLr: 0, warmupSteps: 100, minLr: 0, totalSteps: 1000 }
+ * ```
+ */
+export function fineTuningSchedule(totalSteps = 0): TrainingOptions {
+  const steps = checkInteger(totalSteps, 'totalSteps', 0);
+  return { lr: 1e-5, weightDecay: 0.1, warmupStartLr: 0, warmupSteps: Math.min(500, Math.ceil(steps / 10)), minLr: 0, totalSteps: steps };
+}
+
+/** {@link fineTuningSchedule} in words, for help texts. @internal */
+export function describeSchedule(): string {
+  const { lr, weightDecay } = fineTuningSchedule(0), steps = 1000, warmup = fineTuningSchedule(steps).warmupSteps!;
+  return `lr ${lr}, weight decay ${weightDecay}, a linear warmup from 0 over the first ${(100 * warmup) / steps}% of ` +
+    `--steps (at most ${fineTuningSchedule(1e9).warmupSteps} steps), then a cosine to 0 at --steps.`;
+}
+
+/**
+ * A warning for a schedule whose warmup does not end before its last step (the lr would never reach
+ * its peak), or undefined. @internal
+ */
+export function scheduleWarning(t: Pick<Required<TrainingOptions>, 'warmupSteps' | 'totalSteps'>, steps = t.totalSteps): string | undefined {
+  if (steps <= 0 || t.warmupSteps < steps) return undefined;
+  return `warmupSteps (${t.warmupSteps}) >= ${steps === t.totalSteps ? 'totalSteps' : 'the steps of this run'} (${steps}): ` +
+    'the learning rate never leaves its warmup (fewer warmupSteps, or more steps)';
 }

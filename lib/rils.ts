@@ -8,8 +8,8 @@ import path from 'node:path';
 import { native } from './binding.js';
 import type { NativeModel } from './binding.js';
 import { RilsDistributedError, RilsInputError, RilsNativeError, RilsStateError, RilsWeightsError, fromNative } from './errors.js';
-import { ZeroShotClassifier } from './zeroshot.js';
-import { fromNativeTrainOptions, toNativeOptions } from './options.js';
+import { ZeroShotClassifier, indistinctClasses } from './zeroshot.js';
+import { fromNativeTrainOptions, scheduleWarning, toNativeOptions } from './options.js';
 import type { Device, ModelConfig, PresetName, RilsOptions, TrainingOptions } from './options.js';
 import { SerialQueue } from './queue.js';
 import { camelKeys } from './schema.js';
@@ -88,6 +88,8 @@ export class Rils {
    */
   static async create(options: RilsOptions = {}): Promise<Rils> {
     const o = toNativeOptions(options);
+    const warning = scheduleWarning({ warmupSteps: Number(o.train.warmup_steps ?? 0), totalSteps: Number(o.train.total_steps ?? 0) });
+    if (warning) process.emitWarning(warning, { code: 'RILS_SCHEDULE' });
     try {
       return new Rils(await native.createModel(o), o.preset, o.seed, options.tokenizer, options.onNonFinite ?? 'skip');
     } catch (error) {
@@ -111,14 +113,20 @@ export class Rils {
    * config.json, and its tokenizer files when there), or OpenAI's TorchScript `.pt` (what `clip.load`
    * downloads; fp16 tensors are cast to fp32). rils's own weight files load too ({@link fromWeights}).
    * The config is inferred from the tensors' shapes (and config.json); `options` override it (e.g.
-   * `device`, `visionHeads`, or `decoderDepth: 1` with `reconWeight` to fine-tune with RILS's term).
-   * The tokenizer is CLIP's BPE (bundled). Any tensor missing, misshapen or unknown rejects with a
+   * `device`, `visionHeads`). The tokenizer is CLIP's BPE (bundled; a Hugging Face folder's own
+   * vocab.json and merges.txt first). Any tensor missing, misshapen or unknown rejects with a
    * {@link RilsWeightsError} naming it and the layout the file was read as.
+   *
+   * Training starts from a fine-tuning schedule, not pre-training's: {@link fineTuningSchedule} of
+   * your `totalSteps` (lr 1e-5, weight decay 0.1, warmup over the first 10% of the steps, cosine to
+   * 0), and on a CLIP checkpoint the CLIP loss alone (`reconWeight` 0); `reconWeight > 0` adds RILS's
+   * reconstruction term through a new feature decoder (`decoderDepth` 1 unless you say otherwise).
    *
    * @example
    * ```ts
    * const model = await Rils.fromPretrained('ViT-B-16.pt');
    * const classifier = await model.zeroShotClassifier(['cat', 'dog'], { templates: 'clip80' });
+   * const tuned = await Rils.fromPretrained('ViT-B-16.pt', { totalSteps: 1000 }); // then fit(tuned, source, { steps: 1000 })
    * ```
    */
   static async fromPretrained(path: string, options: PretrainedOptions = {}): Promise<Rils> {
@@ -234,7 +242,10 @@ export class Rils {
     options: { templates?: Templates; tokenizer?: Tokenizer } = {},
   ): Promise<ZeroShotClassifier> {
     this.#handle();
-    const prompts = classPrompts(this.config, options.tokenizer ?? this.tokenizer, classNames, options.templates);
+    const tokenizer = options.tokenizer ?? this.tokenizer;
+    const prompts = classPrompts(this.config, tokenizer, classNames, options.templates);
+    const warning = indistinctClasses(classNames, prompts, tokenizer!);
+    if (warning) process.emitWarning(warning, { code: 'RILS_ZEROSHOT' });
     const out = await this.#run((m) => m.classEmbeddings(prompts));
     return new ZeroShotClassifier(this, [...classNames], new Float32Array(out.weights!));
   }

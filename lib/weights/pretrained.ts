@@ -13,6 +13,7 @@ import path from 'node:path';
 import { native } from '../binding.js';
 import { RilsWeightsError, fromNative } from '../errors.js';
 import { readSafetensorsIndex } from '../safetensors.js';
+import { fineTuningSchedule } from '../options.js';
 import type { Activation, RilsOptions } from '../options.js';
 import { BUNDLED_CLIP_VOCAB, CLIP_VOCAB_SIZE, ClipTokenizer } from '../tokenizer.js';
 import type { Tokenizer } from '../tokenizer.js';
@@ -245,12 +246,17 @@ export async function openPretrained<M extends LoadTarget & { dispose(): void }>
   const c = await openCheckpoint(file);
   try {
     const { act, vocabPath, ...rest } = options;
-    if (c.layout === 'rils') return await factory.fromWeights(file, { ...rest, ...(vocabPath ? { clipVocabPath: vocabPath } : {}) });
+    const schedule = fineTuningSchedule(rest.totalSteps ?? 0);
+    if (c.layout === 'rils') {
+      return await factory.fromWeights(file, { ...schedule, ...rest, ...(vocabPath ? { clipVocabPath: vocabPath } : {}) });
+    }
     const placed = placeTensors(c);
     const config = inferClipConfig(openaiShapes(placed), c.hfConfig, act, where(c));
     const tokenizer = rest.tokenizer ?? await clipTokenizer(c, config, vocabPath);
+    // RILS's term needs a feature decoder, which no CLIP checkpoint has: a new one, unless told otherwise.
+    const decoder = (rest.reconWeight ?? 0) > 0 && rest.decoderDepth === undefined ? { decoderDepth: 1 } : {};
     const model = await factory.create({
-      preset: 'clip_vit_b16', seed: 0, reconWeight: 0, ...config, ...rest, ...(tokenizer ? { tokenizer } : {}),
+      preset: 'clip_vit_b16', seed: 0, reconWeight: 0, ...schedule, ...config, ...decoder, ...rest, ...(tokenizer ? { tokenizer } : {}),
     });
     try {
       await loadPlaced(c, placed, model);
