@@ -2,39 +2,19 @@
 // reference (../shared/reference/clip_ref.py, CLIP's 49,408-token vocabulary), `rils train --init`
 // on a folder of captioned images, then `rils eval`: the loss falls, held-out zero-shot improves,
 // and the reference reads the result and computes rils's embeddings.
-import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 
 import test from 'ava';
-import sharp from 'sharp';
 
 import { Rils, parseSafetensors } from '../lib/index.js';
-import { Random } from '../lib/data/augment.js';
 import { rilsRun } from './helpers/cli.js';
-import { COLOUR_NAMES, colourPixels, writeColourFolder } from './helpers/colours.js';
+import { clipRef } from './helpers/clip-ref.js';
+import { writeCaptionedColours, writeColourFolder } from './helpers/colours.js';
 
-const exec = promisify(execFile);
-const ref = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/reference/clip_ref.py');
-const clipRef = (...args: string[]) => exec('/usr/bin/python3', [ref, ...args], { maxBuffer: 1 << 24 });
 const work = mkdtempSync(path.join(os.tmpdir(), 'rils-finetune-'));
 test.after.always(() => rmSync(work, { recursive: true, force: true }));
-
-/** `perClass` captioned images of every colour: `dir/<colour>-<i>.png` + `.txt`, in a few phrasings. */
-async function writeCaptionedColours(dir: string, perClass: number, seed: number): Promise<void> {
-  const rng = new Random(seed), phrasings = ['a photo of a {} thing.', 'something {}.', 'a {} picture.'];
-  mkdirSync(dir, { recursive: true });
-  for (const name of COLOUR_NAMES) {
-    for (let i = 0; i < perClass; i++) {
-      const file = path.join(dir, `${name}-${i}`);
-      await sharp(colourPixels(name, 40, rng), { raw: { width: 40, height: 40, channels: 3 } }).png().toFile(`${file}.png`);
-      writeFileSync(`${file}.txt`, phrasings[i % phrasings.length]!.replace('{}', name));
-    }
-  }
-}
 
 async function zeroShotTop1(weights: string, data: string, out: string): Promise<number> {
   const r = await rilsRun(['eval', '--weights', weights, '--data', data, '--shots', 'none', '--templates', 'a photo of a {} thing.', '--out', out]);
