@@ -60,7 +60,7 @@ export type { BatchSource, CaptionedImageSourceOptions, SourcedBatch } from './d
 export { Random, randomResizedCrop } from './data/augment.js';
 export { DIGIT_NAMES, MNIST_EVAL_TEMPLATES, MNIST_TRAIN_TEMPLATES, captionFor, loadMnist } from './data/mnist.js';
 export type { LabelledImages } from './data/mnist.js';
-export { presetConfig } from './options.js';
+export { fineTuningSchedule, presetConfig } from './options.js';
 export type { Activation, Device, ModelConfig, Precision, PresetName, RilsOptions, TrainingOptions } from './options.js';
 export type { PretrainedOptions } from './weights/pretrained.js';
 export type { SaveLayout } from './weights/clip-save.js';

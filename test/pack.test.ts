@@ -59,10 +59,11 @@ test.after.always(() => rmSync(work, { recursive: true, force: true }));
 test.serial('the tarball holds what the library reads at run time, its licences and examples, and no test data', (t) => {
   for (const file of ['prebuilds/linux-x64/rils.node', 'prebuilds/linux-x64/rils.node.json', 'dist/index.js', 'dist/index.d.ts',
     'dist/require.cjs', 'dist/bin.js', 'assets/bpe_simple_vocab_16e6.txt.gz', 'assets/CLIP-LICENSE', 'LICENSE', 'README.md',
-    'scripts/libtorch.mjs', 'scripts/install.mjs', 'scripts/build-native.mjs', 'CMakeLists.txt', 'examples/clip-finetune.ts']) {
+    'scripts/libtorch.mjs', 'scripts/install.mjs', 'scripts/build-native.mjs', 'CMakeLists.txt', 'examples/clip-finetune.ts',
+    'docs/index.html']) {
     t.true(packed.includes(file), file);
   }
-  t.false(packed.some((p) => /^(test|bench|build|build-[^/]*|docs|\.ci)\//.test(p)), 'no tests, builds or CI files');
+  t.false(packed.some((p) => /^(test|bench|build|build-[^/]*|\.ci)\//.test(p)), 'no tests, builds or CI files');
   // Every file outside dist/ that dist/ names relative to itself (assets, scripts) ships.
   for (const file of packed.filter((p) => p.startsWith('dist/') && p.endsWith('.js'))) {
     const code = readFileSync(path.join(pkg, file), 'utf-8');
@@ -144,7 +145,7 @@ test.serial('fine-tuned from the CLI, saved and reloaded in every layout with no
   t.regex(embedded, /e\.npy: 2×64 embeddings/);
 });
 
-test.serial('a strict TypeScript project type-checks against the package: TypeScript 5.9 and the current one, with and without its own @types/node', async (t) => {
+test.serial('a strict TypeScript project and the shipped examples type-check against the package: TypeScript 5.9 and the current one, with and without its own @types/node', async (t) => {
   writeFileSync(path.join(app, 'consumer.ts'), `
     import { ClipTokenizer, FileCaptionSource, Rils, fit, readCaptionIndex } from 'rils';
     import type { ImageEncoding, TrainStats } from 'rils';
@@ -158,6 +159,9 @@ test.serial('a strict TypeScript project type-checks against the package: TypeSc
       const stats: TrainStats | undefined = result.last;
       return encoded.embeddings.length + (stats?.loss ?? 0);
     }`);
+  // The examples the package ships, as a user copies them: they compile against the package too.
+  mkdirSync(path.join(app, 'examples'));
+  for (const file of readdirSync(path.join(pkg, 'examples'))) writeFileSync(path.join(app, 'examples', file), readFileSync(path.join(pkg, 'examples', file)));
   for (const version of ['5.9', 'latest']) {
     const dir = path.join(work, `ts-${version}`);
     mkdirSync(dir);
