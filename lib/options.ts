@@ -58,9 +58,12 @@ export interface ModelConfig {
   visionDepth: number;
   /** ViT attention heads. vit_b16: 12. */
   visionHeads: number;
-  /** MLP hidden size as a multiple of the width (RILS's tower; CLIP's is always 4). Default 4. */
+  /** The vision tower's MLP hidden size as a multiple of its width (either tower). Default 4. */
   mlpRatio: number;
-  /** The vision tower's MLP activation. vit_*: `'gelu'`; OpenAI's CLIP: `'quick_gelu'`. */
+  /**
+   * The vision tower's MLP activation (either tower; RILS's feature decoder keeps MAE's GELU).
+   * vit_*: `'gelu'`; OpenAI's CLIP: `'quick_gelu'`.
+   */
   visionAct: Activation;
   /** Feature-decoder width. vit_b16: 768. */
   decoderWidth: number;
@@ -234,6 +237,33 @@ function tableOptions(o: Record<string, unknown>, fields: ReadonlyMap<string, Fi
   return out;
 }
 
+/**
+ * Model fields that act only under a condition on the rest of the config: given where they cannot
+ * act, they are refused (a weight file's metadata would record a value that never ran). Every other
+ * field acts on either vision tower.
+ */
+const APPLIES_WHEN: readonly [field: string, when: (c: NativeConfig) => boolean, what: string][] = [
+  ['decoder_width', (c) => c.decoder_depth === undefined || Number(c.decoder_depth) > 0, 'a feature decoder (decoderDepth >= 1)'],
+  ['decoder_heads', (c) => c.decoder_depth === undefined || Number(c.decoder_depth) > 0, 'a feature decoder (decoderDepth >= 1)'],
+];
+
+/** A config (snake_case) without the fields that do not act in it: what a weight file records. @internal */
+export function actingFields<T extends Record<string, unknown>>(config: T): T {
+  const out: Record<string, unknown> = { ...config };
+  for (const [field, when] of APPLIES_WHEN) if (!when(config as NativeConfig)) delete out[field];
+  return out as T;
+}
+
+/** Checks the given model fields (snake_case) against {@link APPLIES_WHEN}, over the preset's. */
+function checkApplies(given: NativeConfig, preset: NativeConfig): void {
+  const config = { ...preset, ...given };
+  for (const [field, when, what] of APPLIES_WHEN) {
+    if (Object.hasOwn(given, field) && !when(config)) {
+      throw new RilsInputError(`${camelCase(field)} acts only with ${what}: leave it out, or add one`);
+    }
+  }
+}
+
 /** `betas: [b1, b2]` → beta1, beta2, each checked against its field. */
 function betaOptions(betas: unknown): Record<string, number> {
   if (betas === undefined) return {};
@@ -286,6 +316,7 @@ export function toNativeOptions(options: RilsOptions): {
   const preset = o.preset ?? 'vit_b16';
   if (!isPresetName(preset)) throw invalid(`one of ${Object.keys(PRESETS).join(', ')}`, 'preset', o.preset);
   const config = tableOptions(o, CONFIG_FIELDS) as NativeConfig;
+  checkApplies(config, PRESETS[preset]!);
   const train = { ...tableOptions(o, TRAIN_FIELDS), ...betaOptions(o.betas) };
   const seed = o.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : checkInteger(o.seed, 'seed', 0);
   if (o.onNonFinite !== undefined && o.onNonFinite !== 'skip' && o.onNonFinite !== 'throw') {

@@ -253,8 +253,10 @@ export async function openPretrained<M extends LoadTarget & { dispose(): void }>
     const placed = placeTensors(c);
     const config = inferClipConfig(openaiShapes(placed), c.hfConfig, act, where(c));
     const tokenizer = rest.tokenizer ?? await clipTokenizer(c, config, vocabPath);
-    // RILS's term needs a feature decoder, which no CLIP checkpoint has: a new one, unless told otherwise.
-    const decoder = (rest.reconWeight ?? 0) > 0 && rest.decoderDepth === undefined ? { decoderDepth: 1 } : {};
+    // RILS's term needs a feature decoder, which no CLIP checkpoint has: a new one, as wide as the
+    // tower (OpenAI's heads of 64), unless told otherwise.
+    const depth = rest.decoderDepth ?? ((rest.reconWeight ?? 0) > 0 ? 1 : 0);
+    const decoder = depth > 0 ? { decoderDepth: depth, decoderWidth: config.visionWidth, decoderHeads: config.visionHeads } : {};
     const model = await factory.create({
       preset: 'clip_vit_b16', seed: 0, reconWeight: 0, ...schedule, ...config, ...decoder, ...rest, ...(tokenizer ? { tokenizer } : {}),
     });

@@ -7,7 +7,7 @@
  */
 import { RilsWeightsError } from '../errors.js';
 import { CONFIG_FIELDS, camelKeys } from '../schema.js';
-import { isOptionName, isPresetName, presetConfig } from '../options.js';
+import { actingFields, isOptionName, isPresetName, presetConfig } from '../options.js';
 import type { ModelConfig, PresetName, RilsOptions, TrainingOptions } from '../options.js';
 import { asFloat32, readSafetensors, writeSafetensors } from '../safetensors.js';
 import type { SafetensorsEntry } from '../safetensors.js';
@@ -46,8 +46,9 @@ export function weightsMetadata(m: ModelDescription): Record<string, string> {
   const { betas, ...rest } = m.trainingOptions;
   const train: Record<string, unknown> = { beta1: betas[0], beta2: betas[1] };
   for (const [k, v] of Object.entries(rest)) train[snakeCase(k)] = v;
-  const config: Record<string, unknown> = {};
+  let config: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(m.config)) config[snakeCase(k)] = v;
+  config = actingFields(config); // only what ran (no decoder width without a decoder)
   for (const [key, option] of Object.entries(REFERENCE_CONFIG_KEYS)) config[key] = train[option];
   const tokenizer = m.tokenizer && tokenizerSpec(m.tokenizer);
   return {
@@ -66,7 +67,7 @@ function parseJson(text: string | undefined, path: string, what: string): Record
 
 /** The options a file's metadata gives (preset, model fields, training options); unknown fields are dropped. */
 export function optionsFromMetadata(meta: Record<string, string>, path: string): RilsOptions {
-  const config = parseJson(meta.config, path, 'config');
+  const config = actingFields(parseJson(meta.config, path, 'config')); // files written before kept every field
   const train = parseJson(meta.train, path, 'training options');
   const fields: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(config)) fields[REFERENCE_CONFIG_KEYS[k] ?? k] = v;
