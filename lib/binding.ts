@@ -120,7 +120,10 @@ export interface NativeAddon {
   setNumThreads(n: number): void;
   /** Drops queued native work and waits for the running work (at process exit only). */
   shutDown(): void;
-  retrievalRecall(args: { imageEmbeddings: Float32Array; textEmbeddings: Float32Array; count: number; dim: number; ks: number[] }): Promise<{ i2t: number[]; t2i: number[] }>;
+  retrievalRanks(args: {
+    imageEmbeddings: Float32Array; textEmbeddings: Float32Array; textImage: Int32Array; images: number; texts: number; dim: number;
+    blockElements: number;
+  }): Promise<{ imageToText: ArrayBuffer; textToImage: ArrayBuffer }>;
   isTensorBacked(buffer: ArrayBuffer): boolean;
   /** Every parameter and buffer of a TorchScript archive, read by LibTorch. */
   readTorchScript(path: string): Promise<{ name: string; dtype: string; shape: number[]; data: ArrayBuffer }[]>;
@@ -130,7 +133,7 @@ export interface NativeAddon {
   }): Promise<ArrayBuffer>;
   classifyFeatures(args: {
     train: Float32Array; trainLabels: Int32Array; query: Float32Array; trainCount: number; queryCount: number;
-    dim: number; numClasses: number; method: 'knn' | 'prototype' | 'linear'; k: number; weightDecay: number;
+    dim: number; numClasses: number; method: 'knn' | 'prototype' | 'linear'; k: number; weightDecay: number; iterations: number;
   }): Promise<ArrayBuffer>;
 }
 
