@@ -36,6 +36,10 @@ export interface NativeSchema {
   config: NativeFieldInfo[];
   train: NativeFieldInfo[];
   stats: { name: string; type: 'int' | 'real' | 'bool' | 'choice'; reduce: 'mean' | 'sum' | 'none' }[];
+  /** How a model runs (precision). */
+  run: NativeFieldInfo[];
+  /** A data-parallel job's numeric options. */
+  distributed: NativeFieldInfo[];
   presets: Record<string, NativeConfig>;
 }
 
@@ -100,8 +104,10 @@ export interface NativeAddon {
     train: NativeTrainOptions;
     seed: number;
     device: string;
-    precision: 'auto' | 'fp32' | 'bf16';
-    distributed?: { rank: number; worldSize: number; masterAddr: string; masterPort: number; timeoutMs: number; bucketBytes: number } | undefined;
+    /** RILS_RUN_FIELDS. */
+    run: Record<string, number | string>;
+    /** The rendezvous host, and RILS_DISTRIBUTED_FIELDS. */
+    distributed?: { master_addr: string; fields: Record<string, number> } | undefined;
   }): Promise<NativeModel>;
   schema(): NativeSchema;
   runtimeInfo(): {

@@ -5,7 +5,7 @@
 import { native } from './binding.js';
 import type { NativeConfig, NativeTrainOptions } from './binding.js';
 import { RilsDeviceError, RilsInputError } from './errors.js';
-import { CONFIG_FIELDS, PRESETS, TRAIN_FIELDS, camelKeys, checkField } from './schema.js';
+import { CONFIG_FIELDS, PRESETS, RUN_FIELDS, TRAIN_FIELDS, camelKeys, checkField } from './schema.js';
 import type { FieldSpec } from './schema.js';
 import { isTokenizer } from './tokenizer.js';
 import type { Tokenizer } from './tokenizer.js';
@@ -33,8 +33,8 @@ export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
  * fp32 on the CPU.
  */
 export type Precision = 'auto' | 'fp32' | 'bf16';
-/** Every {@link Precision}. @internal */
-export const PRECISIONS: readonly Precision[] = ['auto', 'fp32', 'bf16'];
+/** Every {@link Precision}, as the addon's run table declares them. @internal */
+export const PRECISIONS = RUN_FIELDS.get('precision')!.choices as readonly Precision[];
 
 /**
  * Every field of a model preset; each can be overridden in {@link RilsOptions}.
@@ -277,9 +277,7 @@ function betaOptions(betas: unknown): Record<string, number> {
  * `'fp32'` with a warning (onUnsupportedPrecision). The addon checks again.
  */
 function checkPrecision(precision: unknown, onUnsupported: unknown, device: string): Precision {
-  if (!(PRECISIONS as readonly unknown[]).includes(precision)) {
-    throw invalid("'auto', 'fp32' or 'bf16'", 'precision', precision);
-  }
+  checkField(RUN_FIELDS.get('precision')!, precision, 'precision');
   if (onUnsupported !== 'throw' && onUnsupported !== 'fp32') throw invalid("'throw' or 'fp32'", 'onUnsupportedPrecision', onUnsupported);
   if (precision !== 'bf16' || device !== 'cpu') return precision as Precision;
   const bf16 = native.runtimeInfo().cpuBf16;
@@ -307,7 +305,7 @@ export function toNativeOptions(options: RilsOptions): {
   train: NativeTrainOptions;
   seed: number;
   device: string;
-  precision: Precision;
+  run: { precision: Precision };
   distributed?: ReturnType<typeof toNativeDistributed>;
 } {
   checkPlainObject(options, 'the options');
@@ -328,9 +326,9 @@ export function toNativeOptions(options: RilsOptions): {
   const device = checkDevice(o.device ?? 'cpu', o.distributed !== undefined);
   const precision = checkPrecision(o.precision ?? 'auto', o.onUnsupportedPrecision ?? 'throw', device);
   if (o.distributed !== undefined) {
-    return { preset, config, train, seed, device, precision, distributed: toNativeDistributed(o.distributed) };
+    return { preset, config, train, seed, device, run: { precision }, distributed: toNativeDistributed(o.distributed) };
   }
-  return { preset, config, train, seed, device, precision };
+  return { preset, config, train, seed, device, run: { precision } };
 }
 
 /** Training options as the addon reports them, in camelCase, with `betas`. @internal */
