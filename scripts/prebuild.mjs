@@ -8,7 +8,7 @@
 // (postpack) removes that prebuild again: in a checkout, the loader must not prefer a stale prebuild
 // to the build/Release that `npm run build` keeps current.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,9 @@ const require = createRequire(import.meta.url);
 const platform = `${process.platform}-${process.arch}`;
 if (process.argv.includes('--clean')) {
   rmSync(path.join(root, 'prebuilds', platform), { recursive: true, force: true });
+  try {
+    rmdirSync(path.join(root, 'prebuilds')); // when nothing else (a CUDA prebuild) is left in it
+  } catch { /* not empty, or gone */ }
   process.exit(0);
 }
 const prebuildify = path.join(path.dirname(require.resolve('prebuildify/package.json')), 'bin.js');
