@@ -111,3 +111,24 @@ export function unescapeTwice(text: string): string {
   const once = unescapeHtml(text);
   return once === text ? once : unescapeHtml(once);
 }
+
+/**
+ * The character references a Hugging Face tokenizer.json can spell out as plain replacements (its
+ * format cannot unescape HTML): every name the tables above know, and the decimal and hex forms of
+ * ASCII, Latin-1, the Windows-1252 range and the named characters, each with what `unescapeHtml`
+ * makes of it. Ordered so that applying them in turn is one pass of `unescapeHtml` on such text: a
+ * longer reference before its prefix, and the ones giving `&` last (so no new reference forms).
+ */
+export function spelledReferences(): [string, string][] {
+  const refs = [...[...NAMED.keys()].map((n) => `&${n};`), ...[...LEGACY.keys()].map((n) => `&${n}`)];
+  const codes = new Set<number>();
+  for (let c = 0x20; c <= 0xff; c++) if (c !== 0x7f) codes.add(c);
+  for (const ch of NAMED.values()) codes.add(ch.codePointAt(0)!);
+  for (const c of codes) {
+    const hex = c.toString(16);
+    refs.push(`&#${c};`, `&#x${hex};`, ...(c < 100 ? [`&#0${c};`] : []), ...(hex !== hex.toUpperCase() ? [`&#x${hex.toUpperCase()};`] : []));
+  }
+  const pairs = [...new Set(refs)].map((r): [string, string] => [r, unescapeHtml(r)]).filter(([r, s]) => r !== s);
+  const amp = (p: [string, string]) => (p[1] === '&' ? 1 : 0);
+  return pairs.sort((a, b) => amp(a) - amp(b) || b[0].length - a[0].length);
+}
