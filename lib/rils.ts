@@ -298,7 +298,8 @@ export class Rils {
    * reference load it without flags (`layout: 'rils'`, the default). A CLIP model can also be
    * written as OpenAI/open_clip safetensors (`'openai'`: what clip_ref.py and open_clip load; a
    * feature decoder rils added is left out) or as a Hugging Face `CLIPModel` folder (`'hf'`: `path`
-   * is the folder; model.safetensors and config.json).
+   * is the folder; model.safetensors, config.json, preprocessor_config.json and the tokenizer's files,
+   * which {@link fromPretrained} reads back).
    */
   async saveWeights(path: string, options: { layout?: SaveLayout } = {}): Promise<void> {
     if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
@@ -307,7 +308,7 @@ export class Rils {
     const state = await this.#run((m) => m.getState());
     if (layout === 'rils') return writeWeights(path, state, this.#description());
     const logitScale = new Float32Array(state.find((t) => t.name === 'logit_scale')!.data)[0]!;
-    await writeClipLayout(path, layout, state, this.config, logitScale);
+    await writeClipLayout(path, layout, state, this.config, logitScale, this.tokenizer);
   }
 
   /**

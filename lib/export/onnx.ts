@@ -178,7 +178,9 @@ export async function exportOnnx(dir: string, options: ExportOnnxOptions, source
   const suffix = o.dtype === 'fp16' ? '_fp16' : '';
   const temp = path.join(path.dirname(path.resolve(dir)), `.${path.basename(dir)}.${process.pid}.${randomBytes(4).toString('hex')}.rils-tmp`);
   try {
-    await mkdir(path.join(temp, 'onnx'), { recursive: true });
+    await mkdir(path.dirname(temp), { recursive: true });  // the parent folders, where they are missing
+    await mkdir(temp);
+    await mkdir(path.join(temp, 'onnx'));
     const written: string[] = [];
     const external: Record<string, number> = {};
     for (const kind of ['vision_model', 'text_model', 'model'] as const) {

@@ -113,22 +113,27 @@ export function unescapeTwice(text: string): string {
 }
 
 /**
- * The character references a Hugging Face tokenizer.json can spell out as plain replacements (its
- * format cannot unescape HTML): every name the tables above know, and the decimal and hex forms of
- * ASCII, Latin-1, the Windows-1252 range and the named characters, each with what `unescapeHtml`
- * makes of it. Ordered so that applying them in turn is one pass of `unescapeHtml` on such text: a
- * longer reference before its prefix, and the ones giving `&` last (so no new reference forms).
+ * The character references a Hugging Face tokenizer.json can spell out as regex replacements (its
+ * format cannot unescape HTML), grouped by the character `unescapeHtml` makes of them: every name
+ * the tables above know, and the numeric references (decimal or hex, any leading zeros, with or
+ * without `;`) of ASCII, Latin-1, the Windows-1252 range and the named characters. Each pattern is
+ * valid JS and Oniguruma, its alternatives longest first (a reference before its prefix). Replacing
+ * group after group is one pass of `unescapeHtml` on such text, the group giving `&` last so that
+ * no replacement forms a new reference.
  */
-export function spelledReferences(): [string, string][] {
-  const refs = [...[...NAMED.keys()].map((n) => `&${n};`), ...[...LEGACY.keys()].map((n) => `&${n}`)];
+export function spelledReferences(): { pattern: string; character: string }[] {
+  const groups = new Map<string, { names: string[]; numeric: string[] }>();
+  const group = (character: string) => groups.get(character) ?? groups.set(character, { names: [], numeric: [] }).get(character)!;
+  for (const [name, ch] of NAMED) group(ch).names.push(`&${name};`);
+  for (const [name, ch] of LEGACY) group(ch).names.push(`&${name}`);
   const codes = new Set<number>();
   for (let c = 0x20; c <= 0xff; c++) if (c !== 0x7f) codes.add(c);
   for (const ch of NAMED.values()) codes.add(ch.codePointAt(0)!);
   for (const c of codes) {
-    const hex = c.toString(16);
-    refs.push(`&#${c};`, `&#x${hex};`, ...(c < 100 ? [`&#0${c};`] : []), ...(hex !== hex.toUpperCase() ? [`&#x${hex.toUpperCase()};`] : []));
+    const hex = [...c.toString(16)].map((d) => (/[a-f]/.test(d) ? `[${d}${d.toUpperCase()}]` : d)).join('');
+    group(unescapeHtml(`&#${c};`)).numeric.push(`&#0*${c}(?![0-9]);?`, `&#[xX]0*${hex}(?![0-9a-fA-F]);?`);
   }
-  const pairs = [...new Set(refs)].map((r): [string, string] => [r, unescapeHtml(r)]).filter(([r, s]) => r !== s);
-  const amp = (p: [string, string]) => (p[1] === '&' ? 1 : 0);
-  return pairs.sort((a, b) => amp(a) - amp(b) || b[0].length - a[0].length);
+  return [...groups].map(([character, g]) => ({
+    character, pattern: [...g.names.sort((a, b) => b.length - a.length), ...g.numeric].join('|'),
+  })).sort((a, b) => Number(a.character === '&') - Number(b.character === '&'));
 }

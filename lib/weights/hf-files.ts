@@ -67,7 +67,7 @@ const replace = (from: string | { Regex: string }, to: string) => ({
 /** CLIP's BPE as rils runs it (lib/tokenizer/clip.ts), in the `tokenizers` format. */
 function clipTokenizerJson(t: ClipTokenizer): object {
   const vocab = t.vocabulary();
-  const html = spelledReferences().map(([from, to]) => replace(from, to));
+  const html = spelledReferences().map((g) => replace({ Regex: g.pattern }, g.character));
   const space = literalClass(new RegExp(`[${PYTHON_SPACE}]`));
   const added = (id: number) => ({ id, content: vocab[id], single_word: false, lstrip: false, rstrip: false, normalized: true, special: true });
   return {
