@@ -111,7 +111,7 @@ test('CLIP BPE: AutoTokenizer gives rils\'s ids, CLIPText/VisionModelWithProject
   for (const [i, file] of files.entries()) {
     const [, top, percent] = /: (\S+) ([\d.]+)%/.exec(cli.stdout.split('\n')[i]!)!;
     const result = (await classify(file, classes, { hypothesis_template: 'a photo of a {}.' })) as { label: string; score: number }[];
-    t.is(result[0]!.label, top, `${path.basename(file)}: ${JSON.stringify(result.slice(0, 2))} vs ${cli.stdout.split('\n')[i]}`);
+    t.is(result[0]!.label, top!, `${path.basename(file)}: ${JSON.stringify(result.slice(0, 2))} vs ${cli.stdout.split('\n')[i]}`);
     t.true(Math.abs(100 * result[0]!.score - Number(percent)) < 0.1, `${path.basename(file)}: ${100 * result[0]!.score}% vs ${percent}%`);
   }
   await classify.dispose();
