@@ -35,7 +35,7 @@ export interface ExportOnnxOptions {
    * web) between float32 inputs and outputs. fp16 files are named `*_fp16.onnx`, and config.json tells
    * transformers.js to load them (`transformers.js_config.dtype`).
    */
-  dtype?: ExportDtype;
+  dtype?: 'fp32' | 'fp16';
   /** Replace `dir` when it exists and is not empty. Default false: such a folder is an error. */
   force?: boolean;
   /**
