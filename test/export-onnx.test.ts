@@ -14,6 +14,7 @@ import * as ort from 'onnxruntime-node';
 
 import { RilsInputError, Rils, WordTokenizer } from '../lib/index.js';
 import type { Tokenizer } from '../lib/index.js';
+import { toFloat16 } from '../lib/export/float16.js';
 import { cli, rilsRun } from './helpers/cli.js';
 
 const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'clip');
@@ -171,4 +172,15 @@ test('a write that fails midway (past the file size limit: EFBIG) is typed and l
   t.regex(String(run.stderr), /^rils: Cannot write the export to .*killed: EFBIG: file too large, write; nothing was left behind/);
   t.false(existsSync(out));
   t.deepEqual(readdirSync(tmp).filter((f) => f.includes('killed')), []);
+});
+
+test('fp16 conversion rounds to nearest even, with subnormals, overflow, signed zero and NaN', (t) => {
+  const cases: [number, number][] = [
+    [1, 0x3c00], [-2, 0xc000], [65504, 0x7bff], [65520, 0x7c00], [1e6, 0x7c00], [-Infinity, 0xfc00], [-0, 0x8000],
+    [2 ** -24, 0x0001], [2 ** -25, 0x0000], [1.5 * 2 ** -24, 0x0002], [2 ** -25 * 1.0001, 0x0001], [2 ** -14, 0x0400],
+    [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02], [0.1, 0x2e66], [1023.5 * 2 ** -24, 0x0400],
+  ];
+  const out = toFloat16(Float32Array.from(cases, ([v]) => v));
+  cases.forEach(([v, bits], i) => t.is(out[i], bits, `${v}`));
+  t.is(toFloat16(Float32Array.of(NaN))[0]! & 0x7e00, 0x7e00);
 });

@@ -14,7 +14,7 @@ import { toFloat16 } from './float16.js';
 export const onnx = onnxProto.onnx;
 
 /** ONNX's element types used here (TensorProto.DataType). */
-export const FLOAT = 1, INT32 = 6, INT64 = 7, BOOL = 9, FLOAT16 = 10;
+export const FLOAT = 1, INT32 = 6, INT64 = 7, FLOAT16 = 10;
 
 /** How the graph stores its weights and computes: fp32, or fp16 between fp32 inputs and outputs. */
 export type ExportDtype = 'fp32' | 'fp16';
