@@ -4,17 +4,24 @@
 // Run: npx tsx examples/export-for-the-web.ts CHECKPOINT DATA_DIR IMAGE "class a,class b" [STEPS] [OUT_DIR]
 import path from 'node:path';
 
-import { env, pipeline } from '@huggingface/transformers';
+import { FileCaptionSource, Rils, fit, readCaptionIndex } from 'rils';
 
-import { FileCaptionSource, Rils, fit, readCaptionIndex } from '../lib/index.js';
+/** The part of transformers.js used here: it is your web app's dependency (npm install @huggingface/transformers), not rils's. */
+interface TransformersJs {
+  env: { allowRemoteModels: boolean; localModelPath: string };
+  pipeline(task: 'zero-shot-image-classification', model: string): Promise<{
+    (image: string, labels: string[], options: { hypothesis_template: string }): Promise<{ label: string; score: number }[]>;
+    dispose(): Promise<void>;
+  }>;
+}
 
 const [checkpoint, dir, image, classes, steps = '20', out = 'my-clip-onnx'] = process.argv.slice(2);
 if (!checkpoint || !dir || !image || !classes) {
   throw new Error('usage: export-for-the-web.ts CHECKPOINT DATA_DIR IMAGE "class a,class b" [STEPS] [OUT_DIR]');
 }
 
-// 1. Fine-tune (the CLIP loss, a fine-tuning learning rate).
-const model = await Rils.fromPretrained(checkpoint, { lr: 1e-5, weightDecay: 0.2, warmupSteps: 2, totalSteps: Number(steps), reconWeight: 0 });
+// 1. Fine-tune (fromPretrained's fine-tuning schedule over the steps, the CLIP loss).
+const model = await Rils.fromPretrained(checkpoint, { totalSteps: Number(steps) });
 const { items } = await readCaptionIndex(dir);
 const batchSize = Math.min(32, items.length - (items.length % 2));
 const source = new FileCaptionSource({ items, tokenizer: model.tokenizer!, batchSize, seed: 0, size: model.config.imageSize });
@@ -26,9 +33,11 @@ console.log(`${out}: ${files.join(', ')}`);
 model.dispose();
 
 // 3. transformers.js, the five lines a web page has (in a browser: env.localModelPath = '/models/').
+const transformers = '@huggingface/transformers';
+const { env, pipeline } = (await import(transformers)) as TransformersJs;
 env.allowRemoteModels = false;
 env.localModelPath = path.dirname(path.resolve(out));
 const classify = await pipeline('zero-shot-image-classification', path.basename(out));
-const result = await classify(image, classes.split(','), { hypothesis_template: 'a photo of a {}.' }) as { label: string; score: number }[];
+const result = await classify(image, classes.split(','), { hypothesis_template: 'a photo of a {}.' });
 console.log(result.map((r) => `${r.label} ${(100 * r.score).toFixed(1)}%`).join(', '));
 await classify.dispose();

@@ -95,7 +95,6 @@ async function targetState(dir: string, force: boolean): Promise<'absent' | 'emp
 function configJson(c: Readonly<ModelConfig>, logitScale: number, dtype: ExportDtype, external: Record<string, number>): string {
   const hf = hfClipConfig(c, logitScale);
   const rilsTower = c.visionTower === 'rils';
-  if (rilsTower) Object.assign(hf.vision_config!, { hidden_act: 'gelu', intermediate_size: Math.round(c.visionWidth * c.mlpRatio) });
   Object.assign(hf.text_config!, { bos_token_id: c.vocabSize - 2, eos_token_id: c.vocabSize - 1 });
   const jsConfig = { ...(dtype === 'fp16' ? { dtype: 'fp16' } : {}), ...(Object.keys(external).length ? { use_external_data_format: external } : {}) };
   return `${JSON.stringify({

@@ -2,7 +2,7 @@
  * rils's towers as ONNX graphs, from the model's config and weights, computing what native/model
  * computes: OpenAI CLIP's vision tower (conv1 without bias, class token, ln_pre, pre-LN blocks with
  * nn.MultiheadAttention's packed in-projection, ln_post on the class token, visual.proj); RILS's own
- * (patch embedding with bias, sin-cos positions, BEiT q/v biases, exact GELU, the final norm, the mean
+ * (patch embedding with bias, sin-cos positions, BEiT q/v biases, the final norm, the mean
  * of the patch tokens, image_projection; no masking at inference); and CLIP's text tower (causal
  * blocks, ln_final, the feature at the end-of-text token, text_projection).
  * @internal
@@ -67,16 +67,16 @@ function clipBlock(g: Graph, w: Weights, x: string, prefix: string, o: { heads: 
   return g.op('Add', [x, g.linear(m, p('mlp.c_proj.weight'), p('mlp.c_proj.bias').data)]);
 }
 
-/** RILS's block `{prefix}` (norm1, attn with q/v biases and a zero k bias, norm2, mlp.fc1/fc2 with exact GELU). */
-function rilsBlock(g: Graph, w: Weights, x: string, prefix: string, heads: number, eps: number): string {
+/** RILS's block `{prefix}` (norm1, attn with q/v biases and a zero k bias, norm2, mlp.fc1/fc2 with the tower's activation). */
+function rilsBlock(g: Graph, w: Weights, x: string, prefix: string, o: { heads: number; eps: number; act: 'gelu' | 'quick_gelu' }): string {
   const p = (n: string) => get(w, `${prefix}.${n}`);
   const D = p('attn.q_bias').data.length;
   const bias = new Float32Array(3 * D);
   bias.set(p('attn.q_bias').data, 0);
   bias.set(p('attn.v_bias').data, 2 * D);
-  const a = selfAttention(g, g.layerNorm(x, p('norm1.weight').data, p('norm1.bias').data, eps), p('attn.qkv.weight'), bias, heads);
+  const a = selfAttention(g, g.layerNorm(x, p('norm1.weight').data, p('norm1.bias').data, o.eps), p('attn.qkv.weight'), bias, o.heads);
   x = g.op('Add', [x, g.linear(a, p('attn.proj.weight'), p('attn.proj.bias').data)]);
-  const m = activation(g, g.linear(g.layerNorm(x, p('norm2.weight').data, p('norm2.bias').data, eps), p('mlp.fc1.weight'), p('mlp.fc1.bias').data), 'gelu');
+  const m = activation(g, g.linear(g.layerNorm(x, p('norm2.weight').data, p('norm2.bias').data, o.eps), p('mlp.fc1.weight'), p('mlp.fc1.bias').data), o.act);
   return g.op('Add', [x, g.linear(m, p('mlp.fc2.weight'), p('mlp.fc2.bias').data)]);
 }
 
@@ -115,7 +115,7 @@ export function visionTower(g: Graph, m: TowerSource, pixels: string): { embeds:
   }
   let x = imageTokens(g, pixels, { weight: p('patch_embed.proj.weight'), bias: p('patch_embed.proj.bias').data },
     p('cls_token').data, p('pos_embed').data, c.patchSize);
-  for (let i = 0; i < c.visionDepth; i++) x = rilsBlock(g, w, x, `visual.blocks.${i}`, c.visionHeads, c.visionLnEps);
+  for (let i = 0; i < c.visionDepth; i++) x = rilsBlock(g, w, x, `visual.blocks.${i}`, { heads: c.visionHeads, eps: c.visionLnEps, act: c.visionAct });
   x = g.layerNorm(x, p('norm.weight').data, p('norm.bias').data, c.visionLnEps);
   const pooled = g.mean(g.slice(x, 1, 1, Number.MAX_SAFE_INTEGER), 1);  // the patch tokens' mean, cls excluded: [B, D]
   return { embeds: g.linear(pooled, { ...get(w, 'image_projection'), transposed: true }), hidden: x };
