@@ -79,10 +79,15 @@ async function checkAgainstOnnx(t: import('ava').ExecutionContext, model: Rils, 
 const clipModel = () => Rils.create({ preset: 'clip_micro', reconWeight: 0, seed: 3, precision: 'fp32' });
 const rilsModel = () => Rils.create({ preset: 'micro', seed: 4, precision: 'fp32' });
 
-test('a CLIP model and a RILS model give rils\'s embeddings and zero-shot argmax in onnxruntime', async (t) => {
-  for (const [name, make] of [['clip', clipModel], ['rils', rilsModel]] as const) {
+test('CLIP and RILS models (either activation, other MLP ratios) give rils\'s embeddings and zero-shot argmax in onnxruntime', async (t) => {
+  const variants = [
+    ['clip', clipModel], ['rils', rilsModel],
+    ['rils', () => Rils.create({ preset: 'micro', seed: 8, precision: 'fp32', visionAct: 'quick_gelu', mlpRatio: 2 })],
+    ['clip', () => Rils.create({ preset: 'clip_micro', reconWeight: 0, seed: 9, precision: 'fp32', mlpRatio: 3, visionAct: 'gelu' })],
+  ] as const;
+  for (const [i, [name, make]] of variants.entries()) {
     const model = await make();
-    const dir = path.join(tmp, name);
+    const dir = path.join(tmp, `${name}-${i}`);
     const { files } = await model.exportOnnx(dir);
     t.deepEqual(files, ['config.json', 'onnx/model.onnx', 'onnx/text_model.onnx', 'onnx/vision_model.onnx', 'preprocessor_config.json']);
     const config = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf-8'));
