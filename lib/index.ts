@@ -17,6 +17,7 @@ export type {
   TextEncoding, TrainStats,
 } from './types.js';
 export { ZeroShotClassifier } from './zeroshot.js';
+export type { ExportOnnxOptions, OnnxExport } from './export/onnx.js';
 export type { Classification, TopK } from './zeroshot.js';
 export { BUNDLED_CLIP_VOCAB, ByteTokenizer, ClipTokenizer, WordTokenizer } from './tokenizer.js';
 export { tokenizerFromSpec, tokenizerSpec } from './tokenizer.js';

@@ -28,6 +28,8 @@ import { openPretrained } from './weights/pretrained.js';
 import type { PretrainedOptions, TensorLoad } from './weights/pretrained.js';
 import { SAVE_LAYOUTS, writeClipLayout } from './weights/clip-save.js';
 import type { SaveLayout } from './weights/clip-save.js';
+import { exportOnnx } from './export/onnx.js';
+import type { ExportOnnxOptions, OnnxExport } from './export/onnx.js';
 import { loadModelCheckpoint, saveModelCheckpoint } from './checkpoint.js';
 import type { CheckpointSession } from './checkpoint.js';
 import { allGatherJson, lostPeers } from './distributed.js';
@@ -296,7 +298,8 @@ export class Rils {
    * reference load it without flags (`layout: 'rils'`, the default). A CLIP model can also be
    * written as OpenAI/open_clip safetensors (`'openai'`: what clip_ref.py and open_clip load; a
    * feature decoder rils added is left out) or as a Hugging Face `CLIPModel` folder (`'hf'`: `path`
-   * is the folder; model.safetensors and config.json).
+   * is the folder; model.safetensors, config.json, preprocessor_config.json and the tokenizer's files,
+   * which {@link fromPretrained} reads back).
    */
   async saveWeights(path: string, options: { layout?: SaveLayout } = {}): Promise<void> {
     if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
@@ -305,7 +308,28 @@ export class Rils {
     const state = await this.#run((m) => m.getState());
     if (layout === 'rils') return writeWeights(path, state, this.#description());
     const logitScale = new Float32Array(state.find((t) => t.name === 'logit_scale')!.data)[0]!;
-    await writeClipLayout(path, layout, state, this.config, logitScale);
+    await writeClipLayout(path, layout, state, this.config, logitScale, this.tokenizer);
+  }
+
+  /**
+   * Exports the model to ONNX as a folder that onnxruntime and transformers.js load as it is:
+   * `onnx/vision_model.onnx` (`pixel_values` → `image_embeds`, not normalised), `onnx/text_model.onnx`
+   * (`input_ids` → `text_embeds`), `onnx/model.onnx` (both, with CLIPModel's logits, for the
+   * zero-shot pipeline), config.json, preprocessor_config.json and the tokenizer's files. Any vision
+   * tower: CLIP's, or RILS's (no masking at inference). Options are checked and nothing is written
+   * before they pass; the folder is written aside, then renamed into place.
+   *
+   * @example
+   * ```ts
+   * await model.exportOnnx('my-model');
+   * // transformers.js: env.localModelPath = '.'; await pipeline('zero-shot-image-classification', 'my-model')
+   * ```
+   * @throws {@link RilsInputError} for a bad option, a folder that is not empty (without `force`) or
+   *   a tokenizer Hugging Face's format cannot describe.
+   */
+  async exportOnnx(dir: string, options: ExportOnnxOptions = {}): Promise<OnnxExport> {
+    this.#handle();
+    return exportOnnx(dir, options, { config: this.config, tokenizer: this.tokenizer, state: () => this.#run((m) => m.getState()) });
   }
 
   /**

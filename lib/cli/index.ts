@@ -1,5 +1,5 @@
 /**
- * The `rils` command line: `info`, `train`, `zeroshot`, `embed`, `eval`, `convert`, one module each.
+ * The `rils` command line: `info`, `train`, `zeroshot`, `embed`, `eval`, `convert`, `export`, one module each.
  * Bad arguments and input errors end with one line `rils: …` and status 2, never a stack trace.
  * @internal
  * @module
@@ -10,13 +10,14 @@ import { fail } from './common.js';
 import { convertCommand } from './convert.js';
 import { embedCommand } from './embed.js';
 import { evalCommand } from './eval.js';
+import { exportCommand } from './export.js';
 import { infoCommand } from './info.js';
 import { trainCommand } from './train.js';
 import { zeroshotCommand } from './zeroshot.js';
 
 const COMMANDS: Record<string, Command> = {
   info: infoCommand, train: trainCommand, zeroshot: zeroshotCommand, embed: embedCommand, eval: evalCommand,
-  convert: convertCommand,
+  convert: convertCommand, export: exportCommand,
 };
 
 const USAGE = `rils — RILS vision-language pre-training on LibTorch

@@ -22,6 +22,7 @@ import { inferClipConfig } from './clip-config.js';
 import type { ClipConfig, HfClipConfig } from './clip-config.js';
 import { fromHfName, isExtraTensor, isFeatureDecoderTensor } from './clip-names.js';
 import type { NamePlacement } from './clip-names.js';
+import { hfWordOrByteTokenizer, preprocessorFields } from './hf-files.js';
 import { WEIGHTS_FORMAT } from './rils.js';
 
 /** How a checkpoint lays out its tensors. */
@@ -257,8 +258,10 @@ export async function openPretrained<M extends LoadTarget & { dispose(): void }>
     // tower (OpenAI's heads of 64), unless told otherwise.
     const depth = rest.decoderDepth ?? ((rest.reconWeight ?? 0) > 0 ? 1 : 0);
     const decoder = depth > 0 ? { decoderDepth: depth, decoderWidth: config.visionWidth, decoderHeads: config.visionHeads } : {};
+    const preprocess = c.layout === 'hf' ? await preprocessorFields(c.path) : {};
     const model = await factory.create({
-      preset: 'clip_vit_b16', seed: 0, reconWeight: 0, ...schedule, ...config, ...decoder, ...rest, ...(tokenizer ? { tokenizer } : {}),
+      preset: 'clip_vit_b16', seed: 0, reconWeight: 0, ...schedule, ...config, ...decoder, ...preprocess, ...rest,
+      ...(tokenizer ? { tokenizer } : {}),
     });
     try {
       await loadPlaced(c, placed, model);
@@ -273,9 +276,14 @@ export async function openPretrained<M extends LoadTarget & { dispose(): void }>
   }
 }
 
-/** CLIP's BPE for a model with CLIP's vocabulary (49408 ids): the folder's own, the given, or the bundled one. */
+/**
+ * The tokenizer of a checkpoint: a Hugging Face folder's own (CLIP's BPE, or the word or byte tokenizer
+ * rils wrote there), else CLIP's BPE for a model with CLIP's vocabulary (49408 ids), given or bundled.
+ */
 async function clipTokenizer(c: Checkpoint, config: ClipConfig, vocabPath: string | undefined): Promise<Tokenizer | undefined> {
   const options = { contextLength: config.contextLength };
+  const own = c.layout === 'hf' ? await hfWordOrByteTokenizer(c.path, config.contextLength) : undefined;
+  if (own) return own;
   if (c.hfTokenizer) return ClipTokenizer.fromHuggingFace(c.hfTokenizer.vocab, c.hfTokenizer.merges, options);
   if (config.vocabSize !== CLIP_VOCAB_SIZE && !vocabPath) return undefined;  // not CLIP's vocabulary: tokens only
   return ClipTokenizer.load(vocabPath ?? BUNDLED_CLIP_VOCAB, options);
