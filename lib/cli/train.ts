@@ -5,7 +5,7 @@
  * @module
  */
 import { openDataset } from '../data/registry.js';
-import type { Dataset, Skips, TokenizerFactory } from '../data/registry.js';
+import type { Dataset, OpenDatasetOptions, Skips, TokenizerFactory } from '../data/registry.js';
 import { distributedFromEnv } from '../distributed.js';
 import type { DistributedOptions } from '../distributed.js';
 import { setNumThreads } from '../index.js';
@@ -32,6 +32,8 @@ const OPTIONS = {
   threads: { type: 'string' }, set: { type: 'string', multiple: true, default: [] as string[] }, 'on-error': { type: 'string', default: 'skip' }, 'max-pixels': { type: 'string' },
   report: { type: 'string' }, nproc: { type: 'string' }, 'master-port': { type: 'string' },
   'gather-grad': { type: 'boolean', default: false },
+  workers: { type: 'string' }, shuffle: { type: 'string' }, resampled: { type: 'boolean', default: false },
+  'read-timeout': { type: 'string' }, 'read-retries': { type: 'string' },
 } as const;
 
 type TrainArgs = ReturnType<typeof parseCommand<typeof OPTIONS>>['values'];
@@ -61,6 +63,8 @@ interface Settings {
   masterPort: number | undefined;
   onError: 'skip' | 'throw';
   maxPixels: number | undefined;
+  /** WebDataset: workers, shuffle buffer, resampling, read timeout and retries (what was given). */
+  shards: NonNullable<OpenDatasetOptions['shards']>;
   tokenizer: TokenizerFactory;
   /** `--set field=value` overrides of the preset and the training options. */
   overrides: Record<string, number>;
@@ -93,6 +97,17 @@ function tokenizerOf(spec: string, contextOption: string | undefined): Tokenizer
   throw invalid('word, byte, clip or clip:PATH', '--tokenizer', spec);
 }
 
+/** `--workers`, `--shuffle`, `--resampled`, `--read-timeout`, `--read-retries`: only those given. */
+function shardOptions(a: TrainArgs): Settings['shards'] {
+  const workers = optionalInteger(a.workers, 'workers', 1), shuffle = optionalInteger(a.shuffle, 'shuffle', 0);
+  const retries = optionalInteger(a['read-retries'], 'read-retries', 0);
+  const timeoutSeconds = a['read-timeout'] === undefined ? undefined : numberOption(a['read-timeout'], 'read-timeout', 0.001);
+  return {
+    ...(workers !== undefined ? { workers } : {}), ...(shuffle !== undefined ? { shuffle } : {}), ...(a.resampled ? { resampled: true } : {}),
+    ...(retries !== undefined ? { retries } : {}), ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+  };
+}
+
 function settingsOf(a: TrainArgs & { data: string }): Settings {
   for (const option of ['out', 'checkpoint', 'metrics', 'report'] as const) outputOption(a[option], option);
   return {
@@ -105,7 +120,7 @@ function settingsOf(a: TrainArgs & { data: string }): Settings {
     threads: optionalInteger(a.threads, 'threads', 1), nproc: optionalInteger(a.nproc, 'nproc', 1) ?? 1,
     masterPort: optionalInteger(a['master-port'], 'master-port', 1, 65535),
     onError: choiceOption(a['on-error'], 'on-error', ['skip', 'throw'] as const),
-    maxPixels: optionalInteger(a['max-pixels'], 'max-pixels', 1), tokenizer: tokenizerOf(a.tokenizer, a.context),
+    maxPixels: optionalInteger(a['max-pixels'], 'max-pixels', 1), shards: shardOptions(a), tokenizer: tokenizerOf(a.tokenizer, a.context),
     overrides: overridesOf(a.set),
   };
 }
@@ -131,7 +146,7 @@ async function openData(s: Settings, job: Job): Promise<Dataset> {
   const size = s.overrides.imageSize ?? presetConfig(s.preset).imageSize;
   const data = await openDataset(s.data, {
     tokenizer: s.tokenizer, batchSize: s.globalBatch / job.worldSize, seed: s.seed + job.rank, size,
-    rank: job.rank, worldSize: job.worldSize, onError: s.onError, ...(s.maxPixels ? { maxPixels: s.maxPixels } : {}),
+    rank: job.rank, worldSize: job.worldSize, onError: s.onError, ...(s.maxPixels ? { maxPixels: s.maxPixels } : {}), shards: s.shards,
   });
   if (data.skippedRows) console.log(`skipped ${data.skippedRows} rows without an image or a caption`);
   return data;
@@ -174,11 +189,12 @@ async function finish(s: Settings, job: Job, { model, data, result, history }: T
 function reportSkips(k: Skips): void {
   if (k.samples) console.log(`skipped ${k.samples} unreadable samples${k.oversized ? ` (${k.oversized} over --max-pixels)` : ''}`);
   if (k.shards) console.log(`skipped the rest of ${k.shards} damaged shard(s); the last: ${k.lastShardError ?? 'unknown'}`);
+  if (k.retries) console.log(`retried ${k.retries} failed shard read(s)`);
 }
 
 async function train(argv: string[]): Promise<void> {
   const { values: a } = parseCommand(argv, trainCommand, OPTIONS);
-  if (!a.data) fail('train needs --data mnist|DIR|FILE.jsonl|FILE.csv|SHARD.tar');
+  if (!a.data) fail('train needs --data mnist|DIR|FILE.jsonl|FILE.csv|SHARDS');
   const s = settingsOf({ ...a, data: a.data });
   if (s.nproc > 1) return launch(argv, s);
   const job = jobOf(s);
@@ -196,11 +212,18 @@ async function train(argv: string[]): Promise<void> {
 }
 
 export const trainCommand: Command = {
-  usage: `rils train    --data mnist|DIR|FILE.jsonl|FILE.csv|SHARD.tar[,SHARD.tar…] [--preset micro] [--steps 500] [--batch 64] [--lr 5e-4]
+  usage: `rils train    --data mnist|DIR|FILE.jsonl|FILE.csv|SHARDS [--preset micro] [--steps 500] [--batch 64] [--lr 5e-4]
                 [--warmup 60] [--weight-decay 0.1] [--recon-weight 0.5] [--seed 0] [--device cpu] [--precision auto|fp32|bf16]
                 [--tokenizer word|byte|clip|clip:VOCAB.gz] [--context N] [--checkpoint FILE] [--metrics FILE.jsonl]
                 [--out WEIGHTS.safetensors] [--report REPORT.html] [--threads N] [--set field=value ...]
                 [--nproc N [--master-port P]] [--gather-grad] [--on-error skip|throw] [--max-pixels N]
+                [--workers N] [--shuffle N] [--resampled] [--read-timeout SECONDS] [--read-retries N]
+                  SHARDS: WebDataset .tar shards: local paths, http(s):// URLs or pipe:COMMAND (its
+                  stdout is the tar), with braces ({00000..01023}, {a,b}) and several joined by ::.
+                  --workers N readers, each its own shards per epoch (default 1); --shuffle N samples
+                  in each one's shuffle buffer (default 1000); --resampled draws shards with
+                  replacement; each read waits --read-timeout (60 s) and is retried --read-retries
+                  times (3) with a doubling backoff before the shard is skipped (--on-error skip).
                   --nproc N: N data-parallel processes on this machine (c10d/Gloo), each with 1/N of
                   the data and of the batch; with torchrun's RANK, WORLD_SIZE, MASTER_ADDR and
                   MASTER_PORT set instead, this process joins a job across machines.`,

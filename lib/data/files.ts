@@ -11,9 +11,9 @@ import path from 'node:path';
 import type { Batch } from '../types.js';
 import type { Tokenizer } from '../tokenizer.js';
 import { RilsInputError } from '../errors.js';
-import { DEFAULT_MAX_PIXELS, OversizedImageError, decodeShrunk } from '../images.js';
+import { DEFAULT_MAX_PIXELS, OversizedImageError, decodeCrop, decodeShrunk, imageSize } from '../images.js';
 import { checkInteger } from '../validate.js';
-import { Random, randomResizedCrop } from './augment.js';
+import { Random, randomResizedCrop, randomResizedCropBox } from './augment.js';
 import type { BatchSource, SourcedBatch } from './source.js';
 
 /** One example: an image file and its caption. */
@@ -162,11 +162,29 @@ export interface PlannedSample {
   crop: Random;
 }
 
+/** One sample's RandomResizedCrop into `images` at slot `k`. */
+async function decodeSample(s: PlannedSample, o: ImageBatchOptions, images: Uint8Array, k: number): Promise<void> {
+  const { size } = o;
+  const input = await s.load();
+  const scale = o.cropScale ?? [0.5, 1];
+  const { width, height } = await imageSize(input, o.maxPixels ?? DEFAULT_MAX_PIXELS);
+  if (Math.min(width, height) <= DECODE_SIDES * size) {
+    const pixels = await decodeCrop(input, randomResizedCropBox(width, height, s.crop, scale), size);
+    if (pixels.length !== size * size * 3) throw new RilsInputError(`Expected ${size}×${size} RGB pixels but the decoder gave ${pixels.length} bytes`);
+    images.set(pixels, k * size * size * 3);
+    return;
+  }
+  const { data, width: w, height: h } = await decodeShrunk(input, DECODE_SIDES * size, o.maxPixels ?? DEFAULT_MAX_PIXELS);
+  randomResizedCrop(data, w, h, 3, size, s.crop, images, k * size * size * 3, scale);
+}
+
 /**
- * Decodes planned samples in parallel (sharp, libuv's pool), each shrunk while it loads, and crops each
- * with its own generator, so the result does not depend on decode timing. The crop box is drawn on the
- * decoded image: the spec's RandomResizedCrop up to resampling. Unreadable and oversized images are
- * counted in `counts` and their slots filled with another image of the batch, or fail with `onError: 'throw'`.
+ * Decodes planned samples in parallel (sharp, libuv's pool), each cropped with its own generator, so
+ * the result does not depend on decode timing: the crop box is drawn on the image's full size and
+ * that box alone is resized (one sharp pipeline), the spec's RandomResizedCrop. An image whose
+ * shorter side is over 4 input sides is shrunk while it loads and cropped from that (the same crop up
+ * to resampling). Unreadable and oversized images are counted in `counts` and their slots filled with
+ * another image of the batch, or fail with `onError: 'throw'`.
  * @internal
  */
 export async function decodeBatch(samples: readonly PlannedSample[], o: ImageBatchOptions, counts: SkipCounts): Promise<Batch> {
@@ -174,8 +192,7 @@ export async function decodeBatch(samples: readonly PlannedSample[], o: ImageBat
   const images = new Uint8Array(samples.length * size * size * 3);
   const ok = await Promise.all(samples.map(async (s, k) => {
     try {
-      const { data, width, height } = await decodeShrunk(await s.load(), DECODE_SIDES * size, o.maxPixels ?? DEFAULT_MAX_PIXELS);
-      randomResizedCrop(data, width, height, 3, size, s.crop, images, k * size * size * 3, o.cropScale ?? [0.5, 1]);
+      await decodeSample(s, o, images, k);
       return true;
     } catch (error) {
       if (o.onError === 'throw') throw new RilsInputError(`Cannot decode ${s.name}: ${(error as Error).message}`);
