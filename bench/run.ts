@@ -219,7 +219,7 @@ function loaderBench() {
   for (let r = 0; r < rounds; r++) for (const j of jobs) runs.set(j.key, [...(runs.get(j.key) ?? []), run(j.cmd, j.args, j.env)]);
   /** The run with the most images per CPU second, and its rates. */
   const rates = (key: string) => {
-    const all = runs.get(key)?.map((r) => ({ ...r, per_core: (r.images as number) / (r.cpu_s as number), wall: (r.steady_images as number) / (r.steady_s as number) }));
+    const all = runs.get(key)?.map((r) => ({ ...r, per_core: (r.images as number) / (r.cpu_s as number), wall: (r.steady_images as number) / (r.steady_s as number) }) as Json & { per_core: number; wall: number });
     return all?.sort((a, b) => b.per_core - a.per_core)[0];
   };
   const ours = rates('rils')!, float = rates('torch|float'), uint8 = rates('torch|uint8');
@@ -232,10 +232,10 @@ function loaderBench() {
   console.log('| loader | img/s (wall) | img/s per core (images / CPU s) | rils × |');
   console.log('|---|---:|---:|---:|');
   console.log(`| rils WebDatasetSource (uint8 HWC; normalised in the step) | ${ours.wall.toFixed(0)} | ${ours.per_core.toFixed(0)} | – |`);
-  if (float) console.log(`| PyTorch ${float.torch} DataLoader, PIL ${float.pil} + torchvision ${float.torchvision} (ToTensor + Normalize) | ${float.wall.toFixed(0)} | ${float.per_core.toFixed(0)} | **${x(float)}** |`);
+  if (float) console.log(`| PyTorch ${String(float.torch)} DataLoader, PIL ${String(float.pil)} + torchvision ${String(float.torchvision)} (ToTensor + Normalize) | ${float.wall.toFixed(0)} | ${float.per_core.toFixed(0)} | **${x(float)}** |`);
   if (uint8) console.log(`| same, PILToTensor (uint8, as rils's) | ${uint8.wall.toFixed(0)} | ${uint8.per_core.toFixed(0)} | ${x(uint8)} |`);
   if (!vision) console.log('PyTorch side: no python with torchvision and PIL (apt-get install python3-torchvision python3-pil)');
-  console.log(`data wait of fit() on ${largest.preset} B${largest.batch} (${fit.images_per_s.toFixed(1)} img/s, ${fit.steps} steps): ${(100 * (fit.data_wait as number)).toFixed(1)}%`);
+  console.log(`data wait of fit() on ${largest.preset} B${largest.batch} (${(fit.images_per_s as number).toFixed(1)} img/s, ${fit.steps} steps): ${(100 * (fit.data_wait as number)).toFixed(1)}%`);
   return { images, batch, workers, rils: ours, pytorch: float, pytorch_uint8: uint8, fit };
 }
 writeFileSync(path.join(here, 'results.json'), `${JSON.stringify({

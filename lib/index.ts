@@ -47,6 +47,8 @@ export { FileCaptionSource, readCaptionIndex } from './data/files.js';
 export type { CaptionIndex, CaptionedFile, FileCaptionSourceOptions, ImageBatchOptions, SkipCounts } from './data/files.js';
 export { WebDatasetSource } from './data/webdataset.js';
 export type { WebDatasetSourceOptions } from './data/webdataset.js';
+export { shardUrls } from './data/shard-spec.js';
+export type { ShardReadOptions } from './data/shard-stream.js';
 export { openDataset } from './data/registry.js';
 export { alignTrainSet, openLabelledImages, splitImageSet } from './data/labelled.js';
 export type { AlignedTrainSet, LabelledData, LabelledImageSet, OpenLabelledImagesOptions } from './data/labelled.js';

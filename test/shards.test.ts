@@ -146,7 +146,7 @@ test('workers read disjoint shares every epoch, reshuffled each epoch', async (t
     const reader = new ShardLane({ shards: files, lane, lanes: 2, seed: 5, shuffle: 0, resampled: false, read: readOptions(fast), onError: 'skip' }, counts);
     for (let i = 0; i < 3 * 3 * 2; i++) {
       const s = await reader.next(); // 3 shards of 2 samples an epoch per lane
-      epochs[Math.floor(i / 6)]![lane].add(s.shard);
+      epochs[Math.floor(i / 6)]![lane]!.add(s.shard);
     }
   }
   for (const [a, b] of epochs) {

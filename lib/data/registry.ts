@@ -19,6 +19,7 @@ import { shardUrls } from './shard-spec.js';
 import { readOptions } from './shard-stream.js';
 import type { ShardReadOptions } from './shard-stream.js';
 import { WebDatasetSource, shardSamples } from './webdataset.js';
+import type { WebDatasetSourceOptions } from './webdataset.js';
 
 /**
  * Makes the tokenizer once the dataset is open. `captions()` lists the dataset's captions, e.g. for
@@ -45,7 +46,7 @@ export interface OpenDatasetOptions {
   /** Images with more pixels are skipped (counted as oversized). Default 100 000 000. */
   maxPixels?: number;
   /** WebDataset: how shards are read (timeouts, retries), the shuffle buffer, workers, resampling; see {@link WebDatasetSourceOptions}. */
-  shards?: ShardReadOptions & { shuffle?: number; workers?: number; resampled?: boolean };
+  shards?: Pick<WebDatasetSourceOptions, 'shuffle' | 'workers' | 'resampled' | 'timeoutSeconds' | 'retries' | 'backoffSeconds'>;
 }
 
 /** What reading has skipped so far. */

@@ -19,7 +19,7 @@ import { Random } from './augment.js';
 import { checkImageBatchOptions, decodeBatch } from './files.js';
 import type { ImageBatchOptions, PlannedSample, SkipCounts } from './files.js';
 import { ShardLane, isLaneState } from './shard-lane.js';
-import type { LaneCounts, LaneState } from './shard-lane.js';
+import type { LaneState } from './shard-lane.js';
 import { ShardReadError, readOptions, shardBytes } from './shard-stream.js';
 import type { ShardReadCounts, ShardReadOptions } from './shard-stream.js';
 import type { BatchSource, SourcedBatch } from './source.js';
@@ -108,7 +108,7 @@ interface Position {
 }
 
 /** Batches streamed from WebDataset shards. */
-export class WebDatasetSource implements BatchSource, SkipCounts, LaneCounts {
+export class WebDatasetSource implements BatchSource, SkipCounts {
   readonly #o: WebDatasetSourceOptions;
   readonly #lanes: ShardLane[];
   #requested = 0;
