@@ -11,7 +11,7 @@ setNumThreads(Number(threads));
 const tokenizer = await ClipTokenizer.load(undefined, { contextLength: 77 });
 const model = await Rils.create({ preset, vocabSize: tokenizer.vocabSize, contextLength: 77, tokenizer, seed: 0, retrievalGate: false });
 const source = new WebDatasetSource({
-  shards, tokenizer, batchSize: Number(batch), size: model.config.imageSize, seed: 0, workers: Number(workers), shuffle: 0,
+  shards, tokenizer, batchSize: Number(batch), size: model.config.imageSize, seed: 0, workers: Number(workers), shuffle: 0, decodeThreads: Number(workers),
 });
 let last: StepProgress | undefined;
 await fit(model, source, { steps: Number(steps), handleSigint: false, onStep: (p) => (last = p) });

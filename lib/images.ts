@@ -151,11 +151,16 @@ export async function decodeShrunk(input: Buffer | string, side: number, maxPixe
   }
 }
 
+/** Refuses an image of more than `maxPixels` pixels. */
+export function checkPixels(width: number, height: number, maxPixels: number): { width: number; height: number } {
+  if (width * height > maxPixels) throw new OversizedImageError(`it has ${width}×${height} = ${width * height} pixels, more than maxPixels (${maxPixels})`);
+  return { width, height };
+}
+
 /** Width and height from an image's header (nothing decoded); one of more than `maxPixels` pixels is refused. */
 export async function imageSize(input: Buffer | string, maxPixels: number): Promise<{ width: number; height: number }> {
   const { width = 0, height = 0 } = await sharp(input, { limitInputPixels: false }).metadata();
-  if (width * height > maxPixels) throw new OversizedImageError(`it has ${width}×${height} = ${width * height} pixels, more than maxPixels (${maxPixels})`);
-  return { width, height };
+  return checkPixels(width, height, maxPixels);
 }
 
 /**

@@ -124,13 +124,15 @@ export interface RuntimeInfo {
   };
   /** Which GEMMs the CPU's linear layers and attention end in, in fp32 and bf16, with this addon. */
   cpuGemms: string;
+  /** Whether this addon decodes JPEG training crops itself (built with libjpeg-turbo); else sharp does, slower. */
+  jpegCrops: boolean;
   /** Which compiled addon was loaded (CUDA or CPU prebuild, or the source build) and why. */
   addon: AddonChoice;
 }
 
 /** LibTorch version, CUDA availability and threading. */
 export function runtimeInfo(): RuntimeInfo {
-  return { ...native.runtimeInfo(), addon: addonChoice };
+  return { ...native.runtimeInfo(), jpegCrops: native.jpegAvailable?.() ?? false, addon: addonChoice };
 }
 
 /**

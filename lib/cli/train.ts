@@ -33,7 +33,7 @@ const OPTIONS = {
   report: { type: 'string' }, nproc: { type: 'string' }, 'master-port': { type: 'string' },
   'gather-grad': { type: 'boolean', default: false },
   workers: { type: 'string' }, shuffle: { type: 'string' }, resampled: { type: 'boolean', default: false },
-  'read-timeout': { type: 'string' }, 'read-retries': { type: 'string' },
+  'read-timeout': { type: 'string' }, 'read-retries': { type: 'string' }, 'decode-threads': { type: 'string' },
 } as const;
 
 type TrainArgs = ReturnType<typeof parseCommand<typeof OPTIONS>>['values'];
@@ -97,14 +97,16 @@ function tokenizerOf(spec: string, contextOption: string | undefined): Tokenizer
   throw invalid('word, byte, clip or clip:PATH', '--tokenizer', spec);
 }
 
-/** `--workers`, `--shuffle`, `--resampled`, `--read-timeout`, `--read-retries`: only those given. */
+/** `--workers`, `--shuffle`, `--resampled`, `--read-timeout`, `--read-retries`, `--decode-threads`: only those given. */
 function shardOptions(a: TrainArgs): Settings['shards'] {
   const workers = optionalInteger(a.workers, 'workers', 1), shuffle = optionalInteger(a.shuffle, 'shuffle', 0);
   const retries = optionalInteger(a['read-retries'], 'read-retries', 0);
+  const decodeThreads = optionalInteger(a['decode-threads'], 'decode-threads', 1);
   const timeoutSeconds = a['read-timeout'] === undefined ? undefined : numberOption(a['read-timeout'], 'read-timeout', 0.001);
   return {
     ...(workers !== undefined ? { workers } : {}), ...(shuffle !== undefined ? { shuffle } : {}), ...(a.resampled ? { resampled: true } : {}),
     ...(retries !== undefined ? { retries } : {}), ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+    ...(decodeThreads !== undefined ? { decodeThreads } : {}),
   };
 }
 
@@ -217,13 +219,14 @@ export const trainCommand: Command = {
                 [--tokenizer word|byte|clip|clip:VOCAB.gz] [--context N] [--checkpoint FILE] [--metrics FILE.jsonl]
                 [--out WEIGHTS.safetensors] [--report REPORT.html] [--threads N] [--set field=value ...]
                 [--nproc N [--master-port P]] [--gather-grad] [--on-error skip|throw] [--max-pixels N]
-                [--workers N] [--shuffle N] [--resampled] [--read-timeout SECONDS] [--read-retries N]
+                [--workers N] [--shuffle N] [--resampled] [--read-timeout SECONDS] [--read-retries N] [--decode-threads N]
                   SHARDS: WebDataset .tar shards: local paths, http(s):// URLs or pipe:COMMAND (its
                   stdout is the tar), with braces ({00000..01023}, {a,b}) and several joined by ::.
                   --workers N readers, each its own shards per epoch (default 1); --shuffle N samples
                   in each one's shuffle buffer (default 1000); --resampled draws shards with
                   replacement; each read waits --read-timeout (60 s) and is retried --read-retries
-                  times (3) with a doubling backoff before the shard is skipped (--on-error skip).
+                  times (3) with a doubling backoff before the shard is skipped (--on-error skip);
+                  JPEG crops decode on --decode-threads threads (default: every core).
                   --nproc N: N data-parallel processes on this machine (c10d/Gloo), each with 1/N of
                   the data and of the batch; with torchrun's RANK, WORLD_SIZE, MASTER_ADDR and
                   MASTER_PORT set instead, this process joins a job across machines.`,

@@ -1,7 +1,7 @@
 /**
  * Captioned image datasets on disk: a folder (`x.jpg` + `x.txt`), a JSONL file
- * (`{"image": …, "caption": …}` per line) or a CSV file (`image,caption` header). Images decode with
- * sharp on libuv's thread pool while the previous step trains; corrupt images and empty captions
+ * (`{"image": …, "caption": …}` per line) or a CSV file (`image,caption` header). Images decode off
+ * the JS thread while the previous step trains (lib/data/crops.ts); corrupt images and empty captions
  * are skipped and counted (or fail, by option).
  * @module
  */
@@ -11,9 +11,13 @@ import path from 'node:path';
 import type { Batch } from '../types.js';
 import type { Tokenizer } from '../tokenizer.js';
 import { RilsInputError } from '../errors.js';
-import { DEFAULT_MAX_PIXELS, OversizedImageError, decodeCrop, decodeShrunk, imageSize } from '../images.js';
+import { OversizedImageError } from '../images.js';
 import { checkInteger } from '../validate.js';
-import { Random, randomResizedCrop, randomResizedCropBox } from './augment.js';
+import { Random } from './augment.js';
+import { decodeCrops } from './crops.js';
+import type { PlannedSample } from './crops.js';
+
+export type { PlannedSample } from './crops.js';
 import type { BatchSource, SourcedBatch } from './source.js';
 
 /** One example: an image file and its caption. */
@@ -121,6 +125,8 @@ export interface ImageBatchOptions {
   cropScale?: [number, number];
   /** `'skip'` (default) counts unreadable images and fills their slot with another image of the batch; `'throw'` stops. */
   onError?: 'skip' | 'throw';
+  /** Threads decoding JPEG crops natively (libjpeg-turbo), one batch at a time. Default: every core. */
+  decodeThreads?: number;
   /**
    * Images with more pixels (width × height) are not decoded: they are skipped like unreadable ones
    * (and counted in `oversized` too), or fail with `onError: 'throw'`. Default 100 000 000.
@@ -131,14 +137,8 @@ export interface ImageBatchOptions {
 /** Checks the options both image sources share. @internal */
 export function checkImageBatchOptions(options: ImageBatchOptions): void {
   if (options.maxPixels !== undefined) checkInteger(options.maxPixels, 'maxPixels', 1);
+  if (options.decodeThreads !== undefined) checkInteger(options.decodeThreads, 'decodeThreads', 1);
 }
-
-/**
- * Decoded images are shrunk to a shorter side of at most this many model input sides (never enlarged):
- * a crop of half the image or more then still samples ~3 source pixels per output pixel, so the
- * RandomResizedCrop differs from one of the full-size image only by resampling.
- */
-const DECODE_SIDES = 4;
 
 /** What an image source counts of the images it skips. */
 export interface SkipCounts {
@@ -154,53 +154,23 @@ export interface FileCaptionSourceOptions extends ImageBatchOptions {
   items: readonly CaptionedFile[];
 }
 
-/** One image to decode with its own crop generator and caption. @internal */
-export interface PlannedSample {
-  load: () => Promise<Buffer | string>;
-  name: string;
-  caption: string;
-  crop: Random;
-}
-
-/** One sample's RandomResizedCrop into `images` at slot `k`. */
-async function decodeSample(s: PlannedSample, o: ImageBatchOptions, images: Uint8Array, k: number): Promise<void> {
-  const { size } = o;
-  const input = await s.load();
-  const scale = o.cropScale ?? [0.5, 1];
-  const { width, height } = await imageSize(input, o.maxPixels ?? DEFAULT_MAX_PIXELS);
-  if (Math.min(width, height) <= DECODE_SIDES * size) {
-    const pixels = await decodeCrop(input, randomResizedCropBox(width, height, s.crop, scale), size);
-    if (pixels.length !== size * size * 3) throw new RilsInputError(`Expected ${size}×${size} RGB pixels but the decoder gave ${pixels.length} bytes`);
-    images.set(pixels, k * size * size * 3);
-    return;
-  }
-  const { data, width: w, height: h } = await decodeShrunk(input, DECODE_SIDES * size, o.maxPixels ?? DEFAULT_MAX_PIXELS);
-  randomResizedCrop(data, w, h, 3, size, s.crop, images, k * size * size * 3, scale);
-}
-
 /**
- * Decodes planned samples in parallel (sharp, libuv's pool), each cropped with its own generator, so
- * the result does not depend on decode timing: the crop box is drawn on the image's full size and
- * that box alone is resized (one sharp pipeline), the spec's RandomResizedCrop. An image whose
- * shorter side is over 4 input sides is shrunk while it loads and cropped from that (the same crop up
- * to resampling). Unreadable and oversized images are counted in `counts` and their slots filled with
- * another image of the batch, or fail with `onError: 'throw'`.
+ * Decodes planned samples in parallel with their training crops (lib/data/crops.ts). Unreadable and
+ * oversized images are counted in `counts` and their slots filled with another image of the batch, or
+ * fail with `onError: 'throw'`.
  * @internal
  */
 export async function decodeBatch(samples: readonly PlannedSample[], o: ImageBatchOptions, counts: SkipCounts): Promise<Batch> {
   const { size, tokenizer } = o;
   const images = new Uint8Array(samples.length * size * size * 3);
-  const ok = await Promise.all(samples.map(async (s, k) => {
-    try {
-      await decodeSample(s, o, images, k);
-      return true;
-    } catch (error) {
-      if (o.onError === 'throw') throw new RilsInputError(`Cannot decode ${s.name}: ${(error as Error).message}`);
-      counts.skipped++;
-      if (error instanceof OversizedImageError) counts.oversized++;
-      return false;
-    }
-  }));
+  const errors = await decodeCrops(samples, o, images);
+  const ok = errors.map((error, k) => {
+    if (!error) return true;
+    if (o.onError === 'throw') throw new RilsInputError(`Cannot decode ${samples[k]!.name}: ${error.message}`);
+    counts.skipped++;
+    if (error instanceof OversizedImageError) counts.oversized++;
+    return false;
+  });
   const good = ok.flatMap((v, k) => (v ? [k] : []));
   if (good.length === 0) throw new RilsInputError(`No image of a batch could be decoded (first: ${samples[0]?.name})`);
   const captions = samples.map((s) => s.caption);

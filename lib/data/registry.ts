@@ -45,8 +45,8 @@ export interface OpenDatasetOptions {
   onError?: 'skip' | 'throw';
   /** Images with more pixels are skipped (counted as oversized). Default 100 000 000. */
   maxPixels?: number;
-  /** WebDataset: how shards are read (timeouts, retries), the shuffle buffer, workers, resampling; see {@link WebDatasetSourceOptions}. */
-  shards?: Pick<WebDatasetSourceOptions, 'shuffle' | 'workers' | 'resampled' | 'timeoutSeconds' | 'retries' | 'backoffSeconds'>;
+  /** WebDataset: how shards are read (timeouts, retries), the shuffle buffer, workers, resampling, decode threads; see {@link WebDatasetSourceOptions}. */
+  shards?: Pick<WebDatasetSourceOptions, 'shuffle' | 'workers' | 'resampled' | 'timeoutSeconds' | 'retries' | 'backoffSeconds' | 'decodeThreads'>;
 }
 
 /** What reading has skipped so far. */
