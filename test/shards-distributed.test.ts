@@ -45,6 +45,19 @@ test('each rank (and each of its workers) reads its own shards: two ranks read e
   }), { instanceOf: RilsInputError, message: 'Expected at least 3 shards for 3 workers (each reads its own) but received 2' });
 });
 
+test('rils train on pipe: shards ends when done, though the last command still has output', async (t) => {
+  const dir = await shardFolder();
+  // The command prints its shard (6 samples), then waits; training ends after 4 samples, half-way
+  // through the shard: a command left running would keep Node from exiting.
+  const data = `pipe:cat ${dir}/s-0.tar; exec sleep 60`;
+  const started = performance.now();
+  const r = await rils('train', '--data', data, '--tokenizer', 'byte', '--context', '8', '--batch', '2', '--steps', '2', '--shuffle', '0',
+    '--out', path.join(dir, 'w.safetensors'));
+  t.regex(r.stdout, /step 2\/2 loss/);
+  t.true(performance.now() - started < 50_000, 'it did not wait for the command');
+  rmSync(dir, { recursive: true, force: true });
+});
+
 serial('rils train --nproc 2 over HTTP shards: retries counted in the metrics, and an exact resume', async (t) => {
   const dir = await shardFolder();
   const server = await startShardServer(dir);

@@ -117,6 +117,15 @@ test('pipe: cat streams a shard; a failing command is retried then fails; garbag
   const pid = Number(readFileSync(pidFile, 'utf-8'));
   await new Promise((r) => setTimeout(r, 100));
   t.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, 'the stalled command was killed');
+  // A source's dispose() ends the command of a shard it is half-way through.
+  const slow = `pipe:echo $$ > ${pidFile}; cat ${file}; exec sleep 30`;
+  const source = new WebDatasetSource({ shards: [slow], tokenizer, batchSize: 2, size: 16, seed: 0, shuffle: 0, ...fast });
+  await source.next();
+  const reader = Number(readFileSync(pidFile, 'utf-8'));
+  t.notThrows(() => process.kill(reader, 0), 'the command runs while its shard is read');
+  source.dispose();
+  await new Promise((r) => setTimeout(r, 100));
+  t.throws(() => process.kill(reader, 0), { code: 'ESRCH' }, 'dispose() killed it');
 });
 
 test('a source over faulty shards skips and counts (404, truncated, garbage), retries resets, and fails by option', async (t) => {

@@ -209,6 +209,7 @@ async function train(argv: string[]): Promise<void> {
     onStep: progress.onStep, onWarning: (message) => console.error(`rils: ${message}`),
   });
   progress.stop();
+  data.source.dispose?.(); // shard streams and pipe: commands still open
   await finish(s, job, { model, data, result, history: progress.history });
   model.dispose();
 }

@@ -177,10 +177,15 @@ export class ShardLane {
     return out;
   }
 
-  /** Goes back to a saved state, reading the buffered samples again from their shards. */
-  async restore(state: LaneState): Promise<void> {
+  /** Ends the shard being read (its request, its command). */
+  close(): void {
     void this.#samples?.return(undefined);
     this.#samples = null;
+  }
+
+  /** Goes back to a saved state, reading the buffered samples again from their shards. */
+  async restore(state: LaneState): Promise<void> {
+    this.close();
     this.#state = { ...state, buffer: [] };
     this.#rng.state = state.rng;
     this.#pick.state = state.pick;

@@ -147,41 +147,52 @@ function asReadError(error: unknown): ShardReadError {
 
 /**
  * The bytes of the shard at `url` as they arrive, retried per `options`; throws a
- * {@link ShardReadError} when it cannot be read to its end. Ending the iteration early ends the
- * request or the command. @internal
+ * {@link ShardReadError} when it cannot be read to its end. `signal` ends the request or the command
+ * at once (even while a read waits), and the iteration with it. @internal
  */
-export async function* shardBytes(url: string, options: Required<ShardReadOptions>, counts: ShardReadCounts): AsyncGenerator<Buffer> {
+export async function* shardBytes(
+  url: string, options: Required<ShardReadOptions>, counts: ShardReadCounts, signal?: AbortSignal,
+): AsyncGenerator<Buffer> {
   const ms = options.timeoutSeconds * 1000;
   let offset = 0;
-  for (let attempt = 0; ; attempt++) {
-    let a: Attempt | undefined;
-    const start = offset;
-    try {
-      a = await open(url, offset, ms);
-      const { close } = a;
-      let skip = a.skip;
-      for (;;) {
-        const r = await timed(a.chunks.next(), ms, close);
-        if (r.done) return;
-        let chunk = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
-        if (skip > 0) {
-          const n = Math.min(skip, chunk.length);
-          (chunk = chunk.subarray(n)), (skip -= n);
-          if (chunk.length === 0) continue;
+  let current: Attempt | undefined;
+  const onAbort = () => current?.close();
+  signal?.addEventListener('abort', onAbort);
+  try {
+    for (let attempt = 0; !signal?.aborted; attempt++) {
+      const start = offset;
+      try {
+        current = await open(url, offset, ms);
+        const { close } = current;
+        if (signal?.aborted) return;
+        let skip = current.skip;
+        for (;;) {
+          const r = await timed(current.chunks.next(), ms, close);
+          if (r.done) return;
+          let chunk = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+          if (skip > 0) {
+            const n = Math.min(skip, chunk.length);
+            (chunk = chunk.subarray(n)), (skip -= n);
+            if (chunk.length === 0) continue;
+          }
+          offset += chunk.length;
+          yield chunk;
         }
-        offset += chunk.length;
-        yield chunk;
+      } catch (error) {
+        if (signal?.aborted) return;
+        const e = asReadError(error);
+        if (offset > start) attempt = 0; // progress renews the retries
+        if (!e.retryable || attempt >= options.retries) {
+          throw new ShardReadError(`${e.message}${attempt > 0 ? ` (after ${attempt} retries)` : ''}`, e.retryable);
+        }
+        counts.retries++;
+        await sleep(options.backoffSeconds * 1000 * 2 ** attempt);
+      } finally {
+        current?.close();
+        current = undefined;
       }
-    } catch (error) {
-      const e = asReadError(error);
-      if (offset > start) attempt = 0; // progress renews the retries
-      if (!e.retryable || attempt >= options.retries) {
-        throw new ShardReadError(`${e.message}${attempt > 0 ? ` (after ${attempt} retries)` : ''}`, e.retryable);
-      }
-      counts.retries++;
-      await sleep(options.backoffSeconds * 1000 * 2 ** attempt);
-    } finally {
-      a?.close();
     }
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
 }

@@ -25,6 +25,8 @@ export interface BatchSource {
   restore(position: unknown): void;
   /** What reading has skipped or retried so far, by name (written into each metrics line, summed over ranks). */
   counts?(): Record<string, number>;
+  /** Ends what the source holds open (streams, commands), once no batch is in flight. */
+  dispose?(): void;
 }
 
 /** Options of {@link CaptionedImageSource}. */

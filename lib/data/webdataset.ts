@@ -42,9 +42,10 @@ export async function* shardSamples(
   shard: string, read: Required<ShardReadOptions> = readOptions(), counts: ShardReadCounts = { retries: 0 },
 ): AsyncGenerator<RawSample> {
   const extract = tar.extract();
-  const input = Readable.from(shardBytes(shard, read, counts), { objectMode: false });
+  const stop = new AbortController(); // ends the request or the command at once when reading stops early
+  const input = Readable.from(shardBytes(shard, read, counts, stop.signal), { objectMode: false });
   input.on('error', (error) => extract.destroy(error));
-  extract.on('close', () => input.destroy());
+  extract.on('close', () => (stop.abort(), input.destroy()));
   input.pipe(extract);
   let current: RawSample | undefined;
   try {
@@ -77,6 +78,7 @@ export async function* shardSamples(
     if (error instanceof ShardReadError) throw new RilsInputError(`${shard} could not be read: ${error.message}`);
     throw new RilsInputError(`${shard} is not a readable tar shard: ${(error as Error).message}`);
   } finally {
+    stop.abort();
     extract.destroy();
   }
 }
@@ -97,7 +99,11 @@ export interface WebDatasetSourceOptions extends ImageBatchOptions, ShardReadOpt
    * starts (default 4), is how many decode at once. Default 1.
    */
   workers?: number;
-  /** Draw each next shard at random with replacement (webdataset's resampled) instead of epochs of disjoint shares. Default false. */
+  /**
+   * Draw each next shard at random with replacement (webdataset's resampled) instead of epochs of
+   * disjoint shares; across processes every rank draws from every shard, so give each its own `seed`
+   * (`rils train` seeds rank r with seed + r). Its position resumes exactly too. Default false.
+   */
   resampled?: boolean;
 }
 
@@ -171,6 +177,15 @@ export class WebDatasetSource implements BatchSource, SkipCounts {
       const batch = await decodeBatch(samples, this.#o, this);
       return { ...batch, position: { batch: k + 1, lanes: await Promise.all(after) } satisfies Position };
     });
+  }
+
+  /**
+   * Ends the shards being read: their HTTP requests are aborted and their `pipe:` commands killed (a
+   * command left running would keep Node from exiting). Call it once no batch is in flight; a later
+   * batch opens them again.
+   */
+  dispose(): void {
+    for (const lane of this.#lanes) lane.close();
   }
 
   /** Goes back to a position; the buffered samples are read again before the next batch. */
