@@ -27,9 +27,9 @@ interface HfTowerConfig {
 
 /** The config fields a CLIP checkpoint determines. */
 export type ClipConfig = Pick<ModelConfig,
-  'visionTower' | 'imageSize' | 'patchSize' | 'visionWidth' | 'visionDepth' | 'visionHeads' | 'visionAct' |
+  'visionTower' | 'imageSize' | 'patchSize' | 'visionWidth' | 'visionDepth' | 'visionHeads' | 'visionAct' | 'mlpRatio' |
   'visionLnEps' | 'textWidth' | 'textLayers' | 'textHeads' | 'textAct' | 'textLnEps' | 'contextLength' |
-  'vocabSize' | 'embedDim' | 'decoderWidth' | 'decoderHeads'>;
+  'vocabSize' | 'embedDim'>;
 
 /** Hugging Face's activation names → rils's (the tanh approximations are other functions: refused). */
 const HF_ACTS: Readonly<Record<string, Activation>> = { quick_gelu: 'quick_gelu', gelu: 'gelu' };
@@ -82,15 +82,22 @@ export function inferClipConfig(
   const patches = shape('visual.positional_embedding')[0]! - 1, grid = Math.round(Math.sqrt(patches));
   if (grid * grid !== patches) throw new RilsWeightsError(`${where}: ${patches} patch positions make no square grid`);
   const D = shape('ln_final.weight')[0]!;
+  // The MLPs' hidden widths: the vision tower's any multiple of its width, the text tower's 4 (all CLIPs').
+  const hidden = (prefix: string) => shapes.get(`${prefix}.resblocks.0.mlp.c_fc.weight`)?.[0];
+  const textHidden = hidden('transformer');
+  if (textHidden !== undefined && textHidden !== 4 * D) {
+    throw new RilsWeightsError(`${where}: the text tower's MLP is ${textHidden} wide, not 4 × ${D} (rils's text tower has CLIP's)`);
+  }
   const vision = hf?.vision_config, text = hf?.text_config, names = shapes.keys();
   return {
     visionTower: 'clip', imageSize: P * grid, patchSize: P, visionWidth: W,
     visionDepth: blockCount(names, 'visual.transformer.resblocks', where), visionHeads: heads(W, vision, 'vision', where),
+    mlpRatio: (hidden('visual.transformer') ?? 4 * W) / W,
     visionAct: act(given, vision ?? text, where), visionLnEps: vision?.layer_norm_eps ?? 1e-5,
     textWidth: D, textLayers: blockCount(shapes.keys(), 'transformer.resblocks', where), textHeads: heads(D, text, 'text', where),
     textAct: act(given, text ?? vision, where), textLnEps: text?.layer_norm_eps ?? 1e-5,
     contextLength: shape('positional_embedding')[0]!, vocabSize: shape('token_embedding.weight')[0]!,
-    embedDim: shape('text_projection')[1]!, decoderWidth: W, decoderHeads: heads(W, vision, 'vision', where),
+    embedDim: shape('text_projection')[1]!,
   };
 }
 
@@ -104,7 +111,7 @@ export function hfClipConfig(c: ModelConfig, logitScale: number): HfClipConfig {
       hidden_act: c.textAct, layer_norm_eps: c.textLnEps,
     },
     vision_config: {
-      hidden_size: c.visionWidth, intermediate_size: 4 * c.visionWidth, num_attention_heads: c.visionHeads,
+      hidden_size: c.visionWidth, intermediate_size: Math.round(c.mlpRatio * c.visionWidth), num_attention_heads: c.visionHeads,
       num_hidden_layers: c.visionDepth, image_size: c.imageSize, patch_size: c.patchSize, num_channels: 3,
       hidden_act: c.visionAct, layer_norm_eps: c.visionLnEps,
     },
