@@ -64,7 +64,9 @@ serial('rils train --nproc 2 over HTTP shards: retries counted in the metrics, a
   t.teardown(() => server.close());
   server.faults.set('s-2.tar', { resetAfter: 3000, times: 1 });
   const [weights, ckpt, metrics, straight] = ['w.safetensors', 'c.safetensors', 'm.jsonl', 'straight.safetensors'].map((f) => path.join(dir, f)) as [string, string, string, string];
-  const data = ['--data', `${server.url('s-{0..1}.tar')}::${server.url('s-{2..3}.tar')}`, '--tokenizer', 'byte', '--context', '8', '--shuffle', '5', '--read-timeout', '5'];
+  // --total-steps 5: the schedule of the 3-step run and its resumption is the straight 5-step run's.
+  const data = ['--data', `${server.url('s-{0..1}.tar')}::${server.url('s-{2..3}.tar')}`, '--tokenizer', 'byte', '--context', '8', '--shuffle', '5',
+    '--read-timeout', '5', '--total-steps', '5'];
   const common = [...data, '--batch', '8', '--checkpoint', ckpt, '--metrics', metrics, '--out', weights];
   const first = await rils('train', '--nproc', '2', ...common, '--steps', '3');
   t.regex(first.stdout, /step 3\/3 loss/);
