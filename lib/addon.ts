@@ -21,6 +21,8 @@ export interface PrebuildManifest {
   cuda: string | null;
   napi: number;
   platform: string;
+  /** The shared libraries it links (sonames), checked before it is loaded. Older manifests lack it. */
+  needs?: string[];
 }
 
 /** One addon the loader may try, in order. */
@@ -67,9 +69,24 @@ export function findCudaLibTorch(env: NodeJS.ProcessEnv): FoundLibTorch | undefi
 
 /** Whether a shared library `name` (e.g. "libtorch_cpu.so.1.13") is where the dynamic loader looks. */
 export function systemHasLibrary(name: string, env: NodeJS.ProcessEnv): boolean {
-  const dirs = [...(env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), `/usr/lib/${process.arch === 'x64' ? 'x86_64' : 'aarch64'}-linux-gnu`,
-    '/usr/lib', '/usr/local/lib', '/lib'];
+  const triple = `${process.arch === 'x64' ? 'x86_64' : 'aarch64'}-linux-gnu`;
+  const dirs = [...(env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), `/usr/lib/${triple}`, `/lib/${triple}`,
+    '/usr/lib', '/usr/local/lib', '/lib', '/lib64'];
   return dirs.some((d) => existsSync(path.join(d, name)));
+}
+
+/** The Debian/Ubuntu package of the libraries a CPU prebuild links, for the note that says one is missing. */
+const PACKAGE_OF: readonly [RegExp, string][] = [
+  [/^lib(torch|torch_cpu|c10)\.so/, 'libtorch-dev libopenblas0-openmp'], [/^libjpeg\.so\.62$/, 'libjpeg62-turbo'], [/^libgomp/, 'libgomp1'],
+];
+
+/** The first library a CPU prebuild links that this system lacks, with how to get it; undefined when none is missing. */
+function missingLibrary(manifest: PrebuildManifest, env: NodeJS.ProcessEnv): string | undefined {
+  const needs = manifest.needs ?? [`libtorch_cpu.so.${majorMinor(manifest.libtorch)}`];
+  const missing = needs.find((soname) => !systemHasLibrary(soname, env));
+  if (missing === undefined) return undefined;
+  const pkg = PACKAGE_OF.find(([pattern]) => pattern.test(missing))?.[1];
+  return `${missing} is not installed${pkg ? ` (Debian/Ubuntu: apt-get install ${pkg})` : ''}`;
 }
 
 /**
@@ -102,12 +119,10 @@ export function planAddon(root: string, env: NodeJS.ProcessEnv, cudaLibTorch: ()
   const source = path.join(root, 'build', 'Release', 'rils.node');
   if (picked) {
     const manifest = readManifest(picked);
-    const soname = manifest && `libtorch_cpu.so.${majorMinor(manifest.libtorch)}`;
+    const missing = manifest?.variant === 'cpu' ? missingLibrary(manifest, env) : undefined;
     if (!manifest) notes.push(`prebuild ${path.relative(root, picked)} skipped: it has no manifest`);
-    else if (manifest.variant === 'cpu' && !systemHasLibrary(soname!, env)) {
-      notes.push(`CPU prebuild (LibTorch ${manifest.libtorch}) skipped: ${soname} is not installed ` +
-        '(Debian/Ubuntu: apt-get install libtorch-dev libopenblas0-openmp)');
-    } else candidates.push({ file: picked, variant: manifest.variant });
+    else if (missing) notes.push(`CPU prebuild (LibTorch ${manifest.libtorch}) skipped: ${missing}`);
+    else candidates.push({ file: picked, variant: manifest.variant });
   }
   if (existsSync(source)) candidates.push({ file: source, variant: 'source' });
   else notes.push('no source build in build/Release (npx rils build, or npm run build:native)');

@@ -46,6 +46,10 @@ if (cuda) {
   renameSync(file, path.join(dir, 'rils.node'));
   file = path.join(dir, 'rils.node');
 }
-const manifest = { variant: cuda ? 'cuda' : 'cpu', libtorch: info.libtorchVersion, cuda: cudaVersion, napi: 8, platform, built: new Date().toISOString() };
+// The shared libraries it links (readelf's NEEDED): the loader checks them before trying it.
+const needs = [...needed.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
+const manifest = {
+  variant: cuda ? 'cuda' : 'cpu', libtorch: info.libtorchVersion, cuda: cudaVersion, napi: 8, platform, needs, built: new Date().toISOString(),
+};
 writeFileSync(`${file}.json`, `${JSON.stringify(manifest, null, 2)}\n`);
 console.log(`prebuild: ${path.relative(root, file)} (${manifest.variant}, LibTorch ${manifest.libtorch}${cuda ? `, CUDA ${cudaVersion}` : ''})`);

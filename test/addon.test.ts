@@ -59,6 +59,14 @@ test('a CPU prebuild needs its manifest and its LibTorch', (t) => {
   const r = variants(foreign, {});
   t.deepEqual(r.order, ['source']);
   t.regex(r.notes, /libtorch_cpu\.so\.9\.9 is not installed/);
+  // Every library the prebuild links is checked (its manifest lists them), each with how to get it.
+  const jpeg = fakeRoot({ cpu: { ...cpu113, needs: ['libc.so.6', 'libjpeg.so.99'] }, source: true });
+  const j = variants(jpeg, {});
+  t.deepEqual(j.order, ['source']);
+  t.regex(j.notes, /CPU prebuild \(LibTorch 1\.13\.0\) skipped: libjpeg\.so\.99 is not installed$/m);
+  const torchMissing = variants(fakeRoot({ cpu: { ...cpu113, needs: ['libtorch_cpu.so.7.7'] } }), {});
+  t.regex(torchMissing.notes, /libtorch_cpu\.so\.7\.7 is not installed \(Debian\/Ubuntu: apt-get install libtorch-dev libopenblas0-openmp\)/);
+  rmSync(jpeg, { recursive: true });
   const bare = fakeRoot({ cpu: 'no-manifest' });
   const b = variants(bare, {});
   t.deepEqual(b.order, []);
