@@ -6,6 +6,7 @@
 
 #include <ATen/Version.h>
 #include <ATen/autocast_mode.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/kernels.h"
@@ -29,6 +30,22 @@ bool cpu_autocast() {
   return at::autocast::is_autocast_enabled(at::kCPU);
 #else
   return at::autocast::is_cpu_enabled();
+#endif
+}
+
+// Whether the bf16 path runs (precision 'bf16' on the CPU: LibTorch >= 2, which bf16_unsupported
+// checks): CPU autocast on and every tensor given a CPU fp32 or bf16 one (or undefined). Activations
+// then stay bf16 between the ops below, which do their math in fp32 inside.
+bool cpu_bf16(std::initializer_list<torch::Tensor> tensors) {
+#if RILS_TORCH_AT_LEAST(2, 0)
+  if (!cpu_autocast()) return false;
+  for (const auto& t : tensors)
+    if (t.defined() && (!t.device().is_cpu() || (t.scalar_type() != torch::kFloat32 && t.scalar_type() != torch::kBFloat16)))
+      return false;
+  return true;
+#else
+  (void)tensors;
+  return false;
 #endif
 }
 
@@ -76,6 +93,10 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const 
     TORCH_CHECK(residual.sizes() == c10::IntArrayRef(sizes), "linear: residual of shape ", residual.sizes(),
                 " for an output of shape ", c10::IntArrayRef(sizes));
   }
+#if RILS_TORCH_AT_LEAST(2, 0)
+  if (cpu_bf16({x, weight, bias, residual}) && x.numel() > 0 && weight.numel() > 0)
+    return cpu::linear_bf16(x, weight, bias, residual);
+#endif
   const bool ours = gemm::have_onednn() && !cpu_autocast() && x.defined() && cpu_float32(x) && cpu_float32(weight) &&
                     cpu_float32(bias) && cpu_float32(residual) && x.numel() > 0 && weight.numel() > 0;
   if (ours) return cpu::linear(x, weight, bias, residual);
@@ -85,8 +106,8 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const 
 
 torch::Tensor linear_act(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                          Activation act) {
-  const bool ours = x.defined() && cpu_float32(x) && bias.defined() && cpu_float32(bias) && x.numel() > 0 &&
-                    bias.dim() == 1 && weight.dim() == 2 && bias.size(0) == weight.size(0);
+  const bool ours = x.defined() && (cpu_float32(x) || cpu_bf16({x})) && bias.defined() && cpu_float32(bias) &&
+                    x.numel() > 0 && bias.dim() == 1 && weight.dim() == 2 && bias.size(0) == weight.size(0);
   if (!ours) return activation(linear(x, weight, bias), act);
   // Under CPU autocast the GEMM's output is bf16, which the kernel reads and writes with fp32 math
   // (LibTorch 2.13's bf16 gelu_backward took 127 ms of a 2.1 s vit_ti16 step).
@@ -104,7 +125,13 @@ torch::Tensor self_attention(const torch::Tensor& x, const torch::Tensor& in_wei
   // as fast as bf16 bmm + softmax (vit_ti16 B32 step 1.91 vs 1.85 s, micro equal) with the scores
   // and the softmax in fp32; LibTorch 2.13's SDPA takes ~1.2× the time in fp32 and its bf16
   // backward ~6×.
-  if (x.defined() && cpu_float32(x) && cpu_float32(in_weight) && cpu_float32(in_bias) && gemm::have_blas()) {
+  if (cpu_bf16({x, in_weight, in_bias}) && cpu::bf16_attention_available()) {
+    if (differentiable({x, in_weight, in_bias}))
+      return cpu::attention_bf16(linear(x, in_weight, in_bias), heads, causal);
+    return cpu::attention_bf16_inference(linear(x, in_weight, /*bias=*/torch::Tensor()), in_bias, heads, causal);
+  }
+  if (x.defined() && (cpu_float32(x) || cpu_bf16({x})) && cpu_float32(in_weight) && cpu_float32(in_bias) &&
+      gemm::have_blas()) {
     if (differentiable({x, in_weight, in_bias}))
       return cpu::attention(linear(x, in_weight, in_bias).to(torch::kFloat32), heads, causal);
     return cpu::attention_inference(linear(x, in_weight, /*bias=*/torch::Tensor()).to(torch::kFloat32), in_bias, heads,
@@ -116,6 +143,14 @@ torch::Tensor self_attention(const torch::Tensor& x, const torch::Tensor& in_wei
 torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps) {
   const int64_t n = x.size(-1);
   const bool affine = weight.defined() && bias.defined();  // else elementwise_affine(false): LibTorch's
+  if (cpu_bf16({x, weight, bias}) && x.numel() > 0) {
+    // bf16 rows out, fp32 math: ours at inference, LibTorch's (mixed bf16/fp32 kernels, which keep
+    // the statistics for its backward) where a backward may run; autocast would run it in fp32.
+    if (affine && !differentiable({x, weight, bias}) && weight.numel() == n && bias.numel() == n)
+      return cpu::layer_norm_inference(x, weight, bias, eps, torch::kBFloat16);
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
+    return torch::layer_norm(x, {n}, weight, bias, eps).to(torch::kBFloat16);
+  }
   const bool ours = affine && !differentiable({x, weight, bias}) && cpu_float32(x) && cpu_float32(weight) &&
                     cpu_float32(bias) && weight.numel() == n && bias.numel() == n && x.numel() > 0;
   if (!ours) return torch::layer_norm(x, {n}, weight, bias, eps);

@@ -1,4 +1,5 @@
 #include <cmath>
+#include <vector>
 
 #include <ATen/record_function.h>
 
@@ -25,19 +26,37 @@ RILS_SIMD_CLONES void layer_norm_row(const float* __restrict x, const float* __r
   for (j = 0; j < n; ++j) y[j] = (x[j] - mean) * rstd * w[j] + b[j];
 }
 
+// Row r of x (fp32 or bf16) as fp32: in place, or widened into `buffer`.
+const float* row_of(const torch::Tensor& x, int64_t r, int64_t n, float* buffer) {
+  if (x.scalar_type() == torch::kFloat32) return x.data_ptr<float>() + r * n;
+  widen_bf16(x.data_ptr<at::BFloat16>() + r * n, buffer, n);
+  return buffer;
+}
+
 }  // namespace
 
 torch::Tensor layer_norm_inference(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                                   double eps) {
+                                   double eps, torch::ScalarType out) {
   const int64_t n = x.size(-1);
   RECORD_FUNCTION("rils::layer_norm", std::vector<c10::IValue>());  // a profiler scope
+  TORCH_CHECK(x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kBFloat16,
+              "layer_norm: expected fp32 or bf16 rows, got ", x.scalar_type());
   auto in = x.contiguous(), w = weight.contiguous(), b = bias.contiguous();
-  auto y = torch::empty_like(in);
-  const float *xp = in.data_ptr<float>(), *wp = w.data_ptr<float>(), *bp = b.data_ptr<float>();
-  float* yp = y.data_ptr<float>();
+  auto y = torch::empty(in.sizes(), in.options().dtype(out));
+  const float *wp = w.data_ptr<float>(), *bp = b.data_ptr<float>();
   const float e = static_cast<float>(eps);
   at::parallel_for(0, in.numel() / n, 16, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) layer_norm_row(xp + r * n, wp, bp, yp + r * n, n, e);
+    std::vector<float> buffers(out == torch::kFloat32 ? n : 2 * n);  // a widened row, an fp32 result
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* row = row_of(in, r, n, buffers.data());
+      if (out == torch::kFloat32) {
+        layer_norm_row(row, wp, bp, y.data_ptr<float>() + r * n, n, e);
+      } else {
+        float* result = buffers.data() + n;
+        layer_norm_row(row, wp, bp, result, n, e);
+        narrow_bf16(result, y.data_ptr<at::BFloat16>() + r * n, n);
+      }
+    }
   });
   return y;
 }
