@@ -120,11 +120,12 @@ torch::Tensor self_attention(const torch::Tensor& x, const torch::Tensor& in_wei
               in_weight.size(0), " projections");
   // CPU, with the fp32 weights and the LayerNorm's fp32 output, where the BLAS is exported (Debian's
   // OpenBLAS, the pip wheels' MKL): the fused kernel, on every LibTorch and in both precisions.
-  // Under bf16 autocast the in-projection runs in bf16 and the attention in fp32 on its output:
-  // its per-head products are small (hd 32–64) and gain little from bf16 without AMX, and measured
-  // as fast as bf16 bmm + softmax (vit_ti16 B32 step 1.91 vs 1.85 s, micro equal) with the scores
-  // and the softmax in fp32; LibTorch 2.13's SDPA takes ~1.2× the time in fp32 and its bf16
-  // backward ~6×.
+  // Under bf16 autocast with AMX: the bf16 kernel (LibTorch 2.13's bf16 flash backward took 20 ms
+  // a vit_s16 B16 block here, ~6× ours). Without AMX the in-projection runs in bf16 and the
+  // attention in fp32 on its output: its per-head products are small (hd 32–64) and gain little
+  // from bf16 on AVX512-BF16 alone, and measured as fast as bf16 bmm + softmax (vit_ti16 B32 step
+  // 1.91 vs 1.85 s, Zen 4) with the scores and the softmax in fp32; there LibTorch 2.13's SDPA
+  // took ~1.2× the time in fp32 and its bf16 backward ~6×.
   if (cpu_bf16({x, in_weight, in_bias}) && cpu::bf16_attention_available()) {
     if (differentiable({x, in_weight, in_bias}))
       return cpu::attention_bf16(linear(x, in_weight, in_bias), heads, causal);
@@ -144,10 +145,12 @@ torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& weight, co
   const int64_t n = x.size(-1);
   const bool affine = weight.defined() && bias.defined();  // else elementwise_affine(false): LibTorch's
   if (cpu_bf16({x, weight, bias}) && x.numel() > 0) {
-    // bf16 rows out, fp32 math: ours at inference, LibTorch's (mixed bf16/fp32 kernels, which keep
-    // the statistics for its backward) where a backward may run; autocast would run it in fp32.
-    if (affine && !differentiable({x, weight, bias}) && weight.numel() == n && bias.numel() == n)
-      return cpu::layer_norm_inference(x, weight, bias, eps, torch::kBFloat16);
+    // bf16 rows out, fp32 math, ours (LibTorch's mixed bf16/fp32 backward took 4× as long; autocast
+    // would run its LayerNorm in fp32).
+    if (affine && weight.numel() == n && bias.numel() == n) {
+      if (!differentiable({x, weight, bias})) return cpu::layer_norm_inference(x, weight, bias, eps, torch::kBFloat16);
+      return cpu::layer_norm_bf16(x, weight, bias, eps);
+    }
     c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
     return torch::layer_norm(x, {n}, weight, bias, eps).to(torch::kBFloat16);
   }
@@ -166,8 +169,12 @@ std::string cpu_gemms() {
   out += gemm::have_onednn() ? "oneDNN sgemm (rils's kernel)" : "LibTorch's addmm (BLAS " + blas + ")";
   if (gemm::have_blas()) out += "; fp32 attention: rils's kernel (BLAS " + blas + (gemm::have_onednn() ? ", oneDNN sgemm)" : ")");
   else out += RILS_TORCH_AT_LEAST(2, 0) ? "; fp32 attention: LibTorch's scaled_dot_product_attention" : "; fp32 attention: LibTorch's bmm";
-  out += RILS_TORCH_AT_LEAST(2, 0) ? "; bf16: linear layers on LibTorch's autocast (oneDNN), attention in fp32"
-                                   : "; bf16: none (LibTorch 1.13)";
+#if RILS_TORCH_AT_LEAST(2, 0)
+  out += "; bf16: linear layers on LibTorch's oneDNN bf16 matmul (rils's kernel), attention ";
+  out += cpu::bf16_attention_available() ? "rils's bf16 kernel (AMX brgemm)" : "in fp32 (rils's kernel)";
+#else
+  out += "; bf16: none (LibTorch 1.13)";
+#endif
   return out;
 }
 

@@ -25,6 +25,11 @@ torch::Tensor bias_activation(const torch::Tensor& h, const torch::Tensor& bias,
 torch::Tensor layer_norm_inference(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                                    double eps, torch::ScalarType out = torch::kFloat32);
 
+// Training's LayerNorm for precision 'bf16': x fp32 or bf16, fp32 math, bf16 out, each row's mean
+// and 1/std kept for the hand-written backward (layer_norm.cpp).
+torch::Tensor layer_norm_bf16(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                              double eps);
+
 #if RILS_TORCH_AT_LEAST(2, 0)
 // residual + x·Wᵀ + b in bf16 (x fp32 or bf16, W the fp32 master, read through autocast's bf16
 // copy), on LibTorch's oneDNN matmul; W's gradient in W's dtype (linear_bf16.cpp).
