@@ -1,6 +1,6 @@
 """The PyTorch side of `npm run bench`: the reference RILS (../shared/reference/rils_ref.py) on the
 CPU, a training step (forward, RILS loss, backward, AdamW, logit-scale clamp) and encode_image
-(no_grad), timed as bench/ours.ts times rils, in fp32 or under torch.autocast('cpu', bfloat16) with
+(inference_mode), timed as bench/ours.ts times rils, in fp32 or under torch.autocast('cpu', bfloat16) with
 the loss in fp32 (as bench/reference_cuda.py does on CUDA). Runs with any PyTorch: Debian's 1.13
 or a pip torch 2.x (bench/README.md).
 
@@ -89,12 +89,16 @@ def main():
     train_ms = median_ms(train_step, 2, steps)
     model.eval()
     images = batches[0]["images"]
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         encode_ms = median_ms(lambda: model.encode_image(images).float(), 1, steps)
     flops = 3 * R.forward_flops(cfg, batch)
+    # encode_image: the patch embedding, the full-image encoder's blocks, the projection (as forward_flops counts them)
+    D, N, r = cfg.vision_width, cfg.num_patches, cfg.mlp_ratio
+    encode_flops = batch * (2 * N * cfg.in_chans * cfg.patch_size ** 2 * D
+                            + cfg.vision_depth * (1 + N) * ((8 + 4 * r) * D * D + 4 * (1 + N) * D) + 2 * D * cfg.embed_dim)
     print(json.dumps({
         "torch": torch.__version__, "precision": "bf16" if bf16 else "fp32", "threads": torch.get_num_threads(),
-        "train_ms": train_ms, "encode_ms": encode_ms, "flops_per_step": flops,
+        "train_ms": train_ms, "encode_ms": encode_ms, "flops_per_step": flops, "flops_per_encode": encode_flops,
         "matmul_gflops": matmul_peak(torch.bfloat16 if bf16 else torch.float32),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, **blas(),
     }))

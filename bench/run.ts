@@ -130,6 +130,7 @@ for (const c of cases) {
         const us = result.get(`${a.label}|${p}|${g}`);
         if (!us) continue;
         const flops = (torch ?? old)?.flops_per_step as number | undefined;
+        const encodeFlops = (torch ?? old)?.flops_per_encode as number | undefined;
         const row = {
           preset: c.preset, batch: c.batch, threads, precision: p, retrieval_gate: g === 'gate', rils: a.label,
           gated_fraction_of_batch: us.gated_fraction,
@@ -140,6 +141,7 @@ for (const c of cases) {
           // Model FLOPs of a full RILS step (the reference's estimate) over the step time, against
           // the matmul peak in this precision (PyTorch 2.x's GEMMs, measured in the same run).
           train_gflops: flops && { rils: flops / us.train_ms / 1e6, pytorch: torch && flops / torch.train_ms / 1e6 },
+          encode_gflops: encodeFlops && { rils: encodeFlops / us.encode_ms / 1e6, pytorch: torch && encodeFlops / torch.encode_ms / 1e6 },
           matmul_peak_gflops: torch?.matmul_gflops,
           pytorch: torch && { version: torch.torch, blas: torch.blas, onednn: torch.onednn, blas_libs: torch.blas_libs },
           pytorch_1_13: old && { version: old.torch, blas: old.blas, blas_libs: old.blas_libs },
@@ -165,6 +167,16 @@ if (rows.length) {
   console.log('| case | precision | rils work | rils build | trainStep img/s rils / PyTorch 2.x | × | encodeImages img/s rils / PyTorch 2.x | × | peak RSS MB rils / PyTorch 2.x | × vs PyTorch 1.13 (train / encode) |');
   console.log('|---|---|---|---|---:|---:|---:|---:|---:|---:|');
   for (const line of table) console.log(line);
+  // Model GFLOP/s against the same run's matmul peak in that precision (the issue's bound).
+  console.log('\n| case | precision | rils build | trainStep GFLOP/s rils / PyTorch | encode GFLOP/s rils / PyTorch | matmul peak GFLOP/s | train / encode of peak |');
+  console.log('|---|---|---|---:|---:|---:|---:|');
+  for (const r of rows.filter((r) => !r.retrieval_gate && r.train_gflops && r.encode_gflops && r.matmul_peak_gflops)) {
+    type Rate = { rils: number; pytorch?: number | undefined };
+    const t = r.train_gflops as Rate, e = r.encode_gflops as Rate, peak = r.matmul_peak_gflops as number;
+    const g = (v: number | undefined) => (v === undefined ? '–' : v.toFixed(0));
+    console.log(`| ${r.preset} B${r.batch} | ${r.precision} | ${r.rils} | ${g(t.rils)} / ${g(t.pytorch)} | ${g(e.rils)} / ${g(e.pytorch)} ` +
+      `| ${g(peak)} | ${((100 * t.rils) / peak).toFixed(0)}% / ${((100 * e.rils) / peak).toFixed(0)}% |`);
+  }
 }
 
 // Data parallel on this machine: micro, global batch 64, as 1 process (every core) and as 2 ranks

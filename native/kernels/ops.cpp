@@ -6,6 +6,7 @@
 
 #include <ATen/Version.h>
 #include <ATen/autocast_mode.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/kernels.h"
@@ -29,6 +30,22 @@ bool cpu_autocast() {
   return at::autocast::is_autocast_enabled(at::kCPU);
 #else
   return at::autocast::is_cpu_enabled();
+#endif
+}
+
+// Whether the bf16 path runs (precision 'bf16' on the CPU: LibTorch >= 2, which bf16_unsupported
+// checks): CPU autocast on and every tensor given a CPU fp32 or bf16 one (or undefined). Activations
+// then stay bf16 between the ops below, which do their math in fp32 inside.
+bool cpu_bf16(std::initializer_list<torch::Tensor> tensors) {
+#if RILS_TORCH_AT_LEAST(2, 0)
+  if (!cpu_autocast()) return false;
+  for (const auto& t : tensors)
+    if (t.defined() && (!t.device().is_cpu() || (t.scalar_type() != torch::kFloat32 && t.scalar_type() != torch::kBFloat16)))
+      return false;
+  return true;
+#else
+  (void)tensors;
+  return false;
 #endif
 }
 
@@ -76,6 +93,10 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const 
     TORCH_CHECK(residual.sizes() == c10::IntArrayRef(sizes), "linear: residual of shape ", residual.sizes(),
                 " for an output of shape ", c10::IntArrayRef(sizes));
   }
+#if RILS_TORCH_AT_LEAST(2, 0)
+  if (cpu_bf16({x, weight, bias, residual}) && x.numel() > 0 && weight.numel() > 0)
+    return cpu::linear_bf16(x, weight, bias, residual);
+#endif
   const bool ours = gemm::have_onednn() && !cpu_autocast() && x.defined() && cpu_float32(x) && cpu_float32(weight) &&
                     cpu_float32(bias) && cpu_float32(residual) && x.numel() > 0 && weight.numel() > 0;
   if (ours) return cpu::linear(x, weight, bias, residual);
@@ -85,8 +106,8 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const 
 
 torch::Tensor linear_act(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                          Activation act) {
-  const bool ours = x.defined() && cpu_float32(x) && bias.defined() && cpu_float32(bias) && x.numel() > 0 &&
-                    bias.dim() == 1 && weight.dim() == 2 && bias.size(0) == weight.size(0);
+  const bool ours = x.defined() && (cpu_float32(x) || cpu_bf16({x})) && bias.defined() && cpu_float32(bias) &&
+                    x.numel() > 0 && bias.dim() == 1 && weight.dim() == 2 && bias.size(0) == weight.size(0);
   if (!ours) return activation(linear(x, weight, bias), act);
   // Under CPU autocast the GEMM's output is bf16, which the kernel reads and writes with fp32 math
   // (LibTorch 2.13's bf16 gelu_backward took 127 ms of a 2.1 s vit_ti16 step).
@@ -99,12 +120,19 @@ torch::Tensor self_attention(const torch::Tensor& x, const torch::Tensor& in_wei
               in_weight.size(0), " projections");
   // CPU, with the fp32 weights and the LayerNorm's fp32 output, where the BLAS is exported (Debian's
   // OpenBLAS, the pip wheels' MKL): the fused kernel, on every LibTorch and in both precisions.
-  // Under bf16 autocast the in-projection runs in bf16 and the attention in fp32 on its output:
-  // its per-head products are small (hd 32–64) and gain little from bf16 without AMX, and measured
-  // as fast as bf16 bmm + softmax (vit_ti16 B32 step 1.91 vs 1.85 s, micro equal) with the scores
-  // and the softmax in fp32; LibTorch 2.13's SDPA takes ~1.2× the time in fp32 and its bf16
-  // backward ~6×.
-  if (x.defined() && cpu_float32(x) && cpu_float32(in_weight) && cpu_float32(in_bias) && gemm::have_blas()) {
+  // Under bf16 autocast with AMX: the bf16 kernel (LibTorch 2.13's bf16 flash backward took 20 ms
+  // a vit_s16 B16 block here, ~6× ours). Without AMX the in-projection runs in bf16 and the
+  // attention in fp32 on its output: its per-head products are small (hd 32–64) and gain little
+  // from bf16 on AVX512-BF16 alone, and measured as fast as bf16 bmm + softmax (vit_ti16 B32 step
+  // 1.91 vs 1.85 s, Zen 4) with the scores and the softmax in fp32; there LibTorch 2.13's SDPA
+  // took ~1.2× the time in fp32 and its bf16 backward ~6×.
+  if (cpu_bf16({x, in_weight, in_bias}) && cpu::bf16_attention_available()) {
+    if (differentiable({x, in_weight, in_bias}))
+      return cpu::attention_bf16(linear(x, in_weight, in_bias), heads, causal);
+    return cpu::attention_bf16_inference(linear(x, in_weight, /*bias=*/torch::Tensor()), in_bias, heads, causal);
+  }
+  if (x.defined() && (cpu_float32(x) || cpu_bf16({x})) && cpu_float32(in_weight) && cpu_float32(in_bias) &&
+      gemm::have_blas()) {
     if (differentiable({x, in_weight, in_bias}))
       return cpu::attention(linear(x, in_weight, in_bias).to(torch::kFloat32), heads, causal);
     return cpu::attention_inference(linear(x, in_weight, /*bias=*/torch::Tensor()).to(torch::kFloat32), in_bias, heads,
@@ -116,6 +144,16 @@ torch::Tensor self_attention(const torch::Tensor& x, const torch::Tensor& in_wei
 torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps) {
   const int64_t n = x.size(-1);
   const bool affine = weight.defined() && bias.defined();  // else elementwise_affine(false): LibTorch's
+  if (cpu_bf16({x, weight, bias}) && x.numel() > 0) {
+    // bf16 rows out, fp32 math, ours (LibTorch's mixed bf16/fp32 backward took 4× as long; autocast
+    // would run its LayerNorm in fp32).
+    if (affine && weight.numel() == n && bias.numel() == n) {
+      if (!differentiable({x, weight, bias})) return cpu::layer_norm_inference(x, weight, bias, eps, torch::kBFloat16);
+      return cpu::layer_norm_bf16(x, weight, bias, eps);
+    }
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
+    return torch::layer_norm(x, {n}, weight, bias, eps).to(torch::kBFloat16);
+  }
   const bool ours = affine && !differentiable({x, weight, bias}) && cpu_float32(x) && cpu_float32(weight) &&
                     cpu_float32(bias) && weight.numel() == n && bias.numel() == n && x.numel() > 0;
   if (!ours) return torch::layer_norm(x, {n}, weight, bias, eps);
@@ -131,8 +169,12 @@ std::string cpu_gemms() {
   out += gemm::have_onednn() ? "oneDNN sgemm (rils's kernel)" : "LibTorch's addmm (BLAS " + blas + ")";
   if (gemm::have_blas()) out += "; fp32 attention: rils's kernel (BLAS " + blas + (gemm::have_onednn() ? ", oneDNN sgemm)" : ")");
   else out += RILS_TORCH_AT_LEAST(2, 0) ? "; fp32 attention: LibTorch's scaled_dot_product_attention" : "; fp32 attention: LibTorch's bmm";
-  out += RILS_TORCH_AT_LEAST(2, 0) ? "; bf16: linear layers on LibTorch's autocast (oneDNN), attention in fp32"
-                                   : "; bf16: none (LibTorch 1.13)";
+#if RILS_TORCH_AT_LEAST(2, 0)
+  out += "; bf16: linear layers on LibTorch's oneDNN bf16 matmul (rils's kernel), attention ";
+  out += cpu::bf16_attention_available() ? "rils's bf16 kernel (AMX brgemm)" : "in fp32 (rils's kernel)";
+#else
+  out += "; bf16: none (LibTorch 1.13)";
+#endif
   return out;
 }
 

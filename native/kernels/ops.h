@@ -16,7 +16,9 @@ namespace rils::ops {
 // CPU fp32 where the LibTorch exports oneDNN's sgemm (Debian's; not the pip wheels) and bf16
 // autocast is off: the GEMMs (forward, input and weight gradients) run on it, with the bias and the residual written as the GEMM's C (one pass fewer
 // over a block's output). LibTorch 1.13 leaves oneDNN unused for fp32 and ends in OpenBLAS, 15–60%
-// slower on these shapes.
+// slower on these shapes. Under CPU bf16 autocast (precision 'bf16', LibTorch ≥ 2): the bf16 path
+// of these ops, each reading fp32 or bf16 activations and writing bf16 ones (fp32 math inside; the
+// weights' bf16 copies are autocast's, made once per region; weight and bias gradients fp32).
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      const torch::Tensor& residual = {});
 
@@ -34,7 +36,9 @@ torch::Tensor linear_act(const torch::Tensor& x, const torch::Tensor& weight, co
 //   kernel per (image, head) pair with its [T, T] block in cache (1.13's bmm runs the B·H small
 //   products one at a time on one core; 2.13's SDPA takes ~1.2× its time, ~6× in bf16); where no
 //   backward can run, the in-projection's bias is folded into the kernel instead of written into
-//   qkv. Under bf16 autocast the in-projection runs in bf16, the attention in fp32 on its output.
+//   qkv. Under bf16 autocast on a CPU with AMX (LibTorch ≥ 2.4): the same kernel in bf16 (bf16
+//   GEMMs on LibTorch's brgemm, fp32 softmax; the backward recomputes P from each row's
+//   log-sum-exp); without AMX, the fp32 kernel on the bf16 in-projection's output.
 // - LibTorch 2.x otherwise (CUDA): scaled_dot_product_attention (flash / memory-efficient kernels).
 // - otherwise (1.13 on CUDA): the textbook form, which is what the PyTorch reference computes.
 torch::Tensor self_attention(const torch::Tensor& x, const torch::Tensor& in_weight, const torch::Tensor& in_bias,
@@ -42,7 +46,8 @@ torch::Tensor self_attention(const torch::Tensor& x, const torch::Tensor& in_wei
 
 // LayerNorm over the last dimension (F.layer_norm). In inference on CPU fp32: one pass per row with
 // the row in L1, keeping none of the statistics that only a backward reads (1.13's kernel takes ~2×
-// as long on [tokens, 192–768]). Where a backward may run, or on CUDA, LibTorch's own.
+// as long on [tokens, 192–768]). Where a backward may run, or on CUDA, LibTorch's own. Under CPU
+// bf16 autocast: ours in both (bf16 out; in training each row's mean and 1/std kept for its backward).
 torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps);
 
 // Which GEMMs the CPU paths above end in with this LibTorch, for reports (runtimeInfo): the linear

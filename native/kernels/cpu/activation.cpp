@@ -79,26 +79,30 @@ torch::Tensor rowwise(Kernel kernel, const torch::Tensor& x, const torch::Tensor
   TORCH_CHECK(x.scalar_type() == torch::kBFloat16, "bias_activation: expected fp32 or bf16 rows, got ", x.scalar_type());
   const auto* xp = x.data_ptr<at::BFloat16>();
   auto* o = out.data_ptr<at::BFloat16>();
-  const auto widen = [n](const at::BFloat16* in, float* to) {
-    for (int64_t i = 0; i < n; ++i) to[i] = static_cast<float>(in[i]);
-  };
   at::parallel_for(0, count, std::max<int64_t>(1, 4096 / n), [&](int64_t begin, int64_t end) {
     std::vector<float> buffers((2 + sizeof...(Rows)) * static_cast<size_t>(n));  // x, the other rows, out
     float* wide_x = buffers.data();
     float* wide_out = wide_x + (1 + sizeof...(Rows)) * n;
     for (int64_t r = begin; r < end; ++r) {
-      widen(xp + r * n, wide_x);
+      widen_bf16(xp + r * n, wide_x, n);
       int64_t slot = 0;
       auto row = [&](const torch::Tensor& t) {
         float* to = wide_x + (++slot) * n;
-        widen(t.template data_ptr<at::BFloat16>() + r * n, to);
+        widen_bf16(t.template data_ptr<at::BFloat16>() + r * n, to, n);
         return static_cast<const float*>(to);
       };
       kernel(wide_x, bp, row(rows)..., wide_out, n);
-      for (int64_t i = 0; i < n; ++i) o[r * n + i] = at::BFloat16(wide_out[i]);
+      narrow_bf16(wide_out, o + r * n, n);
     }
   });
   return out;
+}
+
+// Σ over the rows of dh in fp32: LibTorch's sum for fp32 rows, ours for bf16 ones (LibTorch's
+// sum(dtype=float) casts the whole tensor to fp32 first).
+torch::Tensor bias_gradient(const torch::Tensor& dh) {
+  if (dh.scalar_type() == torch::kFloat32) return dh.reshape({-1, dh.size(-1)}).sum(0);
+  return column_sums(dh);
 }
 
 // An activation of x + b whose backward needs only x and b: saves them, recomputes the rest.
@@ -116,7 +120,7 @@ struct Activation : torch::autograd::Function<Activation<Forward, Backward>> {
     const auto &x = saved[0], &b = saved[1];
     auto dh = rowwise(Backward, x, b, grads[0].to(x.scalar_type()).contiguous());
     // The bias gradient summed in fp32 (from bf16 rows too), the bias's own dtype.
-    return {dh, ctx->needs_input_grad(1) ? dh.reshape({-1, x.size(-1)}).sum(0, false, torch::kFloat32) : torch::Tensor()};
+    return {dh, ctx->needs_input_grad(1) ? bias_gradient(dh) : torch::Tensor()};
   }
 };
 

@@ -101,6 +101,23 @@ __attribute__((always_inline)) inline float row_dot(const float* x, const float*
   return sum;
 }
 
+// bf16 ⇄ fp32 for the kernels that read and write bf16 (precision 'bf16'): bf16 is the high half of
+// an fp32, so widening is a shift; narrowing rounds to nearest even, as LibTorch's casts do, NaN
+// kept a quiet NaN. Both are integer arithmetic that the vectoriser turns into a few instructions
+// per 16 lanes.
+__attribute__((always_inline)) inline float widen(uint16_t b) {
+  const uint32_t bits = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+__attribute__((always_inline)) inline uint16_t narrow(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  const uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+  return static_cast<uint16_t>((bits & 0x7fffffffu) > 0x7f800000u ? 0x7fc0u : rounded);
+}
+
 // fn(begin, end) over [0, n) on LibTorch's threads, in pieces that start at multiples of 4096
 // elements: each element then takes the same code path (vector body or scalar remainder) whatever
 // the thread count, so results do not depend on it.
