@@ -104,6 +104,8 @@ export interface NativeAddon {
     distributed?: { rank: number; worldSize: number; masterAddr: string; masterPort: number; timeoutMs: number; bucketBytes: number } | undefined;
   }): Promise<NativeModel>;
   schema(): NativeSchema;
+  /** How many numbers the model of these options holds (and of them its feature decoder's), nothing allocated. */
+  parameterCount(options: { preset?: string | undefined; config: NativeConfig }): { total: number; decoder: number };
   runtimeInfo(): {
     libtorchVersion: string;
     cudaAvailable: boolean;

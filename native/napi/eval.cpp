@@ -24,7 +24,7 @@ Napi::Value RetrievalRecall(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < karr.As<Napi::Array>().Length(); ++i)
       ks.push_back(static_cast<int64_t>(karr.As<Napi::Array>().Get(i).As<Napi::Number>().DoubleValue()));
     return PromiseWorker<std::vector<double>>::Run(
-        env, Executor::shared(), {args},
+        env, Executor::shared(env), {args},
         [images, texts, ks]() {
           c10::InferenceMode inference;
           return retrieval_recall(prepare_floats(images, "imageEmbeddings", torch::kCPU),
@@ -77,7 +77,7 @@ Napi::Value ClassifyFeatures(const Napi::CallbackInfo& info) {
       fail(kInputError, "Expected an Int32Array for trainLabels");
     auto labels = input_tensor(labels_arr.As<Napi::TypedArray>(), {m});
     return PromiseWorker<torch::Tensor>::Run(
-        env, Executor::shared(), {args},
+        env, Executor::shared(env), {args},
         [=]() {
           auto lab = labels.to(torch::kInt64);
           if (lab.min().item<int64_t>() < 0 || lab.max().item<int64_t>() >= classes)
