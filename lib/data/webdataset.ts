@@ -6,12 +6,12 @@
  * with `onError: 'throw'`.
  * @module
  */
-import { createReadStream } from 'node:fs';
 import path from 'node:path';
 
 import tar from 'tar-stream';
 
 import { RilsInputError } from '../errors.js';
+import { openRegularFile } from '../regular-file.js';
 import { Random } from './augment.js';
 import { checkImageBatchOptions, decodeBatch } from './files.js';
 import type { ImageBatchOptions, PlannedSample, SkipCounts } from './files.js';
@@ -38,7 +38,8 @@ export interface RawSample {
 /** Streams the samples of one shard, in file order. @internal */
 export async function* shardSamples(shard: string): AsyncGenerator<RawSample> {
   const extract = tar.extract();
-  const input = createReadStream(shard);
+  const { file } = await openRegularFile(shard, 'a WebDataset shard (.tar)');  // a FIFO would block open() forever
+  const input = file.createReadStream();
   input.on('error', (error) => extract.destroy(error));
   input.pipe(extract);
   let current: RawSample | undefined;
@@ -70,6 +71,8 @@ export async function* shardSamples(shard: string): AsyncGenerator<RawSample> {
     if (current) yield current;
   } catch (error) {
     throw new RilsInputError(`${shard} is not a readable tar shard: ${(error as Error).message}`);
+  } finally {
+    input.destroy();  // closes the file, also when the reader stops early
   }
 }
 
