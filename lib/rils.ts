@@ -87,9 +87,9 @@ export class Rils {
    * the PyTorch reference (`rils_ref.py init --seed`).
    */
   static async create(options: RilsOptions = {}): Promise<Rils> {
-    const o = toNativeOptions(options);
+    const { tokenizer, onNonFinite, ...o } = toNativeOptions(options);
     try {
-      return new Rils(await native.createModel(o), o.preset, o.seed, options.tokenizer, options.onNonFinite ?? 'skip');
+      return new Rils(await native.createModel(o), o.preset, o.seed, tokenizer, onNonFinite);
     } catch (error) {
       throw fromNative(error);
     }

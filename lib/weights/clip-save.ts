@@ -72,7 +72,13 @@ export async function writeClipLayout(
     throw new RilsInputError(`Expected a CLIP model for layout '${layout}' but this one has RILS's vision tower: save it as 'rils'`);
   }
   if (layout === 'openai') return writeSafetensors(file, openaiTensors(state));
-  await mkdir(file, { recursive: true });
+  try {
+    await mkdir(file, { recursive: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'EEXIST' || code === 'ENOTDIR' ? 'it (or a folder on its path) is a file' : (error as Error).message;
+    throw new RilsInputError(`Expected a folder or a new path for the Hugging Face layout but received ${JSON.stringify(file)}: ${why}; nothing was written`);
+  }
   await writeSafetensors(path.join(file, 'model.safetensors'), hfTensors(state), { format: 'pt' });
   const json = `${JSON.stringify(hfClipConfig(config, logitScale), null, 2)}\n`;
   await writeFileAtomic(path.join(file, 'config.json'), async (f) => {
