@@ -45,7 +45,7 @@ function exitFor(error: unknown): never {
 }
 
 const [name, ...rest] = process.argv.slice(2);
-const command = name ? COMMANDS[name] : undefined;
+const command = name && Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
 if (!command) {
   console.log(USAGE);
   process.exit(name && !['help', '--help', '-h'].includes(name) ? 2 : 0);

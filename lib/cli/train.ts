@@ -20,6 +20,7 @@ import type { FitResult, StepProgress } from '../train.js';
 import { invalid } from '../validate.js';
 import { choiceOption, fail, integerOption, numberOption, optionalInteger, outputOption, parseCommand } from './common.js';
 import type { Command } from './common.js';
+import { checkOutputs } from './outputs.js';
 import { trainProgress } from './progress.js';
 import { writeTrainingReport } from './train-report.js';
 
@@ -95,6 +96,8 @@ function tokenizerOf(spec: string, contextOption: string | undefined): Tokenizer
 
 function settingsOf(a: TrainArgs & { data: string }): Settings {
   for (const option of ['out', 'checkpoint', 'metrics', 'report'] as const) outputOption(a[option], option);
+  checkOutputs({ '--out': a.out, '--checkpoint': a.checkpoint, '--metrics': a.metrics, '--report': a.report },
+    { '--data': a.data, '--tokenizer': a.tokenizer.startsWith('clip:') ? a.tokenizer.slice(5) : undefined });
   return {
     data: a.data, preset: choiceOption(a.preset, 'preset', Object.keys(PRESETS) as PresetName[]), device: a.device as Device,
     precision: choiceOption(a.precision, 'precision', PRECISIONS), gatherGrad: a['gather-grad'],
