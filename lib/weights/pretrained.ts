@@ -20,7 +20,7 @@ import type { Tokenizer } from '../tokenizer.js';
 import type { ParameterInfo } from '../types.js';
 import { inferClipConfig, readHfClipConfig } from './clip-config.js';
 import type { ClipConfig, HfClipSettings } from './clip-config.js';
-import { fromHfName, isExtraTensor, isFeatureDecoderTensor } from './clip-names.js';
+import { clipParameterNames, fromHfName, isExtraTensor, isFeatureDecoderTensor } from './clip-names.js';
 import type { NamePlacement } from './clip-names.js';
 import { WEIGHTS_FORMAT } from './rils.js';
 import { checkModelFits, numel } from './size.js';
@@ -189,7 +189,7 @@ export interface TensorLoad {
 const BATCH_BYTES = 64 << 20;
 
 /** Every parameter of `target` covered exactly once (whole, or by its three q, k, v parts). */
-function checkCoverage(c: Checkpoint, placed: readonly Placed[], parameters: readonly ParameterInfo[]): void {
+function checkCoverage(c: Checkpoint, placed: readonly Placed[], parameters: readonly { name: string }[]): void {
   const parts = new Map<string, number>();
   for (const p of placed) {
     const key = p.to.name;
@@ -268,6 +268,8 @@ export async function openPretrained<M extends LoadTarget & { dispose(): void }>
     const placed = placeTensors(c);
     const config = inferClipConfig(openaiShapes(placed), c.hfConfig, act, where(c));
     const modelOptions: RilsOptions = { preset: 'clip_vit_b16', seed: 0, reconWeight: 0, ...config, ...rest };
+    // Before anything is built: every tensor of the model the file describes is there, and they hold it.
+    checkCoverage(c, placed, clipParameterNames(config.visionDepth, config.textLayers).map((name) => ({ name })));
     checkModelFits(where(c), modelOptions, placed.reduce((n, p) => n + numel(p.tensor.shape), 0), { decoder: false });
     const tokenizer = rest.tokenizer ?? await clipTokenizer(c, config, vocabPath);
     const model = await factory.create({ ...modelOptions, ...(tokenizer ? { tokenizer } : {}) });
