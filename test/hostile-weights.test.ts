@@ -50,7 +50,8 @@ test('a FIFO as the weights, or as a Hugging Face folder\'s config.json, is refu
   rmSync(dir, { recursive: true });
 });
 
-test('zero-element tensors with absurd shapes: refused from the header, naming the file and tensor, nothing allocated', async (t) => {
+// Serial: ava runs a file's other tests concurrently, and their models would count in the RSS.
+test.serial('zero-element tensors with absurd shapes: refused from the header, naming the file and tensor, nothing allocated', async (t) => {
   const dir = tmp();
   const f = parseSafetensors(readFileSync(openai));
   const headerOnly = Object.fromEntries([...f.tensors].map(([name, e]) => [name, e.shape.length ? [...e.shape.slice(0, -1), 0] : [0]]));
@@ -72,7 +73,7 @@ test('zero-element tensors with absurd shapes: refused from the header, naming t
   rmSync(dir, { recursive: true });
 });
 
-test('a declared model must fit the bytes that hold it: shapes that describe a larger model are refused before it is built', async (t) => {
+test.serial('a declared model must fit the bytes that hold it: shapes that describe a larger model are refused before it is built', async (t) => {
   const dir = tmp();
   // Non-empty shapes: a vocabulary of 1e6 rows held in a [1e6, 1] tensor (4 MB of file) describes
   // a model of 1e6 × 128 numbers (512 MB).
@@ -114,7 +115,7 @@ test('parameterCount counts every model it describes exactly, without building i
   }
 });
 
-test('a TorchScript parameter that is a zero-stride view: refused naming the file and tensor, nothing expanded', async (t) => {
+test.serial('a TorchScript parameter that is a zero-stride view: refused naming the file and tensor, nothing expanded', async (t) => {
   const file = path.join(fixtures, 'hostile', 'zero-stride.pt');
   const rss = rssMb();
   await t.throwsAsync(Rils.fromPretrained(file), {
