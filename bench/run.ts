@@ -16,7 +16,7 @@ const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const flag = (name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
 const flags = (name: string) => argv.flatMap((a, i) => (a === name && argv[i + 1] ? [argv[i + 1]!] : []));
-// --only NAME runs one case: micro, vit_ti16, vit_s16, data-parallel or clip.
+// --only NAME runs one case: micro, vit_ti16, vit_s16, data-parallel, clip or onnx.
 const only = flag('--only');
 // --precision fp32|bf16 runs one precision; --like-for-like only the gate-off rows.
 const precisions = (flag('--precision') ? [flag('--precision')!] : ['fp32', 'bf16']) as ('fp32' | 'bf16')[];
@@ -193,6 +193,10 @@ const ddp = only && only !== 'data-parallel' ? null : await (async () => {
 // Pretrained CLIP: encode and checkpoint reading against clip_ref.py (bench/clip.ts).
 if (!only || only === 'clip') {
   execFileSync(process.execPath, ['--import=tsx', path.join(here, 'clip.ts'), ...(quick ? ['--quick'] : [])], { stdio: 'inherit' });
+}
+// rils against onnxruntime-node on rils's ONNX export of the same model (bench/onnx.ts).
+if (!only || only === 'onnx') {
+  execFileSync(process.execPath, ['--import=tsx', path.join(here, 'onnx.ts'), ...(quick ? ['--quick'] : [])], { stdio: 'inherit' });
 }
 writeFileSync(path.join(here, 'results.json'), `${JSON.stringify({
   date: new Date().toISOString(), cpu: cpuModel, cpu_flags: { avx512_bf16: cpuFlags.has('avx512_bf16'), amx_bf16: cpuFlags.has('amx_bf16') },

@@ -3,7 +3,7 @@
 // feature decoder (the class token kept, patches masked after the positional embedding). Saves
 // OpenAI/open_clip safetensors that open_clip and clip_ref.py load.
 // Run: npx tsx examples/clip-finetune.ts CHECKPOINT DATA_DIR [STEPS] [OUT.safetensors] [--rils]
-import { FileCaptionSource, Rils, fit, readCaptionIndex } from '../lib/index.js';
+import { FileCaptionSource, Rils, fit, readCaptionIndex } from 'rils';
 
 const args = process.argv.slice(2).filter((a) => a !== '--rils');
 const [checkpoint, dir, steps = '100', out = 'finetuned.safetensors'] = args;

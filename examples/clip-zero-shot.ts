@@ -3,7 +3,7 @@
 // open_clip's open_clip_model.safetensors (add { act: 'gelu' } for its GELU models). rils reads the
 // file you have; it downloads nothing. CLIP's tokenizer comes with rils.
 // Run: npx tsx examples/clip-zero-shot.ts CHECKPOINT cat,dog,bird IMAGE...
-import { Rils } from '../lib/index.js';
+import { Rils } from 'rils';
 
 const [checkpoint, classes, ...images] = process.argv.slice(2);
 if (!checkpoint || !classes || images.length === 0) throw new Error('usage: clip-zero-shot.ts CHECKPOINT a,b,c IMAGE...');

@@ -1,7 +1,7 @@
 // Image embeddings (and patch tokens) of a trained model, for retrieval or downstream tasks,
 // written to a safetensors file any framework can read.
 // Run: npx tsx examples/embed-images.ts WEIGHTS.safetensors OUT.safetensors IMAGE...
-import { Rils, writeSafetensors } from '../lib/index.js';
+import { Rils, writeSafetensors } from 'rils';
 
 const [weights, out, ...images] = process.argv.slice(2);
 if (!weights || !out || images.length === 0) throw new Error('usage: embed-images.ts WEIGHTS OUT.safetensors IMAGE...');

@@ -2,7 +2,7 @@
 // and k-NN, n-shot and linear probes on frozen embeddings, with an HTML report; then retrieval
 // recall when a captioned set is given too.
 // Run: npx tsx examples/evaluate.ts WEIGHTS.safetensors CLASS_FOLDERS [CAPTIONED_SET] [REPORT.html]
-import { Rils, evaluateClassification, evaluateRetrieval, openCaptionedPairs, openLabelledImages, writeEvaluationReport } from '../lib/index.js';
+import { Rils, evaluateClassification, evaluateRetrieval, openCaptionedPairs, openLabelledImages, writeEvaluationReport } from 'rils';
 
 const [weights, folder, captioned, report = 'eval-report.html'] = process.argv.slice(2);
 if (!weights || !folder) throw new Error('usage: evaluate.ts WEIGHTS CLASS_FOLDERS [CAPTIONED_SET] [REPORT.html]');

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import {
   CaptionedImageSource, DIGIT_NAMES, MNIST_EVAL_TEMPLATES, MNIST_TRAIN_TEMPLATES, Rils, WordTokenizer, captionFor,
   evaluateClassification, fit, loadMnist, openLabelledImages, patchMaps, runtimeInfo, writeEvaluationReport, writeReport,
-} from '../lib/index.js';
+} from 'rils';
 
 const { values: args } = parseArgs({
   options: {

@@ -3,7 +3,7 @@
 // Run: npx tsx examples/patch-maps.ts WEIGHTS.safetensors IMAGE "a red square" "a blue circle" ...
 import { writeFileSync } from 'node:fs';
 
-import { Rils, renderHeatmap } from '../lib/index.js';
+import { Rils, renderHeatmap } from 'rils';
 
 const [weights, image, ...texts] = process.argv.slice(2);
 if (!weights || !image || texts.length < 2) throw new Error('usage: patch-maps.ts WEIGHTS IMAGE TEXT TEXT...');

@@ -1,7 +1,7 @@
 // Pre-train RILS on a folder of captioned images (x.jpg + x.txt, or a JSONL/CSV index), with
 // checkpoints that resume, then save the weights (they carry their config and tokenizer).
 // Run: npx tsx examples/train-folder.ts DIR [STEPS] [OUT.safetensors]
-import { FileCaptionSource, Rils, WordTokenizer, fit, readCaptionIndex } from '../lib/index.js';
+import { FileCaptionSource, Rils, WordTokenizer, fit, readCaptionIndex } from 'rils';
 
 const [dir, steps = '200', out = 'folder.safetensors'] = process.argv.slice(2);
 if (!dir) throw new Error('usage: train-folder.ts DIR [STEPS] [OUT.safetensors]');

@@ -1,7 +1,7 @@
 // A first look at the API: a few RILS training steps of the `micro` preset on random tensors.
 // (Random data only shows the mechanics; real training data comes with the dataset loaders.)
 // Run: npx tsx examples/train-steps.ts
-import { Rils } from '../lib/index.js';
+import { Rils } from 'rils';
 
 const model = await Rils.create({ preset: 'micro', vocabSize: 1000, seed: 0, lr: 1e-3, warmupSteps: 2, totalSteps: 10 });
 const { imageSize: S, contextLength: L, vocabSize: V } = model.config;

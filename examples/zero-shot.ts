@@ -1,7 +1,7 @@
 // Zero-shot classification: class names become text embeddings through prompt templates, and
 // each image gets the classes whose embeddings it is closest to.
 // Run: npx tsx examples/zero-shot.ts WEIGHTS.safetensors cat,dog,bird IMAGE...
-import { Rils } from '../lib/index.js';
+import { Rils } from 'rils';
 
 const [weights, classes, ...images] = process.argv.slice(2);
 if (!weights || !classes || images.length === 0) throw new Error('usage: zero-shot.ts WEIGHTS a,b,c IMAGE...');

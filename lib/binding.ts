@@ -36,6 +36,10 @@ export interface NativeSchema {
   config: NativeFieldInfo[];
   train: NativeFieldInfo[];
   stats: { name: string; type: 'int' | 'real' | 'bool' | 'choice'; reduce: 'mean' | 'sum' | 'none' }[];
+  /** How a model runs (precision). */
+  run: NativeFieldInfo[];
+  /** A data-parallel job's numeric options. */
+  distributed: NativeFieldInfo[];
   presets: Record<string, NativeConfig>;
 }
 
@@ -100,8 +104,10 @@ export interface NativeAddon {
     train: NativeTrainOptions;
     seed: number;
     device: string;
-    precision: 'auto' | 'fp32' | 'bf16';
-    distributed?: { rank: number; worldSize: number; masterAddr: string; masterPort: number; timeoutMs: number; bucketBytes: number } | undefined;
+    /** RILS_RUN_FIELDS. */
+    run: Record<string, number | string>;
+    /** The rendezvous host, and RILS_DISTRIBUTED_FIELDS. */
+    distributed?: { master_addr: string; fields: Record<string, number> } | undefined;
   }): Promise<NativeModel>;
   schema(): NativeSchema;
   /** How many numbers the model of these options holds (and of them its feature decoder's), nothing allocated. */
@@ -122,7 +128,10 @@ export interface NativeAddon {
   setNumThreads(n: number): void;
   /** Drops queued native work and waits for the running work (at process exit only). */
   shutDown(): void;
-  retrievalRecall(args: { imageEmbeddings: Float32Array; textEmbeddings: Float32Array; count: number; dim: number; ks: number[] }): Promise<{ i2t: number[]; t2i: number[] }>;
+  retrievalRanks(args: {
+    imageEmbeddings: Float32Array; textEmbeddings: Float32Array; textImage: Int32Array; images: number; texts: number; dim: number;
+    blockElements: number;
+  }): Promise<{ imageToText: ArrayBuffer; textToImage: ArrayBuffer }>;
   isTensorBacked(buffer: ArrayBuffer): boolean;
   /** Every parameter and buffer of a TorchScript archive, read by LibTorch. */
   readTorchScript(path: string): Promise<{ name: string; dtype: string; shape: number[]; data: ArrayBuffer }[]>;
@@ -132,7 +141,7 @@ export interface NativeAddon {
   }): Promise<ArrayBuffer>;
   classifyFeatures(args: {
     train: Float32Array; trainLabels: Int32Array; query: Float32Array; trainCount: number; queryCount: number;
-    dim: number; numClasses: number; method: 'knn' | 'prototype' | 'linear'; k: number; weightDecay: number;
+    dim: number; numClasses: number; method: 'knn' | 'prototype' | 'linear'; k: number; weightDecay: number; iterations: number;
   }): Promise<ArrayBuffer>;
 }
 

@@ -16,7 +16,8 @@ import { hostname } from 'node:os';
 
 import type { NativeModel } from './binding.js';
 import { RilsInputError } from './errors.js';
-import { checkInteger, checkNumber, checkPlainObject, invalid, isInteger } from './validate.js';
+import { DISTRIBUTED_FIELDS, checkField } from './schema.js';
+import { checkPlainObject, invalid, isInteger } from './validate.js';
 
 /** Where this process stands in a data-parallel job (torchrun's variables, camelCased). */
 export interface DistributedOptions {
@@ -73,23 +74,22 @@ export function distributedFromEnv(env: NodeJS.ProcessEnv = process.env): Distri
   return { rank, worldSize, masterAddr: env.MASTER_ADDR || '127.0.0.1', masterPort, localRank: int('LOCAL_RANK', 0, rank) };
 }
 
-/** Checked options as the addon takes them. @internal */
-export function toNativeDistributed(value: unknown): {
-  rank: number; worldSize: number; masterAddr: string; masterPort: number; timeoutMs: number; bucketBytes: number;
-} {
-  const o = checkPlainObject(value, 'distributed') as Partial<DistributedOptions>;
-  const worldSize = checkInteger(o.worldSize, 'distributed.worldSize', 1);
-  const rank = checkInteger(o.rank, 'distributed.rank', 0);
-  if (rank >= worldSize) throw new RilsInputError(`Expected distributed.rank < worldSize (${worldSize}) but received ${rank}`);
+/** Checked options as the addon takes them: the host, and each RILS_DISTRIBUTED_FIELDS row. @internal */
+export function toNativeDistributed(value: unknown): { master_addr: string; fields: Record<string, number> } {
+  const o = checkPlainObject(value, 'distributed') as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!DISTRIBUTED_FIELDS.has(key) && key !== 'masterAddr' && key !== 'localRank') {
+      throw new RilsInputError(`Unknown option 'distributed.${key}'`);
+    }
+  }
+  const fields: Record<string, number> = {};
+  for (const [key, f] of DISTRIBUTED_FIELDS) fields[f.name] = checkField(f, o[key] ?? f.default, `distributed.${key}`) as number;
+  if (fields.rank! >= fields.world_size!) {
+    throw new RilsInputError(`Expected distributed.rank < worldSize (${fields.world_size}) but received ${fields.rank}`);
+  }
   const masterAddr = o.masterAddr ?? '127.0.0.1';
   if (typeof masterAddr !== 'string' || masterAddr === '') throw new RilsInputError('Expected a host name or address for distributed.masterAddr');
-  const masterPort = checkInteger(o.masterPort ?? 29500, 'distributed.masterPort', 1);
-  if (masterPort > 65535) throw new RilsInputError(`Expected distributed.masterPort <= 65535 but received ${masterPort}`);
-  const timeout = checkNumber(o.timeoutSeconds ?? 60, 'distributed.timeoutSeconds');
-  if (!(timeout > 0)) throw new RilsInputError(`Expected distributed.timeoutSeconds > 0 but received ${timeout}`);
-  const bucket = checkNumber(o.bucketMegabytes ?? 25, 'distributed.bucketMegabytes');
-  if (!(bucket > 0)) throw new RilsInputError(`Expected distributed.bucketMegabytes > 0 but received ${bucket}`);
-  return { rank, worldSize, masterAddr, masterPort, timeoutMs: Math.ceil(timeout * 1000), bucketBytes: Math.ceil(bucket * 2 ** 20) };
+  return { master_addr: masterAddr, fields };
 }
 
 /**

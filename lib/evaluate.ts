@@ -6,6 +6,7 @@
 import { native } from './binding.js';
 import { RilsInputError, fromNative } from './errors.js';
 import { Random } from './data/augment.js';
+import { recallAt } from './eval/scores.js';
 import { checkInteger, checkTypedArray, invalid } from './validate.js';
 
 /** Features `[count, dim]` with their labels. */
@@ -16,9 +17,12 @@ export interface LabelledFeatures {
   labels: Int32Array;
 }
 
+/** The linear probe's defaults: its L2 penalty and its L-BFGS iterations (full batch). */
+export const LINEAR_PROBE = { weightDecay: 1e-4, iterations: 500 } as const;
+
 async function classify(
   train: LabelledFeatures, query: Float32Array, numClasses: number, method: 'knn' | 'prototype' | 'linear', k = 1,
-  weightDecay = 0,
+  weightDecay = 0, iterations = 0,
 ): Promise<Int32Array> {
   const trainCount = train.labels?.length;
   if (!trainCount) throw new RilsInputError('Expected at least one labelled training feature');
@@ -32,7 +36,7 @@ async function classify(
   try {
     const out = await native.classifyFeatures({
       train: train.features, trainLabels: train.labels, query, trainCount, queryCount, dim,
-      numClasses: checkInteger(numClasses, 'numClasses', 1), method, k, weightDecay,
+      numClasses: checkInteger(numClasses, 'numClasses', 1), method, k, weightDecay, iterations,
     });
     return new Int32Array(out);
   } catch (error) {
@@ -64,14 +68,15 @@ export function sampleShots(data: LabelledFeatures, shots: number, numClasses: n
 
 /**
  * Linear probe: multinomial logistic regression on the standardised frozen features (full-batch
- * L-BFGS, 500 iterations, L2 penalty `weightDecay`, default 1e-4), then labels of `query`.
+ * L-BFGS, `iterations` of them, default 500, L2 penalty `weightDecay`, default 1e-4), then labels of `query`.
  */
 export function linearProbeClassify(
-  train: LabelledFeatures, query: Float32Array, options: { numClasses: number; weightDecay?: number },
+  train: LabelledFeatures, query: Float32Array, options: { numClasses: number; weightDecay?: number; iterations?: number },
 ): Promise<Int32Array> {
-  const wd = options.weightDecay ?? 1e-4;
+  const wd = options.weightDecay ?? LINEAR_PROBE.weightDecay;
   if (!(typeof wd === 'number' && wd >= 0)) throw new RilsInputError(`Expected a weightDecay >= 0 but received ${String(wd)}`);
-  return classify(train, query, options.numClasses, 'linear', 1, wd);
+  const iterations = checkInteger(options.iterations ?? LINEAR_PROBE.iterations, 'iterations', 1);
+  return classify(train, query, options.numClasses, 'linear', 1, wd, iterations);
 }
 
 /** Fraction of predictions equal to the labels. */
@@ -91,8 +96,30 @@ export interface RetrievalRecall {
 }
 
 /**
+ * Where each true match ranks (0 = first) in cosine retrieval between image embeddings `[ni, dim]`
+ * and text embeddings `[nt, dim]`, text t belonging to image `textImage[t]` (several texts may share
+ * an image, as in COCO). Scored natively a block of rows at a time: never the ni × nt matrix.
+ * @internal
+ */
+export async function retrievalRanks(
+  imageEmbeddings: Float32Array, textEmbeddings: Float32Array, textImage: Int32Array, dim: number,
+  options: { blockElements?: number } = {},
+): Promise<{ imageToText: Int32Array; textToImage: Int32Array }> {
+  const images = imageEmbeddings.length / dim, texts = textImage.length;
+  checkTypedArray(imageEmbeddings, [Float32Array], images * dim, `imageEmbeddings ([n, ${dim}])`);
+  checkTypedArray(textEmbeddings, [Float32Array], texts * dim, `textEmbeddings ([${texts}, ${dim}])`);
+  try {
+    const blockElements = checkInteger(options.blockElements ?? 2 ** 24, 'blockElements', 1); // 64 MB of scores at most
+    const r = await native.retrievalRanks({ imageEmbeddings, textEmbeddings, textImage, images, texts, dim, blockElements });
+    return { imageToText: new Int32Array(r.imageToText), textToImage: new Int32Array(r.textToImage) };
+  } catch (error) {
+    throw fromNative(error);
+  }
+}
+
+/**
  * Image↔text retrieval recall@k over paired embeddings `[n, dim]` (e.g. from
- * {@link Rils.encodeImages} and {@link Rils.encodeTexts}).
+ * {@link Rils.encodeImages} and {@link Rils.encodeTexts}), pair i matching pair i.
  */
 export async function retrievalRecall(
   imageEmbeddings: Float32Array,
@@ -106,13 +133,6 @@ export async function retrievalRecall(
   checkTypedArray(textEmbeddings, [Float32Array], count * dim, `textEmbeddings ([${count}, ${dim}])`);
   const ks = options.ks ?? [1, 5, 10];
   ks.forEach((k) => checkInteger(k, 'ks', 1));
-  try {
-    const r = await native.retrievalRecall({ imageEmbeddings, textEmbeddings, count, dim, ks });
-    return {
-      imageToText: Object.fromEntries(ks.map((k, i) => [k, r.i2t[i]!])),
-      textToImage: Object.fromEntries(ks.map((k, i) => [k, r.t2i[i]!])),
-    };
-  } catch (error) {
-    throw fromNative(error);
-  }
+  const ranks = await retrievalRanks(imageEmbeddings, textEmbeddings, Int32Array.from({ length: count }, (_, i) => i), dim);
+  return { imageToText: recallAt(ranks.imageToText, ks), textToImage: recallAt(ranks.textToImage, ks) };
 }

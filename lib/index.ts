@@ -1,3 +1,4 @@
+/// <reference types="node" preserve="true" />
 /**
  * rils: RILS vision-language pre-training (masked visual reconstruction in language semantic
  * space, CVPR 2023) for Node.js, on LibTorch.
@@ -16,6 +17,7 @@ export type {
   TextEncoding, TrainStats,
 } from './types.js';
 export { ZeroShotClassifier } from './zeroshot.js';
+export type { ExportOnnxOptions, OnnxExport } from './export/onnx.js';
 export type { Classification, TopK } from './zeroshot.js';
 export { BUNDLED_CLIP_VOCAB, ByteTokenizer, ClipTokenizer, WordTokenizer } from './tokenizer.js';
 export { tokenizerFromSpec, tokenizerSpec } from './tokenizer.js';
@@ -59,7 +61,7 @@ export type { BatchSource, CaptionedImageSourceOptions, SourcedBatch } from './d
 export { Random, randomResizedCrop } from './data/augment.js';
 export { DIGIT_NAMES, MNIST_EVAL_TEMPLATES, MNIST_TRAIN_TEMPLATES, captionFor, loadMnist } from './data/mnist.js';
 export type { LabelledImages } from './data/mnist.js';
-export { presetConfig } from './options.js';
+export { fineTuningSchedule, presetConfig } from './options.js';
 export type { Activation, Device, ModelConfig, Precision, PresetName, RilsOptions, TrainingOptions } from './options.js';
 export type { PretrainedOptions } from './weights/pretrained.js';
 export type { SaveLayout } from './weights/clip-save.js';

@@ -64,6 +64,10 @@ export async function resolveImages(config: ModelConfig, input: ImagesInput): Pr
     const images = await loadImages(input as readonly ImageSource[], config.imageSize, { interpolation: config.interpolation });
     return { images, batchSize: input.length };
   }
+  if (typeof input === 'string' || Buffer.isBuffer(input)) {
+    throw new RilsInputError(`Expected an array of images (paths or encoded bytes) or { images, batchSize } but received ` +
+      `${typeof input === 'string' ? JSON.stringify(input) : 'one Buffer'}: pass [image] for a single image`);
+  }
   return checkImageTensor(config, input as ImageTensor, 1);
 }
 

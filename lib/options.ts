@@ -5,8 +5,9 @@
 import { native } from './binding.js';
 import type { NativeConfig, NativeTrainOptions } from './binding.js';
 import { RilsDeviceError, RilsInputError } from './errors.js';
-import { CONFIG_FIELDS, PRESETS, TRAIN_FIELDS, camelKeys, checkField } from './schema.js';
+import { CONFIG_FIELDS, PRESETS, RUN_FIELDS, TRAIN_FIELDS, camelKeys, checkField } from './schema.js';
 import type { FieldSpec } from './schema.js';
+import { isTokenizer } from './tokenizer.js';
 import type { Tokenizer } from './tokenizer.js';
 import { toNativeDistributed } from './distributed.js';
 import type { DistributedOptions } from './distributed.js';
@@ -32,8 +33,8 @@ export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
  * fp32 on the CPU.
  */
 export type Precision = 'auto' | 'fp32' | 'bf16';
-/** Every {@link Precision}. @internal */
-export const PRECISIONS: readonly Precision[] = ['auto', 'fp32', 'bf16'];
+/** Every {@link Precision}, as the addon's run table declares them. @internal */
+export const PRECISIONS = RUN_FIELDS.get('precision')!.choices as readonly Precision[];
 
 /**
  * Every field of a model preset; each can be overridden in {@link RilsOptions}.
@@ -57,9 +58,12 @@ export interface ModelConfig {
   visionDepth: number;
   /** ViT attention heads. vit_b16: 12. */
   visionHeads: number;
-  /** MLP hidden size as a multiple of the width (RILS's tower; CLIP's is always 4). Default 4. */
+  /** The vision tower's MLP hidden size as a multiple of its width (either tower). Default 4. */
   mlpRatio: number;
-  /** The vision tower's MLP activation. vit_*: `'gelu'`; OpenAI's CLIP: `'quick_gelu'`. */
+  /**
+   * The vision tower's MLP activation (either tower; RILS's feature decoder keeps MAE's GELU).
+   * vit_*: `'gelu'`; OpenAI's CLIP: `'quick_gelu'`.
+   */
   visionAct: Activation;
   /** Feature-decoder width. vit_b16: 768. */
   decoderWidth: number;
@@ -233,6 +237,33 @@ function tableOptions(o: Record<string, unknown>, fields: ReadonlyMap<string, Fi
   return out;
 }
 
+/**
+ * Model fields that act only under a condition on the rest of the config: given where they cannot
+ * act, they are refused (a weight file's metadata would record a value that never ran). Every other
+ * field acts on either vision tower.
+ */
+const APPLIES_WHEN: readonly [field: string, when: (c: NativeConfig) => boolean, what: string][] = [
+  ['decoder_width', (c) => c.decoder_depth === undefined || Number(c.decoder_depth) > 0, 'a feature decoder (decoderDepth >= 1)'],
+  ['decoder_heads', (c) => c.decoder_depth === undefined || Number(c.decoder_depth) > 0, 'a feature decoder (decoderDepth >= 1)'],
+];
+
+/** A config (snake_case) without the fields that do not act in it: what a weight file records. @internal */
+export function actingFields<T extends Record<string, unknown>>(config: T): T {
+  const out: Record<string, unknown> = { ...config };
+  for (const [field, when] of APPLIES_WHEN) if (!when(config as NativeConfig)) delete out[field];
+  return out as T;
+}
+
+/** Checks the given model fields (snake_case) against {@link APPLIES_WHEN}, over the preset's. */
+function checkApplies(given: NativeConfig, preset: NativeConfig): void {
+  const config = { ...preset, ...given };
+  for (const [field, when, what] of APPLIES_WHEN) {
+    if (Object.hasOwn(given, field) && !when(config)) {
+      throw new RilsInputError(`${camelCase(field)} acts only with ${what}: leave it out, or add one`);
+    }
+  }
+}
+
 /** `betas: [b1, b2]` → beta1, beta2, each checked against its field. */
 function betaOptions(betas: unknown): Record<string, number> {
   if (betas === undefined) return {};
@@ -241,21 +272,12 @@ function betaOptions(betas: unknown): Record<string, number> {
   return Object.fromEntries(names.map((n, i) => [n, checkField(TRAIN_FIELDS.get(camelCase(n))!, betas[i], `betas[${i}]`) as number]));
 }
 
-/** Whether `t` has what the model needs of a {@link Tokenizer}. */
-function isTokenizer(t: unknown): t is Tokenizer {
-  const k = t as Partial<Tokenizer> | null;
-  return typeof k === 'object' && k !== null && typeof k.encodeBatch === 'function' && typeof k.encode === 'function' &&
-    Number.isSafeInteger(k.vocabSize) && Number.isSafeInteger(k.contextLength);
-}
-
 /**
  * The precision the addon is asked for: `'bf16'` where it cannot run becomes a RilsDeviceError, or
  * `'fp32'` with a warning (onUnsupportedPrecision). The addon checks again.
  */
 function checkPrecision(precision: unknown, onUnsupported: unknown, device: string): Precision {
-  if (!(PRECISIONS as readonly unknown[]).includes(precision)) {
-    throw invalid("'auto', 'fp32' or 'bf16'", 'precision', precision);
-  }
+  checkField(RUN_FIELDS.get('precision')!, precision, 'precision');
   if (onUnsupported !== 'throw' && onUnsupported !== 'fp32') throw invalid("'throw' or 'fp32'", 'onUnsupportedPrecision', onUnsupported);
   if (precision !== 'bf16' || device !== 'cpu') return precision as Precision;
   const bf16 = native.runtimeInfo().cpuBf16;
@@ -283,7 +305,7 @@ export function toNativeOptions(options: RilsOptions): {
   train: NativeTrainOptions;
   seed: number;
   device: string;
-  precision: Precision;
+  run: { precision: Precision };
   distributed?: ReturnType<typeof toNativeDistributed>;
   /** Not the addon's: the checked own values of these options. */
   tokenizer: Tokenizer | undefined;
@@ -296,6 +318,7 @@ export function toNativeOptions(options: RilsOptions): {
   const preset = o.preset ?? 'vit_b16';
   if (!isPresetName(preset)) throw invalid(`one of ${Object.keys(PRESETS).join(', ')}`, 'preset', o.preset);
   const config = tableOptions(o, CONFIG_FIELDS) as NativeConfig;
+  checkApplies(config, PRESETS[preset]!);
   const train = { ...tableOptions(o, TRAIN_FIELDS), ...betaOptions(o.betas) };
   const seed = o.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : checkInteger(o.seed, 'seed', 0);
   if (o.onNonFinite !== undefined && o.onNonFinite !== 'skip' && o.onNonFinite !== 'throw') {
@@ -308,13 +331,47 @@ export function toNativeOptions(options: RilsOptions): {
   const precision = checkPrecision(o.precision ?? 'auto', o.onUnsupportedPrecision ?? 'throw', device);
   const checked = { tokenizer: o.tokenizer as Tokenizer | undefined, onNonFinite: (o.onNonFinite ?? 'skip') as 'skip' | 'throw' };
   if (o.distributed !== undefined) {
-    return { preset, config, train, seed, device, precision, distributed: toNativeDistributed(o.distributed), ...checked };
+    return { preset, config, train, seed, device, run: { precision }, distributed: toNativeDistributed(o.distributed), ...checked };
   }
-  return { preset, config, train, seed, device, precision, ...checked };
+  return { preset, config, train, seed, device, run: { precision }, ...checked };
 }
 
 /** Training options as the addon reports them, in camelCase, with `betas`. @internal */
 export function fromNativeTrainOptions(t: NativeTrainOptions): Required<TrainingOptions> {
   const { beta1, beta2, ...rest } = t;
   return { ...camelKeys<Omit<Required<TrainingOptions>, 'betas'>>(rest), betas: [beta1 as number, beta2 as number] };
+}
+
+/**
+ * The training options that {@link Rils.fromPretrained} (and `rils train --init`) start from, yours
+ * overriding them: fine-tuning's, not pre-training's. A peak lr of 1e-5 and weight decay 0.1 (the
+ * range open_clip and WiSE-FT fine-tune CLIP with), and, when `totalSteps` is given, a linear warmup
+ * from 0 over its first 10% (at most 500 steps), then a cosine to 0 at `totalSteps`. Without
+ * `totalSteps` the lr stays at 1e-5.
+ *
+ * @example
+ * ```ts
+ * fineTuningSchedule(1000); // { lr: 1e-5, weightDecay: 0.1, warmupStartLr: 0, warmupSteps: 100, minLr: 0, totalSteps: 1000 }
+ * ```
+ */
+export function fineTuningSchedule(totalSteps = 0): TrainingOptions {
+  const steps = checkInteger(totalSteps, 'totalSteps', 0);
+  return { lr: 1e-5, weightDecay: 0.1, warmupStartLr: 0, warmupSteps: Math.min(500, Math.ceil(steps / 10)), minLr: 0, totalSteps: steps };
+}
+
+/** {@link fineTuningSchedule} in words, for help texts. @internal */
+export function describeSchedule(): string {
+  const { lr, weightDecay } = fineTuningSchedule(0), steps = 1000, warmup = fineTuningSchedule(steps).warmupSteps!;
+  return `lr ${lr}, weight decay ${weightDecay}, a linear warmup from 0 over the first ${(100 * warmup) / steps}% of ` +
+    `--steps (at most ${fineTuningSchedule(1e9).warmupSteps} steps), then a cosine to 0 at --steps.`;
+}
+
+/**
+ * A warning for a schedule whose warmup does not end before its last step (the lr would never reach
+ * its peak), or undefined. @internal
+ */
+export function scheduleWarning(t: Pick<Required<TrainingOptions>, 'warmupSteps' | 'totalSteps'>, steps = t.totalSteps): string | undefined {
+  if (steps <= 0 || t.warmupSteps < steps) return undefined;
+  return `warmupSteps (${t.warmupSteps}) >= ${steps === t.totalSteps ? 'totalSteps' : 'the steps of this run'} (${steps}): ` +
+    'the learning rate never leaves its warmup (fewer warmupSteps, or more steps)';
 }

@@ -8,8 +8,8 @@ import path from 'node:path';
 import { native } from './binding.js';
 import type { NativeModel } from './binding.js';
 import { RilsDistributedError, RilsInputError, RilsNativeError, RilsStateError, RilsWeightsError, fromNative } from './errors.js';
-import { ZeroShotClassifier } from './zeroshot.js';
-import { fromNativeTrainOptions, toNativeOptions } from './options.js';
+import { ZeroShotClassifier, indistinctClasses } from './zeroshot.js';
+import { fromNativeTrainOptions, scheduleWarning, toNativeOptions } from './options.js';
 import type { Device, ModelConfig, PresetName, RilsOptions, TrainingOptions } from './options.js';
 import { SerialQueue } from './queue.js';
 import { camelKeys } from './schema.js';
@@ -28,6 +28,8 @@ import { openPretrained } from './weights/pretrained.js';
 import type { PretrainedOptions, TensorLoad } from './weights/pretrained.js';
 import { SAVE_LAYOUTS, writeClipLayout } from './weights/clip-save.js';
 import type { SaveLayout } from './weights/clip-save.js';
+import { exportOnnx } from './export/onnx.js';
+import type { ExportOnnxOptions, OnnxExport } from './export/onnx.js';
 import { loadModelCheckpoint, saveModelCheckpoint } from './checkpoint.js';
 import type { CheckpointSession } from './checkpoint.js';
 import { allGatherJson, lostPeers } from './distributed.js';
@@ -88,6 +90,8 @@ export class Rils {
    */
   static async create(options: RilsOptions = {}): Promise<Rils> {
     const { tokenizer, onNonFinite, ...o } = toNativeOptions(options);
+    const warning = scheduleWarning({ warmupSteps: Number(o.train.warmup_steps ?? 0), totalSteps: Number(o.train.total_steps ?? 0) });
+    if (warning) process.emitWarning(warning, { code: 'RILS_SCHEDULE' });
     try {
       return new Rils(await native.createModel(o), o.preset, o.seed, tokenizer, onNonFinite);
     } catch (error) {
@@ -111,14 +115,20 @@ export class Rils {
    * config.json, and its tokenizer files when there), or OpenAI's TorchScript `.pt` (what `clip.load`
    * downloads; fp16 tensors are cast to fp32). rils's own weight files load too ({@link fromWeights}).
    * The config is inferred from the tensors' shapes (and config.json); `options` override it (e.g.
-   * `device`, `visionHeads`, or `decoderDepth: 1` with `reconWeight` to fine-tune with RILS's term).
-   * The tokenizer is CLIP's BPE (bundled). Any tensor missing, misshapen or unknown rejects with a
+   * `device`, `visionHeads`). The tokenizer is CLIP's BPE (bundled; a Hugging Face folder's own
+   * vocab.json and merges.txt first). Any tensor missing, misshapen or unknown rejects with a
    * {@link RilsWeightsError} naming it and the layout the file was read as.
+   *
+   * Training starts from a fine-tuning schedule, not pre-training's: {@link fineTuningSchedule} of
+   * your `totalSteps` (lr 1e-5, weight decay 0.1, warmup over the first 10% of the steps, cosine to
+   * 0), and on a CLIP checkpoint the CLIP loss alone (`reconWeight` 0); `reconWeight > 0` adds RILS's
+   * reconstruction term through a new feature decoder (`decoderDepth` 1 unless you say otherwise).
    *
    * @example
    * ```ts
    * const model = await Rils.fromPretrained('ViT-B-16.pt');
    * const classifier = await model.zeroShotClassifier(['cat', 'dog'], { templates: 'clip80' });
+   * const tuned = await Rils.fromPretrained('ViT-B-16.pt', { totalSteps: 1000 }); // then fit(tuned, source, { steps: 1000 })
    * ```
    */
   static async fromPretrained(path: string, options: PretrainedOptions = {}): Promise<Rils> {
@@ -234,7 +244,10 @@ export class Rils {
     options: { templates?: Templates; tokenizer?: Tokenizer } = {},
   ): Promise<ZeroShotClassifier> {
     this.#handle();
-    const prompts = classPrompts(this.config, options.tokenizer ?? this.tokenizer, classNames, options.templates);
+    const tokenizer = options.tokenizer ?? this.tokenizer;
+    const prompts = classPrompts(this.config, tokenizer, classNames, options.templates);
+    const warning = indistinctClasses(classNames, prompts, tokenizer!);
+    if (warning) process.emitWarning(warning, { code: 'RILS_ZEROSHOT' });
     const out = await this.#run((m) => m.classEmbeddings(prompts));
     return new ZeroShotClassifier(this, [...classNames], new Float32Array(out.weights!));
   }
@@ -285,7 +298,8 @@ export class Rils {
    * reference load it without flags (`layout: 'rils'`, the default). A CLIP model can also be
    * written as OpenAI/open_clip safetensors (`'openai'`: what clip_ref.py and open_clip load; a
    * feature decoder rils added is left out) or as a Hugging Face `CLIPModel` folder (`'hf'`: `path`
-   * is the folder; model.safetensors and config.json).
+   * is the folder; model.safetensors, config.json, preprocessor_config.json and the tokenizer's files,
+   * which {@link fromPretrained} reads back).
    */
   async saveWeights(path: string, options: { layout?: SaveLayout } = {}): Promise<void> {
     if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
@@ -294,7 +308,28 @@ export class Rils {
     const state = await this.#run((m) => m.getState());
     if (layout === 'rils') return writeWeights(path, state, this.#description());
     const logitScale = new Float32Array(state.find((t) => t.name === 'logit_scale')!.data)[0]!;
-    await writeClipLayout(path, layout, state, this.config, logitScale);
+    await writeClipLayout(path, layout, state, this.config, logitScale, this.tokenizer);
+  }
+
+  /**
+   * Exports the model to ONNX as a folder that onnxruntime and transformers.js load as it is:
+   * `onnx/vision_model.onnx` (`pixel_values` → `image_embeds`, not normalised), `onnx/text_model.onnx`
+   * (`input_ids` → `text_embeds`), `onnx/model.onnx` (both, with CLIPModel's logits, for the
+   * zero-shot pipeline), config.json, preprocessor_config.json and the tokenizer's files. Any vision
+   * tower: CLIP's, or RILS's (no masking at inference). Options are checked and nothing is written
+   * before they pass; the folder is written aside, then renamed into place.
+   *
+   * @example
+   * ```ts
+   * await model.exportOnnx('my-model');
+   * // transformers.js: env.localModelPath = '.'; await pipeline('zero-shot-image-classification', 'my-model')
+   * ```
+   * @throws {@link RilsInputError} for a bad option, a folder that is not empty (without `force`) or
+   *   a tokenizer Hugging Face's format cannot describe.
+   */
+  async exportOnnx(dir: string, options: ExportOnnxOptions = {}): Promise<OnnxExport> {
+    this.#handle();
+    return exportOnnx(dir, options, { config: this.config, tokenizer: this.tokenizer, state: () => this.#run((m) => m.getState()) });
   }
 
   /**

@@ -27,6 +27,10 @@ function byKey(fields: NativeFieldInfo[]): ReadonlyMap<string, FieldSpec> {
 export const CONFIG_FIELDS = byKey(schema.config);
 /** The training options (optimiser, loss, trainer). */
 export const TRAIN_FIELDS = byKey(schema.train);
+/** How a model runs (RILS_RUN_FIELDS: precision). */
+export const RUN_FIELDS = byKey(schema.run);
+/** A data-parallel job's numeric options (RILS_DISTRIBUTED_FIELDS). */
+export const DISTRIBUTED_FIELDS = byKey(schema.distributed);
 /** What a step reports (RILS_STEP_STATS), by camelCase name. */
 export const STAT_FIELDS: ReadonlyMap<string, { name: string; type: string }> = new Map(
   schema.stats.map((s) => [camelCase(s.name), s]),

@@ -10,6 +10,7 @@ import { Prefetcher } from './data/prefetch.js';
 import type { BatchSource } from './data/source.js';
 import { RilsInputError, RilsStateError } from './errors.js';
 import { writeFileAtomic } from './files.js';
+import { scheduleWarning } from './options.js';
 import { readRegularFile } from './regular-file.js';
 import type { Rils } from './rils.js';
 import type { TrainStats } from './types.js';
@@ -308,6 +309,9 @@ export async function fit(model: Rils, source: BatchSource, options: FitOptions)
     // Checkpoints are taken between optimizer steps; each loop step is one optimizer step here.
     throw new RilsInputError('fit() with checkpoints needs accumulationSteps 1 (use a larger batch instead)');
   }
+  // Rils.create warns of a schedule that ends in its warmup; without a schedule length, this run's steps are its end.
+  const schedule = model.trainingOptions.totalSteps === 0 ? scheduleWarning(model.trainingOptions, steps) : undefined;
+  if (schedule) policy.warn(schedule);
   const resumedFrom = await resume(model, source, options);
   const stops = new StopRequests(model, options.signal, options.handleSigint ?? true);
   const prefetch = new Prefetcher(source, depth, model.step, steps); // never draws past `steps`

@@ -10,7 +10,8 @@ export interface Batch {
   /**
    * `Float32Array` of `[batchSize, 3, imageSize, imageSize]` (NCHW), already normalised; or
    * `Uint8Array` (a `Buffer` works) of `[batchSize, imageSize, imageSize, 3]` RGB, which is
-   * normalised natively with the ImageNet mean and std. Copied when the call is made: changing or
+   * normalised natively with the model's own mean and std (its config's imageMeanR/G/B and imageStdR/G/B:
+   * ImageNet's for the vit_* presets, CLIP's for clip_* and CLIP checkpoints). Copied when the call is made: changing or
    * transferring it afterwards does not affect the call.
    */
   images: Float32Array | Uint8Array;

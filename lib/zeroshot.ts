@@ -3,6 +3,8 @@
  * @module
  */
 import type { ImagesInput } from './inputs.js';
+import { WordTokenizer } from './tokenizer.js';
+import type { Tokenizer } from './tokenizer.js';
 import type { ClassLogits } from './types.js';
 import { checkInteger } from './validate.js';
 
@@ -60,4 +62,26 @@ export class ZeroShotClassifier {
     }
     return { batchSize, logits, probabilities, top };
   }
+}
+
+/**
+ * A warning when classes cannot be told apart: classes whose prompts give the same token rows under
+ * every template get the same embedding, and so the same score (e.g. names made only of words a
+ * {@link WordTokenizer} never saw, which all read as UNK). Undefined when every class is distinct.
+ * @internal
+ */
+export function indistinctClasses(
+  classNames: readonly string[], prompts: { tokens: Int32Array; templatesPerClass: number }, tokenizer: Tokenizer,
+): string | undefined {
+  const width = prompts.tokens.length / classNames.length;
+  const groups = new Map<string, string[]>();
+  classNames.forEach((name, c) => {
+    const key = prompts.tokens.subarray(c * width, (c + 1) * width).join(',');
+    groups.set(key, [...(groups.get(key) ?? []), name]);
+  });
+  const same = [...groups.values()].filter((g) => g.length > 1);
+  if (same.length === 0) return undefined;
+  const unknown = tokenizer instanceof WordTokenizer ? [...new Set(classNames.flatMap((n) => tokenizer.unknownWords(n)))] : [];
+  return `Classes ${same.map((g) => g.map((n) => `'${n}'`).join(' = ')).join('; ')} tokenize identically and will get identical scores` +
+    (unknown.length ? ` (words the tokenizer's vocabulary lacks, read as unknown: ${unknown.slice(0, 10).join(', ')})` : '');
 }

@@ -47,15 +47,23 @@ const train = (...args: string[]) => ['train', '--data', 'mnist', '--steps', '1'
 test('bad numbers name the option and the value', async (t) => {
   await failsClearly(t, train('--steps', '-1'), /Expected an integer >= 1 for --steps but received "-1"/);
   await failsClearly(t, train('--steps', '1.5'), /for --steps but received "1\.5"/);
-  await failsClearly(t, train('--lr', '-1'), /Expected a number >= 0 for --lr but received "-1"/);
+  await failsClearly(t, train('--lr', '-1'), /Expected a number in \[0, 1\] for --lr but received "-1"/);
   await failsClearly(t, train('--batch', '0'), /Expected an integer >= 1 for --batch but received "0"/);
   await failsClearly(t, train('--batch', 'abc'), /for --batch but received "abc"/);
   await failsClearly(t, train('--threads', '0'), /Expected an integer >= 1 for --threads but received "0"/);
   await failsClearly(t, train('--threads', '100000'), /Expected an integer in \[1, \d+\] \(4 × the \d+ cores\) for threads/);
   await failsClearly(t, train('--seed', '-1'), /for --seed but received "-1"/);
-  await failsClearly(t, train('--warmup', 'abc'), /for --warmup but received "abc"/);
+  await failsClearly(t, train('--warmup-steps', 'abc'), /Expected an integer >= 0 for --warmup-steps but received "abc"/);
+  await failsClearly(t, train('--mask-ratio', '1'), /Expected a number in \[0, 1\) for --mask-ratio but received "1"/);
+  await failsClearly(t, train('--retrieval-gate', 'maybe'), /Unexpected argument 'maybe'/);
+  await failsClearly(t, train('--vision-act', 'relu'), /Expected 'gelu' or 'quick_gelu' for --vision-act but received "relu"/);
+  await failsClearly(t, train('--set', 'retrievalGate=yes'), /Expected a boolean for --set retrievalGate but received "yes"/);
+  await failsClearly(t, train('--set', 'constructor=1'), /Expected field=value .*for --set but received "constructor=1"/);
+  await failsClearly(t, train('--vocab-size', '300'), /--vocab-size is given by the tokenizer/);
+  await failsClearly(t, train('--init', 'x.safetensors', '--preset', 'micro'), /--preset cannot be used with --init/);
+  await failsClearly(t, train('--device', 'tpu'), /Expected cpu, cuda or cuda:N for --device but received "tpu"/);
   await failsClearly(t, train('--master-port', 'abc', '--nproc', '2'), /for --master-port but received "abc"/);
-  await failsClearly(t, train('--set', 'imageSize'), /Expected field=number .*for --set but received "imageSize"/);
+  await failsClearly(t, train('--set', 'imageSize'), /Expected field=value .*for --set but received "imageSize"/);
   await failsClearly(t, train('--set', 'frobs=2'), /for --set but received "frobs=2"/);
   await failsClearly(t, train('--on-error', 'ignore'), /Expected 'skip' or 'throw' for --on-error but received "ignore"/);
   await failsClearly(t, train('--preset', 'huge'), /for --preset but received "huge"/);

@@ -75,7 +75,7 @@ test('fine-tuning a CLIP checkpoint with RILS\'s term: gradients reach the new d
 });
 
 test('a CLIP model without a decoder refuses RILS\'s term, clearly', async (t) => {
-  await t.throwsAsync(Rils.fromPretrained(path.join(dir, 'openai.safetensors'), { reconWeight: 0.5 }), {
+  await t.throwsAsync(Rils.fromPretrained(path.join(dir, 'openai.safetensors'), { reconWeight: 0.5, decoderDepth: 0 }), {
     message: /Expected reconWeight 0 for a model without a feature decoder \(decoderDepth 0\) but received 0.5/,
   });
 });

@@ -199,7 +199,8 @@ serial('rils train --nproc 2 on a folder: rank 0 writes weights, checkpoint and 
     }
   }
   const [weights, ckpt, metrics] = ['w.safetensors', 'c.safetensors', 'm.jsonl'].map((f) => path.join(dir, f)) as [string, string, string];
-  const common = ['--data', dir, '--batch', '8', '--checkpoint', ckpt, '--metrics', metrics, '--out', weights];
+  // One schedule for all three runs (by default it follows --steps, which differ).
+  const common = ['--data', dir, '--batch', '8', '--total-steps', '5', '--checkpoint', ckpt, '--metrics', metrics, '--out', weights];
   const first = await rils('train', '--nproc=2', ...common, '--steps', '3'); // both spellings of --nproc
   t.regex(first.stdout, /step 3\/3 loss/);
   t.regex(first.stdout, /\(2 processes, global batch 8\)/);
@@ -217,7 +218,7 @@ serial('rils train --nproc 2 on a folder: rank 0 writes weights, checkpoint and 
   t.not(ranks[0]!.extra.data.rng, ranks[1]!.extra.data.rng);
   // Resume is exact across processes too: 3 + 2 steps give the weights of 5 straight steps.
   const straight = path.join(dir, 'straight.safetensors');
-  await rils('train', '--nproc', '2', '--data', dir, '--batch', '8', '--steps', '5', '--out', straight);
+  await rils('train', '--nproc', '2', '--data', dir, '--batch', '8', '--total-steps', '5', '--steps', '5', '--out', straight);
   t.true(readFileSync(straight).equals(readFileSync(weights)), 'resumed and uninterrupted runs end with the same bytes');
   rmSync(dir, { recursive: true, force: true });
 });

@@ -6,7 +6,8 @@ import path from 'node:path';
 import test from 'ava';
 
 import {
-  Rils, RilsDeviceError, RilsError, RilsInputError, RilsStateError, RilsWeightsError, runtimeInfo, setNumThreads,
+  FileCaptionSource, Rils, RilsDeviceError, RilsError, RilsInputError, RilsStateError, RilsWeightsError, WordTokenizer, runtimeInfo,
+  setNumThreads,
 } from '../lib/index.js';
 import type { Batch } from '../lib/index.js';
 import { randomBatch, sameWeights, snapshot } from './helpers/batches.js';
@@ -178,4 +179,30 @@ test('truncated, corrupt, missing or non-finite weight files are refused, the mo
   await t.throwsAsync(model.loadWeights(nanFile), { instanceOf: RilsWeightsError, message: /NaN or infinite/ });
   t.true(sameWeights(before, await snapshot(model)));
   await model.loadWeights(good); // and a good file still loads
+});
+
+test('errors that send the user the right way', async (t) => {
+  const clip = fixture('../clip/openai.safetensors');
+  await t.throwsAsync(Rils.fromWeights(clip), {
+    instanceOf: RilsWeightsError, message: /is not a rils weight file .*it holds a CLIP checkpoint; load it with Rils\.fromPretrained\(path\)/,
+  });
+  const model = await micro();
+  await t.throwsAsync(model.encodeImages('x.png' as never), {
+    instanceOf: RilsInputError, message: /Expected an array of images .* but received "x\.png": pass \[image\] for a single image/,
+  });
+  t.throws(() => new FileCaptionSource({ items: [{ image: 'a.png', caption: 'a' }], tokenizer: model.tokenizer!, batchSize: 2, seed: 0, size: 32 }), {
+    instanceOf: RilsInputError, message: /Expected a tokenizer for the tokenizer of a data source but received undefined: a model made without \{ tokenizer \} has none/,
+  });
+  const words = WordTokenizer.fromTexts(['a photo of a seven', 'a photo of an eight'], { contextLength: 16 });
+  const small = await Rils.create({ preset: 'micro', vocabSize: words.vocabSize, contextLength: 16, tokenizer: words, seed: 1 });
+  const warnings: string[] = [];
+  const listen = (w: Error) => warnings.push(w.message);
+  process.on('warning', listen);
+  await small.zeroShotClassifier(['seven', 'zebra', 'giraffe'], { templates: ['a photo of a {}'] });
+  await new Promise((resolve) => setImmediate(resolve));
+  process.off('warning', listen);
+  t.deepEqual(warnings, [
+    "Classes 'zebra' = 'giraffe' tokenize identically and will get identical scores (words the tokenizer's vocabulary lacks, read as unknown: zebra, giraffe)",
+  ]);
+  model.dispose(), small.dispose();
 });

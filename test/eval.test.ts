@@ -14,7 +14,8 @@ import {
 import type { LabelledData, LabelledImageSet } from '../lib/index.js';
 import { Random } from '../lib/data/augment.js';
 import { selectImages } from '../lib/data/labelled.js';
-import { recallAt, retrievalRanks, topKByDot } from '../lib/eval/scores.js';
+import { recallAt, topKByDot } from '../lib/eval/scores.js';
+import { retrievalRanks } from '../lib/evaluate.js';
 import { COLOUR_NAMES, colourImages, colourPixels, writeColourFolder } from './helpers/colours.js';
 
 const CAPTIONS = COLOUR_NAMES.map((c) => `a ${c} square`);
@@ -104,7 +105,7 @@ test('embedImages streams in chunks: the embeddings of encodeImages, unreadable 
 test('retrieval ranks: identity pairs give recall@1 = 1; recall never decreases with k; several captions per image', async (t) => {
   const dim = 6, n = 6;
   const eye = Float32Array.from({ length: n * dim }, (_, i) => (i % (dim + 1) === 0 ? 1 : 0));
-  const identity = retrievalRanks(eye, eye, Int32Array.from({ length: n }, (_, i) => i), dim);
+  const identity = await retrievalRanks(eye, eye, Int32Array.from({ length: n }, (_, i) => i), dim);
   t.deepEqual(recallAt(identity.imageToText, [1]), { 1: 1 });
   t.deepEqual(recallAt(identity.textToImage, [1]), { 1: 1 });
   const rng = new Random(3), m = 40, d = 8;
@@ -116,18 +117,18 @@ test('retrieval ranks: identity pairs give recall@1 = 1; recall never decreases 
     return a;
   };
   const img = unit(Float32Array.from({ length: m * d }, () => rng.next() - 0.5)), txt = unit(Float32Array.from({ length: m * d }, () => rng.next() - 0.5));
-  const ranks = retrievalRanks(img, txt, Int32Array.from({ length: m }, (_, i) => i), d);
+  const ranks = await retrievalRanks(img, txt, Int32Array.from({ length: m }, (_, i) => i), d);
   const ks = [1, 2, 5, 10, 20, 40];
   for (const direction of [ranks.imageToText, ranks.textToImage]) {
     const r = ks.map((k) => recallAt(direction, [k])[k]!);
     t.true(r.every((v, i) => i === 0 || v >= r[i - 1]!), `monotone: ${r}`);
     t.is(r.at(-1), 1);
   }
-  const native = await retrievalRecall(img, txt, { count: m, ks });
-  t.deepEqual(recallAt(ranks.imageToText, ks), native.imageToText, 'the native 1:1 recall agrees');
-  t.deepEqual(recallAt(ranks.textToImage, ks), native.textToImage);
+  const paired = await retrievalRecall(img, txt, { count: m, ks });
+  t.deepEqual(recallAt(ranks.imageToText, ks), paired.imageToText, 'the 1:1 recall is the ranks\' recall');
+  t.deepEqual(recallAt(ranks.textToImage, ks), paired.textToImage);
   // Image 0 has captions 0 and 1: caption 1 ranks first, so image 0 finds its caption at rank 0 though caption 0 scores 0.
-  const two = retrievalRanks(Float32Array.of(1, 0, 0, 1), Float32Array.of(0, 1, 1, 0, 0.6, 0.8), Int32Array.of(0, 0, 1), 2);
+  const two = await retrievalRanks(Float32Array.of(1, 0, 0, 1), Float32Array.of(0, 1, 1, 0, 0.6, 0.8), Int32Array.of(0, 0, 1), 2);
   t.deepEqual([...two.imageToText], [0, 1]);
   t.deepEqual([...two.textToImage], [1, 0, 0]);
   t.deepEqual([...topKByDot(Float32Array.of(1, 0), Float32Array.of(0, 1, 1, 0, 0.5, 0.5), 2, 2)], [1, 2]);
@@ -142,8 +143,11 @@ test('retrieval ranks: identity pairs give recall@1 = 1; recall never decreases 
     }),
     textToImage: [...owner].map((i, t) => Array.from({ length: 13 }, (_, j) => j).filter((j) => s(j, t) > s(i, t)).length),
   };
-  const got = retrievalRanks(few, many, owner, d);
+  const got = await retrievalRanks(few, many, owner, d);
   t.deepEqual({ imageToText: [...got.imageToText], textToImage: [...got.textToImage] }, expected);
+  // Scored one image row at a time (blocks of 31 scores) or all at once: the same ranks.
+  const rowByRow = await retrievalRanks(few, many, owner, d, { blockElements: 31 });
+  t.deepEqual({ imageToText: [...rowByRow.imageToText], textToImage: [...rowByRow.textToImage] }, expected);
 });
 
 test('evaluateRetrieval: image i with caption i after training; a repeated image key is one image', async (t) => {

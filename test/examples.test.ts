@@ -75,7 +75,7 @@ test('mnist-demo: a few steps, then the general evaluation and both reports', as
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('clip-zero-shot and clip-finetune on a CLIP checkpoint with CLIP\'s vocabulary', async (t) => {
+test('clip-zero-shot, clip-finetune and export-for-the-web on a CLIP checkpoint with CLIP\'s vocabulary', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-examples-clip-'));
   const { Rils } = await import('../lib/index.js');
   const clip = await Rils.create({ preset: 'clip_micro', vocabSize: 49408, seed: 0, reconWeight: 0 });
@@ -101,5 +101,8 @@ test('clip-zero-shot and clip-finetune on a CLIP checkpoint with CLIP\'s vocabul
   t.is(back.config.visionTower, 'clip');
   t.false(back.parameters().some((p) => p.name.startsWith('visual.decoder')), 'the OpenAI layout leaves the decoder out');
   back.dispose();
+  const web = await run(dir, 'export-for-the-web.ts', checkpoint, data, path.join(data, 'blue1.png'), 'red square,blue square', '2', 'web');
+  t.regex(web.stdout, /web: config\.json, merges\.txt, onnx\/model\.onnx, onnx\/text_model\.onnx, onnx\/vision_model\.onnx, preprocessor_config\.json/);
+  t.regex(web.stdout, /(red|blue) square [\d.]+%, (red|blue) square [\d.]+%/);
   rmSync(dir, { recursive: true, force: true });
 });

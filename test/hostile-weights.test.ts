@@ -104,7 +104,7 @@ test.serial('a declared model must fit the bytes that hold it: shapes that descr
 });
 
 test('parameterCount counts every model it describes exactly, without building it', async (t) => {
-  const cases = [{ preset: 'micro' }, { preset: 'clip_micro', reconWeight: 0 }, { preset: 'clip_micro', decoderDepth: 2, reconWeight: 0.5 },
+  const cases = [{ preset: 'micro' }, { preset: 'clip_micro', reconWeight: 0 }, { preset: 'clip_micro', decoderDepth: 2, reconWeight: 0.5, mlpRatio: 2.5 },
     { preset: 'micro', mlpRatio: 2.7, decoderDepth: 3, decoderWidth: 64, decoderHeads: 2, inChans: 1, patchSize: 8 }] as const;
   for (const c of cases) {
     const model = await Rils.create({ vocabSize: 300, seed: 0, ...c });

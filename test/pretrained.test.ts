@@ -125,3 +125,26 @@ test('rils\'s own save of a CLIP model reloads through fromPretrained with its c
   model.dispose();
   rmSync(out, { recursive: true });
 });
+
+test('fromPretrained starts from the fine-tuning schedule of the given totalSteps, not pre-training\'s', async (t) => {
+  const model = await Rils.fromPretrained(path.join(dir, 'openai.safetensors'), { totalSteps: 200 });
+  const o = model.trainingOptions;
+  t.deepEqual([o.lr, o.weightDecay, o.warmupStartLr, o.warmupSteps, o.minLr, o.totalSteps, o.reconWeight], [1e-5, 0.1, 0, 20, 0, 200, 0]);
+  t.is(model.config.decoderDepth, 0);
+  model.dispose();
+  const rils = await Rils.fromPretrained(path.join(dir, 'openai.safetensors'), { reconWeight: 0.5, lr: 3e-5 });
+  t.is(rils.config.decoderDepth, 1, 'RILS\'s term adds a feature decoder');
+  t.deepEqual([rils.trainingOptions.lr, rils.trainingOptions.reconWeight, rils.trainingOptions.totalSteps], [3e-5, 0.5, 0]);
+  rils.dispose();
+});
+
+test('a schedule whose warmup outlasts it is a warning', async (t) => {
+  const warnings: string[] = [];
+  const listen = (w: Error) => warnings.push(w.message);
+  process.on('warning', listen);
+  const model = await Rils.fromPretrained(path.join(dir, 'openai.safetensors'), { totalSteps: 50, warmupSteps: 60 });
+  await new Promise((resolve) => setImmediate(resolve));
+  process.off('warning', listen);
+  t.true(warnings.some((w) => /warmupSteps \(60\) >= totalSteps \(50\): the learning rate never leaves its warmup/.test(w)), warnings.join('\n'));
+  model.dispose();
+});

@@ -7,11 +7,11 @@ import test from 'ava';
 import ts from 'typescript';
 
 import { OPTION_ALIASES, isOptionName } from '../lib/options.js';
-import { CONFIG_FIELDS, PRESETS, STAT_FIELDS, TRAIN_FIELDS, checkField, expected } from '../lib/schema.js';
+import { CONFIG_FIELDS, DISTRIBUTED_FIELDS, PRESETS, RUN_FIELDS, STAT_FIELDS, TRAIN_FIELDS, checkField, expected } from '../lib/schema.js';
 import { camelCase } from '../lib/validate.js';
 
 const lib = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'lib');
-const program = ts.createProgram([path.join(lib, 'options.ts'), path.join(lib, 'types.ts')], { strict: true });
+const program = ts.createProgram([path.join(lib, 'options.ts'), path.join(lib, 'types.ts'), path.join(lib, 'distributed.ts')], { strict: true });
 const checker = program.getTypeChecker();
 
 /** The interface or type alias named `name` declared in lib/<file>. */
@@ -67,6 +67,17 @@ test('TrainingOptions declares every native training field (betas for beta1 and 
 test('TrainStats declares every native step statistic, with its type', (t) => {
   const wanted = new Map([...STAT_FIELDS].map(([k, s]) => [k, tsType(s)]));
   sameFields(t, properties('types.ts', 'TrainStats'), wanted, 'TrainStats');
+});
+
+test('DistributedOptions declares every native job field (with the host and the local rank beside them)', (t) => {
+  const wanted = new Map([...DISTRIBUTED_FIELDS].map(([k, f]) => [k, tsType(f)]));
+  wanted.set('masterAddr', 'string').set('localRank', 'number');
+  sameFields(t, properties('distributed.ts', 'DistributedOptions'), wanted, 'DistributedOptions');
+});
+
+test('the run table holds the precision, whose choices are the Precision type\'s', (t) => {
+  t.deepEqual([...RUN_FIELDS.keys()], ['precision']);
+  t.is(typeText(declared('options.ts', 'Precision')), tsType(RUN_FIELDS.get('precision')!));
 });
 
 test('PresetName lists the native presets', (t) => {

@@ -1,16 +1,15 @@
 /**
- * What the commands share: the shape of a command, argument parsing with `--help`, checked option
- * values ("Expected X for --option but received Z"), and loading a model from a weight file.
+ * What the commands share: checked option values ("Expected X for --option but received Z"), the
+ * options of loading a model from a weight file, and prompt templates.
  * @internal
  * @module
  */
 import { statSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import type { ParseArgsConfig } from 'node:util';
 
 import { RilsInputError } from '../errors.js';
 import { readRegularFileSync } from '../regular-file.js';
+import type { OptionSpec, OptionSpecs } from './args.js';
 import { PRECISIONS } from '../options.js';
 import type { Device } from '../options.js';
 import type { Templates } from '../templates.js';
@@ -18,66 +17,10 @@ import { Rils } from '../rils.js';
 import type { PretrainedOptions } from '../weights/pretrained.js';
 import { invalid, isFiniteNumber, isInteger } from '../validate.js';
 
-/** One `rils` command. */
-export interface Command {
-  /** Its synopsis, `rils NAME [options]`, for `rils help` and `rils NAME --help`. */
-  usage: string;
-  /** Runs it with the arguments after the command's name. */
-  run(argv: string[]): Promise<void>;
-}
-
 /** Prints `rils: message` and exits with status 2 (a usage or input error). */
 export function fail(message: string): never {
   console.error(`rils: ${message}`);
   process.exit(2);
-}
-
-/** A command's options, as node:util's parseArgs takes them. */
-export type Options = NonNullable<ParseArgsConfig['options']>;
-type Parsed<O extends Options, P extends boolean> =
-  ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: P; strict: true }>>;
-
-const NEGATIVE_NUMBER = /^-(\d|\.\d)/;
-
-/** The arguments before a `--` terminator. */
-function optionPart(argv: string[]): string[] {
-  const end = argv.indexOf('--');
-  return end < 0 ? argv : argv.slice(0, end);
-}
-
-/**
- * Each option that takes a value must have one: `--steps -1` is the value -1 (given as `--steps=-1`
- * to parseArgs, which would take it for an option), while `--data` last or followed by another
- * option is missing its value.
- */
-function withValues(argv: string[], options: Options): string[] {
-  const out = [...argv];
-  const end = optionPart(argv).length;
-  for (let i = 0; i < end; i++) {
-    const name = /^--([^=]+)$/.exec(out[i]!)?.[1];
-    if (name === undefined || options[name]?.type !== 'string') continue;
-    const value = out[i + 1];
-    if (value === undefined || i + 1 >= end) throw new RilsInputError(`Expected a value for --${name} but received none`);
-    if (NEGATIVE_NUMBER.test(value)) out.splice(i, 2, `--${name}=${value}`);
-    else if (value.startsWith('-')) throw new RilsInputError(`Expected a value for --${name} but received the option ${JSON.stringify(value)}`);
-    else i++;
-  }
-  return out;
-}
-
-/**
- * The command's options and positionals, parsed strictly (an unknown option is an error). With
- * `--help` or `-h` anywhere, prints the command's usage and exits 0.
- */
-export function parseCommand<O extends Options, P extends boolean = false>(
-  argv: string[], command: { usage: string }, options: O, allowPositionals?: P,
-): Parsed<O, P> {
-  if (optionPart(argv).some((arg) => arg === '--help' || arg === '-h')) {
-    console.log(`Usage: ${command.usage}`);
-    process.exit(0);
-  }
-  const args = withValues(argv, options);
-  return parseArgs({ args, options, allowPositionals: allowPositionals ?? false, strict: true }) as Parsed<O, P>;
 }
 
 /** `--name`'s value as an integer in [min, max]. */
@@ -107,6 +50,12 @@ export function choiceOption<T extends string>(raw: string, name: string, choice
   return raw as T;
 }
 
+/** `--device`: cpu, cuda or cuda:N. */
+export function deviceOption(raw: string): Device {
+  if (!/^(cpu|cuda(:\d+)?)$/.test(raw)) throw invalid('cpu, cuda or cuda:N', '--device', raw);
+  return raw as Device;
+}
+
 /** Checks that `--name FILE` can be written: its folder exists and it is not a folder itself. */
 export function outputOption(file: string | undefined, name: string): void {
   if (file === undefined) return;
@@ -126,10 +75,18 @@ export function outputFolderOption(dir: string, name: string): void {
   if (info && !info.isDirectory()) throw new RilsInputError(`Expected a folder or a new path for --${name} but received the file ${JSON.stringify(dir)}`);
 }
 
-/** The options every command that loads weights takes. */
+/** The options every command that loads a model takes. */
 export const MODEL_OPTIONS = {
-  weights: { type: 'string' }, vocab: { type: 'string' }, device: { type: 'string' }, precision: { type: 'string' }, act: { type: 'string' },
-} as const;
+  weights: {
+    type: 'string', value: 'W',
+    help: "rils's weights (they carry their config and tokenizer) or a CLIP checkpoint: OpenAI/open_clip safetensors, " +
+      "a Hugging Face folder or OpenAI's TorchScript .pt",
+  },
+  act: { type: 'string', value: 'gelu|quick_gelu', help: "a CLIP checkpoint's MLP activation (OpenAI's: quick_gelu, the default; most open_clip models: gelu)" },
+  vocab: { type: 'string', value: 'FILE', help: "CLIP's BPE vocabulary (bpe_simple_vocab_16e6.txt.gz) when not the bundled one" },
+  device: { type: 'string', value: 'cpu|cuda|cuda:N', default: 'cpu', help: 'where the model runs' },
+  precision: { type: 'string', value: 'auto|fp32|bf16', default: 'auto', help: 'the towers\' arithmetic (auto: bf16 on CUDA, fp32 on the CPU)' },
+} as const satisfies OptionSpecs;
 
 /**
  * The model of `--weights`: rils's own weights, or a CLIP checkpoint (OpenAI/open_clip safetensors,
@@ -143,12 +100,13 @@ type ModelArgs = {
 /** The options of MODEL_OPTIONS, checked (call it first, so a bad value fails before other work). */
 export function modelOptions(a: ModelArgs): PretrainedOptions {
   return {
-    ...(a.vocab ? { vocabPath: a.vocab } : {}), ...(a.device ? { device: a.device as Device } : {}),
+    ...(a.vocab ? { vocabPath: a.vocab } : {}), ...(a.device ? { device: deviceOption(a.device) } : {}),
     ...(a.precision ? { precision: choiceOption(a.precision, 'precision', PRECISIONS) } : {}),
     ...(a.act ? { act: choiceOption(a.act, 'act', ['gelu', 'quick_gelu'] as const) } : {}),
   };
 }
 
+/** The model of `--weights` (any layout {@link Rils.fromPretrained} reads, with a fine-tuning schedule). */
 export async function loadModel(a: ModelArgs): Promise<Rils> {
   if (!a.weights) fail('needs --weights FILE');
   return Rils.fromPretrained(a.weights, modelOptions(a));
@@ -179,3 +137,10 @@ export function templatesOption<F extends Templates | undefined>(values: readonl
   if (bad !== undefined) throw invalid("slip7, clip80, a .txt/.json file, or templates containing {}", '--templates', bad);
   return [...values];
 }
+
+/** `--templates`, as {@link templatesOption} reads it: several templates may follow one `--templates`. */
+export const TEMPLATES_OPTION = {
+  type: 'string', multiple: true, value: 'slip7|clip80|FILE|TEMPLATE...', takes: (arg: string) => arg.includes('{}'),
+  help: 'prompt templates: slip7, clip80, a .txt (one per line) or .json (a list) file, or the templates themselves, ' +
+    'each with {} for the class name (all after one --templates)',
+} as const satisfies OptionSpec;

@@ -6,12 +6,20 @@
  */
 import { SAVE_LAYOUTS } from '../weights/clip-save.js';
 import type { SaveLayout } from '../weights/clip-save.js';
-import { MODEL_OPTIONS, choiceOption, fail, loadModel, outputFolderOption, outputOption, parseCommand } from './common.js';
-import type { Command } from './common.js';
+import { parseCommand } from './args.js';
+import type { Command } from './args.js';
+import { MODEL_OPTIONS, choiceOption, fail, loadModel, modelOptions, outputFolderOption, outputOption } from './common.js';
 import { checkOutputs } from './outputs.js';
 
+const OPTIONS = {
+  ...MODEL_OPTIONS,
+  out: { type: 'string', value: 'OUT', help: 'the converted weights: a file, or a folder for --layout hf' },
+  layout: { type: 'string', value: SAVE_LAYOUTS.join('|'), default: 'rils', help: "rils's own file, OpenAI/open_clip safetensors, or a Hugging Face folder" },
+} as const;
+
 async function convert(argv: string[]): Promise<void> {
-  const { values: a } = parseCommand(argv, convertCommand, { ...MODEL_OPTIONS, out: { type: 'string' }, layout: { type: 'string', default: 'rils' } });
+  const { values: a } = parseCommand(argv, convertCommand);
+  modelOptions(a); // bad model options fail first
   if (!a.weights || !a.out) fail('convert needs --weights IN and --out OUT');
   const layout: SaveLayout = choiceOption(a.layout, 'layout', SAVE_LAYOUTS);
   if (layout === 'hf') outputFolderOption(a.out, 'out');
@@ -23,7 +31,10 @@ async function convert(argv: string[]): Promise<void> {
   model.dispose();
 }
 
-export const convertCommand: Command = {
-  usage: 'rils convert  --weights IN --out OUT [--layout rils|openai|hf] [--act gelu|quick_gelu]',
+export const convertCommand: Command<typeof OPTIONS> = {
+  name: 'convert',
+  summary: 'Converts weights from one layout to another (a CLIP checkpoint to rils\'s file, OpenAI\'s safetensors or a Hugging Face folder).',
+  synopsis: '--weights IN --out OUT [options]',
+  options: OPTIONS,
   run: convert,
 };

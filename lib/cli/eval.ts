@@ -19,20 +19,31 @@ import { setNumThreads } from '../index.js';
 import type { Rils } from '../rils.js';
 import type { Templates } from '../templates.js';
 import { invalid } from '../validate.js';
+import { parseCommand } from './args.js';
+import type { Command } from './args.js';
 import {
-  MODEL_OPTIONS, choiceOption, fail, integerOption, loadModel, modelOptions, numberOption, optionalInteger, outputOption, parseCommand,
+  MODEL_OPTIONS, TEMPLATES_OPTION, choiceOption, fail, integerOption, loadModel, modelOptions, numberOption, optionalInteger, outputOption,
   templatesOption,
 } from './common.js';
-import type { Command } from './common.js';
 import { checkOutputs } from './outputs.js';
 import { encodeProgress } from './progress.js';
 
 const OPTIONS = {
-  ...MODEL_OPTIONS, data: { type: 'string' }, train: { type: 'string' }, classes: { type: 'string' },
-  templates: { type: 'string', multiple: true }, shots: { type: 'string', default: '1,5,10' }, k: { type: 'string', default: '20' },
-  seed: { type: 'string', default: '0' }, 'test-fraction': { type: 'string', default: '0.5' }, batch: { type: 'string', default: '64' },
-  retrieval: { type: 'string' }, out: { type: 'string' }, report: { type: 'string' }, threads: { type: 'string' },
-  'on-error': { type: 'string', default: 'skip' },
+  ...MODEL_OPTIONS,
+  data: { type: 'string', value: 'mnist|DIR', help: 'labelled images, one subfolder per class (without --train, a seeded split of it)' },
+  train: { type: 'string', value: 'DIR', help: 'the training images of k-NN, n-shot and the linear probe (one subfolder per class)' },
+  classes: { type: 'string', value: 'FILE.txt|FILE.json', help: 'class names for the folders (one per line, or a JSON list or object)' },
+  templates: { ...TEMPLATES_OPTION, help: `${TEMPLATES_OPTION.help}; default: the dataset's, else slip7` },
+  shots: { type: 'string', value: '1,5,10|none', default: '1,5,10', help: 'n-shot protocols (nearest class mean and linear probe)' },
+  k: { type: 'string', value: 'N', default: '20', help: 'neighbours of k-NN' },
+  'test-fraction': { type: 'string', value: 'X', default: '0.5', help: 'the test share of --data without --train' },
+  retrieval: { type: 'string', value: 'DATA', help: 'captioned images (DIR, FILE.jsonl, FILE.csv or SHARD.tar[,…]): recall@1/5/10 both ways' },
+  out: { type: 'string', value: 'RESULTS.json', help: 'every number, as JSON' },
+  report: { type: 'string', value: 'REPORT.html', help: 'an HTML report: per-class accuracy, confusion, zero-shot mistakes' },
+  seed: { type: 'string', value: 'N', default: '0', help: 'seeds the split and the n-shot draws' },
+  batch: { type: 'string', value: 'N', default: '64', help: 'images decoded and encoded together' },
+  threads: { type: 'string', value: 'N', help: "LibTorch's threads" },
+  'on-error': { type: 'string', value: 'skip|throw', default: 'skip', help: 'unreadable images: skip and count them, or stop' },
 } as const;
 
 type EvalArgs = ReturnType<typeof parseCommand<typeof OPTIONS>>['values'];
@@ -141,7 +152,7 @@ async function retrieve(model: Rils, spec: string, s: Settings): Promise<Retriev
 const toJson = (value: unknown) => JSON.stringify(value, (_, v: unknown) => (ArrayBuffer.isView(v) ? Array.from(v as Int32Array) : v), 2);
 
 async function evaluate(argv: string[]): Promise<void> {
-  const { values: a } = parseCommand(argv, evalCommand, OPTIONS);
+  const { values: a } = parseCommand(argv, evalCommand);
   modelOptions(a);  // bad model options fail first
   if (!a.data && !a.retrieval) fail('eval needs --data mnist|DIR (labelled images) and/or --retrieval DATA (captioned images)');
   if (a.train && !a.data) fail('--train needs --data (the test images)');
@@ -164,13 +175,11 @@ async function evaluate(argv: string[]): Promise<void> {
   model.dispose();
 }
 
-export const evalCommand: Command = {
-  usage: `rils eval     --weights W --data mnist|DIR [--train DIR] [--classes classes.txt|classes.json]
-                [--templates slip7|clip80|FILE|"a photo of a {}."...] [--shots 1,5,10|none] [--k 20] [--test-fraction 0.5]
-                [--retrieval DIR|FILE.jsonl|FILE.csv|SHARD.tar[,SHARD.tar…]] [--out RESULTS.json] [--report REPORT.html]
-                [--seed 0] [--batch 64] [--threads N] [--on-error skip|throw]
-                  --data: one subfolder per class (zero-shot top-1/top-5, k-NN, n-shot, linear probe, per-class
-                  accuracy, confusion); without --train a seeded split of it. --retrieval: captioned images
-                  (recall@1/5/10 image→text and text→image). Either or both.`,
+export const evalCommand: Command<typeof OPTIONS> = {
+  name: 'eval',
+  summary: 'Evaluates a model on your data: classification (zero-shot top-1/top-5, k-NN, n-shot, linear probe, per-class ' +
+    'accuracy, confusion) on labelled images, and/or image↔text retrieval on captioned images.',
+  synopsis: '--weights W (--data mnist|DIR [--train DIR] | --retrieval DATA) [options]',
+  options: OPTIONS,
   run: evaluate,
 };

@@ -7,10 +7,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 import { runtimeInfo } from '../index.js';
-import { parseCommand } from './common.js';
-import type { Command } from './common.js';
-
-const USAGE = 'rils info';
+import { parseCommand } from './args.js';
+import type { Command } from './args.js';
 
 /** The BLAS and LAPACK libraries mapped into this process. */
 function blasInfo(): string {
@@ -24,7 +22,7 @@ function blasInfo(): string {
 }
 
 async function info(argv: string[]): Promise<void> {
-  parseCommand(argv, infoCommand, {});
+  parseCommand(argv, infoCommand);
   const r = runtimeInfo();
   const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
   console.log(`rils ${pkg.version}`);
@@ -35,4 +33,10 @@ async function info(argv: string[]): Promise<void> {
   console.log(r.parallelInfo.trim());
 }
 
-export const infoCommand: Command = { usage: USAGE, run: info };
+export const infoCommand: Command<Record<string, never>> = {
+  name: 'info',
+  summary: 'Prints which addon was loaded and why, LibTorch, CUDA, BLAS and threads.',
+  synopsis: '',
+  options: {},
+  run: info,
+};

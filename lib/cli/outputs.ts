@@ -1,7 +1,8 @@
 /**
  * Outputs that would destroy inputs: a command refuses, before any work, an output path that is
  * one of its inputs (the same file, through links and hard links alike), a data file inside an input
- * folder (an image, a caption, a class list), or the path of another of its outputs.
+ * folder (an image, a caption, a class list; any file of a weights folder), an output folder that
+ * holds an input, or the path of another of its outputs.
  * @internal
  * @module
  */
@@ -20,8 +21,10 @@ export type Outputs = Record<string, string | undefined>;
 
 /** Files the readers take from a data folder: images, captions (`.txt`) and class lists. */
 const folderData = (file: string) => isImageFileName(file) || /\.txt$/i.test(file) || path.basename(file) === 'classes.json';
-/** A weights folder (Hugging Face's) is read whole. Files an index (JSONL, CSV) beside them may name: images. */
+/** Files an index (JSONL, CSV) beside them may name: images. */
 const indexData = (file: string) => isImageFileName(file);
+/** A weights folder (Hugging Face's) is read whole. */
+const anyFile = () => true;
 
 /** An input that exists; a folder's data files (or those beside an index) are inputs too. */
 interface Input {
@@ -46,8 +49,8 @@ function realTarget(p: string): string {
   return path.join(statOf(folder) ? realpathSync(folder) : folder, path.basename(p));
 }
 
-/** Each input path that exists, with the folder whose data files are inputs too. */
-function existingInputs(inputs: Inputs): Input[] {
+/** Each input path that exists, with the folder whose data files are inputs too; `whole` folders are read whole. */
+function existingInputs(inputs: Inputs, whole: ReadonlySet<string>): Input[] {
   const out: Input[] = [];
   for (const [option, value] of Object.entries(inputs)) {
     const specs = value === undefined ? [] : typeof value === 'string' ? [value] : value;
@@ -56,7 +59,7 @@ function existingInputs(inputs: Inputs): Input[] {
         const info = statOf(p);
         if (!info) continue;  // 'mnist', or a path the command reports itself
         const folder = info.isDirectory()
-          ? { real: realpathSync(p), holds: option === '--weights' ? () => true : folderData, what: `a file inside ${option} (${p})` }
+          ? { real: realpathSync(p), holds: whole.has(option) ? anyFile : folderData, what: `a file inside ${option} (${p})` }
           : /\.(jsonl|csv)$/i.test(p) ? { real: path.dirname(realpathSync(p)), holds: indexData, what: `an image under the folder of ${option} (${p})` }
             : undefined;
         out.push({ option, path: p, info, ...(folder ? { folder } : {}) });
@@ -69,9 +72,12 @@ function existingInputs(inputs: Inputs): Input[] {
 const refuse = (option: string, file: string, why: string) =>
   new RilsInputError(`Expected an output path that is none of the inputs for ${option} but received ${JSON.stringify(file)}, ${why}; nothing was written`);
 
-/** Refuses outputs that are inputs, data files inside input folders, or another output's path. */
-export function checkOutputs(outputs: Outputs, inputs: Inputs): void {
-  const read = existingInputs(inputs);
+/**
+ * Refuses outputs that are inputs, data files inside input folders, folders that hold an input, or
+ * another output's path. The options in `whole` (weights, checkpoints) name folders read whole.
+ */
+export function checkOutputs(outputs: Outputs, inputs: Inputs, whole: readonly string[] = ['--weights', '--init']): void {
+  const read = existingInputs(inputs, new Set(whole));
   const targets = new Map<string, string>();
   for (const [option, file] of Object.entries(outputs)) {
     if (file === undefined) continue;
@@ -86,6 +92,7 @@ export function checkOutputs(outputs: Outputs, inputs: Inputs): void {
       if (input.folder && info.isFile() && input.folder.holds(target) && inside(target, input.folder.real)) {
         throw refuse(option, file, input.folder.what);
       }
+      if (info.isDirectory() && inside(realpathSync(input.path), target)) throw refuse(option, file, `a folder that holds ${input.option} (${input.path})`);
     }
   }
 }

@@ -24,12 +24,16 @@ function fieldsOf(p: StepProgress) {
   };
 }
 
-/** Progress of a run to `steps` that starts at step `from`; silent on ranks other than 0. */
-export function trainProgress(steps: number, from: number, rank: number): TrainProgress {
+/**
+ * Progress of a run to `steps` that starts at step `from`; silent on ranks other than 0. The gated
+ * share of the masked patches is shown only when the run has RILS's term (`recon`).
+ */
+export function trainProgress(steps: number, from: number, rank: number, recon: boolean): TrainProgress {
   const history: StepProgress[] = [];
+  const gated = recon ? ' gated {gated}%' : '';
   const bar = process.stdout.isTTY && rank === 0
     ? new cliProgress.SingleBar({
-      format: 'step {value}/{total} [{bar}] loss {loss} clip-acc {acc}% gated {gated}% {ips} img/s data-wait {wait}%',
+      format: `step {value}/{total} [{bar}] loss {loss} clip-acc {acc}%${gated} {ips} img/s data-wait {wait}%`,
     }, cliProgress.Presets.shades_classic)
     : null;
   bar?.start(steps, from, { loss: '-', acc: '-', gated: '-', ips: '-', wait: '-' });
@@ -38,7 +42,7 @@ export function trainProgress(steps: number, from: number, rank: number): TrainP
     const f = fieldsOf(p);
     if (bar) bar.update(p.step, f);
     else if (rank === 0 && (p.step % 20 === 0 || p.step === steps)) {
-      console.log(`step ${p.step}/${steps} loss ${f.loss} clip-acc ${f.acc}% gated ${f.gated}% ` +
+      console.log(`step ${p.step}/${steps} loss ${f.loss} clip-acc ${f.acc}%${recon ? ` gated ${f.gated}%` : ''} ` +
         `lr ${p.lr.toExponential(2)} ${f.ips} img/s data-wait ${f.wait}%`);
     }
   };

@@ -10,107 +10,24 @@ import { distributedFromEnv } from '../distributed.js';
 import type { DistributedOptions } from '../distributed.js';
 import { setNumThreads } from '../index.js';
 import { launchLocalRanks } from '../launch.js';
-import { PRECISIONS, isOptionName, presetConfig } from '../options.js';
-import { PRESETS } from '../schema.js';
-import type { Device, Precision, PresetName, RilsOptions } from '../options.js';
+import { describeSchedule, presetConfig } from '../options.js';
 import { Rils } from '../rils.js';
-import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../tokenizer.js';
+import type { Tokenizer } from '../tokenizer.js';
 import { fit } from '../train.js';
 import type { FitResult, StepProgress } from '../train.js';
-import { invalid } from '../validate.js';
-import { choiceOption, fail, integerOption, numberOption, optionalInteger, outputOption, parseCommand } from './common.js';
-import type { Command } from './common.js';
-import { checkOutputs } from './outputs.js';
+import { parseCommand } from './args.js';
+import type { Command } from './args.js';
+import { fail } from './common.js';
 import { trainProgress } from './progress.js';
+import { TRAIN_OPTIONS, settingsOf } from './train-options.js';
+import type { Settings } from './train-options.js';
 import { writeTrainingReport } from './train-report.js';
-
-const OPTIONS = {
-  data: { type: 'string' }, preset: { type: 'string', default: 'micro' }, steps: { type: 'string', default: '500' },
-  batch: { type: 'string', default: '64' }, lr: { type: 'string', default: '5e-4' }, warmup: { type: 'string', default: '60' },
-  'weight-decay': { type: 'string', default: '0.1' }, 'recon-weight': { type: 'string', default: '0.5' },
-  seed: { type: 'string', default: '0' }, device: { type: 'string', default: 'cpu' }, precision: { type: 'string', default: 'auto' }, tokenizer: { type: 'string', default: 'word' },
-  context: { type: 'string' }, checkpoint: { type: 'string' }, metrics: { type: 'string' }, out: { type: 'string', default: 'rils.safetensors' },
-  threads: { type: 'string' }, set: { type: 'string', multiple: true, default: [] as string[] }, 'on-error': { type: 'string', default: 'skip' }, 'max-pixels': { type: 'string' },
-  report: { type: 'string' }, nproc: { type: 'string' }, 'master-port': { type: 'string' },
-  'gather-grad': { type: 'boolean', default: false },
-} as const;
-
-type TrainArgs = ReturnType<typeof parseCommand<typeof OPTIONS>>['values'];
-
-/** The checked settings of a run: every value is validated before anything starts. */
-interface Settings {
-  data: string;
-  preset: PresetName;
-  device: Device;
-  precision: Precision;
-  gatherGrad: boolean;
-  /** Output files. */
-  out: string;
-  checkpoint: string | undefined;
-  metrics: string | undefined;
-  report: string | undefined;
-  steps: number;
-  /** `--batch`: the global batch, split evenly over the processes. */
-  globalBatch: number;
-  seed: number;
-  lr: number;
-  warmup: number;
-  weightDecay: number;
-  reconWeight: number;
-  threads: number | undefined;
-  nproc: number;
-  masterPort: number | undefined;
-  onError: 'skip' | 'throw';
-  maxPixels: number | undefined;
-  tokenizer: TokenizerFactory;
-  /** `--set field=value` overrides of the preset and the training options. */
-  overrides: Record<string, number>;
-}
 
 /** This process's place in the job. */
 interface Job {
   rank: number;
   worldSize: number;
   distributed: DistributedOptions | undefined;
-}
-
-/** `--set field=number`, each field a model or training option. */
-function overridesOf(set: readonly string[]): Record<string, number> {
-  return Object.fromEntries(set.map((kv) => {
-    const [, field = '', text = ''] = /^([^=]*)=(.*)$/.exec(kv) ?? [];
-    const value = text.trim() === '' ? NaN : Number(text);
-    if (!isOptionName(field) || !Number.isFinite(value)) throw invalid('field=number (a model or training option)', '--set', kv);
-    return [field, value];
-  }));
-}
-
-/** `--tokenizer word|byte|clip|clip:PATH` with `--context`; a word vocabulary comes from the captions. */
-function tokenizerOf(spec: string, contextOption: string | undefined): TokenizerFactory {
-  const context = contextOption === undefined ? (spec === 'word' ? 16 : 32) : integerOption(contextOption, 'context', 2);
-  if (spec === 'word') return (captions) => WordTokenizer.fromTexts(captions(), { contextLength: context });
-  if (spec === 'byte') return () => new ByteTokenizer({ contextLength: context });
-  if (spec === 'clip') return () => ClipTokenizer.load(undefined, { contextLength: context });
-  if (spec.startsWith('clip:')) return () => ClipTokenizer.load(spec.slice(5), { contextLength: context });
-  throw invalid('word, byte, clip or clip:PATH', '--tokenizer', spec);
-}
-
-function settingsOf(a: TrainArgs & { data: string }): Settings {
-  for (const option of ['out', 'checkpoint', 'metrics', 'report'] as const) outputOption(a[option], option);
-  checkOutputs({ '--out': a.out, '--checkpoint': a.checkpoint, '--metrics': a.metrics, '--report': a.report },
-    { '--data': a.data, '--tokenizer': a.tokenizer.startsWith('clip:') ? a.tokenizer.slice(5) : undefined });
-  return {
-    data: a.data, preset: choiceOption(a.preset, 'preset', Object.keys(PRESETS) as PresetName[]), device: a.device as Device,
-    precision: choiceOption(a.precision, 'precision', PRECISIONS), gatherGrad: a['gather-grad'],
-    out: a.out, checkpoint: a.checkpoint, metrics: a.metrics, report: a.report, steps: integerOption(a.steps, 'steps', 1),
-    globalBatch: integerOption(a.batch, 'batch', 1), seed: integerOption(a.seed, 'seed', 0), lr: numberOption(a.lr, 'lr', 0),
-    warmup: integerOption(a.warmup, 'warmup', 0), weightDecay: numberOption(a['weight-decay'], 'weight-decay', 0),
-    reconWeight: numberOption(a['recon-weight'], 'recon-weight', 0),
-    threads: optionalInteger(a.threads, 'threads', 1), nproc: optionalInteger(a.nproc, 'nproc', 1) ?? 1,
-    masterPort: optionalInteger(a['master-port'], 'master-port', 1, 65535),
-    onError: choiceOption(a['on-error'], 'on-error', ['skip', 'throw'] as const),
-    maxPixels: optionalInteger(a['max-pixels'], 'max-pixels', 1), tokenizer: tokenizerOf(a.tokenizer, a.context),
-    overrides: overridesOf(a.set),
-  };
 }
 
 /** This process only launches the ranks: the same command without the launcher's own options. */
@@ -129,25 +46,40 @@ function jobOf(s: Settings): Job {
   return { rank: distributed?.rank ?? 0, worldSize, distributed };
 }
 
-/** Each rank reads every world-th example with its own seed, at the model's input size. */
-async function openData(s: Settings, job: Job): Promise<Dataset> {
-  const size = s.overrides.imageSize ?? presetConfig(s.preset).imageSize;
+/** Each rank reads every world-th example with its own seed, at the model's input size, in its tokenizer. */
+async function openData(s: Settings, job: Job, tokenizer: TokenizerFactory | Tokenizer, size: number): Promise<Dataset> {
   const data = await openDataset(s.data, {
-    tokenizer: s.tokenizer, batchSize: s.globalBatch / job.worldSize, seed: s.seed + job.rank, size,
+    tokenizer, batchSize: s.globalBatch / job.worldSize, seed: (s.model.seed ?? 0) + job.rank, size,
     rank: job.rank, worldSize: job.worldSize, onError: s.onError, ...(s.maxPixels ? { maxPixels: s.maxPixels } : {}),
   });
   if (data.skippedRows) console.log(`skipped ${data.skippedRows} rows without an image or a caption`);
   return data;
 }
 
-function modelOptions(s: Settings, job: Job, data: Dataset): RilsOptions {
-  const { tokenizer } = data;
-  return {
-    preset: s.preset, vocabSize: tokenizer.vocabSize, contextLength: tokenizer.contextLength, tokenizer, seed: s.seed,
-    device: s.device, precision: s.precision, lr: s.lr, minLr: s.lr / 50, warmupSteps: s.warmup, totalSteps: s.steps,
-    weightDecay: s.weightDecay, reconWeight: s.reconWeight, ...s.overrides,
-    ...(s.gatherGrad ? { gatherGrad: true } : {}), ...(job.distributed ? { distributed: job.distributed } : {}),
-  };
+/**
+ * The model and its data. From scratch, the data comes first (a word vocabulary is built from its
+ * captions); with --init, the checkpoint gives the model, its input size and its tokenizer.
+ */
+async function modelAndData(s: Settings, job: Job): Promise<{ model: Rils; data: Dataset }> {
+  const distributed = job.distributed ? { distributed: job.distributed } : {};
+  if (s.init === undefined) {
+    const size = (s.model.imageSize as number | undefined) ?? presetConfig(s.model.preset!).imageSize;
+    const data = await openData(s, job, s.tokenizer!, size);
+    const { tokenizer } = data;
+    const model = await Rils.create({ ...s.model, vocabSize: tokenizer.vocabSize, contextLength: tokenizer.contextLength, tokenizer, ...distributed });
+    return { model, data };
+  }
+  const model = await Rils.fromPretrained(s.init, { ...s.model, ...distributed });
+  if (!model.tokenizer) {
+    model.dispose();
+    fail(`${s.init} has no tokenizer rils can rebuild (vocabulary ${model.config.vocabSize}): for CLIP's BPE, pass --vocab`);
+  }
+  try {
+    return { model, data: await openData(s, job, model.tokenizer, model.config.imageSize) };
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
 }
 
 /** What a run leaves behind. */
@@ -164,7 +96,7 @@ async function finish(s: Settings, job: Job, { model, data, result, history }: T
   if (result.resumedFrom) log(`resumed from step ${result.resumedFrom}`);
   if (result.interrupted) log(`stopped at step ${result.stepsDone}; run the same command again to resume`);
   if (job.rank !== 0) return; // every rank holds the same weights: rank 0 writes them
-  await model.saveWeights(s.out);
+  await model.saveWeights(s.out, { layout: s.layout });
   console.log(`weights: ${s.out}${job.worldSize > 1 ? ` (${job.worldSize} processes, global batch ${s.globalBatch})` : ''}`);
   if (s.report) {
     await writeTrainingReport(s.report, model, history, data);
@@ -180,15 +112,14 @@ function reportSkips(k: Skips): void {
 }
 
 async function train(argv: string[]): Promise<void> {
-  const { values: a } = parseCommand(argv, trainCommand, OPTIONS);
+  const { values: a } = parseCommand(argv, trainCommand);
   if (!a.data) fail('train needs --data mnist|DIR|FILE.jsonl|FILE.csv|SHARD.tar');
-  const s = settingsOf({ ...a, data: a.data });
+  const s = settingsOf(a as Record<string, string | string[] | undefined>, a.data as string);
   if (s.nproc > 1) return launch(argv, s);
   const job = jobOf(s);
   if (s.threads !== undefined) setNumThreads(s.threads);
-  const data = await openData(s, job);
-  const model = await Rils.create(modelOptions(s, job, data));
-  const progress = trainProgress(s.steps, model.step, job.rank);
+  const { model, data } = await modelAndData(s, job);
+  const progress = trainProgress(s.steps, model.step, job.rank, model.trainingOptions.reconWeight > 0);
   const result = await fit(model, data.source, {
     steps: s.steps, ...(s.checkpoint ? { checkpoint: s.checkpoint } : {}), ...(s.metrics ? { metrics: s.metrics } : {}),
     onStep: progress.onStep, onWarning: (message) => console.error(`rils: ${message}`),
@@ -199,13 +130,15 @@ async function train(argv: string[]): Promise<void> {
 }
 
 export const trainCommand: Command = {
-  usage: `rils train    --data mnist|DIR|FILE.jsonl|FILE.csv|SHARD.tar[,SHARD.tar…] [--preset micro] [--steps 500] [--batch 64] [--lr 5e-4]
-                [--warmup 60] [--weight-decay 0.1] [--recon-weight 0.5] [--seed 0] [--device cpu] [--precision auto|fp32|bf16]
-                [--tokenizer word|byte|clip|clip:VOCAB.gz] [--context N] [--checkpoint FILE] [--metrics FILE.jsonl]
-                [--out WEIGHTS.safetensors] [--report REPORT.html] [--threads N] [--set field=value ...]
-                [--nproc N [--master-port P]] [--gather-grad] [--on-error skip|throw] [--max-pixels N]
-                  --nproc N: N data-parallel processes on this machine (c10d/Gloo), each with 1/N of
-                  the data and of the batch; with torchrun's RANK, WORLD_SIZE, MASTER_ADDR and
-                  MASTER_PORT set instead, this process joins a job across machines.`,
+  name: 'train',
+  summary: 'Trains a model on captioned images: RILS or CLIP from scratch, or fine-tuning from a checkpoint (--init).',
+  synopsis: '--data DATA [--init CHECKPOINT] [options]',
+  options: TRAIN_OPTIONS,
+  notes: `From scratch, every field's default is the library's (Rils.create), but --total-steps, which follows --steps.
+With --init, the training fields start from the fine-tuning schedule of Rils.fromPretrained instead: ${describeSchedule()}
+On a CLIP checkpoint the loss is CLIP's (--recon-weight 0); --recon-weight > 0 adds RILS's term through a new
+feature decoder. Fields given here override either. A true|false option alone is true; --no-NAME is false.
+--nproc N runs N processes on this machine; with torchrun's RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set
+instead, this process joins a job across machines.`,
   run: train,
 };

@@ -9,6 +9,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { Batch } from '../types.js';
+import { checkTokenizerOption } from '../tokenizer.js';
 import type { Tokenizer } from '../tokenizer.js';
 import { RilsInputError } from '../errors.js';
 import { readRegularFile } from '../regular-file.js';
@@ -133,6 +134,7 @@ export interface ImageBatchOptions {
 
 /** Checks the options both image sources share. @internal */
 export function checkImageBatchOptions(options: ImageBatchOptions): void {
+  checkTokenizerOption(options.tokenizer, 'the tokenizer of a data source');
   if (options.maxPixels !== undefined) checkInteger(options.maxPixels, 'maxPixels', 1);
 }
 

@@ -4,6 +4,7 @@
  * @module
  */
 import type { Batch } from '../types.js';
+import { checkTokenizerOption } from '../tokenizer.js';
 import type { Tokenizer } from '../tokenizer.js';
 import { RilsInputError } from '../errors.js';
 import { Random, randomResizedCrop } from './augment.js';
@@ -61,6 +62,7 @@ export class CaptionedImageSource implements BatchSource {
       throw new RilsInputError(`Expected ${labels?.length ?? 0} RGB images of ${size}×${size} (uint8) with their labels`);
     }
     if (!Number.isSafeInteger(batchSize) || batchSize < 2) throw new RilsInputError(`Expected batchSize >= 2 but received ${batchSize}`);
+    checkTokenizerOption(options.tokenizer, 'the tokenizer of a data source');
     this.#o = options;
     this.#count = labels.length;
     this.#rng = new Random(options.seed);

@@ -56,7 +56,8 @@ export interface EmbeddedImages {
   skipped: SkippedImage[];
 }
 
-interface DecodedChunk {
+/** A chunk of images decoded with the eval transform. @internal */
+export interface DecodedChunk {
   /** `[ok.length, S, S, 3]`. */
   pixels: Uint8Array;
   /** Input positions of the decoded images, in order. */
@@ -64,8 +65,8 @@ interface DecodedChunk {
   failed: SkippedImage[];
 }
 
-/** Decodes a chunk in parallel; failures are collected (or thrown, with `throwOnError`). */
-async function decodeChunk(
+/** Decodes a chunk in parallel; failures are collected (or thrown, with `throwOnError`). @internal */
+export async function decodeChunk(
   chunk: readonly EvalImage[], start: number, size: number, throwOnError: boolean, interpolation: 'bilinear' | 'bicubic',
 ): Promise<DecodedChunk> {
   const results = await Promise.all(chunk.map((image) => decodeImage(image, size, { interpolation }).catch((error: Error) => error)));

@@ -35,7 +35,7 @@ export async function frozenPredict(
     ? await knnClassify(compact, query, { numClasses, k: options.k ?? 20 })
     : method === 'prototype'
       ? await prototypeClassify(compact, query, { numClasses })
-      : await linearProbeClassify(compact, query, { numClasses, weightDecay: options.weightDecay ?? 1e-4 });
+      : await linearProbeClassify(compact, query, { numClasses, ...(options.weightDecay === undefined ? {} : { weightDecay: options.weightDecay }) });
   return Int32Array.from(predicted, (p) => present[p]!);
 }
 

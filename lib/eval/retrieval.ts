@@ -11,7 +11,8 @@ import type { Rils } from '../rils.js';
 import { checkInteger } from '../validate.js';
 import { embedImages } from './embed.js';
 import type { EmbedProgress, SkippedImage } from './embed.js';
-import { recallAt, retrievalRanks } from './scores.js';
+import { retrievalRanks } from '../evaluate.js';
+import { recallAt } from './scores.js';
 
 /** Options of {@link evaluateRetrieval}. */
 export interface EvaluateRetrievalOptions {
@@ -97,7 +98,7 @@ const median = (ranks: Int32Array) => {
 /**
  * Retrieval recall@k both ways over image–caption pairs (an array or a stream, e.g. from
  * {@link openCaptionedPairs}). Memory holds the embeddings and the captions, not the images, and
- * the scores are computed a row at a time (never the images × captions matrix).
+ * the scores are computed natively a block of rows at a time (never the images × captions matrix).
  *
  * @example
  * ```ts
@@ -125,7 +126,7 @@ export async function evaluateRetrieval(
   }
   const texts = await encodeCaptions(model, keptTexts.map((t) => distinct.captions[t]!), checkInteger(options.textChunkSize ?? 256, 'textChunkSize', 1));
   const textImage = Int32Array.from(keptTexts, (t) => row[distinct.captionImage[t]!]!);
-  const ranks = retrievalRanks(embedded.embeddings, texts, textImage, model.config.embedDim);
+  const ranks = await retrievalRanks(embedded.embeddings, texts, textImage, model.config.embedDim);
   const notes = ks.flatMap((k) => [
     ...(k >= keptTexts.length ? [`image→text recall@${k} is 1 by construction (${keptTexts.length} captions)`] : []),
     ...(k >= embedded.count ? [`text→image recall@${k} is 1 by construction (${embedded.count} images)`] : []),

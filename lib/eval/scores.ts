@@ -1,6 +1,6 @@
 /**
  * Scoring on embeddings already computed: the best classes of each image (zero-shot over class
- * embeddings), accuracy per class, confusion matrices and retrieval ranks. Rows are scored a few
+ * embeddings), accuracy per class, confusion matrices and recall@k of retrieval ranks (lib/evaluate.ts). Rows are scored a few
  * at a time, so memory stays at the inputs' size whatever the number of images.
  * @internal
  * @module
@@ -92,39 +92,6 @@ export function perClassAccuracy(confusion: readonly (readonly number[])[]): num
     const n = row.reduce((a, b) => a + b, 0);
     return n ? row[c]! / n : NaN;
   });
-}
-
-/** Where each true match ranks in retrieval (0 = first), both ways. */
-export interface RetrievalRanks {
-  /** Per image: how many texts score strictly higher than its best-scoring own text. */
-  imageToText: Int32Array;
-  /** Per text: how many images score strictly higher than its own image. */
-  textToImage: Int32Array;
-}
-
-/**
- * Ranks of the true matches between unit-norm image embeddings `[ni, dim]` and text embeddings
- * `[nt, dim]`, where text t belongs to image `textImage[t]` (an image may have several texts, as
- * in COCO). One pass over the similarity rows: memory O(ni + nt), never the ni × nt matrix.
- */
-export function retrievalRanks(images: Float32Array, texts: Float32Array, textImage: Int32Array, dim: number): RetrievalRanks {
-  const ni = images.length / dim, nt = texts.length / dim;
-  const own = new Float64Array(nt); // score of each text with its own image
-  const bestOwn = new Float64Array(ni).fill(-Infinity); // each image's best own-text score
-  for (let t = 0; t < nt; t++) {
-    own[t] = dot(images, textImage[t]!, texts, t, dim);
-    bestOwn[textImage[t]!] = Math.max(bestOwn[textImage[t]!]!, own[t]!);
-  }
-  const i2t = new Int32Array(ni), t2i = new Int32Array(nt);
-  forEachScoreRow(images, texts, dim, (i, row) => {
-    let above = 0;
-    for (let t = 0; t < nt; t++) {
-      if (row[t]! > bestOwn[i]!) above++;
-      if (row[t]! > own[t]! && textImage[t] !== i) t2i[t]!++;
-    }
-    i2t[i] = above;
-  });
-  return { imageToText: i2t, textToImage: t2i };
 }
 
 /** k → fraction of ranks below k. */

@@ -83,6 +83,7 @@ export class ClipTokenizer implements Tokenizer {
   readonly #vocab: string[];
   readonly #encoder = new Map<string, number>();
   readonly #merges: BpeMerges;
+  readonly #mergePairs: readonly (readonly [string, string])[];
   readonly #cache = new Map<string, number[]>();
   /** Bytes of the longest token (32 for CLIP's file): n bytes are never fewer than n / #longest tokens. */
   readonly #longest: number;
@@ -97,6 +98,7 @@ export class ClipTokenizer implements Tokenizer {
       '<|startoftext|>', '<|endoftext|>'];
     this.#vocab.forEach((s, id) => this.#encoder.set(s, id)); // a repeated string keeps its last id, as Python's dict does
     this.#merges = new BpeMerges(merges);
+    this.#mergePairs = merges;
     this.#longest = Math.max(...this.#vocab.map((s) => [...s.replace('</w>', '')].length));
     this.#pieces = pieces((contextLength - 1) * this.#longest + CUT_MARGIN);
     this.vocabSize = this.#vocab.length;
@@ -151,6 +153,11 @@ export class ClipTokenizer implements Tokenizer {
   /** The tokens in id order (what a Hugging Face vocab.json maps to ids; `</w>` ends a word). */
   vocabulary(): readonly string[] {
     return this.#vocab;
+  }
+
+  /** The merge pairs in rank order (what a Hugging Face merges.txt lists after its header). */
+  merges(): readonly (readonly [string, string])[] {
+    return this.#mergePairs;
   }
 
   /** A caption's BPE ids without SOT/EOT and without truncation: what CLIP's `SimpleTokenizer.encode` returns. */

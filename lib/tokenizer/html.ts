@@ -111,3 +111,29 @@ export function unescapeTwice(text: string): string {
   const once = unescapeHtml(text);
   return once === text ? once : unescapeHtml(once);
 }
+
+/**
+ * The character references a Hugging Face tokenizer.json can spell out as regex replacements (its
+ * format cannot unescape HTML), grouped by the character `unescapeHtml` makes of them: every name
+ * the tables above know, and the numeric references (decimal or hex, any leading zeros, with or
+ * without `;`) of ASCII, Latin-1, the Windows-1252 range and the named characters. Each pattern is
+ * valid JS and Oniguruma, its alternatives longest first (a reference before its prefix). Replacing
+ * group after group is one pass of `unescapeHtml` on such text, the group giving `&` last so that
+ * no replacement forms a new reference.
+ */
+export function spelledReferences(): { pattern: string; character: string }[] {
+  const groups = new Map<string, { names: string[]; numeric: string[] }>();
+  const group = (character: string) => groups.get(character) ?? groups.set(character, { names: [], numeric: [] }).get(character)!;
+  for (const [name, ch] of NAMED) group(ch).names.push(`&${name};`);
+  for (const [name, ch] of LEGACY) group(ch).names.push(`&${name}`);
+  const codes = new Set<number>();
+  for (let c = 0x20; c <= 0xff; c++) if (c !== 0x7f) codes.add(c);
+  for (const ch of NAMED.values()) codes.add(ch.codePointAt(0)!);
+  for (const c of codes) {
+    const hex = [...c.toString(16)].map((d) => (/[a-f]/.test(d) ? `[${d}${d.toUpperCase()}]` : d)).join('');
+    group(unescapeHtml(`&#${c};`)).numeric.push(`&#0*${c}(?![0-9]);?`, `&#[xX]0*${hex}(?![0-9a-fA-F]);?`);
+  }
+  return [...groups].map(([character, g]) => ({
+    character, pattern: [...g.names.sort((a, b) => b.length - a.length), ...g.numeric].join('|'),
+  })).sort((a, b) => Number(a.character === '&') - Number(b.character === '&'));
+}

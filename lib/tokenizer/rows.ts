@@ -4,7 +4,7 @@
  * @module
  */
 import { RilsInputError } from '../errors.js';
-import { checkInteger, checkPlainObject, invalid } from '../validate.js';
+import { checkInteger, checkPlainObject, describe, invalid } from '../validate.js';
 
 /** Turns captions into the fixed-length id rows the text encoder takes. */
 export interface Tokenizer {
@@ -22,6 +22,25 @@ export interface Tokenizer {
   encode(text: string): Int32Array;
   /** `[texts.length, contextLength]` row-major, written straight into one array (no per-row copies). */
   encodeBatch(texts: readonly string[]): Int32Array;
+}
+
+/** Whether `t` has what a model needs of a {@link Tokenizer}. @internal */
+export function isTokenizer(t: unknown): t is Tokenizer {
+  const k = t as Partial<Tokenizer> | null;
+  return typeof k === 'object' && k !== null && typeof k.encodeBatch === 'function' && typeof k.encode === 'function' &&
+    Number.isSafeInteger(k.vocabSize) && Number.isSafeInteger(k.contextLength);
+}
+
+/**
+ * `t` as a tokenizer, for `what` (a data source's option): a model made without `{ tokenizer }` has
+ * none (`model.tokenizer` is undefined), which is the usual way to get here with nothing.
+ * @internal
+ */
+export function checkTokenizerOption(t: unknown, what: string): Tokenizer {
+  if (isTokenizer(t)) return t;
+  throw new RilsInputError(`Expected a tokenizer for ${what} but received ${t === undefined ? 'undefined' : describe(t)}: ` +
+    'a model made without { tokenizer } has none (model.tokenizer is undefined); pass the one its token ids come from, ' +
+    'e.g. WordTokenizer.fromTexts(captions), ClipTokenizer.load() or new ByteTokenizer()');
 }
 
 /** Options shared by both tokenizers. */

@@ -60,6 +60,12 @@ export class WordTokenizer implements Tokenizer {
     return encodeRows(this, checkTexts(texts), (t, limit) => this.#encodeWords(t, limit));
   }
 
+  /** The words of `text` that are not in the vocabulary (they encode as UNK), each once. */
+  unknownWords(text: string): string[] {
+    const words = [...WordTokenizer.#split(checkText(text, 'text'))].map(([w]) => w);
+    return [...new Set(words.filter((w) => !this.#ids.has(w)))];
+  }
+
   /**
    * The first `limit` word ids. Each solid symbol or mark is a word of its own (a run of letters is one
    * word, however long), so the start holding `limit` of them is all that can reach the row.

@@ -29,9 +29,9 @@ interface HfTowerConfig {
 
 /** The config fields a CLIP checkpoint determines. */
 export type ClipConfig = Pick<ModelConfig,
-  'visionTower' | 'imageSize' | 'patchSize' | 'visionWidth' | 'visionDepth' | 'visionHeads' | 'visionAct' |
+  'visionTower' | 'imageSize' | 'patchSize' | 'visionWidth' | 'visionDepth' | 'visionHeads' | 'visionAct' | 'mlpRatio' |
   'visionLnEps' | 'textWidth' | 'textLayers' | 'textHeads' | 'textAct' | 'textLnEps' | 'contextLength' |
-  'vocabSize' | 'embedDim' | 'decoderWidth' | 'decoderHeads'>;
+  'vocabSize' | 'embedDim'>;
 
 /** Hugging Face's activation names → rils's (the tanh approximations are other functions: refused). */
 const HF_ACTS: ReadonlyMap<string, Activation> = new Map([['quick_gelu', 'quick_gelu'], ['gelu', 'gelu']]);
@@ -107,7 +107,8 @@ function heads(width: number, hf: HfTowerSettings | undefined, tower: string, wh
 const SOURCES: Readonly<Partial<Record<keyof ClipConfig, string>>> = {
   imageSize: "'visual.conv1.weight' and 'visual.positional_embedding'", patchSize: "'visual.conv1.weight' dim 2",
   visionWidth: "'visual.conv1.weight' dim 0", textWidth: "'ln_final.weight'", contextLength: "'positional_embedding' dim 0",
-  vocabSize: "'token_embedding.weight' dim 0", embedDim: "'text_projection' dim 1", decoderWidth: "'visual.conv1.weight' dim 0",
+  vocabSize: "'token_embedding.weight' dim 0", embedDim: "'text_projection' dim 1",
+  mlpRatio: "'visual.transformer.resblocks.0.mlp.c_fc.weight' dim 0",
 };
 
 /** Each inferred field checked against the model's field table: a RilsWeightsError naming the tensor it came from. */
@@ -140,17 +141,24 @@ export function inferClipConfig(
   const patches = shape('visual.positional_embedding')[0]! - 1, grid = Math.round(Math.sqrt(patches));
   if (grid * grid !== patches) throw new RilsWeightsError(`${where}: ${patches} patch positions make no square grid`);
   const D = shape('ln_final.weight')[0]!;
+  // The MLPs' hidden widths: the vision tower's any multiple of its width, the text tower's 4 (all CLIPs').
+  const hidden = (prefix: string) => shapes.get(`${prefix}.resblocks.0.mlp.c_fc.weight`)?.[0];
+  const textHidden = hidden('transformer');
+  if (textHidden !== undefined && textHidden !== 4 * D) {
+    throw new RilsWeightsError(`${where}: the text tower's MLP is ${textHidden} wide, not 4 × ${D} (rils's text tower has CLIP's)`);
+  }
   const vision = hf?.vision, text = hf?.text, names = shapes.keys();
   // The tower's own activation, else the other's; OpenAI's when config.json says nothing (the weights do not).
   const act = (tower: HfTowerSettings | undefined, other: HfTowerSettings | undefined) => given ?? (tower ?? other)?.act ?? 'quick_gelu';
   return checkInferred({
     visionTower: 'clip', imageSize: P * grid, patchSize: P, visionWidth: W,
     visionDepth: blockCount(names, 'visual.transformer.resblocks', where), visionHeads: heads(W, vision, 'vision', where),
+    mlpRatio: (hidden('visual.transformer') ?? 4 * W) / W,
     visionAct: act(vision, text), visionLnEps: vision?.lnEps ?? 1e-5,
     textWidth: D, textLayers: blockCount(shapes.keys(), 'transformer.resblocks', where), textHeads: heads(D, text, 'text', where),
     textAct: act(text, vision), textLnEps: text?.lnEps ?? 1e-5,
     contextLength: shape('positional_embedding')[0]!, vocabSize: shape('token_embedding.weight')[0]!,
-    embedDim: shape('text_projection')[1]!, decoderWidth: W, decoderHeads: heads(W, vision, 'vision', where),
+    embedDim: shape('text_projection')[1]!,
   }, where);
 }
 
@@ -164,7 +172,7 @@ export function hfClipConfig(c: ModelConfig, logitScale: number): HfClipConfig {
       hidden_act: c.textAct, layer_norm_eps: c.textLnEps,
     },
     vision_config: {
-      hidden_size: c.visionWidth, intermediate_size: 4 * c.visionWidth, num_attention_heads: c.visionHeads,
+      hidden_size: c.visionWidth, intermediate_size: Math.round(c.mlpRatio * c.visionWidth), num_attention_heads: c.visionHeads,
       num_hidden_layers: c.visionDepth, image_size: c.imageSize, patch_size: c.patchSize, num_channels: 3,
       hidden_act: c.visionAct, layer_norm_eps: c.visionLnEps,
     },

@@ -1,7 +1,8 @@
 /**
  * A CLIP model's weights in the layouts other code loads: OpenAI/open_clip safetensors (rils's own
  * parameter names, without a feature decoder rils may have added), or a Hugging Face `CLIPModel`
- * folder (model.safetensors + config.json).
+ * folder (model.safetensors, config.json, and the tokenizer and preprocessor files of
+ * lib/weights/hf-files.ts).
  * @internal
  * @module
  */
@@ -15,6 +16,8 @@ import { writeSafetensors } from '../safetensors.js';
 import type { TensorToWrite } from '../safetensors.js';
 import { hfClipConfig } from './clip-config.js';
 import { isFeatureDecoderTensor, toHfNames } from './clip-names.js';
+import { hfPreprocessorConfig, hfTokenizerFiles } from './hf-files.js';
+import type { Tokenizer } from '../tokenizer.js';
 
 /** How {@link Rils.saveWeights} lays out a file. */
 export type SaveLayout = 'rils' | 'openai' | 'hf';
@@ -63,15 +66,20 @@ function hfTensors(state: readonly SavedTensor[]): TensorToWrite[] {
 
 /**
  * Writes a CLIP model's weights as OpenAI's safetensors (`file`) or as a Hugging Face folder (`file`
- * is the folder), each file atomically.
+ * is the folder, with the files a Hugging Face folder has besides the weights), each file atomically.
  */
 export async function writeClipLayout(
   file: string, layout: 'openai' | 'hf', state: readonly SavedTensor[], config: ModelConfig, logitScale: number,
+  tokenizer: Tokenizer | undefined,
 ): Promise<void> {
   if (config.visionTower !== 'clip') {
     throw new RilsInputError(`Expected a CLIP model for layout '${layout}' but this one has RILS's vision tower: save it as 'rils'`);
   }
   if (layout === 'openai') return writeSafetensors(file, openaiTensors(state));
+  const files = {
+    'config.json': `${JSON.stringify(hfClipConfig(config, logitScale), null, 2)}\n`,
+    'preprocessor_config.json': hfPreprocessorConfig(config), ...hfTokenizerFiles(tokenizer),
+  };
   try {
     await mkdir(file, { recursive: true });
   } catch (error) {
@@ -80,8 +88,9 @@ export async function writeClipLayout(
     throw new RilsInputError(`Expected a folder or a new path for the Hugging Face layout but received ${JSON.stringify(file)}: ${why}; nothing was written`);
   }
   await writeSafetensors(path.join(file, 'model.safetensors'), hfTensors(state), { format: 'pt' });
-  const json = `${JSON.stringify(hfClipConfig(config, logitScale), null, 2)}\n`;
-  await writeFileAtomic(path.join(file, 'config.json'), async (f) => {
-    await f.writeFile(json, 'utf-8');
-  });
+  for (const [name, text] of Object.entries(files)) {
+    await writeFileAtomic(path.join(file, name), async (f) => {
+      await f.writeFile(text, 'utf-8');
+    });
+  }
 }

@@ -14,6 +14,7 @@ import { native } from '../binding.js';
 import { RilsInputError, RilsWeightsError, fromNative } from '../errors.js';
 import { openRegularFile, readRegularFile } from '../regular-file.js';
 import { readSafetensorsIndex } from '../safetensors.js';
+import { fineTuningSchedule } from '../options.js';
 import type { Activation, RilsOptions } from '../options.js';
 import { BUNDLED_CLIP_VOCAB, CLIP_VOCAB_SIZE, ClipTokenizer } from '../tokenizer.js';
 import type { Tokenizer } from '../tokenizer.js';
@@ -22,6 +23,7 @@ import { inferClipConfig, readHfClipConfig } from './clip-config.js';
 import type { ClipConfig, HfClipSettings } from './clip-config.js';
 import { clipParameterNames, fromHfName, isExtraTensor, isFeatureDecoderTensor } from './clip-names.js';
 import type { NamePlacement } from './clip-names.js';
+import { hfWordOrByteTokenizer, preprocessorFields } from './hf-files.js';
 import { WEIGHTS_FORMAT } from './rils.js';
 import { checkModelFits, numel } from './size.js';
 
@@ -264,10 +266,20 @@ export async function openPretrained<M extends LoadTarget & { dispose(): void }>
   const c = await openCheckpoint(file);
   try {
     const { act, vocabPath, ...rest } = options;
-    if (c.layout === 'rils') return await factory.fromWeights(file, { ...rest, ...(vocabPath ? { clipVocabPath: vocabPath } : {}) });
+    const schedule = fineTuningSchedule(rest.totalSteps ?? 0);
+    if (c.layout === 'rils') {
+      return await factory.fromWeights(file, { ...schedule, ...rest, ...(vocabPath ? { clipVocabPath: vocabPath } : {}) });
+    }
     const placed = placeTensors(c);
     const config = inferClipConfig(openaiShapes(placed), c.hfConfig, act, where(c));
-    const modelOptions: RilsOptions = { preset: 'clip_vit_b16', seed: 0, reconWeight: 0, ...config, ...rest };
+    // RILS's term needs a feature decoder, which no CLIP checkpoint has: a new one, as wide as the
+    // tower (OpenAI's heads of 64), unless told otherwise.
+    const depth = rest.decoderDepth ?? ((rest.reconWeight ?? 0) > 0 ? 1 : 0);
+    const decoder = depth > 0 ? { decoderDepth: depth, decoderWidth: config.visionWidth, decoderHeads: config.visionHeads } : {};
+    const preprocess = c.layout === 'hf' ? await preprocessorFields(c.path) : {};
+    const modelOptions: RilsOptions = {
+      preset: 'clip_vit_b16', seed: 0, reconWeight: 0, ...schedule, ...config, ...decoder, ...preprocess, ...rest,
+    };
     // Before anything is built: every tensor of the model the file describes is there, and they hold it.
     checkCoverage(c, placed, clipParameterNames(config.visionDepth, config.textLayers).map((name) => ({ name })));
     checkModelFits(where(c), modelOptions, placed.reduce((n, p) => n + numel(p.tensor.shape), 0), { decoder: false });
@@ -286,9 +298,14 @@ export async function openPretrained<M extends LoadTarget & { dispose(): void }>
   }
 }
 
-/** CLIP's BPE for a model with CLIP's vocabulary (49408 ids): the folder's own, the given, or the bundled one. */
+/**
+ * The tokenizer of a checkpoint: a Hugging Face folder's own (CLIP's BPE, or the word or byte tokenizer
+ * rils wrote there), else CLIP's BPE for a model with CLIP's vocabulary (49408 ids), given or bundled.
+ */
 async function clipTokenizer(c: Checkpoint, config: ClipConfig, vocabPath: string | undefined): Promise<Tokenizer | undefined> {
   const options = { contextLength: config.contextLength };
+  const own = c.layout === 'hf' ? await hfWordOrByteTokenizer(c.path, config.contextLength) : undefined;
+  if (own) return own;
   if (c.hfTokenizer) {
     return ClipTokenizer.fromHuggingFace(c.hfTokenizer.vocab, c.hfTokenizer.merges, options).catch((error: unknown) => {
       throw error instanceof RilsInputError ? new RilsWeightsError(`${where(c)}: ${error.message}`) : error;

@@ -7,7 +7,7 @@
  */
 import { RilsWeightsError } from '../errors.js';
 import { CONFIG_FIELDS, camelKeys } from '../schema.js';
-import { isOptionName, isPresetName, presetConfig } from '../options.js';
+import { actingFields, isOptionName, isPresetName, presetConfig } from '../options.js';
 import type { ModelConfig, PresetName, RilsOptions, TrainingOptions } from '../options.js';
 import { asFloat32, readSafetensors, writeSafetensors } from '../safetensors.js';
 import type { SafetensorsEntry } from '../safetensors.js';
@@ -47,8 +47,9 @@ export function weightsMetadata(m: ModelDescription): Record<string, string> {
   const { betas, ...rest } = m.trainingOptions;
   const train: Record<string, unknown> = { beta1: betas[0], beta2: betas[1] };
   for (const [k, v] of Object.entries(rest)) train[snakeCase(k)] = v;
-  const config: Record<string, unknown> = {};
+  let config: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(m.config)) config[snakeCase(k)] = v;
+  config = actingFields(config); // only what ran (no decoder width without a decoder)
   for (const [key, option] of Object.entries(REFERENCE_CONFIG_KEYS)) config[key] = train[option];
   const tokenizer = m.tokenizer && tokenizerSpec(m.tokenizer);
   return {
@@ -67,7 +68,7 @@ function parseJson(text: string | undefined, path: string, what: string): Record
 
 /** The options a file's metadata gives (preset, model fields, training options); unknown fields are dropped. */
 export function optionsFromMetadata(meta: Record<string, string>, path: string): RilsOptions {
-  const config = parseJson(meta.config, path, 'config');
+  const config = actingFields(parseJson(meta.config, path, 'config')); // files written before kept every field
   const train = parseJson(meta.train, path, 'training options');
   const fields: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(config)) fields[(Object.hasOwn(REFERENCE_CONFIG_KEYS, k) ? REFERENCE_CONFIG_KEYS[k] : undefined) ?? k] = v;
@@ -171,6 +172,15 @@ function pickConfig(options: RilsOptions): Partial<ModelConfig> {
   return Object.fromEntries(Object.entries(options).filter(([k]) => CONFIG_FIELDS.has(k))) as Partial<ModelConfig>;
 }
 
+/** A file without rils's metadata: a CLIP checkpoint goes through fromPretrained, anything else is not a model rils knows. */
+function notRilsWeights(path: string, tensors: readonly WeightTensor[]): RilsWeightsError {
+  const names = new Set(tensors.map((t) => t.name));
+  const clip = names.has('visual.conv1.weight') || names.has('vision_model.embeddings.patch_embedding.weight');
+  return new RilsWeightsError(`${path} is not a rils weight file (its metadata has no format '${WEIGHTS_FORMAT}')` + (clip
+    ? ': it holds a CLIP checkpoint; load it with Rils.fromPretrained(path) (or rils … --weights, which reads either)'
+    : '; Rils.fromPretrained(path) reads CLIP checkpoints in the OpenAI/open_clip, Hugging Face and TorchScript layouts'));
+}
+
 /** What {@link openWeights} needs of a model. */
 export interface WeightsTarget {
   parameters(): { name: string; shape: number[] }[];
@@ -187,6 +197,7 @@ export async function openWeights<M extends WeightsTarget>(
   path: string, options: RilsOptions & { clipVocabPath?: string }, create: (options: RilsOptions) => Promise<M>,
 ): Promise<M> {
   const { tensors, metadata } = await readWeights(path);
+  if (metadata.format !== WEIGHTS_FORMAT) throw notRilsWeights(path, tensors);
   const { clipVocabPath, ...rest } = options;
   const fromFile = optionsFromMetadata(metadata, path);
   checkFileConfig(path, fromFile);

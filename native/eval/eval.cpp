@@ -1,19 +1,29 @@
 #include "eval/eval.h"
 
+#include <algorithm>
+#include <limits>
+
 #include "model/functional.h"
 
 namespace rils {
 
-std::vector<double> retrieval_recall(const torch::Tensor& image_embeds, const torch::Tensor& text_embeds,
-                                     const std::vector<int64_t>& ks) {
-  auto sim = torch::matmul(l2_normalize(image_embeds), l2_normalize(text_embeds).t());  // [B, B]
-  auto diag = sim.diagonal().unsqueeze(1);  // [B, 1]
-  // Rank of the true match = how many candidates score strictly higher.
-  auto rank_i2t = sim.gt(diag).sum(1);      // [B]
-  auto rank_t2i = sim.t().gt(diag).sum(1);  // [B]
-  std::vector<double> out;
-  for (auto* rank : {&rank_i2t, &rank_t2i})
-    for (auto k : ks) out.push_back(rank->lt(k).to(torch::kFloat64).mean().item<double>());
+RetrievalRanks retrieval_ranks(const torch::Tensor& image_embeds, const torch::Tensor& text_embeds,
+                               const torch::Tensor& text_image, int64_t max_block_elements) {
+  auto images = l2_normalize(image_embeds), texts = l2_normalize(text_embeds);
+  const int64_t ni = images.size(0), nt = texts.size(0);
+  auto own = (images.index_select(0, text_image) * texts).sum(1);  // [nt] each text with its own image
+  auto best_own = torch::full({ni}, -std::numeric_limits<float>::infinity(), own.options())
+                      .scatter_reduce(0, text_image, own, "amax");  // [ni] each image's best own text
+  RetrievalRanks out{torch::zeros({ni}, torch::kInt64), torch::zeros({nt}, torch::kInt64)};
+  const int64_t rows = std::max<int64_t>(1, max_block_elements / std::max<int64_t>(1, nt));
+  for (int64_t b0 = 0; b0 < ni; b0 += rows) {
+    const int64_t b1 = std::min(ni, b0 + rows);
+    auto scores = torch::matmul(images.slice(0, b0, b1), texts.t());                    // [r, nt]
+    auto others = text_image.unsqueeze(0).ne(torch::arange(b0, b1, torch::kInt64).unsqueeze(1));  // [r, nt]
+    // A match is never counted above itself: only other images' texts (and other images) compete.
+    out.image_to_text.slice(0, b0, b1).copy_(scores.gt(best_own.slice(0, b0, b1).unsqueeze(1)).logical_and(others).sum(1));
+    out.text_to_image.add_(scores.gt(own.unsqueeze(0)).logical_and(others).sum(0));
+  }
   return out;
 }
 

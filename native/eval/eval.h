@@ -7,10 +7,17 @@
 
 namespace rils {
 
-// Recall@k of image→text and text→image retrieval where pair i matches i. Returns
-// [i2t@k…, t2i@k…] as fractions.
-std::vector<double> retrieval_recall(const torch::Tensor& image_embeds, const torch::Tensor& text_embeds,
-                                     const std::vector<int64_t>& ks);
+// Where each true match ranks (0 = first) in cosine retrieval between images [ni, E] and texts
+// [nt, E], text t belonging to image text_image[t] (int64 [nt]; an image may have several texts, as in
+// COCO). image_to_text[i]: the texts of other images scoring above image i's best own text;
+// text_to_image[t]: the other images scoring above text t's own. Images are scored a block of rows
+// at a time, at most max_block_elements scores at once: never the whole ni × nt matrix.
+struct RetrievalRanks {
+  torch::Tensor image_to_text;  // int64 [ni]
+  torch::Tensor text_to_image;  // int64 [nt]
+};
+RetrievalRanks retrieval_ranks(const torch::Tensor& image_embeds, const torch::Tensor& text_embeds,
+                               const torch::Tensor& text_image, int64_t max_block_elements = int64_t{1} << 24);
 
 // k-nearest-neighbour labels by cosine similarity, majority vote weighted by similarity
 // (ties → the smaller label). train [M, E], labels int64 [M], query [Q, E] → int64 [Q].

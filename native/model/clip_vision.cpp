@@ -15,12 +15,14 @@ ClipVisionTransformerImpl::ClipVisionTransformerImpl(const RilsConfig& c) : cfg(
   class_embedding = register_parameter("class_embedding", torch::randn({W}) * scale);
   positional_embedding = register_parameter("positional_embedding", torch::randn({N + 1, W}) * scale);
   proj = register_parameter("proj", torch::randn({W, cfg.embed_dim}) * scale);
+  projection = proj;
   conv1 = register_module(
       "conv1", nn::Conv2d(nn::Conv2dOptions(cfg.in_chans, W, cfg.patch_size).stride(cfg.patch_size).bias(false)));
   ln_pre = register_module("ln_pre", LayerNorm(nn::LayerNormOptions({W}).eps(cfg.vision_ln_eps)));
   transformer = register_module("transformer", Transformer(TransformerOptions(W, cfg.vision_depth, cfg.vision_heads)
                                                                .eps(cfg.vision_ln_eps)
-                                                               .act(cfg.vision_act)));
+                                                               .act(cfg.vision_act)
+                                                               .mlp_ratio(cfg.mlp_ratio)));
   ln_post = register_module("ln_post", LayerNorm(nn::LayerNormOptions({W}).eps(cfg.vision_ln_eps)));
   if (cfg.has_decoder()) {
     decoder = FeatureDecoder(*this, cfg, W);

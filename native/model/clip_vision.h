@@ -13,14 +13,16 @@
 
 namespace rils {
 
-struct ClipVisionTransformerImpl : torch::nn::Module {
+struct ClipVisionTransformerImpl : VisionTowerImpl {
   explicit ClipVisionTransformerImpl(const RilsConfig& cfg);
   // [B, 3, S, S] → the tokens after the last block, before ln_post: [B, 1 + K, W], class token
   // first, then every patch (noise undefined) or the len_keep patches the noise keeps.
-  EncoderOutput forward_encoder(const torch::Tensor& img, const torch::Tensor& noise, int64_t len_keep);
-  torch::Tensor forward_decoder(const torch::Tensor& latent, const torch::Tensor& ids_restore) {
+  EncoderOutput forward_encoder(const torch::Tensor& img, const torch::Tensor& noise, int64_t len_keep) override;
+  torch::Tensor forward_decoder(const torch::Tensor& latent, const torch::Tensor& ids_restore) override {
     return decoder.forward(latent, ids_restore);  // [B, N + 1, W]
   }
+  torch::Tensor head_tokens(const torch::Tensor& features) override { return ln_post(features); }
+  torch::Tensor pool(const torch::Tensor& features) override { return ln_post(features.select(1, 0)); }  // [B, W]
 
   RilsConfig cfg;
   torch::Tensor class_embedding, positional_embedding, proj;  // [W], [N + 1, W], [W, E]

@@ -104,7 +104,7 @@ void RilsConfig::validate() const {
                     ") to be divisible by decoderHeads (", decoder_heads, ")");
   TORCH_CHECK_VALUE(text_width % text_heads == 0, "Expected textWidth (", text_width,
                     ") to be divisible by textHeads (", text_heads, ")");
-  const auto hidden = static_cast<int64_t>(static_cast<double>(std::min(vision_width, decoder_width)) * mlp_ratio);
+  const auto hidden = mlp_hidden(std::min(vision_width, decoder_width), mlp_ratio);
   TORCH_CHECK_VALUE(hidden >= 1, "Expected mlpRatio (", mlp_ratio, ") to give MLPs of at least one unit (width ",
                     std::min(vision_width, decoder_width), ")");
 }

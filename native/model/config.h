@@ -1,5 +1,6 @@
 // RILS model configuration: one struct, presets as named changes to it (spec §5).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -54,6 +55,12 @@ enum class Interpolation { kBilinear, kBicubic };
   X(double, image_std_r, 0.229, above_up_to(0, 1))                                                  \
   X(double, image_std_g, 0.224, above_up_to(0, 1))                                                  \
   X(double, image_std_b, 0.225, above_up_to(0, 1))
+
+// An MLP's hidden width: width × ratio, rounded (timm's int() for every integral product; open_clip's
+// ViT-bigG ratio 4.9231 × 1664 is 8191.99… in doubles and must give 8192).
+inline int64_t mlp_hidden(int64_t width, double ratio) {
+  return static_cast<int64_t>(std::llround(static_cast<double>(width) * ratio));
+}
 
 struct RilsConfig {
   RILS_CONFIG_FIELDS(RILS_FIELD)

@@ -5,6 +5,7 @@
 #pragma once
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
@@ -14,9 +15,28 @@
 #include <cpuid.h>
 #endif
 
+#include "model/fields.h"
 #include "version.h"
 
 namespace rils {
+
+enum class Precision { kAuto, kFp32, kBf16 };
+
+// X(type, name, default, allowed values): how a model runs, declared once (model/fields.h). The
+// device is LibTorch's own string ('cpu', 'cuda', 'cuda:N'), which torch::Device parses, beside it.
+#define RILS_RUN_FIELDS(X) X(Precision, precision, Precision::kAuto, one_of("auto|fp32|bf16")) /* auto: bf16 on CUDA */
+
+struct RunOptions {
+  RILS_RUN_FIELDS(RILS_FIELD)
+};
+
+// The table of RILS_RUN_FIELDS.
+inline const std::vector<Field<RunOptions>>& run_fields() {
+#define RILS_RUN_ENTRY(T, name, def, range) RILS_FIELD_ENTRY(RunOptions, T, name, def, range)
+  static const std::vector<Field<RunOptions>> table = {RILS_RUN_FIELDS(RILS_RUN_ENTRY)};
+#undef RILS_RUN_ENTRY
+  return table;
+}
 
 // Where a model runs, and whether its towers run under bf16 autocast there.
 struct Execution {

@@ -8,13 +8,22 @@ namespace rils {
 
 namespace nn = torch::nn;
 
+namespace {
+
+// The one place a config's vision_tower picks a tower.
+std::shared_ptr<VisionTowerImpl> make_vision_tower(const RilsConfig& cfg) {
+  if (cfg.clip()) return std::make_shared<ClipVisionTransformerImpl>(cfg);
+  return std::make_shared<VisionTransformerImpl>(cfg);
+}
+
+}  // namespace
+
 RilsModelImpl::RilsModelImpl(const RilsConfig& c) : cfg(c) {
   cfg.validate();
   const int64_t W = cfg.text_width;
   // Construction order mirrors RILS_VITB16(): vision first, then CLIP's text modules, so that a
   // seeded init draws the same random numbers as the official code.
-  if (cfg.clip()) clip = register_module("visual", ClipVisionTransformer(cfg));
-  else visual = register_module("visual", VisionTransformer(cfg));
+  visual = register_module("visual", make_vision_tower(cfg));
   transformer = register_module("transformer", Transformer(TransformerOptions(W, cfg.text_layers, cfg.text_heads)
                                                                .eps(cfg.text_ln_eps)
                                                                .act(cfg.text_act)
@@ -22,8 +31,10 @@ RilsModelImpl::RilsModelImpl(const RilsConfig& c) : cfg(c) {
   token_embedding = register_module("token_embedding", nn::Embedding(cfg.vocab_size, W));
   positional_embedding = register_parameter("positional_embedding", torch::empty({cfg.context_length, W}));
   ln_final = register_module("ln_final", LayerNorm(nn::LayerNormOptions({W}).eps(cfg.text_ln_eps)));
-  if (!cfg.clip())  // CLIP's image projection is visual.proj
+  if (!visual->projection.defined()) {  // RILS's projection is the model's, by its official name
     image_projection = register_parameter("image_projection", torch::empty({cfg.vision_width, cfg.embed_dim}));
+    visual->projection = image_projection;
+  }
   text_projection = register_parameter("text_projection", torch::empty({W, cfg.embed_dim}));
   logit_scale = register_parameter("logit_scale", torch::full({}, cfg.logit_scale_init, torch::kFloat32));
   init_parameters();
@@ -79,48 +90,30 @@ torch::Tensor RilsModelImpl::encode_text(const torch::Tensor& tokens) {
   return torch::matmul(features, text_projection);              // [B, E]
 }
 
-torch::Tensor RilsModelImpl::forward_features(const torch::Tensor& img) {
-  return (cfg.clip() ? clip->forward_encoder(img, {}, 0) : visual->forward_encoder(img, {}, 0)).latent;
-}
-
-torch::Tensor RilsModelImpl::head_tokens(const torch::Tensor& features) {
-  return cfg.clip() ? clip->ln_post(features) : features;
-}
-
-torch::Tensor RilsModelImpl::pool(const torch::Tensor& features) {
-  if (cfg.clip()) return clip->ln_post(features.select(1, 0));  // [B, W]
-  return features.slice(1, 1).mean(1);                            // [B, W]
-}
-
-// CLIP's patch embeddings take each patch token through the class token's head, ln_post then proj
-// (as MaskCLIP does), the space its pooled embedding lives in.
+// Patch embeddings take each patch token through the class token's head (CLIP: ln_post then proj,
+// as MaskCLIP does), the space the pooled embedding lives in.
 ImageOutputs RilsModelImpl::forward_image(const torch::Tensor& img, const ImageRequest& request) {
   auto f = forward_features(img);  // [B, N + 1, W]
   ImageOutputs out;
-  out.embedding = project(pool(f));
+  out.embedding = project(visual->pool(f));
   if (request.patch_tokens) out.patch_tokens = f.slice(1, 1);
   if (request.cls_token) out.cls_token = f.select(1, 0);
-  if (request.patch_embeddings) out.patch_embeddings = project(head_tokens(f.slice(1, 1)));
+  if (request.patch_embeddings) out.patch_embeddings = project(visual->head_tokens(f.slice(1, 1)));
   return out;
 }
 
 FullOutputs RilsModelImpl::forward_full(const torch::Tensor& img, const torch::Tensor& tokens) {
   auto latent = forward_features(img);  // [B, N + 1, W]
-  return {project(pool(latent)), encode_text(tokens), latent};
+  return {project(visual->pool(latent)), encode_text(tokens), latent};
 }
 
 // The decoder reads the encoder's tokens as the head does, and its predictions are projected as
 // the teacher's full-image tokens are (Trainer::recon_inputs).
 MaskedOutputs RilsModelImpl::forward_masked(const torch::Tensor& img, const torch::Tensor& noise, int64_t len_keep) {
   TORCH_CHECK_VALUE(cfg.has_decoder(), "RILS's reconstruction term needs a feature decoder: decoderDepth is 0");
-  if (cfg.clip()) {
-    auto masked = clip->forward_encoder(img, noise, len_keep);                        // [R, 1 + K, W]
-    auto pred = clip->forward_decoder(head_tokens(masked.latent), masked.ids_restore);  // [R, N + 1, W]
-    return {project(head_tokens(pred)), masked.mask};
-  }
-  auto masked = visual->forward_encoder(img, noise, len_keep);             // [R, 1 + K, D]
-  auto pred = visual->forward_decoder(masked.latent, masked.ids_restore);  // [R, N + 1, D]
-  return {project(pred), masked.mask};
+  auto masked = visual->forward_encoder(img, noise, len_keep);                               // [R, 1 + K, W]
+  auto pred = visual->forward_decoder(visual->head_tokens(masked.latent), masked.ids_restore);  // [R, N + 1, W]
+  return {project(visual->head_tokens(pred)), masked.mask};
 }
 
 namespace {
@@ -128,21 +121,23 @@ namespace {
 double layer_norm(double d) { return 2 * d; }
 double linear(double in, double out, bool bias = true) { return in * out + (bias ? out : 0); }
 
-// CLIP's ResidualAttentionBlock (transformer.cpp): packed q, k, v with biases, an MLP of 4 × width.
-double clip_block(double w) {
-  return linear(w, 3 * w) + linear(w, w) + linear(w, 4 * w) + linear(4 * w, w) + 2 * layer_norm(w);
+// CLIP's ResidualAttentionBlock (transformer.cpp): packed q, k, v with biases, an MLP of
+// mlp_hidden(width, ratio) (the text tower's ratio is 4).
+double clip_block(int64_t width, double mlp_ratio) {
+  const double w = static_cast<double>(width), hidden = static_cast<double>(mlp_hidden(width, mlp_ratio));
+  return linear(w, 3 * w) + linear(w, w) + linear(w, hidden) + linear(hidden, w) + 2 * layer_norm(w);
 }
 
-// RILS's Block (vision.cpp): qkv without bias, q and v biases, an MLP of int(width × mlp_ratio).
-double rils_block(double d, double mlp_ratio) {
-  const double hidden = std::floor(d * mlp_ratio);
+// RILS's Block (vision.cpp): qkv without bias, q and v biases, an MLP of mlp_hidden(width, ratio).
+double rils_block(int64_t width, double mlp_ratio) {
+  const double d = static_cast<double>(width), hidden = static_cast<double>(mlp_hidden(width, mlp_ratio));
   return linear(d, 3 * d, false) + 2 * d + linear(d, d) + linear(d, hidden) + linear(hidden, d) + 2 * layer_norm(d);
 }
 
 // FeatureDecoder (vision.cpp) after an encoder of width d.
 double decoder(double d, const RilsConfig& c, double positions) {
   const double dd = static_cast<double>(c.decoder_width);
-  return linear(d, dd) + dd + positions * dd + static_cast<double>(c.decoder_depth) * rils_block(dd, c.mlp_ratio) +
+  return linear(d, dd) + dd + positions * dd + static_cast<double>(c.decoder_depth) * rils_block(c.decoder_width, c.mlp_ratio) +
          layer_norm(dd) + linear(dd, d);
 }
 
@@ -155,9 +150,10 @@ ParameterCount parameter_count(const RilsConfig& c) {
   ParameterCount count;
   count.decoder = c.has_decoder() ? decoder(w, c, positions) : 0;
   const double vision = c.clip()
-      ? w + positions * w + w * e + patch * w + 2 * layer_norm(w) + n(c.vision_depth) * clip_block(w)
-      : linear(patch, w) + w + positions * w + n(c.vision_depth) * rils_block(w, c.mlp_ratio) + layer_norm(w) + w * e;
-  const double text = n(c.text_layers) * clip_block(t) + n(c.vocab_size) * t + n(c.context_length) * t + layer_norm(t) + t * e;
+      ? w + positions * w + w * e + patch * w + 2 * layer_norm(w) + n(c.vision_depth) * clip_block(c.vision_width, c.mlp_ratio)
+      : linear(patch, w) + w + positions * w + n(c.vision_depth) * rils_block(c.vision_width, c.mlp_ratio) + layer_norm(w) + w * e;
+  const double text = n(c.text_layers) * clip_block(c.text_width, 4.0) + n(c.vocab_size) * t + n(c.context_length) * t +
+                      layer_norm(t) + t * e;
   count.total = vision + count.decoder + text + 1;  // + logit_scale
   return count;
 }

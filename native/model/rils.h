@@ -65,16 +65,12 @@ ParameterCount parameter_count(const RilsConfig& cfg);
 struct RilsModelImpl : torch::nn::Module {
   explicit RilsModelImpl(const RilsConfig& cfg);
 
-  // timm's path: forward_features → pool → project.
+  // timm's path: forward_features → pool → project, through the tower's interface (model/tower.h).
   // [B, 3, H, W] → [B, N + 1, W], cls first: RILS's final-normed tokens, CLIP's before ln_post.
-  torch::Tensor forward_features(const torch::Tensor& img);
-  // The tokens the projection reads: RILS's as they are, CLIP's through ln_post.
-  torch::Tensor head_tokens(const torch::Tensor& features);
-  // [B, W]: RILS: the mean of the patch tokens (cls excluded); CLIP: the class token.
-  torch::Tensor pool(const torch::Tensor& features);
-  // [.., W] → [.., E]: @ image_projection (RILS) or @ visual.proj (CLIP).
-  torch::Tensor project(const torch::Tensor& tokens) { return torch::matmul(tokens, cfg.clip() ? clip->proj : image_projection); }
-  torch::Tensor encode_image(const torch::Tensor& img) { return project(pool(forward_features(img))); }  // [B, E]
+  torch::Tensor forward_features(const torch::Tensor& img) { return visual->forward_encoder(img, {}, 0).latent; }
+  // [.., W] → [.., E] into the joint space.
+  torch::Tensor project(const torch::Tensor& tokens) { return torch::matmul(tokens, visual->projection); }
+  torch::Tensor encode_image(const torch::Tensor& img) { return project(visual->pool(forward_features(img))); }  // [B, E]
   ImageOutputs forward_image(const torch::Tensor& img, const ImageRequest& request);
   torch::Tensor encode_text(const torch::Tensor& tokens);  // int64 [B, L] → [B, E]
   // Full image (with gradient: it learns through L_clip) and text.
@@ -84,8 +80,7 @@ struct RilsModelImpl : torch::nn::Module {
 
   RilsConfig cfg;
   torch::Tensor positional_embedding, image_projection, text_projection, logit_scale;
-  VisionTransformer visual{nullptr};    // the RILS tower, or
-  ClipVisionTransformer clip{nullptr};  // the CLIP tower: whichever cfg.vision_tower says, as `visual`
+  std::shared_ptr<VisionTowerImpl> visual;  // RILS's or CLIP's, as cfg.vision_tower says
   Transformer transformer{nullptr};
   torch::nn::Embedding token_embedding{nullptr};
   LayerNorm ln_final{nullptr};

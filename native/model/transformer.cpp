@@ -1,5 +1,7 @@
 #include "model/transformer.h"
 
+#include "model/config.h"
+
 namespace rils {
 
 namespace nn = torch::nn;
@@ -20,11 +22,11 @@ torch::Tensor MultiheadAttentionImpl::forward(const torch::Tensor& x, const torc
 ClipMlpImpl::ClipMlpImpl(int64_t dim, int64_t hidden, ops::Activation act)
     : act(act), c_fc(register_module("c_fc", Linear(dim, hidden))), c_proj(register_module("c_proj", Linear(hidden, dim))) {}
 
-ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(int64_t dim, int64_t heads, double eps, ops::Activation act,
-                                                       bool causal)
+ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(int64_t dim, int64_t heads, int64_t hidden, double eps,
+                                                       ops::Activation act, bool causal)
     : attn(register_module("attn", MultiheadAttention(dim, heads, causal))),
       ln_1(register_module("ln_1", LayerNorm(nn::LayerNormOptions({dim}).eps(eps)))),
-      mlp(register_module("mlp", ClipMlp(dim, 4 * dim, act))),
+      mlp(register_module("mlp", ClipMlp(dim, hidden, act))),
       ln_2(register_module("ln_2", LayerNorm(nn::LayerNormOptions({dim}).eps(eps)))) {}
 
 // x = x + attn(ln_1(x)); x = x + mlp(ln_2(x)), each residual added inside its branch's last linear.
@@ -35,7 +37,8 @@ torch::Tensor ResidualAttentionBlockImpl::forward(torch::Tensor x) {
 
 TransformerImpl::TransformerImpl(const TransformerOptions& o) : resblocks(register_module("resblocks", nn::ModuleList())) {
   for (int64_t i = 0; i < o.layers(); ++i)
-    resblocks->push_back(ResidualAttentionBlock(o.width(), o.heads(), o.eps(), o.act(), o.causal()));
+    resblocks->push_back(ResidualAttentionBlock(o.width(), o.heads(), mlp_hidden(o.width(), o.mlp_ratio()), o.eps(), o.act(),
+                                                o.causal()));
 }
 
 torch::Tensor TransformerImpl::forward(torch::Tensor x) {

@@ -33,7 +33,7 @@ struct ClipMlpImpl : torch::nn::Module {
 TORCH_MODULE(ClipMlp);
 
 struct ResidualAttentionBlockImpl : torch::nn::Module {
-  ResidualAttentionBlockImpl(int64_t dim, int64_t heads, double eps, ops::Activation act, bool causal);
+  ResidualAttentionBlockImpl(int64_t dim, int64_t heads, int64_t hidden, double eps, ops::Activation act, bool causal);
   torch::Tensor forward(torch::Tensor x);
   // Declaration order = registration order = the official state_dict order.
   MultiheadAttention attn{nullptr};
@@ -50,6 +50,7 @@ struct TransformerOptions {
   TORCH_ARG(int64_t, heads);
   TORCH_ARG(double, eps) = 1e-5;
   TORCH_ARG(ops::Activation, act) = ops::Activation::kQuickGelu;
+  TORCH_ARG(double, mlp_ratio) = 4.0;  // the MLP's hidden width / width (CLIP's: 4)
   TORCH_ARG(bool, causal) = false;
 };
 

@@ -70,14 +70,14 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   return proj(ops::self_attention(x, qkv->weight, bias, heads, /*causal=*/false), residual);
 }
 
-MlpImpl::MlpImpl(int64_t dim, int64_t hidden)
-    : fc1(register_module("fc1", Linear(dim, hidden))), fc2(register_module("fc2", Linear(hidden, dim))) {}
+MlpImpl::MlpImpl(int64_t dim, int64_t hidden, ops::Activation act)
+    : act(act), fc1(register_module("fc1", Linear(dim, hidden))), fc2(register_module("fc2", Linear(hidden, dim))) {}
 
-BlockImpl::BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, double eps)
+BlockImpl::BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, double eps, ops::Activation act)
     : norm1(register_module("norm1", LayerNorm(nn::LayerNormOptions({dim}).eps(eps)))),
       attn(register_module("attn", Attention(dim, heads))),
       norm2(register_module("norm2", LayerNorm(nn::LayerNormOptions({dim}).eps(eps)))),
-      mlp(register_module("mlp", Mlp(dim, static_cast<int64_t>(static_cast<double>(dim) * mlp_ratio)))) {}
+      mlp(register_module("mlp", Mlp(dim, mlp_hidden(dim, mlp_ratio), act))) {}
 
 // x = x + attn(norm1(x)); x = x + mlp(norm2(x)), each residual added inside its branch's last linear.
 torch::Tensor BlockImpl::forward(torch::Tensor x) {
@@ -146,7 +146,7 @@ VisionTransformerImpl::VisionTransformerImpl(const RilsConfig& c) : cfg(c) {
   pos_embed = register_parameter("pos_embed", torch::zeros({1, N + 1, D}), /*requires_grad=*/false);
   blocks = register_module("blocks", nn::ModuleList());
   for (int64_t i = 0; i < cfg.vision_depth; ++i)
-    blocks->push_back(Block(D, cfg.vision_heads, cfg.mlp_ratio, cfg.vision_ln_eps));
+    blocks->push_back(Block(D, cfg.vision_heads, cfg.mlp_ratio, cfg.vision_ln_eps, cfg.vision_act));
   norm = register_module("norm", LayerNorm(nn::LayerNormOptions({D}).eps(cfg.vision_ln_eps)));
   decoder = FeatureDecoder(*this, cfg, D);
   init_weights();

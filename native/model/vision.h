@@ -4,8 +4,9 @@
 #pragma once
 #include <torch/torch.h>
 
-#include "model/layers.h"
 #include "model/config.h"
+#include "model/layers.h"
+#include "model/tower.h"
 
 namespace rils {
 
@@ -32,17 +33,18 @@ struct AttentionImpl : torch::nn::Module {
 TORCH_MODULE(Attention);
 
 struct MlpImpl : torch::nn::Module {
-  MlpImpl(int64_t dim, int64_t hidden);
-  // residual + fc2(GELU(fc1(x))), exact (erf) GELU; the residual is added in fc2's bias pass.
+  MlpImpl(int64_t dim, int64_t hidden, ops::Activation act);
+  // residual + fc2(act(fc1(x))), the official exact (erf) GELU by default; the residual is added in fc2's bias pass.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual = {}) {
-    return fc2(ops::linear_act(x, fc1->weight, fc1->bias, ops::Activation::kGelu), residual);
+    return fc2(ops::linear_act(x, fc1->weight, fc1->bias, act), residual);
   }
+  ops::Activation act;
   Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(Mlp);
 
 struct BlockImpl : torch::nn::Module {
-  BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, double eps);
+  BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, double eps, ops::Activation act = ops::Activation::kGelu);
   torch::Tensor forward(torch::Tensor x);
   // Declaration order = registration order = the official state_dict order.
   LayerNorm norm1{nullptr};
@@ -60,12 +62,6 @@ struct Masking {
 // MAE per-sample masking driven by `noise` [B, N]: the len_keep smallest values are kept
 // (stable sort, so ties keep the lower index, as the reference does).
 Masking random_masking(const torch::Tensor& x, const torch::Tensor& noise, int64_t len_keep);
-
-struct EncoderOutput {
-  torch::Tensor latent;       // [B, 1 + K, D] final-normed tokens, cls first
-  torch::Tensor mask;         // [B, N] (undefined without masking)
-  torch::Tensor ids_restore;  // [B, N] (undefined without masking)
-};
 
 // The patch tokens x [B, N, D] an encoder goes on with: all of them (noise undefined), or the
 // len_keep ones the noise keeps (random_masking), with the mask and restore ids put in `out`.
@@ -92,12 +88,14 @@ struct FeatureDecoder {
   Linear decoder_pred{nullptr};
 };
 
-// Official models_rils.MaskedAutoencoderViT, registered as `visual`.
-struct VisionTransformerImpl : torch::nn::Module {
+// Official models_rils.MaskedAutoencoderViT, registered as `visual`. Its blocks' MLPs use
+// cfg.vision_act (GELU officially); the feature decoder's keep MAE's GELU.
+struct VisionTransformerImpl : VisionTowerImpl {
   explicit VisionTransformerImpl(const RilsConfig& cfg);
-  // noise undefined → the full image (no masking).
-  EncoderOutput forward_encoder(const torch::Tensor& img, const torch::Tensor& noise, int64_t len_keep);
-  torch::Tensor forward_decoder(const torch::Tensor& latent, const torch::Tensor& ids_restore);  // [B, N+1, D]
+  // Final-normed tokens [B, 1 + K, D]; noise undefined → the full image (no masking).
+  EncoderOutput forward_encoder(const torch::Tensor& img, const torch::Tensor& noise, int64_t len_keep) override;
+  torch::Tensor forward_decoder(const torch::Tensor& latent, const torch::Tensor& ids_restore) override;  // [B, N+1, D]
+  torch::Tensor pool(const torch::Tensor& features) override { return features.slice(1, 1).mean(1); }  // [B, D], GAP
 
   RilsConfig cfg;
   PatchEmbed patch_embed{nullptr};

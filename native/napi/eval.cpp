@@ -10,35 +10,33 @@
 
 namespace rils::napi {
 
-Napi::Value RetrievalRecall(const Napi::CallbackInfo& info) {
+Napi::Value RetrievalRanks(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     if (info.Length() < 1 || !info[0].IsObject()) fail(kInputError, "Expected an arguments object");
     auto args = info[0].As<Napi::Object>();
-    const int64_t n = count_arg(args, "count"), dim = count_arg(args, "dim");
-    auto images = floats_arg(args, "imageEmbeddings", {n, dim});
-    auto texts = floats_arg(args, "textEmbeddings", {n, dim});
-    std::vector<int64_t> ks;
-    auto karr = args.Get("ks");
-    if (!karr.IsArray()) fail(kInputError, "Expected an array of k values");
-    for (uint32_t i = 0; i < karr.As<Napi::Array>().Length(); ++i)
-      ks.push_back(static_cast<int64_t>(karr.As<Napi::Array>().Get(i).As<Napi::Number>().DoubleValue()));
-    return PromiseWorker<std::vector<double>>::Run(
+    const int64_t ni = count_arg(args, "images"), nt = count_arg(args, "texts"), dim = count_arg(args, "dim");
+    const int64_t block = count_arg(args, "blockElements");
+    auto images = floats_arg(args, "imageEmbeddings", {ni, dim});
+    auto texts = floats_arg(args, "textEmbeddings", {nt, dim});
+    auto owner = args.Get("textImage");
+    if (!owner.IsTypedArray() || owner.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      fail(kInputError, "Expected an Int32Array for textImage");
+    auto text_image = input_tensor(owner.As<Napi::TypedArray>(), {nt});
+    return PromiseWorker<rils::RetrievalRanks>::Run(
         env, Executor::shared(env), {args},
-        [images, texts, ks]() {
+        [images, texts, text_image, ni, block]() {
           c10::InferenceMode inference;
-          return retrieval_recall(prepare_floats(images, "imageEmbeddings", torch::kCPU),
-                                  prepare_floats(texts, "textEmbeddings", torch::kCPU), ks);
+          auto owners = text_image.to(torch::kInt64);
+          if (owners.min().item<int64_t>() < 0 || owners.max().item<int64_t>() >= ni)
+            fail(kInputError, "Expected textImage in [0, " + std::to_string(ni) + ")");
+          return retrieval_ranks(prepare_floats(images, "imageEmbeddings", torch::kCPU),
+                                 prepare_floats(texts, "textEmbeddings", torch::kCPU), owners, block);
         },
-        [ks](Napi::Env e, std::vector<double>& r) -> Napi::Value {
+        [](Napi::Env e, rils::RetrievalRanks& r) -> Napi::Value {
           auto o = Napi::Object::New(e);
-          auto i2t = Napi::Array::New(e, ks.size()), t2i = Napi::Array::New(e, ks.size());
-          for (size_t i = 0; i < ks.size(); ++i) {
-            i2t.Set(i, r[i]);
-            t2i.Set(i, r[ks.size() + i]);
-          }
-          o.Set("i2t", i2t);
-          o.Set("t2i", t2i);
+          o.Set("imageToText", tensor_to_array_buffer(e, r.image_to_text.to(torch::kInt32).contiguous()));
+          o.Set("textToImage", tensor_to_array_buffer(e, r.text_to_image.to(torch::kInt32).contiguous()));
           return o;
         });
   });
@@ -48,9 +46,9 @@ namespace {
 
 // One of the three frozen-feature classifiers, on CPU tensors already checked.
 torch::Tensor classify(const std::string& method, const torch::Tensor& train, const torch::Tensor& labels,
-                       const torch::Tensor& query, int64_t classes, int64_t k, double weight_decay) {
+                       const torch::Tensor& query, int64_t classes, int64_t k, double weight_decay, int64_t iterations) {
   // The linear probe trains (autograd); the other two only look up.
-  if (method == "linear") return linear_probe_predict(train, labels, query, classes, weight_decay, 500);
+  if (method == "linear") return linear_probe_predict(train, labels, query, classes, weight_decay, iterations);
   c10::InferenceMode inference;
   return method == "knn" ? knn_predict(train, labels, query, k, classes) : prototype_predict(train, labels, query, classes);
 }
@@ -67,10 +65,12 @@ Napi::Value ClassifyFeatures(const Napi::CallbackInfo& info) {
     const auto method = args.Get("method").ToString().Utf8Value();
     if (method != "knn" && method != "prototype" && method != "linear")
       fail(kInputError, "Expected method 'knn', 'prototype' or 'linear'");
+    // The probe's policy (penalty, iterations) is the caller's (lib/evaluate.ts); only its range is checked here.
     auto wd_value = args.Get("weightDecay");
-    const double weight_decay = wd_value.IsNumber() ? wd_value.As<Napi::Number>().DoubleValue() : 1e-4;
+    const double weight_decay = wd_value.IsNumber() ? wd_value.As<Napi::Number>().DoubleValue() : -1;
     if (!(weight_decay >= 0) || !std::isfinite(weight_decay)) fail(kInputError, "Expected a weightDecay >= 0");
     const int64_t k = method == "knn" ? count_arg(args, "k") : 1;
+    const int64_t iterations = method == "linear" ? count_arg(args, "iterations") : 0;
     auto train = floats_arg(args, "train", {m, dim}), query = floats_arg(args, "query", {q, dim});
     auto labels_arr = args.Get("trainLabels");
     if (!labels_arr.IsTypedArray() || labels_arr.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
@@ -83,7 +83,7 @@ Napi::Value ClassifyFeatures(const Napi::CallbackInfo& info) {
           if (lab.min().item<int64_t>() < 0 || lab.max().item<int64_t>() >= classes)
             fail(kInputError, "Expected trainLabels in [0, " + std::to_string(classes) + ")");
           auto tr = prepare_floats(train, "train", torch::kCPU), qu = prepare_floats(query, "query", torch::kCPU);
-          return classify(method, tr, lab, qu, classes, k, weight_decay).to(torch::kInt32).contiguous();
+          return classify(method, tr, lab, qu, classes, k, weight_decay, iterations).to(torch::kInt32).contiguous();
         },
         [](Napi::Env e, torch::Tensor& pred) -> Napi::Value { return tensor_to_array_buffer(e, pred); });
   });

@@ -4,11 +4,12 @@
 
 namespace rils::napi {
 
-// retrievalRecall({imageEmbeddings, textEmbeddings, count, dim, ks}) → Promise<{i2t, t2i}>.
-Napi::Value RetrievalRecall(const Napi::CallbackInfo& info);
+// retrievalRanks({imageEmbeddings, textEmbeddings, textImage, images, texts, dim}) →
+// Promise<{imageToText, textToImage}>, int32 ArrayBuffers (eval/eval.h retrieval_ranks).
+Napi::Value RetrievalRanks(const Napi::CallbackInfo& info);
 
 // classifyFeatures({train, trainLabels, query, trainCount, queryCount, dim, numClasses, method:
-// 'knn' | 'prototype' | 'linear', k, weightDecay}) → Promise<ArrayBuffer of int32 predictions>.
+// 'knn' | 'prototype' | 'linear', k, weightDecay, iterations}) → Promise<ArrayBuffer of int32 predictions>.
 Napi::Value ClassifyFeatures(const Napi::CallbackInfo& info);
 
 }  // namespace rils::napi

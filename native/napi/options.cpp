@@ -107,11 +107,6 @@ std::string preset_names() {
   return names;
 }
 
-int64_t integer_of(const Napi::Value& v, const char* key) {
-  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
-  if (!std::isfinite(d) || d != std::floor(d)) fail(kInputError, std::string("Expected an integer for ") + key);
-  return static_cast<int64_t>(d);
-}
 
 }  // namespace
 
@@ -151,6 +146,8 @@ Napi::Object schema_to_js(Napi::Env env) {
   o.Set("config", infos_to_js(env, config_fields()));
   o.Set("train", infos_to_js(env, train_fields()));
   o.Set("stats", stat_infos_to_js(env));
+  o.Set("run", infos_to_js(env, run_fields()));
+  o.Set("distributed", infos_to_js(env, distributed_fields()));
   auto table = Napi::Object::New(env);
   for (const auto& [name, cfg] : presets()) table.Set(name, config_to_js(env, cfg));
   o.Set("presets", table);
@@ -182,12 +179,10 @@ torch::Device parse_device(const std::string& name) {
 Execution execution_from_js(const Napi::Object& options) {
   Execution on;
   on.device = parse_device(options.Has("device") ? options.Get("device").ToString().Utf8Value() : "cpu");
-  const auto precision = options.Has("precision") && !options.Get("precision").IsUndefined()
-                             ? options.Get("precision").ToString().Utf8Value() : "auto";
-  if (precision != "auto" && precision != "fp32" && precision != "bf16")
-    fail(kInputError, "Expected precision 'auto', 'fp32' or 'bf16' but received '" + precision + "'");
-  on.bf16 = precision == "bf16" || (precision == "auto" && on.device.is_cuda());
-  if (precision == "bf16") {
+  RunOptions run;
+  if (options.Has("run") && options.Get("run").IsObject()) fields_from_js(options.Get("run").As<Napi::Object>(), run_fields(), run, "run");
+  on.bf16 = run.precision == Precision::kBf16 || (run.precision == Precision::kAuto && on.device.is_cuda());
+  if (run.precision == Precision::kBf16) {
     const auto why = bf16_unsupported(on.device);
     if (!why.empty()) fail(kDeviceError, "Precision 'bf16' cannot run on " + on.device.str() + ": " + why);
   }
@@ -198,12 +193,10 @@ std::optional<DistributedOptions> distributed_options_from_js(const Napi::Object
   if (!options.Has("distributed") || !options.Get("distributed").IsObject()) return std::nullopt;
   auto d = options.Get("distributed").As<Napi::Object>();
   DistributedOptions o;
-  o.rank = integer_of(d.Get("rank"), "rank");
-  o.world_size = integer_of(d.Get("worldSize"), "worldSize");
-  o.master_addr = d.Get("masterAddr").ToString().Utf8Value();
-  o.master_port = integer_of(d.Get("masterPort"), "masterPort");
-  o.timeout = std::chrono::milliseconds(integer_of(d.Get("timeoutMs"), "timeoutMs"));
-  o.bucket_bytes = integer_of(d.Get("bucketBytes"), "bucketBytes");
+  if (!d.Get("master_addr").IsString() || d.Get("master_addr").As<Napi::String>().Utf8Value().empty())
+    fail(kInputError, "Expected a host name or address for distributed.masterAddr");
+  o.master_addr = d.Get("master_addr").As<Napi::String>().Utf8Value();
+  if (d.Get("fields").IsObject()) fields_from_js(d.Get("fields").As<Napi::Object>(), distributed_fields(), o, "distributed");
   return o;
 }
 

@@ -31,12 +31,12 @@ Napi::Object schema_to_js(Napi::Env env);
 // 'cpu', 'cuda' or 'cuda:N' → a device that exists (a typed error otherwise).
 torch::Device parse_device(const std::string& name);
 
-// {device?: string, precision?: 'auto' | 'fp32' | 'bf16'} → where and how the model computes.
+// {device?: string, run?: {precision}} (RILS_RUN_FIELDS) → where and how the model computes.
 // 'auto' (the default): bf16 autocast on CUDA, fp32 on the CPU. 'bf16' where it cannot run (a CPU
 // without bf16 units, LibTorch 1.13): a device error saying why (model/precision.h).
 Execution execution_from_js(const Napi::Object& options);
 
-// {distributed?: {rank, worldSize, masterAddr, masterPort, timeoutMs, bucketBytes}} (lib/ fills
+// {distributed?: {master_addr, fields: {RILS_DISTRIBUTED_FIELDS}}} (lib/ fills
 // every field) → the rendezvous, or nullopt for a single process.
 std::optional<DistributedOptions> distributed_options_from_js(const Napi::Object& options);
 

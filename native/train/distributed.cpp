@@ -16,6 +16,13 @@
 
 namespace rils {
 
+const std::vector<Field<DistributedOptions>>& distributed_fields() {
+#define RILS_DISTRIBUTED_ENTRY(T, name, def, range) RILS_FIELD_ENTRY(DistributedOptions, T, name, def, range)
+  static const std::vector<Field<DistributedOptions>> table = {RILS_DISTRIBUTED_FIELDS(RILS_DISTRIBUTED_ENTRY)};
+#undef RILS_DISTRIBUTED_ENTRY
+  return table;
+}
+
 #ifndef RILS_HAVE_GLOO
 
 bool distributed_available() { return false; }
@@ -69,7 +76,7 @@ std::string describe(const std::exception& e) {
 
 void wait(const WorkPtr& work, const DistributedOptions& o, const char* what) {
   try {
-    work->wait(o.timeout);
+    work->wait(o.timeout());
   } catch (const std::exception& e) {
     peer_failure(o, what, e);
   }
@@ -126,11 +133,11 @@ class Distributed::GradientReducer {
   GradientReducer(std::vector<torch::Tensor> params, c10::intrusive_ptr<Gloo> pg, const DistributedOptions& o)
       : params_(std::move(params)), pg_(std::move(pg)), o_(o), slot_(params_.size()) {
     // Backward produces gradients roughly in reverse order of the forward pass (DDP's heuristic).
-    int64_t bytes = o.bucket_bytes;
+    int64_t bytes = o.bucket_bytes();
     for (size_t k = params_.size(); k-- > 0;) {
       const auto& p = params_[k];
       const int64_t size = p.numel() * static_cast<int64_t>(p.element_size());
-      if (buckets_.empty() || (bytes + size > o.bucket_bytes && !buckets_.back().params.empty())) {
+      if (buckets_.empty() || (bytes + size > o.bucket_bytes() && !buckets_.back().params.empty())) {
         buckets_.emplace_back();
         bytes = 0;
       }
@@ -189,7 +196,7 @@ class Distributed::GradientReducer {
     armed_ = false;
     for (auto& b : buckets_) {
       try {
-        if (b.work) b.work->wait(o_.timeout);
+        if (b.work) b.work->wait(o_.timeout());
       } catch (const std::exception&) {
         // the peer is gone: nothing more will be written
       }
@@ -256,13 +263,13 @@ namespace {
 // within one timeout: past it, the error says how many ranks came.
 void wait_for_ranks(c10d::Store& store, const DistributedOptions& o) {
   store.add("rils/joined", 1);
-  const auto deadline = std::chrono::steady_clock::now() + o.timeout;
+  const auto deadline = std::chrono::steady_clock::now() + o.timeout();
   for (;;) {
     const auto joined = store.add("rils/joined", 0);
     if (joined >= o.world_size) return;
     if (std::chrono::steady_clock::now() > deadline)
       throw std::runtime_error(std::to_string(joined) + " of " + std::to_string(o.world_size) + " ranks joined within " +
-                               std::to_string(o.timeout.count() / 1000) + " s");
+                               std::to_string(o.timeout().count() / 1000) + " s");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
@@ -273,8 +280,8 @@ Distributed::Distributed(const DistributedOptions& options) : options_(options),
   const auto& o = options_;
   TORCH_CHECK_VALUE(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size,
                     "Expected 0 <= rank < worldSize but received rank ", o.rank, " and worldSize ", o.world_size);
-  TORCH_CHECK_VALUE(o.master_port > 0 && o.master_port < 65536, "Expected a masterPort in 1..65535 but received ",
-                    o.master_port);
+  check_fields(o, distributed_fields());
+  TORCH_CHECK_VALUE(o.rank < o.world_size, "Expected rank < worldSize (", o.world_size, ") but received ", o.rank);
   c10d::TCPStoreOptions store_options;
   store_options.port = static_cast<uint16_t>(o.master_port);
   store_options.isServer = o.rank == 0;
@@ -282,12 +289,12 @@ Distributed::Distributed(const DistributedOptions& options) : options_(options),
   // The ranks count themselves in (wait_for_ranks): LibTorch 1.13's own waitWorkers gives up silently at
   // the timeout, and Gloo's setup then waits a second one (a missing peer failed after 2 × 60 s).
   store_options.waitWorkers = false;
-  store_options.timeout = o.timeout;
+  store_options.timeout = o.timeout();
   try {
     groups_->store = c10::make_intrusive<c10d::TCPStore>(o.master_addr, store_options);
     wait_for_ranks(*groups_->store, o);
     auto make = [&](const char* prefix) {
-      auto pg_options = Gloo::Options::create(o.timeout);
+      auto pg_options = Gloo::Options::create(o.timeout());
       pg_options->devices.push_back(gloo_device(o.master_addr));
       return c10::make_intrusive<Gloo>(c10::make_intrusive<c10d::PrefixStore>(prefix, groups_->store),
                                        static_cast<int>(o.rank), static_cast<int>(o.world_size), pg_options);

@@ -3,25 +3,39 @@
 // (model/loss.h's BatchGroup) and bucketed gradient all-reduce overlapped with backward.
 #pragma once
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include <torch/torch.h>
 
+#include "model/fields.h"
 #include "model/loss.h"
 
 namespace rils {
 
+// X(type, name, default, allowed values): a job's numeric options, declared once (model/fields.h);
+// the rendezvous host, a string, sits beside them.
+#define RILS_DISTRIBUTED_FIELDS(X)                                                                       \
+  X(int64_t, rank, 0, at_least(0))                                                                       \
+  X(int64_t, world_size, 1, at_least(1))                                                                 \
+  X(int64_t, master_port, 29500, between(1, 65535))                                                      \
+  X(double, timeout_seconds, 60.0, above(0)) /* rendezvous and every collective give up after this */  \
+  X(double, bucket_megabytes, 25.0, above(0)) /* gradient buckets all-reduced as backward fills them */
+
 struct DistributedOptions {
-  int64_t rank = 0, world_size = 1;
+  RILS_DISTRIBUTED_FIELDS(RILS_FIELD)
   std::string master_addr = "127.0.0.1";
-  int64_t master_port = 29500;
-  // Rendezvous and every collective give up after this long (a peer that hangs or died).
-  std::chrono::milliseconds timeout{std::chrono::seconds(60)};
-  // Gradient buckets of about this many bytes are all-reduced as soon as backward fills them.
-  int64_t bucket_bytes = 25 << 20;
+
+  std::chrono::milliseconds timeout() const {
+    return std::chrono::milliseconds(static_cast<int64_t>(std::ceil(timeout_seconds * 1000)));
+  }
+  int64_t bucket_bytes() const { return static_cast<int64_t>(std::ceil(bucket_megabytes * (1 << 20))); }
 };
+
+// The table of RILS_DISTRIBUTED_FIELDS.
+const std::vector<Field<DistributedOptions>>& distributed_fields();
 
 // Whether this build has c10d with Gloo (the define comes from CMakeLists.txt).
 bool distributed_available();

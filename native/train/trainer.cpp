@@ -162,7 +162,7 @@ ReconInputs Trainer::recon_inputs(const Batch& batch, const FullOutputs& full, c
                                   const torch::Tensor& rows, int64_t len_keep) {
   return run_mixed(on_, [&] {
     auto m = model_->forward_masked(batch.images.index_select(0, rows), noise.index_select(0, rows), len_keep);
-    auto teacher = model_->project(model_->head_tokens(full.latent.index_select(0, rows)));
+    auto teacher = model_->project(model_->visual->head_tokens(full.latent.index_select(0, rows)));
     return ReconInputs{m.pred, teacher, m.mask};
   });
 }

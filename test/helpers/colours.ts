@@ -1,6 +1,6 @@
 // Generated images whose class is their colour (with per-pixel noise): in memory for training, and
-// as an ImageFolder (one subfolder per class) or a captioned folder on disk for evaluation.
-import { mkdirSync } from 'node:fs';
+// as an ImageFolder (one subfolder per class) or a captioned folder (x.png + x.txt) on disk.
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import sharp from 'sharp';
@@ -39,6 +39,19 @@ export async function writeColourFolder(dir: string, perClass: number, seed: num
     mkdirSync(path.join(dir, name), { recursive: true });
     for (let i = 0; i < perClass; i++) {
       await sharp(colourPixels(name, size, rng), { raw: { width: size, height: size, channels: 3 } }).png().toFile(path.join(dir, name, `${i}.png`));
+    }
+  }
+}
+
+/** `perClass` captioned images of every colour: `dir/<colour>-<i>.png` + `.txt`, in a few phrasings. */
+export async function writeCaptionedColours(dir: string, perClass: number, seed: number, size = 40): Promise<void> {
+  const rng = new Random(seed), phrasings = ['a photo of a {} thing.', 'something {}.', 'a {} picture.'];
+  mkdirSync(dir, { recursive: true });
+  for (const name of COLOUR_NAMES) {
+    for (let i = 0; i < perClass; i++) {
+      const file = path.join(dir, `${name}-${i}`);
+      await sharp(colourPixels(name, size, rng), { raw: { width: size, height: size, channels: 3 } }).png().toFile(`${file}.png`);
+      writeFileSync(`${file}.txt`, phrasings[i % phrasings.length]!.replace('{}', name));
     }
   }
 }
