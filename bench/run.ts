@@ -4,7 +4,7 @@
 // with each addon given, in each precision it can run, with the retrieval gate off (the reference's
 // work) and on (the default). Prints a table and writes bench/results.json. See bench/README.md.
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +16,7 @@ const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const flag = (name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
 const flags = (name: string) => argv.flatMap((a, i) => (a === name && argv[i + 1] ? [argv[i + 1]!] : []));
-// --only NAME runs one case: micro, vit_ti16, vit_s16, data-parallel, clip or onnx.
+// --only NAME runs one case: micro, vit_ti16, vit_s16, data-parallel, clip, onnx or loader.
 const only = flag('--only');
 // --precision fp32|bf16 runs one precision; --like-for-like only the gate-off rows.
 const precisions = (flag('--precision') ? [flag('--precision')!] : ['fp32', 'bf16']) as ('fp32' | 'bf16')[];
@@ -198,8 +198,52 @@ if (!only || only === 'clip') {
 if (!only || only === 'onnx') {
   execFileSync(process.execPath, ['--import=tsx', path.join(here, 'onnx.ts'), ...(quick ? ['--quick'] : [])], { stdio: 'inherit' });
 }
+// The loader: rils's WebDataset pipeline against PyTorch's DataLoader over the same photo shards
+// (bench/loader.ts, bench/loader_reference.py), then fit()'s data wait at the largest preset's step rate.
+const loader = only && only !== 'loader' ? null : loaderBench();
+
+function loaderBench() {
+  const photos = process.env.RILS_BENCH_PHOTOS ?? path.join(os.tmpdir(), 'rils-bench-photos');
+  const script = path.resolve(root, '../shared/data/make-photo-shards.sh');
+  if (!existsSync(path.join(photos, 'shards')) && spawnSync('bash', [script, photos, '4000'], { stdio: 'inherit' }).status !== 0) {
+    console.log(`loader: no photo shards (${script} needs apt access and python3-pil); skipped`);
+    return null;
+  }
+  const shards = readdirSync(path.join(photos, 'shards')).filter((f) => f.endsWith('.tar')).sort().map((f) => path.join(photos, 'shards', f));
+  const vision = ['/usr/bin/python3', torch2?.python].find((p) => p && spawnSync(p, ['-c', 'import torchvision, PIL'], { timeout: 60_000 }).status === 0);
+  const batch = 64, workers = threads, images = quick ? 1000 : 3000;
+  const jobs = [
+    { key: 'rils', cmd: process.execPath, args: ['--import=tsx', path.join(here, 'loader.ts'), String(batch), String(workers), String(images), ...shards],
+      env: { ...process.env, UV_THREADPOOL_SIZE: String(workers) } },
+    ...(vision ? ['float', 'uint8'].map((kind) => ({ key: `torch|${kind}`, cmd: vision, env: process.env, args: [
+      path.join(here, 'loader_reference.py'), path.join(root, 'assets/bpe_simple_vocab_16e6.txt.gz'), String(batch), String(workers), String(images),
+      ...(kind === 'uint8' ? ['--uint8'] : []), ...shards] })) : []),
+  ];
+  const runs = new Map<string, Json[]>();
+  for (let r = 0; r < rounds; r++) for (const j of jobs) runs.set(j.key, [...(runs.get(j.key) ?? []), run(j.cmd, j.args, j.env)]);
+  /** The run with the most images per CPU second, and its rates. */
+  const rates = (key: string) => {
+    const all = runs.get(key)?.map((r) => ({ ...r, per_core: (r.images as number) / (r.cpu_s as number), wall: (r.steady_images as number) / (r.steady_s as number) }) as Json & { per_core: number; wall: number });
+    return all?.sort((a, b) => b.per_core - a.per_core)[0];
+  };
+  const ours = rates('rils')!, float = rates('torch|float'), uint8 = rates('torch|uint8');
+  const largest = cases.at(-1) ?? { preset: 'vit_s16', batch: 16 };
+  const fit = run(process.execPath, ['--import=tsx', path.join(here, 'loader-fit.ts'), largest.preset, String(largest.batch), quick ? '3' : '6',
+    String(workers), String(threads), ...shards], { ...process.env, UV_THREADPOOL_SIZE: String(workers) });
+  const x = (o?: { per_core: number }) => (o ? `×${(ours.per_core / o.per_core).toFixed(2)}` : '–');
+  console.log(`\nloader: ${images} photo JPEGs (~500×375, ${path.join(photos, 'shards')}), batch ${batch}, ${workers} workers each side; ` +
+    'read, decode, RandomResizedCrop 224 (scale 0.5–1, bilinear), CLIP tokenise (77)');
+  console.log('| loader | img/s (wall) | img/s per core (images / CPU s) | rils × |');
+  console.log('|---|---:|---:|---:|');
+  console.log(`| rils WebDatasetSource (uint8 HWC; normalised in the step) | ${ours.wall.toFixed(0)} | ${ours.per_core.toFixed(0)} | – |`);
+  if (float) console.log(`| PyTorch ${String(float.torch)} DataLoader, PIL ${String(float.pil)} + torchvision ${String(float.torchvision)} (ToTensor + Normalize) | ${float.wall.toFixed(0)} | ${float.per_core.toFixed(0)} | **${x(float)}** |`);
+  if (uint8) console.log(`| same, PILToTensor (uint8, as rils's) | ${uint8.wall.toFixed(0)} | ${uint8.per_core.toFixed(0)} | ${x(uint8)} |`);
+  if (!vision) console.log('PyTorch side: no python with torchvision and PIL (apt-get install python3-torchvision python3-pil)');
+  console.log(`data wait of fit() on ${largest.preset} B${largest.batch} (${(fit.images_per_s as number).toFixed(1)} img/s, ${fit.steps} steps): ${(100 * (fit.data_wait as number)).toFixed(1)}%`);
+  return { images, batch, workers, rils: ours, pytorch: float, pytorch_uint8: uint8, fit };
+}
 writeFileSync(path.join(here, 'results.json'), `${JSON.stringify({
   date: new Date().toISOString(), cpu: cpuModel, cpu_flags: { avx512_bf16: cpuFlags.has('avx512_bf16'), amx_bf16: cpuFlags.has('amx_bf16') },
-  threads, rounds, rows, data_parallel: ddp,
+  threads, rounds, rows, data_parallel: ddp, loader,
 }, null, 2)}\n`);
 console.log(`\nwritten: bench/results.json`);

@@ -135,6 +135,12 @@ export interface NativeAddon {
   isTensorBacked(buffer: ArrayBuffer): boolean;
   /** Every parameter and buffer of a TorchScript archive, read by LibTorch. */
   readTorchScript(path: string): Promise<{ name: string; dtype: string; shape: number[]; data: ArrayBuffer }[]>;
+  /** Width and height from a JPEG's header; null for another format, or one libjpeg does not give as RGB. */
+  jpegSize?(data: Uint8Array): [number, number] | null;
+  /** Whether this build decodes JPEG training crops itself (libjpeg-turbo). */
+  jpegAvailable?(): boolean;
+  /** Image i's box `boxes[4i … 4i+3]` (x, y, w, h) resized to size², written into `out` at slot `slots[i]`; "" or why not, per image. */
+  decodeJpegCrops?(images: Uint8Array[], boxes: Int32Array, out: Uint8Array, slots: Int32Array, size: number, threads: number): Promise<string[]>;
   /** The eval transform of decoded RGB images: uint8 `[n, size, size, 3]`. */
   resizeImages(args: {
     images: { data: Uint8Array; width: number; height: number }[]; size: number; interpolation: 'bilinear' | 'bicubic';

@@ -138,7 +138,6 @@ export class OversizedImageError extends RilsInputError {}
  * more than `maxPixels` pixels is refused from its header, before any decoding.
  */
 export async function decodeShrunk(input: Buffer | string, side: number, maxPixels: number): Promise<{ data: Buffer; width: number; height: number }> {
-  if (typeof input === 'string') await checkRegularFile(input, 'an image file');
   try {
     const { data, info } = await sharp(input, { limitInputPixels: maxPixels })
       .resize(side, side, { fit: 'outside', withoutEnlargement: true, kernel: 'linear' })
@@ -152,6 +151,32 @@ export async function decodeShrunk(input: Buffer | string, side: number, maxPixe
     const { width = 0, height = 0 } = await sharp(input, { limitInputPixels: false }).metadata();
     throw new OversizedImageError(`it has ${width}×${height} = ${width * height} pixels, more than maxPixels (${maxPixels})`);
   }
+}
+
+/** Refuses an image of more than `maxPixels` pixels. */
+export function checkPixels(width: number, height: number, maxPixels: number): { width: number; height: number } {
+  if (width * height > maxPixels) throw new OversizedImageError(`it has ${width}×${height} = ${width * height} pixels, more than maxPixels (${maxPixels})`);
+  return { width, height };
+}
+
+/** Width and height from an image's header (nothing decoded); one of more than `maxPixels` pixels is refused. */
+export async function imageSize(input: Buffer | string, maxPixels: number): Promise<{ width: number; height: number }> {
+  const { width = 0, height = 0 } = await sharp(input, { limitInputPixels: false }).metadata();
+  return checkPixels(width, height, maxPixels);
+}
+
+/**
+ * Decodes the box of an image resized to `size` × `size` RGB (antialiased bilinear, as PIL's resize
+ * that torchvision's RandomResizedCrop uses), in one sharp pipeline on libuv's thread pool.
+ */
+export async function decodeCrop(input: Buffer | string, box: { x: number; y: number; w: number; h: number }, size: number): Promise<Buffer> {
+  return sharp(input, { limitInputPixels: false, sequentialRead: true })
+    .extract({ left: box.x, top: box.y, width: box.w, height: box.h })
+    .resize(size, size, { fit: 'fill', kernel: 'linear' })
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer();
 }
 
 /**

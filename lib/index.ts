@@ -49,6 +49,8 @@ export { FileCaptionSource, readCaptionIndex } from './data/files.js';
 export type { CaptionIndex, CaptionedFile, FileCaptionSourceOptions, ImageBatchOptions, SkipCounts } from './data/files.js';
 export { WebDatasetSource } from './data/webdataset.js';
 export type { WebDatasetSourceOptions } from './data/webdataset.js';
+export { shardUrls } from './data/shard-spec.js';
+export type { ShardReadOptions } from './data/shard-stream.js';
 export { openDataset } from './data/registry.js';
 export { alignTrainSet, openLabelledImages, splitImageSet } from './data/labelled.js';
 export type { AlignedTrainSet, LabelledData, LabelledImageSet, OpenLabelledImagesOptions } from './data/labelled.js';
@@ -124,13 +126,15 @@ export interface RuntimeInfo {
   };
   /** Which GEMMs the CPU's linear layers and attention end in, in fp32 and bf16, with this addon. */
   cpuGemms: string;
+  /** Whether this addon decodes JPEG training crops itself (built with libjpeg-turbo); else sharp does, slower. */
+  jpegCrops: boolean;
   /** Which compiled addon was loaded (CUDA or CPU prebuild, or the source build) and why. */
   addon: AddonChoice;
 }
 
 /** LibTorch version, CUDA availability and threading. */
 export function runtimeInfo(): RuntimeInfo {
-  return { ...native.runtimeInfo(), addon: addonChoice };
+  return { ...native.runtimeInfo(), jpegCrops: native.jpegAvailable?.() ?? false, addon: addonChoice };
 }
 
 /**

@@ -63,6 +63,8 @@ export interface StepProgress extends TrainStats {
   dataWaitFraction: number;
   /** Wall time since the run started. */
   elapsedSeconds: number;
+  /** What reading data has skipped or retried so far (the source's counts, summed over ranks), when the source counts. */
+  data?: Record<string, number>;
 }
 
 /** How a run ended. */
@@ -246,9 +248,21 @@ async function resume(model: Rils, source: BatchSource, options: FitOptions): Pr
   return model.step;
 }
 
+/** The source's counts, summed over the ranks (every rank calls this after every step). */
+async function dataCounts(model: Rils, source: BatchSource): Promise<Record<string, number> | undefined> {
+  if (!source.counts) return undefined;
+  const mine = source.counts();
+  if (!model.distributed) return mine;
+  const all = (await model.allGatherJson(mine)) as Record<string, number>[];
+  const sum: Record<string, number> = {};
+  for (const counts of all) for (const [k, v] of Object.entries(counts)) sum[k] = (sum[k] ?? 0) + v;
+  return sum;
+}
+
 /** The pieces of a run that the loop drives. */
 interface Run {
   model: Rils;
+  source: BatchSource;
   steps: number;
   prefetch: Prefetcher;
   stops: StopRequests;
@@ -275,7 +289,8 @@ async function trainLoop(run: Run): Promise<StepProgress | undefined> {
     const running = model.trainStep(batch);
     prefetch.refill(); // draw the next batches while LibTorch works off the JS thread
     const stats = await running;
-    last = meter.progress(stats, batch.batchSize, prefetch.waitedMs);
+    const data = await dataCounts(model, run.source);
+    last = { ...meter.progress(stats, batch.batchSize, prefetch.waitedMs), ...(data ? { data } : {}) };
     await run.metrics?.append(last);
     run.onStep?.(last);
     skipped = stats.nonFinite ? skipped + 1 : 0;
@@ -319,7 +334,7 @@ export async function fit(model: Rils, source: BatchSource, options: FitOptions)
   try {
     if (resumedFrom > 0) await metrics?.keepUpTo(resumedFrom);
     const last = await trainLoop({
-      model, steps, prefetch, stops, checkpoints: new Checkpoints(model, options.checkpoint, every), metrics, onStep: options.onStep,
+      model, source, steps, prefetch, stops, checkpoints: new Checkpoints(model, options.checkpoint, every), metrics, onStep: options.onStep,
     });
     const metricsError = metrics?.error;
     return { stepsDone: model.step, resumedFrom, interrupted: stops.agreed, ...(last ? { last } : {}), ...(metricsError ? { metricsError } : {}) };

@@ -118,7 +118,7 @@ test.serial('a CLIP checkpoint in every layout, CLIP\'s real vocabulary: the sam
   t.regex(cli, new RegExp(`^${images[0]!.replaceAll('/', '\\/')}: (red|green|blue) \\d+\\.\\d%`, 'm'));
 });
 
-test.serial('fine-tuned from the CLI, saved and reloaded in every layout with no extra path', async (t) => {
+test.serial('fine-tuned from the CLI, saved and reloaded in every layout with no extra path, exported to ONNX', async (t) => {
   const tuned = path.join(work, 'tuned.safetensors');
   const trained = await rils('train', '--init', path.join(work, 'clip.safetensors'), '--data', path.join(work, 'train'),
     '--steps', '20', '--batch', '8', '--lr', '1e-3', '--out', tuned);
@@ -139,6 +139,11 @@ test.serial('fine-tuned from the CLI, saved and reloaded in every layout with no
   const rows = JSON.parse(out) as { tokenizer: number; e: number[] }[];
   t.deepEqual(rows.map((r) => r.tokenizer), [49408, 49408, 49408]);
   for (const r of rows.slice(1)) t.true(r.e.every((v, i) => Math.abs(v - rows[0]!.e[i]!) < 1e-5), 'the same text embeddings');
+  // Shipped to where CLIP runs in Node and the browser: an ONNX folder from the installed package.
+  await rils('export', '--weights', tuned, '--out', path.join(work, 'web'));
+  for (const file of ['onnx/model.onnx', 'onnx/vision_model.onnx', 'onnx/text_model.onnx', 'config.json', 'tokenizer.json', 'preprocessor_config.json']) {
+    t.true(existsSync(path.join(work, 'web', file)), `export wrote ${file}`);
+  }
   writeFileSync(path.join(work, 'held-out', 'notes.txt'), 'not an image');
   const embedded = await rils('embed', '--weights', tuned, '--out', path.join(work, 'e.npy'), path.join(work, 'held-out'), ...['red', 'green'].map((c) => path.join(work, 'held-out', c, '0.png')));
   t.regex(embedded, /skipped 1 file\(s\) that are not images/);

@@ -11,10 +11,10 @@ import type { Stats } from 'node:fs';
 import path from 'node:path';
 
 import { isImageFileName } from '../data/image-folder.js';
-import { shardPaths } from '../data/webdataset.js';
+import { shardKind, shardUrls } from '../data/shard-spec.js';
 import { RilsInputError } from '../errors.js';
 
-/** What a command reads, by option (`'--data'`, `'IMAGE'`): paths, or data specs (shard lists split). */
+/** What a command reads, by option (`'--data'`, `'IMAGE'`): paths, or data specs (shard lists expanded, local ones kept). */
 export type Inputs = Record<string, string | readonly string[] | undefined>;
 /** What a command writes, by option (`'--out'`). */
 export type Outputs = Record<string, string | undefined>;
@@ -55,7 +55,7 @@ function existingInputs(inputs: Inputs, whole: ReadonlySet<string>): Input[] {
   for (const [option, value] of Object.entries(inputs)) {
     const specs = value === undefined ? [] : typeof value === 'string' ? [value] : value;
     for (const spec of specs) {
-      for (const p of shardPaths(spec) ?? [spec]) {
+      for (const p of (shardUrls(spec) ?? [spec]).filter((url) => shardKind(url) === 'file')) {
         const info = statOf(p);
         if (!info) continue;  // 'mnist', or a path the command reports itself
         const folder = info.isDirectory()

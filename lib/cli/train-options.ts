@@ -11,12 +11,12 @@ import { RilsInputError } from '../errors.js';
 import { CONFIG_FIELDS, PRESETS, TRAIN_FIELDS, checkField, expected } from '../schema.js';
 import type { FieldSpec } from '../schema.js';
 import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../tokenizer.js';
-import type { TokenizerFactory } from '../data/registry.js';
+import type { OpenDatasetOptions, TokenizerFactory } from '../data/registry.js';
 import { SAVE_LAYOUTS } from '../weights/clip-save.js';
 import type { SaveLayout } from '../weights/clip-save.js';
 import { invalid, snakeCase } from '../validate.js';
 import type { OptionSpec, OptionSpecs } from './args.js';
-import { MODEL_OPTIONS, choiceOption, deviceOption, integerOption, optionalInteger, outputFolderOption, outputOption } from './common.js';
+import { MODEL_OPTIONS, choiceOption, deviceOption, integerOption, numberOption, optionalInteger, outputFolderOption, outputOption } from './common.js';
 import { checkOutputs } from './outputs.js';
 
 /** `--kebab-name` of a field (`maskRatio` → `mask-ratio`). */
@@ -46,7 +46,10 @@ const { weights: _weights, ...LOAD_OPTIONS } = MODEL_OPTIONS;
 
 /** The run's own options, then every field. */
 export const TRAIN_OPTIONS: OptionSpecs = {
-  data: { type: 'string', value: 'DATA', help: 'mnist, a folder of x.jpg + x.txt, FILE.jsonl, FILE.csv, or WebDataset SHARD.tar[,SHARD.tar…]' },
+  data: {
+    type: 'string', value: 'DATA', help: 'mnist, a folder of x.jpg + x.txt, FILE.jsonl, FILE.csv, or WebDataset shards: .tar paths, ' +
+      'http(s):// URLs or pipe:COMMAND (its stdout is the tar), with braces ({00000..01023}, {a,b}), several joined by ::',
+  },
   init: {
     type: 'string', value: 'CHECKPOINT',
     help: "start from these weights (rils's, or a CLIP checkpoint in any layout) with a fine-tuning schedule (below)",
@@ -73,6 +76,14 @@ export const TRAIN_OPTIONS: OptionSpecs = {
   threads: { type: 'string', value: 'N', help: "LibTorch's threads" },
   'on-error': { type: 'string', value: 'skip|throw', default: 'skip', help: 'unreadable images: skipped and counted, or the end of the run' },
   'max-pixels': { type: 'string', value: 'N', help: 'images over this many pixels are skipped (default 100 MP)' },
+  workers: { type: 'string', value: 'N', help: 'shard readers, each its own shards every epoch and its own shuffle buffer (default 1)' },
+  shuffle: { type: 'string', value: 'N', help: "samples in each shard reader's shuffle buffer; 0 reads in shard order (default 1000)" },
+  resampled: {
+    type: 'string', value: 'true|false', flag: true, help: 'draw shards at random with replacement instead of epochs of disjoint shares (default false)',
+  },
+  'read-timeout': { type: 'string', value: 'SECONDS', help: 'longest wait for a shard\'s next bytes before the read is retried (default 60)' },
+  'read-retries': { type: 'string', value: 'N', help: 'retries of a failed shard read, with a doubling backoff, before it is skipped (default 3)' },
+  'decode-threads': { type: 'string', value: 'N', help: 'threads decoding JPEG training crops (default: every core)' },
   nproc: { type: 'string', value: 'N', help: 'data-parallel processes on this machine (c10d/Gloo), each with 1/N of the data and batch' },
   'master-port': { type: 'string', value: 'P', help: 'the rendezvous port of --nproc' },
   set: { type: 'string', multiple: true, value: 'field=value', default: [], help: 'a model or training field by its library name (camelCase)' },
@@ -97,6 +108,8 @@ export interface Settings {
   masterPort: number | undefined;
   onError: 'skip' | 'throw';
   maxPixels: number | undefined;
+  /** WebDataset: workers, shuffle buffer, resampling, read timeout and retries, decode threads (those given). */
+  shards: NonNullable<OpenDatasetOptions['shards']>;
   /** Without --init: the tokenizer, made from the captions. */
   tokenizer: TokenizerFactory | undefined;
 }
@@ -158,6 +171,19 @@ function modelOf(a: Record<string, string | undefined>, fields: Record<string, u
 }
 
 /** Every option checked, in the order a user reads them. */
+/** `--workers`, `--shuffle`, `--resampled`, `--read-timeout`, `--read-retries`, `--decode-threads`: those given. */
+function shardOptions(s: Record<string, string | undefined>): Settings['shards'] {
+  const workers = optionalInteger(s.workers, 'workers', 1), shuffle = optionalInteger(s.shuffle, 'shuffle', 0);
+  const retries = optionalInteger(s['read-retries'], 'read-retries', 0), decodeThreads = optionalInteger(s['decode-threads'], 'decode-threads', 1);
+  const timeoutSeconds = s['read-timeout'] === undefined ? undefined : numberOption(s['read-timeout'], 'read-timeout', 0.001);
+  const resampled = s.resampled === undefined ? undefined : choiceOption(s.resampled, 'resampled', ['true', 'false'] as const) === 'true';
+  return {
+    ...(workers !== undefined ? { workers } : {}), ...(shuffle !== undefined ? { shuffle } : {}), ...(resampled ? { resampled } : {}),
+    ...(retries !== undefined ? { retries } : {}), ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+    ...(decodeThreads !== undefined ? { decodeThreads } : {}),
+  };
+}
+
 export function settingsOf(a: Record<string, string | string[] | undefined>, data: string): Settings {
   const s = a as Record<string, string | undefined>;
   const layout = choiceOption(s.layout!, 'layout', SAVE_LAYOUTS);
@@ -177,7 +203,7 @@ export function settingsOf(a: Record<string, string | string[] | undefined>, dat
     report: s.report, steps, globalBatch: integerOption(s.batch!, 'batch', 1), threads: optionalInteger(s.threads, 'threads', 1),
     nproc: optionalInteger(s.nproc, 'nproc', 1) ?? 1, masterPort: optionalInteger(s['master-port'], 'master-port', 1, 65535),
     onError: choiceOption(s['on-error']!, 'on-error', ['skip', 'throw'] as const),
-    maxPixels: optionalInteger(s['max-pixels'], 'max-pixels', 1),
+    maxPixels: optionalInteger(s['max-pixels'], 'max-pixels', 1), shards: shardOptions(s),
     tokenizer: s.init === undefined ? tokenizerOf(s.tokenizer ?? 'word', s.context) : undefined,
   };
 }

@@ -50,7 +50,7 @@ function jobOf(s: Settings): Job {
 async function openData(s: Settings, job: Job, tokenizer: TokenizerFactory | Tokenizer, size: number): Promise<Dataset> {
   const data = await openDataset(s.data, {
     tokenizer, batchSize: s.globalBatch / job.worldSize, seed: (s.model.seed ?? 0) + job.rank, size,
-    rank: job.rank, worldSize: job.worldSize, onError: s.onError, ...(s.maxPixels ? { maxPixels: s.maxPixels } : {}),
+    rank: job.rank, worldSize: job.worldSize, onError: s.onError, ...(s.maxPixels ? { maxPixels: s.maxPixels } : {}), shards: s.shards,
   });
   if (data.skippedRows) console.log(`skipped ${data.skippedRows} rows without an image or a caption`);
   return data;
@@ -109,11 +109,12 @@ async function finish(s: Settings, job: Job, { model, data, result, history }: T
 function reportSkips(k: Skips): void {
   if (k.samples) console.log(`skipped ${k.samples} unreadable samples${k.oversized ? ` (${k.oversized} over --max-pixels)` : ''}`);
   if (k.shards) console.log(`skipped the rest of ${k.shards} damaged shard(s); the last: ${k.lastShardError ?? 'unknown'}`);
+  if (k.retries) console.log(`retried ${k.retries} failed shard read(s)`);
 }
 
 async function train(argv: string[]): Promise<void> {
   const { values: a } = parseCommand(argv, trainCommand);
-  if (!a.data) fail('train needs --data mnist|DIR|FILE.jsonl|FILE.csv|SHARD.tar');
+  if (!a.data) fail('train needs --data mnist|DIR|FILE.jsonl|FILE.csv|SHARDS');
   const s = settingsOf(a as Record<string, string | string[] | undefined>, a.data as string);
   if (s.nproc > 1) return launch(argv, s);
   const job = jobOf(s);
@@ -125,6 +126,7 @@ async function train(argv: string[]): Promise<void> {
     onStep: progress.onStep, onWarning: (message) => console.error(`rils: ${message}`),
   });
   progress.stop();
+  data.source.dispose?.(); // shard streams and pipe: commands still open
   await finish(s, job, { model, data, result, history: progress.history });
   model.dispose();
 }

@@ -1,7 +1,7 @@
 /**
  * Captioned image datasets on disk: a folder (`x.jpg` + `x.txt`), a JSONL file
- * (`{"image": …, "caption": …}` per line) or a CSV file (`image,caption` header). Images decode with
- * sharp on libuv's thread pool while the previous step trains; corrupt images and empty captions
+ * (`{"image": …, "caption": …}` per line) or a CSV file (`image,caption` header). Images decode off
+ * the JS thread while the previous step trains (lib/data/crops.ts); corrupt images and empty captions
  * are skipped and counted (or fail, by option).
  * @module
  */
@@ -13,9 +13,13 @@ import { checkTokenizerOption } from '../tokenizer.js';
 import type { Tokenizer } from '../tokenizer.js';
 import { RilsInputError } from '../errors.js';
 import { readRegularFile } from '../regular-file.js';
-import { DEFAULT_MAX_PIXELS, OversizedImageError, decodeShrunk } from '../images.js';
+import { OversizedImageError } from '../images.js';
 import { checkInteger } from '../validate.js';
-import { Random, randomResizedCrop } from './augment.js';
+import { Random } from './augment.js';
+import { decodeCrops } from './crops.js';
+import type { PlannedSample } from './crops.js';
+
+export type { PlannedSample } from './crops.js';
 import type { BatchSource, SourcedBatch } from './source.js';
 
 /** One example: an image file and its caption. */
@@ -125,6 +129,8 @@ export interface ImageBatchOptions {
   cropScale?: [number, number];
   /** `'skip'` (default) counts unreadable images and fills their slot with another image of the batch; `'throw'` stops. */
   onError?: 'skip' | 'throw';
+  /** Threads decoding JPEG crops natively (libjpeg-turbo), one batch at a time. Default: every core. */
+  decodeThreads?: number;
   /**
    * Images with more pixels (width × height) are not decoded: they are skipped like unreadable ones
    * (and counted in `oversized` too), or fail with `onError: 'throw'`. Default 100 000 000.
@@ -136,14 +142,8 @@ export interface ImageBatchOptions {
 export function checkImageBatchOptions(options: ImageBatchOptions): void {
   checkTokenizerOption(options.tokenizer, 'the tokenizer of a data source');
   if (options.maxPixels !== undefined) checkInteger(options.maxPixels, 'maxPixels', 1);
+  if (options.decodeThreads !== undefined) checkInteger(options.decodeThreads, 'decodeThreads', 1);
 }
-
-/**
- * Decoded images are shrunk to a shorter side of at most this many model input sides (never enlarged):
- * a crop of half the image or more then still samples ~3 source pixels per output pixel, so the
- * RandomResizedCrop differs from one of the full-size image only by resampling.
- */
-const DECODE_SIDES = 4;
 
 /** What an image source counts of the images it skips. */
 export interface SkipCounts {
@@ -159,36 +159,23 @@ export interface FileCaptionSourceOptions extends ImageBatchOptions {
   items: readonly CaptionedFile[];
 }
 
-/** One image to decode with its own crop generator and caption. @internal */
-export interface PlannedSample {
-  load: () => Promise<Buffer | string>;
-  name: string;
-  caption: string;
-  crop: Random;
-}
-
 /**
- * Decodes planned samples in parallel (sharp, libuv's pool), each shrunk while it loads, and crops each
- * with its own generator, so the result does not depend on decode timing. The crop box is drawn on the
- * decoded image: the spec's RandomResizedCrop up to resampling. Unreadable and oversized images are
- * counted in `counts` and their slots filled with another image of the batch, or fail with `onError: 'throw'`.
+ * Decodes planned samples in parallel with their training crops (lib/data/crops.ts). Unreadable and
+ * oversized images are counted in `counts` and their slots filled with another image of the batch, or
+ * fail with `onError: 'throw'`.
  * @internal
  */
 export async function decodeBatch(samples: readonly PlannedSample[], o: ImageBatchOptions, counts: SkipCounts): Promise<Batch> {
   const { size, tokenizer } = o;
   const images = new Uint8Array(samples.length * size * size * 3);
-  const ok = await Promise.all(samples.map(async (s, k) => {
-    try {
-      const { data, width, height } = await decodeShrunk(await s.load(), DECODE_SIDES * size, o.maxPixels ?? DEFAULT_MAX_PIXELS);
-      randomResizedCrop(data, width, height, 3, size, s.crop, images, k * size * size * 3, o.cropScale ?? [0.5, 1]);
-      return true;
-    } catch (error) {
-      if (o.onError === 'throw') throw new RilsInputError(`Cannot decode ${s.name}: ${(error as Error).message}`);
-      counts.skipped++;
-      if (error instanceof OversizedImageError) counts.oversized++;
-      return false;
-    }
-  }));
+  const errors = await decodeCrops(samples, o, images);
+  const ok = errors.map((error, k) => {
+    if (!error) return true;
+    if (o.onError === 'throw') throw new RilsInputError(`Cannot decode ${samples[k]!.name}: ${error.message}`);
+    counts.skipped++;
+    if (error instanceof OversizedImageError) counts.oversized++;
+    return false;
+  });
   const good = ok.flatMap((v, k) => (v ? [k] : []));
   if (good.length === 0) throw new RilsInputError(`No image of a batch could be decoded (first: ${samples[0]?.name})`);
   const captions = samples.map((s) => s.caption);

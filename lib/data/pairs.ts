@@ -8,7 +8,8 @@ import { RilsInputError } from '../errors.js';
 import type { EvalImage } from '../images.js';
 import { invalid } from '../validate.js';
 import { readCaptionIndex } from './files.js';
-import { shardPaths, shardSamples } from './webdataset.js';
+import { shardUrls } from './shard-spec.js';
+import { shardSamples } from './webdataset.js';
 
 /** One image with one of its captions. */
 export interface CaptionedImage {
@@ -45,7 +46,7 @@ function fromShards(shards: string[]): CaptionedPairs {
 
 /**
  * Opens a captioned set for retrieval: a folder, a `.jsonl` or `.csv` index (rows without an image
- * or a caption are skipped and counted), or comma-separated WebDataset `.tar` shards.
+ * or a caption are skipped and counted), or WebDataset shards (local, `http(s)://`, `pipe:`; braces and `::` lists as for training).
  *
  * @example
  * ```ts
@@ -56,7 +57,7 @@ function fromShards(shards: string[]): CaptionedPairs {
 export async function openCaptionedPairs(spec: string): Promise<CaptionedPairs> {
   if (typeof spec !== 'string' || spec.trim() === '') throw invalid('a folder, or a .jsonl, .csv or .tar file', 'the captioned set', spec);
   if (spec === 'mnist') throw new RilsInputError("'mnist' is a labelled set without captions: retrieval needs a folder, JSONL, CSV or .tar shards");
-  const shards = shardPaths(spec);
+  const shards = shardUrls(spec);
   if (shards) return fromShards(shards);
   const { items, skipped } = await readCaptionIndex(spec);
   async function* pairs(): AsyncGenerator<CaptionedImage> {

@@ -1,8 +1,8 @@
 /**
  * Datasets by name: one spec string opens the matching source, with this process's share of the
  * examples in a job across processes. `mnist` is the bundled demo set; a folder (`x.jpg` + `x.txt`),
- * a `.jsonl` or a `.csv` file is an index of image files; `.tar` shards (comma-separated) are
- * WebDataset.
+ * a `.jsonl` or a `.csv` file is an index of image files; WebDataset shards (local `.tar` paths,
+ * `http(s)://` URLs, `pipe:COMMAND`, with braces and `::` lists: lib/data/shard-spec.ts) stream.
  * @module
  */
 import { RilsInputError } from '../errors.js';
@@ -15,7 +15,11 @@ import { CaptionedImageSource } from './source.js';
 import type { BatchSource } from './source.js';
 import type { CaptionedImage } from './pairs.js';
 import { Random } from './augment.js';
-import { WebDatasetSource, shardPaths, shardSamples } from './webdataset.js';
+import { shardUrls } from './shard-spec.js';
+import { readOptions } from './shard-stream.js';
+import type { ShardReadOptions } from './shard-stream.js';
+import { WebDatasetSource, shardSamples } from './webdataset.js';
+import type { WebDatasetSourceOptions } from './webdataset.js';
 
 /**
  * Makes the tokenizer once the dataset is open. `captions()` lists the dataset's captions, e.g. for
@@ -41,6 +45,8 @@ export interface OpenDatasetOptions {
   onError?: 'skip' | 'throw';
   /** Images with more pixels are skipped (counted as oversized). Default 100 000 000. */
   maxPixels?: number;
+  /** WebDataset: how shards are read (timeouts, retries), the shuffle buffer, workers, resampling, decode threads; see {@link WebDatasetSourceOptions}. */
+  shards?: Pick<WebDatasetSourceOptions, 'shuffle' | 'workers' | 'resampled' | 'timeoutSeconds' | 'retries' | 'backoffSeconds' | 'decodeThreads'>;
 }
 
 /** What reading has skipped so far. */
@@ -53,6 +59,8 @@ export interface Skips {
   shards: number;
   /** Why the last of those failed. */
   lastShardError?: string | undefined;
+  /** Failed shard reads that were retried (resets, HTTP 5xx, stalls, failed commands). */
+  retries?: number;
 }
 
 /** An open dataset. */
@@ -108,10 +116,10 @@ function mnistExamples(data: LabelledImages, seed: number): CaptionedImage[] {
 }
 
 /** The first `count` samples of a shard that have an image and a caption (none if it cannot be read). */
-async function shardExamples(shard: string, count: number): Promise<CaptionedImage[]> {
+async function shardExamples(shard: string, count: number, read: ShardReadOptions | undefined): Promise<CaptionedImage[]> {
   const examples: CaptionedImage[] = [];
   try {
-    for await (const s of shardSamples(shard)) {
+    for await (const s of shardSamples(shard, readOptions(read))) {
       if (s.image && s.caption) examples.push({ image: s.image, caption: s.caption });
       if (examples.length === count) break;
     }
@@ -136,15 +144,18 @@ async function openMnist(o: OpenDatasetOptions, share: Share): Promise<Dataset> 
 const maxPixels = (o: OpenDatasetOptions) => (o.maxPixels === undefined ? {} : { maxPixels: o.maxPixels });
 
 async function openShards(all: readonly string[], o: OpenDatasetOptions, share: Share): Promise<Dataset> {
-  const shards = shareOf(all, share, 'shard(s)');
+  // Resampled, every rank draws from every shard with its own seed; else each reads its own.
+  const shards = o.shards?.resampled ? [...all] : shareOf(all, share, 'shard(s)');
   const tokenizer = await makeTokenizer(o.tokenizer, () => {
     throw new RilsInputError('WebDataset shards cannot list their captions up front: use a tokenizer with its own vocabulary (byte or CLIP)');
   });
   const source = new WebDatasetSource({
-    shards, tokenizer, batchSize: o.batchSize, seed: o.seed, size: o.size, onError: o.onError ?? 'skip', ...maxPixels(o),
+    ...o.shards, shards, tokenizer, batchSize: o.batchSize, seed: o.seed, size: o.size, onError: o.onError ?? 'skip', ...maxPixels(o),
   });
-  const skips = () => ({ samples: source.skipped, oversized: source.oversized, shards: source.skippedShards, lastShardError: source.lastShardError });
-  return { kind: 'webdataset', source, tokenizer, skippedRows: 0, skips, examples: await shardExamples(shards[0]!, 3) };
+  const skips = () => ({
+    samples: source.skipped, oversized: source.oversized, shards: source.skippedShards, lastShardError: source.lastShardError, retries: source.retries,
+  });
+  return { kind: 'webdataset', source, tokenizer, skippedRows: 0, skips, examples: await shardExamples(shards[0]!, 3, o.shards) };
 }
 
 async function openFiles(spec: string, o: OpenDatasetOptions, share: Share): Promise<Dataset> {
@@ -159,9 +170,10 @@ async function openFiles(spec: string, o: OpenDatasetOptions, share: Share): Pro
 }
 
 /**
- * Opens the dataset `spec` names: `'mnist'`, a folder, a `.jsonl` or `.csv` index, or one or more
- * comma-separated WebDataset `.tar` shards. With `worldSize` > 1, this rank reads every
- * `worldSize`-th example (shards for WebDataset) starting at its rank.
+ * Opens the dataset `spec` names: `'mnist'`, a folder, a `.jsonl` or `.csv` index, or WebDataset
+ * shards (`data/{00000..00127}.tar`, `https://host/cc12m-{00000..01242}.tar`,
+ * `pipe:aws s3 cp s3://bucket/{0000..0099}.tar -`, several joined with `::`). With `worldSize` > 1,
+ * this rank reads every `worldSize`-th example (shards for WebDataset, unless resampled) starting at its rank.
  *
  * @example
  * ```ts
@@ -177,7 +189,7 @@ export async function openDataset(spec: string, options: OpenDatasetOptions): Pr
   if (rank >= worldSize) throw invalid(`an integer < worldSize (${worldSize})`, 'rank', rank);
   const share = { rank, worldSize };
   if (spec === 'mnist') return openMnist(options, share);
-  const shards = shardPaths(spec);
+  const shards = shardUrls(spec);
   if (shards) return openShards(shards, options, share);
   return openFiles(spec, options, share);
 }

@@ -24,6 +24,10 @@ export interface BatchSource {
   next(): SourcedBatch | Promise<SourcedBatch>;
   /** Goes back to a position carried by a batch, so the following batch is the one after it. */
   restore(position: unknown): void;
+  /** What reading has skipped or retried so far, by name (written into each metrics line, summed over ranks). */
+  counts?(): Record<string, number>;
+  /** Ends what the source holds open (streams, commands), once no batch is in flight. */
+  dispose?(): void;
 }
 
 /** Options of {@link CaptionedImageSource}. */

@@ -1,32 +1,31 @@
 /**
  * WebDataset shards: `.tar` files whose entries `KEY.jpg|png|webp` + `KEY.txt|json` form one sample,
- * streamed with tar-stream (no shard is held in memory). Shard order is reshuffled every epoch;
- * the position (shard, sample) is resumable. A shard that cannot be read to its end (truncated,
- * corrupt, missing) gives the samples before the damage and is skipped with a count, or stops the run
- * with `onError: 'throw'`.
+ * streamed with tar-stream as the bytes arrive (no shard is held in memory or on disk), from local
+ * files, http(s) URLs or `pipe:` commands (lib/data/shard-stream.ts). `workers` lanes each read their
+ * own share of the shards per epoch through a seeded shuffle buffer (lib/data/shard-lane.ts); batch
+ * k comes from lane k mod workers, so batches do not depend on timing, and the position (every lane's
+ * state) resumes exactly. A shard that cannot be read to its end (truncated, corrupt, missing, a
+ * server or command failing past the retries) gives the samples before the damage and is skipped
+ * with a count, or stops the run with `onError: 'throw'`.
  * @module
  */
 import path from 'node:path';
+import { Readable } from 'node:stream';
 
 import tar from 'tar-stream';
 
 import { RilsInputError } from '../errors.js';
-import { openRegularFile } from '../regular-file.js';
 import { Random } from './augment.js';
 import { checkImageBatchOptions, decodeBatch } from './files.js';
 import type { ImageBatchOptions, PlannedSample, SkipCounts } from './files.js';
+import { ShardLane, isLaneState } from './shard-lane.js';
+import type { LaneState } from './shard-lane.js';
+import { ShardReadError, readOptions, shardBytes } from './shard-stream.js';
+import type { ShardReadCounts, ShardReadOptions } from './shard-stream.js';
 import type { BatchSource, SourcedBatch } from './source.js';
+import { checkInteger, invalid } from '../validate.js';
 
 const IMAGE_EXT = new Set(['jpg', 'jpeg', 'png', 'webp']);
-
-/**
- * The shards a dataset spec names: one `.tar` file, or comma-separated files; undefined for any other
- * spec (a folder, an index file). @internal
- */
-export function shardPaths(spec: string): string[] | undefined {
-  if (!spec.endsWith('.tar') && !spec.includes(',')) return undefined;
-  return spec.split(',').map((s) => s.trim()).filter(Boolean);
-}
 
 /** One sample of a shard: its key and the parts found. @internal */
 export interface RawSample {
@@ -35,12 +34,18 @@ export interface RawSample {
   caption?: string;
 }
 
-/** Streams the samples of one shard, in file order. @internal */
-export async function* shardSamples(shard: string): AsyncGenerator<RawSample> {
+/**
+ * Streams the samples of one shard, in file order, as its bytes arrive (local, http(s) or pipe:,
+ * retried per `read`). @internal
+ */
+export async function* shardSamples(
+  shard: string, read: Required<ShardReadOptions> = readOptions(), counts: ShardReadCounts = { retries: 0 },
+): AsyncGenerator<RawSample> {
   const extract = tar.extract();
-  const { file } = await openRegularFile(shard, 'a WebDataset shard (.tar)');  // a FIFO would block open() forever
-  const input = file.createReadStream();
+  const stop = new AbortController(); // ends the request or the command at once when reading stops early
+  const input = Readable.from(shardBytes(shard, read, counts, stop.signal), { objectMode: false });
   input.on('error', (error) => extract.destroy(error));
+  extract.on('close', () => (stop.abort(), input.destroy()));
   input.pipe(extract);
   let current: RawSample | undefined;
   try {
@@ -70,117 +75,136 @@ export async function* shardSamples(shard: string): AsyncGenerator<RawSample> {
     }
     if (current) yield current;
   } catch (error) {
+    if (error instanceof ShardReadError) throw new RilsInputError(`${shard} could not be read: ${error.message}`);
     throw new RilsInputError(`${shard} is not a readable tar shard: ${(error as Error).message}`);
   } finally {
-    input.destroy();  // closes the file, also when the reader stops early
+    stop.abort();
+    extract.destroy();
   }
 }
 
 /** Options of {@link WebDatasetSource}. */
-export interface WebDatasetSourceOptions extends ImageBatchOptions {
-  /** Shard files (`.tar`). */
+export interface WebDatasetSourceOptions extends ImageBatchOptions, ShardReadOptions {
+  /** Shard URLs: local `.tar` paths, `http(s)://` URLs, `pipe:COMMAND` (see {@link shardUrls} for specs with braces). */
   shards: readonly string[];
+  /**
+   * Samples in each worker's shuffle buffer (filled before the first sample leaves it; held encoded,
+   * e.g. ~50 kB a photo); 0 reads samples in shard order. Default 1000.
+   */
+  shuffle?: number;
+  /**
+   * Readers, each with its own share of the shards every epoch (disjoint), its own shuffle buffer and
+   * its own batches (batch k from worker k mod workers); needs at least this many shards unless
+   * resampled. Images decode on sharp's (libuv's) thread pool: `UV_THREADPOOL_SIZE`, set before Node
+   * starts (default 4), is how many decode at once. Default 1.
+   */
+  workers?: number;
+  /**
+   * Draw each next shard at random with replacement (webdataset's resampled) instead of epochs of
+   * disjoint shares; across processes every rank draws from every shard, so give each its own `seed`
+   * (`rils train` seeds rank r with seed + r). Its position resumes exactly too. Default false.
+   */
+  resampled?: boolean;
 }
 
+/** A position of {@link WebDatasetSource}: batches drawn, and every lane's state after its last one. */
 interface Position {
-  rng: number;
-  order: number[];
-  shard: number;
-  sample: number;
+  batch: number;
+  lanes: LaneState[];
 }
 
 /** Batches streamed from WebDataset shards. */
 export class WebDatasetSource implements BatchSource, SkipCounts {
   readonly #o: WebDatasetSourceOptions;
-  #pos: Position;
-  #rng: Random;
-  #samples: AsyncGenerator<RawSample> | null = null;
-  #reading: Promise<unknown> = Promise.resolve();
+  readonly #lanes: ShardLane[];
+  #requested = 0;
+  /** Per lane: its reading chain (one batch read at a time), and its state after its last requested batch. */
+  #reading: Promise<unknown>[];
+  #after: Promise<LaneState>[];
   /** Samples without an image or a caption, and images that could not be decoded or were over `maxPixels`. */
   skipped = 0;
   /** Of the skipped images, those over `maxPixels`. */
   oversized = 0;
-  /** Shards that could not be read to their end (truncated, corrupt or missing), each time one was met. */
+  /** Shards that could not be read to their end (truncated, corrupt, missing, failing past the retries), each time one was met. */
   skippedShards = 0;
   /** Why the last skipped shard could not be read. */
   lastShardError: string | undefined;
+  /** Failed reads that were retried (resets, HTTP 5xx, stalls, failed commands). */
+  retries = 0;
 
   constructor(options: WebDatasetSourceOptions) {
-    if (!Array.isArray(options.shards) || options.shards.length === 0) throw new RilsInputError('Expected at least one .tar shard');
+    if (!Array.isArray(options.shards) || options.shards.length === 0) throw new RilsInputError('Expected at least one shard');
     checkImageBatchOptions(options);
+    const workers = checkInteger(options.workers ?? 1, 'workers', 1);
+    const shuffle = checkInteger(options.shuffle ?? 1000, 'shuffle', 0);
+    const resampled = options.resampled ?? false;
+    if (typeof resampled !== 'boolean') throw invalid('a boolean', 'resampled', resampled);
+    if (!resampled && options.shards.length < workers) {
+      throw new RilsInputError(`Expected at least ${workers} shards for ${workers} workers (each reads its own) but received ${options.shards.length}`);
+    }
     this.#o = options;
-    this.#rng = new Random(options.seed);
-    this.#pos = { rng: this.#rng.state, order: [], shard: 0, sample: 0 };
+    const read = readOptions(options);
+    this.#lanes = Array.from({ length: workers }, (_, lane) => new ShardLane({
+      shards: options.shards, lane, lanes: workers, seed: options.seed, shuffle, resampled, read, onError: options.onError ?? 'skip',
+    }, this));
+    this.#reading = this.#lanes.map(() => Promise.resolve());
+    this.#after = this.#lanes.map((l) => Promise.resolve(l.state()));
   }
 
-  async #nextSample(): Promise<RawSample> {
-    for (let emptyShards = 0; ; ) {
-      const r = await this.#read();
-      if (!r.done) {
-        this.#pos.sample++;
-        return r.value;
-      }
-      this.#samples = null;
-      this.#pos.shard++;
-      this.#pos.sample = 0;
-      if (++emptyShards > 2 * this.#o.shards.length) {
-        const why = this.lastShardError === undefined ? '' : ` (${this.skippedShards} unreadable; the last: ${this.lastShardError})`;
-        throw new RilsInputError(`The shards hold no usable sample${why}`);
-      }
-    }
+  /** What reading has met so far. */
+  counts(): Record<string, number> {
+    return { skippedSamples: this.skipped, oversized: this.oversized, skippedShards: this.skippedShards, shardRetries: this.retries };
   }
 
-  /** The next sample of the current shard (opened at the saved position first); done at its end, or at damage that is skipped. */
-  async #read(): Promise<IteratorResult<RawSample>> {
-    try {
-      if (!this.#samples) {
-        if (this.#pos.order.length === 0 || this.#pos.shard >= this.#pos.order.length) {
-          this.#pos.order = this.#rng.shuffle([...this.#o.shards.keys()]);
-          this.#pos.shard = 0;
-          this.#pos.sample = 0;
-        }
-        this.#samples = shardSamples(this.#o.shards[this.#pos.order[this.#pos.shard]!]!);
-        for (let i = 0; i < this.#pos.sample; i++) if ((await this.#samples.next()).done) break; // resume inside a shard
-      }
-      return await this.#samples.next();
-    } catch (error) {
-      if (this.#o.onError === 'throw') throw error;
-      this.skippedShards++;
-      this.lastShardError = (error as Error).message;
-      return { done: true, value: undefined };
-    }
-  }
-
-  /** Reads the batch's samples in order (one reader), then decodes them in parallel. */
+  /** Reads batch k's samples from lane k mod workers (its reads in order), then decodes them in parallel. */
   next(): Promise<SourcedBatch> {
-    const read = this.#reading.then(async () => {
+    const k = this.#requested++;
+    const i = k % this.#lanes.length;
+    const lane = this.#lanes[i]!;
+    const read = this.#reading[i]!.then(async () => {
       const samples: PlannedSample[] = [];
       while (samples.length < this.#o.batchSize) {
-        const s = await this.#nextSample();
-        if (!s.image || !s.caption) {
-          this.skipped++;
-          continue;
-        }
-        const image = s.image;
-        samples.push({ load: async () => image, name: s.key, caption: s.caption, crop: new Random(this.#rng.int(2 ** 32)) });
+        const s = await lane.next();
+        samples.push({ load: async () => s.image, name: s.key, caption: s.caption, crop: new Random(lane.rng.int(2 ** 32)) });
       }
-      this.#pos.rng = this.#rng.state;
-      return { samples, position: { ...this.#pos, order: [...this.#pos.order] } };
+      return { samples, state: lane.state() };
     });
-    this.#reading = read.catch(() => undefined);
-    return read.then(async ({ samples, position }) => ({ ...(await decodeBatch(samples, this.#o, this)), position }));
+    this.#reading[i] = read.catch(() => undefined);
+    this.#after[i] = read.then((r) => r.state);
+    this.#after[i]!.catch(() => undefined); // the batch itself rejects with the error
+    const after = [...this.#after]; // every lane's state after its last batch up to k
+    return read.then(async ({ samples }) => {
+      const batch = await decodeBatch(samples, this.#o, this);
+      return { ...batch, position: { batch: k + 1, lanes: await Promise.all(after) } satisfies Position };
+    });
   }
 
+  /**
+   * Ends the shards being read: their HTTP requests are aborted and their `pipe:` commands killed (a
+   * command left running would keep Node from exiting). Call it once no batch is in flight; a later
+   * batch opens them again.
+   */
+  dispose(): void {
+    for (const lane of this.#lanes) lane.close();
+  }
+
+  /** Goes back to a position; the buffered samples are read again before the next batch. */
   restore(position: unknown): void {
     const p = position as Partial<Position> | null;
     const n = this.#o.shards.length;
-    if (!p || typeof p.rng !== 'number' || !Array.isArray(p.order) || !p.order.every((i) => Number.isSafeInteger(i) && i >= 0 && i < n) ||
-        !Number.isSafeInteger(p.shard) || !Number.isSafeInteger(p.sample)) {
+    if (!p || !Number.isSafeInteger(p.batch) || p.batch! < 0 || !Array.isArray(p.lanes) || !p.lanes.every((l) => isLaneState(l, n))) {
       throw new RilsInputError('Expected a data position saved by this source');
     }
-    void this.#samples?.return(undefined);
-    this.#samples = null;
-    this.#rng.state = p.rng;
-    this.#pos = { rng: p.rng, order: [...p.order], shard: p.shard!, sample: p.sample! };
+    if (p.lanes.length !== this.#lanes.length) {
+      throw new RilsInputError(`Expected ${p.lanes.length} workers, as the position was saved with, but this source has ${this.#lanes.length}`);
+    }
+    this.#requested = p.batch!;
+    this.#lanes.forEach((lane, i) => {
+      const state = p.lanes![i]!;
+      const restored = this.#reading[i]!.then(() => lane.restore(state));
+      restored.catch(() => undefined); // the next batch rejects with the error
+      this.#reading[i] = restored;
+      this.#after[i] = Promise.resolve(state);
+    });
   }
 }

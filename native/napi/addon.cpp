@@ -11,6 +11,7 @@
 #include "model/rils.h"
 #include "napi/bridge.h"
 #include "napi/cpu_allocator.h"
+#include "napi/data.h"
 #include "napi/eval.h"
 #include "napi/executor.h"
 #include "napi/model.h"
@@ -101,6 +102,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("classifyFeatures", Napi::Function::New(env, ClassifyFeatures, "classifyFeatures"));
   exports.Set("readTorchScript", Napi::Function::New(env, ReadTorchScript, "readTorchScript"));
   exports.Set("resizeImages", Napi::Function::New(env, ResizeImages, "resizeImages"));
+  exports.Set("jpegSize", Napi::Function::New(env, JpegSize, "jpegSize"));
+  exports.Set("decodeJpegCrops", Napi::Function::New(env, DecodeJpegCrops, "decodeJpegCrops"));
+  exports.Set("jpegAvailable", Napi::Function::New(env, JpegAvailable, "jpegAvailable"));
   exports.Set("shutDown", Napi::Function::New(env, ShutDown, "shutDown"));
   exports.Set("isTensorBacked", Napi::Function::New(env, IsTensorBacked, "isTensorBacked"));
   return exports;
