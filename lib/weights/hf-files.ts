@@ -180,7 +180,7 @@ export function hfPreprocessorConfig(c: Readonly<ModelConfig>): string {
 /** The model fields a folder's preprocessor_config.json gives (size aside: the weights fix it). */
 export async function preprocessorFields(dir: string): Promise<Partial<ModelConfig>> {
   const file = path.join(dir, 'preprocessor_config.json');
-  const p = await readJson(file);
+  const p = await readJsonObject(file);
   if (!p) return {};
   const mean = own(p, 'image_mean'), std = own(p, 'image_std'), resample = own(p, 'resample');
   const three = (v: unknown): v is [number, number, number] => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number');
@@ -201,12 +201,12 @@ export async function preprocessorFields(dir: string): Promise<Partial<ModelConf
  * BPE is read from vocab.json and merges.txt).
  */
 export async function hfWordOrByteTokenizer(dir: string, contextLength: number): Promise<Tokenizer | undefined> {
-  const config = await readJson(path.join(dir, 'tokenizer_config.json'));
+  const config = await readJsonObject(path.join(dir, 'tokenizer_config.json'));
   const mark = config ? own(config, MARK) : undefined;
   if (mark === 'byte') return new ByteTokenizer({ contextLength });
   if (mark !== 'word') return undefined;
   const file = path.join(dir, 'tokenizer.json');
-  const t = await readJson(file);
+  const t = await readJsonObject(file);
   if (!t) throw new RilsWeightsError(`${file} is missing: tokenizer_config.json names rils's word tokenizer, whose vocabulary it holds`);
   const model = own(t, 'model');
   const vocab = (typeof model === 'object' && model !== null ? own(model, 'vocab') : undefined) as Record<string, number> | undefined ?? {};
@@ -218,8 +218,8 @@ export async function hfWordOrByteTokenizer(dir: string, contextLength: number):
   return new WordTokenizer(words, { contextLength });
 }
 
-/** A JSON object file of a folder (undefined when there is none): a regular file, or a RilsWeightsError naming it. */
-async function readJson(file: string): Promise<Record<string, unknown> | undefined> {
+/** A JSON object file of a checkpoint folder (undefined when there is none): a regular file, or a RilsWeightsError naming it. */
+export async function readJsonObject(file: string): Promise<Record<string, unknown> | undefined> {
   let text: string;
   try {
     text = (await readRegularFile(file, 'a JSON file', RilsWeightsError)).toString('utf-8');

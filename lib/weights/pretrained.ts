@@ -12,7 +12,7 @@ import path from 'node:path';
 
 import { native } from '../binding.js';
 import { RilsInputError, RilsWeightsError, fromNative } from '../errors.js';
-import { openRegularFile, readRegularFile } from '../regular-file.js';
+import { openRegularFile } from '../regular-file.js';
 import { readSafetensorsIndex } from '../safetensors.js';
 import { fineTuningSchedule } from '../options.js';
 import type { Activation, RilsOptions } from '../options.js';
@@ -23,7 +23,7 @@ import { inferClipConfig, readHfClipConfig } from './clip-config.js';
 import type { ClipConfig, HfClipSettings } from './clip-config.js';
 import { clipParameterNames, fromHfName, isExtraTensor, isFeatureDecoderTensor } from './clip-names.js';
 import type { NamePlacement } from './clip-names.js';
-import { hfWordOrByteTokenizer, preprocessorFields } from './hf-files.js';
+import { hfWordOrByteTokenizer, preprocessorFields, readJsonObject } from './hf-files.js';
 import { WEIGHTS_FORMAT } from './rils.js';
 import { checkModelFits, numel } from './size.js';
 
@@ -97,20 +97,8 @@ async function openHfFolder(dir: string): Promise<Checkpoint> {
 
 /** A Hugging Face folder's config.json, checked (undefined when there is none). */
 async function readConfigJson(file: string): Promise<HfClipSettings | undefined> {
-  let text: string;
-  try {
-    text = (await readRegularFile(file, 'a config.json', RilsWeightsError)).toString('utf-8');
-  } catch (error) {
-    if (((error as Error).cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return undefined;
-    throw error;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw new RilsWeightsError(`${file} is not readable JSON (${(error as Error).message})`);
-  }
-  return readHfClipConfig(json, file);
+  const json = await readJsonObject(file);
+  return json && readHfClipConfig(json, file);
 }
 
 async function openSafetensors(file: string, hfConfig: HfClipSettings | undefined): Promise<Checkpoint> {
