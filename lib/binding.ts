@@ -110,6 +110,8 @@ export interface NativeAddon {
     distributed?: { master_addr: string; fields: Record<string, number> } | undefined;
   }): Promise<NativeModel>;
   schema(): NativeSchema;
+  /** How many numbers the model of these options holds (and of them its feature decoder's), nothing allocated. */
+  parameterCount(options: { preset?: string | undefined; config: NativeConfig }): { total: number; decoder: number };
   runtimeInfo(): {
     libtorchVersion: string;
     cudaAvailable: boolean;

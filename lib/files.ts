@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, open, readdir, readlink, rename, rm } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -41,7 +42,7 @@ const REASONS: Record<string, string> = {
 /** A failed write as a typed error naming the user's path (never the internal temporary file). */
 function writeError(path: string, error: unknown, temp: string): RilsInputError {
   const code = (error as NodeJS.ErrnoException | null)?.code;
-  const reason = code !== undefined && REASONS[code] !== undefined
+  const reason = code !== undefined && Object.hasOwn(REASONS, code)
     ? `${REASONS[code]} (${code})`
     : String((error as Error | null)?.message ?? error).replaceAll(temp, path);
   const typed = new RilsInputError(`Cannot write ${path}: ${reason}; the file is left as it was`);
@@ -115,6 +116,24 @@ async function removeStaleTemps(target: string): Promise<void> {
 }
 
 /**
+ * The temporary files being written now. One that is still here when the process exits (a
+ * process.exit() during a save, an uncaught exception) is removed then: 'exit' listeners run on
+ * every exit that is no signal or crash. Each name is added before its file is created.
+ */
+const writing = new Set<string>();
+let removedAtExit = false;
+
+function removeAtExit(temp: string): void {
+  if (!removedAtExit) {
+    process.on('exit', () => {
+      for (const t of writing) rmSync(t, { force: true });
+    });
+    removedAtExit = true;
+  }
+  writing.add(temp);
+}
+
+/**
  * Writes `path` atomically: `write` fills a new temporary file in the target's folder, which is then
  * synced and renamed over the target (a regular file keeps its permission bits). On any failure the
  * temporary file is removed and a {@link RilsInputError} names `path` and the cause.
@@ -123,6 +142,7 @@ export async function writeFileAtomic(path: string, write: (file: FileHandle) =>
   const { target, mode } = await writeTarget(path);
   await removeStaleTemps(target);
   const temp = `${target}.${HOST}.${process.pid}.${randomBytes(4).toString('hex')}.rils-tmp`;
+  removeAtExit(temp);
   let file: FileHandle | undefined;
   try {
     file = await open(temp, 'wx');
@@ -136,6 +156,8 @@ export async function writeFileAtomic(path: string, write: (file: FileHandle) =>
     await file?.close().catch(() => undefined);
     await rm(temp, { force: true }).catch(() => undefined);
     throw writeError(path, error, temp);
+  } finally {
+    writing.delete(temp);
   }
   await syncFolder(dirname(target));
 }

@@ -7,6 +7,7 @@ import sharp from 'sharp';
 
 import { native } from './binding.js';
 import { RilsInputError, fromNative } from './errors.js';
+import { checkRegularFile } from './regular-file.js';
 import { describe } from './validate.js';
 
 /** An encoded image (JPEG, PNG, WebP, …): a file path or the file's bytes. */
@@ -106,6 +107,7 @@ async function decodeForEval(src: EvalImage, i: number, size: number, maxPixels:
     throw new RilsInputError(`Expected a path, a Uint8Array or decoded pixels for image ${i} but received ${describe(src)}`);
   }
   try {
+    if (typeof src === 'string') await checkRegularFile(src, 'an image file');
     let image = sharp(src, { limitInputPixels: maxPixels });
     const { width = 0, height = 0, hasAlpha } = await image.metadata();
     if (Math.min(width, height) > 4 * size) {

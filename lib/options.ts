@@ -215,7 +215,7 @@ const ALIASED = new Set(Object.values(OPTION_ALIASES).flat().map(camelCase));
 
 /** Whether `name` is an option of {@link RilsOptions}. @internal */
 export function isOptionName(name: string): boolean {
-  return (CONFIG_FIELDS.has(name) || TRAIN_FIELDS.has(name) || name in OPTION_ALIASES ||
+  return (CONFIG_FIELDS.has(name) || TRAIN_FIELDS.has(name) || Object.hasOwn(OPTION_ALIASES, name) ||
     (OTHER_OPTIONS as readonly string[]).includes(name)) && !ALIASED.has(name);
 }
 
@@ -307,10 +307,14 @@ export function toNativeOptions(options: RilsOptions): {
   device: string;
   run: { precision: Precision };
   distributed?: ReturnType<typeof toNativeDistributed>;
+  /** Not the addon's: the checked own values of these options. */
+  tokenizer: Tokenizer | undefined;
+  onNonFinite: 'skip' | 'throw';
 } {
   checkPlainObject(options, 'the options');
-  for (const key of Object.keys(options)) if (!isOptionName(key)) throw new RilsInputError(`Unknown option '${key}'`);
-  const o = options as Record<string, unknown>;
+  // Own properties only: none inherited (an options object made with Object.create(base)) is read.
+  const o = Object.assign(Object.create(null) as Record<string, unknown>, options);
+  for (const key of Object.keys(o)) if (!isOptionName(key)) throw new RilsInputError(`Unknown option '${key}'`);
   const preset = o.preset ?? 'vit_b16';
   if (!isPresetName(preset)) throw invalid(`one of ${Object.keys(PRESETS).join(', ')}`, 'preset', o.preset);
   const config = tableOptions(o, CONFIG_FIELDS) as NativeConfig;
@@ -325,10 +329,11 @@ export function toNativeOptions(options: RilsOptions): {
   }
   const device = checkDevice(o.device ?? 'cpu', o.distributed !== undefined);
   const precision = checkPrecision(o.precision ?? 'auto', o.onUnsupportedPrecision ?? 'throw', device);
+  const checked = { tokenizer: o.tokenizer as Tokenizer | undefined, onNonFinite: (o.onNonFinite ?? 'skip') as 'skip' | 'throw' };
   if (o.distributed !== undefined) {
-    return { preset, config, train, seed, device, run: { precision }, distributed: toNativeDistributed(o.distributed) };
+    return { preset, config, train, seed, device, run: { precision }, distributed: toNativeDistributed(o.distributed), ...checked };
   }
-  return { preset, config, train, seed, device, run: { precision } };
+  return { preset, config, train, seed, device, run: { precision }, ...checked };
 }
 
 /** Training options as the addon reports them, in camelCase, with `betas`. @internal */

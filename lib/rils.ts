@@ -89,11 +89,11 @@ export class Rils {
    * the PyTorch reference (`rils_ref.py init --seed`).
    */
   static async create(options: RilsOptions = {}): Promise<Rils> {
-    const o = toNativeOptions(options);
+    const { tokenizer, onNonFinite, ...o } = toNativeOptions(options);
     const warning = scheduleWarning({ warmupSteps: Number(o.train.warmup_steps ?? 0), totalSteps: Number(o.train.total_steps ?? 0) });
     if (warning) process.emitWarning(warning, { code: 'RILS_SCHEDULE' });
     try {
-      return new Rils(await native.createModel(o), o.preset, o.seed, options.tokenizer, options.onNonFinite ?? 'skip');
+      return new Rils(await native.createModel(o), o.preset, o.seed, tokenizer, onNonFinite);
     } catch (error) {
       throw fromNative(error);
     }

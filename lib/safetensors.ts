@@ -4,12 +4,11 @@
  * pull in a whole tensor library, and the format is a 40-line contract that needs strict checks.
  * @module
  */
-import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 
 import { RilsWeightsError } from './errors.js';
-import { describeNode, writeFileAtomic } from './files.js';
+import { writeFileAtomic } from './files.js';
+import { openRegularFile } from './regular-file.js';
 
 /** Element types of the format. */
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -132,7 +131,7 @@ function checkMetadata(info: unknown, path: string): Record<string, string> {
 function checkEntry(name: string, info: unknown, dataLength: number, path: string) {
   const entry = info as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
   const dtype = entry?.dtype as SafetensorsDtype;
-  if (!entry || typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) throw corrupt(path, `bad dtype for '${name}'`);
+  if (!entry || typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype)) throw corrupt(path, `bad dtype for '${name}'`);
   const shape = entry.shape;
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
     throw corrupt(path, `bad shape for '${name}'`);
@@ -198,20 +197,13 @@ export async function readSafetensorsIndex(path: string): Promise<SafetensorsInd
 
 /** Opens a regular file whose header length fits the format and the file, then `read(file, size, n)`. */
 async function withSafetensorsFile<T>(path: string, read: (file: FileHandle, size: number, n: number) => Promise<T>): Promise<T> {
-  let file: FileHandle;
+  const { file, size } = await openRegularFile(path, 'a safetensors file', RilsWeightsError);
   try {
-    file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (error) {
-    throw new RilsWeightsError(`Cannot read ${path}: ${(error as Error).message}`);
-  }
-  try {
-    const info = await file.stat();
-    if (!info.isFile()) throw new RilsWeightsError(`Expected a safetensors file for ${path} but it is ${describeNode(info)}`);
-    if (info.size < 8) throw corrupt(path, `${info.size} bytes is too short for a header`);
+    if (size < 8) throw corrupt(path, `${size} bytes is too short for a header`);
     const length = new Uint8Array(8);
     await readExactly(file, length, 0, path);
-    const n = checkHeaderLength(new DataView(length.buffer).getBigUint64(0, true), info.size, path);
-    return await read(file, info.size, n);
+    const n = checkHeaderLength(new DataView(length.buffer).getBigUint64(0, true), size, path);
+    return await read(file, size, n);
   } catch (error) {
     if (error instanceof RilsWeightsError) throw error;
     throw new RilsWeightsError(`Cannot read ${path}: ${(error as Error).message}`);

@@ -54,7 +54,7 @@ export function expected(f: NativeFieldInfo): string {
 }
 
 /** Whether `value` is of the field's type and in its range. */
-function allowed(f: NativeFieldInfo, value: unknown): boolean {
+export function fieldAllows(f: NativeFieldInfo, value: unknown): boolean {
   if (f.type === 'bool') return typeof value === 'boolean';
   if (f.type === 'choice') return typeof value === 'string' && (f.choices ?? []).includes(value);
   return typeof value === 'number' && Number.isFinite(value) && (f.type !== 'int' || Number.isSafeInteger(value)) &&
@@ -63,7 +63,7 @@ function allowed(f: NativeFieldInfo, value: unknown): boolean {
 
 /** `value` checked against the field's type and range; a RilsInputError naming `what` otherwise. */
 export function checkField(f: NativeFieldInfo, value: unknown, what: string): number | boolean | string {
-  if (!allowed(f, value)) throw new RilsInputError(`Expected ${expected(f)} for ${what} but received ${describe(value)}`);
+  if (!fieldAllows(f, value)) throw new RilsInputError(`Expected ${expected(f)} for ${what} but received ${describe(value)}`);
   return value as number | boolean | string;
 }
 

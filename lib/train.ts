@@ -3,14 +3,15 @@
  * checkpoints, exact resume, and a clean stop on Ctrl-C.
  * @module
  */
-import { existsSync } from 'node:fs';
-import { appendFile, readFile } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
+import { appendFile } from 'node:fs/promises';
 
 import { Prefetcher } from './data/prefetch.js';
 import type { BatchSource } from './data/source.js';
-import { RilsInputError } from './errors.js';
+import { RilsInputError, RilsStateError } from './errors.js';
 import { writeFileAtomic } from './files.js';
 import { scheduleWarning } from './options.js';
+import { readRegularFile } from './regular-file.js';
 import type { Rils } from './rils.js';
 import type { TrainStats } from './types.js';
 import { checkInteger, invalid } from './validate.js';
@@ -132,6 +133,9 @@ class Checkpoints {
   }
 }
 
+/** How metrics lines are appended: O_NONBLOCK makes a FIFO without a reader fail at once (ENXIO), never block. */
+const APPEND_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK;
+
 /** A file system error's message without the call and path it names ("ENOENT: no such file or directory"). */
 function reason(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
@@ -167,7 +171,7 @@ class MetricsLog {
   async append(progress: StepProgress): Promise<void> {
     if (this.error !== undefined) return;
     try {
-      await appendFile(this.file, `${JSON.stringify({ time: Date.now(), ...progress })}\n`);
+      await appendFile(this.file, `${JSON.stringify({ time: Date.now(), ...progress })}\n`, { flag: APPEND_FLAGS });
     } catch (error) {
       this.#failed(error);
     }
@@ -180,9 +184,10 @@ class MetricsLog {
   async keepUpTo(step: number): Promise<void> {
     let lines: string[];
     try {
-      lines = (await readFile(this.file, 'utf-8')).split('\n').filter((line) => line !== '');
+      lines = (await readRegularFile(this.file, 'a metrics file (JSONL)')).toString('utf-8').split('\n').filter((line) => line !== '');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.#failed(error);
+      const cause = (error as Error).cause as NodeJS.ErrnoException | undefined;
+      if (cause?.code !== 'ENOENT') this.#failed(cause ?? error);
       return; // no file yet: the first append makes it
     }
     const kept = lines.filter((line) => !(stepOf(line) > step));
@@ -266,11 +271,18 @@ interface Run {
   onStep: FitOptions['onStep'];
 }
 
+/**
+ * Steps in a row whose loss or gradient is NaN or infinite (each skipped, the weights unchanged)
+ * after which a run stops: it makes no progress.
+ */
+const MAX_SKIPPED_STEPS = 20;
+
 /** Steps until `steps` or an agreed stop; returns the last step's progress. */
 async function trainLoop(run: Run): Promise<StepProgress | undefined> {
   const { model, prefetch, stops, checkpoints } = run;
   const meter = new Meter();
   let last: StepProgress | undefined;
+  let skipped = 0;
   await stops.agree();
   while (model.step < run.steps && !stops.agreed) {
     const batch = await prefetch.take();
@@ -281,6 +293,11 @@ async function trainLoop(run: Run): Promise<StepProgress | undefined> {
     last = { ...meter.progress(stats, batch.batchSize, prefetch.waitedMs), ...(data ? { data } : {}) };
     await run.metrics?.append(last);
     run.onStep?.(last);
+    skipped = stats.nonFinite ? skipped + 1 : 0;
+    if (skipped === MAX_SKIPPED_STEPS) {
+      throw new RilsStateError(`The last ${skipped} steps had a NaN or infinite loss or gradient and were skipped, the weights ` +
+        'unchanged: training makes no progress (lower lr or the loss weights, or check the data)');
+    }
     await checkpoints.afterStep(stats.step, batch.position);
     await stops.agree(); // across processes, a stop on any rank stops every rank after this step
   }

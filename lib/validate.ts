@@ -15,6 +15,11 @@ export function describe(value: unknown): string {
   return `${typeof value} ${String(value)}`;
 }
 
+/** `record[key]` when `record` has it as its own property (never one inherited from Object.prototype). */
+export function own(record: object, key: string): unknown {
+  return Object.hasOwn(record, key) ? (record as Record<string, unknown>)[key] : undefined;
+}
+
 export function invalid(expected: string, what: string, value: unknown): RilsInputError {
   return new RilsInputError(`Expected ${expected} for ${what} but received ${describe(value)}`);
 }

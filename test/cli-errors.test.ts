@@ -47,7 +47,7 @@ const train = (...args: string[]) => ['train', '--data', 'mnist', '--steps', '1'
 test('bad numbers name the option and the value', async (t) => {
   await failsClearly(t, train('--steps', '-1'), /Expected an integer >= 1 for --steps but received "-1"/);
   await failsClearly(t, train('--steps', '1.5'), /for --steps but received "1\.5"/);
-  await failsClearly(t, train('--lr', '-1'), /Expected a number >= 0 for --lr but received "-1"/);
+  await failsClearly(t, train('--lr', '-1'), /Expected a number in \[0, 1\] for --lr but received "-1"/);
   await failsClearly(t, train('--batch', '0'), /Expected an integer >= 1 for --batch but received "0"/);
   await failsClearly(t, train('--batch', 'abc'), /for --batch but received "abc"/);
   await failsClearly(t, train('--threads', '0'), /Expected an integer >= 1 for --threads but received "0"/);

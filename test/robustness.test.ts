@@ -195,7 +195,7 @@ test('options that overflow or make every step NaN are refused, naming the optio
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ logitScaleInit: 1e308 }, /Expected a number in \[-80, 80\] for logitScaleInit but received number 1e\+308/],
     [{ mlpRatio: 1e-300 }, /Expected mlpRatio \(1e-300\) to give MLPs of at least one unit/],
-    [{ eps: 0 }, /Expected a number > 0 for eps but received number 0/],
+    [{ eps: 0 }, /Expected a number >= 1e-30 for eps but received number 0/],
     [{ tokenizer: 5 }, /Expected a tokenizer .* for tokenizer but received number 5/],
     [{ betas: [0.9, 1] }, /Expected a number in \[0, 1\) for betas\[1\] but received number 1/],
     [{ visionLnEps: 2 }, /Expected a number in \(0, 1\] for visionLnEps/],

@@ -92,7 +92,8 @@ test('every field is an option, checked against its declared range', (t) => {
     t.notThrows(() => checkField(f, f.default, key), `${key}: its default is allowed`);
   }
   const lr = TRAIN_FIELDS.get('lr')!, maskRatio = TRAIN_FIELDS.get('maskRatio')!;
-  t.is(expected(lr), 'a number >= 0');
+  t.is(expected(TRAIN_FIELDS.get('weightDecay')!), 'a number >= 0');
+  t.is(expected(lr), 'a number in [0, 1]');
   t.is(expected(maskRatio), 'a number in [0, 1)');
   t.throws(() => checkField(maskRatio, 1, 'maskRatio'), { message: 'Expected a number in [0, 1) for maskRatio but received number 1' });
   t.throws(() => checkField(CONFIG_FIELDS.get('visionDepth')!, 2.5, 'visionDepth'), { message: /Expected an integer >= 1/ });

@@ -4,10 +4,11 @@
  * @internal
  * @module
  */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 
 import { RilsInputError } from '../errors.js';
+import { readRegularFileSync } from '../regular-file.js';
 import type { OptionSpec, OptionSpecs } from './args.js';
 import { PRECISIONS } from '../options.js';
 import type { Device } from '../options.js';
@@ -64,6 +65,16 @@ export function outputOption(file: string | undefined, name: string): void {
   if (isFolder(file)) throw new RilsInputError(`Expected a file path for --${name} but received a folder, ${JSON.stringify(file)}`);
 }
 
+/** Checks that `--name DIR` can be written as a folder: its parent exists and it is a folder or a new path. */
+export function outputFolderOption(dir: string, name: string): void {
+  const parent = path.dirname(path.resolve(dir));
+  const info = statSync(dir, { throwIfNoEntry: false });
+  if (!statSync(parent, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new RilsInputError(`${invalid('a folder in an existing folder', `--${name}`, dir).message} (no folder ${parent})`);
+  }
+  if (info && !info.isDirectory()) throw new RilsInputError(`Expected a folder or a new path for --${name} but received the file ${JSON.stringify(dir)}`);
+}
+
 /** The options every command that loads a model takes. */
 export const MODEL_OPTIONS = {
   weights: {
@@ -112,7 +123,7 @@ export function templatesOption<F extends Templates | undefined>(values: readonl
     const file = values[0]!;
     let list: unknown;
     try {
-      const text = readFileSync(file, 'utf-8');
+      const text = readRegularFileSync(file, 'a templates file').toString('utf-8');
       list = file.endsWith('.json') ? JSON.parse(text) : text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
     } catch (error) {
       throw new RilsInputError(`Cannot read the templates in ${file}: ${(error as Error).message}`);

@@ -8,7 +8,8 @@ import { SAVE_LAYOUTS } from '../weights/clip-save.js';
 import type { SaveLayout } from '../weights/clip-save.js';
 import { parseCommand } from './args.js';
 import type { Command } from './args.js';
-import { MODEL_OPTIONS, choiceOption, fail, loadModel, modelOptions, outputOption } from './common.js';
+import { MODEL_OPTIONS, choiceOption, fail, loadModel, modelOptions, outputFolderOption, outputOption } from './common.js';
+import { checkOutputs } from './outputs.js';
 
 const OPTIONS = {
   ...MODEL_OPTIONS,
@@ -21,7 +22,9 @@ async function convert(argv: string[]): Promise<void> {
   modelOptions(a); // bad model options fail first
   if (!a.weights || !a.out) fail('convert needs --weights IN and --out OUT');
   const layout: SaveLayout = choiceOption(a.layout, 'layout', SAVE_LAYOUTS);
-  if (layout !== 'hf') outputOption(a.out, 'out');
+  if (layout === 'hf') outputFolderOption(a.out, 'out');
+  else outputOption(a.out, 'out');
+  checkOutputs({ '--out': a.out }, { '--weights': a.weights, '--vocab': a.vocab });
   const model = await loadModel(a);
   await model.saveWeights(a.out, { layout });
   console.log(`${a.out}: ${layout === 'hf' ? 'a Hugging Face folder' : `${layout} weights`} (${model.config.visionTower} vision tower)`);

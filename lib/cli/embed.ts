@@ -15,6 +15,7 @@ import { parseCommand } from './args.js';
 import type { Command } from './args.js';
 import { MODEL_OPTIONS, fail, integerOption, loadModel, modelOptions, outputOption } from './common.js';
 import { imageArguments } from './images.js';
+import { checkOutputs } from './outputs.js';
 import { encodeProgress } from './progress.js';
 
 const OPTIONS = {
@@ -28,6 +29,8 @@ async function embed(argv: string[]): Promise<void> {
   modelOptions(a); // bad model options fail first
   if (!a.out || positionals.length === 0) fail('embed needs --out FILE and image files (or folders of them)');
   outputOption(a.out, 'out');
+  checkOutputs({ '--out': a.out, ...(a.out.endsWith('.npy') ? { '--out (its .txt)': `${a.out}.txt` } : {}) },
+    { '--weights': a.weights, '--vocab': a.vocab, IMAGE: positionals });
   const chunkSize = integerOption(a.batch, 'batch', 1);
   const { images, notImages } = await imageArguments(positionals);
   if (notImages.length) console.log(`skipped ${notImages.length} file(s) that are not images (first: ${notImages[0]})`);

@@ -25,6 +25,7 @@ import {
   MODEL_OPTIONS, TEMPLATES_OPTION, choiceOption, fail, integerOption, loadModel, modelOptions, numberOption, optionalInteger, outputOption,
   templatesOption,
 } from './common.js';
+import { checkOutputs } from './outputs.js';
 import { encodeProgress } from './progress.js';
 
 const OPTIONS = {
@@ -76,6 +77,10 @@ function shotsOption(raw: string): number[] {
 function settingsOf(a: EvalArgs): Settings {
   outputOption(a.out, 'out');
   outputOption(a.report, 'report');
+  checkOutputs({ '--out': a.out, '--report': a.report }, {
+    '--weights': a.weights, '--vocab': a.vocab, '--data': a.data, '--train': a.train, '--retrieval': a.retrieval, '--classes': a.classes,
+    '--templates': a.templates,
+  });
   const testFraction = numberOption(a['test-fraction'], 'test-fraction', 0);
   if (!(testFraction > 0 && testFraction < 1)) throw invalid('a number between 0 and 1 (exclusive)', '--test-fraction', a['test-fraction']);
   return {

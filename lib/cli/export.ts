@@ -7,7 +7,8 @@
 import { OPSETS } from '../export/onnx-file.js';
 import { parseCommand } from './args.js';
 import type { Command } from './args.js';
-import { MODEL_OPTIONS, choiceOption, fail, loadModel, modelOptions, optionalInteger } from './common.js';
+import { MODEL_OPTIONS, choiceOption, fail, loadModel, modelOptions, optionalInteger, outputFolderOption } from './common.js';
+import { checkOutputs } from './outputs.js';
 
 const OPTIONS = {
   ...MODEL_OPTIONS,
@@ -22,6 +23,8 @@ async function exportModel(argv: string[]): Promise<void> {
   const { values: a } = parseCommand(argv, exportCommand);
   modelOptions(a); // bad model options fail first
   if (!a.weights || !a.out) fail('export needs --weights W and --out DIR');
+  outputFolderOption(a.out, 'out');
+  checkOutputs({ '--out': a.out }, { '--weights': a.weights, '--vocab': a.vocab });
   const options = {
     dtype: choiceOption(a.dtype, 'dtype', ['fp32', 'fp16'] as const), force: a.force,
     opset: optionalInteger(a.opset, 'opset', OPSETS.min, OPSETS.max)!, ...(a['external-data'] ? { externalData: true } : {}),

@@ -50,7 +50,7 @@ process.removeAllListeners('warning');
 process.on('warning', (w) => console.error(`rils: warning: ${w.message}`));
 
 const [name, ...rest] = process.argv.slice(2);
-const command = name ? COMMANDS[name] : undefined;
+const command = name && Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
 if (!command) {
   console.log(USAGE);
   process.exit(name && !['help', '--help', '-h'].includes(name) ? 2 : 0);

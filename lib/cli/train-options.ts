@@ -16,7 +16,8 @@ import { SAVE_LAYOUTS } from '../weights/clip-save.js';
 import type { SaveLayout } from '../weights/clip-save.js';
 import { invalid, snakeCase } from '../validate.js';
 import type { OptionSpec, OptionSpecs } from './args.js';
-import { MODEL_OPTIONS, choiceOption, deviceOption, integerOption, numberOption, optionalInteger, outputOption } from './common.js';
+import { MODEL_OPTIONS, choiceOption, deviceOption, integerOption, numberOption, optionalInteger, outputFolderOption, outputOption } from './common.js';
+import { checkOutputs } from './outputs.js';
 
 /** `--kebab-name` of a field (`maskRatio` → `mask-ratio`). */
 const kebab = (key: string) => snakeCase(key).replaceAll('_', '-');
@@ -187,6 +188,10 @@ export function settingsOf(a: Record<string, string | string[] | undefined>, dat
   const s = a as Record<string, string | undefined>;
   const layout = choiceOption(s.layout!, 'layout', SAVE_LAYOUTS);
   for (const option of ['out', 'checkpoint', 'metrics', 'report'] as const) if (option !== 'out' || layout !== 'hf') outputOption(s[option], option);
+  if (layout === 'hf') outputFolderOption(s.out!, 'out');
+  checkOutputs({ '--out': s.out, '--checkpoint': s.checkpoint, '--metrics': s.metrics, '--report': s.report }, {
+    '--data': data, '--init': s.init, '--vocab': s.vocab, '--tokenizer': s.tokenizer?.startsWith('clip:') ? s.tokenizer.slice(5) : undefined,
+  });
   for (const option of ['preset', 'tokenizer', 'context']) {
     if (s.init !== undefined && s[option] !== undefined) {
       throw new RilsInputError(`--${option} cannot be used with --init: the checkpoint gives the model and its tokenizer`);

@@ -9,12 +9,12 @@
  * @internal
  * @module
  */
-import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 
 import { native } from '../binding.js';
 import { DEFAULT_MAX_PIXELS, checkPixels, decodeCrop, decodeShrunk, imageSize } from '../images.js';
 import { RilsInputError } from '../errors.js';
+import { checkRegularFile, readRegularFile } from '../regular-file.js';
 import { Random, randomResizedCrop, randomResizedCropBox } from './augment.js';
 
 /** One image to decode with its own crop generator and caption. */
@@ -54,7 +54,10 @@ let decoding: Promise<unknown> = Promise.resolve();
 
 async function plan(s: PlannedSample, o: CropOptions): Promise<Plan> {
   let input = await s.load();
-  if (nativeJpeg && typeof input === 'string' && /\.jpe?g$/i.test(input)) input = await readFile(input);
+  if (typeof input === 'string') {  // only a regular file: a FIFO would block its reader forever
+    if (nativeJpeg && /\.jpe?g$/i.test(input)) input = await readRegularFile(input, 'an image file');
+    else await checkRegularFile(input, 'an image file');
+  }
   const header = nativeJpeg && typeof input !== 'string' ? native.jpegSize!(input) : null;
   const maxPixels = o.maxPixels ?? DEFAULT_MAX_PIXELS;
   const { width, height } = header ? checkPixels(header[0], header[1], maxPixels) : await imageSize(input, maxPixels);

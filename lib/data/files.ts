@@ -5,13 +5,14 @@
  * are skipped and counted (or fail, by option).
  * @module
  */
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { Batch } from '../types.js';
 import { checkTokenizerOption } from '../tokenizer.js';
 import type { Tokenizer } from '../tokenizer.js';
 import { RilsInputError } from '../errors.js';
+import { readRegularFile } from '../regular-file.js';
 import { OversizedImageError } from '../images.js';
 import { checkInteger } from '../validate.js';
 import { Random } from './augment.js';
@@ -51,6 +52,8 @@ function csvFields(line: string): string[] {
   return out;
 }
 
+const readText = async (file: string, what: string) => (await readRegularFile(file, what)).toString('utf-8');
+
 /** A dataset index. */
 export interface CaptionIndex {
   /** Usable examples. */
@@ -82,11 +85,11 @@ export async function readCaptionIndex(location: string): Promise<CaptionIndex> 
     for (const name of [...names].sort()) {
       if (!IMAGE_EXT.has(path.extname(name).toLowerCase())) continue;
       const txt = `${name.slice(0, -path.extname(name).length)}.txt`;
-      add(name, names.has(txt) ? await readFile(path.join(location, txt), 'utf-8') : undefined, location);
+      add(name, names.has(txt) ? await readText(path.join(location, txt), 'a caption file') : undefined, location);
     }
   } else if (location.endsWith('.jsonl')) {
     const base = path.dirname(location);
-    for (const line of (await readFile(location, 'utf-8')).split('\n')) {
+    for (const line of (await readText(location, 'a JSONL dataset index')).split('\n')) {
       if (line.trim() === '') continue;
       try {
         const row = JSON.parse(line) as { image?: unknown; caption?: unknown };
@@ -97,7 +100,7 @@ export async function readCaptionIndex(location: string): Promise<CaptionIndex> 
     }
   } else if (location.endsWith('.csv')) {
     const base = path.dirname(location);
-    const lines = (await readFile(location, 'utf-8')).split(/\r?\n/).filter((l) => l.trim() !== '');
+    const lines = (await readText(location, 'a CSV dataset index')).split(/\r?\n/).filter((l) => l.trim() !== '');
     const header = csvFields(lines.shift() ?? '').map((h) => h.trim().toLowerCase());
     const [imageCol, captionCol] = [header.indexOf('image'), header.indexOf('caption')];
     if (imageCol < 0 || captionCol < 0) throw new RilsInputError(`${location}: expected a header with 'image' and 'caption' columns`);

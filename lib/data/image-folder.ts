@@ -2,13 +2,17 @@
  * Labelled images on disk in torchvision's `ImageFolder` layout: one subfolder per class, holding
  * that class's images (in any depth of subfolders, any format sharp reads). Class names come from
  * the folder names (`_` and `-` become spaces), or from a `classes.txt` or `classes.json` next to
- * the class folders. Files that are not images are skipped and counted.
+ * the class folders. Files that are not images are skipped and counted. Each file counts once: the
+ * walk does not follow symbolic links to folders below the class folders (a link to `..` would read
+ * the dataset again, other classes' images included), and a file reached twice (hard or symbolic
+ * links) is read the first time only.
  * @module
  */
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import { RilsInputError } from '../errors.js';
+import { readRegularFile } from '../regular-file.js';
 import { IMAGE_EXT } from './files.js';
 import type { LabelledImageSet } from './labelled.js';
 
@@ -38,6 +42,16 @@ export interface ImageFolder {
   skipped: number;
   /** Class folders without any image (left out). */
   emptyClasses: string[];
+  /** Image files reached again through another link (hard or symbolic): read once, left out here. */
+  duplicates: number;
+  /** Symbolic links to folders inside class folders: not followed. */
+  linkedFolders: string[];
+}
+
+/** Whether a file name is one the readers take for an image (by its extension). @internal */
+export function isImageFileName(name: string): boolean {
+  const ext = path.extname(name).toLowerCase();
+  return IMAGE_EXT.has(ext) || MORE_EXT.has(ext);
 }
 
 /** A folder name as a class name: Unicode NFC, `_` and `-` as spaces, single spaces. */
@@ -52,29 +66,47 @@ async function isDirectory(p: string): Promise<boolean> {
   return (await stat(p).catch(() => null))?.isDirectory() ?? false;
 }
 
-/** Image files under `dir` (recursively, sorted), and how many other files there are. */
-async function imagesUnder(dir: string): Promise<{ files: string[]; other: number }> {
+/** What a walk of class folders found besides the images. @internal */
+export interface WalkCounts {
+  /** Files that are not images. */
+  other: number;
+  /** Image files reached a second time. */
+  duplicates: number;
+  /** Symbolic links to folders, not followed. */
+  linkedFolders: string[];
+  /** The files read so far, by device and inode: each is read once. */
+  seen: Set<string>;
+}
+
+/** A new walk's counts; `seen` may be shared with another walk (a test set's files, to keep out of its training set). @internal */
+export const newWalk = (seen = new Set<string>()): WalkCounts => ({ other: 0, duplicates: 0, linkedFolders: [], seen });
+
+/** The file's identity (device and inode), or its path when it cannot be read (decoding will report it). */
+async function fileId(file: string): Promise<string> {
+  const info = await stat(file, { bigint: true }).catch(() => null);
+  return info ? `${info.dev}:${info.ino}` : file;
+}
+
+/** Image files under `dir` (recursively, sorted), not through symbolic links to folders, each file once. */
+async function imagesUnder(dir: string, walk: WalkCounts): Promise<string[]> {
   const files: string[] = [];
-  let other = 0;
   for (const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
     if (entry.name.startsWith('.')) continue; // .DS_Store, editor and VCS files
     const full = path.join(dir, entry.name);
-    if (entry.isDirectory() || (entry.isSymbolicLink() && await isDirectory(full))) {
-      const inner = await imagesUnder(full);
-      files.push(...inner.files);
-      other += inner.other;
-    } else if (IMAGE_EXT.has(path.extname(entry.name).toLowerCase()) || MORE_EXT.has(path.extname(entry.name).toLowerCase())) {
-      files.push(full);
-    } else other++;
+    if (entry.isDirectory()) files.push(...await imagesUnder(full, walk));
+    else if (entry.isSymbolicLink() && await isDirectory(full)) walk.linkedFolders.push(full);
+    else if (isImageFileName(entry.name)) {
+      const id = await fileId(full);
+      if (walk.seen.has(id)) walk.duplicates++;
+      else walk.seen.add(id), files.push(full);
+    } else walk.other++;
   }
-  return { files, other };
+  return files;
 }
 
 /** A class-name list or mapping from a `.txt` or `.json` file. */
 async function readClassNameFile(file: string): Promise<readonly string[] | Record<string, string>> {
-  const text = await readFile(file, 'utf-8').catch((error: Error) => {
-    throw new RilsInputError(`Cannot read the class names in ${file}: ${error.message}`);
-  });
+  const text = (await readRegularFile(file, 'a class-name file (.txt or .json)')).toString('utf-8');
   if (!file.endsWith('.json')) return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
   try {
     return JSON.parse(text) as readonly string[] | Record<string, string>;
@@ -162,14 +194,18 @@ async function classFolders(dir: string): Promise<string[]> {
  * ```
  */
 export async function readImageFolder(dir: string, options: ReadImageFolderOptions = {}): Promise<ImageFolder> {
+  return walkImageFolder(dir, options, newWalk());
+}
+
+/** {@link readImageFolder} with the walk's state given (files already seen are left out). @internal */
+export async function walkImageFolder(dir: string, options: ReadImageFolderOptions, walk: WalkCounts): Promise<ImageFolder> {
   const folders = await classFolders(dir);
   const allNames = namesFor(folders, await classNameSource(dir, options.classNames));
   checkDistinct(folders, allNames, dir);
   const classNames: string[] = [], emptyClasses: string[] = [], images: string[] = [], labels: number[] = [];
-  let skipped = 0;
+  const before = { other: walk.other, duplicates: walk.duplicates, linked: walk.linkedFolders.length };
   for (const [i, folder] of folders.entries()) {
-    const { files, other } = await imagesUnder(path.join(dir, folder));
-    skipped += other;
+    const files = await imagesUnder(path.join(dir, folder), walk);
     if (files.length === 0) {
       emptyClasses.push(folder);
       continue;
@@ -184,5 +220,8 @@ export async function readImageFolder(dir: string, options: ReadImageFolderOptio
     throw new RilsInputError(`Expected at least ${min} class folders with images in ${dir} but found ${classNames.length}${found}${empty}`);
   }
   const names = images.map((f) => path.relative(dir, f));
-  return { images: { classNames, images, labels: Int32Array.from(labels), names }, skipped, emptyClasses };
+  return {
+    images: { classNames, images, labels: Int32Array.from(labels), names }, skipped: walk.other - before.other, emptyClasses,
+    duplicates: walk.duplicates - before.duplicates, linkedFolders: walk.linkedFolders.slice(before.linked),
+  };
 }

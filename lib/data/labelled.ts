@@ -8,8 +8,8 @@ import { RilsInputError } from '../errors.js';
 import type { EvalImage } from '../images.js';
 import { checkInteger, invalid } from '../validate.js';
 import { Random } from './augment.js';
-import { readImageFolder } from './image-folder.js';
-import type { ClassNameSource } from './image-folder.js';
+import { newWalk, walkImageFolder } from './image-folder.js';
+import type { ClassNameSource, ImageFolder } from './image-folder.js';
 import { DIGIT_NAMES, MNIST_EVAL_TEMPLATES, loadMnist } from './mnist.js';
 import type { LabelledImages } from './mnist.js';
 
@@ -159,17 +159,32 @@ export interface LabelledData {
   notes: string[];
 }
 
+/** What a user should know of a folder's walk: empty class folders, links not followed, files read once. */
+function walkNotes(folder: ImageFolder, dir: string, train: boolean): string[] {
+  const notes = folder.emptyClasses.map((c) => `class folder ${JSON.stringify(c)} in ${dir} holds no image: left out`);
+  if (folder.linkedFolders.length) {
+    notes.push(`${folder.linkedFolders.length} symbolic link(s) to folders inside the class folders of ${dir} not followed (the first: ${folder.linkedFolders[0]})`);
+  }
+  if (folder.duplicates) {
+    notes.push(`${folder.duplicates} image file(s) in ${dir} reached again through another link${train ? ', or test images too,' : ''} left out: each file counts once`);
+  }
+  return notes;
+}
+
 async function openFolders(spec: string, o: OpenLabelledImagesOptions): Promise<LabelledData> {
   const named = o.classNames === undefined ? {} : { classNames: o.classNames };
-  const data = await readImageFolder(spec, named);
-  const notes = data.emptyClasses.map((c) => `class folder ${JSON.stringify(c)} in ${spec} holds no image: left out`);
+  const walk = newWalk();  // shared: a training image that is a test image too is left out of the training set
+  const data = await walkImageFolder(spec, named, walk);
+  const notes = walkNotes(data, spec, false);
   if (o.train === undefined) {
     const fraction = o.testFraction ?? 0.5, seed = o.seed ?? 0;
     notes.push(`no training folder: ${spec} is split, ${fraction} of each class for testing (seed ${seed})`);
-    return { ...splitImageSet(data.images, fraction, seed), skipped: data.skipped, notes };
+    const split = splitImageSet(data.images, fraction, seed);
+    if (split.train.images.length === 0) notes.push(`every class of ${spec} has a single image, which is kept for testing: no training images`);
+    return { ...split, skipped: data.skipped, notes };
   }
-  const trainFolder = await readImageFolder(o.train, { ...named, minClasses: 1 });
-  notes.push(...trainFolder.emptyClasses.map((c) => `class folder ${JSON.stringify(c)} in ${o.train} holds no image: left out`));
+  const trainFolder = await walkImageFolder(o.train, { ...named, minClasses: 1 }, walk);
+  notes.push(...walkNotes(trainFolder, o.train, true));
   const aligned = alignTrainSet(data.images, trainFolder.images);
   if (aligned.extraClasses.length) {
     const [images, classes] = aligned.skipped === 1 ? ['image', 'a class the test set lacks was'] : ['images', 'classes the test set lacks were'];

@@ -24,19 +24,22 @@ export class Prefetcher {
 
   /** Starts drawing batches until `depth` are in flight. */
   refill(): void {
-    while (this.#queue.length < this.depth && this.#drawn < this.until) {
-      const batch = Promise.resolve(this.source.next());
-      // A batch that fails while a step runs is not awaited yet: mark its rejection as handled so
-      // Node does not end the process; take() still awaits the batch and throws its error.
-      batch.catch(() => undefined);
-      this.#queue.push(batch);
-      this.#drawn++;
-    }
+    while (this.#queue.length < this.depth && this.#drawn < this.until) this.#draw();
   }
 
-  /** The next batch, in order, timing the wait. */
+  #draw(): void {
+    const batch = Promise.resolve(this.source.next());
+    // A batch that fails while a step runs is not awaited yet: mark its rejection as handled so
+    // Node does not end the process; take() still awaits the batch and throws its error.
+    batch.catch(() => undefined);
+    this.#queue.push(batch);
+    this.#drawn++;
+  }
+
+  /** The next batch, in order, timing the wait; past `until` too (a skipped step trains on one more). */
   async take(): Promise<SourcedBatch> {
     this.refill();
+    if (this.#queue.length === 0) this.#draw();
     const start = performance.now();
     const batch = await this.#queue.shift()!;
     this.waitedMs += performance.now() - start;

@@ -9,9 +9,9 @@
  * @module
  */
 import { spawn } from 'node:child_process';
-import { createReadStream } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { openRegularFile } from '../regular-file.js';
 import { checkInteger, checkNumber, invalid } from '../validate.js';
 import { shardKind } from './shard-spec.js';
 
@@ -100,8 +100,14 @@ function pipeAttempt(command: string, offset: number): Attempt {
   return { chunks: read(), skip: offset, close };
 }
 
-function fileAttempt(file: string, offset: number): Attempt {
-  const stream = createReadStream(file, { start: offset });
+async function fileAttempt(file: string, offset: number): Promise<Attempt> {
+  let handle;
+  try {
+    ({ file: handle } = await openRegularFile(file, 'a WebDataset shard (.tar)'));  // a FIFO would block open() forever
+  } catch (error) {
+    throw new ShardReadError((error as Error).message, false);
+  }
+  const stream = handle.createReadStream({ start: offset });
   async function* read(): AsyncGenerator<Uint8Array> {
     try {
       yield* stream;

@@ -138,6 +138,7 @@ function protocol(predictions: Int32Array, labels: Int32Array, numClasses: numbe
 }
 
 async function embedSet(model: Rils, set: LabelledImageSet, which: 'test' | 'train', o: EvaluateClassificationOptions) {
+  if (set.images.length === 0) throw new RilsInputError(`Expected images in the ${which} set but it has none`);
   const started = performance.now();
   const embedded = await embedImages(model, set.images, {
     ...(o.chunkSize !== undefined ? { chunkSize: o.chunkSize } : {}), onError: o.onError ?? 'skip',
@@ -211,6 +212,10 @@ export async function evaluateClassification(
   };
   if (C <= 5) results.notes.push(`${C} classes: top-5 accuracy is 1 by construction`);
   if (!data.train) return results;
+  if (data.train.images.length === 0) {
+    results.notes.push('no training image of the test set\'s classes: k-NN, n-shot and the linear probe are left out');
+    return results;
+  }
   const tr = await embedSet(model, data.train, 'train', options);
   results.train = tr.summary;
   results.notes.push(...trainNotes(test.classNames, tr.labels, o.shots));

@@ -6,12 +6,12 @@
  * the exact semantics the reference ids in shared/data were made with.
  * @module
  */
-import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 
 import { RilsInputError } from '../errors.js';
+import { readRegularFile } from '../regular-file.js';
 import { invalid } from '../validate.js';
 import { BpeMerges, byteSymbols } from './bpe.js';
 import { unescapeTwice } from './html.js';
@@ -119,7 +119,7 @@ export class ClipTokenizer implements Tokenizer {
       `Expected a gzipped CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz) for vocabPath but received ${JSON.stringify(vocabPath)}: ${why}`);
     let text: string;
     try {
-      text = (await promisify(gunzip)(await readFile(vocabPath))).toString('utf8');
+      text = (await promisify(gunzip)(await readRegularFile(vocabPath, 'a gzipped vocabulary'))).toString('utf8');
     } catch (error) {
       throw fail(error instanceof Error ? error.message : String(error));
     }
@@ -135,12 +135,13 @@ export class ClipTokenizer implements Tokenizer {
     const fail = (why: string) => new RilsInputError(`${mergesPath} and ${vocabPath} are no CLIP tokenizer: ${why}`);
     let merges: string, vocab: Record<string, number>;
     try {
-      merges = await readFile(mergesPath, 'utf8');
-      vocab = JSON.parse(await readFile(vocabPath, 'utf8')) as Record<string, number>;
+      merges = (await readRegularFile(mergesPath, 'a merges.txt')).toString('utf8');
+      vocab = JSON.parse((await readRegularFile(vocabPath, 'a vocab.json')).toString('utf8')) as Record<string, number>;
     } catch (error) {
       throw fail(error instanceof Error ? error.message : String(error));
     }
     const tokenizer = new ClipTokenizer(mergePairs(merges, fail), readContextLength(options), readTruncate(options));
+    if (typeof vocab !== 'object' || vocab === null || Array.isArray(vocab)) throw fail('vocab.json is not a JSON object');
     const entries = Object.entries(vocab);
     if (entries.length !== tokenizer.vocabSize) throw fail(`vocab.json has ${entries.length} tokens, the merges make ${tokenizer.vocabSize}`);
     for (const [token, id] of entries) {

@@ -7,6 +7,8 @@
  */
 import { RilsWeightsError } from '../errors.js';
 import type { Activation, ModelConfig } from '../options.js';
+import { CONFIG_FIELDS, checkField, expected, fieldAllows } from '../schema.js';
+import { invalid, own } from '../validate.js';
 
 /** The parts of a Hugging Face `CLIPConfig` that rils reads and writes. */
 export interface HfClipConfig {
@@ -32,7 +34,52 @@ export type ClipConfig = Pick<ModelConfig,
   'vocabSize' | 'embedDim'>;
 
 /** Hugging Face's activation names → rils's (the tanh approximations are other functions: refused). */
-const HF_ACTS: Readonly<Record<string, Activation>> = { quick_gelu: 'quick_gelu', gelu: 'gelu' };
+const HF_ACTS: ReadonlyMap<string, Activation> = new Map([['quick_gelu', 'quick_gelu'], ['gelu', 'gelu']]);
+
+/** What rils reads of one tower of a Hugging Face `config.json`, checked. */
+export interface HfTowerSettings {
+  act?: Activation | undefined;
+  heads?: number | undefined;
+  lnEps?: number | undefined;
+}
+
+/** What rils reads of a Hugging Face `config.json`: each tower's settings. */
+export interface HfClipSettings {
+  vision?: HfTowerSettings | undefined;
+  text?: HfTowerSettings | undefined;
+}
+
+/** A config.json value that is not what rils needs, as a RilsWeightsError naming the file and field. */
+const badField = (file: string, expectedValue: string, field: string, value: unknown) =>
+  new RilsWeightsError(`${file}: ${invalid(expectedValue, field, value).message}`);
+
+/** One tower of a parsed config.json: own properties only, each of the type and range rils needs. */
+function towerSettings(json: Record<string, unknown>, key: 'vision_config' | 'text_config', file: string): HfTowerSettings | undefined {
+  const tower = own(json, key);
+  if (tower === undefined) return undefined;
+  if (typeof tower !== 'object' || tower === null || Array.isArray(tower)) throw badField(file, 'an object', key, tower);
+  const t = tower as Record<string, unknown>;
+  const [actName, heads, lnEps] = [own(t, 'hidden_act'), own(t, 'num_attention_heads'), own(t, 'layer_norm_eps')];
+  const act = typeof actName === 'string' ? HF_ACTS.get(actName) : undefined;
+  if (actName !== undefined && !act) {
+    throw badField(file, `${[...HF_ACTS.keys()].map((a) => `'${a}'`).join(' or ')} (the activations rils implements)`, `${key}.hidden_act`, actName);
+  }
+  if (heads !== undefined && !(Number.isSafeInteger(heads) && (heads as number) >= 1)) {
+    throw badField(file, 'an integer >= 1', `${key}.num_attention_heads`, heads);
+  }
+  const eps = CONFIG_FIELDS.get('visionLnEps')!;
+  if (lnEps !== undefined && !fieldAllows(eps, lnEps)) throw badField(file, expected(eps), `${key}.layer_norm_eps`, lnEps);
+  return { act, heads: heads as number | undefined, lnEps: lnEps as number | undefined };
+}
+
+/** The settings of a Hugging Face `config.json` (its parsed JSON); `file` names it in errors. */
+export function readHfClipConfig(json: unknown, file: string): HfClipSettings {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new RilsWeightsError(`${file}: ${invalid('a JSON object', 'config.json', json).message}`);
+  }
+  const o = json as Record<string, unknown>;
+  return { vision: towerSettings(o, 'vision_config', file), text: towerSettings(o, 'text_config', file) };
+}
 
 /** The distinct block indices under `prefix` (`visual.transformer.resblocks`), which must run 0 … n − 1. */
 function blockCount(names: Iterable<string>, prefix: string, where: string): number {
@@ -48,21 +95,33 @@ function blockCount(names: Iterable<string>, prefix: string, where: string): num
   return seen.size;
 }
 
-function act(given: Activation | undefined, hf: HfTowerConfig | undefined, where: string): Activation {
-  if (given) return given;
-  const name = hf?.hidden_act;
-  if (name === undefined) return 'quick_gelu';  // OpenAI's; the weights themselves do not say
-  const a = HF_ACTS[name];
-  if (!a) throw new RilsWeightsError(`${where}: config.json's hidden_act '${name}' is not one rils implements (gelu, quick_gelu)`);
-  return a;
-}
-
-function heads(width: number, hf: HfTowerConfig | undefined, tower: string, where: string): number {
-  const h = hf?.num_attention_heads ?? width / 64;  // OpenAI's rule; open_clip's largest models break it
+function heads(width: number, hf: HfTowerSettings | undefined, tower: string, where: string): number {
+  const h = hf?.heads ?? width / 64;  // OpenAI's rule; open_clip's largest models break it
   if (!Number.isSafeInteger(h) || h < 1 || width % h !== 0) {
     throw new RilsWeightsError(`${where}: the ${tower} tower's heads are unknown (width ${width}); pass ${tower}Heads`);
   }
   return h;
+}
+
+/** Where each inferred field comes from, for errors. */
+const SOURCES: Readonly<Partial<Record<keyof ClipConfig, string>>> = {
+  imageSize: "'visual.conv1.weight' and 'visual.positional_embedding'", patchSize: "'visual.conv1.weight' dim 2",
+  visionWidth: "'visual.conv1.weight' dim 0", textWidth: "'ln_final.weight'", contextLength: "'positional_embedding' dim 0",
+  vocabSize: "'token_embedding.weight' dim 0", embedDim: "'text_projection' dim 1",
+  mlpRatio: "'visual.transformer.resblocks.0.mlp.c_fc.weight' dim 0",
+};
+
+/** Each inferred field checked against the model's field table: a RilsWeightsError naming the tensor it came from. */
+function checkInferred(config: ClipConfig, where: string): ClipConfig {
+  for (const [key, value] of Object.entries(config)) {
+    try {
+      checkField(CONFIG_FIELDS.get(key)!, value, key);
+    } catch (error) {
+      const from = SOURCES[key as keyof ClipConfig];
+      throw new RilsWeightsError(`${where}: ${(error as Error).message}${from ? ` (from ${from})` : ''}`);
+    }
+  }
+  return config;
 }
 
 /**
@@ -70,7 +129,7 @@ function heads(width: number, hf: HfTowerConfig | undefined, tower: string, wher
  * may be absent: they are split in Hugging Face's files). `where` names the file and layout in errors.
  */
 export function inferClipConfig(
-  shapes: ReadonlyMap<string, number[]>, hf: HfClipConfig | undefined, given: Activation | undefined, where: string,
+  shapes: ReadonlyMap<string, number[]>, hf: HfClipSettings | undefined, given: Activation | undefined, where: string,
 ): ClipConfig {
   const shape = (name: string) => {
     const s = shapes.get(name);
@@ -88,17 +147,19 @@ export function inferClipConfig(
   if (textHidden !== undefined && textHidden !== 4 * D) {
     throw new RilsWeightsError(`${where}: the text tower's MLP is ${textHidden} wide, not 4 × ${D} (rils's text tower has CLIP's)`);
   }
-  const vision = hf?.vision_config, text = hf?.text_config, names = shapes.keys();
-  return {
+  const vision = hf?.vision, text = hf?.text, names = shapes.keys();
+  // The tower's own activation, else the other's; OpenAI's when config.json says nothing (the weights do not).
+  const act = (tower: HfTowerSettings | undefined, other: HfTowerSettings | undefined) => given ?? (tower ?? other)?.act ?? 'quick_gelu';
+  return checkInferred({
     visionTower: 'clip', imageSize: P * grid, patchSize: P, visionWidth: W,
     visionDepth: blockCount(names, 'visual.transformer.resblocks', where), visionHeads: heads(W, vision, 'vision', where),
     mlpRatio: (hidden('visual.transformer') ?? 4 * W) / W,
-    visionAct: act(given, vision ?? text, where), visionLnEps: vision?.layer_norm_eps ?? 1e-5,
+    visionAct: act(vision, text), visionLnEps: vision?.lnEps ?? 1e-5,
     textWidth: D, textLayers: blockCount(shapes.keys(), 'transformer.resblocks', where), textHeads: heads(D, text, 'text', where),
-    textAct: act(given, text ?? vision, where), textLnEps: text?.layer_norm_eps ?? 1e-5,
+    textAct: act(text, vision), textLnEps: text?.lnEps ?? 1e-5,
     contextLength: shape('positional_embedding')[0]!, vocabSize: shape('token_embedding.weight')[0]!,
     embedDim: shape('text_projection')[1]!,
-  };
+  }, where);
 }
 
 /** A Hugging Face `config.json` for a CLIP model of this config. */

@@ -85,3 +85,14 @@ export function toHfNames(name: string): (NamePlacement & { hf: string })[] {
   }
   return out;
 }
+
+/** Every parameter of a CLIP model with these depths, by OpenAI's name (the feature decoder's aside). */
+export function clipParameterNames(visionDepth: number, textLayers: number): string[] {
+  const names = new Set<string>();
+  for (const { openai } of RULES) {
+    if (!openai.includes('{i}')) names.add(openai);
+    const blocks = openai.startsWith('visual.') ? visionDepth : textLayers;
+    for (let i = 0; openai.includes('{i}') && i < blocks; i++) names.add(openai.replace('{i}', String(i)));
+  }
+  return [...names];
+}

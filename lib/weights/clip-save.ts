@@ -80,7 +80,13 @@ export async function writeClipLayout(
     'config.json': `${JSON.stringify(hfClipConfig(config, logitScale), null, 2)}\n`,
     'preprocessor_config.json': hfPreprocessorConfig(config), ...hfTokenizerFiles(tokenizer),
   };
-  await mkdir(file, { recursive: true });
+  try {
+    await mkdir(file, { recursive: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'EEXIST' || code === 'ENOTDIR' ? 'it (or a folder on its path) is a file' : (error as Error).message;
+    throw new RilsInputError(`Expected a folder or a new path for the Hugging Face layout but received ${JSON.stringify(file)}: ${why}; nothing was written`);
+  }
   await writeSafetensors(path.join(file, 'model.safetensors'), hfTensors(state), { format: 'pt' });
   for (const [name, text] of Object.entries(files)) {
     await writeFileAtomic(path.join(file, name), async (f) => {

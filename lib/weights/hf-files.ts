@@ -12,11 +12,13 @@
  * @internal
  * @module
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { RilsInputError, RilsWeightsError } from '../errors.js';
 import type { ModelConfig } from '../options.js';
+import { readRegularFile } from '../regular-file.js';
+import { CONFIG_FIELDS, expected, fieldAllows } from '../schema.js';
+import { invalid, own } from '../validate.js';
 import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../tokenizer.js';
 import type { Tokenizer } from '../tokenizer.js';
 import { byteSymbols } from '../tokenizer/bpe.js';
@@ -177,15 +179,21 @@ export function hfPreprocessorConfig(c: Readonly<ModelConfig>): string {
 
 /** The model fields a folder's preprocessor_config.json gives (size aside: the weights fix it). */
 export async function preprocessorFields(dir: string): Promise<Partial<ModelConfig>> {
-  const p = await readJson(path.join(dir, 'preprocessor_config.json'));
+  const file = path.join(dir, 'preprocessor_config.json');
+  const p = await readJsonObject(file);
   if (!p) return {};
-  const mean = p.image_mean, std = p.image_std;
+  const mean = own(p, 'image_mean'), std = own(p, 'image_std'), resample = own(p, 'resample');
   const three = (v: unknown): v is [number, number, number] => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number');
-  return {
+  const fields: Partial<ModelConfig> = {
     ...(three(mean) ? { imageMeanR: mean[0], imageMeanG: mean[1], imageMeanB: mean[2] } : {}),
     ...(three(std) ? { imageStdR: std[0], imageStdG: std[1], imageStdB: std[2] } : {}),
-    ...(p.resample === 3 ? { interpolation: 'bicubic' as const } : p.resample === 2 ? { interpolation: 'bilinear' as const } : {}),
+    ...(resample === 3 ? { interpolation: 'bicubic' as const } : resample === 2 ? { interpolation: 'bilinear' as const } : {}),
   };
+  for (const [key, value] of Object.entries(fields)) {  // the file's values, named as the file names them
+    const f = CONFIG_FIELDS.get(key)!;
+    if (!fieldAllows(f, value)) throw new RilsWeightsError(`${file}: ${invalid(expected(f), key.startsWith('imageMean') ? 'image_mean' : 'image_std', value).message}`);
+  }
+  return fields;
 }
 
 /**
@@ -193,12 +201,15 @@ export async function preprocessorFields(dir: string): Promise<Partial<ModelConf
  * BPE is read from vocab.json and merges.txt).
  */
 export async function hfWordOrByteTokenizer(dir: string, contextLength: number): Promise<Tokenizer | undefined> {
-  const mark = (await readJson(path.join(dir, 'tokenizer_config.json')))?.[MARK];
+  const config = await readJsonObject(path.join(dir, 'tokenizer_config.json'));
+  const mark = config ? own(config, MARK) : undefined;
   if (mark === 'byte') return new ByteTokenizer({ contextLength });
   if (mark !== 'word') return undefined;
   const file = path.join(dir, 'tokenizer.json');
-  const t = await readJson(file);
-  const vocab = (t!.model as { vocab?: Record<string, number> } | undefined)?.vocab ?? {};
+  const t = await readJsonObject(file);
+  if (!t) throw new RilsWeightsError(`${file} is missing: tokenizer_config.json names rils's word tokenizer, whose vocabulary it holds`);
+  const model = own(t, 'model');
+  const vocab = (typeof model === 'object' && model !== null ? own(model, 'vocab') : undefined) as Record<string, number> | undefined ?? {};
   const words: string[] = [];
   for (const [w, id] of Object.entries(vocab)) if (id >= 2 && id < Object.keys(vocab).length - 2) words[id - 2] = w;
   if (words.length !== Object.keys(vocab).length - 4 || words.some((w) => w === undefined)) {
@@ -207,16 +218,21 @@ export async function hfWordOrByteTokenizer(dir: string, contextLength: number):
   return new WordTokenizer(words, { contextLength });
 }
 
-async function readJson(file: string): Promise<Record<string, unknown> | undefined> {
+/** A JSON object file of a checkpoint folder (undefined when there is none): a regular file, or a RilsWeightsError naming it. */
+export async function readJsonObject(file: string): Promise<Record<string, unknown> | undefined> {
   let text: string;
   try {
-    text = await readFile(file, 'utf-8');
-  } catch {
-    return undefined;
+    text = (await readRegularFile(file, 'a JSON file', RilsWeightsError)).toString('utf-8');
+  } catch (error) {
+    if (((error as Error).cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return undefined;
+    throw error;
   }
+  let json: unknown;
   try {
-    return JSON.parse(text) as Record<string, unknown>;
+    json = JSON.parse(text);
   } catch (error) {
     throw new RilsWeightsError(`${file} is not readable JSON (${(error as Error).message})`);
   }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new RilsWeightsError(`${file}: expected a JSON object`);
+  return json as Record<string, unknown>;
 }

@@ -7,23 +7,25 @@
  * @internal
  * @module
  */
-import { open, readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import { native } from '../binding.js';
-import { RilsWeightsError, fromNative } from '../errors.js';
+import { RilsInputError, RilsWeightsError, fromNative } from '../errors.js';
+import { openRegularFile } from '../regular-file.js';
 import { readSafetensorsIndex } from '../safetensors.js';
 import { fineTuningSchedule } from '../options.js';
 import type { Activation, RilsOptions } from '../options.js';
 import { BUNDLED_CLIP_VOCAB, CLIP_VOCAB_SIZE, ClipTokenizer } from '../tokenizer.js';
 import type { Tokenizer } from '../tokenizer.js';
 import type { ParameterInfo } from '../types.js';
-import { inferClipConfig } from './clip-config.js';
-import type { ClipConfig, HfClipConfig } from './clip-config.js';
-import { fromHfName, isExtraTensor, isFeatureDecoderTensor } from './clip-names.js';
+import { inferClipConfig, readHfClipConfig } from './clip-config.js';
+import type { ClipConfig, HfClipSettings } from './clip-config.js';
+import { clipParameterNames, fromHfName, isExtraTensor, isFeatureDecoderTensor } from './clip-names.js';
 import type { NamePlacement } from './clip-names.js';
-import { hfWordOrByteTokenizer, preprocessorFields } from './hf-files.js';
+import { hfWordOrByteTokenizer, preprocessorFields, readJsonObject } from './hf-files.js';
 import { WEIGHTS_FORMAT } from './rils.js';
+import { checkModelFits, numel } from './size.js';
 
 /** How a checkpoint lays out its tensors. */
 export type Layout = 'rils' | 'openai' | 'hf' | 'torchscript';
@@ -50,8 +52,8 @@ export interface Checkpoint {
   layout: Layout;
   tensors: StoredTensor[];
   metadata: Record<string, string>;
-  /** A Hugging Face folder's config.json. */
-  hfConfig?: HfClipConfig | undefined;
+  /** What rils reads of a Hugging Face folder's config.json. */
+  hfConfig?: HfClipSettings | undefined;
   /** A Hugging Face folder holding vocab.json and merges.txt: its tokenizer. */
   hfTokenizer?: { vocab: string; merges: string } | undefined;
   close(): Promise<void>;
@@ -70,8 +72,10 @@ export async function openCheckpoint(file: string): Promise<Checkpoint> {
   }
   if (info.isDirectory()) return openHfFolder(file);
   const head = new Uint8Array(4);
-  const fd = await open(file, 'r');
-  await fd.read(head, 0, 4, 0).finally(() => fd.close());
+  const { file: fd } = await openRegularFile(file, 'a weight file (safetensors or TorchScript) or a Hugging Face folder', RilsWeightsError);
+  await fd.read(head, 0, 4, 0).catch((error: Error) => {
+    throw new RilsWeightsError(`Cannot read ${file}: ${error.message}`);
+  }).finally(() => fd.close());
   if (head[0] === 0x50 && head[1] === 0x4b && head[2] === 3 && head[3] === 4) return openTorchScript(file);  // a zip
   return openSafetensors(file, undefined);
 }
@@ -84,23 +88,22 @@ async function openHfFolder(dir: string): Promise<Checkpoint> {
     throw new RilsWeightsError(`${dir} (read as ${LAYOUT_NAMES.hf}) has no model.safetensors: rils reads a Hugging Face ` +
       'CLIP folder with one safetensors file (not sharded ones, not pytorch_model.bin)');
   }
-  let hfConfig: HfClipConfig | undefined;
-  try {
-    hfConfig = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf-8')) as HfClipConfig;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new RilsWeightsError(`${dir}/config.json is not readable JSON (${(error as Error).message})`);
-    }
-  }
+  const hfConfig = await readConfigJson(path.join(dir, 'config.json'));
   const vocab = path.join(dir, 'vocab.json'), merges = path.join(dir, 'merges.txt');
   const tokenizer = await Promise.all([stat(vocab), stat(merges)]).then(() => ({ vocab, merges }), () => undefined);
   const c = await openSafetensors(file, hfConfig);
   return { ...c, path: dir, layout: 'hf', hfTokenizer: tokenizer };
 }
 
-async function openSafetensors(file: string, hfConfig: HfClipConfig | undefined): Promise<Checkpoint> {
+/** A Hugging Face folder's config.json, checked (undefined when there is none). */
+async function readConfigJson(file: string): Promise<HfClipSettings | undefined> {
+  const json = await readJsonObject(file);
+  return json && readHfClipConfig(json, file);
+}
+
+async function openSafetensors(file: string, hfConfig: HfClipSettings | undefined): Promise<Checkpoint> {
   const index = await readSafetensorsIndex(file);
-  const fd = await open(file, 'r');
+  const { file: fd } = await openRegularFile(file, 'a safetensors file', RilsWeightsError);
   const tensors = [...index.tensors].map(([name, t]) => ({
     name, dtype: t.dtype, shape: t.shape, byteLength: t.end - t.begin,
     bytes: async (out: Uint8Array) => {
@@ -120,7 +123,8 @@ async function openTorchScript(file: string): Promise<Checkpoint> {
   try {
     entries = await native.readTorchScript(path.resolve(file));
   } catch (error) {
-    throw fromNative(error);
+    const typed = fromNative(error);  // LibTorch running out of memory on a hostile archive is the file's fault too
+    throw typed instanceof RilsWeightsError ? typed : new RilsWeightsError(`${file} (read as ${LAYOUT_NAMES.torchscript}): ${typed.message}`);
   }
   const tensors = entries.map((e) => ({
     name: e.name, dtype: e.dtype, shape: e.shape, byteLength: e.data.byteLength, bytes: async () => new Uint8Array(e.data),
@@ -141,6 +145,9 @@ export function placeTensors(c: Checkpoint): Placed[] {
     if (isExtraTensor(tensor.name)) continue;
     const to = c.layout === 'hf' ? fromHfName(tensor.name) : { name: tensor.name };
     if (!to) throw new RilsWeightsError(`${where(c)}: '${tensor.name}' is no tensor of OpenAI's CLIP ViT (another architecture?)`);
+    if (tensor.shape.includes(0)) {  // its shape would size a model that no byte of the file holds
+      throw new RilsWeightsError(`${where(c)}: '${tensor.name}' has shape [${tensor.shape.join(', ')}]: no weight of CLIP has a dimension of 0`);
+    }
     out.push({ tensor, to });
   }
   return out;
@@ -172,7 +179,7 @@ export interface TensorLoad {
 const BATCH_BYTES = 64 << 20;
 
 /** Every parameter of `target` covered exactly once (whole, or by its three q, k, v parts). */
-function checkCoverage(c: Checkpoint, placed: readonly Placed[], parameters: readonly ParameterInfo[]): void {
+function checkCoverage(c: Checkpoint, placed: readonly Placed[], parameters: readonly { name: string }[]): void {
   const parts = new Map<string, number>();
   for (const p of placed) {
     const key = p.to.name;
@@ -253,16 +260,19 @@ export async function openPretrained<M extends LoadTarget & { dispose(): void }>
     }
     const placed = placeTensors(c);
     const config = inferClipConfig(openaiShapes(placed), c.hfConfig, act, where(c));
-    const tokenizer = rest.tokenizer ?? await clipTokenizer(c, config, vocabPath);
     // RILS's term needs a feature decoder, which no CLIP checkpoint has: a new one, as wide as the
     // tower (OpenAI's heads of 64), unless told otherwise.
     const depth = rest.decoderDepth ?? ((rest.reconWeight ?? 0) > 0 ? 1 : 0);
     const decoder = depth > 0 ? { decoderDepth: depth, decoderWidth: config.visionWidth, decoderHeads: config.visionHeads } : {};
     const preprocess = c.layout === 'hf' ? await preprocessorFields(c.path) : {};
-    const model = await factory.create({
+    const modelOptions: RilsOptions = {
       preset: 'clip_vit_b16', seed: 0, reconWeight: 0, ...schedule, ...config, ...decoder, ...preprocess, ...rest,
-      ...(tokenizer ? { tokenizer } : {}),
-    });
+    };
+    // Before anything is built: every tensor of the model the file describes is there, and they hold it.
+    checkCoverage(c, placed, clipParameterNames(config.visionDepth, config.textLayers).map((name) => ({ name })));
+    checkModelFits(where(c), modelOptions, placed.reduce((n, p) => n + numel(p.tensor.shape), 0), { decoder: false });
+    const tokenizer = rest.tokenizer ?? await clipTokenizer(c, config, vocabPath);
+    const model = await factory.create({ ...modelOptions, ...(tokenizer ? { tokenizer } : {}) });
     try {
       await loadPlaced(c, placed, model);
     } catch (error) {
@@ -284,7 +294,11 @@ async function clipTokenizer(c: Checkpoint, config: ClipConfig, vocabPath: strin
   const options = { contextLength: config.contextLength };
   const own = c.layout === 'hf' ? await hfWordOrByteTokenizer(c.path, config.contextLength) : undefined;
   if (own) return own;
-  if (c.hfTokenizer) return ClipTokenizer.fromHuggingFace(c.hfTokenizer.vocab, c.hfTokenizer.merges, options);
+  if (c.hfTokenizer) {
+    return ClipTokenizer.fromHuggingFace(c.hfTokenizer.vocab, c.hfTokenizer.merges, options).catch((error: unknown) => {
+      throw error instanceof RilsInputError ? new RilsWeightsError(`${where(c)}: ${error.message}`) : error;
+    });
+  }
   if (config.vocabSize !== CLIP_VOCAB_SIZE && !vocabPath) return undefined;  // not CLIP's vocabulary: tokens only
   return ClipTokenizer.load(vocabPath ?? BUNDLED_CLIP_VOCAB, options);
 }

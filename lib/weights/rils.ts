@@ -14,6 +14,7 @@ import type { SafetensorsEntry } from '../safetensors.js';
 import { tokenizerFromSpec, tokenizerSpec } from '../tokenizer.js';
 import type { Tokenizer, TokenizerSpec } from '../tokenizer.js';
 import { snakeCase } from '../validate.js';
+import { checkFileConfig, checkModelFits } from './size.js';
 
 /** The `format` metadata of a weight file. */
 export const WEIGHTS_FORMAT = 'rils-ref-v1';
@@ -70,7 +71,7 @@ export function optionsFromMetadata(meta: Record<string, string>, path: string):
   const config = actingFields(parseJson(meta.config, path, 'config')); // files written before kept every field
   const train = parseJson(meta.train, path, 'training options');
   const fields: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(config)) fields[REFERENCE_CONFIG_KEYS[k] ?? k] = v;
+  for (const [k, v] of Object.entries(config)) fields[(Object.hasOwn(REFERENCE_CONFIG_KEYS, k) ? REFERENCE_CONFIG_KEYS[k] : undefined) ?? k] = v;
   const { beta1, beta2, ...rest } = train;
   const options: Record<string, unknown> = camelKeys({ ...fields, ...rest });
   if (typeof beta1 === 'number' && typeof beta2 === 'number') options.betas = [beta1, beta2];
@@ -199,7 +200,9 @@ export async function openWeights<M extends WeightsTarget>(
   if (metadata.format !== WEIGHTS_FORMAT) throw notRilsWeights(path, tensors);
   const { clipVocabPath, ...rest } = options;
   const fromFile = optionsFromMetadata(metadata, path);
+  checkFileConfig(path, fromFile);
   checkConfigAgainstTensors(path, { ...fromFile, ...rest }, tensors);
+  checkModelFits(path, { ...fromFile, ...rest }, tensors.reduce((n, t) => n + t.data.length, 0), { decoder: true });
   const rows = (name: string) => tensors.find((t) => t.name === name)?.shape[0] ?? 0;
   const fit = { vocabSize: rows('token_embedding.weight'), contextLength: rows('positional_embedding') };
   const tokenizer = rest.tokenizer ?? await tokenizerFromMetadata(metadata, path, fit, clipVocabPath);

@@ -116,6 +116,48 @@ MaskedOutputs RilsModelImpl::forward_masked(const torch::Tensor& img, const torc
   return {project(visual->head_tokens(pred)), masked.mask};
 }
 
+namespace {
+
+double layer_norm(double d) { return 2 * d; }
+double linear(double in, double out, bool bias = true) { return in * out + (bias ? out : 0); }
+
+// CLIP's ResidualAttentionBlock (transformer.cpp): packed q, k, v with biases, an MLP of
+// mlp_hidden(width, ratio) (the text tower's ratio is 4).
+double clip_block(int64_t width, double mlp_ratio) {
+  const double w = static_cast<double>(width), hidden = static_cast<double>(mlp_hidden(width, mlp_ratio));
+  return linear(w, 3 * w) + linear(w, w) + linear(w, hidden) + linear(hidden, w) + 2 * layer_norm(w);
+}
+
+// RILS's Block (vision.cpp): qkv without bias, q and v biases, an MLP of mlp_hidden(width, ratio).
+double rils_block(int64_t width, double mlp_ratio) {
+  const double d = static_cast<double>(width), hidden = static_cast<double>(mlp_hidden(width, mlp_ratio));
+  return linear(d, 3 * d, false) + 2 * d + linear(d, d) + linear(d, hidden) + linear(hidden, d) + 2 * layer_norm(d);
+}
+
+// FeatureDecoder (vision.cpp) after an encoder of width d.
+double decoder(double d, const RilsConfig& c, double positions) {
+  const double dd = static_cast<double>(c.decoder_width);
+  return linear(d, dd) + dd + positions * dd + static_cast<double>(c.decoder_depth) * rils_block(c.decoder_width, c.mlp_ratio) +
+         layer_norm(dd) + linear(dd, d);
+}
+
+}  // namespace
+
+ParameterCount parameter_count(const RilsConfig& c) {
+  const auto n = [](int64_t v) { return static_cast<double>(v); };
+  const double w = n(c.vision_width), t = n(c.text_width), e = n(c.embed_dim);
+  const double positions = n(c.num_patches()) + 1, patch = n(c.in_chans) * n(c.patch_size) * n(c.patch_size);
+  ParameterCount count;
+  count.decoder = c.has_decoder() ? decoder(w, c, positions) : 0;
+  const double vision = c.clip()
+      ? w + positions * w + w * e + patch * w + 2 * layer_norm(w) + n(c.vision_depth) * clip_block(c.vision_width, c.mlp_ratio)
+      : linear(patch, w) + w + positions * w + n(c.vision_depth) * rils_block(c.vision_width, c.mlp_ratio) + layer_norm(w) + w * e;
+  const double text = n(c.text_layers) * clip_block(c.text_width, 4.0) + n(c.vocab_size) * t + n(c.context_length) * t +
+                      layer_norm(t) + t * e;
+  count.total = vision + count.decoder + text + 1;  // + logit_scale
+  return count;
+}
+
 bool is_no_decay(const std::string& name, const torch::Tensor& p) {
   return p.dim() < 2 || name.find("bias") != std::string::npos || name.find("ln") != std::string::npos ||
          name.find("bn") != std::string::npos;

@@ -49,6 +49,16 @@ inline ImageOutputs to_fp32(ImageOutputs o) {
   return o;
 }
 
+// How many numbers a model of `cfg` holds, counted from the config alone (nothing is allocated), as
+// doubles (a hostile config's products overflow int64): `total`, and of it the feature decoder's
+// (which no CLIP checkpoint holds). Weight files are checked against it before a model is built:
+// a declared model must fit the bytes that hold it. test/hostile-weights.test.ts checks it
+// against the built models.
+struct ParameterCount {
+  double total = 0, decoder = 0;
+};
+ParameterCount parameter_count(const RilsConfig& cfg);
+
 // RILS: a vision tower, CLIP's text tower and the joint space. With the RILS tower, parameter names,
 // shapes and order equal the official RILS_VITB16().state_dict(); with the CLIP tower (cfg.clip()),
 // OpenAI's CLIP state_dict (plus the feature decoder's, when the config has one).

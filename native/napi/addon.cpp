@@ -8,6 +8,7 @@
 
 #include "kernels/ops.h"
 #include "model/precision.h"
+#include "model/rils.h"
 #include "napi/bridge.h"
 #include "napi/cpu_allocator.h"
 #include "napi/data.h"
@@ -21,6 +22,18 @@ namespace rils::napi {
 namespace {
 
 Napi::Value Schema(const Napi::CallbackInfo& info) { return schema_to_js(info.Env()); }
+
+// parameterCount({preset, config}) → {total, decoder}: the size of that model, nothing allocated.
+Napi::Value CountParameters(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsObject()) fail(kInputError, "Expected an options object");
+    const auto count = parameter_count(config_from_js(info[0].As<Napi::Object>()));
+    auto o = Napi::Object::New(info.Env());
+    o.Set("total", count.total);
+    o.Set("decoder", count.decoder);
+    return o;
+  });
+}
 
 Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -67,17 +80,22 @@ Napi::Value IsTensorBacked(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), is_tensor_backed(info[0].As<Napi::ArrayBuffer>().Data()));
 }
 
-// Called from the main thread's process 'exit': no LibTorch work may run past it (executor.h).
+// Called from the main thread's process 'exit': no LibTorch work may run past it, and this
+// environment's threads end (executor.h). A process.exit() tears down no environment of the main
+// thread; workers' are torn down after this, each joining its own threads.
 Napi::Value ShutDown(const Napi::CallbackInfo& info) {
   ExitGate::instance().close_and_wait();
+  Executor::stop_all(info.Env());
   return info.Env().Undefined();
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   install_caching_cpu_allocator();
+  Executor::attach(env);
   exports.Set("NativeModel", NativeModel::Define(env));
   exports.Set("createModel", Napi::Function::New(env, CreateModel, "createModel"));
   exports.Set("schema", Napi::Function::New(env, Schema, "schema"));
+  exports.Set("parameterCount", Napi::Function::New(env, CountParameters, "parameterCount"));
   exports.Set("runtimeInfo", Napi::Function::New(env, RuntimeInfo, "runtimeInfo"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("retrievalRanks", Napi::Function::New(env, RetrievalRanks, "retrievalRanks"));

@@ -24,7 +24,7 @@ Napi::Value RetrievalRanks(const Napi::CallbackInfo& info) {
       fail(kInputError, "Expected an Int32Array for textImage");
     auto text_image = input_tensor(owner.As<Napi::TypedArray>(), {nt});
     return PromiseWorker<rils::RetrievalRanks>::Run(
-        env, Executor::shared(), {args},
+        env, Executor::shared(env), {args},
         [images, texts, text_image, ni, block]() {
           c10::InferenceMode inference;
           auto owners = text_image.to(torch::kInt64);
@@ -77,7 +77,7 @@ Napi::Value ClassifyFeatures(const Napi::CallbackInfo& info) {
       fail(kInputError, "Expected an Int32Array for trainLabels");
     auto labels = input_tensor(labels_arr.As<Napi::TypedArray>(), {m});
     return PromiseWorker<torch::Tensor>::Run(
-        env, Executor::shared(), {args},
+        env, Executor::shared(env), {args},
         [=]() {
           auto lab = labels.to(torch::kInt64);
           if (lab.min().item<int64_t>() < 0 || lab.max().item<int64_t>() >= classes)

@@ -1,8 +1,14 @@
 // A thread that runs LibTorch work in order. Each model has its own (and model-less work shares
-// one), instead of libuv's pool: with glibc, every thread that allocates gets its own heap arena,
-// so spreading one model's steps over the pool's threads made each arena grow its own copy of the
-// activations and map them afresh (vit_ti16: +60% step time, 2.7× the peak RSS, measured). On one
-// thread the freed memory of a step is reused by the next.
+// one per environment), instead of libuv's pool: with glibc, every thread that allocates gets its
+// own heap arena, so spreading one model's steps over the pool's threads made each arena grow its
+// own copy of the activations and map them afresh (vit_ti16: +60% step time, 2.7× the peak RSS,
+// measured). On one thread the freed memory of a step is reused by the next.
+//
+// Every executor thread belongs to the environment (the main thread or a worker_threads worker)
+// that started it. When that environment is torn down (a worker terminated, the main thread's
+// exit) its threads stop: queued tasks are cancelled, a running one finishes, and each thread is
+// joined before the environment goes (native/napi/executor.cpp). Node unloads a worker's addons
+// when the worker ends; the addon keeps itself mapped, so that no thread of it can outlive its code.
 #pragma once
 #include <condition_variable>
 #include <deque>
@@ -11,13 +17,15 @@
 #include <mutex>
 #include <thread>
 
+#include <napi.h>
+
 namespace rils::napi {
 
 // Process exit (process.exit(), an uncaught exception) while a task runs would destroy LibTorch's
 // statics under it: a segfault, every time, when measured during a trainStep. lib/binding.ts closes
 // this gate from process 'exit' (an atexit handler runs too late: oneDNN's function-local statics
 // register their destructors at first use, after the addon loads). Tasks not yet started are
-// dropped; the running ones are waited for.
+// dropped unrun; the running ones are waited for.
 class ExitGate {
  public:
   static ExitGate& instance() {
@@ -49,61 +57,34 @@ class ExitGate {
 
 class Executor {
  public:
-  Executor() : state_(std::make_shared<State>()) {
-    thread_ = std::thread([s = state_] {
-      for (;;) {
-        std::function<void()> task;
-        {
-          std::unique_lock<std::mutex> lock(s->mutex);
-          s->ready.wait(lock, [&] { return s->stop || !s->tasks.empty(); });
-          if (s->tasks.empty()) return;  // stopped and drained
-          task = std::move(s->tasks.front());
-          s->tasks.pop_front();
-        }
-        if (!ExitGate::instance().enter()) continue;  // the process is exiting
-        task();
-        ExitGate::instance().leave();
-      }
-    });
-  }
-  ~Executor() {
-    {
-      std::lock_guard<std::mutex> lock(state_->mutex);
-      state_->stop = true;
-    }
-    state_->ready.notify_one();
-    // The thread owns its state; if the last owner is the thread itself, let it finish alone.
-    if (std::this_thread::get_id() == thread_.get_id()) thread_.detach();
-    else thread_.join();
-  }
+  // A task runs with `run` true; false when its environment is being torn down: it then only
+  // releases what it holds (napi/promise_worker.h drops its job).
+  using Task = std::function<void(bool run)>;
+
+  // A thread of `env`'s (see attach()).
+  explicit Executor(Napi::Env env);
+  // The thread runs its queued tasks, then ends; it is joined here, or by its environment's
+  // teardown when this runs on the thread itself (the last task held the last reference).
+  ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
 
-  bool on_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
+  bool on_thread() const;
+  void post(Task task);
 
-  void post(std::function<void()> task) {
-    {
-      std::lock_guard<std::mutex> lock(state_->mutex);
-      state_->tasks.push_back(std::move(task));
-    }
-    state_->ready.notify_one();
-  }
+  // For work that belongs to no model: one executor per environment, started on first use.
+  static Executor& shared(Napi::Env env);
 
-  // For work that belongs to no model (built on first use, never destroyed).
-  static Executor& shared() {
-    static auto* executor = new Executor();
-    return *executor;
-  }
+  // At the addon's Init in `env`: the environment's threads are stopped and joined when it is torn
+  // down, and the addon's code stays mapped for the life of the process.
+  static void attach(Napi::Env env);
+  // At process exit (lib/binding.ts): `env`'s threads end without running anything more, joined.
+  static void stop_all(napi_env env);
+
+  struct State;
 
  private:
-  struct State {
-    std::mutex mutex;
-    std::condition_variable ready;
-    std::deque<std::function<void()>> tasks;
-    bool stop = false;
-  };
   std::shared_ptr<State> state_;
-  std::thread thread_;
 };
 
 }  // namespace rils::napi

@@ -2,6 +2,7 @@
 // to external ArrayBuffers.
 #include <cmath>
 
+#include "kernels/ops.h"
 #include "model/encode.h"
 #include "model/functional.h"
 #include "model/preprocess.h"
@@ -30,7 +31,14 @@ Napi::Value NativeModel::RunInference(const Napi::CallbackInfo& info, Parse pars
           std::lock_guard<std::mutex> lock(state->mutex);
           c10::InferenceMode inference;
           auto out = compute(*state->trainer);
-          for (auto& [name, t] : out) t = t.to(torch::kCPU, torch::kFloat32).contiguous();
+          for (auto& [name, t] : out) {
+            t = t.to(torch::kCPU, torch::kFloat32).contiguous();
+            // The inputs were checked finite: NaN here comes from the model itself (finite weights
+            // so large that the arithmetic overflows), and must not pass for a result.
+            if (!ops::all_finite(t))
+              fail(kNativeError, "Expected finite " + name + " but the model computed NaN or infinite values from finite " +
+                                     "inputs: its weights overflow float32 arithmetic (load other weights)");
+          }
           return out;
         },
         [](Napi::Env e, Outputs& outputs) -> Napi::Value {
@@ -122,7 +130,7 @@ Napi::Value ResizeImages(const Napi::CallbackInfo& info) {
       images.push_back(view_tensor(e.Get("data").As<Napi::TypedArray>(), {h, w, 3}));
     }
     return PromiseWorker<torch::Tensor>::Run(
-        env, Executor::shared(), {args},
+        env, Executor::shared(env), {args},
         [images, size, bicubic = interpolation == "bicubic"]() {
           c10::InferenceMode inference;
           std::vector<torch::Tensor> out;

@@ -245,7 +245,7 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
                             ? options.Get("seed").As<Napi::Number>().DoubleValue() : 0.0;
     const auto distributed = distributed_options_from_js(options);
     // The model is built on its own thread, where all its work will run.
-    auto executor = std::make_shared<Executor>();
+    auto executor = std::make_shared<Executor>(env);
     return PromiseWorker<std::shared_ptr<ModelState>>::Run(
         env, *executor, {},
         [cfg, train, on, seed, executor, distributed]() {

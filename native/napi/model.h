@@ -28,7 +28,7 @@ struct ModelState {
       if (executor->on_thread()) {
         profile.reset();
       } else {  // the executor runs its queued tasks before its thread ends
-        executor->post([p = std::shared_ptr<Profile>(std::move(profile))]() mutable { p.reset(); });
+        executor->post([p = std::shared_ptr<Profile>(std::move(profile))](bool) mutable { p.reset(); });
       }
     }
     release_cached_cpu_memory();  // the model's freed tensors, cached by the allocator, go back too

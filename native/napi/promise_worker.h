@@ -15,7 +15,8 @@ namespace rils::napi {
 // `inputs` are JS values kept alive until the work ends; `execute` runs on the executor's thread;
 // `resolve` converts its result on the JS thread. Everything the job holds (the captures of
 // `execute`, e.g. a model) is released on the JS thread, or on the work thread when the environment
-// is gone (a worker_threads worker terminated mid-call): then the result is dropped.
+// is gone (a worker_threads worker terminated mid-call): then the result is dropped, and a job
+// still queued is not run at all.
 template <class Result>
 class PromiseWorker {
  public:
@@ -30,15 +31,17 @@ class PromiseWorker {
     for (auto& v : inputs)
       if (v.IsObject()) job->keep_alive.push_back(Napi::Persistent(v.As<Napi::Object>()));
     auto promise = job->deferred.Promise();
-    executor.post([job, life] {
-      try {
-        apply_worker_threads();
-        job->result = job->execute();
-      } catch (...) {
-        job->error = describe_current_exception();
-        job->failed = true;
+    executor.post([job, life](bool run) {
+      if (run) {
+        try {
+          apply_worker_threads();
+          job->result = job->execute();
+        } catch (...) {
+          job->error = describe_current_exception();
+          job->failed = true;
+        }
       }
-      Deliver(job, *life);
+      Deliver(job, *life);  // not run: the environment is going, so the job is dropped
     });
     return promise;
   }

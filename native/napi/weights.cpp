@@ -163,6 +163,23 @@ Placement placement_of(const Napi::Object& e, const TensorMap& params) {
   return p;
 }
 
+// The first line of a LibTorch message, at most 200 characters (a compile error quotes the source).
+std::string first_line(const std::string& message) {
+  return message.substr(0, std::min<size_t>(200, message.find('\n')));
+}
+
+// A TorchScript tensor as contiguous CPU memory. A view may claim more elements than its storage
+// holds (a stride of 0 repeats one value): .contiguous() would allocate all of them, so such a
+// tensor is refused, before anything is allocated.
+torch::Tensor stored_tensor(const std::string& path, const std::string& name, const torch::Tensor& t) {
+  const auto bytes = static_cast<double>(t.numel()) * static_cast<double>(t.element_size());
+  if (t.has_storage() && bytes > static_cast<double>(t.storage().nbytes()))
+    fail(kWeightsError, path + ": tensor '" + name + "' has shape " + c10::str(t.sizes()) + " (" + std::to_string(t.numel()) +
+                            " elements) but its storage holds " + std::to_string(t.storage().nbytes()) +
+                            " bytes: a view that repeats its data is no weight");
+  return t.contiguous();
+}
+
 }  // namespace
 
 // loadTensors([{name, data: Uint8Array, dtype, shape, rows?, transpose?}]): pretrained weights into
@@ -206,18 +223,19 @@ Napi::Value ReadTorchScript(const Napi::CallbackInfo& info) {
     if (info.Length() < 1 || !info[0].IsString()) fail(kInputError, "Expected a file path");
     const auto path = info[0].ToString().Utf8Value();
     return PromiseWorker<NamedTensors>::Run(
-        env, Executor::shared(), {},
+        env, Executor::shared(env), {},
         [path]() {
           torch::jit::Module module;
           try {
             module = torch::jit::load(path, torch::kCPU);
           } catch (const c10::Error& e) {
-            fail(kWeightsError, path + " is not a TorchScript archive LibTorch can read (" +
-                                    std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+            fail(kWeightsError, path + " is not a TorchScript archive LibTorch can read (" + first_line(e.what_without_backtrace()) + ")");
+          } catch (const std::exception& e) {  // e.g. its code/ does not compile (torch::jit::ErrorReport)
+            fail(kWeightsError, path + " is not a TorchScript archive LibTorch can read (" + first_line(e.what()) + ")");
           }
           NamedTensors out;
-          for (const auto& p : module.named_parameters(/*recurse=*/true)) out.emplace_back(p.name, p.value.contiguous());
-          for (const auto& b : module.named_buffers(/*recurse=*/true)) out.emplace_back(b.name, b.value.contiguous());
+          for (const auto& p : module.named_parameters(/*recurse=*/true)) out.emplace_back(p.name, stored_tensor(path, p.name, p.value));
+          for (const auto& b : module.named_buffers(/*recurse=*/true)) out.emplace_back(b.name, stored_tensor(path, b.name, b.value));
           return out;
         },
         [](Napi::Env e, NamedTensors& tensors) -> Napi::Value {

@@ -16,15 +16,17 @@ namespace rils {
 
 // X(type, name, default, allowed values): the optimiser's options, declared once (model/fields.h).
 #define RILS_OPTIMIZER_OPTIONS(X)                                                                        \
-  X(double, lr, 5e-4, at_least(0))               /* peak learning rate */                                \
-  X(double, min_lr, 1e-5, at_least(0))           /* end of the cosine decay */                           \
-  X(double, warmup_start_lr, 1e-6, at_least(0))  /* start of the linear warmup */                        \
+  /* An AdamW step moves each weight by about lr: above 1, one step can overflow the weights. */        \
+  X(double, lr, 5e-4, between(0, 1))             /* peak learning rate */                                \
+  X(double, min_lr, 1e-5, between(0, 1))         /* end of the cosine decay */                           \
+  X(double, warmup_start_lr, 1e-6, between(0, 1)) /* start of the linear warmup */                       \
   X(int64_t, warmup_steps, 0, at_least(0))       /* optimizer steps of linear warmup */                  \
   X(int64_t, total_steps, 0, at_least(0))        /* warmup + cosine length; 0 = constant lr after warmup */ \
-  X(double, weight_decay, 0.5, at_least(0))                                                              \
+  X(double, weight_decay, 0.5, at_least(0))      /* lr × weight_decay <= 1 (checked by the Trainer) */   \
   X(double, beta1, 0.9, from_to(0, 1))                                                                   \
   X(double, beta2, 0.98, from_to(0, 1))                                                                  \
-  X(double, eps, 1e-8, above(0))                 /* 0 would divide 0 by 0 where a gradient is 0 */       \
+  /* Added in fp32: a smaller eps rounds to 0, which divides 0 by 0 where a gradient is 0. */          \
+  X(double, eps, 1e-8, at_least(1e-30))                                                                  \
   X(double, grad_clip_norm, 0.0, at_least(0))    /* 0 = no clipping (the norm is still reported) */      \
   X(int64_t, accumulation_steps, 1, at_least(1)) /* micro-batches per optimizer step */
 

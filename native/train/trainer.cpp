@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <mutex>
@@ -91,6 +92,11 @@ Trainer::Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, Exe
       distributed_(std::move(distributed)),
       generator_(at::make_generator<at::CPUGeneratorImpl>(noise_seed(seed, distributed_.get()))) {
   check_fields(options_, train_fields());  // each option against its declared range
+  // AdamW's decoupled decay multiplies every weight by 1 − lr × weight_decay each step: past 1 it
+  // flips their sign, and the weights grow until they overflow.
+  const double peak_lr = std::max({options_.optim.lr(), options_.optim.min_lr(), options_.optim.warmup_start_lr()});
+  TORCH_CHECK_VALUE(peak_lr * options_.optim.weight_decay() <= 1, "Expected lr × weightDecay <= 1 (each step multiplies ",
+                    "the weights by 1 − lr × weightDecay) but received ", peak_lr, " × ", options_.optim.weight_decay());
   TORCH_CHECK_VALUE(cfg.len_keep(options_.mask_ratio()) >= 1, "maskRatio ", options_.mask_ratio(),
                     " leaves no visible patch out of ", cfg.num_patches());
   TORCH_CHECK_VALUE(options_.loss.recon_weight() == 0 || cfg.has_decoder(), "Expected reconWeight 0 for a model ",

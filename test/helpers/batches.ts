@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { parseSafetensors } from '../../lib/index.js';
+import { parseSafetensors, writeSafetensors } from '../../lib/index.js';
 import type { Batch, Rils } from '../../lib/index.js';
 import { Random } from '../../lib/data/augment.js';
 
@@ -69,4 +69,22 @@ export function rowRange(batch: Batch, start: number, count: number): Batch {
 export function rowsOf(batch: Batch, rank: number, worldSize: number): Batch {
   const B = batch.batchSize / worldSize;
   return rowRange(batch, rank * B, B);
+}
+
+/**
+ * Gives a RILS-tower model finite weights that overflow its arithmetic (the final norm's scale 3e38):
+ * every loss is NaN from then on, and the weights pass every load check.
+ */
+export async function loadOverflowingWeights(model: Rils): Promise<void> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-overflow-'));
+  const file = path.join(dir, 'w.safetensors');
+  await model.saveWeights(file);
+  const f = parseSafetensors(readFileSync(file));
+  await writeSafetensors(file, [...f.tensors].map(([name, e]) => {
+    const data = new Float32Array(new Uint8Array(e.bytes).slice().buffer);
+    if (name === 'visual.norm.weight') data.fill(3e38);
+    return { name, dtype: 'F32' as const, shape: e.shape, data };
+  }), f.metadata);
+  await model.loadWeights(file);
+  rmSync(dir, { recursive: true, force: true });
 }
