@@ -1,5 +1,5 @@
 // Synthetic training batches for the benchmarks, made with the library's public API only.
-import { Random } from '../lib/index.js';
+import { Random } from '../lib/data/augment.js';
 import type { Batch, Rils } from '../lib/index.js';
 
 /**

@@ -11,7 +11,8 @@ import { parseArgs } from 'node:util';
 
 import sharp from 'sharp';
 
-import { Random, Rils, decodeImage, embedImages, runtimeInfo, setNumThreads } from '../lib/index.js';
+import { Rils, decodeImage, embedImages, runtimeInfo, setNumThreads } from '../lib/index.js';
+import { Random } from '../lib/data/augment.js';
 import type { PresetName } from '../lib/index.js';
 
 const { values: a } = parseArgs({

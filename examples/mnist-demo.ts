@@ -9,9 +9,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import {
-  CaptionedImageSource, DIGIT_NAMES, MNIST_EVAL_TEMPLATES, MNIST_TRAIN_TEMPLATES, Rils, WordTokenizer, captionFor,
-  evaluateClassification, fit, loadMnist, openLabelledImages, patchMaps, runtimeInfo, writeEvaluationReport, writeReport,
+  Rils, WordTokenizer, evaluateClassification, fit, openDataset, openLabelledImages, patchMaps, runtimeInfo, writeEvaluationReport,
+  writeReport,
 } from 'rils';
+import type { Tokenizer } from 'rils';
 
 const { values: args } = parseArgs({
   options: {
@@ -27,17 +28,20 @@ const steps = Number(args.steps), batchSize = Number(args.batch), lr = Number(ar
 const precision = args.precision as 'fp32' | 'bf16';  // checked by Rils.create
 mkdirSync(args.out, { recursive: true });
 
-const train = loadMnist('train');
-const digits = await openLabelledImages('mnist'); // the same digits as labelled images, for the evaluation
+// The built-in 'mnist' set: captioned digits for training (8 templates, the spec's crops), the same
+// digits labelled for the evaluation, with zero-shot templates never used in training.
+const digits = await openLabelledImages('mnist');
 const { test } = digits;
-// A word-level vocabulary built from the training captions only: eval-only words become UNK.
-const tokenizer = WordTokenizer.fromTexts(
-  MNIST_TRAIN_TEMPLATES.flatMap((t) => DIGIT_NAMES.map((d) => t.replaceAll('{}', d))),
-  { contextLength: 10 }, // the longest training caption is 8 words
-);
+const [classNames, templates] = [test.classNames, test.templates!];
+/** The training batches; the first call makes the word vocabulary from the training captions only (eval-only words become UNK). */
+const openTraining = (tokenizer: Tokenizer | undefined) => openDataset('mnist', {
+  tokenizer: tokenizer ?? ((captions) => WordTokenizer.fromTexts(captions(), { contextLength: 10 })), // the longest training caption is 8 words
+  batchSize, seed: 1, size: 32,
+});
+const { tokenizer } = await openTraining(undefined);
 const info = runtimeInfo();
-console.log(`rils demo: MNIST ${train.count} train / ${test.images.length} test digits, LibTorch ${info.libtorchVersion}, ${info.threads} threads, ${precision}`);
-console.log(`training templates: ${MNIST_TRAIN_TEMPLATES.length}; zero-shot templates (unseen): ${MNIST_EVAL_TEMPLATES.map((t) => JSON.stringify(t)).join(', ')}`);
+console.log(`rils demo: MNIST ${digits.train.images.length} train / ${test.images.length} test digits, LibTorch ${info.libtorchVersion}, ${info.threads} threads, ${precision}`);
+console.log(`zero-shot templates (unseen in training): ${templates.map((t) => JSON.stringify(t)).join(', ')}`);
 
 interface RunResult {
   name: string;
@@ -58,10 +62,7 @@ async function run(name: string, reconWeight: number): Promise<RunResult> {
     preset: 'micro', vocabSize: tokenizer.vocabSize, contextLength: tokenizer.contextLength, tokenizer, seed: 0,
     lr, minLr: lr / 50, warmupSteps: 60, totalSteps: steps, weightDecay: 0.1, reconWeight, precision,
   });
-  const source = new CaptionedImageSource({
-    ...train, tokenizer, batchSize, seed: 1, cropScale: [0.5, 1],
-    caption: (label, rng) => captionFor(label, MNIST_TRAIN_TEMPLATES, rng),
-  });
+  const { source } = await openTraining(tokenizer);
   const started = performance.now();
   const result = await fit(model, source, {
     steps, metrics: path.join(args.out, `${name}-metrics.jsonl`),
@@ -73,7 +74,7 @@ async function run(name: string, reconWeight: number): Promise<RunResult> {
     },
   });
   const seconds = (performance.now() - started) / 1000;
-  const r = await evaluateClassification(model, digits, { templates: MNIST_EVAL_TEMPLATES, shots: [10] });
+  const r = await evaluateClassification(model, digits, { templates, shots: [10] });
   const evalSeconds = (performance.now() - started) / 1000 - seconds;
   const [top1, top5, knn, few, linear] = [r.zeroShot.top1, r.zeroShot.top5, r.knn!.top1, r.fewShot![0]!.nearestMean.mean, r.linearProbe!.top1];
   console.log(`[${name}] zero-shot top-1 ${(100 * top1).toFixed(2)}% top-5 ${(100 * top5).toFixed(2)}% ` +
@@ -84,8 +85,8 @@ async function run(name: string, reconWeight: number): Promise<RunResult> {
     await writeEvaluationReport(path.join(args.out, 'eval-report.html'), model, { classification: { test, results: r } }, { title: 'RILS micro on MNIST: evaluation' });
     // The language-semantic view: where each patch of a few test digits points in caption space.
     const picks = [0, 400, 1200];
-    const maps = await patchMaps(model, picks.map((i) => test.images[i]!), picks.map((i) => test.labels[i]!), DIGIT_NAMES, {
-      templates: MNIST_EVAL_TEMPLATES, captions: picks.map((i) => `test digit ${i}: ${DIGIT_NAMES[test.labels[i]!]}`),
+    const maps = await patchMaps(model, picks.map((i) => test.images[i]!), picks.map((i) => test.labels[i]!), classNames, {
+      templates, captions: picks.map((i) => `test digit ${i}: ${classNames[test.labels[i]!]}`),
     });
     for (const map of maps) {
       writeFileSync(path.join(args.out, `patch-semantics-${map.caption.replace(/\W+/g, '-')}.png`), map.png);

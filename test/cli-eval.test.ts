@@ -126,6 +126,6 @@ test('bad eval arguments and data are one clear line', async (t) => {
   await failsClearly(t, evalWith('--data', data, '--test-fraction', '1'), /Expected a number between 0 and 1 \(exclusive\) for --test-fraction but received "1"/);
   await failsClearly(t, evalWith('--data', data, '--templates', 'no braces'), /for --templates but received "no braces"/);
   await failsClearly(t, evalWith('--data', 'mnist', '--train', data), /own training digits/);
-  await failsClearly(t, evalWith('--retrieval', 'mnist'), /'mnist' is a labelled set without captions/);
+  await failsClearly(t, evalWith('--retrieval', 'mnist'), /"mnist" is the built-in MNIST digits \(a labelled set without captions of its own\): retrieval needs WebDataset shards/);
   await failsClearly(t, evalWith('--data', data, '--out', '/no/such/dir/r.json'), /for --out but received "\/no\/such\/dir\/r\.json"/);
 });

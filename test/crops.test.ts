@@ -4,7 +4,7 @@
 import test from 'ava';
 import sharp from 'sharp';
 
-import { Random } from '../lib/index.js';
+import { Random } from '../lib/data/augment.js';
 import { native } from '../lib/binding.js';
 import { decodeCrops } from '../lib/data/crops.js';
 import { decodeCrop } from '../lib/images.js';

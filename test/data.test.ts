@@ -6,7 +6,8 @@ import path from 'node:path';
 import test from 'ava';
 import sharp from 'sharp';
 
-import { FileCaptionSource, RilsInputError, WordTokenizer, loadMnist, readCaptionIndex } from '../lib/index.js';
+import { FileCaptionSource, RilsInputError, WordTokenizer, readCaptionIndex } from '../lib/index.js';
+import { loadMnist } from '../lib/data/mnist.js';
 import { Random, randomResizedCrop } from '../lib/data/augment.js';
 import { makeShard } from './helpers/shards.js';
 
@@ -170,4 +171,28 @@ test('openDataset: WebDataset shards split by rank; MNIST; a word vocabulary nee
   });
   t.is(listed, 80, 'captions from the 8 training templates × 10 digits');
   t.is((await mnist.source.next()).images.length, 4 * 40 * 40 * 3, 'digits resized to the model input side');
+});
+
+test('one dataset resolver: each purpose opens the formats that serve it, and names them when the spec is another', async (t) => {
+  const { openCaptionedPairs, openLabelledImages } = await import('../lib/index.js');
+  const { FORMATS, resolveFormat } = await import('../lib/data/formats.js');
+  t.deepEqual(FORMATS.map((f) => f.name), ['mnist', 'webdataset', 'files', 'image-folder']);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-formats-'));
+  const shard = path.join(dir, 'a.tar');
+  await makeShard(shard, [{ key: 's1', png: true, txt: 'a red thing' }, { key: 's2', png: true, txt: 'a blue thing' }, { key: 's3', png: true }]);
+  const index = path.join(dir, 'x.jsonl');
+  writeFileSync(index, '{"image": "a.png", "caption": "a thing"}\n');
+  await t.throwsAsync(openLabelledImages(shard), {
+    instanceOf: RilsInputError, message: /a\.tar" is WebDataset shards \(.*\): classification needs the built-in MNIST digits .*, or a folder of class folders$/,
+  });
+  await t.throwsAsync(openLabelledImages(index), { instanceOf: RilsInputError, message: /x\.jsonl" is a caption index .*: classification needs/ });
+  await t.throwsAsync(openCaptionedPairs('mnist'), { instanceOf: RilsInputError, message: /retrieval needs WebDataset shards .*, or a caption index/ });
+  const opened = await openCaptionedPairs(shard);
+  const captions: string[] = [];
+  for await (const p of opened.pairs) captions.push(p.caption);
+  t.deepEqual(captions, ['a red thing', 'a blue thing']);
+  t.is(opened.skipped(), 1, 'the sample without a caption');
+  t.is(resolveFormat(dir, 'training').name, 'files', 'a folder trains as a caption index');
+  t.is(resolveFormat(dir, 'labelled').name, 'image-folder', 'and is classified as class folders');
+  t.throws(() => resolveFormat('', 'pairs'), { instanceOf: RilsInputError, message: /Expected WebDataset shards .* for the dataset for retrieval/ });
 });

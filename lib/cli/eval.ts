@@ -7,9 +7,9 @@
  */
 import { writeFile } from 'node:fs/promises';
 
-import { openLabelledImages } from '../data/labelled.js';
+import { openLabelledImages } from '../data/formats.js';
 import type { LabelledImageSet } from '../data/labelled.js';
-import { openCaptionedPairs } from '../data/pairs.js';
+import { openCaptionedPairs } from '../data/formats.js';
 import { evaluateClassification } from '../eval/classification.js';
 import type { ClassificationResults } from '../eval/classification.js';
 import { penalty, writeEvaluationReport } from '../eval/report.js';

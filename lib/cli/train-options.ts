@@ -11,7 +11,7 @@ import { RilsInputError } from '../errors.js';
 import { CONFIG_FIELDS, PRESETS, TRAIN_FIELDS, checkField, expected } from '../schema.js';
 import type { FieldSpec } from '../schema.js';
 import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../tokenizer.js';
-import type { OpenDatasetOptions, TokenizerFactory } from '../data/registry.js';
+import type { OpenDatasetOptions, TokenizerFactory } from '../data/dataset.js';
 import { SAVE_LAYOUTS } from '../weights/clip-save.js';
 import type { SaveLayout } from '../weights/clip-save.js';
 import { invalid, snakeCase } from '../validate.js';

@@ -4,8 +4,8 @@
  * @internal
  * @module
  */
-import type { CaptionedImage } from '../data/pairs.js';
-import type { Dataset } from '../data/registry.js';
+import type { CaptionedImage } from '../data/dataset.js';
+import type { Dataset } from '../data/dataset.js';
 import { patchMaps } from '../eval/report.js';
 import { decodeImage } from '../images.js';
 import { writeReport } from '../report.js';

@@ -4,8 +4,8 @@
  * @internal
  * @module
  */
-import { openDataset } from '../data/registry.js';
-import type { Dataset, Skips, TokenizerFactory } from '../data/registry.js';
+import { openDataset } from '../data/formats.js';
+import type { Dataset, Skips, TokenizerFactory } from '../data/dataset.js';
 import { distributedFromEnv } from '../distributed.js';
 import type { DistributedOptions } from '../distributed.js';
 import { setNumThreads } from '../index.js';

@@ -21,6 +21,9 @@ import type { PlannedSample } from './crops.js';
 
 export type { PlannedSample } from './crops.js';
 import type { BatchSource, SourcedBatch } from './source.js';
+import { makeTokenizer, maxPixelsOption, shareOf } from './dataset.js';
+import type { CaptionedImage, CaptionedPairs, Dataset, OpenDatasetOptions, Share } from './dataset.js';
+import type { DatasetFormat } from './formats.js';
 
 /** One example: an image file and its caption. */
 export interface CaptionedFile {
@@ -228,3 +231,32 @@ export class FileCaptionSource implements BatchSource, SkipCounts {
     this.#order = [...(s.order as number[])];
   }
 }
+
+async function openTraining(spec: string, o: OpenDatasetOptions, share: Share): Promise<Dataset> {
+  const { items, skipped: skippedRows } = await readCaptionIndex(spec);
+  const tokenizer = await makeTokenizer(o.tokenizer, () => items.map((i) => i.caption));
+  const source = new FileCaptionSource({
+    items: shareOf(items, share, 'examples'), tokenizer, batchSize: o.batchSize, seed: o.seed, size: o.size, onError: o.onError ?? 'skip',
+    ...maxPixelsOption(o),
+  });
+  const skips = () => ({ samples: source.skipped, oversized: source.oversized, shards: 0 });
+  return { kind: 'files', source, tokenizer, skippedRows, skips, examples: items.slice(0, 3) };
+}
+
+async function openPairs(spec: string): Promise<CaptionedPairs> {
+  const { items, skipped } = await readCaptionIndex(spec);
+  async function* pairs(): AsyncGenerator<CaptionedImage> {
+    for (const item of items) yield { image: item.image, caption: item.caption, key: item.image };
+  }
+  return { pairs: pairs(), images: new Set(items.map((i) => i.image)).size, skipped: () => skipped };
+}
+
+/** A caption index: a folder of `x.jpg` + `x.txt`, a JSONL or a CSV file (any path no other format claims). */
+export const CAPTION_INDEX_FORMAT: DatasetFormat = {
+  name: 'files',
+  title: 'a caption index (a folder of x.jpg + x.txt, a .jsonl or a .csv file)',
+  matches: () => true,
+  fallback: true,
+  training: openTraining,
+  pairs: openPairs,
+};

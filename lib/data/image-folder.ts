@@ -14,7 +14,9 @@ import path from 'node:path';
 import { RilsInputError } from '../errors.js';
 import { readRegularFile } from '../regular-file.js';
 import { IMAGE_EXT } from './files.js';
-import type { LabelledImageSet } from './labelled.js';
+import type { DatasetFormat } from './formats.js';
+import { alignTrainSet, splitImageSet } from './labelled.js';
+import type { LabelledData, LabelledImageSet, OpenLabelledImagesOptions } from './labelled.js';
 
 /** Extensions of the formats sharp may read beyond the training sources' (an unreadable one is skipped when decoded). */
 const MORE_EXT = new Set(['.svg', '.heic', '.heif', '.jxl', '.jp2', '.bmp', '.jfif']);
@@ -225,3 +227,46 @@ export async function walkImageFolder(dir: string, options: ReadImageFolderOptio
     duplicates: walk.duplicates - before.duplicates, linkedFolders: walk.linkedFolders.slice(before.linked),
   };
 }
+
+/** What a user should know of a folder's walk: empty class folders, links not followed, files read once. */
+function walkNotes(folder: ImageFolder, dir: string, train: boolean): string[] {
+  const notes = folder.emptyClasses.map((c) => `class folder ${JSON.stringify(c)} in ${dir} holds no image: left out`);
+  if (folder.linkedFolders.length) {
+    notes.push(`${folder.linkedFolders.length} symbolic link(s) to folders inside the class folders of ${dir} not followed (the first: ${folder.linkedFolders[0]})`);
+  }
+  if (folder.duplicates) {
+    notes.push(`${folder.duplicates} image file(s) in ${dir} reached again through another link${train ? ', or test images too,' : ''} left out: each file counts once`);
+  }
+  return notes;
+}
+
+async function openLabelled(spec: string, o: OpenLabelledImagesOptions): Promise<LabelledData> {
+  const named = o.classNames === undefined ? {} : { classNames: o.classNames };
+  const walk = newWalk();  // shared: a training image that is a test image too is left out of the training set
+  const data = await walkImageFolder(spec, named, walk);
+  const notes = walkNotes(data, spec, false);
+  if (o.train === undefined) {
+    const fraction = o.testFraction ?? 0.5, seed = o.seed ?? 0;
+    notes.push(`no training folder: ${spec} is split, ${fraction} of each class for testing (seed ${seed})`);
+    const split = splitImageSet(data.images, fraction, seed);
+    if (split.train.images.length === 0) notes.push(`every class of ${spec} has a single image, which is kept for testing: no training images`);
+    return { ...split, skipped: data.skipped, notes };
+  }
+  const trainFolder = await walkImageFolder(o.train, { ...named, minClasses: 1 }, walk);
+  notes.push(...walkNotes(trainFolder, o.train, true));
+  const aligned = alignTrainSet(data.images, trainFolder.images);
+  if (aligned.extraClasses.length) {
+    const [images, classes] = aligned.skipped === 1 ? ['image', 'a class the test set lacks was'] : ['images', 'classes the test set lacks were'];
+    notes.push(`${aligned.skipped} training ${images} of ${classes} left out: ${aligned.extraClasses.join(', ')}`);
+  }
+  return { test: data.images, train: aligned.train, skipped: data.skipped + trainFolder.skipped + aligned.skipped, notes };
+}
+
+/** A folder of class folders (torchvision's `ImageFolder`), for classification. */
+export const IMAGE_FOLDER_FORMAT: DatasetFormat = {
+  name: 'image-folder',
+  title: 'a folder of class folders',
+  matches: (spec) => !/\.(jsonl|csv)$/i.test(spec),
+  fallback: true,
+  labelled: openLabelled,
+};

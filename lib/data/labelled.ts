@@ -1,17 +1,14 @@
 /**
  * Labelled image sets for evaluation: the images (files or decoded pixels), their class indices and
  * the class names; seeded stratified splits, and lining up a training set's classes with a test
- * set's. `mnist` is the built-in set of the demo.
+ * set's. lib/data/formats.ts opens them (`openLabelledImages`).
  * @module
  */
 import { RilsInputError } from '../errors.js';
 import type { EvalImage } from '../images.js';
 import { checkInteger, invalid } from '../validate.js';
 import { Random } from './augment.js';
-import { newWalk, walkImageFolder } from './image-folder.js';
-import type { ClassNameSource, ImageFolder } from './image-folder.js';
-import { DIGIT_NAMES, MNIST_EVAL_TEMPLATES, loadMnist } from './mnist.js';
-import type { LabelledImages } from './mnist.js';
+import type { ClassNameSource } from './image-folder.js';
 
 /** Images with a class each, e.g. from {@link readImageFolder}. */
 export interface LabelledImageSet {
@@ -122,19 +119,6 @@ export function alignTrainSet(test: LabelledImageSet, train: LabelledImageSet): 
   };
 }
 
-function mnistSet(digits: LabelledImages): LabelledImageSet {
-  const px = digits.size * digits.size * 3;
-  return {
-    classNames: DIGIT_NAMES,
-    images: Array.from({ length: digits.count }, (_, i) => ({
-      pixels: digits.images.subarray(i * px, (i + 1) * px), width: digits.size, height: digits.size,
-    })),
-    labels: digits.labels,
-    names: Array.from({ length: digits.count }, (_, i) => `digit ${i}`),
-    templates: MNIST_EVAL_TEMPLATES,
-  };
-}
-
 /** Options of {@link openLabelledImages}. */
 export interface OpenLabelledImagesOptions {
   /** A separate training folder; without it the data is split ({@link testFraction}). */
@@ -157,54 +141,4 @@ export interface LabelledData {
   skipped: number;
   /** What a user should know: empty class folders, classes missing on one side, the split. */
   notes: string[];
-}
-
-/** What a user should know of a folder's walk: empty class folders, links not followed, files read once. */
-function walkNotes(folder: ImageFolder, dir: string, train: boolean): string[] {
-  const notes = folder.emptyClasses.map((c) => `class folder ${JSON.stringify(c)} in ${dir} holds no image: left out`);
-  if (folder.linkedFolders.length) {
-    notes.push(`${folder.linkedFolders.length} symbolic link(s) to folders inside the class folders of ${dir} not followed (the first: ${folder.linkedFolders[0]})`);
-  }
-  if (folder.duplicates) {
-    notes.push(`${folder.duplicates} image file(s) in ${dir} reached again through another link${train ? ', or test images too,' : ''} left out: each file counts once`);
-  }
-  return notes;
-}
-
-async function openFolders(spec: string, o: OpenLabelledImagesOptions): Promise<LabelledData> {
-  const named = o.classNames === undefined ? {} : { classNames: o.classNames };
-  const walk = newWalk();  // shared: a training image that is a test image too is left out of the training set
-  const data = await walkImageFolder(spec, named, walk);
-  const notes = walkNotes(data, spec, false);
-  if (o.train === undefined) {
-    const fraction = o.testFraction ?? 0.5, seed = o.seed ?? 0;
-    notes.push(`no training folder: ${spec} is split, ${fraction} of each class for testing (seed ${seed})`);
-    const split = splitImageSet(data.images, fraction, seed);
-    if (split.train.images.length === 0) notes.push(`every class of ${spec} has a single image, which is kept for testing: no training images`);
-    return { ...split, skipped: data.skipped, notes };
-  }
-  const trainFolder = await walkImageFolder(o.train, { ...named, minClasses: 1 }, walk);
-  notes.push(...walkNotes(trainFolder, o.train, true));
-  const aligned = alignTrainSet(data.images, trainFolder.images);
-  if (aligned.extraClasses.length) {
-    const [images, classes] = aligned.skipped === 1 ? ['image', 'a class the test set lacks was'] : ['images', 'classes the test set lacks were'];
-    notes.push(`${aligned.skipped} training ${images} of ${classes} left out: ${aligned.extraClasses.join(', ')}`);
-  }
-  return { test: data.images, train: aligned.train, skipped: data.skipped + trainFolder.skipped + aligned.skipped, notes };
-}
-
-/**
- * Opens labelled images for evaluation: `'mnist'` (the built-in digits: 8 000 training, 2 000 test)
- * or a folder with one subfolder per class, with a separate training folder or a seeded split.
- *
- * @example
- * ```ts
- * const { test, train, notes } = await openLabelledImages('pets/val', { train: 'pets/train' });
- * ```
- */
-export async function openLabelledImages(spec: string, options: OpenLabelledImagesOptions = {}): Promise<LabelledData> {
-  if (typeof spec !== 'string' || spec.trim() === '') throw invalid("'mnist' or a folder of class folders", 'the data', spec);
-  if (spec !== 'mnist') return openFolders(spec, options);
-  if (options.train !== undefined) throw new RilsInputError("The built-in 'mnist' set has its own training digits: leave out the training folder");
-  return { test: mnistSet(loadMnist('test')), train: mnistSet(loadMnist('train')), skipped: 0, notes: [] };
 }

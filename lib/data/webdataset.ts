@@ -23,6 +23,10 @@ import type { LaneState } from './shard-lane.js';
 import { ShardReadError, readOptions, shardBytes } from './shard-stream.js';
 import type { ShardReadCounts, ShardReadOptions } from './shard-stream.js';
 import type { BatchSource, SourcedBatch } from './source.js';
+import { makeTokenizer, maxPixelsOption, shareOf } from './dataset.js';
+import type { CaptionedImage, CaptionedPairs, Dataset, OpenDatasetOptions, Share } from './dataset.js';
+import type { DatasetFormat } from './formats.js';
+import { shardUrls } from './shard-spec.js';
 import { checkInteger, invalid } from '../validate.js';
 
 const IMAGE_EXT = new Set(['jpg', 'jpeg', 'png', 'webp']);
@@ -208,3 +212,57 @@ export class WebDatasetSource implements BatchSource, SkipCounts {
     });
   }
 }
+
+/** The first `count` samples of a shard that have an image and a caption (none if it cannot be read). */
+async function shardExamples(shard: string, count: number, read: ShardReadOptions | undefined): Promise<CaptionedImage[]> {
+  const examples: CaptionedImage[] = [];
+  try {
+    for await (const s of shardSamples(shard, readOptions(read))) {
+      if (s.image && s.caption) examples.push({ image: s.image, caption: s.caption });
+      if (examples.length === count) break;
+    }
+  } catch {
+    // an unreadable shard fails the run when its batches are read, with its own message
+  }
+  return examples;
+}
+
+async function openTraining(spec: string, o: OpenDatasetOptions, share: Share): Promise<Dataset> {
+  const all = shardUrls(spec)!;
+  // Resampled, every rank draws from every shard with its own seed; else each reads its own.
+  const shards = o.shards?.resampled ? [...all] : shareOf(all, share, 'shard(s)');
+  const tokenizer = await makeTokenizer(o.tokenizer, () => {
+    throw new RilsInputError('WebDataset shards cannot list their captions up front: use a tokenizer with its own vocabulary (byte or CLIP)');
+  });
+  const source = new WebDatasetSource({
+    ...o.shards, shards, tokenizer, batchSize: o.batchSize, seed: o.seed, size: o.size, onError: o.onError ?? 'skip', ...maxPixelsOption(o),
+  });
+  const skips = () => ({
+    samples: source.skipped, oversized: source.oversized, shards: source.skippedShards, lastShardError: source.lastShardError, retries: source.retries,
+  });
+  return { kind: 'webdataset', source, tokenizer, skippedRows: 0, skips, examples: await shardExamples(shards[0]!, 3, o.shards) };
+}
+
+/** Every sample with an image and a caption, shard after shard, as it streams in. */
+async function openPairs(spec: string): Promise<CaptionedPairs> {
+  const shards = shardUrls(spec)!;
+  let skipped = 0;
+  async function* pairs(): AsyncGenerator<CaptionedImage> {
+    for (const shard of shards) {
+      for await (const s of shardSamples(shard)) {
+        if (s.image && s.caption) yield { image: s.image, caption: s.caption, key: `${shard}:${s.key}` };
+        else skipped++;
+      }
+    }
+  }
+  return { pairs: pairs(), images: undefined, skipped: () => skipped };
+}
+
+/** WebDataset shards: local `.tar` paths, `http(s)://` URLs, `pipe:COMMAND`, with braces and `::` lists. */
+export const WEBDATASET_FORMAT: DatasetFormat = {
+  name: 'webdataset',
+  title: 'WebDataset shards (.tar paths, http(s):// URLs or pipe:COMMAND)',
+  matches: (spec) => shardUrls(spec) !== undefined,
+  training: openTraining,
+  pairs: openPairs,
+};

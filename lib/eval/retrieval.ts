@@ -4,7 +4,7 @@
  * captions ranks high, as in COCO's protocol). Images stream through the encoder in chunks.
  * @module
  */
-import type { CaptionedImage } from '../data/pairs.js';
+import type { CaptionedImage } from '../data/dataset.js';
 import { RilsInputError } from '../errors.js';
 import type { EvalImage } from '../images.js';
 import type { Rils } from '../rils.js';
