@@ -12,8 +12,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 if (existsSync(path.join(root, '.git')) || process.env.RILS_SKIP_INSTALL_BUILD) process.exit(0);
 try {
-  // The loader's own choice (lib/addon.ts): a CUDA or CPU prebuild whose LibTorch is here, or build/Release.
-  await import(path.join(root, 'dist', 'binding.js'));
+  // The loader's own choice (lib/addon/loader.ts): a CUDA or CPU prebuild whose LibTorch is here, or build/Release.
+  await import(path.join(root, 'dist', 'addon', 'binding.js'));
   process.exit(0);
 } catch (error) {
   // The loader's message: a first line, then one line per candidate passed over and why.

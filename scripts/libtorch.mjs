@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Where LibTorch is: the one discovery that the CMake build (CMakeLists.txt), the node-gyp build
-// (scripts/gyp-config.mjs) and the addon loader (lib/addon.ts) share. Looked for, in order:
+// (scripts/gyp-config.mjs) and the addon loader (lib/addon/loader.ts) share. Looked for, in order:
 //   1. $LIBTORCH                  an unzipped libtorch from pytorch.org
 //   2. $Torch_DIR                 the folder holding TorchConfig.cmake
 //   3. $CMAKE_PREFIX_PATH         each prefix in turn

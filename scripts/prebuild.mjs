@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Makes the prebuilt addon for this platform with prebuildify (through scripts/prebuild-shim.mjs,
 // which builds with cmake-js) and writes its manifest: what LibTorch (and CUDA) it was built
-// against, which lib/addon.ts checks before loading it.
+// against, which lib/addon/loader.ts checks before loading it.
 //   CPU  (Debian's libtorch-dev):               node scripts/prebuild.mjs → prebuilds/linux-x64/
 //   CUDA (LIBTORCH=… or a CUDA pip torch, GPU): node scripts/prebuild.mjs → prebuilds/linux-x64-cuda/
 // `npm pack` runs it (prepack) so that the tarball carries the CPU prebuild, and `--clean` after it
@@ -39,7 +39,7 @@ const info = JSON.parse(execFileSync(process.execPath, ['-e',
   `const a = require(${JSON.stringify(file)}); console.log(JSON.stringify(a.runtimeInfo()))`], { encoding: 'utf-8' }));
 let cudaVersion = null;
 if (cuda) {
-  const { findCudaLibTorch } = await import(path.join(root, 'dist', 'addon.js'));
+  const { findCudaLibTorch } = await import(path.join(root, 'dist', 'addon', 'loader.js'));
   cudaVersion = findCudaLibTorch(process.env)?.cuda ?? null;
   const dir = path.join(root, 'prebuilds', `${platform}-cuda`);
   mkdirSync(dir, { recursive: true });

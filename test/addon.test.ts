@@ -1,4 +1,4 @@
-// The loader's choice among the CUDA prebuild, the CPU prebuild and the source build (lib/addon.ts),
+// The loader's choice among the CUDA prebuild, the CPU prebuild and the source build (lib/addon/loader.ts),
 // on fake package roots: the policy without the binaries.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -6,8 +6,8 @@ import path from 'node:path';
 
 import test from 'ava';
 
-import { findCudaLibTorch, planAddon } from '../lib/addon.js';
-import type { FoundLibTorch, PrebuildManifest } from '../lib/addon.js';
+import { findCudaLibTorch, planAddon } from '../lib/addon/loader.js';
+import type { FoundLibTorch, PrebuildManifest } from '../lib/addon/loader.js';
 
 const platform = `${process.platform}-${process.arch}`;
 

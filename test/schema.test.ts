@@ -6,12 +6,12 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import ts from 'typescript';
 
-import { OPTION_ALIASES, isOptionName } from '../lib/options.js';
-import { CONFIG_FIELDS, DISTRIBUTED_FIELDS, PRESETS, RUN_FIELDS, STAT_FIELDS, TRAIN_FIELDS, checkField, expected } from '../lib/schema.js';
+import { OPTION_ALIASES, isOptionName } from '../lib/model/options.js';
+import { CONFIG_FIELDS, DISTRIBUTED_FIELDS, PRESETS, RUN_FIELDS, STAT_FIELDS, TRAIN_FIELDS, checkField, expected } from '../lib/model/schema.js';
 import { camelCase } from '../lib/validate.js';
 
 const lib = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'lib');
-const program = ts.createProgram([path.join(lib, 'options.ts'), path.join(lib, 'types.ts'), path.join(lib, 'distributed.ts')], { strict: true });
+const program = ts.createProgram([path.join(lib, 'model/options.ts'), path.join(lib, 'types.ts'), path.join(lib, 'train/distributed.ts')], { strict: true });
 const checker = program.getTypeChecker();
 
 /** The interface or type alias named `name` declared in lib/<file>. */
@@ -54,14 +54,14 @@ function sameFields(t: import('ava').ExecutionContext, actual: Map<string, strin
 
 test('ModelConfig declares every native config field, with its type', (t) => {
   const wanted = new Map([...CONFIG_FIELDS].map(([k, f]) => [k, tsType(f)]));
-  sameFields(t, properties('options.ts', 'ModelConfig'), wanted, 'ModelConfig');
+  sameFields(t, properties('model/options.ts', 'ModelConfig'), wanted, 'ModelConfig');
 });
 
 test('TrainingOptions declares every native training field (betas for beta1 and beta2), with its type', (t) => {
   const aliased = new Set(Object.values(OPTION_ALIASES).flat().map(camelCase));
   const wanted = new Map([...TRAIN_FIELDS].filter(([k]) => !aliased.has(k)).map(([k, f]) => [k, tsType(f)]));
   wanted.set('betas', '[number, number]');
-  sameFields(t, properties('options.ts', 'TrainingOptions'), wanted, 'TrainingOptions');
+  sameFields(t, properties('model/options.ts', 'TrainingOptions'), wanted, 'TrainingOptions');
 });
 
 test('TrainStats declares every native step statistic, with its type', (t) => {
@@ -72,16 +72,16 @@ test('TrainStats declares every native step statistic, with its type', (t) => {
 test('DistributedOptions declares every native job field (with the host and the local rank beside them)', (t) => {
   const wanted = new Map([...DISTRIBUTED_FIELDS].map(([k, f]) => [k, tsType(f)]));
   wanted.set('masterAddr', 'string').set('localRank', 'number');
-  sameFields(t, properties('distributed.ts', 'DistributedOptions'), wanted, 'DistributedOptions');
+  sameFields(t, properties('train/distributed.ts', 'DistributedOptions'), wanted, 'DistributedOptions');
 });
 
 test('the run table holds the precision, whose choices are the Precision type\'s', (t) => {
   t.deepEqual([...RUN_FIELDS.keys()], ['precision']);
-  t.is(typeText(declared('options.ts', 'Precision')), tsType(RUN_FIELDS.get('precision')!));
+  t.is(typeText(declared('model/options.ts', 'Precision')), tsType(RUN_FIELDS.get('precision')!));
 });
 
 test('PresetName lists the native presets', (t) => {
-  const union = declared('options.ts', 'PresetName') as ts.UnionType;
+  const union = declared('model/options.ts', 'PresetName') as ts.UnionType;
   const names = union.types.map((u) => (u as ts.StringLiteralType).value).sort();
   t.deepEqual(names, Object.keys(PRESETS).sort());
 });

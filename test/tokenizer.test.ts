@@ -1,5 +1,5 @@
 // Tokenizers (spec §6): CLIP BPE ids against OpenAI's reference ids, row layout and truncation, the byte
-// tokenizer, bad input, and a fuzz pass. Imports lib/tokenizer.ts directly: no native addon is needed.
+// tokenizer, bad input, and a fuzz pass. Imports lib/tokenizer/ directly: no native addon is needed.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,8 +9,8 @@ import { gzipSync } from 'node:zlib';
 import test from 'ava';
 
 import { RilsInputError } from '../lib/errors.js';
-import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../lib/tokenizer.js';
-import type { Tokenizer } from '../lib/tokenizer.js';
+import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../lib/tokenizer/index.js';
+import type { Tokenizer } from '../lib/tokenizer/index.js';
 
 const DATA = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/data');
 const VOCAB = path.join(DATA, 'bpe_simple_vocab_16e6.txt.gz');

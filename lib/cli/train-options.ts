@@ -5,12 +5,12 @@
  * @internal
  * @module
  */
-import { PRECISIONS, presetConfig } from '../options.js';
-import type { Precision, PresetName, RilsOptions } from '../options.js';
+import { PRECISIONS, presetConfig } from '../model/options.js';
+import type { Precision, PresetName, RilsOptions } from '../model/options.js';
 import { RilsInputError } from '../errors.js';
-import { CONFIG_FIELDS, PRESETS, TRAIN_FIELDS, checkField, expected } from '../schema.js';
-import type { FieldSpec } from '../schema.js';
-import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../tokenizer.js';
+import { CONFIG_FIELDS, PRESETS, TRAIN_FIELDS, checkField, expected } from '../model/schema.js';
+import type { FieldSpec } from '../model/schema.js';
+import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../tokenizer/index.js';
 import type { OpenDatasetOptions, TokenizerFactory } from '../data/dataset.js';
 import { SAVE_LAYOUTS } from '../weights/clip-save.js';
 import type { SaveLayout } from '../weights/clip-save.js';

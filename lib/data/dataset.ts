@@ -5,8 +5,8 @@
  * @module
  */
 import { RilsInputError } from '../errors.js';
-import type { EvalImage } from '../images.js';
-import type { Tokenizer } from '../tokenizer.js';
+import type { EvalImage } from '../io/images.js';
+import type { Tokenizer } from '../tokenizer/index.js';
 import type { BatchSource } from './source.js';
 import type { WebDatasetSourceOptions } from './webdataset.js';
 

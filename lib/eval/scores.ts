@@ -1,6 +1,6 @@
 /**
  * Scoring on embeddings already computed: the best classes of each image (zero-shot over class
- * embeddings), accuracy per class, confusion matrices and recall@k of retrieval ranks (lib/evaluate.ts). Rows are scored a few
+ * embeddings), accuracy per class, confusion matrices and recall@k of retrieval ranks (lib/eval/protocols.ts). Rows are scored a few
  * at a time, so memory stays at the inputs' size whatever the number of images.
  * @internal
  * @module

@@ -10,14 +10,14 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 
 import { RilsInputError } from '../errors.js';
-import { writeFileAtomic } from '../files.js';
-import type { ModelConfig } from '../options.js';
-import { writeSafetensors } from '../safetensors.js';
-import type { TensorToWrite } from '../safetensors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import type { ModelConfig } from '../model/options.js';
+import { writeSafetensors } from '../io/safetensors.js';
+import type { TensorToWrite } from '../io/safetensors.js';
 import { hfClipConfig } from './clip-config.js';
 import { isFeatureDecoderTensor, toHfNames } from './clip-names.js';
 import { hfPreprocessorConfig, hfTokenizerFiles } from './hf-files.js';
-import type { Tokenizer } from '../tokenizer.js';
+import type { Tokenizer } from '../tokenizer/index.js';
 
 /** How {@link Rils.saveWeights} lays out a file. */
 export type SaveLayout = 'rils' | 'openai' | 'hf';

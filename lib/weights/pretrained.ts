@@ -10,14 +10,14 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 
-import { native } from '../binding.js';
+import { native } from '../addon/binding.js';
 import { RilsInputError, RilsWeightsError, fromNative } from '../errors.js';
-import { openRegularFile } from '../regular-file.js';
-import { readSafetensorsIndex } from '../safetensors.js';
-import { fineTuningSchedule } from '../options.js';
-import type { Activation, RilsOptions } from '../options.js';
-import { BUNDLED_CLIP_VOCAB, CLIP_VOCAB_SIZE, ClipTokenizer } from '../tokenizer.js';
-import type { Tokenizer } from '../tokenizer.js';
+import { openRegularFile } from '../io/regular-file.js';
+import { readSafetensorsIndex } from '../io/safetensors.js';
+import { fineTuningSchedule } from '../model/options.js';
+import type { Activation, RilsOptions } from '../model/options.js';
+import { BUNDLED_CLIP_VOCAB, CLIP_VOCAB_SIZE, ClipTokenizer } from '../tokenizer/index.js';
+import type { Tokenizer } from '../tokenizer/index.js';
 import type { ParameterInfo } from '../types.js';
 import { inferClipConfig, readHfClipConfig } from './clip-config.js';
 import type { ClipConfig, HfClipSettings } from './clip-config.js';

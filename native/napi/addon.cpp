@@ -1,4 +1,4 @@
-// The addon's export table (typed in lib/binding.ts).
+// The addon's export table (typed in lib/addon/binding.ts).
 #include <algorithm>
 #include <cmath>
 #include <thread>

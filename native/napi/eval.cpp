@@ -65,7 +65,7 @@ Napi::Value ClassifyFeatures(const Napi::CallbackInfo& info) {
     const auto method = args.Get("method").ToString().Utf8Value();
     if (method != "knn" && method != "prototype" && method != "linear")
       fail(kInputError, "Expected method 'knn', 'prototype' or 'linear'");
-    // The probe's policy (penalty, iterations) is the caller's (lib/evaluate.ts); only its range is checked here.
+    // The probe's policy (penalty, iterations) is the caller's (lib/eval/protocols.ts); only its range is checked here.
     auto wd_value = args.Get("weightDecay");
     const double weight_decay = wd_value.IsNumber() ? wd_value.As<Napi::Number>().DoubleValue() : -1;
     if (!(weight_decay >= 0) || !std::isfinite(weight_decay)) fail(kInputError, "Expected a weightDecay >= 0");

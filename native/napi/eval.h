@@ -1,4 +1,4 @@
-// The addon's evaluation functions (native/eval/): exported by napi/addon.cpp, typed in lib/binding.ts.
+// The addon's evaluation functions (native/eval/): exported by napi/addon.cpp, typed in lib/addon/binding.ts.
 #pragma once
 #include <napi.h>
 

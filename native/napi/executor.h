@@ -22,7 +22,7 @@
 namespace rils::napi {
 
 // Process exit (process.exit(), an uncaught exception) while a task runs would destroy LibTorch's
-// statics under it: a segfault, every time, when measured during a trainStep. lib/binding.ts closes
+// statics under it: a segfault, every time, when measured during a trainStep. lib/addon/binding.ts closes
 // this gate from process 'exit' (an atexit handler runs too late: oneDNN's function-local statics
 // register their destructors at first use, after the addon loads). Tasks not yet started are
 // dropped unrun; the running ones are waited for.
@@ -78,7 +78,7 @@ class Executor {
   // At the addon's Init in `env`: the environment's threads are stopped and joined when it is torn
   // down, and the addon's code stays mapped for the life of the process.
   static void attach(Napi::Env env);
-  // At process exit (lib/binding.ts): `env`'s threads end without running anything more, joined.
+  // At process exit (lib/addon/binding.ts): `env`'s threads end without running anything more, joined.
   static void stop_all(napi_env env);
 
   struct State;

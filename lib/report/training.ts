@@ -1,11 +1,20 @@
 /**
  * A self-contained HTML training report: loss, clip-accuracy and gated-fraction curves (inline
- * SVG), a results table and patch-semantics maps. No external assets, so it opens anywhere.
+ * SVG), a results table and patch-semantics maps (lib/report/html.ts); and the one `rils train
+ * --report` writes, over three of the run's own examples.
  * @module
  */
 import { writeFile } from 'node:fs/promises';
 
-import type { StepProgress } from './train.js';
+import type { CaptionedImage, Dataset } from '../data/dataset.js';
+import { decodeImage } from '../io/images.js';
+import type { Rils } from '../rils.js';
+import type { StepProgress } from '../train/fit.js';
+import { patchMaps } from './evaluation.js';
+import { escape, htmlFigures, htmlPage, htmlTable } from './html.js';
+import type { ReportImage } from './html.js';
+
+export type { ReportImage } from './html.js';
 
 /** One training run's per-step metrics (what `fit` writes as JSONL). */
 export interface ReportRun {
@@ -13,14 +22,6 @@ export interface ReportRun {
   name: string;
   /** One entry per step (extra fields are ignored). */
   steps: Pick<StepProgress, 'step' | 'loss' | 'clipLoss' | 'reconLoss' | 'clipAcc' | 'gatedFraction'>[];
-}
-
-/** A picture of the report. */
-export interface ReportImage {
-  /** Shown under the image. */
-  caption: string;
-  /** PNG bytes. */
-  png: Uint8Array;
 }
 
 /** What goes into {@link writeReport}. */
@@ -40,32 +41,6 @@ export interface ReportContent {
 }
 
 const COLOURS = ['#d62728', '#1f77b4', '#2ca02c', '#9467bd'];
-/** Text for HTML. @internal */
-export const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-
-/** A table with one row per object (the first row's keys are the columns). @internal */
-export function htmlTable(rows: readonly Record<string, string | number>[]): string {
-  if (rows.length === 0) return '';
-  const head = Object.keys(rows[0]!).map((k) => `<th>${escape(k)}</th>`).join('');
-  const body = rows.map((r) => `<tr>${Object.values(r).map((v) => `<td>${escape(String(v))}</td>`).join('')}</tr>`).join('');
-  return `<table><tr>${head}</tr>${body}</table>`;
-}
-
-/** Images inline (base64), each with its caption. @internal */
-export function htmlFigures(images: readonly ReportImage[], width = 160): string {
-  return images.map((i) => `<figure><img src="data:image/png;base64,${Buffer.from(i.png).toString('base64')}" width="${width}">` +
-    `<figcaption>${escape(i.caption)}</figcaption></figure>`).join('');
-}
-
-/** A self-contained page. @internal */
-export function htmlPage(title: string, body: string): string {
-  return `<!doctype html><html><head><meta charset="utf-8"><title>${escape(title)}</title>
-<style>body{font-family:sans-serif;margin:2em;max-width:1400px}figure{display:inline-block;margin:0 1em 1em 0;vertical-align:top}
-figcaption{max-width:200px;font-size:13px}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
-td:first-child,th:first-child{text-align:left}</style></head><body>
-<h1>${escape(title)}</h1>${body}
-</body></html>\n`;
-}
 
 function chart(title: string, runs: ReportRun[], value: (s: ReportRun['steps'][number]) => number): string {
   const W = 420, H = 220, pad = 36;
@@ -96,4 +71,21 @@ export async function writeReport(path: string, c: ReportContent): Promise<void>
 ${chart('loss', c.runs, (s) => s.loss)}${chart('clip loss', c.runs, (s) => s.clipLoss)}${chart('recon loss (weighted)', c.runs, (s) => s.reconLoss)}
 ${chart('clip accuracy (in-batch)', c.runs, (s) => s.clipAcc)}${chart('gated fraction', c.runs, (s) => s.gatedFraction)}
 ${images}`));
+}
+
+/** The examples whose image decodes (training skipped the others too). */
+async function readable(examples: readonly CaptionedImage[], size: number): Promise<CaptionedImage[]> {
+  const ok = await Promise.all(examples.map((e) => decodeImage(e.image, size).then(() => true, () => false)));
+  return examples.filter((_, i) => ok[i]);
+}
+
+/** Writes the report of a run on `data` to `file` (`rils train --report`). @internal */
+export async function writeTrainingReport(file: string, model: Rils, history: StepProgress[], data: Dataset): Promise<void> {
+  const examples = await readable(data.examples, model.config.imageSize);
+  const captions = examples.map((e) => e.caption);
+  const images = await patchMaps(model, examples.map((e) => e.image), captions.map((_, i) => i), captions);
+  await writeReport(file, {
+    title: `rils train: ${history.length} steps`, runs: [{ name: 'train', steps: history }], images,
+    imagesNote: `Per-patch probability of each image's own caption among the ${captions.length} captions shown (brighter = higher).`,
+  });
 }

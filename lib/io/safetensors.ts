@@ -6,8 +6,8 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 
-import { RilsWeightsError } from './errors.js';
-import { writeFileAtomic } from './files.js';
+import { RilsWeightsError } from '../errors.js';
+import { writeFileAtomic } from './atomic.js';
 import { openRegularFile } from './regular-file.js';
 
 /** Element types of the format. */
@@ -225,7 +225,7 @@ export interface TensorToWrite {
 }
 
 /**
- * Writes a file atomically (lib/files.ts: a temporary file in the same folder, fsync, rename), so a
+ * Writes a file atomically (lib/io/atomic.ts: a temporary file in the same folder, fsync, rename), so a
  * crash never leaves a half-written file under `path`; through symbolic links, only over a regular file.
  */
 export async function writeSafetensors(
