@@ -58,6 +58,7 @@ export { classNameOf, readImageFolder } from './data/image-folder.js';
 export type { ClassNameSource, ImageFolder, ReadImageFolderOptions } from './data/image-folder.js';
 export type { CaptionedImage, CaptionedPairs, Dataset, OpenDatasetOptions, Skips, TokenizerFactory } from './data/dataset.js';
 export type { BatchSource, CaptionedImageSourceOptions, SourcedBatch } from './data/source.js';
+export type { Random } from './data/augment.js'; // what a caption function draws with
 export { fineTuningSchedule, presetConfig } from './model/options.js';
 export type { Activation, Device, ModelConfig, Precision, PresetName, RilsOptions, TrainingOptions } from './model/options.js';
 export type { PretrainedOptions } from './weights/pretrained.js';

@@ -73,7 +73,7 @@ test('a device, a FIFO or a folder is refused at once, without reading it', (t) 
   // In a child with a time limit: before the fix, opening the FIFO waited for a writer forever and
   // /dev/zero was read until memory ran out.
   const script = `
-    import { readSafetensors } from ${JSON.stringify(new URL('../lib/safetensors.js', import.meta.url).href)};
+    import { readSafetensors } from ${JSON.stringify(new URL('../lib/io/safetensors.js', import.meta.url).href)};
     for (const p of process.argv.slice(1)) {
       try { await readSafetensors(p); console.log('read ' + p); } catch (e) { console.log(e.constructor.name + ': ' + e.message); }
     }`;

@@ -63,15 +63,16 @@ inline CpuBf16 cpu_bf16_units() {
 // LibTorch's autocast decides (bf16 is rils's default there).
 inline std::string bf16_unsupported(torch::Device device) {
   if (device.is_cuda()) return "";
+  // The CPU first: without bf16 units no LibTorch helps.
+  const auto units = cpu_bf16_units();
+  if (!units.avx512_bf16 && !units.amx_bf16)
+    return "this CPU has no bf16 units (neither avx512_bf16 nor amx_bf16 in its CPUID flags): bf16 would be "
+           "emulated, slower than fp32";
 #if !RILS_TORCH_AT_LEAST(2, 0)
   return "this addon is built against LibTorch " TORCH_VERSION
          ", whose CPU autocast has no oneDNN bf16 GEMMs to run; build it against LibTorch >= 2 "
          "(bash scripts/test-against.sh shows how)";
 #else
-  const auto units = cpu_bf16_units();
-  if (!units.avx512_bf16 && !units.amx_bf16)
-    return "this CPU has no bf16 units (neither avx512_bf16 nor amx_bf16 in its CPUID flags): bf16 would be "
-           "emulated, slower than fp32";
   if (!at::globalContext().hasMKLDNN()) return "this LibTorch " TORCH_VERSION " is built without oneDNN (MKL-DNN)";
   return "";
 #endif
