@@ -21,7 +21,10 @@ while (seen < images) {
   const b = await inFlight.shift()!;
   inFlight.push(source.next());
   seen += b.batchSize;
-  if (!first) (first = performance.now()), (firstImages = seen);
+  if (!first) {
+    first = performance.now();
+    firstImages = seen;
+  }
 }
 const end = performance.now();
 const cpu = process.cpuUsage(c0);

@@ -8,6 +8,7 @@
 const REQUIRE_ESM_CODES = ['ERR_REQUIRE_ESM', 'ERR_REQUIRE_ASYNC_MODULE'];
 
 try {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the CommonJS entry: require(esm) of the ES module
   module.exports = require('./index.js');
 } catch (error) {
   const code = (error as { code?: unknown } | null)?.code;

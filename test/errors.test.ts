@@ -204,5 +204,6 @@ test('errors that send the user the right way', async (t) => {
   t.deepEqual(warnings, [
     "Classes 'zebra' = 'giraffe' tokenize identically and will get identical scores (words the tokenizer's vocabulary lacks, read as unknown: zebra, giraffe)",
   ]);
-  model.dispose(), small.dispose();
+  model.dispose();
+  small.dispose();
 });

@@ -58,7 +58,7 @@ test('train-steps, train-folder → embed-images, zero-shot, patch-maps, evaluat
   for (const name of Object.keys(colours)) mkdirSync(path.join(classes, name), { recursive: true });
   files.forEach((file, i) => copyFileSync(file, path.join(classes, i < 6 ? 'red' : 'blue', path.basename(file))));
   const evaluated = await run(dir, 'evaluate.ts', weights, classes, data, 'report.html');
-  t.regex(evaluated.stdout, /zero-shot top-1 [\d.]+%, k-NN [\d.]+%, 1-shot [\d.]+%, linear probe [\d.]+%\n  blue: zero-shot/);
+  t.regex(evaluated.stdout, /zero-shot top-1 [\d.]+%, k-NN [\d.]+%, 1-shot [\d.]+%, linear probe [\d.]+%\n {2}blue: zero-shot/);
   t.regex(evaluated.stdout, /retrieval over 12 images: image→text R@1 [\d.]+%/);
   t.true(existsSync(path.join(dir, 'report.html')));
   rmSync(dir, { recursive: true, force: true });

@@ -157,7 +157,12 @@ function referenceBpe(): (word: string) => number[] {
   const order = [...Array(256).keys()].filter((b) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || b >= 0xae);
   const symbol: string[] = [];
   order.forEach((b) => (symbol[b] = String.fromCharCode(b)));
-  for (let b = 0, n = 0; b < 256; b++) if (symbol[b] === undefined) order.push(b), (symbol[b] = String.fromCharCode(256 + n++));
+  for (let b = 0, n = 0; b < 256; b++) {
+    if (symbol[b] === undefined) {
+      order.push(b);
+      symbol[b] = String.fromCharCode(256 + n++);
+    }
+  }
   const bytes = order.map((b) => symbol[b]!);
   const encoder = new Map([...bytes, ...bytes.map((s) => `${s}</w>`), ...merges.map(([a, b]) => a! + b!)].map((s, id) => [s, id]));
   const ranks = new Map(merges.map(([a, b], rank) => [`${a} ${b}`, rank]));

@@ -130,7 +130,8 @@ async function classify(model: Rils, s: Settings & { data: string }): Promise<{ 
     });
     return { test: data.test, results };
   } finally {
-    bars.test.stop(), bars.train.stop();
+    bars.test.stop();
+    bars.train.stop();
   }
 }
 

@@ -100,7 +100,10 @@ async function imagesUnder(dir: string, walk: WalkCounts): Promise<string[]> {
     else if (isImageFileName(entry.name)) {
       const id = await fileId(full);
       if (walk.seen.has(id)) walk.duplicates++;
-      else walk.seen.add(id), files.push(full);
+      else {
+        walk.seen.add(id);
+        files.push(full);
+      }
     } else walk.other++;
   }
   return files;

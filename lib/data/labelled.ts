@@ -4,7 +4,6 @@
  * set's. lib/data/formats.ts opens them (`openLabelledImages`).
  * @module
  */
-import { RilsInputError } from '../errors.js';
 import type { EvalImage } from '../io/images.js';
 import { checkInteger, invalid } from '../validate.js';
 import { Random } from './augment.js';

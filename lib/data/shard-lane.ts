@@ -120,7 +120,10 @@ export class ShardLane {
     s.shard++;
     if (this.#o.resampled) s.current = this.#pick.int(this.#o.shards.length);
     else {
-      if (s.shard >= this.#shareOf(s.epoch).length) (s.epoch++, (s.shard = 0));
+      if (s.shard >= this.#shareOf(s.epoch).length) {
+        s.epoch++;
+        s.shard = 0;
+      }
       s.current = this.#shareOf(s.epoch)[s.shard]!;
     }
     const limit = 2 * (this.#o.resampled ? this.#o.shards.length : this.#shareOf(s.epoch).length);

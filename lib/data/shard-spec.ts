@@ -32,7 +32,10 @@ function splitCommas(part: string): string[] {
     const c = part[i];
     if (c === '{') depth++;
     else if (c === '}') depth = Math.max(0, depth - 1);
-    else if (c === ',' && depth === 0) out.push(part.slice(start, i)), (start = i + 1);
+    else if (c === ',' && depth === 0) {
+      out.push(part.slice(start, i));
+      start = i + 1;
+    }
   }
   out.push(part.slice(start));
   return out;

@@ -178,7 +178,8 @@ export async function* shardBytes(
           let chunk = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
           if (skip > 0) {
             const n = Math.min(skip, chunk.length);
-            (chunk = chunk.subarray(n)), (skip -= n);
+            chunk = chunk.subarray(n);
+            skip -= n;
             if (chunk.length === 0) continue;
           }
           offset += chunk.length;

@@ -90,7 +90,10 @@ async function* chunksOf(images: Iterable<EvalImage> | AsyncIterable<EvalImage>,
   let chunk: EvalImage[] = [];
   for await (const image of images) {
     chunk.push(image);
-    if (chunk.length === size) yield chunk, (chunk = []);
+    if (chunk.length === size) {
+      yield chunk;
+      chunk = [];
+    }
   }
   if (chunk.length) yield chunk;
 }

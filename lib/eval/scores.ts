@@ -6,16 +6,6 @@
  * @module
  */
 
-/**
- * `a[i] · b[j]` for rows of length `dim`, summed in the order {@link scoreBlock} sums: the same
- * bits, so a true match compared with its own row of scores is never above itself.
- */
-function dot(a: Float32Array, i: number, b: Float32Array, j: number, dim: number): number {
-  let s = 0;
-  for (let d = 0, x = i * dim, y = j * dim; d < dim; d++) s += a[x + d]! * b[y + d]!;
-  return s;
-}
-
 /** Rows scored together: each key is read once for all of them (1.7× faster than row by row). */
 const BLOCK = 8;
 
@@ -30,11 +20,23 @@ function scoreBlock(a: Float32Array, i0: number, last: number, b: Float32Array, 
     let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
     for (let d = 0, y = j * dim; d < dim; d++) {
       const v = b[y + d]!;
-      s0 += a[x0 + d]! * v, s1 += a[x1 + d]! * v, s2 += a[x2 + d]! * v, s3 += a[x3 + d]! * v;
-      s4 += a[x4 + d]! * v, s5 += a[x5 + d]! * v, s6 += a[x6 + d]! * v, s7 += a[x7 + d]! * v;
+      s0 += a[x0 + d]! * v;
+      s1 += a[x1 + d]! * v;
+      s2 += a[x2 + d]! * v;
+      s3 += a[x3 + d]! * v;
+      s4 += a[x4 + d]! * v;
+      s5 += a[x5 + d]! * v;
+      s6 += a[x6 + d]! * v;
+      s7 += a[x7 + d]! * v;
     }
-    out[j] = s0, out[nk + j] = s1, out[2 * nk + j] = s2, out[3 * nk + j] = s3;
-    out[4 * nk + j] = s4, out[5 * nk + j] = s5, out[6 * nk + j] = s6, out[7 * nk + j] = s7;
+    out[j] = s0;
+    out[nk + j] = s1;
+    out[2 * nk + j] = s2;
+    out[3 * nk + j] = s3;
+    out[4 * nk + j] = s4;
+    out[5 * nk + j] = s5;
+    out[6 * nk + j] = s6;
+    out[7 * nk + j] = s7;
   }
 }
 
@@ -57,12 +59,17 @@ export function topKByDot(queries: Float32Array, keys: Float32Array, dim: number
   const out = new Int32Array((queries.length / dim) * kk);
   const best = new Float64Array(kk), idx = new Int32Array(kk);
   forEachScoreRow(queries, keys, dim, (q, scores) => {
-    best.fill(-Infinity), idx.fill(-1);
+    best.fill(-Infinity);
+    idx.fill(-1);
     scores.forEach((s, c) => {
       if (s <= best[kk - 1]!) return;
       let p = kk - 1;
-      for (; p > 0 && s > best[p - 1]!; p--) (best[p] = best[p - 1]!), (idx[p] = idx[p - 1]!);
-      best[p] = s, idx[p] = c;
+      for (; p > 0 && s > best[p - 1]!; p--) {
+        best[p] = best[p - 1]!;
+        idx[p] = idx[p - 1]!;
+      }
+      best[p] = s;
+      idx[p] = c;
     });
     out.set(idx, q * kk);
   });

@@ -64,7 +64,10 @@ async function mistakes(test: LabelledImageSet, r: ClassificationResults, count:
     const label = r.testLabels[i]!;
     if (p === label) return;
     if (seen.has(label)) others.push(i);
-    else seen.add(label), firstOfClass.push(i);
+    else {
+      seen.add(label);
+      firstOfClass.push(i);
+    }
   });
   const picks = [...firstOfClass, ...others].slice(0, count);
   const width = Math.min(5, r.classNames.length);

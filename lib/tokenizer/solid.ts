@@ -96,12 +96,18 @@ export function solidPrefixEnd(text: string, needed: number, rule: SolidRule): n
     let kind = kinds[c]! as Kind;
     if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
       const low = text.charCodeAt(i + 1);
-      if (low >= 0xdc00 && low <= 0xdfff) kind = astralKind(((c - 0xd800) << 10) + low - 0xdc00 + 0x10000), i++;
+      if (low >= 0xdc00 && low <= 0xdfff) {
+        kind = astralKind(((c - 0xd800) << 10) + low - 0xdc00 + 0x10000);
+        i++;
+      }
     }
     if (kind === Kind.Ypogegrammeni && !rule.clip) kind = Kind.Mark;
     let counts = kind === Kind.Symbol || kind === Kind.Mark || (rule.letters && (kind === Kind.Letter || kind === Kind.Jamo));
     if (kind === Kind.Mark || kind === Kind.Jamo) {
-      if (counts && composable < 3) composable++, (counts = false);
+      if (counts && composable < 3) {
+        composable++;
+        counts = false;
+      }
     } else if (kind !== Kind.Ypogegrammeni) {
       composable = kind === Kind.Space ? 3 : 0; // nothing composes with whitespace
     }
