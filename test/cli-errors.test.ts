@@ -61,7 +61,7 @@ test('bad numbers name the option and the value', async (t) => {
   await failsClearly(t, train('--set', 'constructor=1'), /Expected field=value .*for --set but received "constructor=1"/);
   await failsClearly(t, train('--vocab-size', '300'), /--vocab-size is given by the tokenizer/);
   await failsClearly(t, train('--init', 'x.safetensors', '--preset', 'micro'), /--preset cannot be used with --init/);
-  await failsClearly(t, train('--device', 'tpu'), /Expected cpu, cuda or cuda:N for --device but received "tpu"/);
+  await failsClearly(t, train('--device', 'tpu'), /Expected 'cpu', 'cuda' or 'cuda:N' for --device but received "tpu"/);
   await failsClearly(t, train('--master-port', 'abc', '--nproc', '2'), /for --master-port but received "abc"/);
   await failsClearly(t, train('--set', 'imageSize'), /Expected field=value .*for --set but received "imageSize"/);
   await failsClearly(t, train('--set', 'frobs=2'), /for --set but received "frobs=2"/);

@@ -11,6 +11,7 @@ import { evalCommand } from '../lib/cli/eval.js';
 import { infoCommand } from '../lib/cli/info.js';
 import { trainCommand } from '../lib/cli/train.js';
 import { zeroshotCommand } from '../lib/cli/zeroshot.js';
+import { RUN_OPTIONS } from '../lib/model/options.js';
 import { rilsRun } from './helpers/cli.js';
 
 const COMMANDS: Command[] = [infoCommand, trainCommand, zeroshotCommand, embedCommand, evalCommand, convertCommand];
@@ -51,6 +52,12 @@ test("rils train --help gives every field of schema() with the library's default
     t.is(line?.[1], shown(schema.presets.micro![f.name]!), `--${kebab(f.name)}`);
   }
   t.regex(help, /With --init, the training fields start from the fine-tuning schedule of Rils\.fromPretrained instead: lr 0\.00001/);
+  // The run's options: the precision field's, and the library's own (device, non-finite steps).
+  const option = (name: string) => new RegExp(`^  --${name} (\\S+) .*\\(default ([^)]*)\\)$`, 'm').exec(help)?.slice(1);
+  const precision = schema.run.find((f) => f.name === 'precision')!;
+  t.deepEqual(option('precision'), [precision.choices!.join('|'), String(precision.default)]);
+  t.deepEqual(option('device'), [RUN_OPTIONS.device.values.join('|'), RUN_OPTIONS.device.default]);
+  t.deepEqual(option('on-non-finite'), [RUN_OPTIONS.onNonFinite.values.join('|'), RUN_OPTIONS.onNonFinite.default]);
 });
 
 test('--templates takes several templates after it, and the images after them', async (t) => {

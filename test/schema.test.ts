@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import ts from 'typescript';
 
-import { OPTION_ALIASES, isOptionName } from '../lib/model/options.js';
+import { OPTION_ALIASES, RUN_OPTIONS, isOptionName } from '../lib/model/options.js';
 import { CONFIG_FIELDS, DISTRIBUTED_FIELDS, PRESETS, RUN_FIELDS, STAT_FIELDS, TRAIN_FIELDS, checkField, expected } from '../lib/model/schema.js';
 import { camelCase } from '../lib/validate.js';
 
@@ -78,6 +78,16 @@ test('DistributedOptions declares every native job field (with the host and the 
 test('the run table holds the precision, whose choices are the Precision type\'s', (t) => {
   t.deepEqual([...RUN_FIELDS.keys()], ['precision']);
   t.is(typeText(declared('model/options.ts', 'Precision')), tsType(RUN_FIELDS.get('precision')!));
+});
+
+test("RilsOptions' run options (onNonFinite, onUnsupportedPrecision) are typed with their RUN_OPTIONS values; device's pattern takes its type's", (t) => {
+  const options = properties('model/options.ts', 'RilsOptions');
+  for (const name of ['onNonFinite', 'onUnsupportedPrecision'] as const) {
+    t.deepEqual(options.get(name)?.split(' | ').sort(), RUN_OPTIONS[name].values.map((v) => `"${v}"`).sort(), name);
+  }
+  t.is(options.get('device'), 'Device');
+  for (const device of ['cpu', 'cuda', 'cuda:0', 'cuda:12']) t.regex(device, RUN_OPTIONS.device.pattern);
+  for (const device of ['gpu', 'cuda:', 'cuda:x', 'CPU']) t.notRegex(device, RUN_OPTIONS.device.pattern);
 });
 
 test('PresetName lists the native presets', (t) => {

@@ -10,8 +10,10 @@ import path from 'node:path';
 import { RilsInputError } from '../errors.js';
 import { readRegularFileSync } from '../io/regular-file.js';
 import type { OptionSpec, OptionSpecs } from './args.js';
-import { PRECISIONS } from '../model/options.js';
-import type { Device } from '../model/options.js';
+import { PRECISIONS, RUN_OPTIONS, checkRunOption } from '../model/options.js';
+import type { Activation, Device } from '../model/options.js';
+import { CONFIG_FIELDS, RUN_FIELDS } from '../model/schema.js';
+import type { FieldSpec } from '../model/schema.js';
 import type { Templates } from '../eval/templates.js';
 import { Rils } from '../rils.js';
 import type { PretrainedOptions } from '../weights/pretrained.js';
@@ -52,8 +54,21 @@ export function choiceOption<T extends string>(raw: string, name: string, choice
 
 /** `--device`: cpu, cuda or cuda:N. */
 export function deviceOption(raw: string): Device {
-  if (!/^(cpu|cuda(:\d+)?)$/.test(raw)) throw invalid('cpu, cuda or cuda:N', '--device', raw);
-  return raw as Device;
+  return checkRunOption('device', raw, '--device') as Device;
+}
+
+/** An option that takes a value (parseArgs types it a string). */
+type StringOption = OptionSpec & { type: 'string'; multiple?: false };
+
+/** A CLI option of a {@link RUN_OPTIONS} row: its values, default and help. */
+export function runOptionSpec(name: keyof typeof RUN_OPTIONS): StringOption {
+  const row = RUN_OPTIONS[name];
+  return { type: 'string', value: row.values.join('|'), default: row.default, help: row.help };
+}
+
+/** A CLI option of a choice field (precision, the activations): its choices and the library's default. */
+export function choiceFieldSpec(f: FieldSpec, help: string, withDefault = true): StringOption {
+  return { type: 'string', value: f.choices!.join('|'), ...(withDefault ? { default: String(f.default) } : {}), help };
 }
 
 /** Checks that `--name FILE` can be written: its folder exists and it is not a folder itself. */
@@ -82,10 +97,10 @@ export const MODEL_OPTIONS = {
     help: "rils's weights (they carry their config and tokenizer) or a CLIP checkpoint: OpenAI/open_clip safetensors, " +
       "a Hugging Face folder or OpenAI's TorchScript .pt",
   },
-  act: { type: 'string', value: 'gelu|quick_gelu', help: "a CLIP checkpoint's MLP activation (OpenAI's: quick_gelu, the default; most open_clip models: gelu)" },
+  act: choiceFieldSpec(CONFIG_FIELDS.get('visionAct')!, "a CLIP checkpoint's MLP activation (OpenAI's: quick_gelu, the default; most open_clip models: gelu)", false),
   vocab: { type: 'string', value: 'FILE', help: "CLIP's BPE vocabulary (bpe_simple_vocab_16e6.txt.gz) when not the bundled one" },
-  device: { type: 'string', value: 'cpu|cuda|cuda:N', default: 'cpu', help: 'where the model runs' },
-  precision: { type: 'string', value: 'auto|fp32|bf16', default: 'auto', help: 'the towers\' arithmetic (auto: bf16 on CUDA, fp32 on the CPU)' },
+  device: runOptionSpec('device'),
+  precision: choiceFieldSpec(RUN_FIELDS.get('precision')!, "the towers' arithmetic (auto: bf16 on CUDA, fp32 on the CPU)"),
 } as const satisfies OptionSpecs;
 
 /**
@@ -97,12 +112,17 @@ type ModelArgs = {
   weights?: string | undefined; vocab?: string | undefined; device?: string | undefined; precision?: string | undefined; act?: string | undefined;
 };
 
+/** `--act`: an activation the towers have. */
+export function actOption(raw: string): Activation {
+  return choiceOption(raw, 'act', CONFIG_FIELDS.get('visionAct')!.choices as Activation[]);
+}
+
 /** The options of MODEL_OPTIONS, checked (call it first, so a bad value fails before other work). */
 export function modelOptions(a: ModelArgs): PretrainedOptions {
   return {
     ...(a.vocab ? { vocabPath: a.vocab } : {}), ...(a.device ? { device: deviceOption(a.device) } : {}),
     ...(a.precision ? { precision: choiceOption(a.precision, 'precision', PRECISIONS) } : {}),
-    ...(a.act ? { act: choiceOption(a.act, 'act', ['gelu', 'quick_gelu'] as const) } : {}),
+    ...(a.act ? { act: actOption(a.act) } : {}),
   };
 }
 

@@ -5,7 +5,7 @@
  * @internal
  * @module
  */
-import { PRECISIONS, presetConfig } from '../model/options.js';
+import { PRECISIONS, checkRunOption, presetConfig } from '../model/options.js';
 import type { Precision, PresetName, RilsOptions } from '../model/options.js';
 import { RilsInputError } from '../errors.js';
 import { CONFIG_FIELDS, PRESETS, TRAIN_FIELDS, checkField, expected } from '../model/schema.js';
@@ -16,7 +16,7 @@ import { SAVE_LAYOUTS } from '../weights/clip-save.js';
 import type { SaveLayout } from '../weights/clip-save.js';
 import { invalid, snakeCase } from '../validate.js';
 import type { OptionSpec, OptionSpecs } from './args.js';
-import { MODEL_OPTIONS, choiceOption, deviceOption, integerOption, numberOption, optionalInteger, outputFolderOption, outputOption } from './common.js';
+import { MODEL_OPTIONS, actOption, choiceOption, deviceOption, integerOption, numberOption, optionalInteger, outputFolderOption, outputOption, runOptionSpec } from './common.js';
 import { checkOutputs } from './outputs.js';
 
 /** `--kebab-name` of a field (`maskRatio` → `mask-ratio`). */
@@ -62,7 +62,7 @@ export const TRAIN_OPTIONS: OptionSpecs = {
   steps: { type: 'string', value: 'N', default: '500', help: 'optimizer steps of the run (a resumed run continues to this total)' },
   batch: { type: 'string', value: 'N', default: '64', help: 'the global batch, split evenly over the processes' },
   seed: { type: 'string', value: 'N', default: '0', help: 'seeds the init, the masks and the data order (the library\'s default: random)' },
-  'on-non-finite': { type: 'string', value: 'skip|throw', default: 'skip', help: 'a NaN/inf step: skipped and counted, or the end of the run' },
+  'on-non-finite': runOptionSpec('onNonFinite'),
   tokenizer: { type: 'string', value: 'word|byte|clip|clip:VOCAB.gz', help: "without --init: the captions' tokenizer (default word)" },
   context: { type: 'string', value: 'N', help: 'tokens per caption, without --init (word: 16, others: 32)' },
   checkpoint: { type: 'string', value: 'FILE', help: 'resumable checkpoint, every 100 steps and at the end (the run resumes from it)' },
@@ -162,11 +162,11 @@ function modelOf(a: Record<string, string | undefined>, fields: Record<string, u
   const common = {
     seed: integerOption(a.seed!, 'seed', 0), device: deviceOption(a.device!),
     precision: choiceOption(a.precision!, 'precision', PRECISIONS) as Precision,
-    onNonFinite: choiceOption(a['on-non-finite']!, 'on-non-finite', ['skip', 'throw'] as const), totalSteps: steps, ...fields,
+    onNonFinite: checkRunOption('onNonFinite', a['on-non-finite'], '--on-non-finite') as 'skip' | 'throw', totalSteps: steps, ...fields,
   };
   if (a.init === undefined) return { preset: choiceOption(a.preset ?? 'micro', 'preset', Object.keys(PRESETS) as PresetName[]), ...common };
   return {
-    ...common, ...(a.act ? { act: choiceOption(a.act, 'act', ['gelu', 'quick_gelu'] as const) } : {}), ...(a.vocab ? { vocabPath: a.vocab } : {}),
+    ...common, ...(a.act ? { act: actOption(a.act) } : {}), ...(a.vocab ? { vocabPath: a.vocab } : {}),
   };
 }
 

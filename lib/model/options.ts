@@ -207,10 +207,29 @@ export interface RilsOptions extends Partial<ModelConfig>, TrainingOptions {
 
 /** TS options that stand for several native fields. @internal */
 export const OPTION_ALIASES: Readonly<Record<string, readonly string[]>> = { betas: ['beta1', 'beta2'] };
+/**
+ * The options of {@link RilsOptions} that choose how a run goes but are not native fields (a device
+ * names itself with an index; the others are the library's policy): each declared once, with its
+ * values, default and help, checked by {@link toNativeOptions} and offered by the CLI. @internal
+ */
+export const RUN_OPTIONS = {
+  device: { values: ['cpu', 'cuda', 'cuda:N'], pattern: /^(cpu|cuda(:\d+)?)$/, default: 'cpu', help: 'where the model runs' },
+  onUnsupportedPrecision: {
+    values: ['throw', 'fp32'], default: 'throw', help: 'bf16 where it cannot run: an error saying why, or fp32 with a warning',
+  },
+  onNonFinite: { values: ['skip', 'throw'], default: 'skip', help: 'a NaN/inf step: skipped and counted, or the end of the run' },
+} as const;
+
+/** `value` checked against its {@link RUN_OPTIONS} row (`what` names it in the error). @internal */
+export function checkRunOption<K extends keyof typeof RUN_OPTIONS>(name: K, value: unknown, what: string = name): string {
+  const row: { values: readonly string[]; pattern?: RegExp } = RUN_OPTIONS[name];
+  const ok = typeof value === 'string' && (row.pattern ? row.pattern.test(value) : row.values.includes(value));
+  if (!ok) throw invalid(row.values.map((v) => `'${v}'`).join(', ').replace(/, ([^,]*)$/, ' or $1'), what, value);
+  return value as string;
+}
+
 /** Options of {@link RilsOptions} that are not model or training fields. @internal */
-export const OTHER_OPTIONS = [
-  'preset', 'seed', 'device', 'precision', 'onUnsupportedPrecision', 'tokenizer', 'onNonFinite', 'distributed',
-] as const;
+export const OTHER_OPTIONS = ['preset', 'seed', 'precision', 'tokenizer', 'distributed', ...Object.keys(RUN_OPTIONS)] as const;
 const ALIASED = new Set(Object.values(OPTION_ALIASES).flat().map(camelCase));
 
 /** Whether `name` is an option of {@link RilsOptions}. @internal */
@@ -278,7 +297,7 @@ function betaOptions(betas: unknown): Record<string, number> {
  */
 function checkPrecision(precision: unknown, onUnsupported: unknown, device: string): Precision {
   checkField(RUN_FIELDS.get('precision')!, precision, 'precision');
-  if (onUnsupported !== 'throw' && onUnsupported !== 'fp32') throw invalid("'throw' or 'fp32'", 'onUnsupportedPrecision', onUnsupported);
+  checkRunOption('onUnsupportedPrecision', onUnsupported);
   if (precision !== 'bf16' || device !== 'cpu') return precision as Precision;
   const bf16 = native.runtimeInfo().cpuBf16;
   if (bf16.available) return precision;
@@ -288,10 +307,8 @@ function checkPrecision(precision: unknown, onUnsupported: unknown, device: stri
   return 'fp32';
 }
 
-function checkDevice(device: unknown, distributed: boolean): string {
-  if (typeof device !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(device)) {
-    throw invalid("'cpu', 'cuda' or 'cuda:N'", 'device', device);
-  }
+function checkDevice(value: unknown, distributed: boolean): string {
+  const device = checkRunOption('device', value);
   if (distributed && device !== 'cpu') {
     throw invalid("'cpu' with distributed (training across processes runs on Gloo)", 'device', device);
   }
@@ -321,15 +338,13 @@ export function toNativeOptions(options: RilsOptions): {
   checkApplies(config, PRESETS[preset]!);
   const train = { ...tableOptions(o, TRAIN_FIELDS), ...betaOptions(o.betas) };
   const seed = o.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : checkInteger(o.seed, 'seed', 0);
-  if (o.onNonFinite !== undefined && o.onNonFinite !== 'skip' && o.onNonFinite !== 'throw') {
-    throw invalid("'skip' or 'throw'", 'onNonFinite', o.onNonFinite);
-  }
+  const onNonFinite = checkRunOption('onNonFinite', o.onNonFinite ?? RUN_OPTIONS.onNonFinite.default) as 'skip' | 'throw';
   if (o.tokenizer !== undefined && !isTokenizer(o.tokenizer)) {
     throw invalid('a tokenizer (ClipTokenizer, WordTokenizer, ByteTokenizer or one with encodeBatch)', 'tokenizer', o.tokenizer);
   }
-  const device = checkDevice(o.device ?? 'cpu', o.distributed !== undefined);
-  const precision = checkPrecision(o.precision ?? 'auto', o.onUnsupportedPrecision ?? 'throw', device);
-  const checked = { tokenizer: o.tokenizer as Tokenizer | undefined, onNonFinite: (o.onNonFinite ?? 'skip') as 'skip' | 'throw' };
+  const device = checkDevice(o.device ?? RUN_OPTIONS.device.default, o.distributed !== undefined);
+  const precision = checkPrecision(o.precision ?? RUN_FIELDS.get('precision')!.default, o.onUnsupportedPrecision ?? RUN_OPTIONS.onUnsupportedPrecision.default, device);
+  const checked = { tokenizer: o.tokenizer as Tokenizer | undefined, onNonFinite };
   if (o.distributed !== undefined) {
     return { preset, config, train, seed, device, run: { precision }, distributed: toNativeDistributed(o.distributed), ...checked };
   }
