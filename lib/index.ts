@@ -66,7 +66,7 @@ export type { LabelledImages } from './data/mnist.js';
 export { fineTuningSchedule, presetConfig } from './options.js';
 export type { Activation, Device, ModelConfig, Precision, PresetName, RilsOptions, TrainingOptions } from './options.js';
 export type { PretrainedOptions } from './weights/pretrained.js';
-export type { SaveLayout } from './weights/clip-save.js';
+export type { SaveLayout } from './weights/layouts.js';
 export { distributedFromEnv } from './distributed.js';
 export type { DistributedInfo, DistributedOptions } from './distributed.js';
 export {
