@@ -1,7 +1,9 @@
 /**
  * rils's weight files: safetensors with the PyTorch reference's tensor names, F32, and metadata
  * (preset, config, training options, tokenizer) that lets the reference load them without flags.
- * What a file says about its model is read and checked here, before any model is allocated.
+ * What a file says about its model is read and checked here, before any model is allocated (the
+ * 'rils' entry of lib/weights/layouts.ts; lib/weights/load.ts streams the tensors in). loadWeights
+ * and training checkpoints read a file whole: they replace a live model's weights all or nothing.
  * @internal
  * @module
  */
