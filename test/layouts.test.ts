@@ -89,7 +89,7 @@ test("rils's own file must hold every parameter, the feature decoder included, a
   // Refused before the model is built (a CLIP checkpoint's decoder would be new; a rils file's is its own).
   await t.throwsAsync(Rils.fromWeights(bad), { instanceOf: RilsWeightsError, message: /bad\.safetensors: its tensors hold \d+ numbers but the model they describe needs/ });
   await rewritten(file, bad, (name, data) => {
-    if (name === 'visual.pos_embed') new Float32Array(data.buffer)[200] += 0.01;
+    if (name === 'visual.pos_embed') new Float32Array(data.buffer)[200]! += 0.01;
     return data;
   });
   await t.throwsAsync(Rils.fromWeights(bad), {

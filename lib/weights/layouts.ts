@@ -107,7 +107,10 @@ export const LAYOUTS = {
 /** How a checkpoint lays out its tensors. */
 export type Layout = keyof typeof LAYOUTS;
 
-/** The layouts rils writes ({@link Rils.saveWeights}'s `layout`). */
+/**
+ * The layouts rils writes ({@link Rils.saveWeights}'s `layout`): those of the registry with a writer.
+ * @useDeclaredType
+ */
 export type SaveLayout = { [L in Layout]: (typeof LAYOUTS)[L] extends { save: LayoutSave } ? L : never }[Layout];
 
 const layoutOf = (name: Layout): WeightLayout => LAYOUTS[name];
