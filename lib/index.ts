@@ -4,8 +4,8 @@
  * space, CVPR 2023) for Node.js, on LibTorch.
  * @module
  */
-import { addonChoice, native } from './binding.js';
-import type { AddonChoice } from './binding.js';
+import { addonChoice, native } from './addon/binding.js';
+import type { AddonChoice } from './addon/binding.js';
 import { availableParallelism } from 'node:os';
 
 import { fromNative } from './errors.js';
@@ -16,20 +16,20 @@ export type {
   Batch, ClassLogits, EncodeImagesOptions, ImageEncoding, LossStats, ParameterInfo, PatchSemantics, PatchSemanticsOptions,
   TextEncoding, TrainStats,
 } from './types.js';
-export { ZeroShotClassifier } from './zeroshot.js';
+export { ZeroShotClassifier } from './eval/zeroshot.js';
 export type { ExportOnnxOptions, OnnxExport } from './export/onnx.js';
-export type { Classification, TopK } from './zeroshot.js';
-export { BUNDLED_CLIP_VOCAB, ByteTokenizer, ClipTokenizer, WordTokenizer } from './tokenizer.js';
-export { tokenizerFromSpec, tokenizerSpec } from './tokenizer.js';
-export type { Tokenizer, TokenizerOptions, TokenizerSpec } from './tokenizer.js';
-export { CLIP80_TEMPLATES, SLIP7_TEMPLATES } from './templates.js';
-export type { Templates } from './templates.js';
-export { decodeImage, loadImages, renderHeatmap } from './images.js';
-export type { EvalImage, ImageSource, LoadImagesOptions, RawImage } from './images.js';
-export type { ImageTensor, ImagesInput } from './inputs.js';
-export { accuracy, knnClassify, linearProbeClassify, prototypeClassify, retrievalRecall, sampleShots } from './evaluate.js';
-export type { LabelledFeatures, RetrievalRecall } from './evaluate.js';
-export { fit } from './train.js';
+export type { Classification, TopK } from './eval/zeroshot.js';
+export { BUNDLED_CLIP_VOCAB, ByteTokenizer, ClipTokenizer, WordTokenizer } from './tokenizer/index.js';
+export { tokenizerFromSpec, tokenizerSpec } from './tokenizer/index.js';
+export type { Tokenizer, TokenizerOptions, TokenizerSpec } from './tokenizer/index.js';
+export { CLIP80_TEMPLATES, SLIP7_TEMPLATES } from './eval/templates.js';
+export type { Templates } from './eval/templates.js';
+export { decodeImage, loadImages, renderHeatmap } from './io/images.js';
+export type { EvalImage, ImageSource, LoadImagesOptions, RawImage } from './io/images.js';
+export type { ImageTensor, ImagesInput } from './model/inputs.js';
+export { accuracy, knnClassify, linearProbeClassify, prototypeClassify, retrievalRecall, sampleShots } from './eval/protocols.js';
+export type { LabelledFeatures, RetrievalRecall } from './eval/protocols.js';
+export { fit } from './train/fit.js';
 export { evaluateClassification } from './eval/classification.js';
 export type {
   ClassificationResults, EvaluateClassificationOptions, EvaluatedSet, LinearProbeAccuracy, ProtocolAccuracy, ZeroShotAccuracy,
@@ -39,11 +39,11 @@ export { evaluateRetrieval } from './eval/retrieval.js';
 export type { EvaluateRetrievalOptions, RetrievalResults } from './eval/retrieval.js';
 export { embedImages } from './eval/embed.js';
 export type { EmbedImagesOptions, EmbedProgress, EmbeddedImages, SkippedImage } from './eval/embed.js';
-export { confusionPng, patchMaps, writeEvaluationReport } from './eval/report.js';
-export type { ReportOptions } from './eval/report.js';
-export { writeReport } from './report.js';
-export type { ReportContent, ReportImage, ReportRun } from './report.js';
-export type { FitOptions, FitResult, StepProgress } from './train.js';
+export { confusionPng, patchMaps, writeEvaluationReport } from './report/evaluation.js';
+export type { ReportOptions } from './report/evaluation.js';
+export { writeReport } from './report/training.js';
+export type { ReportContent, ReportImage, ReportRun } from './report/training.js';
+export type { FitOptions, FitResult, StepProgress } from './train/fit.js';
 export { CaptionedImageSource } from './data/source.js';
 export { FileCaptionSource, readCaptionIndex } from './data/files.js';
 export type { CaptionIndex, CaptionedFile, FileCaptionSourceOptions, ImageBatchOptions, SkipCounts } from './data/files.js';
@@ -63,12 +63,12 @@ export type { BatchSource, CaptionedImageSourceOptions, SourcedBatch } from './d
 export { Random, randomResizedCrop } from './data/augment.js';
 export { DIGIT_NAMES, MNIST_EVAL_TEMPLATES, MNIST_TRAIN_TEMPLATES, captionFor, loadMnist } from './data/mnist.js';
 export type { LabelledImages } from './data/mnist.js';
-export { fineTuningSchedule, presetConfig } from './options.js';
-export type { Activation, Device, ModelConfig, Precision, PresetName, RilsOptions, TrainingOptions } from './options.js';
+export { fineTuningSchedule, presetConfig } from './model/options.js';
+export type { Activation, Device, ModelConfig, Precision, PresetName, RilsOptions, TrainingOptions } from './model/options.js';
 export type { PretrainedOptions } from './weights/pretrained.js';
 export type { SaveLayout } from './weights/layouts.js';
-export { distributedFromEnv } from './distributed.js';
-export type { DistributedInfo, DistributedOptions } from './distributed.js';
+export { distributedFromEnv } from './train/distributed.js';
+export type { DistributedInfo, DistributedOptions } from './train/distributed.js';
 export {
   RilsDeviceError,
   RilsDistributedError,
@@ -79,9 +79,9 @@ export {
   RilsWeightsError,
 } from './errors.js';
 export type { RilsErrorCode } from './errors.js';
-export type { AddonChoice } from './binding.js';
-export { parseSafetensors, readSafetensors, writeSafetensors } from './safetensors.js';
-export type { SafetensorsDtype, SafetensorsEntry, SafetensorsFile, TensorToWrite } from './safetensors.js';
+export type { AddonChoice } from './addon/binding.js';
+export { parseSafetensors, readSafetensors, writeSafetensors } from './io/safetensors.js';
+export type { SafetensorsDtype, SafetensorsEntry, SafetensorsFile, TensorToWrite } from './io/safetensors.js';
 
 /** What the loaded addon was built with and can use. */
 export interface RuntimeInfo {

@@ -5,22 +5,22 @@
  */
 import path from 'node:path';
 
-import { native } from './binding.js';
-import type { NativeModel } from './binding.js';
+import { native } from './addon/binding.js';
+import type { NativeModel } from './addon/binding.js';
 import { RilsDistributedError, RilsInputError, RilsNativeError, RilsStateError, RilsWeightsError, fromNative } from './errors.js';
-import { ZeroShotClassifier, indistinctClasses } from './zeroshot.js';
-import { fineTuningSchedule, fromNativeTrainOptions, scheduleWarning, toNativeOptions } from './options.js';
-import type { Device, ModelConfig, PresetName, RilsOptions, TrainingOptions } from './options.js';
-import { SerialQueue } from './queue.js';
-import { camelKeys } from './schema.js';
-import type { Templates } from './templates.js';
+import { ZeroShotClassifier, indistinctClasses } from './eval/zeroshot.js';
+import { fineTuningSchedule, fromNativeTrainOptions, scheduleWarning, toNativeOptions } from './model/options.js';
+import type { Device, ModelConfig, PresetName, RilsOptions, TrainingOptions } from './model/options.js';
+import { SerialQueue } from './addon/queue.js';
+import { camelKeys } from './model/schema.js';
+import type { Templates } from './eval/templates.js';
 import type {
   Batch, ClassLogits, EncodeImagesOptions, ImageEncoding, LossStats, ParameterInfo, PatchSemantics, PatchSemanticsOptions,
   TextEncoding, TrainStats,
 } from './types.js';
-import type { Tokenizer } from './tokenizer.js';
-import { checkBatch, classPrompts, resolveImages, snapshot, textRows, tokenize } from './inputs.js';
-import type { ImageTensor, ImagesInput } from './inputs.js';
+import type { Tokenizer } from './tokenizer/index.js';
+import { checkBatch, classPrompts, resolveImages, snapshot, textRows, tokenize } from './model/inputs.js';
+import type { ImageTensor, ImagesInput } from './model/inputs.js';
 import { checkInteger, checkTypedArray, invalid } from './validate.js';
 import { checkAgainstParameters, notRilsWeights, readWeights, weightsMetadata } from './weights/rils.js';
 import type { WeightTensor } from './weights/rils.js';
@@ -31,10 +31,10 @@ import { layoutSave } from './weights/layouts.js';
 import type { SaveLayout } from './weights/layouts.js';
 import { exportOnnx } from './export/onnx.js';
 import type { ExportOnnxOptions, OnnxExport } from './export/onnx.js';
-import { loadModelCheckpoint, saveModelCheckpoint } from './checkpoint.js';
-import type { CheckpointSession } from './checkpoint.js';
-import { allGatherJson, lostPeers } from './distributed.js';
-import type { DistributedInfo } from './distributed.js';
+import { loadModelCheckpoint, saveModelCheckpoint } from './train/checkpoint.js';
+import type { CheckpointSession } from './train/checkpoint.js';
+import { allGatherJson, lostPeers } from './train/distributed.js';
+import type { DistributedInfo } from './train/distributed.js';
 
 /**
  * A RILS model with its optimiser. All work runs off the JS thread; calls on one model run one at

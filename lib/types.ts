@@ -2,8 +2,8 @@
  * The shapes of what {@link Rils} takes and returns: batches, statistics, embeddings.
  * @module
  */
-import type { Templates } from './templates.js';
-import type { Tokenizer } from './tokenizer.js';
+import type { Templates } from './eval/templates.js';
+import type { Tokenizer } from './tokenizer/index.js';
 
 /** One batch of image–caption pairs. */
 export interface Batch {

@@ -6,8 +6,8 @@ import path from 'node:path';
 
 import test from 'ava';
 
-import { findCudaLibTorch, planAddon } from '../lib/addon.js';
-import type { FoundLibTorch, PrebuildManifest } from '../lib/addon.js';
+import { findCudaLibTorch, planAddon } from '../lib/addon/loader.js';
+import type { FoundLibTorch, PrebuildManifest } from '../lib/addon/loader.js';
 
 const platform = `${process.platform}-${process.arch}`;
 

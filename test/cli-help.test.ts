@@ -2,7 +2,7 @@
 // own defaults: each field of the addon's tables, with its range and default as schema() gives them.
 import test from 'ava';
 
-import { native } from '../lib/binding.js';
+import { native } from '../lib/addon/binding.js';
 import { helpText } from '../lib/cli/args.js';
 import type { Command } from '../lib/cli/args.js';
 import { convertCommand } from '../lib/cli/convert.js';

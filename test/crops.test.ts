@@ -5,9 +5,9 @@ import test from 'ava';
 import sharp from 'sharp';
 
 import { Random } from '../lib/index.js';
-import { native } from '../lib/binding.js';
+import { native } from '../lib/addon/binding.js';
 import { decodeCrops } from '../lib/data/crops.js';
-import { decodeCrop } from '../lib/images.js';
+import { decodeCrop } from '../lib/io/images.js';
 
 /** A 500 × 375 photo-like JPEG: gradients, discs and noise. */
 async function photo(options: sharp.JpegOptions = {}, cmyk = false): Promise<Buffer> {

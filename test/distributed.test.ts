@@ -10,7 +10,7 @@ import test from 'ava';
 
 import { Rils, RilsDistributedError, RilsInputError, distributedFromEnv, parseSafetensors, runtimeInfo } from '../lib/index.js';
 import type { RilsOptions, TrainStats } from '../lib/index.js';
-import { lostPeers } from '../lib/distributed.js';
+import { lostPeers } from '../lib/train/distributed.js';
 import { globalBatch, readWeights, snapshot } from './helpers/batches.js';
 import type { RankJob } from './helpers/distributed-rank.js';
 import { PARITY_CONFIG, checkpointMoments, compareWeights, expected, parityBatch, parityModel, readTensors, relErr, smallestGradients } from './helpers/parity.js';

@@ -15,7 +15,7 @@ import type { LabelledData, LabelledImageSet } from '../lib/index.js';
 import { Random } from '../lib/data/augment.js';
 import { selectImages } from '../lib/data/labelled.js';
 import { recallAt, topKByDot } from '../lib/eval/scores.js';
-import { retrievalRanks } from '../lib/evaluate.js';
+import { retrievalRanks } from '../lib/eval/protocols.js';
 import { COLOUR_NAMES, colourImages, colourPixels, writeColourFolder } from './helpers/colours.js';
 
 const CAPTIONS = COLOUR_NAMES.map((c) => `a ${c} square`);

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 
 import { RilsInputError } from '../lib/errors.js';
-import { parseSafetensors, writeSafetensors } from '../lib/safetensors.js';
+import { parseSafetensors, writeSafetensors } from '../lib/io/safetensors.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'rils-files-'));
@@ -66,7 +66,7 @@ test('a failed save is a RilsInputError naming the user\'s path and the cause, n
   writeFileSync(path.join(dir, 'plain'), 'x');
   await t.throwsAsync(save(path.join(dir, 'plain', 'w.safetensors'), 1), { instanceOf: RilsInputError, message: /a part of its path is not a folder \(ENOTDIR\)/ });
   // A full disk: the write itself fails. Injected, as a small file system cannot be mounted here.
-  const { writeFileAtomic } = await import('../lib/files.js');
+  const { writeFileAtomic } = await import('../lib/io/atomic.js');
   const target = path.join(dir, 'w.safetensors');
   await save(target, 5);
   const full = Object.assign(new Error(`ENOSPC: no space left on device, write`), { code: 'ENOSPC' });

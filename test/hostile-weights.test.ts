@@ -12,8 +12,8 @@ import test from 'ava';
 
 import { Rils, RilsNativeError, RilsWeightsError, parseSafetensors, writeSafetensors } from '../lib/index.js';
 import type { SafetensorsDtype } from '../lib/index.js';
-import { native } from '../lib/binding.js';
-import { toNativeOptions } from '../lib/options.js';
+import { native } from '../lib/addon/binding.js';
+import { toNativeOptions } from '../lib/model/options.js';
 import { loadOverflowingWeights, randomBatch } from './helpers/batches.js';
 
 const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');

@@ -3,7 +3,7 @@
 import test from 'ava';
 import sharp from 'sharp';
 
-import { native } from '../lib/binding.js';
+import { native } from '../lib/addon/binding.js';
 import {
   ByteTokenizer, CLIP80_TEMPLATES, Rils, RilsInputError, RilsStateError, SLIP7_TEMPLATES, loadImages, renderHeatmap,
   retrievalRecall,

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 
 import { runtimeInfo } from '../lib/index.js';
-import { launchLocalRanks } from '../lib/launch.js';
+import { launchLocalRanks } from '../lib/train/launch.js';
 
 // Training across processes needs the Gloo build (as in test/distributed.test.ts).
 const serial = runtimeInfo().distributedAvailable ? test.serial : test.serial.skip;

@@ -6,7 +6,7 @@ import path from 'node:path';
 import test from 'ava';
 
 import { RilsInputError } from '../lib/index.js';
-import { npyBytes, writeNpy } from '../lib/npy.js';
+import { npyBytes, writeNpy } from '../lib/io/npy.js';
 
 interface Parsed { version: [number, number]; headerLength: number; header: string; dict: Record<string, unknown>; data: Float32Array }
 

@@ -11,8 +11,8 @@ import test from 'ava';
 import {
   ByteTokenizer, Rils, RilsInputError, RilsWeightsError, WordTokenizer, parseSafetensors, setNumThreads, writeSafetensors,
 } from '../lib/index.js';
-import { writeCheckpoint } from '../lib/checkpoint.js';
-import type { SafetensorsDtype } from '../lib/safetensors.js';
+import { writeCheckpoint } from '../lib/train/checkpoint.js';
+import type { SafetensorsDtype } from '../lib/io/safetensors.js';
 import { randomBatch, sameWeights, snapshot } from './helpers/batches.js';
 
 const here = (file: string) => JSON.stringify(new URL(file, import.meta.url).href);

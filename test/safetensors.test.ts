@@ -9,7 +9,7 @@ import path from 'node:path';
 import test from 'ava';
 
 import { RilsWeightsError } from '../lib/errors.js';
-import { parseSafetensors, readSafetensors } from '../lib/safetensors.js';
+import { parseSafetensors, readSafetensors } from '../lib/io/safetensors.js';
 
 /** A file from a header written as JSON text (so it can hold duplicate keys) and `dataBytes` bytes of data. */
 function file(headerJson: string, dataBytes: number): Buffer {

@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import ts from 'typescript';
 
-import { OPTION_ALIASES, isOptionName } from '../lib/options.js';
-import { CONFIG_FIELDS, DISTRIBUTED_FIELDS, PRESETS, RUN_FIELDS, STAT_FIELDS, TRAIN_FIELDS, checkField, expected } from '../lib/schema.js';
+import { OPTION_ALIASES, isOptionName } from '../lib/model/options.js';
+import { CONFIG_FIELDS, DISTRIBUTED_FIELDS, PRESETS, RUN_FIELDS, STAT_FIELDS, TRAIN_FIELDS, checkField, expected } from '../lib/model/schema.js';
 import { camelCase } from '../lib/validate.js';
 
 const lib = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'lib');

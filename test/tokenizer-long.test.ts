@@ -9,8 +9,8 @@ import { gunzipSync } from 'node:zlib';
 import test from 'ava';
 
 import { RilsInputError } from '../lib/errors.js';
-import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../lib/tokenizer.js';
-import type { Tokenizer } from '../lib/tokenizer.js';
+import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../lib/tokenizer/index.js';
+import type { Tokenizer } from '../lib/tokenizer/index.js';
 import { Random } from '../lib/data/augment.js';
 
 const VOCAB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/data/bpe_simple_vocab_16e6.txt.gz');

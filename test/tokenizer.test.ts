@@ -9,8 +9,8 @@ import { gzipSync } from 'node:zlib';
 import test from 'ava';
 
 import { RilsInputError } from '../lib/errors.js';
-import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../lib/tokenizer.js';
-import type { Tokenizer } from '../lib/tokenizer.js';
+import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../lib/tokenizer/index.js';
+import type { Tokenizer } from '../lib/tokenizer/index.js';
 
 const DATA = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/data');
 const VOCAB = path.join(DATA, 'bpe_simple_vocab_16e6.txt.gz');

@@ -4,7 +4,7 @@
 import test from 'ava';
 import sharp from 'sharp';
 
-import { native } from '../lib/binding.js';
+import { native } from '../lib/addon/binding.js';
 import { Rils, RilsError } from '../lib/index.js';
 import type { RilsOptions } from '../lib/index.js';
 

@@ -8,11 +8,11 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 
 import { RilsInputError } from '../errors.js';
-import { readRegularFileSync } from '../regular-file.js';
+import { readRegularFileSync } from '../io/regular-file.js';
 import type { OptionSpec, OptionSpecs } from './args.js';
-import { PRECISIONS } from '../options.js';
-import type { Device } from '../options.js';
-import type { Templates } from '../templates.js';
+import { PRECISIONS } from '../model/options.js';
+import type { Device } from '../model/options.js';
+import type { Templates } from '../eval/templates.js';
 import { Rils } from '../rils.js';
 import type { PretrainedOptions } from '../weights/pretrained.js';
 import { invalid, isFiniteNumber, isInteger } from '../validate.js';

@@ -9,8 +9,8 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { embedImages } from '../eval/embed.js';
-import { writeNpy } from '../npy.js';
-import { writeSafetensors } from '../safetensors.js';
+import { writeNpy } from '../io/npy.js';
+import { writeSafetensors } from '../io/safetensors.js';
 import { parseCommand } from './args.js';
 import type { Command } from './args.js';
 import { MODEL_OPTIONS, fail, integerOption, loadModel, modelOptions, outputOption } from './common.js';

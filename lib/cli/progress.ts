@@ -7,7 +7,7 @@
 import cliProgress from 'cli-progress';
 
 import type { EmbedProgress } from '../eval/embed.js';
-import type { StepProgress } from '../train.js';
+import type { StepProgress } from '../train/fit.js';
 
 /** Follows a run: pass `onStep` to fit(), then call `stop()`. */
 export interface TrainProgress {

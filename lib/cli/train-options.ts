@@ -5,12 +5,12 @@
  * @internal
  * @module
  */
-import { PRECISIONS, presetConfig } from '../options.js';
-import type { Precision, PresetName, RilsOptions } from '../options.js';
+import { PRECISIONS, presetConfig } from '../model/options.js';
+import type { Precision, PresetName, RilsOptions } from '../model/options.js';
 import { RilsInputError } from '../errors.js';
-import { CONFIG_FIELDS, PRESETS, TRAIN_FIELDS, checkField, expected } from '../schema.js';
-import type { FieldSpec } from '../schema.js';
-import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../tokenizer.js';
+import { CONFIG_FIELDS, PRESETS, TRAIN_FIELDS, checkField, expected } from '../model/schema.js';
+import type { FieldSpec } from '../model/schema.js';
+import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../tokenizer/index.js';
 import type { OpenDatasetOptions, TokenizerFactory } from '../data/registry.js';
 import { FOLDER_LAYOUTS, LAYOUTS, SAVE_LAYOUTS, SAVE_LAYOUTS_HELP } from '../weights/layouts.js';
 import type { SaveLayout } from '../weights/layouts.js';

@@ -6,11 +6,11 @@
  */
 import type { CaptionedImage } from '../data/pairs.js';
 import type { Dataset } from '../data/registry.js';
-import { patchMaps } from '../eval/report.js';
-import { decodeImage } from '../images.js';
-import { writeReport } from '../report.js';
+import { patchMaps } from '../report/evaluation.js';
+import { decodeImage } from '../io/images.js';
+import { writeReport } from '../report/training.js';
 import type { Rils } from '../rils.js';
-import type { StepProgress } from '../train.js';
+import type { StepProgress } from '../train/fit.js';
 
 /** The examples whose image decodes (training skipped the others too). */
 async function readable(examples: readonly CaptionedImage[], size: number): Promise<CaptionedImage[]> {

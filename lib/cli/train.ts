@@ -6,15 +6,15 @@
  */
 import { openDataset } from '../data/registry.js';
 import type { Dataset, Skips, TokenizerFactory } from '../data/registry.js';
-import { distributedFromEnv } from '../distributed.js';
-import type { DistributedOptions } from '../distributed.js';
+import { distributedFromEnv } from '../train/distributed.js';
+import type { DistributedOptions } from '../train/distributed.js';
 import { setNumThreads } from '../index.js';
-import { launchLocalRanks } from '../launch.js';
-import { describeSchedule, presetConfig } from '../options.js';
+import { launchLocalRanks } from '../train/launch.js';
+import { describeSchedule, presetConfig } from '../model/options.js';
 import { Rils } from '../rils.js';
-import type { Tokenizer } from '../tokenizer.js';
-import { fit } from '../train.js';
-import type { FitResult, StepProgress } from '../train.js';
+import type { Tokenizer } from '../tokenizer/index.js';
+import { fit } from '../train/fit.js';
+import type { FitResult, StepProgress } from '../train/fit.js';
 import { parseCommand } from './args.js';
 import type { Command } from './args.js';
 import { fail } from './common.js';

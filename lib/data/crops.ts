@@ -11,10 +11,10 @@
  */
 import { availableParallelism } from 'node:os';
 
-import { native } from '../binding.js';
-import { DEFAULT_MAX_PIXELS, checkPixels, decodeCrop, decodeShrunk, imageSize } from '../images.js';
+import { native } from '../addon/binding.js';
+import { DEFAULT_MAX_PIXELS, checkPixels, decodeCrop, decodeShrunk, imageSize } from '../io/images.js';
 import { RilsInputError } from '../errors.js';
-import { checkRegularFile, readRegularFile } from '../regular-file.js';
+import { checkRegularFile, readRegularFile } from '../io/regular-file.js';
 import { Random, randomResizedCrop, randomResizedCropBox } from './augment.js';
 
 /** One image to decode with its own crop generator and caption. */

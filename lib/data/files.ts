@@ -9,11 +9,11 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { Batch } from '../types.js';
-import { checkTokenizerOption } from '../tokenizer.js';
-import type { Tokenizer } from '../tokenizer.js';
+import { checkTokenizerOption } from '../tokenizer/index.js';
+import type { Tokenizer } from '../tokenizer/index.js';
 import { RilsInputError } from '../errors.js';
-import { readRegularFile } from '../regular-file.js';
-import { OversizedImageError } from '../images.js';
+import { readRegularFile } from '../io/regular-file.js';
+import { OversizedImageError } from '../io/images.js';
 import { checkInteger } from '../validate.js';
 import { Random } from './augment.js';
 import { decodeCrops } from './crops.js';

@@ -12,7 +12,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import { RilsInputError } from '../errors.js';
-import { readRegularFile } from '../regular-file.js';
+import { readRegularFile } from '../io/regular-file.js';
 import { IMAGE_EXT } from './files.js';
 import type { LabelledImageSet } from './labelled.js';
 

@@ -5,7 +5,7 @@
  * @module
  */
 import { RilsInputError } from '../errors.js';
-import type { EvalImage } from '../images.js';
+import type { EvalImage } from '../io/images.js';
 import { checkInteger, invalid } from '../validate.js';
 import { Random } from './augment.js';
 import { newWalk, walkImageFolder } from './image-folder.js';

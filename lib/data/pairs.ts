@@ -5,7 +5,7 @@
  * @module
  */
 import { RilsInputError } from '../errors.js';
-import type { EvalImage } from '../images.js';
+import type { EvalImage } from '../io/images.js';
 import { invalid } from '../validate.js';
 import { readCaptionIndex } from './files.js';
 import { shardUrls } from './shard-spec.js';

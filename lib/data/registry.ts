@@ -6,7 +6,7 @@
  * @module
  */
 import { RilsInputError } from '../errors.js';
-import type { Tokenizer } from '../tokenizer.js';
+import type { Tokenizer } from '../tokenizer/index.js';
 import { checkInteger, invalid } from '../validate.js';
 import { FileCaptionSource, readCaptionIndex } from './files.js';
 import { DIGIT_NAMES, MNIST_TRAIN_TEMPLATES, captionFor, loadMnist } from './mnist.js';

@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { openRegularFile } from '../regular-file.js';
+import { openRegularFile } from '../io/regular-file.js';
 import { checkInteger, checkNumber, invalid } from '../validate.js';
 import { shardKind } from './shard-spec.js';
 

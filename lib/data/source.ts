@@ -4,8 +4,8 @@
  * @module
  */
 import type { Batch } from '../types.js';
-import { checkTokenizerOption } from '../tokenizer.js';
-import type { Tokenizer } from '../tokenizer.js';
+import { checkTokenizerOption } from '../tokenizer/index.js';
+import type { Tokenizer } from '../tokenizer/index.js';
 import { RilsInputError } from '../errors.js';
 import { Random, randomResizedCrop } from './augment.js';
 

@@ -5,8 +5,8 @@
  * @module
  */
 import { RilsInputError } from '../errors.js';
-import { decodeImage, imageName } from '../images.js';
-import type { EvalImage } from '../images.js';
+import { decodeImage, imageName } from '../io/images.js';
+import type { EvalImage } from '../io/images.js';
 import type { Rils } from '../rils.js';
 import { checkInteger } from '../validate.js';
 

@@ -6,8 +6,8 @@
  * @module
  */
 import { stratifiedSplit } from '../data/labelled.js';
-import { accuracy, knnClassify, linearProbeClassify, prototypeClassify, sampleShots } from '../evaluate.js';
-import type { LabelledFeatures } from '../evaluate.js';
+import { accuracy, knnClassify, linearProbeClassify, prototypeClassify, sampleShots } from './protocols.js';
+import type { LabelledFeatures } from './protocols.js';
 
 /** The frozen-feature classifiers. */
 export type FrozenMethod = 'knn' | 'prototype' | 'linear';

@@ -6,12 +6,12 @@
  */
 import type { CaptionedImage } from '../data/pairs.js';
 import { RilsInputError } from '../errors.js';
-import type { EvalImage } from '../images.js';
+import type { EvalImage } from '../io/images.js';
 import type { Rils } from '../rils.js';
 import { checkInteger } from '../validate.js';
 import { embedImages } from './embed.js';
 import type { EmbedProgress, SkippedImage } from './embed.js';
-import { retrievalRanks } from '../evaluate.js';
+import { retrievalRanks } from './protocols.js';
 import { recallAt } from './scores.js';
 
 /** Options of {@link evaluateRetrieval}. */

@@ -13,8 +13,8 @@ import { lstat, mkdir, open, readdir, rename, rm, rmdir } from 'node:fs/promises
 import path from 'node:path';
 
 import { RilsInputError } from '../errors.js';
-import type { ModelConfig } from '../options.js';
-import type { Tokenizer } from '../tokenizer.js';
+import type { ModelConfig } from '../model/options.js';
+import type { Tokenizer } from '../tokenizer/index.js';
 import { invalid } from '../validate.js';
 import { hfClipConfig } from '../weights/clip-config.js';
 import { isFeatureDecoderTensor } from '../weights/clip-names.js';

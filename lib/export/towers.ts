@@ -8,7 +8,7 @@
  * @internal
  * @module
  */
-import type { ModelConfig } from '../options.js';
+import type { ModelConfig } from '../model/options.js';
 import { FLOAT, INT32, INT64 } from './graph.js';
 import type { Graph } from './graph.js';
 

@@ -11,7 +11,7 @@ import { gunzip } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 
 import { RilsInputError } from '../errors.js';
-import { readRegularFile } from '../regular-file.js';
+import { readRegularFile } from '../io/regular-file.js';
 import { invalid } from '../validate.js';
 import { BpeMerges, byteSymbols } from './bpe.js';
 import { unescapeTwice } from './html.js';

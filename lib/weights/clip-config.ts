@@ -6,8 +6,8 @@
  * @module
  */
 import { RilsWeightsError } from '../errors.js';
-import type { Activation, ModelConfig } from '../options.js';
-import { CONFIG_FIELDS, checkField, expected, fieldAllows } from '../schema.js';
+import type { Activation, ModelConfig } from '../model/options.js';
+import { CONFIG_FIELDS, checkField, expected, fieldAllows } from '../model/schema.js';
 import { invalid, own } from '../validate.js';
 
 /** The parts of a Hugging Face `CLIPConfig` that rils reads and writes. */

@@ -10,9 +10,9 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 
 import { RilsInputError } from '../errors.js';
-import { writeFileAtomic } from '../files.js';
-import { writeSafetensors } from '../safetensors.js';
-import type { TensorToWrite } from '../safetensors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { writeSafetensors } from '../io/safetensors.js';
+import type { TensorToWrite } from '../io/safetensors.js';
 import { hfClipConfig } from './clip-config.js';
 import { isFeatureDecoderTensor, toHfNames } from './clip-names.js';
 import { hfPreprocessorConfig, hfTokenizerFiles } from './hf-files.js';

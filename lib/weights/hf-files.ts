@@ -15,12 +15,12 @@
 import path from 'node:path';
 
 import { RilsInputError, RilsWeightsError } from '../errors.js';
-import type { ModelConfig } from '../options.js';
-import { readRegularFile } from '../regular-file.js';
-import { CONFIG_FIELDS, expected, fieldAllows } from '../schema.js';
+import type { ModelConfig } from '../model/options.js';
+import { readRegularFile } from '../io/regular-file.js';
+import { CONFIG_FIELDS, expected, fieldAllows } from '../model/schema.js';
 import { invalid, own } from '../validate.js';
-import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../tokenizer.js';
-import type { Tokenizer } from '../tokenizer.js';
+import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../tokenizer/index.js';
+import type { Tokenizer } from '../tokenizer/index.js';
 import { byteSymbols } from '../tokenizer/bpe.js';
 import { spelledReferences } from '../tokenizer/html.js';
 import { PYTHON_SPACE } from '../tokenizer/rows.js';

@@ -8,8 +8,8 @@
  * @module
  */
 import { RilsWeightsError } from '../errors.js';
-import type { Activation, RilsOptions, TrainingOptions } from '../options.js';
-import type { Tokenizer } from '../tokenizer.js';
+import type { Activation, RilsOptions, TrainingOptions } from '../model/options.js';
+import type { Tokenizer } from '../tokenizer/index.js';
 import { invalid } from '../validate.js';
 import { fromHfName } from './clip-names.js';
 import type { NamePlacement } from './clip-names.js';

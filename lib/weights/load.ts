@@ -8,7 +8,7 @@
  * @module
  */
 import { RilsWeightsError } from '../errors.js';
-import type { RilsOptions } from '../options.js';
+import type { RilsOptions } from '../model/options.js';
 import type { ParameterInfo } from '../types.js';
 import { isFeatureDecoderTensor } from './clip-names.js';
 import { LAYOUTS } from './layouts.js';

@@ -9,10 +9,10 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 
-import { native } from '../binding.js';
+import { native } from '../addon/binding.js';
 import { RilsWeightsError, fromNative } from '../errors.js';
-import { openRegularFile } from '../regular-file.js';
-import { readSafetensorsIndex } from '../safetensors.js';
+import { openRegularFile } from '../io/regular-file.js';
+import { readSafetensorsIndex } from '../io/safetensors.js';
 import { readHfClipConfig } from './clip-config.js';
 import type { HfClipSettings } from './clip-config.js';
 import { readJsonObject } from './hf-files.js';

@@ -7,9 +7,9 @@
  * @module
  */
 import { RilsInputError, RilsWeightsError } from '../errors.js';
-import type { Activation, RilsOptions } from '../options.js';
-import { BUNDLED_CLIP_VOCAB, CLIP_VOCAB_SIZE, ClipTokenizer } from '../tokenizer.js';
-import type { Tokenizer } from '../tokenizer.js';
+import type { Activation, RilsOptions } from '../model/options.js';
+import { BUNDLED_CLIP_VOCAB, CLIP_VOCAB_SIZE, ClipTokenizer } from '../tokenizer/index.js';
+import type { Tokenizer } from '../tokenizer/index.js';
 import { inferClipConfig } from './clip-config.js';
 import { clipParameterNames } from './clip-names.js';
 import { hfWordOrByteTokenizer, preprocessorFields } from './hf-files.js';

@@ -8,13 +8,13 @@
  * @module
  */
 import { RilsWeightsError } from '../errors.js';
-import { CONFIG_FIELDS, camelKeys } from '../schema.js';
-import { actingFields, isOptionName, isPresetName, presetConfig } from '../options.js';
-import type { ModelConfig, PresetName, RilsOptions, TrainingOptions } from '../options.js';
-import { asFloat32, readSafetensors, writeSafetensors } from '../safetensors.js';
-import type { SafetensorsEntry } from '../safetensors.js';
-import { tokenizerFromSpec, tokenizerSpec } from '../tokenizer.js';
-import type { Tokenizer, TokenizerSpec } from '../tokenizer.js';
+import { CONFIG_FIELDS, camelKeys } from '../model/schema.js';
+import { actingFields, isOptionName, isPresetName, presetConfig } from '../model/options.js';
+import type { ModelConfig, PresetName, RilsOptions, TrainingOptions } from '../model/options.js';
+import { asFloat32, readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import type { SafetensorsEntry } from '../io/safetensors.js';
+import { tokenizerFromSpec, tokenizerSpec } from '../tokenizer/index.js';
+import type { Tokenizer, TokenizerSpec } from '../tokenizer/index.js';
 import { snakeCase } from '../validate.js';
 import type { LoadRequest, SavedModel } from './layouts.js';
 import type { Checkpoint } from './open.js';

@@ -7,11 +7,11 @@
  * @internal
  * @module
  */
-import { native } from '../binding.js';
+import { native } from '../addon/binding.js';
 import { RilsInputError, RilsWeightsError, fromNative } from '../errors.js';
-import { toNativeOptions } from '../options.js';
-import type { RilsOptions } from '../options.js';
-import { CONFIG_FIELDS } from '../schema.js';
+import { toNativeOptions } from '../model/options.js';
+import type { RilsOptions } from '../model/options.js';
+import { CONFIG_FIELDS } from '../model/schema.js';
 
 /** The element count of a shape. */
 export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);

@@ -2,16 +2,16 @@
  * Options of {@link Rils.create}: a preset, overrides of its model fields, and training options.
  * @module
  */
-import { native } from './binding.js';
-import type { NativeConfig, NativeTrainOptions } from './binding.js';
-import { RilsDeviceError, RilsInputError } from './errors.js';
+import { native } from '../addon/binding.js';
+import type { NativeConfig, NativeTrainOptions } from '../addon/binding.js';
+import { RilsDeviceError, RilsInputError } from '../errors.js';
 import { CONFIG_FIELDS, PRESETS, RUN_FIELDS, TRAIN_FIELDS, camelKeys, checkField } from './schema.js';
 import type { FieldSpec } from './schema.js';
-import { isTokenizer } from './tokenizer.js';
-import type { Tokenizer } from './tokenizer.js';
-import { toNativeDistributed } from './distributed.js';
-import type { DistributedOptions } from './distributed.js';
-import { camelCase, checkInteger, checkPlainObject, invalid } from './validate.js';
+import { isTokenizer } from '../tokenizer/index.js';
+import type { Tokenizer } from '../tokenizer/index.js';
+import { toNativeDistributed } from '../train/distributed.js';
+import type { DistributedOptions } from '../train/distributed.js';
+import { camelCase, checkInteger, checkPlainObject, invalid } from '../validate.js';
 
 /**
  * The model presets: RILS's of spec §5 (`vit_*`, and `micro`, 32×32 images, for tests and demos)

@@ -6,15 +6,15 @@
 import { constants, existsSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 
-import { Prefetcher } from './data/prefetch.js';
-import type { BatchSource } from './data/source.js';
-import { RilsInputError, RilsStateError } from './errors.js';
-import { writeFileAtomic } from './files.js';
-import { scheduleWarning } from './options.js';
-import { readRegularFile } from './regular-file.js';
-import type { Rils } from './rils.js';
-import type { TrainStats } from './types.js';
-import { checkInteger, invalid } from './validate.js';
+import { Prefetcher } from '../data/prefetch.js';
+import type { BatchSource } from '../data/source.js';
+import { RilsInputError, RilsStateError } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { scheduleWarning } from '../model/options.js';
+import { readRegularFile } from '../io/regular-file.js';
+import type { Rils } from '../rils.js';
+import type { TrainStats } from '../types.js';
+import { checkInteger, invalid } from '../validate.js';
 
 /** Options of {@link fit}. */
 export interface FitOptions {

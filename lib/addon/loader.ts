@@ -10,7 +10,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
-import { findLibTorch } from '../scripts/libtorch.mjs';
+import { findLibTorch } from '../../scripts/libtorch.mjs';
 
 /** What scripts/prebuild.mjs writes beside each prebuild. */
 export interface PrebuildManifest {

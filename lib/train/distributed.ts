@@ -14,10 +14,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 
-import type { NativeModel } from './binding.js';
-import { RilsInputError } from './errors.js';
-import { DISTRIBUTED_FIELDS, checkField } from './schema.js';
-import { checkPlainObject, invalid, isInteger } from './validate.js';
+import type { NativeModel } from '../addon/binding.js';
+import { RilsInputError } from '../errors.js';
+import { DISTRIBUTED_FIELDS, checkField } from '../model/schema.js';
+import { checkPlainObject, invalid, isInteger } from '../validate.js';
 
 /** Where this process stands in a data-parallel job (torchrun's variables, camelCased). */
 export interface DistributedOptions {

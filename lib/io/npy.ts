@@ -7,7 +7,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 
-import { invalid } from './validate.js';
+import { invalid } from '../validate.js';
 
 const MAGIC = Buffer.from([0x93, ...Buffer.from('NUMPY'), 1, 0]); // magic, then version 1.0
 

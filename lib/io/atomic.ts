@@ -14,7 +14,7 @@ import type { Stats } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 
-import { RilsInputError } from './errors.js';
+import { RilsInputError } from '../errors.js';
 
 /** A temporary file whose writer is alive, or whose host cannot tell, is kept this long (ms). */
 const STALE_AFTER_MS = 60 * 60 * 1000;

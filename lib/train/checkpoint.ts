@@ -8,12 +8,12 @@
  */
 import { createHash } from 'node:crypto';
 
-import type { NativeModel, NativeTensorEntry } from './binding.js';
+import type { NativeModel, NativeTensorEntry } from '../addon/binding.js';
 import { allGatherJson } from './distributed.js';
-import { RilsWeightsError } from './errors.js';
-import { checkAgainstParameters } from './weights/rils.js';
-import { asFloat32, readSafetensors, writeSafetensors } from './safetensors.js';
-import type { SafetensorsFile, TensorToWrite } from './safetensors.js';
+import { RilsWeightsError } from '../errors.js';
+import { checkAgainstParameters } from '../weights/rils.js';
+import { asFloat32, readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import type { SafetensorsFile, TensorToWrite } from '../io/safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'rils-checkpoint-v2';
 /**

@@ -8,9 +8,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
 
-import { findCudaLibTorch, listPrebuilds, planAddon } from './addon.js';
-import type { AddonCandidate } from './addon.js';
-import type { ParameterInfo } from './types.js';
+import { findCudaLibTorch, listPrebuilds, planAddon } from './loader.js';
+import type { AddonCandidate } from './loader.js';
+import type { ParameterInfo } from '../types.js';
 
 /** Model config fields, in the PyTorch reference's snake_case (a choice field as its name). */
 export type NativeConfig = Record<string, number | string>;
@@ -152,7 +152,7 @@ export interface NativeAddon {
 }
 
 const require = createRequire(import.meta.url);
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** The addon that was loaded and why (printed by `rils info`). */
 export interface AddonChoice {

@@ -3,7 +3,7 @@
  * @internal
  * @module
  */
-import { RilsStateError } from './errors.js';
+import { RilsStateError } from '../errors.js';
 
 export class SerialQueue {
   #tail: Promise<unknown> = Promise.resolve();

@@ -2,11 +2,11 @@
  * Zero-shot classification (spec §4).
  * @module
  */
-import type { ImagesInput } from './inputs.js';
-import { WordTokenizer } from './tokenizer.js';
-import type { Tokenizer } from './tokenizer.js';
-import type { ClassLogits } from './types.js';
-import { checkInteger } from './validate.js';
+import type { ImagesInput } from '../model/inputs.js';
+import { WordTokenizer } from '../tokenizer/index.js';
+import type { Tokenizer } from '../tokenizer/index.js';
+import type { ClassLogits } from '../types.js';
+import { checkInteger } from '../validate.js';
 
 /** The best classes of one image, best first. */
 export interface TopK {

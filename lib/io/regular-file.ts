@@ -13,8 +13,8 @@ import type { Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 
-import { RilsError, RilsInputError } from './errors.js';
-import { describeNode } from './files.js';
+import { RilsError, RilsInputError } from '../errors.js';
+import { describeNode } from './atomic.js';
 
 /** The error class a caller's concept uses (RilsInputError for data, RilsWeightsError for weights). */
 export type ErrorClass = new (message: string) => RilsError;

@@ -9,13 +9,13 @@ import { writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 
 import type { LabelledImageSet } from '../data/labelled.js';
-import { decodeImage, imageName, imagePng, renderHeatmap } from '../images.js';
-import type { EvalImage } from '../images.js';
-import { escape, htmlFigures, htmlPage, htmlTable } from '../report.js';
-import type { ReportImage } from '../report.js';
+import { decodeImage, imageName, imagePng, renderHeatmap } from '../io/images.js';
+import type { EvalImage } from '../io/images.js';
+import { escape, htmlFigures, htmlPage, htmlTable } from './training.js';
+import type { ReportImage } from './training.js';
 import type { Rils } from '../rils.js';
-import type { ClassificationResults } from './classification.js';
-import type { RetrievalResults } from './retrieval.js';
+import type { ClassificationResults } from '../eval/classification.js';
+import type { RetrievalResults } from '../eval/retrieval.js';
 
 const pct = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–' : `${(100 * v).toFixed(2)}%`);
 /** A penalty as `1e-6` rather than `0.000001`. @internal */

@@ -5,10 +5,10 @@
  */
 import sharp from 'sharp';
 
-import { native } from './binding.js';
-import { RilsInputError, fromNative } from './errors.js';
+import { native } from '../addon/binding.js';
+import { RilsInputError, fromNative } from '../errors.js';
 import { checkRegularFile } from './regular-file.js';
-import { describe } from './validate.js';
+import { describe } from '../validate.js';
 
 /** An encoded image (JPEG, PNG, WebP, …): a file path or the file's bytes. */
 export type ImageSource = string | Uint8Array;

@@ -6,10 +6,10 @@
  * @internal
  * @module
  */
-import { native } from './binding.js';
-import type { NativeConfig, NativeFieldInfo } from './binding.js';
-import { RilsInputError } from './errors.js';
-import { camelCase, describe } from './validate.js';
+import { native } from '../addon/binding.js';
+import type { NativeConfig, NativeFieldInfo } from '../addon/binding.js';
+import { RilsInputError } from '../errors.js';
+import { camelCase, describe } from '../validate.js';
 
 const schema = native.schema();
 

@@ -4,16 +4,16 @@
  * @internal
  * @module
  */
-import type { NativeBatch } from './binding.js';
-import { loadImages } from './images.js';
-import type { ImageSource } from './images.js';
+import type { NativeBatch } from '../addon/binding.js';
+import { loadImages } from '../io/images.js';
+import type { ImageSource } from '../io/images.js';
 import type { ModelConfig } from './options.js';
-import { resolveTemplates } from './templates.js';
-import type { Templates } from './templates.js';
-import type { Tokenizer } from './tokenizer.js';
-import type { Batch } from './types.js';
-import { RilsInputError } from './errors.js';
-import { checkInteger, checkTypedArray, describe, invalid } from './validate.js';
+import { resolveTemplates } from '../eval/templates.js';
+import type { Templates } from '../eval/templates.js';
+import type { Tokenizer } from '../tokenizer/index.js';
+import type { Batch } from '../types.js';
+import { RilsInputError } from '../errors.js';
+import { checkInteger, checkTypedArray, describe, invalid } from '../validate.js';
 
 /** Images already as tensors: NCHW float (normalised) or NHWC uint8 RGB, `batchSize` of them. */
 export interface ImageTensor {

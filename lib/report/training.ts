@@ -5,7 +5,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 
-import type { StepProgress } from './train.js';
+import type { StepProgress } from '../train/fit.js';
 
 /** One training run's per-step metrics (what `fit` writes as JSONL). */
 export interface ReportRun {

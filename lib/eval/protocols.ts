@@ -3,11 +3,11 @@
  * probe, and image↔text retrieval recall.
  * @module
  */
-import { native } from './binding.js';
-import { RilsInputError, fromNative } from './errors.js';
-import { Random } from './data/augment.js';
-import { recallAt } from './eval/scores.js';
-import { checkInteger, checkTypedArray, invalid } from './validate.js';
+import { native } from '../addon/binding.js';
+import { RilsInputError, fromNative } from '../errors.js';
+import { Random } from '../data/augment.js';
+import { recallAt } from './scores.js';
+import { checkInteger, checkTypedArray, invalid } from '../validate.js';
 
 /** Features `[count, dim]` with their labels. */
 export interface LabelledFeatures {

@@ -6,8 +6,8 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 
-import { RilsWeightsError } from './errors.js';
-import { writeFileAtomic } from './files.js';
+import { RilsWeightsError } from '../errors.js';
+import { writeFileAtomic } from './atomic.js';
 import { openRegularFile } from './regular-file.js';
 
 /** Element types of the format. */
