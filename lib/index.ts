@@ -62,7 +62,7 @@ export type { Random } from './data/augment.js'; // what a caption function draw
 export { fineTuningSchedule, presetConfig } from './model/options.js';
 export type { Activation, Device, ModelConfig, Precision, PresetName, RilsOptions, TrainingOptions } from './model/options.js';
 export type { PretrainedOptions } from './weights/pretrained.js';
-export type { SaveLayout } from './weights/clip-save.js';
+export type { SaveLayout } from './weights/layouts.js';
 export { distributedFromEnv } from './train/distributed.js';
 export type { DistributedInfo, DistributedOptions } from './train/distributed.js';
 export {

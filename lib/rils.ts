@@ -7,9 +7,9 @@ import path from 'node:path';
 
 import { native } from './addon/binding.js';
 import type { NativeModel } from './addon/binding.js';
-import { RilsDistributedError, RilsInputError, RilsNativeError, RilsStateError, RilsWeightsError, fromNative } from './errors.js';
+import { RilsDistributedError, RilsNativeError, RilsStateError, fromNative } from './errors.js';
 import { ZeroShotClassifier, indistinctClasses } from './eval/zeroshot.js';
-import { fromNativeTrainOptions, scheduleWarning, toNativeOptions } from './model/options.js';
+import { fineTuningSchedule, fromNativeTrainOptions, scheduleWarning, toNativeOptions } from './model/options.js';
 import type { Device, ModelConfig, PresetName, RilsOptions, TrainingOptions } from './model/options.js';
 import { SerialQueue } from './addon/queue.js';
 import { camelKeys } from './model/schema.js';
@@ -22,12 +22,13 @@ import type { Tokenizer } from './tokenizer/index.js';
 import { checkBatch, classPrompts, resolveImages, snapshot, textRows, tokenize } from './model/inputs.js';
 import type { ImageTensor, ImagesInput } from './model/inputs.js';
 import { checkInteger, checkTypedArray, invalid } from './validate.js';
-import { checkAgainstParameters, openWeights, readWeights, weightsMetadata, writeWeights } from './weights/rils.js';
+import { checkAgainstParameters, notRilsWeights, readWeights, weightsMetadata } from './weights/rils.js';
 import type { WeightTensor } from './weights/rils.js';
-import { openPretrained } from './weights/pretrained.js';
-import type { PretrainedOptions, TensorLoad } from './weights/pretrained.js';
-import { SAVE_LAYOUTS, writeClipLayout } from './weights/clip-save.js';
-import type { SaveLayout } from './weights/clip-save.js';
+import type { PretrainedOptions } from './weights/pretrained.js';
+import { openModel } from './weights/load.js';
+import type { TensorLoad } from './weights/load.js';
+import { layoutSave } from './weights/layouts.js';
+import type { SaveLayout } from './weights/layouts.js';
 import { exportOnnx } from './export/onnx.js';
 import type { ExportOnnxOptions, OnnxExport } from './export/onnx.js';
 import { loadModelCheckpoint, saveModelCheckpoint } from './train/checkpoint.js';
@@ -102,11 +103,13 @@ export class Rils {
   /**
    * A model built from a weight file's metadata (config, training options, tokenizer) with its
    * weights loaded: files written by {@link saveWeights} or the PyTorch reference.
-   * `options` override what the file says (e.g. `device`, or a `tokenizer`).
+   * `options` override what the file says (e.g. `device`, or a `tokenizer`). The metadata is checked
+   * against the tensors before the model is built; the weights stream in, 64 MB of file at a time.
    */
   static async fromWeights(path: string, options: RilsOptions & { clipVocabPath?: string } = {}): Promise<Rils> {
     if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
-    return openWeights(path, options, (o) => Rils.create(o));
+    const { clipVocabPath, ...rest } = options;
+    return openModel(path, { options: rest, schedule: {}, vocabPath: clipVocabPath }, (o) => Rils.create(o), notRilsWeights);
   }
 
   /**
@@ -133,7 +136,9 @@ export class Rils {
    */
   static async fromPretrained(path: string, options: PretrainedOptions = {}): Promise<Rils> {
     if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
-    return openPretrained(path, options, { create: (o) => Rils.create(o), fromWeights: (f, o) => Rils.fromWeights(f, o) });
+    const { act, vocabPath, ...rest } = options;
+    const schedule = fineTuningSchedule(rest.totalSteps ?? 0);
+    return openModel(path, { options: rest, schedule, act, vocabPath }, (o) => Rils.create(o));
   }
 
   /** Number of patches per image, N = (imageSize / patchSize)². */
@@ -151,7 +156,7 @@ export class Rils {
     return this.#native === null;
   }
 
-  /** Pretrained tensors into parameters, cast to fp32 (lib/weights/pretrained.ts). @internal */
+  /** A weight file's tensors into parameters, cast to fp32 (lib/weights/load.ts). @internal */
   loadTensors(entries: TensorLoad[]): Promise<void> {
     return this.#run((m) => m.loadTensors(entries));
   }
@@ -303,12 +308,9 @@ export class Rils {
    */
   async saveWeights(path: string, options: { layout?: SaveLayout } = {}): Promise<void> {
     if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
-    const layout = options.layout ?? 'rils';
-    if (!SAVE_LAYOUTS.includes(layout)) throw invalid("'rils', 'openai' or 'hf'", 'layout', layout);
+    const save = layoutSave(options.layout ?? 'rils');
     const state = await this.#run((m) => m.getState());
-    if (layout === 'rils') return writeWeights(path, state, this.#description());
-    const logitScale = new Float32Array(state.find((t) => t.name === 'logit_scale')!.data)[0]!;
-    await writeClipLayout(path, layout, state, this.config, logitScale, this.tokenizer);
+    await save.write(path, { state, ...this.#description() });
   }
 
   /**
@@ -366,7 +368,7 @@ export class Rils {
     await this.setWeights(tensors);
   }
 
-  /** Every parameter from F32 tensors of its names and shapes (lib/weights/rils.ts). @internal */
+  /** Every parameter from F32 tensors of its names and shapes, all or nothing ({@link loadWeights}). @internal */
   setWeights(tensors: WeightTensor[]): Promise<void> {
     return this.#run((m) => m.setState(tensors));
   }
@@ -419,7 +421,7 @@ export class Rils {
     this.dispose();
   }
 
-  /** What lib/checkpoint.ts needs to save and restore this model: its queue and its place in a job. */
+  /** What lib/train/checkpoint.ts needs to save and restore this model: its queue and its place in a job. */
   #session(): CheckpointSession {
     return { run: (task) => this.#run(task), distributed: this.distributed };
   }

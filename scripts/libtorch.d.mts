@@ -1,4 +1,4 @@
-// Types of scripts/libtorch.mjs for lib/addon.ts.
+// Types of scripts/libtorch.mjs for lib/addon/loader.ts.
 export interface LibTorch {
   prefix: string;
   includeDirs: string[];

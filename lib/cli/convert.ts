@@ -4,8 +4,8 @@
  * @internal
  * @module
  */
-import { SAVE_LAYOUTS } from '../weights/clip-save.js';
-import type { SaveLayout } from '../weights/clip-save.js';
+import { FOLDER_LAYOUTS, LAYOUTS, SAVE_LAYOUTS, SAVE_LAYOUTS_HELP } from '../weights/layouts.js';
+import type { SaveLayout } from '../weights/layouts.js';
 import { parseCommand } from './args.js';
 import type { Command } from './args.js';
 import { MODEL_OPTIONS, choiceOption, fail, loadModel, modelOptions, outputFolderOption, outputOption } from './common.js';
@@ -13,8 +13,8 @@ import { checkOutputs } from './outputs.js';
 
 const OPTIONS = {
   ...MODEL_OPTIONS,
-  out: { type: 'string', value: 'OUT', help: 'the converted weights: a file, or a folder for --layout hf' },
-  layout: { type: 'string', value: SAVE_LAYOUTS.join('|'), default: 'rils', help: "rils's own file, OpenAI/open_clip safetensors, or a Hugging Face folder" },
+  out: { type: 'string', value: 'OUT', help: `the converted weights: a file, or a folder for --layout ${FOLDER_LAYOUTS.join('|')}` },
+  layout: { type: 'string', value: SAVE_LAYOUTS.join('|'), default: 'rils', help: SAVE_LAYOUTS_HELP },
 } as const;
 
 async function convert(argv: string[]): Promise<void> {
@@ -22,12 +22,13 @@ async function convert(argv: string[]): Promise<void> {
   modelOptions(a); // bad model options fail first
   if (!a.weights || !a.out) fail('convert needs --weights IN and --out OUT');
   const layout: SaveLayout = choiceOption(a.layout, 'layout', SAVE_LAYOUTS);
-  if (layout === 'hf') outputFolderOption(a.out, 'out');
+  const { folder, output } = LAYOUTS[layout].save;
+  if (folder) outputFolderOption(a.out, 'out');
   else outputOption(a.out, 'out');
   checkOutputs({ '--out': a.out }, { '--weights': a.weights, '--vocab': a.vocab });
   const model = await loadModel(a);
   await model.saveWeights(a.out, { layout });
-  console.log(`${a.out}: ${layout === 'hf' ? 'a Hugging Face folder' : `${layout} weights`} (${model.config.visionTower} vision tower)`);
+  console.log(`${a.out}: ${output} (${model.config.visionTower} vision tower)`);
   model.dispose();
 }
 

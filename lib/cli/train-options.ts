@@ -1,6 +1,6 @@
 /**
  * The options of `rils train`: the run's own (data, steps, outputs, processes) declared here, and one
- * option per model and training field generated from the addon's field tables (lib/schema.ts), with
+ * option per model and training field generated from the addon's field tables (lib/model/schema.ts), with
  * the library's types, ranges and defaults. Every value is checked before anything starts.
  * @internal
  * @module
@@ -12,8 +12,8 @@ import { CONFIG_FIELDS, PRESETS, TRAIN_FIELDS, checkField, expected } from '../m
 import type { FieldSpec } from '../model/schema.js';
 import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../tokenizer/index.js';
 import type { OpenDatasetOptions, TokenizerFactory } from '../data/dataset.js';
-import { SAVE_LAYOUTS } from '../weights/clip-save.js';
-import type { SaveLayout } from '../weights/clip-save.js';
+import { FOLDER_LAYOUTS, LAYOUTS, SAVE_LAYOUTS, SAVE_LAYOUTS_HELP } from '../weights/layouts.js';
+import type { SaveLayout } from '../weights/layouts.js';
 import { invalid, snakeCase } from '../validate.js';
 import type { OptionSpec, OptionSpecs } from './args.js';
 import { MODEL_OPTIONS, actOption, choiceOption, deviceOption, integerOption, numberOption, optionalInteger, outputFolderOption, outputOption, runOptionSpec } from './common.js';
@@ -67,10 +67,10 @@ export const TRAIN_OPTIONS: OptionSpecs = {
   context: { type: 'string', value: 'N', help: 'tokens per caption, without --init (word: 16, others: 32)' },
   checkpoint: { type: 'string', value: 'FILE', help: 'resumable checkpoint, every 100 steps and at the end (the run resumes from it)' },
   metrics: { type: 'string', value: 'FILE.jsonl', help: 'one JSON line of statistics per step' },
-  out: { type: 'string', value: 'WEIGHTS', default: 'rils.safetensors', help: 'the trained weights (a folder for --layout hf)' },
+  out: { type: 'string', value: 'WEIGHTS', default: 'rils.safetensors', help: `the trained weights (a folder for --layout ${FOLDER_LAYOUTS.join('|')})` },
   layout: {
     type: 'string', value: SAVE_LAYOUTS.join('|'), default: 'rils',
-    help: "how --out is written: rils's own file, OpenAI/open_clip safetensors or a Hugging Face folder (CLIP towers)",
+    help: `how --out is written: ${SAVE_LAYOUTS_HELP} (all but rils for CLIP towers only)`,
   },
   report: { type: 'string', value: 'REPORT.html', help: 'an HTML report of the run' },
   threads: { type: 'string', value: 'N', help: "LibTorch's threads" },
@@ -187,8 +187,9 @@ function shardOptions(s: Record<string, string | undefined>): Settings['shards']
 export function settingsOf(a: Record<string, string | string[] | undefined>, data: string): Settings {
   const s = a as Record<string, string | undefined>;
   const layout = choiceOption(s.layout!, 'layout', SAVE_LAYOUTS);
-  for (const option of ['out', 'checkpoint', 'metrics', 'report'] as const) if (option !== 'out' || layout !== 'hf') outputOption(s[option], option);
-  if (layout === 'hf') outputFolderOption(s.out!, 'out');
+  const folder = LAYOUTS[layout].save.folder;
+  for (const option of ['out', 'checkpoint', 'metrics', 'report'] as const) if (option !== 'out' || !folder) outputOption(s[option], option);
+  if (folder) outputFolderOption(s.out!, 'out');
   checkOutputs({ '--out': s.out, '--checkpoint': s.checkpoint, '--metrics': s.metrics, '--report': s.report }, {
     '--data': data, '--init': s.init, '--vocab': s.vocab, '--tokenizer': s.tokenizer?.startsWith('clip:') ? s.tokenizer.slice(5) : undefined,
   });

@@ -11,25 +11,12 @@ import path from 'node:path';
 
 import { RilsInputError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import type { ModelConfig } from '../model/options.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import type { TensorToWrite } from '../io/safetensors.js';
 import { hfClipConfig } from './clip-config.js';
 import { isFeatureDecoderTensor, toHfNames } from './clip-names.js';
 import { hfPreprocessorConfig, hfTokenizerFiles } from './hf-files.js';
-import type { Tokenizer } from '../tokenizer/index.js';
-
-/** How {@link Rils.saveWeights} lays out a file. */
-export type SaveLayout = 'rils' | 'openai' | 'hf';
-/** Every {@link SaveLayout}. @internal */
-export const SAVE_LAYOUTS: readonly SaveLayout[] = ['rils', 'openai', 'hf'];
-
-/** A parameter as the model hands it over. */
-export interface SavedTensor {
-  name: string;
-  shape: number[];
-  data: ArrayBuffer;
-}
+import type { SavedModel, SavedTensor } from './layouts.js';
 
 /** The OpenAI/open_clip tensors: CLIP's parameters under their own names, F32. */
 function openaiTensors(state: readonly SavedTensor[]): TensorToWrite[] {
@@ -64,21 +51,29 @@ function hfTensors(state: readonly SavedTensor[]): TensorToWrite[] {
   return out;
 }
 
-/**
- * Writes a CLIP model's weights as OpenAI's safetensors (`file`) or as a Hugging Face folder (`file`
- * is the folder, with the files a Hugging Face folder has besides the weights), each file atomically.
- */
-export async function writeClipLayout(
-  file: string, layout: 'openai' | 'hf', state: readonly SavedTensor[], config: ModelConfig, logitScale: number,
-  tokenizer: Tokenizer | undefined,
-): Promise<void> {
-  if (config.visionTower !== 'clip') {
+/** A model's CLIP weights, refused for a model with RILS's vision tower (OpenAI's and Hugging Face's layouts have none). */
+function clipState(layout: string, model: SavedModel): readonly SavedTensor[] {
+  if (model.config.visionTower !== 'clip') {
     throw new RilsInputError(`Expected a CLIP model for layout '${layout}' but this one has RILS's vision tower: save it as 'rils'`);
   }
-  if (layout === 'openai') return writeSafetensors(file, openaiTensors(state));
+  return model.state;
+}
+
+/** Writes a CLIP model's weights as OpenAI's safetensors, atomically. */
+export async function writeOpenaiLayout(file: string, model: SavedModel): Promise<void> {
+  await writeSafetensors(file, openaiTensors(clipState('openai', model)));
+}
+
+/**
+ * Writes a CLIP model as a Hugging Face folder (`file`): model.safetensors and the files a Hugging
+ * Face folder has besides the weights, each file atomically.
+ */
+export async function writeHfLayout(file: string, model: SavedModel): Promise<void> {
+  const state = clipState('hf', model);
+  const logitScale = new Float32Array(state.find((t) => t.name === 'logit_scale')!.data)[0]!;
   const files = {
-    'config.json': `${JSON.stringify(hfClipConfig(config, logitScale), null, 2)}\n`,
-    'preprocessor_config.json': hfPreprocessorConfig(config), ...hfTokenizerFiles(tokenizer),
+    'config.json': `${JSON.stringify(hfClipConfig(model.config, logitScale), null, 2)}\n`,
+    'preprocessor_config.json': hfPreprocessorConfig(model.config), ...hfTokenizerFiles(model.tokenizer),
   };
   try {
     await mkdir(file, { recursive: true });

@@ -1,7 +1,9 @@
 /**
  * rils's weight files: safetensors with the PyTorch reference's tensor names, F32, and metadata
  * (preset, config, training options, tokenizer) that lets the reference load them without flags.
- * What a file says about its model is read and checked here, before any model is allocated.
+ * What a file says about its model is read and checked here, before any model is allocated (the
+ * 'rils' entry of lib/weights/layouts.ts; lib/weights/load.ts streams the tensors in). loadWeights
+ * and training checkpoints read a file whole: they replace a live model's weights all or nothing.
  * @internal
  * @module
  */
@@ -14,7 +16,10 @@ import type { SafetensorsEntry } from '../io/safetensors.js';
 import { tokenizerFromSpec, tokenizerSpec } from '../tokenizer/index.js';
 import type { Tokenizer, TokenizerSpec } from '../tokenizer/index.js';
 import { snakeCase } from '../validate.js';
-import { checkFileConfig, checkModelFits } from './size.js';
+import type { LoadRequest, SavedModel } from './layouts.js';
+import type { Checkpoint } from './open.js';
+import type { Placed } from './place.js';
+import { checkFileConfig } from './size.js';
 
 /** The `format` metadata of a weight file. */
 export const WEIGHTS_FORMAT = 'rils-ref-v1';
@@ -99,7 +104,7 @@ export async function tokenizerFromMetadata(
   return tokenizer;
 }
 
-/** The F32 tensors of a weight file and its metadata. */
+/** The F32 tensors of a weight file and its metadata, read whole (for loadWeights, which changes nothing unless all of it loads). */
 export async function readWeights(path: string): Promise<{ tensors: WeightTensor[]; metadata: Record<string, string> }> {
   const file = await readSafetensors(path);
   const tensors = [...file.tensors].map(([name, t]: [string, SafetensorsEntry]) => {
@@ -110,12 +115,10 @@ export async function readWeights(path: string): Promise<{ tensors: WeightTensor
 }
 
 /** Writes every parameter (F32, the reference's names) with the model's metadata, atomically. */
-export async function writeWeights(
-  path: string, tensors: readonly { name: string; shape: number[]; data: ArrayBuffer }[], model: ModelDescription,
-): Promise<void> {
+export async function writeWeights(path: string, model: SavedModel): Promise<void> {
   await writeSafetensors(
     path,
-    tensors.map((e) => ({ name: e.name, dtype: 'F32' as const, shape: e.shape, data: new Float32Array(e.data) })),
+    model.state.map((e) => ({ name: e.name, dtype: 'F32' as const, shape: e.shape, data: new Float32Array(e.data) })),
     { format: WEIGHTS_FORMAT, ...weightsMetadata(model) },
   );
 }
@@ -154,7 +157,7 @@ const SHAPE_FIELDS: readonly [keyof ModelConfig, string, (s: number[]) => number
 ];
 
 /** Checks the config a file's metadata gives against its tensors' shapes. */
-export function checkConfigAgainstTensors(path: string, options: RilsOptions, tensors: readonly WeightTensor[]): void {
+export function checkConfigAgainstTensors(path: string, options: RilsOptions, tensors: readonly { name: string; shape: number[] }[]): void {
   const config = { ...presetConfig(options.preset ?? 'vit_b16'), ...pickConfig(options) };
   const shapes = new Map(tensors.map((t) => [t.name, t.shape]));
   for (const [field, name, dim] of SHAPE_FIELDS) {
@@ -173,46 +176,67 @@ function pickConfig(options: RilsOptions): Partial<ModelConfig> {
 }
 
 /** A file without rils's metadata: a CLIP checkpoint goes through fromPretrained, anything else is not a model rils knows. */
-function notRilsWeights(path: string, tensors: readonly WeightTensor[]): RilsWeightsError {
-  const names = new Set(tensors.map((t) => t.name));
+export function notRilsWeights(c: Checkpoint): RilsWeightsError | undefined {
+  if (c.layout === 'rils') return undefined;
+  const names = new Set(c.tensors.map((t) => t.name));
   const clip = names.has('visual.conv1.weight') || names.has('vision_model.embeddings.patch_embedding.weight');
-  return new RilsWeightsError(`${path} is not a rils weight file (its metadata has no format '${WEIGHTS_FORMAT}')` + (clip
+  return new RilsWeightsError(`${c.path} is not a rils weight file (its metadata has no format '${WEIGHTS_FORMAT}')` + (clip
     ? ': it holds a CLIP checkpoint; load it with Rils.fromPretrained(path) (or rils … --weights, which reads either)'
     : '; Rils.fromPretrained(path) reads CLIP checkpoints in the OpenAI/open_clip, Hugging Face and TorchScript layouts'));
 }
 
-/** What {@link openWeights} needs of a model. */
-export interface WeightsTarget {
-  parameters(): { name: string; shape: number[] }[];
-  setWeights(tensors: WeightTensor[]): Promise<void>;
-  dispose(): void;
+/**
+ * The options of the model a weight file describes: its metadata's (preset, config, training
+ * options), the request's schedule and options over them; the config checked to be a valid model
+ * and to agree with the tensors' shapes, before any model is built. rils writes F32 only.
+ */
+export async function rilsModelOptions(c: Checkpoint, _placed: readonly Placed[], request: LoadRequest): Promise<RilsOptions> {
+  const other = c.tensors.find((t) => t.dtype !== 'F32');
+  if (other) throw new RilsWeightsError(`${c.where}: '${other.name}' is ${other.dtype}; expected F32 (rils writes its weights in F32)`);
+  const fromFile = optionsFromMetadata(c.metadata, c.where);
+  checkFileConfig(c.where, fromFile);
+  const options: RilsOptions = { seed: 0, ...fromFile, ...request.schedule, ...request.options };
+  checkConfigAgainstTensors(c.where, options, c.tensors);
+  return options;
+}
+
+/** The tokenizer a weight file's metadata describes, fitted to its tensors' vocabulary and context. */
+export function rilsTokenizer(c: Checkpoint, _options: RilsOptions, request: LoadRequest): Promise<Tokenizer | undefined> {
+  const rows = (name: string) => c.tensors.find((t) => t.name === name)?.shape[0] ?? 0;
+  const fit = { vocabSize: rows('token_embedding.weight'), contextLength: rows('positional_embedding') };
+  return tokenizerFromMetadata(c.metadata, c.where, fit, request.vocabPath);
 }
 
 /**
- * A model built from a weight file's metadata (config, training options, tokenizer), `options`
- * overriding it, with its weights loaded. The metadata is checked against the tensors before the
- * model is built; a failure after disposes it.
+ * MAE's fixed 2-D sin-cos table `[1, 1 + grid², width]` (pos_embed.py; computed as
+ * native/model/vision.cpp's sincos_pos_embed does): row 0 (cls) zeros, then for each patch the sin
+ * and cos of its column, then of its row, over `width / 4` frequencies each.
  */
-export async function openWeights<M extends WeightsTarget>(
-  path: string, options: RilsOptions & { clipVocabPath?: string }, create: (options: RilsOptions) => Promise<M>,
-): Promise<M> {
-  const { tensors, metadata } = await readWeights(path);
-  if (metadata.format !== WEIGHTS_FORMAT) throw notRilsWeights(path, tensors);
-  const { clipVocabPath, ...rest } = options;
-  const fromFile = optionsFromMetadata(metadata, path);
-  checkFileConfig(path, fromFile);
-  checkConfigAgainstTensors(path, { ...fromFile, ...rest }, tensors);
-  checkModelFits(path, { ...fromFile, ...rest }, tensors.reduce((n, t) => n + t.data.length, 0), { decoder: true });
-  const rows = (name: string) => tensors.find((t) => t.name === name)?.shape[0] ?? 0;
-  const fit = { vocabSize: rows('token_embedding.weight'), contextLength: rows('positional_embedding') };
-  const tokenizer = rest.tokenizer ?? await tokenizerFromMetadata(metadata, path, fit, clipVocabPath);
-  const model = await create({ seed: 0, ...fromFile, ...rest, ...(tokenizer ? { tokenizer } : {}) });
-  try {
-    checkAgainstParameters(path, tensors, model.parameters());
-    await model.setWeights(tensors);
-  } catch (error) {
-    model.dispose();
-    throw error;
+function sincosTable(width: number, grid: number): Float64Array {
+  const quarter = width / 4, table = new Float64Array((1 + grid * grid) * width);
+  for (let k = 0; k < grid * grid; k++) {
+    const pos = [k % grid, Math.floor(k / grid)];  // column, row
+    for (let half = 0; half < 2; half++) {
+      for (let i = 0; i < quarter; i++) {
+        const angle = pos[half]! / 10000 ** (i / quarter), at = (1 + k) * width + half * 2 * quarter + i;
+        table[at] = Math.sin(angle);
+        table[at + quarter] = Math.cos(angle);
+      }
+    }
   }
-  return model;
+  return table;
+}
+
+/**
+ * A frozen table of a weight file (F32 bytes, shape `[1, 1 + grid², width]`, checked against the
+ * parameter's before) must be the fixed sin-cos embedding the model computes itself.
+ */
+export function checkFrozenTable(where: string, t: { name: string; dtype: string; shape: number[] }, bytes: Uint8Array): void {
+  const width = t.shape[2] ?? 0, grid = Math.round(Math.sqrt((t.shape[1] ?? 1) - 1));
+  const data = t.dtype === 'F32' ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) : undefined;
+  const fixed = sincosTable(width, grid);
+  if (!data || data.length !== fixed.length || data.some((v, i) => !(Math.abs(v - fixed[i]!) <= 1e-4))) {
+    throw new RilsWeightsError(`${where}: frozen table '${t.name}' differs from the fixed sin-cos embedding (it is no ` +
+      'weight: the model computes it from its width and grid); save the weights again with rils or the reference');
+  }
 }
