@@ -107,11 +107,12 @@ export const LAYOUTS = {
 /** How a checkpoint lays out its tensors. */
 export type Layout = keyof typeof LAYOUTS;
 
-/**
- * The layouts rils writes ({@link Rils.saveWeights}'s `layout`): those of the registry with a writer.
- * @useDeclaredType
- */
-export type SaveLayout = { [L in Layout]: (typeof LAYOUTS)[L] extends { save: LayoutSave } ? L : never }[Layout];
+/** The layouts rils writes ({@link Rils.saveWeights}'s `layout`): the registry's entries with a writer. */
+export type SaveLayout = 'rils' | 'openai' | 'hf';
+
+/** The registry's layouts with a writer: {@link SaveLayout} spelled out for the docs, and this keeps the two one. */
+type Writable = { [L in Layout]: (typeof LAYOUTS)[L] extends { save: LayoutSave } ? L : never }[Layout];
+const _saveLayoutIsTheRegistrys: [SaveLayout, Writable] extends [Writable, SaveLayout] ? true : never = true;
 
 const layoutOf = (name: Layout): WeightLayout => LAYOUTS[name];
 

@@ -17,7 +17,6 @@ import { openCheckpoint } from './open.js';
 import type { Checkpoint } from './open.js';
 import { checkCoverage, placeTensors } from './place.js';
 import type { Placed } from './place.js';
-import { checkFrozenTable } from './rils.js';
 import { checkModelFits, numel } from './size.js';
 
 /** What {@link loadPlaced} needs of a model. */
@@ -76,14 +75,13 @@ export async function openModel<M extends LoadTarget & { dispose(): void }>(
  * buffer (the native side has copied a batch into the parameters when its call settles): the peak
  * is the model, one buffer and the process itself. First every trainable parameter must be covered
  * (the feature decoder only when the file `holdsDecoder`: a CLIP checkpoint's is new), each tensor of
- * its parameter's shape, and a frozen table the file holds must be the fixed one.
+ * its parameter's shape; native loadTensors refuses a frozen table the file holds that is not the fixed one.
  */
 export async function loadPlaced(c: Checkpoint, placed: readonly Placed[], target: LoadTarget, holdsDecoder: boolean): Promise<void> {
   const parameters = target.parameters();
   checkCoverage(c, placed, parameters.map((p) => ({
     name: p.name, shape: p.shape, required: p.trainable && (holdsDecoder || !isFeatureDecoderTensor(p.name)),
   })));
-  await checkFrozen(c, placed, parameters);
   const rowsOf = new Map(parameters.map((p) => [p.name, p.shape[0] ?? 0]));
   const arena = new Uint8Array(Math.max(BATCH_BYTES, ...placed.map((p) => p.tensor.byteLength)));
   let batch: TensorLoad[] = [], used = 0;
@@ -100,17 +98,4 @@ export async function loadPlaced(c: Checkpoint, placed: readonly Placed[], targe
       ...(p.to.transpose ? { transpose: true } : {}) });
   }
   if (batch.length) await target.loadTensors(batch);
-}
-
-/**
- * The frozen tables (the fixed sin-cos positions) a file holds, checked to be the model's: native
- * loadTensors writes any finite value, and an edited table would silently change the model.
- */
-async function checkFrozen(c: Checkpoint, placed: readonly Placed[], parameters: readonly ParameterInfo[]): Promise<void> {
-  const frozen = new Set(parameters.filter((p) => !p.trainable).map((p) => p.name));
-  for (const p of placed) {
-    if (!frozen.has(p.to.name)) continue;
-    const bytes = await p.tensor.bytes(new Uint8Array(p.tensor.byteLength));
-    checkFrozenTable(c.where, p.tensor, bytes);
-  }
 }

@@ -206,37 +206,3 @@ export function rilsTokenizer(c: Checkpoint, _options: RilsOptions, request: Loa
   const fit = { vocabSize: rows('token_embedding.weight'), contextLength: rows('positional_embedding') };
   return tokenizerFromMetadata(c.metadata, c.where, fit, request.vocabPath);
 }
-
-/**
- * MAE's fixed 2-D sin-cos table `[1, 1 + grid², width]` (pos_embed.py; computed as
- * native/model/vision.cpp's sincos_pos_embed does): row 0 (cls) zeros, then for each patch the sin
- * and cos of its column, then of its row, over `width / 4` frequencies each.
- */
-function sincosTable(width: number, grid: number): Float64Array {
-  const quarter = width / 4, table = new Float64Array((1 + grid * grid) * width);
-  for (let k = 0; k < grid * grid; k++) {
-    const pos = [k % grid, Math.floor(k / grid)];  // column, row
-    for (let half = 0; half < 2; half++) {
-      for (let i = 0; i < quarter; i++) {
-        const angle = pos[half]! / 10000 ** (i / quarter), at = (1 + k) * width + half * 2 * quarter + i;
-        table[at] = Math.sin(angle);
-        table[at + quarter] = Math.cos(angle);
-      }
-    }
-  }
-  return table;
-}
-
-/**
- * A frozen table of a weight file (F32 bytes, shape `[1, 1 + grid², width]`, checked against the
- * parameter's before) must be the fixed sin-cos embedding the model computes itself.
- */
-export function checkFrozenTable(where: string, t: { name: string; dtype: string; shape: number[] }, bytes: Uint8Array): void {
-  const width = t.shape[2] ?? 0, grid = Math.round(Math.sqrt((t.shape[1] ?? 1) - 1));
-  const data = t.dtype === 'F32' ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) : undefined;
-  const fixed = sincosTable(width, grid);
-  if (!data || data.length !== fixed.length || data.some((v, i) => !(Math.abs(v - fixed[i]!) <= 1e-4))) {
-    throw new RilsWeightsError(`${where}: frozen table '${t.name}' differs from the fixed sin-cos embedding (it is no ` +
-      'weight: the model computes it from its width and grid); save the weights again with rils or the reference');
-  }
-}

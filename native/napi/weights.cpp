@@ -84,13 +84,20 @@ TensorMap moment_entries(const Napi::Value& value, const TensorMap& params) {
   });
 }
 
+// A frozen parameter (a fixed sin-cos table the model computes itself) may only be given as it is:
+// an edited one would change the model without being a weight.
+void check_frozen(const std::string& name, const torch::Tensor& incoming, const torch::Tensor& param) {
+  if (!param.requires_grad() && (incoming - param.detach().to(torch::kCPU)).abs().max().item<double>() > 1e-4)
+    fail(kWeightsError, "frozen table '" + name +
+                            "' differs from the fixed sin-cos embedding (it is no weight: the model computes it from its "
+                            "width and grid); save the weights again with rils or the reference");
+}
+
 // In the worker: finite values, and the frozen sin-cos tables unchanged.
 void check_weights(const TensorMap& incoming, const TensorMap& params) {
   for (const auto& [name, t] : incoming) {
     if (!ops::all_finite(t)) fail(kWeightsError, "Tensor '" + name + "' contains NaN or infinite values");
-    const auto& p = params.at(name);
-    if (!p.requires_grad() && (t - p.detach().to(torch::kCPU)).abs().max().item<double>() > 1e-4)
-      fail(kWeightsError, "Frozen table '" + name + "' differs from the fixed sin-cos embedding");
+    check_frozen(name, t, params.at(name));
   }
 }
 
@@ -183,7 +190,8 @@ torch::Tensor stored_tensor(const std::string& path, const std::string& name, co
 }  // namespace
 
 // loadTensors([{name, data: Uint8Array, dtype, shape, rows?, transpose?}]): pretrained weights into
-// parameters, cast to fp32. Every entry is checked (name, shape, finite) before any is written.
+// parameters, cast to fp32. Every entry is checked (name, shape, finite, a frozen table unchanged)
+// before any is written.
 Napi::Value NativeModel::LoadTensors(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto state = live(env);
@@ -202,6 +210,8 @@ Napi::Value NativeModel::LoadTensors(const Napi::CallbackInfo& info) {
             if (p.transpose) p.source = p.source.t();
             if (!ops::all_finite(p.source.contiguous()))
               fail(kWeightsError, "Tensor '" + p.name + "' contains NaN or infinite values");
+            const auto& param = params.at(p.name);
+            check_frozen(p.name, p.source, param.dim() && p.end >= 0 ? param.narrow(0, p.begin, p.end - p.begin) : param);
           }
           torch::NoGradGuard no_grad;
           for (const auto& p : placements) {
