@@ -14,7 +14,8 @@ import {
 import type { LabelledData, LabelledImageSet } from '../lib/index.js';
 import { Random } from '../lib/data/augment.js';
 import { selectImages } from '../lib/data/labelled.js';
-import { recallAt, topKByDot } from '../lib/eval/scores.js';
+import { recallAt } from '../lib/eval/scores.js';
+import { topKByDot } from '../lib/eval/protocols.js';
 import { retrievalRanks } from '../lib/eval/protocols.js';
 import { COLOUR_NAMES, colourImages, colourPixels, writeColourFolder } from './helpers/colours.js';
 
@@ -131,7 +132,10 @@ test('retrieval ranks: identity pairs give recall@1 = 1; recall never decreases 
   const two = await retrievalRanks(Float32Array.of(1, 0, 0, 1), Float32Array.of(0, 1, 1, 0, 0.6, 0.8), Int32Array.of(0, 0, 1), 2);
   t.deepEqual([...two.imageToText], [0, 1]);
   t.deepEqual([...two.textToImage], [1, 0, 0]);
-  t.deepEqual([...topKByDot(Float32Array.of(1, 0), Float32Array.of(0, 1, 1, 0, 0.5, 0.5), 2, 2)], [1, 2]);
+  t.deepEqual([...(await topKByDot(Float32Array.of(1, 0), Float32Array.of(0, 1, 1, 0, 0.5, 0.5), 2, 2))], [1, 2]);
+  // Ties go to the lower index; k past the keys gives every key; 3 queries at once.
+  const tied = await topKByDot(Float32Array.of(1, 0, 0, 1, 1, 1), Float32Array.of(0.5, 0, 1, 1, 0.5, 0, 0, 2), 2, 9);
+  t.deepEqual([...tied], [1, 0, 2, 3, 3, 1, 0, 2, 1, 3, 0, 2]);
   // 13 images (not a multiple of the 8-row blocks) with 1 to 4 captions each, against a plain count.
   const owner = Int32Array.from({ length: 31 }, (_, t) => (t < 13 ? t : rng.int(13)));
   const many = unit(Float32Array.from({ length: 31 * d }, () => rng.next() - 0.5)), few = img.subarray(0, 13 * d);

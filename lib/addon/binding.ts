@@ -145,6 +145,9 @@ export interface NativeAddon {
   resizeImages(args: {
     images: { data: Uint8Array; width: number; height: number }[]; size: number; interpolation: 'bilinear' | 'bicubic';
   }): Promise<ArrayBuffer>;
+  topKByDot(args: {
+    queries: Float32Array; keys: Float32Array; queryCount: number; keyCount: number; dim: number; k: number; blockElements: number;
+  }): Promise<ArrayBuffer>;
   classifyFeatures(args: {
     train: Float32Array; trainLabels: Int32Array; query: Float32Array; trainCount: number; queryCount: number;
     dim: number; numClasses: number; method: 'knn' | 'prototype' | 'linear'; k: number; weightDecay: number; iterations: number;

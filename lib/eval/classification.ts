@@ -15,7 +15,8 @@ import { embedImages } from './embed.js';
 import type { EmbedProgress, SkippedImage } from './embed.js';
 import { fewShot, frozenPredict, sweptLinearProbe } from './probe.js';
 import type { FewShotResult, SweepPoint } from './probe.js';
-import { confusionMatrix, perClassAccuracy, topKAccuracy, topKByDot } from './scores.js';
+import { topKByDot } from './protocols.js';
+import { confusionMatrix, perClassAccuracy, topKAccuracy } from './scores.js';
 
 /** Options of {@link evaluateClassification}. */
 export interface EvaluateClassificationOptions {
@@ -204,7 +205,7 @@ export async function evaluateClassification(
   const classifier = await model.zeroShotClassifier(test.classNames, { templates });
   const t = await embedSet(model, test, 'test', options);
   const width = Math.min(5, C);
-  const top = topKByDot(t.features, classifier.weights, model.config.embedDim, width);
+  const top = await topKByDot(t.features, classifier.weights, model.config.embedDim, width);
   const top1 = Int32Array.from({ length: t.labels.length }, (_, i) => top[i * width]!);
   const results: ClassificationResults = {
     classNames: [...test.classNames], templates, test: t.summary, testImages: t.kept, testLabels: t.labels,

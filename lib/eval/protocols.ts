@@ -118,6 +118,24 @@ export async function retrievalRanks(
 }
 
 /**
+ * Per query row of `queries` `[nq, dim]`, the indices of the `k` rows of `keys` with the highest dot
+ * product, best first, ties to the lower index: `[nq, min(k, nk)]` (zero-shot top-k over class
+ * embeddings). Scored natively a block of rows at a time.
+ * @internal
+ */
+export async function topKByDot(queries: Float32Array, keys: Float32Array, dim: number, k: number): Promise<Int32Array> {
+  const queryCount = queries.length / dim, keyCount = keys.length / dim;
+  checkTypedArray(queries, [Float32Array], queryCount * dim, `queries ([n, ${dim}])`);
+  checkTypedArray(keys, [Float32Array], keyCount * dim, `keys ([n, ${dim}])`);
+  try {
+    const top = await native.topKByDot({ queries, keys, queryCount, keyCount, dim, k: checkInteger(k, 'k', 1), blockElements: 2 ** 24 });
+    return new Int32Array(top);
+  } catch (error) {
+    throw fromNative(error);
+  }
+}
+
+/**
  * Image↔text retrieval recall@k over paired embeddings `[n, dim]` (e.g. from
  * {@link Rils.encodeImages} and {@link Rils.encodeTexts}), pair i matching pair i.
  */

@@ -27,6 +27,19 @@ RetrievalRanks retrieval_ranks(const torch::Tensor& image_embeds, const torch::T
   return out;
 }
 
+torch::Tensor top_k_by_dot(const torch::Tensor& queries, const torch::Tensor& keys, int64_t k, int64_t max_block_elements) {
+  const int64_t q = queries.size(0), width = std::min(k, keys.size(0));
+  const int64_t rows = std::max<int64_t>(1, max_block_elements / std::max<int64_t>(1, keys.size(0)));
+  auto out = torch::empty({q, width}, torch::kInt64);
+  for (int64_t i = 0; i < q; i += rows) {
+    const int64_t n = std::min(rows, q - i);
+    auto scores = torch::matmul(queries.narrow(0, i, n), keys.t());  // [n, K]
+    auto order = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true));
+    out.narrow(0, i, n).copy_(order.narrow(1, 0, width));
+  }
+  return out;
+}
+
 torch::Tensor knn_predict(const torch::Tensor& train, const torch::Tensor& labels, const torch::Tensor& query,
                           int64_t k, int64_t num_classes) {
   auto sim = torch::matmul(l2_normalize(query), l2_normalize(train).t());  // [Q, M]

@@ -19,6 +19,12 @@ struct RetrievalRanks {
 RetrievalRanks retrieval_ranks(const torch::Tensor& image_embeds, const torch::Tensor& text_embeds,
                                const torch::Tensor& text_image, int64_t max_block_elements = int64_t{1} << 24);
 
+// Per query row, the indices of the k keys with the highest dot product, best first, ties to the
+// lower index (zero-shot top-k over class embeddings). queries [Q, E], keys [K, E] → int64 [Q, min(k, K)];
+// scored a block of rows at a time, at most max_block_elements scores at once.
+torch::Tensor top_k_by_dot(const torch::Tensor& queries, const torch::Tensor& keys, int64_t k,
+                           int64_t max_block_elements = int64_t{1} << 24);
+
 // k-nearest-neighbour labels by cosine similarity, majority vote weighted by similarity
 // (ties → the smaller label). train [M, E], labels int64 [M], query [Q, E] → int64 [Q].
 torch::Tensor knn_predict(const torch::Tensor& train, const torch::Tensor& labels, const torch::Tensor& query,

@@ -99,6 +99,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("runtimeInfo", Napi::Function::New(env, RuntimeInfo, "runtimeInfo"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("retrievalRanks", Napi::Function::New(env, RetrievalRanks, "retrievalRanks"));
+  exports.Set("topKByDot", Napi::Function::New(env, TopKByDot, "topKByDot"));
   exports.Set("classifyFeatures", Napi::Function::New(env, ClassifyFeatures, "classifyFeatures"));
   exports.Set("readTorchScript", Napi::Function::New(env, ReadTorchScript, "readTorchScript"));
   exports.Set("resizeImages", Napi::Function::New(env, ResizeImages, "resizeImages"));

@@ -42,6 +42,27 @@ Napi::Value RetrievalRanks(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value TopKByDot(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsObject()) fail(kInputError, "Expected an arguments object");
+    auto args = info[0].As<Napi::Object>();
+    const int64_t nq = count_arg(args, "queryCount"), nk = count_arg(args, "keyCount"), dim = count_arg(args, "dim");
+    const int64_t k = count_arg(args, "k"), block = count_arg(args, "blockElements");
+    if (k < 1) fail(kInputError, "Expected k >= 1");
+    auto queries = floats_arg(args, "queries", {nq, dim}), keys = floats_arg(args, "keys", {nk, dim});
+    return PromiseWorker<torch::Tensor>::Run(
+        env, Executor::shared(env), {args},
+        [queries, keys, k, block]() {
+          c10::InferenceMode inference;
+          return top_k_by_dot(prepare_floats(queries, "queries", torch::kCPU), prepare_floats(keys, "keys", torch::kCPU), k, block)
+              .to(torch::kInt32)
+              .contiguous();
+        },
+        [](Napi::Env e, torch::Tensor& top) -> Napi::Value { return tensor_to_array_buffer(e, top); });
+  });
+}
+
 namespace {
 
 // One of the three frozen-feature classifiers, on CPU tensors already checked.

@@ -8,6 +8,10 @@ namespace rils::napi {
 // Promise<{imageToText, textToImage}>, int32 ArrayBuffers (eval/eval.h retrieval_ranks).
 Napi::Value RetrievalRanks(const Napi::CallbackInfo& info);
 
+// topKByDot({queries, keys, queryCount, keyCount, dim, k, blockElements}) → Promise<ArrayBuffer of
+// int32 [queryCount, min(k, keyCount)]> (eval/eval.h top_k_by_dot).
+Napi::Value TopKByDot(const Napi::CallbackInfo& info);
+
 // classifyFeatures({train, trainLabels, query, trainCount, queryCount, dim, numClasses, method:
 // 'knn' | 'prototype' | 'linear', k, weightDecay, iterations}) → Promise<ArrayBuffer of int32 predictions>.
 Napi::Value ClassifyFeatures(const Napi::CallbackInfo& info);
