@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
 
 import { findCudaLibTorch, listPrebuilds, planAddon } from './loader.js';
+import type { RuntimeInfo } from './runtime.js';
 import type { AddonCandidate } from './loader.js';
 import type { ParameterInfo } from '../types.js';
 
@@ -112,19 +113,8 @@ export interface NativeAddon {
   schema(): NativeSchema;
   /** How many numbers the model of these options holds (and of them its feature decoder's), nothing allocated. */
   parameterCount(options: { preset?: string | undefined; config: NativeConfig }): { total: number; decoder: number };
-  runtimeInfo(): {
-    libtorchVersion: string;
-    cudaAvailable: boolean;
-    cudaDeviceCount: number;
-    threads: number;
-    parallelInfo: string;
-    distributedAvailable: boolean;
-    liveModels: number;
-    liveOutputs: number;
-    cachedCpuBytes: number;
-    cpuBf16: { available: boolean; reason: string; avx512Bf16: boolean; amxBf16: boolean };
-    cpuGemms: string;
-  };
+  /** {@link RuntimeInfo} but for what lib/ adds (the JPEG decoder, the addon chosen). */
+  runtimeInfo(): Omit<RuntimeInfo, 'jpegCrops' | 'addon'>;
   setNumThreads(n: number): void;
   /** Drops queued native work and waits for the running work (at process exit only). */
   shutDown(): void;
