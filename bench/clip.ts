@@ -51,8 +51,22 @@ function checkpoint(python: string, preset: string): string {
   mkdirSync(cache, { recursive: true });
   const file = path.join(cache, `${preset}.safetensors`);
   if (!existsSync(file)) {
-    execFileSync(python, [path.resolve(here, '../../shared/reference/clip_ref.py'), 'init', '--preset', preset, '--seed', '0',
-      '--format', 'openai', '--out', file], { stdio: 'inherit' });
+    execFileSync(
+      python,
+      [
+        path.resolve(here, '../../shared/reference/clip_ref.py'),
+        'init',
+        '--preset',
+        preset,
+        '--seed',
+        '0',
+        '--format',
+        'openai',
+        '--out',
+        file,
+      ],
+      { stdio: 'inherit' },
+    );
   }
   return file;
 }
@@ -60,18 +74,26 @@ function checkpoint(python: string, preset: string): string {
 async function driver(quick: boolean): Promise<void> {
   const python = process.env.RILS_BENCH_PYTHON ?? '/usr/bin/python3';
   const threads = String(Number(process.env.RILS_BENCH_THREADS ?? os.availableParallelism()));
-  const json = (cmd: string, args: string[]) => JSON.parse(execFileSync(cmd, args, { encoding: 'utf-8' }).trim().split('\n').pop()!) as Record<string, number>;
+  const json = (cmd: string, args: string[]) =>
+    JSON.parse(execFileSync(cmd, args, { encoding: 'utf-8' }).trim().split('\n').pop()!) as Record<string, number>;
   const ours = (args: string[]) => json(process.execPath, ['--import=tsx', fileURLToPath(import.meta.url), ...args]);
   const theirs = (args: string[]) => json(python, [path.join(here, 'reference_clip.py'), ...args]);
-  const b16 = checkpoint(python, 'clip_vit_b16'), batch = '32', steps = quick ? '2' : '4';
+  const b16 = checkpoint(python, 'clip_vit_b16'),
+    batch = '32',
+    steps = quick ? '2' : '4';
   const [a, b] = [ours(['encode', b16, batch, steps, threads]), theirs(['encode', b16, batch, steps, threads])];
-  console.log(`clip_vit_b16 encodeImages B${batch}, ${threads} threads: ${(32000 / a.encode_ms!).toFixed(1)} vs ` +
-    `${(32000 / b.encode_ms!).toFixed(1)} img/s (×${(b.encode_ms! / a.encode_ms!).toFixed(2)}), peak RSS ${a.peak_rss_mb!.toFixed(0)} vs ` +
-    `${b.peak_rss_mb!.toFixed(0)} MB (rils vs clip_ref on PyTorch ${String((b as unknown as { torch: string }).torch)}, fp32)`);
+  console.log(
+    `clip_vit_b16 encodeImages B${batch}, ${threads} threads: ${(32000 / a.encode_ms!).toFixed(1)} vs ` +
+      `${(32000 / b.encode_ms!).toFixed(1)} img/s (×${(b.encode_ms! / a.encode_ms!).toFixed(2)}), peak RSS ${a.peak_rss_mb!.toFixed(0)} vs ` +
+      `${b.peak_rss_mb!.toFixed(0)} MB (rils vs clip_ref on PyTorch ${String((b as unknown as { torch: string }).torch)}, fp32)`,
+  );
   if (quick) return;
-  const l14 = checkpoint(python, 'clip_vit_l14'), size = statSync(l14).size / 2 ** 20;
+  const l14 = checkpoint(python, 'clip_vit_l14'),
+    size = statSync(l14).size / 2 ** 20;
   const [c, d] = [ours(['load', l14, threads]), theirs(['load', l14, threads])];
-  console.log(`clip_vit_l14 checkpoint of ${size.toFixed(0)} MB read: ${c.load_s!.toFixed(1)} vs ${d.load_s!.toFixed(1)} s, peak RSS ` +
-    `${c.peak_rss_mb!.toFixed(0)} MB = ${(c.peak_rss_mb! / size).toFixed(2)} × the weights vs ${d.peak_rss_mb!.toFixed(0)} MB ` +
-    `= ${(d.peak_rss_mb! / size).toFixed(2)} × (rils vs clip_ref)`);
+  console.log(
+    `clip_vit_l14 checkpoint of ${size.toFixed(0)} MB read: ${c.load_s!.toFixed(1)} vs ${d.load_s!.toFixed(1)} s, peak RSS ` +
+      `${c.peak_rss_mb!.toFixed(0)} MB = ${(c.peak_rss_mb! / size).toFixed(2)} × the weights vs ${d.peak_rss_mb!.toFixed(0)} MB ` +
+      `= ${(d.peak_rss_mb! / size).toFixed(2)} × (rils vs clip_ref)`,
+  );
 }

@@ -11,12 +11,22 @@ const [batch, workers, images] = process.argv.slice(2, 5).map(Number) as [number
 const shards = process.argv.slice(5);
 const tokenizer = await ClipTokenizer.load(undefined, { contextLength: 77 });
 const source = new WebDatasetSource({
-  shards, tokenizer, batchSize: batch, size: 224, seed: 0, workers, shuffle: 0, cropScale: [0.5, 1], decodeThreads: workers,
+  shards,
+  tokenizer,
+  batchSize: batch,
+  size: 224,
+  seed: 0,
+  workers,
+  shuffle: 0,
+  cropScale: [0.5, 1],
+  decodeThreads: workers,
 });
 const c0 = process.cpuUsage();
 const t0 = performance.now();
 const inFlight = Array.from({ length: 2 * workers }, () => source.next());
-let seen = 0, first = 0, firstImages = 0;
+let seen = 0,
+  first = 0,
+  firstImages = 0;
 while (seen < images) {
   const b = await inFlight.shift()!;
   inFlight.push(source.next());
@@ -29,8 +39,15 @@ while (seen < images) {
 const end = performance.now();
 const cpu = process.cpuUsage(c0);
 await Promise.allSettled(inFlight);
-console.log(JSON.stringify({
-  images: seen, wall_s: (end - t0) / 1000, steady_images: seen - firstImages, steady_s: (end - first) / 1000,
-  cpu_s: (cpu.user + cpu.system) / 1e6, skipped: source.skipped, uv_threadpool: process.env.UV_THREADPOOL_SIZE ?? '4 (default)',
-  jpeg_crops: runtimeInfo().jpegCrops,
-}));
+console.log(
+  JSON.stringify({
+    images: seen,
+    wall_s: (end - t0) / 1000,
+    steady_images: seen - firstImages,
+    steady_s: (end - first) / 1000,
+    cpu_s: (cpu.user + cpu.system) / 1e6,
+    skipped: source.skipped,
+    uv_threadpool: process.env.UV_THREADPOOL_SIZE ?? '4 (default)',
+    jpeg_crops: runtimeInfo().jpegCrops,
+  }),
+);

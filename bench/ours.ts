@@ -19,10 +19,17 @@ const [preset, batch, steps, threads, precision = 'fp32', gate = 'gate'] = proce
 if (precision !== 'fp32' && precision !== 'bf16') throw new Error(`Expected fp32 or bf16, got ${precision}`);
 if (gate !== 'gate' && gate !== 'no-gate') throw new Error(`Expected gate or no-gate, got ${gate}`);
 const distributed = distributedFromEnv();
-const B = Number(batch) / (distributed?.worldSize ?? 1), K = Number(steps);
+const B = Number(batch) / (distributed?.worldSize ?? 1),
+  K = Number(steps);
 setNumThreads(Number(threads));
 const model = await Rils.create({
-  preset: preset as 'micro', seed: 0, lr: 1e-4, weightDecay: 0.1, distributed, precision, retrievalGate: gate === 'gate',
+  preset: preset as 'micro',
+  seed: 0,
+  lr: 1e-4,
+  weightDecay: 0.1,
+  distributed,
+  precision,
+  retrievalGate: gate === 'gate',
 });
 // Four distinct random batches in turn, as the reference's bench does.
 const batches = [1, 2, 3, 4].map((seed) => syntheticBatch(model, B, seed));
@@ -43,9 +50,24 @@ const train = await time(() => model.trainStep(batches[next++ % 4]!), 2, K);
 const encode = distributed ? NaN : await time(() => model.encodeImages({ images: data.images, batchSize: B }), 1, K);
 const gated = (await model.evaluateLoss(data)).gatedFraction;
 const info = runtimeInfo();
-const blasLibs = [...new Set(readFileSync('/proc/self/maps', 'utf-8').split('\n').map((l) => l.split(/\s+/).pop() ?? '')
-  .filter((l) => /blas|lapack|mkl|dnnl/.test(l)).map((l) => path.basename(l)))].sort();
-console.log(JSON.stringify({
-  train_ms: train, encode_ms: encode, gated_fraction: gated, peak_rss_mb: process.resourceUsage().maxRSS / 1024,
-  precision: model.precision, libtorch: info.libtorchVersion, gemms: info.cpuGemms, blas_libs: blasLibs,
-}));
+const blasLibs = [
+  ...new Set(
+    readFileSync('/proc/self/maps', 'utf-8')
+      .split('\n')
+      .map((l) => l.split(/\s+/).pop() ?? '')
+      .filter((l) => /blas|lapack|mkl|dnnl/.test(l))
+      .map((l) => path.basename(l)),
+  ),
+].sort();
+console.log(
+  JSON.stringify({
+    train_ms: train,
+    encode_ms: encode,
+    gated_fraction: gated,
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    precision: model.precision,
+    libtorch: info.libtorchVersion,
+    gemms: info.cpuGemms,
+    blas_libs: blasLibs,
+  }),
+);

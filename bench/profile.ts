@@ -12,10 +12,18 @@ import { syntheticBatch } from './batches.js';
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const [preset = 'micro', batch = '64', what = 'train', threads = String(os.availableParallelism()), file] = args;
-const precision = process.argv.includes('--bf16') ? 'bf16' : 'fp32', retrievalGate = !process.argv.includes('--no-gate');
+const precision = process.argv.includes('--bf16') ? 'bf16' : 'fp32',
+  retrievalGate = !process.argv.includes('--no-gate');
 if (what !== 'train' && what !== 'encode') throw new Error(`Expected train or encode, got ${what}`);
 setNumThreads(Number(threads));
-const model = await Rils.create({ preset: preset as 'micro', seed: 0, lr: 1e-4, weightDecay: 0.1, precision, retrievalGate });
+const model = await Rils.create({
+  preset: preset as 'micro',
+  seed: 0,
+  lr: 1e-4,
+  weightDecay: 0.1,
+  precision,
+  retrievalGate,
+});
 const data = syntheticBatch(model, Number(batch), 1);
 const call = (): Promise<unknown> =>
   what === 'train' ? model.trainStep(data) : model.encodeImages({ images: data.images, batchSize: data.batchSize });
@@ -26,7 +34,13 @@ await model.profile(trace, call);
 const wall = performance.now() - start;
 model.dispose();
 
-interface TraceEvent { name: string; ph: string; ts: number; dur: number; tid: number | string }
+interface TraceEvent {
+  name: string;
+  ph: string;
+  ts: number;
+  dur: number;
+  tid: number | string;
+}
 const events = (JSON.parse(readFileSync(trace, 'utf-8')) as TraceEvent[]).filter((e) => e.ph === 'X');
 const self = new Map<string, { ms: number; calls: number }>();
 const byThread = new Map<number | string, TraceEvent[]>();
@@ -51,7 +65,13 @@ for (const list of byThread.values()) {
   close(Infinity);
 }
 const total = [...self.values()].reduce((s, e) => s + e.ms, 0);
-console.log(`${preset} B${batch} ${what} ${precision}${retrievalGate ? '' : ' gate off'}: ${wall.toFixed(0)} ms with the profiler on, ${total.toFixed(0)} ms in operators; trace: ${trace}`);
-for (const [name, e] of [...self].sort((a, b) => b[1].ms - a[1].ms).slice(0, Number(process.env.RILS_PROFILE_TOP ?? 15))) {
-  console.log(`${e.ms.toFixed(1).padStart(9)} ms ${((100 * e.ms) / total).toFixed(1).padStart(5)}% ${String(e.calls).padStart(6)}  ${name}`);
+console.log(
+  `${preset} B${batch} ${what} ${precision}${retrievalGate ? '' : ' gate off'}: ${wall.toFixed(0)} ms with the profiler on, ${total.toFixed(0)} ms in operators; trace: ${trace}`,
+);
+for (const [name, e] of [...self]
+  .sort((a, b) => b[1].ms - a[1].ms)
+  .slice(0, Number(process.env.RILS_PROFILE_TOP ?? 15))) {
+  console.log(
+    `${e.ms.toFixed(1).padStart(9)} ms ${((100 * e.ms) / total).toFixed(1).padStart(5)}% ${String(e.calls).padStart(6)}  ${name}`,
+  );
 }

@@ -6,12 +6,15 @@
 import { Rils } from 'rils';
 
 const [checkpoint, classes, ...images] = process.argv.slice(2);
-if (!checkpoint || !classes || images.length === 0) throw new Error('usage: clip-zero-shot.ts CHECKPOINT a,b,c IMAGE...');
+if (!checkpoint || !classes || images.length === 0)
+  throw new Error('usage: clip-zero-shot.ts CHECKPOINT a,b,c IMAGE...');
 
 const model = await Rils.fromPretrained(checkpoint);
 const classifier = await model.zeroShotClassifier(classes.split(','), { templates: 'clip80' }); // CLIP's 80 ImageNet prompts
 const { top } = await classifier.classify(images, { topK: Math.min(3, classifier.classNames.length) });
 top.forEach((t, i) => {
-  console.log(`${images[i]}: ${t.labels.map((label, k) => `${label} ${(100 * t.probabilities[k]!).toFixed(1)}%`).join(', ')}`);
+  console.log(
+    `${images[i]}: ${t.labels.map((label, k) => `${label} ${(100 * t.probabilities[k]!).toFixed(1)}%`).join(', ')}`,
+  );
 });
 model.dispose();

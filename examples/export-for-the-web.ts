@@ -9,8 +9,15 @@ import { FileCaptionSource, Rils, fit, readCaptionIndex } from 'rils';
 /** The part of transformers.js used here: it is your web app's dependency (npm install @huggingface/transformers), not rils's. */
 interface TransformersJs {
   env: { allowRemoteModels: boolean; localModelPath: string };
-  pipeline(task: 'zero-shot-image-classification', model: string): Promise<{
-    (image: string, labels: string[], options: { hypothesis_template: string }): Promise<{ label: string; score: number }[]>;
+  pipeline(
+    task: 'zero-shot-image-classification',
+    model: string,
+  ): Promise<{
+    (
+      image: string,
+      labels: string[],
+      options: { hypothesis_template: string },
+    ): Promise<{ label: string; score: number }[]>;
     dispose(): Promise<void>;
   }>;
 }
@@ -24,7 +31,13 @@ if (!checkpoint || !dir || !image || !classes) {
 const model = await Rils.fromPretrained(checkpoint, { totalSteps: Number(steps) });
 const { items } = await readCaptionIndex(dir);
 const batchSize = Math.min(32, items.length - (items.length % 2));
-const source = new FileCaptionSource({ items, tokenizer: model.tokenizer!, batchSize, seed: 0, size: model.config.imageSize });
+const source = new FileCaptionSource({
+  items,
+  tokenizer: model.tokenizer!,
+  batchSize,
+  seed: 0,
+  size: model.config.imageSize,
+});
 await fit(model, source, { steps: Number(steps) });
 
 // 2. Export: onnx/{vision_model,text_model,model}.onnx, config.json, preprocessor_config.json, tokenizer files.

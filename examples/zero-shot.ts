@@ -7,9 +7,13 @@ const [weights, classes, ...images] = process.argv.slice(2);
 if (!weights || !classes || images.length === 0) throw new Error('usage: zero-shot.ts WEIGHTS a,b,c IMAGE...');
 
 const model = await Rils.fromWeights(weights); // the file carries its tokenizer
-const classifier = await model.zeroShotClassifier(classes.split(','), { templates: ['a photo of a {}.', 'a {}.', '{}'] });
+const classifier = await model.zeroShotClassifier(classes.split(','), {
+  templates: ['a photo of a {}.', 'a {}.', '{}'],
+});
 const { top } = await classifier.classify(images, { topK: Math.min(3, classifier.classNames.length) });
 top.forEach((t, i) => {
-  console.log(`${images[i]}: ${t.labels.map((label, k) => `${label} ${(100 * t.probabilities[k]!).toFixed(1)}%`).join(', ')}`);
+  console.log(
+    `${images[i]}: ${t.labels.map((label, k) => `${label} ${(100 * t.probabilities[k]!).toFixed(1)}%`).join(', ')}`,
+  );
 });
 model.dispose();

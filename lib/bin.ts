@@ -13,7 +13,10 @@ if (process.argv[2] === 'build') {
   // cmake-js against the LibTorch found through LIBTORCH, Torch_DIR, CMAKE_PREFIX_PATH, a pip torch
   // or the system (CPU or CUDA, whichever that LibTorch is); extra arguments go to cmake-js.
   const script = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'scripts', 'build-native.mjs');
-  const r = spawnSync(process.execPath, [script, ...process.argv.slice(3)], { stdio: 'inherit', cwd: path.dirname(path.dirname(script)) });
+  const r = spawnSync(process.execPath, [script, ...process.argv.slice(3)], {
+    stdio: 'inherit',
+    cwd: path.dirname(path.dirname(script)),
+  });
   process.exit(r.status ?? 1);
 } else {
   await import('./cli/index.js');

@@ -6,8 +6,16 @@
  */
 export { Rils } from './rils.js';
 export type {
-  Batch, ClassLogits, EncodeImagesOptions, ImageEncoding, LossStats, ParameterInfo, PatchSemantics, PatchSemanticsOptions,
-  TextEncoding, TrainStats,
+  Batch,
+  ClassLogits,
+  EncodeImagesOptions,
+  ImageEncoding,
+  LossStats,
+  ParameterInfo,
+  PatchSemantics,
+  PatchSemanticsOptions,
+  TextEncoding,
+  TrainStats,
 } from './types.js';
 export { ZeroShotClassifier } from './eval/zeroshot.js';
 export type { ExportOnnxOptions, OnnxExport } from './export/onnx.js';
@@ -20,12 +28,24 @@ export type { Templates } from './eval/templates.js';
 export { decodeImage, loadImages, renderHeatmap } from './io/images.js';
 export type { EvalImage, ImageSource, LoadImagesOptions, RawImage } from './io/images.js';
 export type { ImageTensor, ImagesInput } from './model/inputs.js';
-export { accuracy, knnClassify, linearProbeClassify, prototypeClassify, retrievalRecall, sampleShots } from './eval/protocols.js';
+export {
+  accuracy,
+  knnClassify,
+  linearProbeClassify,
+  prototypeClassify,
+  retrievalRecall,
+  sampleShots,
+} from './eval/protocols.js';
 export type { LabelledFeatures, RetrievalRecall } from './eval/protocols.js';
 export { fit } from './train/fit.js';
 export { evaluateClassification } from './eval/classification.js';
 export type {
-  ClassificationResults, EvaluateClassificationOptions, EvaluatedSet, LinearProbeAccuracy, ProtocolAccuracy, ZeroShotAccuracy,
+  ClassificationResults,
+  EvaluateClassificationOptions,
+  EvaluatedSet,
+  LinearProbeAccuracy,
+  ProtocolAccuracy,
+  ZeroShotAccuracy,
 } from './eval/classification.js';
 export type { FewShotResult, ShotAccuracy, SweepPoint } from './eval/probe.js';
 export { evaluateRetrieval } from './eval/retrieval.js';
@@ -39,7 +59,13 @@ export type { ReportContent, ReportImage, ReportRun } from './report/training.js
 export type { FitOptions, FitResult, StepProgress } from './train/fit.js';
 export { CaptionedImageSource } from './data/source.js';
 export { FileCaptionSource, readCaptionIndex } from './data/files.js';
-export type { CaptionIndex, CaptionedFile, FileCaptionSourceOptions, ImageBatchOptions, SkipCounts } from './data/files.js';
+export type {
+  CaptionIndex,
+  CaptionedFile,
+  FileCaptionSourceOptions,
+  ImageBatchOptions,
+  SkipCounts,
+} from './data/files.js';
 export { WebDatasetSource } from './data/webdataset.js';
 export type { WebDatasetSourceOptions } from './data/webdataset.js';
 export { shardUrls } from './data/shard-spec.js';
@@ -49,11 +75,26 @@ export { alignTrainSet, splitImageSet } from './data/labelled.js';
 export type { AlignedTrainSet, LabelledData, LabelledImageSet, OpenLabelledImagesOptions } from './data/labelled.js';
 export { classNameOf, readImageFolder } from './data/image-folder.js';
 export type { ClassNameSource, ImageFolder, ReadImageFolderOptions } from './data/image-folder.js';
-export type { CaptionedImage, CaptionedPairs, Dataset, OpenDatasetOptions, Skips, TokenizerFactory } from './data/dataset.js';
+export type {
+  CaptionedImage,
+  CaptionedPairs,
+  Dataset,
+  OpenDatasetOptions,
+  Skips,
+  TokenizerFactory,
+} from './data/dataset.js';
 export type { BatchSource, CaptionedImageSourceOptions, SourcedBatch } from './data/source.js';
 export type { Random } from './data/augment.js'; // what a caption function draws with
 export { fineTuningSchedule, presetConfig } from './model/options.js';
-export type { Activation, Device, ModelConfig, Precision, PresetName, RilsOptions, TrainingOptions } from './model/options.js';
+export type {
+  Activation,
+  Device,
+  ModelConfig,
+  Precision,
+  PresetName,
+  RilsOptions,
+  TrainingOptions,
+} from './model/options.js';
 export type { PretrainedOptions } from './weights/pretrained.js';
 export type { SaveLayout } from './weights/layouts.js';
 export { distributedFromEnv } from './train/distributed.js';

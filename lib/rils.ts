@@ -15,8 +15,16 @@ import { SerialQueue } from './addon/queue.js';
 import { camelKeys } from './model/schema.js';
 import type { Templates } from './eval/templates.js';
 import type {
-  Batch, ClassLogits, EncodeImagesOptions, ImageEncoding, LossStats, ParameterInfo, PatchSemantics, PatchSemanticsOptions,
-  TextEncoding, TrainStats,
+  Batch,
+  ClassLogits,
+  EncodeImagesOptions,
+  ImageEncoding,
+  LossStats,
+  ParameterInfo,
+  PatchSemantics,
+  PatchSemanticsOptions,
+  TextEncoding,
+  TrainStats,
 } from './types.js';
 import type { Tokenizer } from './tokenizer/index.js';
 import { checkBatch, classPrompts, resolveImages, snapshot, textRows, tokenize } from './model/inputs.js';
@@ -70,7 +78,11 @@ export class Rils {
   readonly distributed: DistributedInfo | undefined;
 
   private constructor(
-    handle: NativeModel, preset: PresetName, seed: number, tokenizer: Tokenizer | undefined, onNonFinite: 'skip' | 'throw',
+    handle: NativeModel,
+    preset: PresetName,
+    seed: number,
+    tokenizer: Tokenizer | undefined,
+    onNonFinite: 'skip' | 'throw',
   ) {
     this.#native = handle;
     this.#onNonFinite = onNonFinite;
@@ -91,7 +103,10 @@ export class Rils {
    */
   static async create(options: RilsOptions = {}): Promise<Rils> {
     const { tokenizer, onNonFinite, ...o } = toNativeOptions(options);
-    const warning = scheduleWarning({ warmupSteps: Number(o.train.warmup_steps ?? 0), totalSteps: Number(o.train.total_steps ?? 0) });
+    const warning = scheduleWarning({
+      warmupSteps: Number(o.train.warmup_steps ?? 0),
+      totalSteps: Number(o.train.total_steps ?? 0),
+    });
     if (warning) process.emitWarning(warning, { code: 'RILS_SCHEDULE' });
     try {
       return new Rils(await native.createModel(o), o.preset, o.seed, tokenizer, onNonFinite);
@@ -109,7 +124,12 @@ export class Rils {
   static async fromWeights(path: string, options: RilsOptions & { clipVocabPath?: string } = {}): Promise<Rils> {
     if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
     const { clipVocabPath, ...rest } = options;
-    return openModel(path, { options: rest, schedule: {}, vocabPath: clipVocabPath }, (o) => Rils.create(o), notRilsWeights);
+    return openModel(
+      path,
+      { options: rest, schedule: {}, vocabPath: clipVocabPath },
+      (o) => Rils.create(o),
+      notRilsWeights,
+    );
   }
 
   /**
@@ -265,10 +285,22 @@ export class Rils {
   async classLogits(images: ImagesInput, classWeights: Float32Array, numClasses: number): Promise<ClassLogits> {
     this.#handle();
     const C = checkInteger(numClasses, 'numClasses', 1);
-    const weights = snapshot(checkTypedArray(classWeights, [Float32Array], C * this.config.embedDim,
-      `classWeights ([${C}, ${this.config.embedDim}])`));
-    const [input, out] = await this.#runWithImages(images, (m, input) => m.zeroShot({ ...input, classWeights: weights, numClasses: C }));
-    return { batchSize: input.batchSize, logits: new Float32Array(out.logits!), probabilities: new Float32Array(out.probabilities!) };
+    const weights = snapshot(
+      checkTypedArray(
+        classWeights,
+        [Float32Array],
+        C * this.config.embedDim,
+        `classWeights ([${C}, ${this.config.embedDim}])`,
+      ),
+    );
+    const [input, out] = await this.#runWithImages(images, (m, input) =>
+      m.zeroShot({ ...input, classWeights: weights, numClasses: C }),
+    );
+    return {
+      batchSize: input.batchSize,
+      logits: new Float32Array(out.logits!),
+      probabilities: new Float32Array(out.probabilities!),
+    };
   }
 
   /**
@@ -276,23 +308,37 @@ export class Rils {
    * distribution over the given texts (softmax of cosine / temperature). With `templates`, the
    * texts are class names expanded like {@link zeroShotClassifier}.
    */
-  async patchSemantics(images: ImagesInput, texts: readonly string[], options: PatchSemanticsOptions = {}): Promise<PatchSemantics> {
+  async patchSemantics(
+    images: ImagesInput,
+    texts: readonly string[],
+    options: PatchSemanticsOptions = {},
+  ): Promise<PatchSemantics> {
     this.#handle();
     const temperature = options.temperature ?? this.trainingOptions.tauTeacher;
     if (!(typeof temperature === 'number' && temperature > 0 && Number.isFinite(temperature))) {
       throw invalid('a number > 0', 'temperature', temperature);
     }
     // The texts are embedded in the same queued call, so it runs in submission order as one unit.
-    const prompts = options.templates ? classPrompts(this.config, options.tokenizer ?? this.tokenizer, texts, options.templates) : undefined;
+    const prompts = options.templates
+      ? classPrompts(this.config, options.tokenizer ?? this.tokenizer, texts, options.templates)
+      : undefined;
     const tokens = prompts ? undefined : tokenize(this.config, options.tokenizer ?? this.tokenizer, texts, 'texts');
-    const embedTexts = async (m: NativeModel) => prompts
-      ? (await m.classEmbeddings(prompts)).weights!
-      : (await m.encodeTexts({ tokens: tokens!, batchSize: texts.length, normalize: true })).embeddings!;
+    const embedTexts = async (m: NativeModel) =>
+      prompts
+        ? (await m.classEmbeddings(prompts)).weights!
+        : (await m.encodeTexts({ tokens: tokens!, batchSize: texts.length, normalize: true })).embeddings!;
     const [input, out] = await this.#runWithImages(images, async (m, input) =>
-      m.patchSemantics({ ...input, textEmbeddings: new Float32Array(await embedTexts(m)), numTexts: texts.length, temperature }),
+      m.patchSemantics({
+        ...input,
+        textEmbeddings: new Float32Array(await embedTexts(m)),
+        numTexts: texts.length,
+        temperature,
+      }),
     );
     return {
-      batchSize: input.batchSize, gridSize: this.config.imageSize / this.config.patchSize, labels: [...texts],
+      batchSize: input.batchSize,
+      gridSize: this.config.imageSize / this.config.patchSize,
+      labels: [...texts],
       probabilities: new Float32Array(out.probabilities!),
     };
   }
@@ -331,7 +377,11 @@ export class Rils {
    */
   async exportOnnx(dir: string, options: ExportOnnxOptions = {}): Promise<OnnxExport> {
     this.#handle();
-    return exportOnnx(dir, options, { config: this.config, tokenizer: this.tokenizer, state: () => this.#run((m) => m.getState()) });
+    return exportOnnx(dir, options, {
+      config: this.config,
+      tokenizer: this.tokenizer,
+      state: () => this.#run((m) => m.getState()),
+    });
   }
 
   /**
@@ -427,7 +477,12 @@ export class Rils {
   }
 
   #description() {
-    return { preset: this.#preset, config: this.config, trainingOptions: this.trainingOptions, tokenizer: this.tokenizer };
+    return {
+      preset: this.#preset,
+      config: this.config,
+      trainingOptions: this.trainingOptions,
+      tokenizer: this.tokenizer,
+    };
   }
 
   #handle(): NativeModel {
@@ -439,7 +494,10 @@ export class Rils {
    * Queues `task` now (so calls run in submission order) while the images are decoded; the task
    * gets them when its turn comes.
    */
-  #runWithImages<T>(images: ImagesInput, task: (m: NativeModel, input: ImageTensor) => Promise<T>): Promise<[ImageTensor, T]> {
+  #runWithImages<T>(
+    images: ImagesInput,
+    task: (m: NativeModel, input: ImageTensor) => Promise<T>,
+  ): Promise<[ImageTensor, T]> {
     this.#handle();
     const input = resolveImages(this.config, images);
     input.catch(() => undefined); // rejections surface through the task below

@@ -8,7 +8,8 @@ import { RilsInputError } from './errors.js';
 /** A short description of a value for error messages. */
 export function describe(value: unknown): string {
   if (value === null) return 'null';
-  if (ArrayBuffer.isView(value)) return `${value.constructor.name}(${(value as unknown as { length?: number }).length ?? value.byteLength})`;
+  if (ArrayBuffer.isView(value))
+    return `${value.constructor.name}(${(value as unknown as { length?: number }).length ?? value.byteLength})`;
   if (Array.isArray(value)) return `an array of ${value.length}`;
   if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
   if (typeof value === 'object') return 'an object';
@@ -33,7 +34,8 @@ export function isInteger(value: unknown): value is number {
 }
 
 export function checkInteger(value: unknown, what: string, min = -Infinity): number {
-  if (!isInteger(value) || value < min) throw invalid(min > -Infinity ? `an integer >= ${min}` : 'an integer', what, value);
+  if (!isInteger(value) || value < min)
+    throw invalid(min > -Infinity ? `an integer >= ${min}` : 'an integer', what, value);
   return value;
 }
 

@@ -10,7 +10,7 @@ if [ "${1:-}" = --check ]; then
   npx eslint .
   clang-format --dry-run --Werror "${native[@]}"
 else
+  npx eslint --fix .  # before Prettier, which has the last word on the layout
   npx prettier --write --log-level warn .
-  npx eslint --fix .
   clang-format -i "${native[@]}"
 fi

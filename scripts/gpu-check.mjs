@@ -12,8 +12,16 @@ import { Rils, RilsDeviceError, parseSafetensors, runtimeInfo } from '../dist/in
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixtures = path.join(root, 'test', 'fixtures', 'parity');
 const PARITY = {
-  preset: 'micro', vocabSize: 1000, visionWidth: 32, visionHeads: 2, decoderWidth: 32, decoderHeads: 2,
-  textWidth: 32, textHeads: 2, embedDim: 32, seed: 0,
+  preset: 'micro',
+  vocabSize: 1000,
+  visionWidth: 32,
+  visionHeads: 2,
+  decoderWidth: 32,
+  decoderHeads: 2,
+  textWidth: 32,
+  textHeads: 2,
+  embedDim: 32,
+  seed: 0,
 };
 const gpu = process.env.RILS_GPU_CHECK_DEVICE ?? 'cuda';
 let failed = 0;
@@ -36,8 +44,14 @@ const tensors = (file) => {
   const out = new Map();
   for (const [k, t] of parsed.tensors) {
     const bytes = new Uint8Array(t.bytes);
-    out.set(k, t.dtype === 'F32' ? new Float32Array(bytes.buffer) : t.dtype === 'I32' ? new Int32Array(bytes.buffer)
-      : Int32Array.from(new BigInt64Array(bytes.buffer), Number));
+    out.set(
+      k,
+      t.dtype === 'F32'
+        ? new Float32Array(bytes.buffer)
+        : t.dtype === 'I32'
+          ? new Int32Array(bytes.buffer)
+          : Int32Array.from(new BigInt64Array(bytes.buffer), Number),
+    );
   }
   return out;
 };
@@ -48,7 +62,9 @@ const parityBatch = () => {
 const expected = JSON.parse(readFileSync(path.join(fixtures, 'expected.json'), 'utf-8'));
 const relErr = (a, b) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-6);
 const cosine = (a, b) => {
-  let ab = 0, aa = 0, bb = 0;
+  let ab = 0,
+    aa = 0,
+    bb = 0;
   for (let i = 0; i < a.length; i++) {
     ab += a[i] * b[i];
     aa += a[i] * a[i];
@@ -68,7 +84,9 @@ async function weightsOf(model) {
 }
 
 const info = runtimeInfo();
-console.log(`rils on LibTorch ${info.libtorchVersion}, CUDA ${info.cudaAvailable} (${info.cudaDeviceCount} device(s)), addon ${info.addon.variant}`);
+console.log(
+  `rils on LibTorch ${info.libtorchVersion}, CUDA ${info.cudaAvailable} (${info.cudaDeviceCount} device(s)), addon ${info.addon.variant}`,
+);
 
 if (gpu === 'cuda') {
   await check('CUDA is available to the addon', () => {
@@ -81,13 +99,19 @@ await check('loss on CUDA (bf16 towers, fp32 loss) matches the fp32 reference wi
   const model = await parityModel(gpu);
   const s = await model.evaluateLoss(parityBatch());
   model.dispose();
-  assert(relErr(s.clipLoss, ref.clip_loss) < 0.15 || Math.abs(s.clipLoss - ref.clip_loss) < 0.02, `clip ${s.clipLoss} vs ${ref.clip_loss}`);
+  assert(
+    relErr(s.clipLoss, ref.clip_loss) < 0.15 || Math.abs(s.clipLoss - ref.clip_loss) < 0.02,
+    `clip ${s.clipLoss} vs ${ref.clip_loss}`,
+  );
   assert(relErr(s.reconLoss, ref.recon_loss) < 0.05, `recon ${s.reconLoss} vs ${ref.recon_loss}`);
   return `loss ${s.loss.toFixed(5)} vs reference ${ref.loss.toFixed(5)}, gated ${s.gatedPatches} vs ${ref.n_recon_patches}`;
 });
 
 await check('an AdamW step on CUDA moves the weights like the same step on the CPU', async () => {
-  const [onGpu, onCpu] = [await parityModel(gpu, { lr: 1e-3, weightDecay: 0.5 }), await parityModel('cpu', { lr: 1e-3, weightDecay: 0.5 })];
+  const [onGpu, onCpu] = [
+    await parityModel(gpu, { lr: 1e-3, weightDecay: 0.5 }),
+    await parityModel('cpu', { lr: 1e-3, weightDecay: 0.5 }),
+  ];
   const before = await weightsOf(onCpu);
   const [sg, sc] = [await onGpu.trainStep(parityBatch()), await onCpu.trainStep(parityBatch())];
   assert(sg.updated && Number.isFinite(sg.loss) && Number.isFinite(sg.gradNorm), `step on CUDA: ${JSON.stringify(sg)}`);
@@ -95,7 +119,8 @@ await check('an AdamW step on CUDA moves the weights like the same step on the C
   onGpu.dispose();
   onCpu.dispose();
   // Adam's first step is ~lr·sign(g): compare the update directions.
-  const dg = [], dc = [];
+  const dg = [],
+    dc = [];
   for (const [name, w0] of before) {
     for (let i = 0; i < w0.length; i++) {
       dg.push(wg.get(name)[i] - w0[i]);
@@ -110,15 +135,27 @@ await check('an AdamW step on CUDA moves the weights like the same step on the C
 await check('embeddings on CUDA match the CPU (cosine > 0.99)', async () => {
   const [onGpu, onCpu] = [await parityModel(gpu), await parityModel('cpu')];
   const b = parityBatch();
-  const [eg, ec] = [await onGpu.encodeImages({ images: b.images, batchSize: 8 }), await onCpu.encodeImages({ images: b.images, batchSize: 8 })];
-  const [tg, tc] = [await onGpu.encodeTexts({ tokens: b.tokens, batchSize: 8 }), await onCpu.encodeTexts({ tokens: b.tokens, batchSize: 8 })];
+  const [eg, ec] = [
+    await onGpu.encodeImages({ images: b.images, batchSize: 8 }),
+    await onCpu.encodeImages({ images: b.images, batchSize: 8 }),
+  ];
+  const [tg, tc] = [
+    await onGpu.encodeTexts({ tokens: b.tokens, batchSize: 8 }),
+    await onCpu.encodeTexts({ tokens: b.tokens, batchSize: 8 }),
+  ];
   onGpu.dispose();
   onCpu.dispose();
   const E = 32;
   let worst = 1;
   for (let r = 0; r < 8; r++) {
-    worst = Math.min(worst, cosine(eg.embeddings.subarray(r * E, (r + 1) * E), ec.embeddings.subarray(r * E, (r + 1) * E)));
-    worst = Math.min(worst, cosine(tg.embeddings.subarray(r * E, (r + 1) * E), tc.embeddings.subarray(r * E, (r + 1) * E)));
+    worst = Math.min(
+      worst,
+      cosine(eg.embeddings.subarray(r * E, (r + 1) * E), ec.embeddings.subarray(r * E, (r + 1) * E)),
+    );
+    worst = Math.min(
+      worst,
+      cosine(tg.embeddings.subarray(r * E, (r + 1) * E), tc.embeddings.subarray(r * E, (r + 1) * E)),
+    );
   }
   assert(worst > 0.99, `worst cosine ${worst}`);
   return `worst cosine ${worst.toFixed(5)}`;
@@ -135,7 +172,11 @@ await check('a checkpoint saved on CUDA loads on the CPU, bit for bit', async ()
   const extra = await onCpu.loadCheckpoint(file);
   const wc = await weightsOf(onCpu);
   assert(onCpu.step === 1 && extra.note === 'gpu', 'step or extra state lost');
-  for (const [name, v] of wg) assert(v.every((x, i) => Object.is(x, wc.get(name)[i])), `${name} differs`);
+  for (const [name, v] of wg)
+    assert(
+      v.every((x, i) => Object.is(x, wc.get(name)[i])),
+      `${name} differs`,
+    );
   onCpu.dispose();
 });
 
@@ -158,7 +199,7 @@ await check(`benchmark ${preset} B${B} bf16 trainStep on CUDA`, async () => {
   const model = await Rils.create({ preset, seed: 0, device: gpu, lr: 1e-4, weightDecay: 0.1 });
   const { imageSize: S, contextLength: L, vocabSize: V } = model.config;
   let seed = 1;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const batches = [0, 1, 2, 3].map(() => {
     const images = new Float32Array(B * 3 * S * S).map(() => rand() * 4 - 2);
     const tokens = new Int32Array(B * L);
@@ -188,7 +229,14 @@ await check(`benchmark ${preset} B${B} bf16 trainStep on CUDA`, async () => {
   const ms = median(times);
   const ips = (B * 1000) / ms;
   assert(Number.isFinite(last.loss), `loss ${last.loss}`);
-  const result = { preset, batch: B, ms_per_step: ms, images_per_s: ips, encode_images_per_s: (B * 1000) / median(enc), gated_fraction: last.gatedFraction };
+  const result = {
+    preset,
+    batch: B,
+    ms_per_step: ms,
+    images_per_s: ips,
+    encode_images_per_s: (B * 1000) / median(enc),
+    gated_fraction: last.gatedFraction,
+  };
   if (reference) {
     result.reference_images_per_s = reference.images_per_s;
     result.ratio = ips / reference.images_per_s;
@@ -196,8 +244,12 @@ await check(`benchmark ${preset} B${B} bf16 trainStep on CUDA`, async () => {
     result.reference_mfu = reference.mfu;
   }
   console.log(`BENCH ${JSON.stringify(result)}`);
-  return `${ips.toFixed(1)} img/s${reference ? ` vs PyTorch eager ${reference.images_per_s.toFixed(1)} (×${result.ratio.toFixed(2)}), ` +
-    `MFU ${(100 * (result.mfu ?? NaN)).toFixed(1)}% vs ${(100 * (reference.mfu ?? NaN)).toFixed(1)}%` : ''}`;
+  return `${ips.toFixed(1)} img/s${
+    reference
+      ? ` vs PyTorch eager ${reference.images_per_s.toFixed(1)} (×${result.ratio.toFixed(2)}), ` +
+        `MFU ${(100 * (result.mfu ?? NaN)).toFixed(1)}% vs ${(100 * (reference.mfu ?? NaN)).toFixed(1)}%`
+      : ''
+  }`;
 });
 
 console.log(failed ? `${failed} check(s) failed` : 'all checks passed');

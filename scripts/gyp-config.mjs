@@ -10,7 +10,15 @@ import { NOT_FOUND, findLibTorch } from './libtorch.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 if (process.argv[2] === 'sources') {
-  for (const dir of ['native/model', 'native/kernels', 'native/kernels/cpu', 'native/eval', 'native/train', 'native/data', 'native/napi']) {
+  for (const dir of [
+    'native/model',
+    'native/kernels',
+    'native/kernels/cpu',
+    'native/eval',
+    'native/train',
+    'native/data',
+    'native/napi',
+  ]) {
     for (const f of readdirSync(path.join(root, dir)).sort()) if (f.endsWith('.cpp')) console.log(`${dir}/${f}`);
   }
   process.exit(0);
@@ -19,7 +27,12 @@ if (process.argv[2] === 'sources') {
 function find() {
   try {
     const found = findLibTorch();
-    if (found) return { include: found.includeDirs, libdir: found.libDir, cmake: path.join(found.cmakeDir, 'TorchConfig.cmake') };
+    if (found)
+      return {
+        include: found.includeDirs,
+        libdir: found.libDir,
+        cmake: path.join(found.cmakeDir, 'TorchConfig.cmake'),
+      };
     console.error(NOT_FOUND);
   } catch (error) {
     console.error(error.message);
@@ -32,7 +45,9 @@ const what = process.argv[2];
 if (what === 'include') console.log(torch.include.join(' '));
 else if (what === 'libdir') console.log(torch.libdir);
 else if (what === 'libs') {
-  const libs = ['torch', 'torch_cpu', 'c10', 'torch_cuda', 'c10_cuda'].filter((l) => existsSync(path.join(torch.libdir, `lib${l}.so`)));
+  const libs = ['torch', 'torch_cpu', 'c10', 'torch_cuda', 'c10_cuda'].filter((l) =>
+    existsSync(path.join(torch.libdir, `lib${l}.so`)),
+  );
   const jpeg = existsSync('/usr/include/jpeglib.h') ? ['-ljpeg'] : []; // JPEG training crops (CMakeLists.txt alike)
   console.log([`-L${torch.libdir}`, `-Wl,-rpath,${torch.libdir}`, ...libs.map((l) => `-l${l}`), ...jpeg].join(' '));
 } else if (what === 'defines') {
@@ -41,7 +56,9 @@ else if (what === 'libs') {
   try {
     const m = /_GLIBCXX_USE_CXX11_ABI=([01])/.exec(readFileSync(torch.cmake, 'utf-8'));
     if (m) abi = m[1];
-  } catch { /* no TorchConfig.cmake: assume the system default */ }
+  } catch {
+    /* no TorchConfig.cmake: assume the system default */
+  }
   console.log(`_GLIBCXX_USE_CXX11_ABI=${abi}`);
   // Training across processes (c10d + Gloo) when Gloo's headers are there (CMakeLists.txt alike).
   // The Gloo headers must be those of the LibTorch's own Gloo: Debian's for the system LibTorch.

@@ -21,7 +21,10 @@ try {
   console.log('rils: no usable prebuilt addon, building from source (about 3 minutes on 2 cores). Why:');
   for (const line of reasons.filter((l) => l.startsWith('  '))) console.log(`rils: ${line.trim()}`);
 }
-const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'build-native.mjs')], { stdio: 'inherit', cwd: root });
+const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'build-native.mjs')], {
+  stdio: 'inherit',
+  cwd: root,
+});
 if (r.status === 0) removeIntermediates(path.join(root, 'build'));
 process.exit(r.status ?? 1);
 

@@ -12,7 +12,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const SYSTEM = { prefix: '/usr', cmakeDir: `/usr/lib/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/cmake/Torch` };
+const SYSTEM = {
+  prefix: '/usr',
+  cmakeDir: `/usr/lib/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/cmake/Torch`,
+};
 
 function read(file) {
   try {
@@ -24,9 +27,11 @@ function read(file) {
 
 /** The pip torch's package folder, without importing torch (which takes seconds). */
 function pipTorchDir(env) {
-  const r = spawnSync(env.RILS_PYTHON ?? 'python3', ['-c',
-    'import importlib.util as u; s = u.find_spec("torch"); print(s.submodule_search_locations[0] if s else "")'],
-  { encoding: 'utf-8', timeout: 10_000 });
+  const r = spawnSync(
+    env.RILS_PYTHON ?? 'python3',
+    ['-c', 'import importlib.util as u; s = u.find_spec("torch"); print(s.submodule_search_locations[0] if s else "")'],
+    { encoding: 'utf-8', timeout: 10_000 },
+  );
   return r.status === 0 ? r.stdout.trim() : '';
 }
 
@@ -36,9 +41,15 @@ function candidates(env) {
   // Named explicitly: used or refused, never passed over for another LibTorch.
   if (env.LIBTORCH) out.push({ prefix: env.LIBTORCH, from: `LIBTORCH=${env.LIBTORCH}`, explicit: true });
   if (env.Torch_DIR) {
-    out.push({ prefix: path.resolve(env.Torch_DIR, '../../..'), from: `Torch_DIR=${env.Torch_DIR}`, cmakeDir: env.Torch_DIR, explicit: true });
+    out.push({
+      prefix: path.resolve(env.Torch_DIR, '../../..'),
+      from: `Torch_DIR=${env.Torch_DIR}`,
+      cmakeDir: env.Torch_DIR,
+      explicit: true,
+    });
   }
-  for (const p of (env.CMAKE_PREFIX_PATH ?? '').split(':').filter(Boolean)) out.push({ prefix: p, from: `CMAKE_PREFIX_PATH=${p}` });
+  for (const p of (env.CMAKE_PREFIX_PATH ?? '').split(':').filter(Boolean))
+    out.push({ prefix: p, from: `CMAKE_PREFIX_PATH=${p}` });
   const pip = pipTorchDir(env);
   if (pip) out.push({ prefix: pip, from: `pip torch (${pip})` });
   out.push({ ...SYSTEM, from: 'system', system: true });
@@ -47,8 +58,8 @@ function candidates(env) {
 
 /** The version ("2.5.1+cu124", "1.13.0") and CUDA version ("12.4" or null) of a LibTorch. */
 function versions(prefix, cmakeDir, libDir) {
-  const buildVersion = read(path.join(prefix, 'build-version')).trim();      // a libtorch zip
-  const py = read(path.join(prefix, 'version.py'));                          // a pip torch
+  const buildVersion = read(path.join(prefix, 'build-version')).trim(); // a libtorch zip
+  const py = read(path.join(prefix, 'version.py')); // a pip torch
   const cmake = /PACKAGE_VERSION "([^"]+)"/.exec(read(path.join(cmakeDir, 'TorchConfigVersion.cmake')))?.[1] ?? '';
   const version = buildVersion || /__version__\s*=\s*'([^']+)'/.exec(py)?.[1] || cmake;
   let cuda = /\bcuda\s*(?::\s*[^=]+)?=\s*'([^']+)'/.exec(py)?.[1] ?? null;
@@ -70,25 +81,33 @@ export function findLibTorch(env = process.env, { forBuild = true } = {}) {
   for (const c of candidates(env)) {
     const include = path.join(c.prefix, 'include');
     const libDir = c.system ? path.dirname(path.dirname(SYSTEM.cmakeDir)) : path.join(c.prefix, 'lib');
-    const needed = forBuild ? [path.join(include, 'torch', 'csrc', 'api', 'include')] : LIBRARIES.map((l) => path.join(libDir, l));
+    const needed = forBuild
+      ? [path.join(include, 'torch', 'csrc', 'api', 'include')]
+      : LIBRARIES.map((l) => path.join(libDir, l));
     if (!needed.some((p) => existsSync(p))) {
       if (c.explicit) throw new Error(`rils: ${c.from} holds no LibTorch (no ${needed.join(' or ')})`);
       continue;
     }
     const cmakeDir = c.cmakeDir ?? path.join(c.prefix, 'share', 'cmake', 'Torch');
     return {
-      prefix: c.prefix, includeDirs: [include, path.join(include, 'torch', 'csrc', 'api', 'include')], libDir, cmakeDir,
-      from: c.from, system: !!c.system, ...versions(c.prefix, cmakeDir, libDir),
+      prefix: c.prefix,
+      includeDirs: [include, path.join(include, 'torch', 'csrc', 'api', 'include')],
+      libDir,
+      cmakeDir,
+      from: c.from,
+      system: !!c.system,
+      ...versions(c.prefix, cmakeDir, libDir),
     };
   }
   return undefined;
 }
 
-export const NOT_FOUND = 'rils: LibTorch was not found. Make it findable in one of these ways, tried in this order:\n' +
+export const NOT_FOUND =
+  'rils: LibTorch was not found. Make it findable in one of these ways, tried in this order:\n' +
   '  1. LIBTORCH=/path/to/libtorch            (an unzipped libtorch from pytorch.org)\n' +
   '  2. Torch_DIR=/path/to/share/cmake/Torch  (the folder holding TorchConfig.cmake)\n' +
   '  3. CMAKE_PREFIX_PATH=/path/to/prefix\n' +
-  '  4. a pip torch importable by python3      (python3 -c \'import torch\')\n' +
+  "  4. a pip torch importable by python3      (python3 -c 'import torch')\n" +
   '  5. the system: apt-get install libtorch-dev libopenblas0-openmp (Debian/Ubuntu)';
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

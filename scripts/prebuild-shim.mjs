@@ -7,5 +7,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'build-native.mjs'), '--out', 'build'], { stdio: 'inherit', cwd: root });
+const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'build-native.mjs'), '--out', 'build'], {
+  stdio: 'inherit',
+  cwd: root,
+});
 process.exit(r.status ?? 1);

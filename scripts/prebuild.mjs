@@ -20,12 +20,17 @@ if (process.argv.includes('--clean')) {
   rmSync(path.join(root, 'prebuilds', platform), { recursive: true, force: true });
   try {
     rmdirSync(path.join(root, 'prebuilds')); // when nothing else (a CUDA prebuild) is left in it
-  } catch { /* not empty, or gone */ }
+  } catch {
+    /* not empty, or gone */
+  }
   process.exit(0);
 }
 const prebuildify = path.join(path.dirname(require.resolve('prebuildify/package.json')), 'bin.js');
-const r = spawnSync(process.execPath, [prebuildify, '--napi', '--strip', '--node-gyp', path.join(root, 'scripts', 'prebuild-shim.mjs')],
-  { stdio: 'inherit', cwd: root });
+const r = spawnSync(
+  process.execPath,
+  [prebuildify, '--napi', '--strip', '--node-gyp', path.join(root, 'scripts', 'prebuild-shim.mjs')],
+  { stdio: 'inherit', cwd: root },
+);
 if (r.status !== 0) process.exit(r.status ?? 1);
 
 let file = path.join(root, 'prebuilds', platform, 'rils.node');
@@ -35,8 +40,13 @@ copyFileSync(file, path.join(root, 'build', 'Release', 'rils.node'));
 // What it links and reports: a CUDA build needs libtorch_cuda; the version is LibTorch's own.
 const needed = execFileSync('readelf', ['-d', file], { encoding: 'utf-8' });
 const cuda = /libtorch_cuda\.so/.test(needed);
-const info = JSON.parse(execFileSync(process.execPath, ['-e',
-  `const a = require(${JSON.stringify(file)}); console.log(JSON.stringify(a.runtimeInfo()))`], { encoding: 'utf-8' }));
+const info = JSON.parse(
+  execFileSync(
+    process.execPath,
+    ['-e', `const a = require(${JSON.stringify(file)}); console.log(JSON.stringify(a.runtimeInfo()))`],
+    { encoding: 'utf-8' },
+  ),
+);
 let cudaVersion = null;
 if (cuda) {
   const { findCudaLibTorch } = await import(path.join(root, 'dist', 'addon', 'loader.js'));
@@ -49,7 +59,15 @@ if (cuda) {
 // The shared libraries it links (readelf's NEEDED): the loader checks them before trying it.
 const needs = [...needed.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
 const manifest = {
-  variant: cuda ? 'cuda' : 'cpu', libtorch: info.libtorchVersion, cuda: cudaVersion, napi: 8, platform, needs, built: new Date().toISOString(),
+  variant: cuda ? 'cuda' : 'cpu',
+  libtorch: info.libtorchVersion,
+  cuda: cudaVersion,
+  napi: 8,
+  platform,
+  needs,
+  built: new Date().toISOString(),
 };
 writeFileSync(`${file}.json`, `${JSON.stringify(manifest, null, 2)}\n`);
-console.log(`prebuild: ${path.relative(root, file)} (${manifest.variant}, LibTorch ${manifest.libtorch}${cuda ? `, CUDA ${cudaVersion}` : ''})`);
+console.log(
+  `prebuild: ${path.relative(root, file)} (${manifest.variant}, LibTorch ${manifest.libtorch}${cuda ? `, CUDA ${cudaVersion}` : ''})`,
+);

@@ -11,7 +11,11 @@ import type { FoundLibTorch, PrebuildManifest } from '../lib/addon/loader.js';
 
 const platform = `${process.platform}-${process.arch}`;
 
-function fakeRoot(files: { cuda?: PrebuildManifest; cpu?: PrebuildManifest | 'no-manifest'; source?: boolean }): string {
+function fakeRoot(files: {
+  cuda?: PrebuildManifest;
+  cpu?: PrebuildManifest | 'no-manifest';
+  source?: boolean;
+}): string {
   const root = mkdtempSync(path.join(os.tmpdir(), 'rils-addon-'));
   const put = (dir: string, manifest?: PrebuildManifest) => {
     mkdirSync(path.join(root, dir), { recursive: true });
@@ -29,7 +33,12 @@ function fakeRoot(files: { cuda?: PrebuildManifest; cpu?: PrebuildManifest | 'no
 
 const cuda124: PrebuildManifest = { variant: 'cuda', libtorch: '2.5.1+cu124', cuda: '12.4', napi: 8, platform };
 const cpu113: PrebuildManifest = { variant: 'cpu', libtorch: '1.13.0', cuda: null, napi: 8, platform };
-const torch = (version: string, cuda: string | null): FoundLibTorch => ({ libDir: '/opt/torch/lib', version, cuda, from: 'LIBTORCH=/opt/torch' });
+const torch = (version: string, cuda: string | null): FoundLibTorch => ({
+  libDir: '/opt/torch/lib',
+  version,
+  cuda,
+  from: 'LIBTORCH=/opt/torch',
+});
 const variants = (root: string, env: NodeJS.ProcessEnv, found?: FoundLibTorch) => {
   const plan = planAddon(root, env, () => found);
   return { order: plan.candidates.map((c) => c.variant), notes: plan.notes.join('\n') };
@@ -39,14 +48,21 @@ test('CUDA prebuild first when a matching CUDA LibTorch is on the loader path, t
   const root = fakeRoot({ cuda: cuda124, cpu: cpu113, source: true });
   const onPath = { LD_LIBRARY_PATH: '/opt/torch/lib' };
   const hasSystemTorch = variants(root, {}).order.includes('cpu'); // this machine: Debian's LibTorch 1.13
-  t.deepEqual(variants(root, onPath, torch('2.5.1+cu124', '12.4')).order, ['cuda', ...(hasSystemTorch ? ['cpu'] : []), 'source']);
+  t.deepEqual(variants(root, onPath, torch('2.5.1+cu124', '12.4')).order, [
+    'cuda',
+    ...(hasSystemTorch ? ['cpu'] : []),
+    'source',
+  ]);
   rmSync(root, { recursive: true });
 });
 
 test('the CUDA prebuild is passed over, saying why', (t) => {
   const root = fakeRoot({ cuda: cuda124, source: true });
   t.regex(variants(root, {}, undefined).notes, /no CUDA LibTorch found/);
-  t.regex(variants(root, { LD_LIBRARY_PATH: '/opt/torch/lib' }, torch('2.3.0+cu121', '12.1')).notes, /is LibTorch 2\.3\.0\+cu121 with CUDA 12\.1/);
+  t.regex(
+    variants(root, { LD_LIBRARY_PATH: '/opt/torch/lib' }, torch('2.3.0+cu121', '12.1')).notes,
+    /is LibTorch 2\.3\.0\+cu121 with CUDA 12\.1/,
+  );
   t.regex(variants(root, { LD_LIBRARY_PATH: '/opt/torch/lib' }, torch('2.5.1+cu118', '11.8')).notes, /with CUDA 11\.8/);
   const off = variants(root, {}, torch('2.5.1+cu124', '12.4'));
   t.regex(off.notes, /not on LD_LIBRARY_PATH \(export LD_LIBRARY_PATH=\/opt\/torch\/lib/);
@@ -65,7 +81,10 @@ test('a CPU prebuild needs its manifest and its LibTorch', (t) => {
   t.deepEqual(j.order, ['source']);
   t.regex(j.notes, /CPU prebuild \(LibTorch 1\.13\.0\) skipped: libjpeg\.so\.99 is not installed$/m);
   const torchMissing = variants(fakeRoot({ cpu: { ...cpu113, needs: ['libtorch_cpu.so.7.7'] } }), {});
-  t.regex(torchMissing.notes, /libtorch_cpu\.so\.7\.7 is not installed \(Debian\/Ubuntu: apt-get install libtorch-dev libopenblas0-openmp\)/);
+  t.regex(
+    torchMissing.notes,
+    /libtorch_cpu\.so\.7\.7 is not installed \(Debian\/Ubuntu: apt-get install libtorch-dev libopenblas0-openmp\)/,
+  );
   rmSync(jpeg, { recursive: true });
   const bare = fakeRoot({ cpu: 'no-manifest' });
   const b = variants(bare, {});

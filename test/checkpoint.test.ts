@@ -10,7 +10,9 @@ import test from 'ava';
 import { Rils, RilsWeightsError } from '../lib/index.js';
 import { randomBatch, sameWeights, snapshot } from './helpers/batches.js';
 
-type Header = Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> & { __metadata__: Record<string, string> };
+type Header = Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> & {
+  __metadata__: Record<string, string>;
+};
 
 /** The file with its header JSON changed by `edit` and its data section as it was. */
 function rewrite(file: string, out: string, edit: (header: Header) => void): void {
@@ -30,7 +32,7 @@ async function trainedModel() {
   return model;
 }
 
-test('editing any part of a checkpoint\'s header makes it fail its checksum; the model is unchanged', async (t) => {
+test("editing any part of a checkpoint's header makes it fail its checksum; the model is unchanged", async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-ckpt-'));
   const model = await trainedModel();
   const file = path.join(dir, 'c.safetensors');
@@ -43,13 +45,20 @@ test('editing any part of a checkpoint\'s header makes it fail its checksum; the
     ['data position', (h) => (h.__metadata__.extra = JSON.stringify({ data: { position: 8 } }))],
     ['training options', (h) => (h.__metadata__.train = h.__metadata__.train!.replace('"lr":', '"lr":1e3+'))],
     ['a metadata entry added', (h) => (h.__metadata__.note = 'x')],
-    ['two tensors of the same shape swapped', (h) => swap(h, 'visual.blocks.0.attn.qkv.weight', 'visual.blocks.1.attn.qkv.weight')],
+    [
+      'two tensors of the same shape swapped',
+      (h) => swap(h, 'visual.blocks.0.attn.qkv.weight', 'visual.blocks.1.attn.qkv.weight'),
+    ],
     ['moments swapped', (h) => swap(h, 'exp_avg.logit_scale', 'exp_avg_sq.logit_scale')],
   ];
   for (const [what, edit] of edits) {
     const edited = path.join(dir, `${what}.safetensors`);
     rewrite(file, edited, edit);
-    await t.throwsAsync(model.loadCheckpoint(edited), { instanceOf: RilsWeightsError, message: /does not match the checksum written with it/ }, what);
+    await t.throwsAsync(
+      model.loadCheckpoint(edited),
+      { instanceOf: RilsWeightsError, message: /does not match the checksum written with it/ },
+      what,
+    );
   }
   t.true(sameWeights(before, await snapshot(model)));
   t.is(model.step, 1);
@@ -68,7 +77,12 @@ test('a checkpoint of the previous format (rils-checkpoint-v1, data checksum onl
   const v1 = path.join(dir, 'v1.safetensors');
   const bytes = readFileSync(file);
   const data = bytes.subarray(8 + Number(bytes.readBigUInt64LE(0)));
-  rewrite(file, v1, (h) => Object.assign(h.__metadata__, { format: 'rils-checkpoint-v1', sha256: createHash('sha256').update(data).digest('hex') }));
+  rewrite(file, v1, (h) =>
+    Object.assign(h.__metadata__, {
+      format: 'rils-checkpoint-v1',
+      sha256: createHash('sha256').update(data).digest('hex'),
+    }),
+  );
   const fresh = await Rils.create({ preset: 'micro', vocabSize: 300, seed: 5 });
   t.deepEqual(await fresh.loadCheckpoint(v1), { data: 3 });
   t.is(fresh.step, 1);

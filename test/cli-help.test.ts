@@ -21,10 +21,12 @@ test('rils COMMAND --help prints every option the command parses, for every comm
     const r = await rilsRun([command.name, '--help']);
     t.is(r.code, 0, r.stderr);
     t.is(r.stdout.trim(), helpText(command).trim());
-    for (const name of Object.keys(command.options)) t.regex(r.stdout, new RegExp(`^  --${name}\\b`, 'm'), `${command.name} --${name}`);
+    for (const name of Object.keys(command.options))
+      t.regex(r.stdout, new RegExp(`^  --${name}\\b`, 'm'), `${command.name} --${name}`);
   }
   for (const command of [zeroshotCommand, embedCommand, evalCommand, convertCommand]) {
-    for (const name of ['weights', 'vocab', 'device', 'precision', 'act']) t.true(name in command.options, `${command.name} --${name}`);
+    for (const name of ['weights', 'vocab', 'device', 'precision', 'act'])
+      t.true(name in command.options, `${command.name} --${name}`);
   }
 });
 
@@ -51,7 +53,10 @@ test("rils train --help gives every field of schema() with the library's default
     const line = new RegExp(`^  --${kebab(f.name)} .*default: the preset's \\(micro: ([^)]*)\\)$`, 'm').exec(help);
     t.is(line?.[1], shown(schema.presets.micro![f.name]!), `--${kebab(f.name)}`);
   }
-  t.regex(help, /With --init, the training fields start from the fine-tuning schedule of Rils\.fromPretrained instead: lr 0\.00001/);
+  t.regex(
+    help,
+    /With --init, the training fields start from the fine-tuning schedule of Rils\.fromPretrained instead: lr 0\.00001/,
+  );
   // The run's options: the precision field's, and the library's own (device, non-finite steps).
   const option = (name: string) => new RegExp(`^  --${name} (\\S+) .*\\(default ([^)]*)\\)$`, 'm').exec(help)?.slice(1);
   const precision = schema.run.find((f) => f.name === 'precision')!;
@@ -61,9 +66,22 @@ test("rils train --help gives every field of schema() with the library's default
 });
 
 test('--templates takes several templates after it, and the images after them', async (t) => {
-  const r = await rilsRun(['zeroshot', '--weights', 'nowhere.safetensors', '--classes', 'a,b', '--templates', 'a {}.', 'the {}!', 'x.png']);
+  const r = await rilsRun([
+    'zeroshot',
+    '--weights',
+    'nowhere.safetensors',
+    '--classes',
+    'a,b',
+    '--templates',
+    'a {}.',
+    'the {}!',
+    'x.png',
+  ]);
   t.is(r.code, 2);
   t.is(r.stderr, 'rils: No such file or folder: x.png\n', 'x.png is an image argument, not a template');
   const bad = await rilsRun(['zeroshot', '--weights', 'w', '--classes', 'a,b', '--templates', 'a', 'x.png']);
-  t.regex(bad.stderr, /Expected slip7, clip80, a \.txt\/\.json file, or templates containing \{\} for --templates but received "a"/);
+  t.regex(
+    bad.stderr,
+    /Expected slip7, clip80, a \.txt\/\.json file, or templates containing \{\} for --templates but received "a"/,
+  );
 });

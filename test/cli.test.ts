@@ -19,25 +19,68 @@ test('train → zeroshot → embed on a folder dataset, with resume', async (t) 
   let i = 0;
   for (const [name, background] of Object.entries(colours)) {
     for (let k = 0; k < 4; k++, i++) {
-      await sharp({ create: { width: 36, height: 36, channels: 3, background } }).png().toFile(path.join(dir, `${i}.png`));
+      await sharp({ create: { width: 36, height: 36, channels: 3, background } })
+        .png()
+        .toFile(path.join(dir, `${i}.png`));
       writeFileSync(path.join(dir, `${i}.txt`), `a ${name} square`);
     }
   }
-  const weights = path.join(dir, 'w.safetensors'), ckpt = path.join(dir, 'c.safetensors'), metrics = path.join(dir, 'm.jsonl');
-  const first = await rils('train', '--data', dir, '--steps', '3', '--batch', '4', '--checkpoint', ckpt, '--metrics', metrics, '--out', weights);
+  const weights = path.join(dir, 'w.safetensors'),
+    ckpt = path.join(dir, 'c.safetensors'),
+    metrics = path.join(dir, 'm.jsonl');
+  const first = await rils(
+    'train',
+    '--data',
+    dir,
+    '--steps',
+    '3',
+    '--batch',
+    '4',
+    '--checkpoint',
+    ckpt,
+    '--metrics',
+    metrics,
+    '--out',
+    weights,
+  );
   t.regex(first.stdout, /step 3\/3 loss/);
   const report = path.join(dir, 'report.html');
-  const resumed = await rils('train', '--data', dir, '--steps', '5', '--batch', '4', '--checkpoint', ckpt, '--out', weights, '--report', report);
+  const resumed = await rils(
+    'train',
+    '--data',
+    dir,
+    '--steps',
+    '5',
+    '--batch',
+    '4',
+    '--checkpoint',
+    ckpt,
+    '--out',
+    weights,
+    '--report',
+    report,
+  );
   t.regex(resumed.stdout, /resumed from step 3/);
   const html = readFileSync(report, 'utf-8');
   t.regex(html, /<polyline/);
   t.is((html.match(/data:image\/png;base64/g) ?? []).length, 3);
-  t.regex(html, /<figcaption>a (red|blue) square<\/figcaption>/, 'the patch maps carry the run\'s own captions');
+  t.regex(html, /<figcaption>a (red|blue) square<\/figcaption>/, "the patch maps carry the run's own captions");
   t.regex(html, /own caption among the 3 captions shown/);
   t.notRegex(html, /digit/, 'a report on a folder of squares does not speak of digits');
   t.true(existsSync(weights));
   t.is(readFileSync(metrics, 'utf-8').trim().split('\n').length, 3);
-  const zs = await rils('zeroshot', '--weights', weights, '--classes', 'red,blue', '--templates', 'a {} square', '--top', '2', path.join(dir, '0.png'));
+  const zs = await rils(
+    'zeroshot',
+    '--weights',
+    weights,
+    '--classes',
+    'red,blue',
+    '--templates',
+    'a {} square',
+    '--top',
+    '2',
+    path.join(dir, '0.png'),
+  );
   t.regex(zs.stdout, /0\.png: (red|blue) [\d.]+%, (red|blue) [\d.]+%/);
   const npy = path.join(dir, 'e.npy');
   await rils('embed', '--weights', weights, '--out', npy, path.join(dir, '0.png'), path.join(dir, '5.png'));
@@ -60,8 +103,21 @@ test('Ctrl-C (SIGINT) saves a checkpoint and exits cleanly; the same command res
   const { spawn } = await import('node:child_process');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-sigint-'));
   const ckpt = path.join(dir, 'c.safetensors');
-  const args = ['--import=tsx', cli, 'train', '--data', 'mnist', '--steps', '100000', '--batch', '4', '--checkpoint', ckpt,
-    '--out', path.join(dir, 'w.safetensors')];
+  const args = [
+    '--import=tsx',
+    cli,
+    'train',
+    '--data',
+    'mnist',
+    '--steps',
+    '100000',
+    '--batch',
+    '4',
+    '--checkpoint',
+    ckpt,
+    '--out',
+    path.join(dir, 'w.safetensors'),
+  ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -74,17 +130,42 @@ test('Ctrl-C (SIGINT) saves a checkpoint and exits cleanly; the same command res
   const stopped = /stopped at step (\d+)/.exec(out);
   t.truthy(stopped, out);
   t.true(existsSync(ckpt));
-  const again = await rils('train', '--data', 'mnist', '--steps', String(Number(stopped![1]) + 2), '--batch', '4', '--checkpoint', ckpt,
-    '--out', path.join(dir, 'w.safetensors'));
+  const again = await rils(
+    'train',
+    '--data',
+    'mnist',
+    '--steps',
+    String(Number(stopped![1]) + 2),
+    '--batch',
+    '4',
+    '--checkpoint',
+    ckpt,
+    '--out',
+    path.join(dir, 'w.safetensors'),
+  );
   t.regex(again.stdout, new RegExp(`resumed from step ${stopped![1]}`));
 });
 
 test('convert: a TorchScript CLIP to a Hugging Face folder and back to OpenAI safetensors; embed reads each', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-cli-convert-'));
   const fixtures = path.resolve(path.dirname(cli), '..', '..', 'test', 'fixtures', 'clip');
-  const jit = path.join(fixtures, 'openai-jit.pt'), image = path.join(fixtures, 'images', 'square.jpg');
-  t.regex((await rils('convert', '--weights', jit, '--out', path.join(dir, 'hf'), '--layout', 'hf')).stdout, /a Hugging Face folder \(clip/);
-  await rils('convert', '--weights', path.join(dir, 'hf'), '--act', 'quick_gelu', '--out', path.join(dir, 'o.safetensors'), '--layout', 'openai');
+  const jit = path.join(fixtures, 'openai-jit.pt'),
+    image = path.join(fixtures, 'images', 'square.jpg');
+  t.regex(
+    (await rils('convert', '--weights', jit, '--out', path.join(dir, 'hf'), '--layout', 'hf')).stdout,
+    /a Hugging Face folder \(clip/,
+  );
+  await rils(
+    'convert',
+    '--weights',
+    path.join(dir, 'hf'),
+    '--act',
+    'quick_gelu',
+    '--out',
+    path.join(dir, 'o.safetensors'),
+    '--layout',
+    'openai',
+  );
   const embeddings = [];
   for (const weights of [jit, path.join(dir, 'hf'), path.join(dir, 'o.safetensors')]) {
     const out = path.join(dir, `${embeddings.length}.npy`);

@@ -15,7 +15,9 @@ test('npm run docs: typedoc builds the API documentation without a warning', (t)
   const out = mkdtempSync(path.join(tmpdir(), 'rils-docs-'));
   try {
     const r = spawnSync(process.execPath, [path.join(root, 'node_modules/typedoc/bin/typedoc'), '--out', out], {
-      cwd: root, encoding: 'utf-8', timeout: 120_000,
+      cwd: root,
+      encoding: 'utf-8',
+      timeout: 120_000,
     });
     const warnings = `${r.stdout}${r.stderr}`.split('\n').filter((line) => /warning|error/.test(line));
     t.deepEqual(warnings, [], 'typedoc warnings');

@@ -6,7 +6,15 @@ import path from 'node:path';
 import test from 'ava';
 
 import {
-  FileCaptionSource, Rils, RilsDeviceError, RilsError, RilsInputError, RilsStateError, RilsWeightsError, WordTokenizer, runtimeInfo,
+  FileCaptionSource,
+  Rils,
+  RilsDeviceError,
+  RilsError,
+  RilsInputError,
+  RilsStateError,
+  RilsWeightsError,
+  WordTokenizer,
+  runtimeInfo,
   setNumThreads,
 } from '../lib/index.js';
 import type { Batch } from '../lib/index.js';
@@ -28,19 +36,54 @@ async function rejectsUnchanged(t: any, model: Rils, batch: Batch, cls: any, mes
 test('wrong lengths', async (t) => {
   const model = await micro();
   const good = randomBatch(model, 4);
-  await rejectsUnchanged(t, model, { ...good, images: good.images.subarray(1) as Float32Array }, RilsInputError,
-    /Expected a Float32Array of 12288 elements for images \(\[4, 3, 32, 32\]\) but received Float32Array\(12287\)/);
-  await rejectsUnchanged(t, model, { ...good, tokens: good.tokens.subarray(0, 10) }, RilsInputError, /tokens \(\[4, 16\]\)/);
-  await rejectsUnchanged(t, model, { ...good, maskNoise: new Float32Array(5) }, RilsInputError, /maskNoise \(\[4, 64\]\)/);
+  await rejectsUnchanged(
+    t,
+    model,
+    { ...good, images: good.images.subarray(1) as Float32Array },
+    RilsInputError,
+    /Expected a Float32Array of 12288 elements for images \(\[4, 3, 32, 32\]\) but received Float32Array\(12287\)/,
+  );
+  await rejectsUnchanged(
+    t,
+    model,
+    { ...good, tokens: good.tokens.subarray(0, 10) },
+    RilsInputError,
+    /tokens \(\[4, 16\]\)/,
+  );
+  await rejectsUnchanged(
+    t,
+    model,
+    { ...good, maskNoise: new Float32Array(5) },
+    RilsInputError,
+    /maskNoise \(\[4, 64\]\)/,
+  );
   await rejectsUnchanged(t, model, { ...good, batchSize: 5 }, RilsInputError, /of 15360 elements/);
 });
 
 test('wrong dtypes', async (t) => {
   const model = await micro();
   const good = randomBatch(model, 4);
-  await rejectsUnchanged(t, model, { ...good, images: new Float64Array(good.images) as any }, RilsInputError, /Expected a Float32Array/);
-  await rejectsUnchanged(t, model, { ...good, tokens: new Float32Array(good.tokens) as any }, RilsInputError, /Expected a Int32Array/);
-  await rejectsUnchanged(t, model, { ...good, tokens: [...good.tokens] as any }, RilsInputError, /but received an array of 64/);
+  await rejectsUnchanged(
+    t,
+    model,
+    { ...good, images: new Float64Array(good.images) as any },
+    RilsInputError,
+    /Expected a Float32Array/,
+  );
+  await rejectsUnchanged(
+    t,
+    model,
+    { ...good, tokens: new Float32Array(good.tokens) as any },
+    RilsInputError,
+    /Expected a Int32Array/,
+  );
+  await rejectsUnchanged(
+    t,
+    model,
+    { ...good, tokens: [...good.tokens] as any },
+    RilsInputError,
+    /but received an array of 64/,
+  );
   await rejectsUnchanged(t, model, { ...good, maskNoise: new Int32Array(256) as any }, RilsInputError, /Float32Array/);
   await rejectsUnchanged(t, model, { ...good, batchSize: 2.5 }, RilsInputError, /integer/);
   await rejectsUnchanged(t, model, null as any, RilsInputError, /batch object/);
@@ -57,7 +100,11 @@ test('NaN or infinite values', async (t) => {
   const good = randomBatch(model, 4);
   // The check runs in blocks of 4096 elements over threads: the first, a middle one, the last element.
   const size = good.images.length;
-  for (const [at, value] of [[17, Number.NaN], [5000, Infinity], [size - 1, -Infinity]] as const) {
+  for (const [at, value] of [
+    [17, Number.NaN],
+    [5000, Infinity],
+    [size - 1, -Infinity],
+  ] as const) {
     const images = good.images.slice() as Float32Array;
     images[at] = value;
     await rejectsUnchanged(t, model, { ...good, images }, RilsInputError, /images contain NaN or infinite values/);
@@ -72,7 +119,13 @@ test('token ids out of range', async (t) => {
   const good = randomBatch(model, 4);
   const high = good.tokens.slice();
   high[5] = 1000;
-  await rejectsUnchanged(t, model, { ...good, tokens: high }, RilsInputError, /token ids in \[0, 1000\) but received ids in \[0, 1000\]/);
+  await rejectsUnchanged(
+    t,
+    model,
+    { ...good, tokens: high },
+    RilsInputError,
+    /token ids in \[0, 1000\) but received ids in \[0, 1000\]/,
+  );
   const negative = good.tokens.slice();
   negative[0] = -1;
   await rejectsUnchanged(t, model, { ...good, tokens: negative }, RilsInputError, /received ids in \[-1,/);
@@ -83,7 +136,13 @@ test('a detached buffer is refused', async (t) => {
   const good = randomBatch(model, 4);
   const images = good.images.slice() as Float32Array;
   structuredClone(images.buffer, { transfer: [images.buffer as ArrayBuffer] }); // detaches `images`
-  await rejectsUnchanged(t, model, { ...good, images }, RilsInputError, /received Float32Array\(0\) \(its ArrayBuffer is detached/);
+  await rejectsUnchanged(
+    t,
+    model,
+    { ...good, images },
+    RilsInputError,
+    /received Float32Array\(0\) \(its ArrayBuffer is detached/,
+  );
 });
 
 test('a resizable or resized buffer is refused', async (t) => {
@@ -99,7 +158,10 @@ test('a resizable or resized buffer is refused', async (t) => {
   const fixed = new Float32Array(buffer, 0, good.images.length);
   buffer.resize(16);
   await rejectsUnchanged(t, model, { ...good, images: fixed }, RilsInputError, /resizable/);
-  await t.throwsAsync(model.encodeImages({ images: fixed, batchSize: 4 }), { instanceOf: RilsInputError, message: /resizable/ });
+  await t.throwsAsync(model.encodeImages({ images: fixed, batchSize: 4 }), {
+    instanceOf: RilsInputError,
+    message: /resizable/,
+  });
   const tokens = new Int32Array(new Ctor(good.tokens.byteLength, { maxByteLength: good.tokens.byteLength }));
   tokens.set(good.tokens);
   await rejectsUnchanged(t, model, { ...good, tokens }, RilsInputError, /tokens.*resizable/);
@@ -120,21 +182,48 @@ test('use after dispose', async (t) => {
 
 test('invalid options', async (t) => {
   await t.throwsAsync(Rils.create({ preset: 'vit_x' as any }), { instanceOf: RilsInputError, message: /preset/ });
-  await t.throwsAsync(Rils.create({ preset: 'micro', visionHeads: 3 }), { instanceOf: RilsInputError, message: /divisible by visionHeads/ });
-  await t.throwsAsync(Rils.create({ preset: 'micro', patchSize: 5 }), { instanceOf: RilsInputError, message: /multiple of patchSize/ });
+  await t.throwsAsync(Rils.create({ preset: 'micro', visionHeads: 3 }), {
+    instanceOf: RilsInputError,
+    message: /divisible by visionHeads/,
+  });
+  await t.throwsAsync(Rils.create({ preset: 'micro', patchSize: 5 }), {
+    instanceOf: RilsInputError,
+    message: /multiple of patchSize/,
+  });
   await t.throwsAsync(Rils.create({ preset: 'micro', lr: -1 }), { instanceOf: RilsInputError, message: /lr/ });
-  await t.throwsAsync(Rils.create({ preset: 'micro', maskRatio: 1 }), { instanceOf: RilsInputError, message: /maskRatio/ });
-  await t.throwsAsync(Rils.create({ preset: 'micro', vocabSize: 1.5 }), { instanceOf: RilsInputError, message: /integer/ });
-  await t.throwsAsync(Rils.create({ preset: 'micro', retrievalGate: 'yes' as any }), { instanceOf: RilsInputError, message: /boolean/ });
-  await t.throwsAsync(Rils.create({ preset: 'micro', lR: 1 } as any), { instanceOf: RilsInputError, message: /Unknown option 'lR'/ });
-  await t.throwsAsync(Rils.create({ preset: 'micro', device: 'tpu' as any }), { instanceOf: RilsInputError, message: /device/ });
-  await t.throwsAsync(Rils.create({ preset: 'micro', betas: [0.9] as any }), { instanceOf: RilsInputError, message: /betas/ });
+  await t.throwsAsync(Rils.create({ preset: 'micro', maskRatio: 1 }), {
+    instanceOf: RilsInputError,
+    message: /maskRatio/,
+  });
+  await t.throwsAsync(Rils.create({ preset: 'micro', vocabSize: 1.5 }), {
+    instanceOf: RilsInputError,
+    message: /integer/,
+  });
+  await t.throwsAsync(Rils.create({ preset: 'micro', retrievalGate: 'yes' as any }), {
+    instanceOf: RilsInputError,
+    message: /boolean/,
+  });
+  await t.throwsAsync(Rils.create({ preset: 'micro', lR: 1 } as any), {
+    instanceOf: RilsInputError,
+    message: /Unknown option 'lR'/,
+  });
+  await t.throwsAsync(Rils.create({ preset: 'micro', device: 'tpu' as any }), {
+    instanceOf: RilsInputError,
+    message: /device/,
+  });
+  await t.throwsAsync(Rils.create({ preset: 'micro', betas: [0.9] as any }), {
+    instanceOf: RilsInputError,
+    message: /betas/,
+  });
   t.throws(() => setNumThreads(0), { instanceOf: RilsInputError });
 });
 
 test('CUDA on a build or machine without it is a device error', async (t) => {
   if (runtimeInfo().cudaAvailable) return t.pass('CUDA is available here');
-  await t.throwsAsync(Rils.create({ preset: 'micro', device: 'cuda' }), { instanceOf: RilsDeviceError, message: /CUDA/ });
+  await t.throwsAsync(Rils.create({ preset: 'micro', device: 'cuda' }), {
+    instanceOf: RilsDeviceError,
+    message: /CUDA/,
+  });
   await t.throwsAsync(Rils.create({ preset: 'micro', device: 'cuda:3' }), { instanceOf: RilsDeviceError });
 });
 
@@ -142,12 +231,16 @@ test('weights of another preset or config are refused, the model unchanged', asy
   const model = await micro();
   const before = await snapshot(model);
   await t.throwsAsync(model.loadWeights(fixture('init.safetensors')), {
-    instanceOf: RilsWeightsError, message: /shape \[32, 32\] but this model needs \[128, 128\]|weights of another/,
+    instanceOf: RilsWeightsError,
+    message: /shape \[32, 32\] but this model needs \[128, 128\]|weights of another/,
   });
   const other = await Rils.create({ preset: 'micro', vocabSize: 1000, visionDepth: 2, seed: 1 });
   const file = path.join(tmp(), 'other.safetensors');
   await other.saveWeights(file);
-  await t.throwsAsync(model.loadWeights(file), { instanceOf: RilsWeightsError, message: /Missing tensors: visual\.blocks\.2/ });
+  await t.throwsAsync(model.loadWeights(file), {
+    instanceOf: RilsWeightsError,
+    message: /Missing tensors: visual\.blocks\.2/,
+  });
   t.true(sameWeights(before, await snapshot(model)));
 });
 
@@ -169,7 +262,10 @@ test('truncated, corrupt, missing or non-finite weight files are refused, the mo
     writeFileSync(file, data);
     await t.throwsAsync(model.loadWeights(file), { instanceOf: RilsWeightsError, message }, name);
   }
-  await t.throwsAsync(model.loadWeights(path.join(dir, 'missing.safetensors')), { instanceOf: RilsWeightsError, message: /Cannot read/ });
+  await t.throwsAsync(model.loadWeights(path.join(dir, 'missing.safetensors')), {
+    instanceOf: RilsWeightsError,
+    message: /Cannot read/,
+  });
   // A NaN inside an otherwise valid file.
   const nan = Buffer.from(bytes);
   const n = Number(nan.readBigUInt64LE(0));
@@ -184,17 +280,37 @@ test('truncated, corrupt, missing or non-finite weight files are refused, the mo
 test('errors that send the user the right way', async (t) => {
   const clip = fixture('../clip/openai.safetensors');
   await t.throwsAsync(Rils.fromWeights(clip), {
-    instanceOf: RilsWeightsError, message: /is not a rils weight file .*it holds a CLIP checkpoint; load it with Rils\.fromPretrained\(path\)/,
+    instanceOf: RilsWeightsError,
+    message: /is not a rils weight file .*it holds a CLIP checkpoint; load it with Rils\.fromPretrained\(path\)/,
   });
   const model = await micro();
   await t.throwsAsync(model.encodeImages('x.png' as never), {
-    instanceOf: RilsInputError, message: /Expected an array of images .* but received "x\.png": pass \[image\] for a single image/,
+    instanceOf: RilsInputError,
+    message: /Expected an array of images .* but received "x\.png": pass \[image\] for a single image/,
   });
-  t.throws(() => new FileCaptionSource({ items: [{ image: 'a.png', caption: 'a' }], tokenizer: model.tokenizer!, batchSize: 2, seed: 0, size: 32 }), {
-    instanceOf: RilsInputError, message: /Expected a tokenizer for the tokenizer of a data source but received undefined: a model made without \{ tokenizer \} has none/,
-  });
+  t.throws(
+    () =>
+      new FileCaptionSource({
+        items: [{ image: 'a.png', caption: 'a' }],
+        tokenizer: model.tokenizer!,
+        batchSize: 2,
+        seed: 0,
+        size: 32,
+      }),
+    {
+      instanceOf: RilsInputError,
+      message:
+        /Expected a tokenizer for the tokenizer of a data source but received undefined: a model made without \{ tokenizer \} has none/,
+    },
+  );
   const words = WordTokenizer.fromTexts(['a photo of a seven', 'a photo of an eight'], { contextLength: 16 });
-  const small = await Rils.create({ preset: 'micro', vocabSize: words.vocabSize, contextLength: 16, tokenizer: words, seed: 1 });
+  const small = await Rils.create({
+    preset: 'micro',
+    vocabSize: words.vocabSize,
+    contextLength: 16,
+    tokenizer: words,
+    seed: 1,
+  });
   const warnings: string[] = [];
   const listen = (w: Error) => warnings.push(w.message);
   process.on('warning', listen);

@@ -8,8 +8,16 @@ import path from 'node:path';
 import test from 'ava';
 
 import {
-  CaptionedImageSource, Rils, RilsInputError, WordTokenizer, embedImages, evaluateClassification, evaluateRetrieval, fit,
-  openLabelledImages, retrievalRecall,
+  CaptionedImageSource,
+  Rils,
+  RilsInputError,
+  WordTokenizer,
+  embedImages,
+  evaluateClassification,
+  evaluateRetrieval,
+  fit,
+  openLabelledImages,
+  retrievalRecall,
 } from '../lib/index.js';
 import type { LabelledData, LabelledImageSet } from '../lib/index.js';
 import { Random } from '../lib/data/augment.js';
@@ -31,9 +39,24 @@ const tmp = (prefix: string) => {
 
 test.before(async () => {
   const steps = 30;
-  model = await Rils.create({ preset: 'micro', vocabSize: tokenizer.vocabSize, contextLength: 8, tokenizer, seed: 0, lr: 1e-3, warmupSteps: 5, totalSteps: steps });
+  model = await Rils.create({
+    preset: 'micro',
+    vocabSize: tokenizer.vocabSize,
+    contextLength: 8,
+    tokenizer,
+    seed: 0,
+    lr: 1e-3,
+    warmupSteps: 5,
+    totalSteps: steps,
+  });
   const source = new CaptionedImageSource({
-    ...colourImages(16, 32, 1), size: 32, tokenizer, batchSize: 16, seed: 0, cropScale: false, caption: (label) => CAPTIONS[label]!,
+    ...colourImages(16, 32, 1),
+    size: 32,
+    tokenizer,
+    batchSize: 16,
+    seed: 0,
+    cropScale: false,
+    caption: (label) => CAPTIONS[label]!,
   });
   await fit(model, source, { steps });
   const dir = tmp('rils-eval-');
@@ -60,7 +83,11 @@ test('colour classes: zero-shot after a short training, k-NN, n-shot and the lin
   t.is(r.test.images, 24);
   t.is(r.train!.images, 24);
   t.is(r.linearProbe!.sweep.length, 7, 'the penalty is chosen among seven on a validation split');
-  t.deepEqual(r.zeroShot.confusion.map((row) => row.reduce((a, b) => a + b, 0)), [6, 6, 6, 6], 'rows: the test images of each class');
+  t.deepEqual(
+    r.zeroShot.confusion.map((row) => row.reduce((a, b) => a + b, 0)),
+    [6, 6, 6, 6],
+    'rows: the test images of each class',
+  );
   t.is(r.zeroShot.perClass.length, 4);
   t.true(r.notes.some((n) => /top-5 accuracy is 1 by construction/.test(n)));
 });
@@ -68,7 +95,11 @@ test('colour classes: zero-shot after a short training, k-NN, n-shot and the lin
 test('shuffled labels stay at chance (4 classes: 25%)', async (t) => {
   const control = { test: shuffled(data.test, 1), train: shuffled(data.train, 2) };
   const r = await evaluateClassification(model, control, { templates: ['a {} square'], shots: [] });
-  for (const [name, acc] of [['zero-shot', r.zeroShot.top1], ['k-NN', r.knn!.top1], ['linear probe', r.linearProbe!.top1]] as const) {
+  for (const [name, acc] of [
+    ['zero-shot', r.zeroShot.top1],
+    ['k-NN', r.knn!.top1],
+    ['linear probe', r.linearProbe!.top1],
+  ] as const) {
     t.true(acc <= 0.5, `${name} ${acc} on shuffled labels`);
   }
 });
@@ -77,9 +108,19 @@ test('zero-shot from embeddings agrees with the classifier, and classes without 
   const r = await evaluateClassification(model, data, { templates: ['a {} square'], shots: [] });
   const classifier = await model.zeroShotClassifier(data.test.classNames, { templates: ['a {} square'] });
   const direct = await classifier.classify(data.test.images as string[], { topK: 1 });
-  t.deepEqual([...r.zeroShot.predictions], direct.top.map((x) => x.indices[0]));
-  const without = selectImages(data.train, [...data.train.labels.keys()].filter((i) => data.train.labels[i] !== 3));
-  const partial = await evaluateClassification(model, { test: data.test, train: without }, { shots: [2], templates: ['a {} square'] });
+  t.deepEqual(
+    [...r.zeroShot.predictions],
+    direct.top.map((x) => x.indices[0]),
+  );
+  const without = selectImages(
+    data.train,
+    [...data.train.labels.keys()].filter((i) => data.train.labels[i] !== 3),
+  );
+  const partial = await evaluateClassification(
+    model,
+    { test: data.test, train: without },
+    { shots: [2], templates: ['a {} square'] },
+  );
   t.false([...partial.linearProbe!.predictions, ...partial.knn!.predictions].includes(3));
   t.true(partial.notes.some((n) => /no training image of yellow/.test(n)));
 });
@@ -100,16 +141,27 @@ test('embedImages streams in chunks: the embeddings of encodeImages, unreadable 
   t.deepEqual(seen, [3, 6, 9, 10]);
   const direct = await model.encodeImages(data.test.images.slice(0, 9) as string[]);
   t.true(direct.embeddings.every((v, i) => Math.abs(v - r.embeddings[i]!) < 1e-5));
-  await t.throwsAsync(embedImages(model, images, { onError: 'throw' }), { instanceOf: RilsInputError, message: /Cannot decode .*broken\.png/ });
+  await t.throwsAsync(embedImages(model, images, { onError: 'throw' }), {
+    instanceOf: RilsInputError,
+    message: /Cannot decode .*broken\.png/,
+  });
 });
 
 test('retrieval ranks: identity pairs give recall@1 = 1; recall never decreases with k; several captions per image', async (t) => {
-  const dim = 6, n = 6;
+  const dim = 6,
+    n = 6;
   const eye = Float32Array.from({ length: n * dim }, (_, i) => (i % (dim + 1) === 0 ? 1 : 0));
-  const identity = await retrievalRanks(eye, eye, Int32Array.from({ length: n }, (_, i) => i), dim);
+  const identity = await retrievalRanks(
+    eye,
+    eye,
+    Int32Array.from({ length: n }, (_, i) => i),
+    dim,
+  );
   t.deepEqual(recallAt(identity.imageToText, [1]), { 1: 1 });
   t.deepEqual(recallAt(identity.textToImage, [1]), { 1: 1 });
-  const rng = new Random(3), m = 40, d = 8;
+  const rng = new Random(3),
+    m = 40,
+    d = 8;
   const unit = (a: Float32Array) => {
     for (let i = 0; i < a.length; i += d) {
       const norm = Math.hypot(...a.subarray(i, i + d));
@@ -117,19 +169,33 @@ test('retrieval ranks: identity pairs give recall@1 = 1; recall never decreases 
     }
     return a;
   };
-  const img = unit(Float32Array.from({ length: m * d }, () => rng.next() - 0.5)), txt = unit(Float32Array.from({ length: m * d }, () => rng.next() - 0.5));
-  const ranks = await retrievalRanks(img, txt, Int32Array.from({ length: m }, (_, i) => i), d);
+  const img = unit(Float32Array.from({ length: m * d }, () => rng.next() - 0.5)),
+    txt = unit(Float32Array.from({ length: m * d }, () => rng.next() - 0.5));
+  const ranks = await retrievalRanks(
+    img,
+    txt,
+    Int32Array.from({ length: m }, (_, i) => i),
+    d,
+  );
   const ks = [1, 2, 5, 10, 20, 40];
   for (const direction of [ranks.imageToText, ranks.textToImage]) {
     const r = ks.map((k) => recallAt(direction, [k])[k]!);
-    t.true(r.every((v, i) => i === 0 || v >= r[i - 1]!), `monotone: ${r}`);
+    t.true(
+      r.every((v, i) => i === 0 || v >= r[i - 1]!),
+      `monotone: ${r}`,
+    );
     t.is(r.at(-1), 1);
   }
   const paired = await retrievalRecall(img, txt, { count: m, ks });
-  t.deepEqual(recallAt(ranks.imageToText, ks), paired.imageToText, 'the 1:1 recall is the ranks\' recall');
+  t.deepEqual(recallAt(ranks.imageToText, ks), paired.imageToText, "the 1:1 recall is the ranks' recall");
   t.deepEqual(recallAt(ranks.textToImage, ks), paired.textToImage);
   // Image 0 has captions 0 and 1: caption 1 ranks first, so image 0 finds its caption at rank 0 though caption 0 scores 0.
-  const two = await retrievalRanks(Float32Array.of(1, 0, 0, 1), Float32Array.of(0, 1, 1, 0, 0.6, 0.8), Int32Array.of(0, 0, 1), 2);
+  const two = await retrievalRanks(
+    Float32Array.of(1, 0, 0, 1),
+    Float32Array.of(0, 1, 1, 0, 0.6, 0.8),
+    Int32Array.of(0, 0, 1),
+    2,
+  );
   t.deepEqual([...two.imageToText], [0, 1]);
   t.deepEqual([...two.textToImage], [1, 0, 0]);
   t.deepEqual([...(await topKByDot(Float32Array.of(1, 0), Float32Array.of(0, 1, 1, 0, 0.5, 0.5), 2, 2))], [1, 2]);
@@ -138,14 +204,18 @@ test('retrieval ranks: identity pairs give recall@1 = 1; recall never decreases 
   t.deepEqual([...tied], [1, 0, 2, 3, 3, 1, 0, 2, 1, 3, 0, 2]);
   // 13 images (not a multiple of the 8-row blocks) with 1 to 4 captions each, against a plain count.
   const owner = Int32Array.from({ length: 31 }, (_, t) => (t < 13 ? t : rng.int(13)));
-  const many = unit(Float32Array.from({ length: 31 * d }, () => rng.next() - 0.5)), few = img.subarray(0, 13 * d);
-  const s = (i: number, t: number) => few.subarray(i * d, (i + 1) * d).reduce((acc, v, k) => acc + v * many[t * d + k]!, 0);
+  const many = unit(Float32Array.from({ length: 31 * d }, () => rng.next() - 0.5)),
+    few = img.subarray(0, 13 * d);
+  const s = (i: number, t: number) =>
+    few.subarray(i * d, (i + 1) * d).reduce((acc, v, k) => acc + v * many[t * d + k]!, 0);
   const expected = {
     imageToText: Array.from({ length: 13 }, (_, i) => {
       const best = Math.max(...[...owner.keys()].filter((t) => owner[t] === i).map((t) => s(i, t)));
       return [...owner.keys()].filter((t) => s(i, t) > best).length;
     }),
-    textToImage: [...owner].map((i, t) => Array.from({ length: 13 }, (_, j) => j).filter((j) => s(j, t) > s(i, t)).length),
+    textToImage: [...owner].map(
+      (i, t) => Array.from({ length: 13 }, (_, j) => j).filter((j) => s(j, t) > s(i, t)).length,
+    ),
   };
   const got = await retrievalRanks(few, many, owner, d);
   t.deepEqual({ imageToText: [...got.imageToText], textToImage: [...got.textToImage] }, expected);
@@ -156,20 +226,41 @@ test('retrieval ranks: identity pairs give recall@1 = 1; recall never decreases 
 
 test('evaluateRetrieval: image i with caption i after training; a repeated image key is one image', async (t) => {
   const rng = new Random(9);
-  const pairs = COLOUR_NAMES.map((c, i) => ({ image: { pixels: colourPixels(c, 32, rng), width: 32, height: 32 }, caption: CAPTIONS[i]!, key: c }));
+  const pairs = COLOUR_NAMES.map((c, i) => ({
+    image: { pixels: colourPixels(c, 32, rng), width: 32, height: 32 },
+    caption: CAPTIONS[i]!,
+    key: c,
+  }));
   const r = await evaluateRetrieval(model, pairs);
   t.is(r.imageToText[1], 1);
   t.is(r.textToImage[1], 1);
   t.deepEqual([r.images, r.texts], [4, 4]);
   t.true(r.notes.some((n) => /recall@5 is 1 by construction/.test(n)));
-  const repeated = await evaluateRetrieval(model, [...pairs, { ...pairs[0]!, caption: 'a red square' }], { ks: [1, 2] });
+  const repeated = await evaluateRetrieval(model, [...pairs, { ...pairs[0]!, caption: 'a red square' }], {
+    ks: [1, 2],
+  });
   t.deepEqual([repeated.images, repeated.texts], [4, 5]);
-  await t.throwsAsync(evaluateRetrieval(model, pairs.slice(0, 1)), { instanceOf: RilsInputError, message: /at least 2 images/ });
+  await t.throwsAsync(evaluateRetrieval(model, pairs.slice(0, 1)), {
+    instanceOf: RilsInputError,
+    message: /at least 2 images/,
+  });
 });
 
 test('bad options are typed errors', async (t) => {
-  await t.throwsAsync(evaluateClassification(model, data, { shots: [0] }), { instanceOf: RilsInputError, message: /Expected an integer >= 1 for shots/ });
-  await t.throwsAsync(evaluateClassification(model, data, { weightDecays: [] }), { instanceOf: RilsInputError, message: /for weightDecays/ });
-  await t.throwsAsync(evaluateClassification(model, { test: { ...data.test, labels: new Int32Array(1) } }), { instanceOf: RilsInputError, message: /test\.labels/ });
-  await t.throwsAsync(evaluateClassification(model, { test: data.test, train: { ...data.train, classNames: ['w', 'x', 'y', 'z'] } }), { instanceOf: RilsInputError, message: /class list/ });
+  await t.throwsAsync(evaluateClassification(model, data, { shots: [0] }), {
+    instanceOf: RilsInputError,
+    message: /Expected an integer >= 1 for shots/,
+  });
+  await t.throwsAsync(evaluateClassification(model, data, { weightDecays: [] }), {
+    instanceOf: RilsInputError,
+    message: /for weightDecays/,
+  });
+  await t.throwsAsync(evaluateClassification(model, { test: { ...data.test, labels: new Int32Array(1) } }), {
+    instanceOf: RilsInputError,
+    message: /test\.labels/,
+  });
+  await t.throwsAsync(
+    evaluateClassification(model, { test: data.test, train: { ...data.train, classNames: ['w', 'x', 'y', 'z'] } }),
+    { instanceOf: RilsInputError, message: /class list/ },
+  );
 });

@@ -5,7 +5,14 @@ import sharp from 'sharp';
 
 import { native } from '../lib/addon/binding.js';
 import {
-  ByteTokenizer, CLIP80_TEMPLATES, Rils, RilsInputError, RilsStateError, SLIP7_TEMPLATES, loadImages, renderHeatmap,
+  ByteTokenizer,
+  CLIP80_TEMPLATES,
+  Rils,
+  RilsInputError,
+  RilsStateError,
+  SLIP7_TEMPLATES,
+  loadImages,
+  renderHeatmap,
   retrievalRecall,
 } from '../lib/index.js';
 import { randomBatch } from './helpers/batches.js';
@@ -25,7 +32,10 @@ test('image and text embeddings, patch and cls tokens match the reference (1e-4 
   const model = await parityModel('trained.safetensors');
   const ref = readTensors('encode.safetensors');
   const { images, tokens } = parityBatch();
-  const raw = await model.encodeImages({ images, batchSize: 8 }, { normalize: false, patchTokens: true, clsToken: true, patchEmbeddings: true });
+  const raw = await model.encodeImages(
+    { images, batchSize: 8 },
+    { normalize: false, patchTokens: true, clsToken: true, patchEmbeddings: true },
+  );
   t.true(relClose(raw.embeddings, ref.get('image_embed')!));
   const unit = await model.encodeImages({ images, batchSize: 8 });
   t.true(relClose(unit.embeddings, ref.get('image_embed_norm')!));
@@ -42,17 +52,20 @@ test('image and text embeddings, patch and cls tokens match the reference (1e-4 
 test('classifier logits match the reference: exp(logit_scale) × cosine', async (t) => {
   const model = await parityModel('trained.safetensors');
   const ref = readTensors('encode.safetensors');
-  const img = ref.get('image_embed_norm')! as Float32Array, txt = ref.get('text_embed_norm')! as Float32Array;
+  const img = ref.get('image_embed_norm')! as Float32Array,
+    txt = ref.get('text_embed_norm')! as Float32Array;
   const scale = Math.exp(2.6668574810028076); // the trained fixture's logit_scale (expected.json)
   const expectedLogits = new Float32Array(64);
-  for (let i = 0; i < 8; i++) for (let j = 0; j < 8; j++) {
-    let dot = 0;
-    for (let e = 0; e < 32; e++) dot += img[i * 32 + e]! * txt[j * 32 + e]!;
-    expectedLogits[i * 8 + j] = scale * dot;
-  }
+  for (let i = 0; i < 8; i++)
+    for (let j = 0; j < 8; j++) {
+      let dot = 0;
+      for (let e = 0; e < 32; e++) dot += img[i * 32 + e]! * txt[j * 32 + e]!;
+      expectedLogits[i * 8 + j] = scale * dot;
+    }
   const { logits, probabilities } = await model.classLogits({ images: parityBatch().images, batchSize: 8 }, txt, 8);
   t.true(relClose(logits, expectedLogits));
-  for (let i = 0; i < 8; i++) t.true(Math.abs(probabilities.subarray(i * 8, i * 8 + 8).reduce((a, b) => a + b) - 1) < 1e-5);
+  for (let i = 0; i < 8; i++)
+    t.true(Math.abs(probabilities.subarray(i * 8, i * 8 + 8).reduce((a, b) => a + b) - 1) < 1e-5);
 });
 
 test('outputs are zero-copy: backed by the native tensor, valid after dispose', async (t) => {
@@ -93,7 +106,9 @@ test('zero-shot classification with templates, top-k and a byte tokenizer', asyn
 test('patch semantics: per-patch probabilities over texts, and a heat-map PNG', async (t) => {
   const tokenizer = new ByteTokenizer({ contextLength: 16 });
   const model = await Rils.create({ preset: 'micro', vocabSize: tokenizer.vocabSize, seed: 0, tokenizer });
-  const png = await sharp({ create: { width: 48, height: 40, channels: 3, background: { r: 200, g: 30, b: 90 } } }).png().toBuffer();
+  const png = await sharp({ create: { width: 48, height: 40, channels: 3, background: { r: 200, g: 30, b: 90 } } })
+    .png()
+    .toBuffer();
   const s = await model.patchSemantics([png, png], ['a red square', 'a blue circle', 'grass']);
   t.is(s.gridSize, 8);
   t.is(s.probabilities.length, 2 * 64 * 3);
@@ -101,7 +116,10 @@ test('patch semantics: per-patch probabilities over texts, and a heat-map PNG', 
     const sum = s.probabilities[p * 3]! + s.probabilities[p * 3 + 1]! + s.probabilities[p * 3 + 2]!;
     t.true(Math.abs(sum - 1) < 1e-5);
   }
-  const sharper = await model.patchSemantics([png], ['a red square', 'grass'], { temperature: 0.01, templates: ['{}'] });
+  const sharper = await model.patchSemantics([png], ['a red square', 'grass'], {
+    temperature: 0.01,
+    templates: ['{}'],
+  });
   t.is(sharper.probabilities.length, 64 * 2);
   const map = Float32Array.from({ length: 64 }, (_, i) => s.probabilities[i * 3]!);
   const heat = await renderHeatmap(png, map, 8, { size: 64 });
@@ -122,7 +140,10 @@ test('image files: eval transform (shorter side, centre crop), JPEG/PNG/WebP, ba
   }
   const jpeg = await img.clone().jpeg().toBuffer();
   t.is((await loadImages([jpeg], 4)).length, 48);
-  await t.throwsAsync(loadImages([Buffer.from('not an image')], 4), { instanceOf: RilsInputError, message: /Cannot decode/ });
+  await t.throwsAsync(loadImages([Buffer.from('not an image')], 4), {
+    instanceOf: RilsInputError,
+    message: /Cannot decode/,
+  });
   await t.throwsAsync(loadImages(['/no/such/file.png'], 4), { instanceOf: RilsInputError });
   await t.throwsAsync(loadImages([], 4), { instanceOf: RilsInputError });
 });
@@ -141,24 +162,57 @@ test('image↔text retrieval recall@k', async (t) => {
 test('bad inference input: typed errors', async (t) => {
   const tokenizer = new ByteTokenizer({ contextLength: 16 });
   const model = await Rils.create({ preset: 'micro', vocabSize: tokenizer.vocabSize, seed: 0, tokenizer });
-  await t.throwsAsync(model.zeroShotClassifier([]), { instanceOf: RilsInputError, message: /non-empty array of strings/ });
-  await t.throwsAsync(model.zeroShotClassifier(['a'], { templates: ['no placeholder'] }), { instanceOf: RilsInputError, message: /templates/ });
+  await t.throwsAsync(model.zeroShotClassifier([]), {
+    instanceOf: RilsInputError,
+    message: /non-empty array of strings/,
+  });
+  await t.throwsAsync(model.zeroShotClassifier(['a'], { templates: ['no placeholder'] }), {
+    instanceOf: RilsInputError,
+    message: /templates/,
+  });
   await t.throwsAsync(model.encodeTexts([]), { instanceOf: RilsInputError });
-  await t.throwsAsync(model.encodeTexts({ tokens: new Int32Array(5), batchSize: 1 }), { instanceOf: RilsInputError, message: /tokens/ });
-  await t.throwsAsync(model.encodeImages({ images: new Float32Array(7), batchSize: 1 }), { instanceOf: RilsInputError, message: /images/ });
-  await t.throwsAsync(model.encodeImages([Buffer.from('garbage')]), { instanceOf: RilsInputError, message: /Cannot decode/ });
-  await t.throwsAsync(model.classLogits({ images: new Float32Array(3 * 32 * 32), batchSize: 1 }, new Float32Array(5), 2), { instanceOf: RilsInputError });
-  await t.throwsAsync(model.patchSemantics([Buffer.from('x')], ['a'], { temperature: 0 }), { instanceOf: RilsInputError, message: /temperature/ });
+  await t.throwsAsync(model.encodeTexts({ tokens: new Int32Array(5), batchSize: 1 }), {
+    instanceOf: RilsInputError,
+    message: /tokens/,
+  });
+  await t.throwsAsync(model.encodeImages({ images: new Float32Array(7), batchSize: 1 }), {
+    instanceOf: RilsInputError,
+    message: /images/,
+  });
+  await t.throwsAsync(model.encodeImages([Buffer.from('garbage')]), {
+    instanceOf: RilsInputError,
+    message: /Cannot decode/,
+  });
+  await t.throwsAsync(
+    model.classLogits({ images: new Float32Array(3 * 32 * 32), batchSize: 1 }, new Float32Array(5), 2),
+    { instanceOf: RilsInputError },
+  );
+  await t.throwsAsync(model.patchSemantics([Buffer.from('x')], ['a'], { temperature: 0 }), {
+    instanceOf: RilsInputError,
+    message: /temperature/,
+  });
   const noTok = await Rils.create({ preset: 'micro', vocabSize: 1000, seed: 0 });
   await t.throwsAsync(noTok.encodeTexts(['hello']), { instanceOf: RilsInputError, message: /need a tokenizer/ });
-  await t.throwsAsync(noTok.encodeTexts(['hello'], { tokenizer }), { instanceOf: RilsInputError, message: /does not fit/ });
+  await t.throwsAsync(noTok.encodeTexts(['hello'], { tokenizer }), {
+    instanceOf: RilsInputError,
+    message: /does not fit/,
+  });
   noTok.dispose();
-  await t.throwsAsync(noTok.encodeImages({ images: new Float32Array(3 * 32 * 32), batchSize: 1 }), { instanceOf: RilsStateError });
+  await t.throwsAsync(noTok.encodeImages({ images: new Float32Array(3 * 32 * 32), batchSize: 1 }), {
+    instanceOf: RilsStateError,
+  });
 });
 
 test('one image of one patch (a single-row GEMM): inference leaves the weights as they were', async (t) => {
   // With one row, the linear layer's output buffer once aliased its bias, and the GEMM wrote into it.
-  const model = await Rils.create({ preset: 'micro', imageSize: 4, patchSize: 4, maskRatio: 0, vocabSize: 300, seed: 0 });
+  const model = await Rils.create({
+    preset: 'micro',
+    imageSize: 4,
+    patchSize: 4,
+    maskRatio: 0,
+    vocabSize: 300,
+    seed: 0,
+  });
   const images = new Float32Array(3 * 4 * 4).map((_, i) => Math.sin(i));
   const first = await model.encodeImages({ images, batchSize: 1 });
   const again = await model.encodeImages({ images, batchSize: 1 });

@@ -23,7 +23,8 @@ function ranksOn(port: number): number[] {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
     try {
-      if (readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0').includes(`MASTER_PORT=${port}`)) pids.push(Number(entry));
+      if (readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0').includes(`MASTER_PORT=${port}`))
+        pids.push(Number(entry));
     } catch {
       // gone, or not ours to read
     }
@@ -99,7 +100,8 @@ async function trainingJob(port: number, mode = ''): Promise<{ launcher: Promise
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-launch-'));
   const launcher = launchLocalRanks(rankScript, [dir, '5', mode], 2, port);
   const pidFile = (rank: number) => path.join(dir, `rank${rank}.pid`);
-  for (let waited = 0; !(existsSync(pidFile(0)) && existsSync(pidFile(1))) && waited < 120_000; waited += 100) await sleep(100);
+  for (let waited = 0; !(existsSync(pidFile(0)) && existsSync(pidFile(1))) && waited < 120_000; waited += 100)
+    await sleep(100);
   return { launcher, pids: [0, 1].map((r) => Number(readFileSync(pidFile(r), 'utf8'))) };
 }
 
@@ -112,7 +114,7 @@ async function afterRank0Fails(t: import('ava').ExecutionContext, launcher: Prom
   const seconds = (Date.now() - failedAt) / 1000;
   t.log(`launcher ended ${seconds.toFixed(1)} s after rank 0 failed, with status ${status}`);
   t.not(status, 'hung');
-  t.is(status, 3, 'rank 0\'s status: it failed first');
+  t.is(status, 3, "rank 0's status: it failed first");
   t.true(seconds < 10, `${seconds} s`);
   t.regex(stderr, /rils: the job failed: rank 0 failed first \(it exited with status 3\)/);
   return stderr;
@@ -136,7 +138,10 @@ serial('a rank that cannot act on SIGTERM is killed (SIGKILL), still within 10 s
   t.teardown(() => killRanks(port));
   const { launcher, pids } = await trainingJob(port, 'stuck');
   const stderr = await afterRank0Fails(t, launcher, pids[0]!);
-  t.regex(stderr, /rils: rank 1 \(pid \d+\) is still running: SIGTERM\nrils: rank 1 \(pid \d+\) is still running: SIGKILL/);
+  t.regex(
+    stderr,
+    /rils: rank 1 \(pid \d+\) is still running: SIGTERM\nrils: rank 1 \(pid \d+\) is still running: SIGKILL/,
+  );
   t.false(alive(pids[1]!), 'the stuck rank was killed');
   killRanks(port);
   await launcher;

@@ -29,7 +29,10 @@ for (const preset of ['vit_b16', 'micro'] as const) {
     t.true(expected.size > 100);
     const model = await Rils.create({ preset, seed: 0 });
     const params = model.parameters();
-    t.deepEqual(params.map((p) => p.name), [...expected.keys()]);
+    t.deepEqual(
+      params.map((p) => p.name),
+      [...expected.keys()],
+    );
     for (const p of params) t.deepEqual(p.shape, expected.get(p.name), p.name);
     const frozen = params.filter((p) => !p.trainable).map((p) => p.name);
     t.deepEqual(frozen, ['visual.pos_embed', 'visual.decoder_pos_embed']);
@@ -45,16 +48,50 @@ for (const preset of ['vit_b16', 'micro'] as const) {
 
 test('presets resolve to the spec table', (t) => {
   const b16 = presetConfig('vit_b16');
-  t.like(b16, { imageSize: 224, patchSize: 16, visionWidth: 768, visionDepth: 12, visionHeads: 12, decoderWidth: 768,
-    decoderDepth: 1, textWidth: 512, textLayers: 12, textHeads: 8, contextLength: 77, vocabSize: 49408, embedDim: 512 });
-  t.like(presetConfig('vit_l16'), { visionWidth: 1024, visionDepth: 24, visionHeads: 16, textWidth: 768, textHeads: 12, embedDim: 768 });
+  t.like(b16, {
+    imageSize: 224,
+    patchSize: 16,
+    visionWidth: 768,
+    visionDepth: 12,
+    visionHeads: 12,
+    decoderWidth: 768,
+    decoderDepth: 1,
+    textWidth: 512,
+    textLayers: 12,
+    textHeads: 8,
+    contextLength: 77,
+    vocabSize: 49408,
+    embedDim: 512,
+  });
+  t.like(presetConfig('vit_l16'), {
+    visionWidth: 1024,
+    visionDepth: 24,
+    visionHeads: 16,
+    textWidth: 768,
+    textHeads: 12,
+    embedDim: 768,
+  });
   t.like(presetConfig('vit_s16'), { visionWidth: 384, visionHeads: 6, textWidth: 384, textHeads: 6, embedDim: 384 });
   t.like(presetConfig('vit_ti16'), { visionWidth: 192, visionHeads: 3, textWidth: 256, textHeads: 4, embedDim: 256 });
-  t.like(presetConfig('micro'), { imageSize: 32, patchSize: 4, visionWidth: 128, visionDepth: 4, textLayers: 3, contextLength: 16 });
+  t.like(presetConfig('micro'), {
+    imageSize: 32,
+    patchSize: 4,
+    visionWidth: 128,
+    visionDepth: 4,
+    textLayers: 3,
+    contextLength: 16,
+  });
 });
 
 test('any preset field can be overridden', async (t) => {
-  const model = await Rils.create({ preset: 'micro', vocabSize: 300, contextLength: 8, visionDepth: 2, embedDim: 64, seed: 1 });
+  const model = await Rils.create({
+    preset: 'micro',
+    vocabSize: 300,
+    contextLength: 8,
+    visionDepth: 2,
+    embedDim: 64,
+    seed: 1,
+  });
   t.like(model.config, { vocabSize: 300, contextLength: 8, visionDepth: 2, embedDim: 64, visionWidth: 128 });
   t.deepEqual(model.parameters().find((p) => p.name === 'token_embedding.weight')!.shape, [300, 128]);
   t.deepEqual(model.parameters().find((p) => p.name === 'image_projection')!.shape, [128, 64]);
@@ -66,11 +103,18 @@ test('any preset field can be overridden', async (t) => {
 // Every preset runs forward and backward, and every trainable parameter receives a gradient:
 // with no weight decay, the gate off and prototypes attached, a parameter moves iff its gradient
 // is non-zero. (Token-embedding rows of ids not in the batch rightly get none.)
-const PRESETS: PresetName[] = process.env.RILS_TEST_LARGE ? ['micro', 'vit_ti16', 'vit_s16', 'vit_b16', 'vit_l16'] : ['micro', 'vit_ti16', 'vit_s16', 'vit_b16'];
+const PRESETS: PresetName[] = process.env.RILS_TEST_LARGE
+  ? ['micro', 'vit_ti16', 'vit_s16', 'vit_b16', 'vit_l16']
+  : ['micro', 'vit_ti16', 'vit_s16', 'vit_b16'];
 for (const preset of PRESETS) {
   test(`${preset}: forward + backward reach every trainable parameter`, async (t) => {
     const model = await Rils.create({
-      preset, vocabSize: 1000, seed: 0, weightDecay: 0, retrievalGate: false, detachTextPrototypes: false,
+      preset,
+      vocabSize: 1000,
+      seed: 0,
+      weightDecay: 0,
+      retrievalGate: false,
+      detachTextPrototypes: false,
     });
     const before = await snapshot(model);
     const batch = randomBatch(model, 2);
@@ -78,16 +122,24 @@ for (const preset of PRESETS) {
     t.true(Number.isFinite(s.loss) && s.updated && s.reconLoss > 0);
     const after = await snapshot(model);
     for (const p of model.parameters()) {
-      const a = before.get(p.name)!, b = after.get(p.name)!;
+      const a = before.get(p.name)!,
+        b = after.get(p.name)!;
       if (!p.trainable) {
         t.deepEqual(a, b, `${p.name} is frozen`);
       } else if (p.name === 'token_embedding.weight') {
         const W = p.shape[1]!;
         // Padding (id 0) sits after EOT: the causal mask keeps it from the pooled EOT feature.
         const used = new Set([...batch.tokens].filter((id) => id !== 0));
-        for (const id of used) t.true(a.subarray(id * W, (id + 1) * W).some((x, i) => x !== b[id * W + i]), `row ${id}`);
+        for (const id of used)
+          t.true(
+            a.subarray(id * W, (id + 1) * W).some((x, i) => x !== b[id * W + i]),
+            `row ${id}`,
+          );
       } else {
-        t.true(a.some((x, i) => x !== b[i]), `${p.name} received no gradient`);
+        t.true(
+          a.some((x, i) => x !== b[i]),
+          `${p.name} received no gradient`,
+        );
       }
     }
     model.dispose();
@@ -95,7 +147,12 @@ for (const preset of PRESETS) {
 }
 
 test('masking hides floor(N × ratio)-complement patches per image', async (t) => {
-  for (const [ratio, keep] of [[0.75, 16], [0.5, 32], [0.9, 6], [0, 64]] as const) {
+  for (const [ratio, keep] of [
+    [0.75, 16],
+    [0.5, 32],
+    [0.9, 6],
+    [0, 64],
+  ] as const) {
     if (ratio === 0) continue;
     const model = await Rils.create({ preset: 'micro', vocabSize: 1000, maskRatio: ratio, seed: 0 });
     const s = await model.evaluateLoss(randomBatch(model, 3));
@@ -110,7 +167,7 @@ test('the retrieval gate: no correctly retrieved image means zero reconstruction
   const batch = parityBatch();
   const L = 16;
   const shifted = new Int32Array(batch.tokens.length);
-  for (let b = 0; b < 8; b++) shifted.set(batch.tokens.subarray(((b + 1) % 8) * L, ((b + 1) % 8 + 1) * L), b * L);
+  for (let b = 0; b < 8; b++) shifted.set(batch.tokens.subarray(((b + 1) % 8) * L, (((b + 1) % 8) + 1) * L), b * L);
   const gated = await parityModel('trained.safetensors');
   const s = await gated.evaluateLoss({ ...batch, tokens: shifted });
   t.is(s.clipAcc, 0);

@@ -8,7 +8,13 @@ import test from 'ava';
 import { RilsInputError } from '../lib/index.js';
 import { npyBytes, writeNpy } from '../lib/io/npy.js';
 
-interface Parsed { version: [number, number]; headerLength: number; header: string; dict: Record<string, unknown>; data: Float32Array }
+interface Parsed {
+  version: [number, number];
+  headerLength: number;
+  header: string;
+  dict: Record<string, unknown>;
+  data: Float32Array;
+}
 
 /** Reads a .npy file as numpy.lib.format does: magic, version, little-endian uint16 length, dict literal. */
 function parseNpy(bytes: Buffer): Parsed {
@@ -16,11 +22,20 @@ function parseNpy(bytes: Buffer): Parsed {
   const headerLength = bytes.readUInt16LE(8);
   const header = bytes.subarray(10, 10 + headerLength).toString('latin1');
   // The dict literal as JSON: quotes, Python booleans, tuples as arrays, no trailing commas.
-  const json = header.trim().replaceAll("'", '"').replaceAll('False', 'false').replaceAll('True', 'true')
-    .replaceAll('(', '[').replaceAll(')', ']').replace(/,\s*([\]}])/g, '$1');
+  const json = header
+    .trim()
+    .replaceAll("'", '"')
+    .replaceAll('False', 'false')
+    .replaceAll('True', 'true')
+    .replaceAll('(', '[')
+    .replaceAll(')', ']')
+    .replace(/,\s*([\]}])/g, '$1');
   const data = bytes.subarray(10 + headerLength);
   return {
-    version: [bytes[6]!, bytes[7]!], headerLength, header, dict: JSON.parse(json) as Record<string, unknown>,
+    version: [bytes[6]!, bytes[7]!],
+    headerLength,
+    header,
+    dict: JSON.parse(json) as Record<string, unknown>,
     data: new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)),
   };
 }
@@ -47,6 +62,9 @@ test('writeNpy writes those bytes; a shape that does not fit the data is refused
   const values = new Float32Array([1, 2, 3, 4]);
   await writeNpy(file, values, [2, 2]);
   t.true(readFileSync(file).equals(npyBytes(values, [2, 2])));
-  t.throws(() => npyBytes(values, [3, 2]), { instanceOf: RilsInputError, message: /Expected a Float32Array of 6 elements for the data/ });
+  t.throws(() => npyBytes(values, [3, 2]), {
+    instanceOf: RilsInputError,
+    message: /Expected a Float32Array of 6 elements for the data/,
+  });
   t.throws(() => npyBytes(values, [-4]), { instanceOf: RilsInputError, message: /Expected dimensions/ });
 });

@@ -7,8 +7,19 @@ import { Rils, runtimeInfo } from '../lib/index.js';
 import type { Batch, RilsOptions } from '../lib/index.js';
 import { snapshot } from './helpers/batches.js';
 import {
-  PARITY_CONFIG, compareWeights, expected, firstMoments, fixture, isKeyBias, maxAbsDiff, parityBatch, parityModel, readTensors,
-  relErr, splitFeatures, trainWithGradients,
+  PARITY_CONFIG,
+  compareWeights,
+  expected,
+  firstMoments,
+  fixture,
+  isKeyBias,
+  maxAbsDiff,
+  parityBatch,
+  parityModel,
+  readTensors,
+  relErr,
+  splitFeatures,
+  trainWithGradients,
 } from './helpers/parity.js';
 
 // The fixtures come from the reference on Debian's LibTorch 1.13, the CI build's own. Built against
@@ -31,7 +42,10 @@ for (const weights of ['init', 'trained']) {
       const model = await parityModel(`${weights}.safetensors`, options);
       const s = await model.evaluateLoss(parityBatch());
       for (const [ours, theirs] of [
-        [s.loss, ref.loss], [s.clipLoss, ref.clip_loss], [s.reconLoss, ref.recon_loss], [s.reconKl, ref.recon_kl],
+        [s.loss, ref.loss],
+        [s.clipLoss, ref.clip_loss],
+        [s.reconLoss, ref.recon_loss],
+        [s.reconKl, ref.recon_kl],
       ] as const) {
         t.true(relErr(ours, theirs!) < 1e-4, `${ours} vs ${theirs}`);
       }
@@ -48,13 +62,19 @@ for (const [mode, options] of Object.entries(MODES)) {
   test(`one AdamW step (${mode}) gives the reference's weights to 1e-5`, async (t) => {
     const ref = expected[`step1/${mode}`]!;
     const model = await parityModel('trained.safetensors', { ...options, lr: 1e-3, weightDecay: 0.5 });
-    const { stats: [s], smallestGradients } = await trainWithGradients(model, 1);
+    const {
+      stats: [s],
+      smallestGradients,
+    } = await trainWithGradients(model, 1);
     t.true(relErr(s!.loss, ref.loss!) < 1e-4);
     t.true(s!.updated);
     t.is(s!.step, 1);
     t.true(Math.abs(Math.log(s!.logitScale) - ref.logit_scale_after!) < 1e-6);
-    const { worst, where, keyBiasWorst, tinyGradientWorst, tinyGradientShare } =
-      compareWeights(await snapshot(model), readTensors(`step1-${mode}.safetensors`), smallestGradients);
+    const { worst, where, keyBiasWorst, tinyGradientWorst, tinyGradientShare } = compareWeights(
+      await snapshot(model),
+      readTensors(`step1-${mode}.safetensors`),
+      smallestGradients,
+    );
     t.true(tinyGradientShare < 0.01, `${tinyGradientShare} of the entries have a gradient below 1e-6`);
     t.true(worst < WEIGHT_TOLERANCE, `max |Δ| ${worst} at ${where}`);
     t.true(keyBiasWorst <= 2 * 1e-3, `text key bias |Δ| ${keyBiasWorst}`);
@@ -63,13 +83,15 @@ for (const [mode, options] of Object.entries(MODES)) {
   });
 }
 
-test('one step\'s gradients (the first AdamW moments) match the reference\'s', async (t) => {
+test("one step's gradients (the first AdamW moments) match the reference's", async (t) => {
   // Adam's update is scale-free per parameter, so weights after a step barely show a gradient that
   // is off by a factor; after one step exp_avg = (1 − β1)·gradient shows it directly.
   const model = await parityModel('trained.safetensors', { lr: 1e-3, weightDecay: 0.5 });
   await model.trainStep(parityBatch());
   const ours = await firstMoments(model);
-  let worst = 0, where = '', compared = 0;
+  let worst = 0,
+    where = '',
+    compared = 0;
   for (const [name, theirs] of readTensors('step1-default-moments.safetensors')) {
     if (!name.startsWith('exp_avg.')) continue;
     const param = name.slice('exp_avg.'.length);
@@ -93,9 +115,14 @@ test('three AdamW steps (moments and bias correction) match the reference to 1e-
   const ref = expected['step3/default'] as unknown as { steps: Record<string, number>[] };
   const model = await parityModel('trained.safetensors', { lr: 1e-3, weightDecay: 0.5 });
   const { stats, smallestGradients } = await trainWithGradients(model, 3);
-  stats.forEach((s, i) => t.true(relErr(s.loss, ref.steps[i]!.loss!) < 1e-4, `step ${i}: ${s.loss} vs ${ref.steps[i]!.loss}`));
-  const { worst, where, keyBiasWorst, tinyGradientWorst, tinyGradientShare } =
-    compareWeights(await snapshot(model), readTensors('step3-default.safetensors'), smallestGradients);
+  stats.forEach((s, i) =>
+    t.true(relErr(s.loss, ref.steps[i]!.loss!) < 1e-4, `step ${i}: ${s.loss} vs ${ref.steps[i]!.loss}`),
+  );
+  const { worst, where, keyBiasWorst, tinyGradientWorst, tinyGradientShare } = compareWeights(
+    await snapshot(model),
+    readTensors('step3-default.safetensors'),
+    smallestGradients,
+  );
   t.true(tinyGradientShare < 0.01, `${tinyGradientShare} of the entries have a gradient below 1e-6`);
   t.true(worst < WEIGHT_TOLERANCE, `max |Δ| ${worst} at ${where}`);
   t.true(keyBiasWorst <= 2 * 3 * 1e-3, `text key bias |Δ| ${keyBiasWorst}`);
@@ -106,12 +133,22 @@ test('three AdamW steps (moments and bias correction) match the reference to 1e-
 // One step from `batch` against the reference's loss terms (expected[refKey]) and weights (stepFile).
 async function checkStep(t: ExecutionContext, model: Rils, batch: Batch, refKey: string, stepFile: string) {
   const ref = expected[refKey]!;
-  const { stats: [s], smallestGradients } = await trainWithGradients(model, 1, batch);
-  for (const [ours, reference] of [[s!.loss, ref.loss], [s!.clipLoss, ref.clip_loss], [s!.reconLoss, ref.recon_loss]] as const) {
+  const {
+    stats: [s],
+    smallestGradients,
+  } = await trainWithGradients(model, 1, batch);
+  for (const [ours, reference] of [
+    [s!.loss, ref.loss],
+    [s!.clipLoss, ref.clip_loss],
+    [s!.reconLoss, ref.recon_loss],
+  ] as const) {
     t.true(relErr(ours, reference!) < 1e-4, `${ours} vs ${reference}`);
   }
-  const { worst, where, keyBiasWorst, tinyGradientWorst, tinyGradientShare } =
-    compareWeights(await snapshot(model), readTensors(stepFile), smallestGradients);
+  const { worst, where, keyBiasWorst, tinyGradientWorst, tinyGradientShare } = compareWeights(
+    await snapshot(model),
+    readTensors(stepFile),
+    smallestGradients,
+  );
   t.true(worst < WEIGHT_TOLERANCE, `max |Δ| ${worst} at ${where}`);
   t.true(keyBiasWorst <= 2 * 1e-3 && tinyGradientWorst <= 2 * 1e-3 && tinyGradientShare < 0.01);
 }
@@ -126,10 +163,22 @@ test('a 77-token context (the text tower run in length groups) matches the refer
   // 24 captions of random lengths: rils cuts the text tower to 3 length groups, the reference runs
   // all 77 positions of every caption.
   const batch = parityBatch('long-text-inputs.safetensors', 24);
-  const model = await Rils.create({ ...PARITY_CONFIG, contextLength: 77, seed: 0, lr: 1e-3, weightDecay: 0.5, retrievalGate: false });
+  const model = await Rils.create({
+    ...PARITY_CONFIG,
+    contextLength: 77,
+    seed: 0,
+    lr: 1e-3,
+    weightDecay: 0.5,
+    retrievalGate: false,
+  });
   await model.loadWeights(fixture('long-text-init.safetensors'));
   const text = (await model.encodeTexts({ tokens: batch.tokens, batchSize: 24 }, { normalize: false })).embeddings;
-  closeToScale(t, 'text embeddings', text, readTensors('long-text-encode.safetensors').get('text_embed') as Float32Array);
+  closeToScale(
+    t,
+    'text embeddings',
+    text,
+    readTensors('long-text-encode.safetensors').get('text_embed') as Float32Array,
+  );
   await checkStep(t, model, batch, 'step1/long-text', 'long-text-step1.safetensors');
   model.dispose();
 });
@@ -137,12 +186,22 @@ test('a 77-token context (the text tower run in length groups) matches the refer
 // The odd-width model (36 channels, heads of 12) with a fixture's weights, and its encoders checked
 // against the reference's encode of the odd-width batch: embeddings, patch and cls tokens.
 const ODD_WIDTH: RilsOptions = {
-  ...PARITY_CONFIG, visionWidth: 36, visionHeads: 3, decoderWidth: 36, decoderHeads: 3, textWidth: 36, textHeads: 3, embedDim: 36,
+  ...PARITY_CONFIG,
+  visionWidth: 36,
+  visionHeads: 3,
+  decoderWidth: 36,
+  decoderHeads: 3,
+  textWidth: 36,
+  textHeads: 3,
+  embedDim: 36,
 };
 
 async function checkOddWidthEncode(t: ExecutionContext, model: Rils, batch: Batch, encodeFile: string) {
   const theirs = readTensors(encodeFile);
-  const image = await model.encodeImages({ images: batch.images, batchSize: 8 }, { normalize: false, patchTokens: true, clsToken: true });
+  const image = await model.encodeImages(
+    { images: batch.images, batchSize: 8 },
+    { normalize: false, patchTokens: true, clsToken: true },
+  );
   const text = await model.encodeTexts({ tokens: batch.tokens, batchSize: 8 }, { normalize: false });
   const { cls, patches } = splitFeatures(theirs.get('image_features') as Float32Array, 8, 64, 36);
   closeToScale(t, 'image embeddings', image.embeddings, theirs.get('image_embed') as Float32Array);
@@ -162,12 +221,17 @@ test('widths that are no multiple of 16 (36, heads of 12) match the reference: e
   model.dispose();
 });
 
-test('large biases everywhere (the text k bias included) give the reference\'s embeddings and features', async (t) => {
+test("large biases everywhere (the text k bias included) give the reference's embeddings and features", async (t) => {
   // At inference the fused attention adds the q/k/v biases itself instead of writing them into the
   // projection's output; the other fixtures' biases are zero or small.
   const model = await Rils.create({ ...ODD_WIDTH, seed: 0 });
   await model.loadWeights(fixture('odd-width-biased.safetensors'));
-  await checkOddWidthEncode(t, model, parityBatch('odd-width-inputs.safetensors', 8), 'odd-width-biased-encode.safetensors');
+  await checkOddWidthEncode(
+    t,
+    model,
+    parityBatch('odd-width-inputs.safetensors', 8),
+    'odd-width-biased-encode.safetensors',
+  );
   model.dispose();
 });
 

@@ -11,7 +11,9 @@ import { randomBatch } from './helpers/batches.js';
 
 /** The operator names of a trace's complete ('X') events. */
 const operators = (file: string): string[] =>
-  (JSON.parse(readFileSync(file, 'utf-8')) as { name: string; ph: string }[]).filter((e) => e.ph === 'X').map((e) => e.name);
+  (JSON.parse(readFileSync(file, 'utf-8')) as { name: string; ph: string }[])
+    .filter((e) => e.ph === 'X')
+    .map((e) => e.name);
 const isBackward = (name: string) => /Backward|CppNode/.test(name);
 
 test('profile() writes a Chrome trace of the calls made inside it, and only those', async (t) => {
@@ -22,7 +24,10 @@ test('profile() writes a Chrome trace of the calls made inside it, and only thos
   const stats = await model.profile(path.join(dir, 'step.json'), () => model.trainStep(batch));
   t.is(stats.step, 1, "fn's result comes back");
   const step = operators(path.join(dir, 'step.json'));
-  t.true(step.some((n) => n.includes('layer_norm')), 'forward operators');
+  t.true(
+    step.some((n) => n.includes('layer_norm')),
+    'forward operators',
+  );
   t.true(step.some(isBackward), 'backward nodes');
   await model.trainStep(batch); // outside any profile
   await model.profile(path.join(dir, 'encode.json'), () => model.encodeImages({ images: batch.images, batchSize: 4 }));
@@ -39,19 +44,30 @@ test('profile(): one at a time, fn throwing, a file that cannot be written, disp
   const batch = randomBatch(model, 2);
   const encode = () => model.encodeImages({ images: batch.images, batchSize: 2 });
   await model.profile(path.join(dir, 'outer.json'), async () => {
-    await t.throwsAsync(model.profile(path.join(dir, 'inner.json'), encode), { instanceOf: RilsStateError, message: /already being profiled/ });
+    await t.throwsAsync(model.profile(path.join(dir, 'inner.json'), encode), {
+      instanceOf: RilsStateError,
+      message: /already being profiled/,
+    });
     await encode();
   });
   t.true(operators(path.join(dir, 'outer.json')).length > 0, 'the outer profile is unaffected');
-  await t.throwsAsync(model.profile(path.join(dir, 'threw.json'), async () => {
-    await encode();
-    throw new Error('fn failed');
-  }), { message: 'fn failed' });
-  t.true(operators(path.join(dir, 'threw.json')).some((n) => n.includes('layer_norm')), 'written when fn throws');
+  await t.throwsAsync(
+    model.profile(path.join(dir, 'threw.json'), async () => {
+      await encode();
+      throw new Error('fn failed');
+    }),
+    { message: 'fn failed' },
+  );
+  t.true(
+    operators(path.join(dir, 'threw.json')).some((n) => n.includes('layer_norm')),
+    'written when fn throws',
+  );
   await model.profile(path.join(dir, 'again.json'), encode); // and the profiler was stopped
   let called = false;
-  await t.throwsAsync(model.profile(path.join(dir, 'no-such-dir', 'x.json'), async () => (called = true)),
-    { instanceOf: RilsInputError, message: /Cannot write the profile/ });
+  await t.throwsAsync(
+    model.profile(path.join(dir, 'no-such-dir', 'x.json'), async () => (called = true)),
+    { instanceOf: RilsInputError, message: /Cannot write the profile/ },
+  );
   t.false(called);
   await t.throwsAsync(model.profile('', encode), { instanceOf: RilsInputError });
   // Disposed while profiling: the trace is still written, on the model's thread, as it shuts down.

@@ -58,15 +58,28 @@ test('300 concurrent mixed calls finish in submission order, with the results of
   const classWeights = new Float32Array(4 * concurrent.config.embedDim).map((_, i) => Math.sin(i));
   // Each call reduced to numbers that depend on every step before it.
   const calls: ((m: Rils) => Promise<number[]>)[] = [
-    async (m) => { const s = await m.trainStep(batch); return [s.loss, s.step]; },
-    async (m) => { const s = await m.evaluateLoss(batch); return [s.loss, s.step]; },
+    async (m) => {
+      const s = await m.trainStep(batch);
+      return [s.loss, s.step];
+    },
+    async (m) => {
+      const s = await m.evaluateLoss(batch);
+      return [s.loss, s.step];
+    },
     async (m) => [...(await m.encodeImages(images)).embeddings.subarray(0, 4)],
     async (m) => [...(await m.encodeTexts(rows)).embeddings.subarray(0, 4)],
     async (m) => [...(await m.classLogits(images, classWeights, 4)).logits.subarray(0, 4)],
   ];
   const plan = Array.from({ length: 300 }, (_, i) => (i * 7 + (i >> 3)) % calls.length);
   const finished: number[] = [];
-  const results = await Promise.all(plan.map((c, i) => calls[c]!(concurrent).then((r) => { finished.push(i); return r; })));
+  const results = await Promise.all(
+    plan.map((c, i) =>
+      calls[c]!(concurrent).then((r) => {
+        finished.push(i);
+        return r;
+      }),
+    ),
+  );
   const expected: number[][] = [];
   for (const c of plan) expected.push(await calls[c]!(sequential));
   t.deepEqual(finished, [...plan.keys()]);

@@ -9,7 +9,14 @@ import path from 'node:path';
 import test from 'ava';
 
 import {
-  ByteTokenizer, Rils, RilsInputError, RilsWeightsError, WordTokenizer, parseSafetensors, setNumThreads, writeSafetensors,
+  ByteTokenizer,
+  Rils,
+  RilsInputError,
+  RilsWeightsError,
+  WordTokenizer,
+  parseSafetensors,
+  setNumThreads,
+  writeSafetensors,
 } from '../lib/index.js';
 import { writeCheckpoint } from '../lib/train/checkpoint.js';
 import type { SafetensorsDtype } from '../lib/io/safetensors.js';
@@ -21,8 +28,10 @@ const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'rils-robust-'));
 
 /** Runs an ES module script in a fresh Node process (with tsx); returns its status and output. */
 function runScript(script: string, args: string[] = [], node: string[] = []) {
-  return spawnSync(process.execPath, [...node, '--import', 'tsx', '--input-type=module', '-e', script, ...args],
-    { encoding: 'utf8', timeout: 240_000 });
+  return spawnSync(process.execPath, [...node, '--import', 'tsx', '--input-type=module', '-e', script, ...args], {
+    encoding: 'utf8',
+    timeout: 240_000,
+  });
 }
 
 test('terminating a worker thread with a trainStep in flight: the process lives and the model is freed', (t) => {
@@ -76,7 +85,8 @@ test('inputs in a SharedArrayBuffer are read in place and train like any other',
   shared.set(batch.images);
   const tokens = new Int32Array(new SharedArrayBuffer(batch.tokens.byteLength));
   tokens.set(batch.tokens);
-  const s1 = await a.trainStep(batch), s2 = await b.trainStep({ images: shared, tokens, batchSize: 8 });
+  const s1 = await a.trainStep(batch),
+    s2 = await b.trainStep({ images: shared, tokens, batchSize: 8 });
   t.is(s2.loss, s1.loss);
   const e = await b.encodeImages({ images: shared, batchSize: 8 });
   t.is(e.embeddings.length, 8 * b.config.embedDim);
@@ -105,34 +115,51 @@ test('zero-shot class embeddings for 400 classes × 80 templates: memory indepen
 });
 
 /** A copy of a safetensors file with its metadata (and optionally a tensor) changed. */
-async function rewrite(file: string, out: string, meta: (m: Record<string, string>) => Record<string, string>,
-  tensor?: (name: string, data: Uint8Array) => Uint8Array) {
+async function rewrite(
+  file: string,
+  out: string,
+  meta: (m: Record<string, string>) => Record<string, string>,
+  tensor?: (name: string, data: Uint8Array) => Uint8Array,
+) {
   const f = parseSafetensors(readFileSync(file));
   const tensors = [...f.tensors].map(([name, e]) => ({
-    name, dtype: e.dtype as SafetensorsDtype, shape: e.shape, data: tensor ? tensor(name, new Uint8Array(e.bytes)) : e.bytes,
+    name,
+    dtype: e.dtype as SafetensorsDtype,
+    shape: e.shape,
+    data: tensor ? tensor(name, new Uint8Array(e.bytes)) : e.bytes,
   }));
   await writeSafetensors(out, tensors, meta(f.metadata));
 }
 
-test('fromWeights checks the metadata against the tensors before it builds the metadata\'s model', async (t) => {
+test("fromWeights checks the metadata against the tensors before it builds the metadata's model", async (t) => {
   const dir = tmp();
   const tokenizer = new ByteTokenizer({ contextLength: 16 });
   const model = await Rils.create({ preset: 'micro', vocabSize: tokenizer.vocabSize, seed: 0, tokenizer });
   const file = path.join(dir, 'w.safetensors');
   await model.saveWeights(file);
   model.dispose();
-  const withConfig = (patch: Record<string, number>) => (m: Record<string, string>) =>
-    ({ ...m, config: JSON.stringify({ ...JSON.parse(m.config!), ...patch }) });
+  const withConfig = (patch: Record<string, number>) => (m: Record<string, string>) => ({
+    ...m,
+    config: JSON.stringify({ ...JSON.parse(m.config!), ...patch }),
+  });
   const bad = path.join(dir, 'bad.safetensors');
   await rewrite(file, bad, withConfig({ context_length: 1e6 }));
   const rss = process.memoryUsage().rss;
   await t.throwsAsync(Rils.fromWeights(bad), {
-    instanceOf: RilsWeightsError, message: /metadata says contextLength 1000000 but 'positional_embedding' has shape \[16, 128\]/,
+    instanceOf: RilsWeightsError,
+    message: /metadata says contextLength 1000000 but 'positional_embedding' has shape \[16, 128\]/,
   });
   t.true(process.memoryUsage().rss - rss < 200 * 2 ** 20, 'no 0.5 GB model was allocated');
-  for (const [tok, why] of [['{', /unreadable tokenizer/], ['null', /unreadable tokenizer/], ['5', /unreadable tokenizer/],
-    [JSON.stringify({ type: 'word', contextLength: 16, words: Array.from({ length: 400 }, (_, i) => `w${i}`) }), /does not fit the model/],
-    [JSON.stringify({ type: 'byte', contextLength: 32 }), /does not fit the model/]] as const) {
+  for (const [tok, why] of [
+    ['{', /unreadable tokenizer/],
+    ['null', /unreadable tokenizer/],
+    ['5', /unreadable tokenizer/],
+    [
+      JSON.stringify({ type: 'word', contextLength: 16, words: Array.from({ length: 400 }, (_, i) => `w${i}`) }),
+      /does not fit the model/,
+    ],
+    [JSON.stringify({ type: 'byte', contextLength: 32 }), /does not fit the model/],
+  ] as const) {
     await rewrite(file, bad, (m) => ({ ...m, tokenizer: tok }));
     await t.throwsAsync(Rils.fromWeights(bad), { instanceOf: RilsWeightsError, message: why }, tok.slice(0, 30));
   }
@@ -151,11 +178,26 @@ test('loadCheckpoint is all or nothing: a bad moment or generator state changes 
   const good = await checkpointContent(source);
   const weights = good.weights;
   const cases: [string, Parameters<typeof writeCheckpoint>[1], RegExp][] = [
-    ['nan-moment', { ...good, weights, moments: good.moments.map((m, i) => (i === 3 ? { ...m, data: nanCopy(m.data) } : m)) },
-      /nan-moment\.safetensors: Optimizer tensor 'exp_avg_sq?\.[^']+' contains NaN/],
-    ['missing-moment', { ...good, weights, moments: good.moments.slice(1) }, /missing-moment\.safetensors: Missing optimizer moments of '/],
-    ['short-rng', { ...good, weights, rng: good.rng.slice(0, 100) }, /short-rng\.safetensors: Expected the mask-noise generator state as \d+ bytes but received 100/],
-    ['garbage-rng', { ...good, weights, rng: new Uint8Array(good.rng.byteLength).fill(7).buffer }, /garbage-rng\.safetensors: Invalid mask-noise generator state/],
+    [
+      'nan-moment',
+      { ...good, weights, moments: good.moments.map((m, i) => (i === 3 ? { ...m, data: nanCopy(m.data) } : m)) },
+      /nan-moment\.safetensors: Optimizer tensor 'exp_avg_sq?\.[^']+' contains NaN/,
+    ],
+    [
+      'missing-moment',
+      { ...good, weights, moments: good.moments.slice(1) },
+      /missing-moment\.safetensors: Missing optimizer moments of '/,
+    ],
+    [
+      'short-rng',
+      { ...good, weights, rng: good.rng.slice(0, 100) },
+      /short-rng\.safetensors: Expected the mask-noise generator state as \d+ bytes but received 100/,
+    ],
+    [
+      'garbage-rng',
+      { ...good, weights, rng: new Uint8Array(good.rng.byteLength).fill(7).buffer },
+      /garbage-rng\.safetensors: Invalid mask-noise generator state/,
+    ],
   ];
   for (const [name, content, message] of cases) {
     const file = path.join(dir, `${name}.safetensors`);
@@ -182,12 +224,17 @@ async function checkpointContent(model: Rils) {
   await model.saveCheckpoint(file);
   const f = parseSafetensors(readFileSync(file));
   rmSync(dir, { recursive: true });
-  const entries = (keep: (name: string) => boolean) => [...f.tensors].filter(([n]) => keep(n))
-    .map(([name, e]) => ({ name, shape: e.shape, data: new Uint8Array(e.bytes).slice().buffer }));
+  const entries = (keep: (name: string) => boolean) =>
+    [...f.tensors]
+      .filter(([n]) => keep(n))
+      .map(([name, e]) => ({ name, shape: e.shape, data: new Uint8Array(e.bytes).slice().buffer }));
   return {
-    weights: entries((n) => !n.startsWith('exp_avg') && !n.startsWith('rng.')), moments: entries((n) => n.startsWith('exp_avg')),
-    rng: new Uint8Array(f.tensors.get('rng.mask_noise')!.bytes).slice().buffer, step: model.step,
-    metadata: { ...f.metadata }, extra: null,
+    weights: entries((n) => !n.startsWith('exp_avg') && !n.startsWith('rng.')),
+    moments: entries((n) => n.startsWith('exp_avg')),
+    rng: new Uint8Array(f.tensors.get('rng.mask_noise')!.bytes).slice().buffer,
+    step: model.step,
+    metadata: { ...f.metadata },
+    extra: null,
   };
 }
 
@@ -219,7 +266,10 @@ test('patchSemantics with a tiny temperature tends to the argmax, never NaN', as
 
 test('setNumThreads: a clear error above 4 × the cores, at once', (t) => {
   const started = performance.now();
-  t.throws(() => setNumThreads(1e6), { instanceOf: RilsInputError, message: /Expected an integer in \[1, \d+\] \(4 × the \d+ cores\) for threads/ });
+  t.throws(() => setNumThreads(1e6), {
+    instanceOf: RilsInputError,
+    message: /Expected an integer in \[1, \d+\] \(4 × the \d+ cores\) for threads/,
+  });
   t.throws(() => setNumThreads(2000), { instanceOf: RilsInputError });
   t.true(performance.now() - started < 1000);
   setNumThreads(os.availableParallelism());

@@ -19,10 +19,15 @@ function file(headerJson: string, dataBytes: number): Buffer {
   return out;
 }
 
-const f32 = (begin: number, end: number) => `{"dtype":"F32","shape":[${(end - begin) / 4}],"data_offsets":[${begin},${end}]}`;
+const f32 = (begin: number, end: number) =>
+  `{"dtype":"F32","shape":[${(end - begin) / 4}],"data_offsets":[${begin},${end}]}`;
 
 test('tensors must tile the data section: no overlap, no gap, nothing after the last', (t) => {
-  t.is(parseSafetensors(file(`{"a":${f32(0, 8)},"b":${f32(8, 16)},"e":${f32(16, 16)}}`, 16)).tensors.size, 3, 'contiguous, with an empty tensor');
+  t.is(
+    parseSafetensors(file(`{"a":${f32(0, 8)},"b":${f32(8, 16)},"e":${f32(16, 16)}}`, 16)).tensors.size,
+    3,
+    'contiguous, with an empty tensor',
+  );
   t.is(parseSafetensors(file(`{"b":${f32(8, 16)},"a":${f32(0, 8)}}`, 16)).tensors.size, 2, 'in any header order');
   const refused: [string, number, RegExp][] = [
     [`{"a":${f32(0, 8)},"b":${f32(4, 12)}}`, 12, /the data of 'b' overlaps that of 'a'/],
@@ -31,7 +36,8 @@ test('tensors must tile the data section: no overlap, no gap, nothing after the 
     [`{"a":${f32(4, 12)}}`, 12, /4 bytes before the data of 'a' belong to no tensor/],
     [`{"a":${f32(0, 8)}}`, 12, /4 bytes after the last tensor's data belong to no tensor/],
   ];
-  for (const [header, bytes, message] of refused) t.throws(() => parseSafetensors(file(header, bytes)), { instanceOf: RilsWeightsError, message }, header);
+  for (const [header, bytes, message] of refused)
+    t.throws(() => parseSafetensors(file(header, bytes)), { instanceOf: RilsWeightsError, message }, header);
 });
 
 test('a key given twice is refused (JSON.parse would keep the last silently)', (t) => {
@@ -41,13 +47,21 @@ test('a key given twice is refused (JSON.parse would keep the last silently)', (
     [`{"a":{"dtype":"F32","dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, 'dtype'],
     [`{"\\u0061":${f32(0, 8)},"a":${f32(0, 8)}}`, 'a'], // the same key, escaped
   ] as const) {
-    t.throws(() => parseSafetensors(file(header, 8)), { instanceOf: RilsWeightsError, message: new RegExp(`the header names '${key}' twice`) }, header);
+    t.throws(
+      () => parseSafetensors(file(header, 8)),
+      { instanceOf: RilsWeightsError, message: new RegExp(`the header names '${key}' twice`) },
+      header,
+    );
   }
   const fine = `{"__metadata__":{"a":"x","b":"{\\"a\\": 1, \\"a\\": 2}"},"a":${f32(0, 8)}}`;
-  t.is(parseSafetensors(file(fine, 8)).metadata.b, '{"a": 1, "a": 2}', 'a string that looks like JSON is only a string');
+  t.is(
+    parseSafetensors(file(fine, 8)).metadata.b,
+    '{"a": 1, "a": 2}',
+    'a string that looks like JSON is only a string',
+  );
 });
 
-test('header lengths past the format\'s limit or the file are refused before the file is read', async (t) => {
+test("header lengths past the format's limit or the file are refused before the file is read", async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-st-'));
   const huge = path.join(dir, 'huge.safetensors');
   // A sparse 3 GB file whose header claims 2 GB: nothing of it may be read.
@@ -58,11 +72,17 @@ test('header lengths past the format\'s limit or the file are refused before the
   writeSync(fd, Buffer.from('{'), 0, 1, 3 * 2 ** 30);
   closeSync(fd);
   const before = process.memoryUsage().rss;
-  await t.throwsAsync(readSafetensors(huge), { instanceOf: RilsWeightsError, message: /header length 2147483648 is over the format's limit of 100000000 bytes/ });
+  await t.throwsAsync(readSafetensors(huge), {
+    instanceOf: RilsWeightsError,
+    message: /header length 2147483648 is over the format's limit of 100000000 bytes/,
+  });
   t.true(process.memoryUsage().rss - before < 500 * 2 ** 20, 'the file was not read');
   const short = path.join(dir, 'short.safetensors');
   writeFileSync(short, file(`{"a":${f32(0, 8)}}`, 8).subarray(0, 20));
-  await t.throwsAsync(readSafetensors(short), { instanceOf: RilsWeightsError, message: /header length \d+ exceeds the file \(20 bytes\)/ });
+  await t.throwsAsync(readSafetensors(short), {
+    instanceOf: RilsWeightsError,
+    message: /header length \d+ exceeds the file \(20 bytes\)/,
+  });
 });
 
 test('a device, a FIFO or a folder is refused at once, without reading it', (t) => {
@@ -77,8 +97,11 @@ test('a device, a FIFO or a folder is refused at once, without reading it', (t) 
     for (const p of process.argv.slice(1)) {
       try { await readSafetensors(p); console.log('read ' + p); } catch (e) { console.log(e.constructor.name + ': ' + e.message); }
     }`;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, fifo, '/dev/zero', path.join(dir, 'folder')],
-    { encoding: 'utf8', timeout: 20_000 });
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', '--input-type=module', '-e', script, fifo, '/dev/zero', path.join(dir, 'folder')],
+    { encoding: 'utf8', timeout: 20_000 },
+  );
   t.is(r.signal, null, `timed out: ${r.stdout}`);
   t.deepEqual(r.stdout.trim().split('\n'), [
     `RilsWeightsError: Expected a safetensors file for ${fifo} but it is a named pipe (FIFO)`,

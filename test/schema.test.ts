@@ -7,18 +7,32 @@ import test from 'ava';
 import ts from 'typescript';
 
 import { OPTION_ALIASES, RUN_OPTIONS, isOptionName } from '../lib/model/options.js';
-import { CONFIG_FIELDS, DISTRIBUTED_FIELDS, PRESETS, RUN_FIELDS, STAT_FIELDS, TRAIN_FIELDS, checkField, expected } from '../lib/model/schema.js';
+import {
+  CONFIG_FIELDS,
+  DISTRIBUTED_FIELDS,
+  PRESETS,
+  RUN_FIELDS,
+  STAT_FIELDS,
+  TRAIN_FIELDS,
+  checkField,
+  expected,
+} from '../lib/model/schema.js';
 import { camelCase } from '../lib/validate.js';
 
 const lib = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'lib');
-const program = ts.createProgram([path.join(lib, 'model/options.ts'), path.join(lib, 'types.ts'), path.join(lib, 'train/distributed.ts')], { strict: true });
+const program = ts.createProgram(
+  [path.join(lib, 'model/options.ts'), path.join(lib, 'types.ts'), path.join(lib, 'train/distributed.ts')],
+  { strict: true },
+);
 const checker = program.getTypeChecker();
 
 /** The interface or type alias named `name` declared in lib/<file>. */
 function declared(file: string, name: string): ts.Type {
   const source = program.getSourceFile(path.join(lib, file))!;
-  const decl = source.statements.find((s): s is ts.InterfaceDeclaration | ts.TypeAliasDeclaration =>
-    (ts.isInterfaceDeclaration(s) || ts.isTypeAliasDeclaration(s)) && s.name.text === name);
+  const decl = source.statements.find(
+    (s): s is ts.InterfaceDeclaration | ts.TypeAliasDeclaration =>
+      (ts.isInterfaceDeclaration(s) || ts.isTypeAliasDeclaration(s)) && s.name.text === name,
+  );
   if (!decl) throw new Error(`${name} is not declared in lib/${file}`);
   return checker.getTypeAtLocation(decl.name);
 }
@@ -27,9 +41,11 @@ function declared(file: string, name: string): ts.Type {
 function properties(file: string, name: string): Map<string, string> {
   const type = declared(file, name);
   const decl = program.getSourceFile(path.join(lib, file))!;
-  return new Map(checker.getPropertiesOfType(type).map((p) => [
-    p.name, typeText(checker.getNonNullableType(checker.getTypeOfSymbolAtLocation(p, decl))),
-  ]));
+  return new Map(
+    checker
+      .getPropertiesOfType(type)
+      .map((p) => [p.name, typeText(checker.getNonNullableType(checker.getTypeOfSymbolAtLocation(p, decl)))]),
+  );
 }
 
 /** A type as written, with a union of string literals spelled out (not by its alias's name). */
@@ -44,7 +60,12 @@ function typeText(type: ts.Type): string {
 const tsType = (f: { type: string; choices?: string[] }) =>
   f.type === 'bool' ? 'boolean' : f.type === 'choice' ? f.choices!.map((c) => `"${c}"`).join(' | ') : 'number';
 
-function sameFields(t: import('ava').ExecutionContext, actual: Map<string, string>, wanted: Map<string, string>, what: string) {
+function sameFields(
+  t: import('ava').ExecutionContext,
+  actual: Map<string, string>,
+  wanted: Map<string, string>,
+  what: string,
+) {
   const missing = [...wanted.keys()].filter((k) => !actual.has(k));
   const extra = [...actual.keys()].filter((k) => !wanted.has(k));
   t.deepEqual(missing, [], `${what}: native fields missing from the interface`);
@@ -75,7 +96,7 @@ test('DistributedOptions declares every native job field (with the host and the 
   sameFields(t, properties('train/distributed.ts', 'DistributedOptions'), wanted, 'DistributedOptions');
 });
 
-test('the run table holds the precision, whose choices are the Precision type\'s', (t) => {
+test("the run table holds the precision, whose choices are the Precision type's", (t) => {
   t.deepEqual([...RUN_FIELDS.keys()], ['precision']);
   t.is(typeText(declared('model/options.ts', 'Precision')), tsType(RUN_FIELDS.get('precision')!));
 });
@@ -101,11 +122,16 @@ test('every field is an option, checked against its declared range', (t) => {
     t.true(isOptionName(key) || Object.values(OPTION_ALIASES).flat().includes(f.name), key);
     t.notThrows(() => checkField(f, f.default, key), `${key}: its default is allowed`);
   }
-  const lr = TRAIN_FIELDS.get('lr')!, maskRatio = TRAIN_FIELDS.get('maskRatio')!;
+  const lr = TRAIN_FIELDS.get('lr')!,
+    maskRatio = TRAIN_FIELDS.get('maskRatio')!;
   t.is(expected(TRAIN_FIELDS.get('weightDecay')!), 'a number >= 0');
   t.is(expected(lr), 'a number in [0, 1]');
   t.is(expected(maskRatio), 'a number in [0, 1)');
-  t.throws(() => checkField(maskRatio, 1, 'maskRatio'), { message: 'Expected a number in [0, 1) for maskRatio but received number 1' });
-  t.throws(() => checkField(CONFIG_FIELDS.get('visionDepth')!, 2.5, 'visionDepth'), { message: /Expected an integer >= 1/ });
+  t.throws(() => checkField(maskRatio, 1, 'maskRatio'), {
+    message: 'Expected a number in [0, 1) for maskRatio but received number 1',
+  });
+  t.throws(() => checkField(CONFIG_FIELDS.get('visionDepth')!, 2.5, 'visionDepth'), {
+    message: /Expected an integer >= 1/,
+  });
   t.throws(() => checkField(TRAIN_FIELDS.get('retrievalGate')!, 1, 'retrievalGate'), { message: /Expected a boolean/ });
 });

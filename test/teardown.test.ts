@@ -11,9 +11,14 @@ import test from 'ava';
 const here = (file: string) => JSON.stringify(new URL(file, import.meta.url).href);
 
 /** Runs an ES module script in a fresh Node process (with tsx): its exit code, signal and stderr. */
-function runScript(script: string, args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+function runScript(
+  script: string,
+  args: string[],
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, ...args], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('close', (code, signal) => resolve({ code, signal, stderr }));
@@ -35,7 +40,8 @@ test('a worker terminated mid-step, then the process exits: no signal in 24 runs
   for (let i = 0; i < 24; i++) {
     const how = i % 3 === 2 ? 'exit' : 'terminate';
     const r = await runScript(TERMINATE, [String(5 + 17 * i), how]);
-    if (r.signal !== null || r.code !== (how === 'exit' ? 7 : 0)) failures.push(`run ${i} (${how}): ${r.signal ?? r.code} ${r.stderr.slice(-200)}`);
+    if (r.signal !== null || r.code !== (how === 'exit' ? 7 : 0))
+      failures.push(`run ${i} (${how}): ${r.signal ?? r.code} ${r.stderr.slice(-200)}`);
   }
   t.deepEqual(failures, [], 'every run exits with its own code');
 });
@@ -57,8 +63,15 @@ test('process.exit() during saveCheckpoint and saveWeights leaves no temporary f
     const r = await runScript(script, [run, String(15 + 9 * i)]);
     t.is(r.code, 0, r.stderr.slice(-300));
   }
-  const left = runs.flatMap((run) => readdirSync(run).filter((f) => f.endsWith('.rils-tmp')).map((f) => path.join(run, f)));
+  const left = runs.flatMap((run) =>
+    readdirSync(run)
+      .filter((f) => f.endsWith('.rils-tmp'))
+      .map((f) => path.join(run, f)),
+  );
   t.deepEqual(left, [], 'temporary files left behind');
-  t.true(runs.some((run) => readdirSync(run).includes('w.safetensors')), 'the saves ran');
+  t.true(
+    runs.some((run) => readdirSync(run).includes('w.safetensors')),
+    'the saves ran',
+  );
   rmSync(dir, { recursive: true });
 });

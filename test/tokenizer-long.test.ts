@@ -13,7 +13,10 @@ import { ByteTokenizer, ClipTokenizer, WordTokenizer } from '../lib/tokenizer/in
 import type { Tokenizer } from '../lib/tokenizer/index.js';
 import { Random } from '../lib/data/augment.js';
 
-const VOCAB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/data/bpe_simple_vocab_16e6.txt.gz');
+const VOCAB = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../../shared/data/bpe_simple_vocab_16e6.txt.gz',
+);
 let shared: Promise<ClipTokenizer> | undefined;
 const clip = () => (shared ??= ClipTokenizer.load(VOCAB));
 
@@ -41,7 +44,10 @@ function fullRow(t: import('ava').ExecutionContext, tok: Tokenizer, row: Int32Ar
   const L = tok.contextLength;
   t.is(row[0], tok.sot, what);
   t.is(row[L - 1], tok.eot, what);
-  t.true(row.subarray(1, L - 1).every((id) => id !== tok.eot), `${what}: no early EOT`);
+  t.true(
+    row.subarray(1, L - 1).every((id) => id !== tok.eot),
+    `${what}: no early EOT`,
+  );
 }
 
 test('CLIP: one word of 16k, 100k and 1M characters encodes within the bound', async (t) => {
@@ -109,7 +115,11 @@ test('captions that fit keep their exact ids, however long their whitespace and 
   }
   // References cut where the tokenizer first stops reading resolve as in the whole caption.
   for (let k = 4700; k < 5000; k += 7) {
-    t.deepEqual(Array.from(tok.encode(`${' '.repeat(k)}&amp;copy;&#0000000000000000000000000000065; cat`)), Array.from(tok.encode('© a cat')), `${k}`);
+    t.deepEqual(
+      Array.from(tok.encode(`${' '.repeat(k)}&amp;copy;&#0000000000000000000000000000065; cat`)),
+      Array.from(tok.encode('© a cat')),
+      `${k}`,
+    );
   }
   const refs = '&lta'.repeat(250_000); // over-long: "<a" a million times
   let row: Int32Array = new Int32Array(0);
@@ -132,7 +142,10 @@ test('truncate: false refuses exactly the captions over L − 2 tokens, long one
   for (const text of [randomWord(1_000_000, 9), 'photo '.repeat(200_000), `a${'\u0301\u0316'.repeat(500_000)}`]) {
     const start = performance.now();
     t.throws(() => strict.encode(text), { instanceOf: RilsInputError, message: /at most 75 tokens/ });
-    t.true(performance.now() - start <= BOUND_MS * 2, `${text.slice(0, 8)}…: ${(performance.now() - start).toFixed(0)} ms`);
+    t.true(
+      performance.now() - start <= BOUND_MS * 2,
+      `${text.slice(0, 8)}…: ${(performance.now() - start).toFixed(0)} ms`,
+    );
   }
   // A word whose BPE needs exactly the room left still fits.
   const word = randomWord(40, 5);
@@ -153,7 +166,11 @@ test('truncate: false refuses exactly the captions over L − 2 tokens, long one
  * repeat), from the merges file itself: the oracle for the tokenizer's faster merge order.
  */
 function referenceBpe(): (word: string) => number[] {
-  const merges = gunzipSync(readFileSync(VOCAB)).toString('utf8').split('\n').slice(1, 49152 - 256 - 2 + 1).map((l) => l.split(' '));
+  const merges = gunzipSync(readFileSync(VOCAB))
+    .toString('utf8')
+    .split('\n')
+    .slice(1, 49152 - 256 - 2 + 1)
+    .map((l) => l.split(' '));
   const order = [...Array(256).keys()].filter((b) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || b >= 0xae);
   const symbol: string[] = [];
   order.forEach((b) => (symbol[b] = String.fromCharCode(b)));
@@ -164,13 +181,16 @@ function referenceBpe(): (word: string) => number[] {
     }
   }
   const bytes = order.map((b) => symbol[b]!);
-  const encoder = new Map([...bytes, ...bytes.map((s) => `${s}</w>`), ...merges.map(([a, b]) => a! + b!)].map((s, id) => [s, id]));
+  const encoder = new Map(
+    [...bytes, ...bytes.map((s) => `${s}</w>`), ...merges.map(([a, b]) => a! + b!)].map((s, id) => [s, id]),
+  );
   const ranks = new Map(merges.map(([a, b], rank) => [`${a} ${b}`, rank]));
   return (word) => {
     let parts = [...Buffer.from(word, 'utf8')].map((b) => symbol[b]!);
     parts.push(`${parts.pop()!}</w>`);
     for (;;) {
-      let best = Infinity, pair = '';
+      let best = Infinity,
+        pair = '';
       for (let i = 0; i + 1 < parts.length; i++) {
         const rank = ranks.get(`${parts[i]} ${parts[i + 1]}`);
         if (rank !== undefined && rank < best) [best, pair] = [rank, `${parts[i]} ${parts[i + 1]}`];
@@ -191,22 +211,57 @@ test('CLIP BPE: the same ids as the reference loop on 3000 random words', async 
   const tok = await clip();
   const bpe = referenceBpe();
   const r = new Random(77);
-  const alphabets = ['abcdefghijklmnopqrstuvwxyz', 'aaaaabbbbcde', 'eeeeeeeeeeel', 'éèàüößçñ', 'абвгдежзий', '東京大学写真猫犬', 'ab'];
+  const alphabets = [
+    'abcdefghijklmnopqrstuvwxyz',
+    'aaaaabbbbcde',
+    'eeeeeeeeeeel',
+    'éèàüößçñ',
+    'абвгдежзий',
+    '東京大学写真猫犬',
+    'ab',
+  ];
   let bad = 0;
   for (let i = 0; i < 3000; i++) {
     const alphabet = [...alphabets[i % alphabets.length]!];
-    const word = Array.from({ length: 1 + r.int(i < 2900 ? 40 : 600) }, () => alphabet[r.int(alphabet.length)]).join('');
+    const word = Array.from({ length: 1 + r.int(i < 2900 ? 40 : 600) }, () => alphabet[r.int(alphabet.length)]).join(
+      '',
+    );
     const expected = bpe(word);
     if (JSON.stringify(tok.tokenize(word)) !== JSON.stringify(expected) && bad++ < 5) t.log(`differs on ${word}`);
   }
   t.is(bad, 0);
 });
 
-test('HTML references are read where Python\'s pattern finds them (oracle: the pattern itself)', async (t) => {
+test("HTML references are read where Python's pattern finds them (oracle: the pattern itself)", async (t) => {
   const { unescapeHtml } = await import('../lib/tokenizer/html.js');
   const pattern = /&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)/gu;
   const r = new Random(11);
-  const bits = ['&', '#', 'x', 'X', ';', 'a', 'amp', 'lt', 'copy', '1', '9', 'f', 'g', ' ', '\t', '\r', '\u3000', '<', '🐱', '\ud800', 'é', 'AMP', 'nbsp', '0'];
+  const bits = [
+    '&',
+    '#',
+    'x',
+    'X',
+    ';',
+    'a',
+    'amp',
+    'lt',
+    'copy',
+    '1',
+    '9',
+    'f',
+    'g',
+    ' ',
+    '\t',
+    '\r',
+    '\u3000',
+    '<',
+    '🐱',
+    '\ud800',
+    'é',
+    'AMP',
+    'nbsp',
+    '0',
+  ];
   let bad = 0;
   for (let k = 0; k < 20_000; k++) {
     let text = '';
@@ -222,8 +277,32 @@ test('fuzz: rows equal the full tokenization whenever the caption fits, and stri
   const tok = await clip();
   const strict = await ClipTokenizer.load(VOCAB, { truncate: false });
   const r = new Random(2024);
-  const bits = ['a photo', ' ', '   ', '\t\u3000', '\u0345', '\u0345\u0345\u0345', '\u0301', '\u0316\u0301', 'é', 'e\u0301', '&amp;', '&amp;amp;',
-    '&#1;', '&#65;', '&lt', '<|endoftext|>', "'s", '東京', '🐱', 'Σ.', 'x'.repeat(300), ' '.repeat(5000), '&#1;'.repeat(500), 'ab'.repeat(40)];
+  const bits = [
+    'a photo',
+    ' ',
+    '   ',
+    '\t\u3000',
+    '\u0345',
+    '\u0345\u0345\u0345',
+    '\u0301',
+    '\u0316\u0301',
+    'é',
+    'e\u0301',
+    '&amp;',
+    '&amp;amp;',
+    '&#1;',
+    '&#65;',
+    '&lt',
+    '<|endoftext|>',
+    "'s",
+    '東京',
+    '🐱',
+    'Σ.',
+    'x'.repeat(300),
+    ' '.repeat(5000),
+    '&#1;'.repeat(500),
+    'ab'.repeat(40),
+  ];
   let fits = 0;
   for (let i = 0; i < 400; i++) {
     let text = '';
@@ -240,14 +319,22 @@ test('fuzz: rows equal the full tokenization whenever the caption fits, and stri
   t.log(`${fits} of 400 fit`);
   t.true(fits > 100 && fits < 300);
   // The word and byte tokenizers against themselves with a row so long that nothing is cut.
-  for (const make of [(L: number) => new ByteTokenizer({ contextLength: L }), (L: number) => WordTokenizer.fromTexts(['a photo'], { contextLength: L })]) {
+  for (const make of [
+    (L: number) => new ByteTokenizer({ contextLength: L }),
+    (L: number) => WordTokenizer.fromTexts(['a photo'], { contextLength: L }),
+  ]) {
     const [small, big] = [make(77), make(100_000)];
     for (let i = 0; i < 200; i++) {
       let text = '';
       for (let n = r.int(i % 2 ? 8 : 40); n > 0; n--) text += bits[r.int(bits.length)];
       const all = big.encode(text).subarray(1);
       const n = all.indexOf(big.eot);
-      if (n <= 75) t.deepEqual(Array.from(small.encode(text).subarray(1, 1 + n)), Array.from(all.subarray(0, n)), `${small.constructor.name} ${i}`);
+      if (n <= 75)
+        t.deepEqual(
+          Array.from(small.encode(text).subarray(1, 1 + n)),
+          Array.from(all.subarray(0, n)),
+          `${small.constructor.name} ${i}`,
+        );
     }
   }
 });

@@ -73,7 +73,11 @@ test('over-long captions are cut to the context with EOT kept last', async (t) =
   const ids = short.tokenize('a photo of a very very big dog');
   t.true(ids.length > 6);
   t.deepEqual(Array.from(short.encode('a photo of a very very big dog')), [49406, ...ids.slice(0, 6), 49407]);
-  t.deepEqual(Array.from(short.encode('a photo of a cat.')), [49406, 320, 1125, 539, 320, 2368, 269, 49407], 'exact fit');
+  t.deepEqual(
+    Array.from(short.encode('a photo of a cat.')),
+    [49406, 320, 1125, 539, 320, 2368, 269, 49407],
+    'exact fit',
+  );
   const two = await ClipTokenizer.load(VOCAB, { contextLength: 2 });
   t.deepEqual(Array.from(two.encode('anything at all')), [49406, 49407]);
 });
@@ -93,7 +97,15 @@ test('encodeBatch equals the stacked encode rows', async (t) => {
 
 test('unicode captions round-trip through decode, deterministic and in range', async (t) => {
   const tok = await clip();
-  for (const text of ['Naïve Café résumé', '東京タワーの写真', '🐱🐶 👩‍👩‍👧 🇯🇵', 'ΟΔΟΣ Ελληνικά', 'Ωmega ©®™ ½ ²', 'مرحبا', 'e\u0301']) {
+  for (const text of [
+    'Naïve Café résumé',
+    '東京タワーの写真',
+    '🐱🐶 👩‍👩‍👧 🇯🇵',
+    'ΟΔΟΣ Ελληνικά',
+    'Ωmega ©®™ ½ ²',
+    'مرحبا',
+    'e\u0301',
+  ]) {
     const ids = tok.tokenize(text);
     t.true(ids.length > 0 && ids.every((id) => Number.isInteger(id) && id >= 0 && id < tok.vocabSize), text);
     t.deepEqual(tok.tokenize(text), ids, `${text}: deterministic (cached)`);
@@ -105,17 +117,22 @@ test('unicode captions round-trip through decode, deterministic and in range', a
 
 test('CLIP text cleaning follows the Python reference', async (t) => {
   const tok = await clip();
-  const same = (a: string, b: string) => t.deepEqual(tok.tokenize(a), tok.tokenize(b), `${JSON.stringify(a)} ~ ${JSON.stringify(b)}`);
+  const same = (a: string, b: string) =>
+    t.deepEqual(tok.tokenize(a), tok.tokenize(b), `${JSON.stringify(a)} ~ ${JSON.stringify(b)}`);
   same('Tom &amp;amp; Jerry', 'tom & jerry'); // unescaped twice
   same('&amp;amp;amp;', '& amp ;'); // a third level stays escaped
   same('&copyright &ampx; &lt', '©right &x; <'); // legacy names without ';', as a prefix
-  same('&#128;&#x1F600;&#39;&#0;', '€😀\'\ufffd');
+  same('&#128;&#x1F600;&#39;&#0;', "€😀'\ufffd");
   same('&#127;x&#xD800;', 'x\ufffd');
   same('e\u0301', 'é'); // NFC
   same('a\u00a0\u2003\x1cb', 'a b'); // Python's whitespace, not JS's
   same('a\u0345b', 'a b'); // skipped by CLIP's case-insensitive pre-split
   t.notDeepEqual(tok.tokenize('a\ufeffb'), tok.tokenize('a b'), 'U+FEFF is not whitespace in Python');
-  t.deepEqual(tok.tokenize('a <|endoftext|> b'), [...tok.tokenize('a'), tok.eot, ...tok.tokenize('b')], 'literal special token');
+  t.deepEqual(
+    tok.tokenize('a <|endoftext|> b'),
+    [...tok.tokenize('a'), tok.eot, ...tok.tokenize('b')],
+    'literal special token',
+  );
 });
 
 test('ByteTokenizer: bytes + 1, SOT 257, EOT 258, case kept, truncation', (t) => {
@@ -138,7 +155,10 @@ test('ByteTokenizer: bytes + 1, SOT 257, EOT 258, case kept, truncation', (t) =>
 
 test('bad input is a RilsInputError', async (t) => {
   const missing = path.join(os.tmpdir(), 'rils-no-such-dir', 'bpe_simple_vocab_16e6.txt.gz');
-  await t.throwsAsync(ClipTokenizer.load(missing), { instanceOf: RilsInputError, message: new RegExp(`for vocabPath but received "${missing.replaceAll('\\', '\\\\')}".*ENOENT`) });
+  await t.throwsAsync(ClipTokenizer.load(missing), {
+    instanceOf: RilsInputError,
+    message: new RegExp(`for vocabPath but received "${missing.replaceAll('\\', '\\\\')}".*ENOENT`),
+  });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rils-tok-'));
   const plain = path.join(dir, 'plain.txt');
   writeFileSync(plain, 'not gzip');
@@ -148,25 +168,55 @@ test('bad input is a RilsInputError', async (t) => {
   await t.throwsAsync(ClipTokenizer.load(short), { instanceOf: RilsInputError, message: /merge lines/ });
   const broken = path.join(dir, 'broken.txt.gz');
   writeFileSync(broken, gzipSync(`#version\n${'a b\n'.repeat(100)}abc\n${'a b\n'.repeat(49000)}`));
-  await t.throwsAsync(ClipTokenizer.load(broken), { instanceOf: RilsInputError, message: /line 102 is not a merge pair/ });
-  await t.throwsAsync(ClipTokenizer.load(42 as any), { instanceOf: RilsInputError, message: /Expected a file path for vocabPath but received number 42/ });
+  await t.throwsAsync(ClipTokenizer.load(broken), {
+    instanceOf: RilsInputError,
+    message: /line 102 is not a merge pair/,
+  });
+  await t.throwsAsync(ClipTokenizer.load(42 as any), {
+    instanceOf: RilsInputError,
+    message: /Expected a file path for vocabPath but received number 42/,
+  });
   await t.throwsAsync(ClipTokenizer.load(''), { instanceOf: RilsInputError });
 
   for (const bad of [1, 0, -3, 2.5, '77', Number.NaN, null]) {
-    t.throws(() => new ByteTokenizer({ contextLength: bad as any }), { instanceOf: RilsInputError, message: /Expected an integer >= 2 for contextLength but received/ });
-    await t.throwsAsync(ClipTokenizer.load(VOCAB, { contextLength: bad as any }), { instanceOf: RilsInputError, message: /contextLength/ });
+    t.throws(() => new ByteTokenizer({ contextLength: bad as any }), {
+      instanceOf: RilsInputError,
+      message: /Expected an integer >= 2 for contextLength but received/,
+    });
+    await t.throwsAsync(ClipTokenizer.load(VOCAB, { contextLength: bad as any }), {
+      instanceOf: RilsInputError,
+      message: /contextLength/,
+    });
   }
-  t.throws(() => new ByteTokenizer(7 as any), { instanceOf: RilsInputError, message: /Expected an object for options/ });
+  t.throws(() => new ByteTokenizer(7 as any), {
+    instanceOf: RilsInputError,
+    message: /Expected an object for options/,
+  });
 
   const tok = await clip();
   for (const target of [tok, new ByteTokenizer()]) {
-    t.throws(() => target.encode(42 as any), { instanceOf: RilsInputError, message: /Expected a string for text but received number 42/ });
+    t.throws(() => target.encode(42 as any), {
+      instanceOf: RilsInputError,
+      message: /Expected a string for text but received number 42/,
+    });
     t.throws(() => target.encode(undefined as any), { instanceOf: RilsInputError });
-    t.throws(() => target.encodeBatch([]), { instanceOf: RilsInputError, message: /Expected a non-empty array of strings for texts but received an array of 0/ });
-    t.throws(() => target.encodeBatch('abc' as any), { instanceOf: RilsInputError, message: /non-empty array of strings for texts/ });
-    t.throws(() => target.encodeBatch(['ok', 3] as any), { instanceOf: RilsInputError, message: /Expected a string for texts\[1\] but received number 3/ });
+    t.throws(() => target.encodeBatch([]), {
+      instanceOf: RilsInputError,
+      message: /Expected a non-empty array of strings for texts but received an array of 0/,
+    });
+    t.throws(() => target.encodeBatch('abc' as any), {
+      instanceOf: RilsInputError,
+      message: /non-empty array of strings for texts/,
+    });
+    t.throws(() => target.encodeBatch(['ok', 3] as any), {
+      instanceOf: RilsInputError,
+      message: /Expected a string for texts\[1\] but received number 3/,
+    });
     // eslint-disable-next-line no-sparse-arrays -- a hole, as a caller's sparse array has
-    t.throws(() => target.encodeBatch(['ok', , 'ok'] as any), { instanceOf: RilsInputError, message: /texts\[1\] but received undefined/ });
+    t.throws(() => target.encodeBatch(['ok', , 'ok'] as any), {
+      instanceOf: RilsInputError,
+      message: /texts\[1\] but received undefined/,
+    });
     t.throws(() => target.decode([target.vocabSize]), { instanceOf: RilsInputError, message: /ids\[0\]/ });
     t.throws(() => target.decode([1.5]), { instanceOf: RilsInputError });
   }
@@ -185,16 +235,43 @@ function random(seed: number): () => number {
 
 function randomText(rnd: () => number): string {
   const pick = (items: readonly string[]) => items[Math.floor(rnd() * items.length)]!;
-  const odd = ['\ud800', '\udfff', '\x00', '\x07', '\x1c', '\x7f', '\x85', '\ufeff', '\u0345', '\u0301', '&amp;', '&#55296;',
-    '&#x110000;', '&#99999999999999999999;', '&copy', "'S", "'ll", '<|endoftext|>', '<|startoftext|>', 'İ', 'Σ', 'ß', 'ﬁ'];
+  const odd = [
+    '\ud800',
+    '\udfff',
+    '\x00',
+    '\x07',
+    '\x1c',
+    '\x7f',
+    '\x85',
+    '\ufeff',
+    '\u0345',
+    '\u0301',
+    '&amp;',
+    '&#55296;',
+    '&#x110000;',
+    '&#99999999999999999999;',
+    '&copy',
+    "'S",
+    "'ll",
+    '<|endoftext|>',
+    '<|startoftext|>',
+    'İ',
+    'Σ',
+    'ß',
+    'ﬁ',
+  ];
   let s = '';
   for (let n = Math.floor(rnd() * 60); n > 0; n--) {
     const r = rnd();
     if (r < 0.2) s += pick(odd);
-    else if (r < 0.45) s += String.fromCharCode(Math.floor(rnd() * 0x80)); // ASCII with control characters
-    else if (r < 0.65) s += String.fromCharCode(Math.floor(rnd() * 0x10000)); // any BMP unit, lone surrogates too
-    else if (r < 0.75) s += String.fromCodePoint(0x10000 + Math.floor(rnd() * 0x100000)); // a surrogate pair
-    else if (r < 0.8) s += pick(['a', 'é', '!', '7', ' ', '東', '🐱', '\t']).repeat(Math.floor(rnd() * 400)); // long runs
+    else if (r < 0.45)
+      s += String.fromCharCode(Math.floor(rnd() * 0x80)); // ASCII with control characters
+    else if (r < 0.65)
+      s += String.fromCharCode(Math.floor(rnd() * 0x10000)); // any BMP unit, lone surrogates too
+    else if (r < 0.75)
+      s += String.fromCodePoint(0x10000 + Math.floor(rnd() * 0x100000)); // a surrogate pair
+    else if (r < 0.8)
+      s += pick(['a', 'é', '!', '7', ' ', '東', '🐱', '\t']).repeat(Math.floor(rnd() * 400)); // long runs
     else s += `${pick(['photo', 'The', "don't", 'Café', '123', '...', 'http://x.y/z?q=1'])} `;
   }
   return s;
@@ -210,11 +287,15 @@ test('fuzz: 2000 random strings never throw and give valid rows', async (t) => {
     texts.forEach((text, i) => {
       const row = tok.encode(text);
       const lastEot = row.lastIndexOf(tok.eot);
-      const ok = row.length === L && row[0] === tok.sot && lastEot > 0
-        && row.every((id) => id >= 0 && id < tok.vocabSize)
-        && row.subarray(lastEot + 1).every((id) => id === 0)
-        && row.every((id, k) => id === batch[i * L + k]);
-      if (!ok && bad++ < 5) t.log(`${tok.constructor.name} text ${i}: ${JSON.stringify(text.slice(0, 80))} → ${Array.from(row)}`);
+      const ok =
+        row.length === L &&
+        row[0] === tok.sot &&
+        lastEot > 0 &&
+        row.every((id) => id >= 0 && id < tok.vocabSize) &&
+        row.subarray(lastEot + 1).every((id) => id === 0) &&
+        row.every((id, k) => id === batch[i * L + k]);
+      if (!ok && bad++ < 5)
+        t.log(`${tok.constructor.name} text ${i}: ${JSON.stringify(text.slice(0, 80))} → ${Array.from(row)}`);
     });
     t.is(bad, 0, tok.constructor.name);
   }
@@ -223,7 +304,10 @@ test('fuzz: 2000 random strings never throw and give valid rows', async (t) => {
 test('truncate: false refuses over-long captions instead of cutting them', async (t) => {
   const strict = new ByteTokenizer({ contextLength: 6, truncate: false });
   t.deepEqual([...strict.encode('abcd')], [257, 98, 99, 100, 101, 258]);
-  t.throws(() => strict.encodeBatch(['ok', 'abcde']), { instanceOf: RilsInputError, message: /at most 4 tokens \(contextLength 6\) for texts\[1\]/ });
+  t.throws(() => strict.encodeBatch(['ok', 'abcde']), {
+    instanceOf: RilsInputError,
+    message: /at most 4 tokens \(contextLength 6\) for texts\[1\]/,
+  });
   const words = WordTokenizer.fromTexts(['one two three'], { contextLength: 4, truncate: false });
   t.throws(() => words.encode('one two three'), { instanceOf: RilsInputError });
   t.is(words.encode('one two').length, 4);

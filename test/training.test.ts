@@ -37,8 +37,13 @@ test('the chunked KL gives the same loss and update whatever the chunk size', as
   const a = await whole.trainStep(batch);
   const b = await tiny.trainStep(batch);
   t.true(Math.abs(a.reconKl - b.reconKl) < 1e-6);
-  const wa = await snapshot(whole), wb = await snapshot(tiny);
-  for (const [k, v] of wa) t.true(v.every((x, i) => Math.abs(x - wb.get(k)![i]!) < 1e-6), k);
+  const wa = await snapshot(whole),
+    wb = await snapshot(tiny);
+  for (const [k, v] of wa)
+    t.true(
+      v.every((x, i) => Math.abs(x - wb.get(k)![i]!) < 1e-6),
+      k,
+    );
 });
 
 test('warmup then cosine schedule, per optimizer step', async (t) => {
@@ -47,7 +52,8 @@ test('warmup then cosine schedule, per optimizer step', async (t) => {
   const lrs: number[] = [];
   for (let i = 0; i < 8; i++) lrs.push((await model.trainStep(batch)).lr);
   const expected = [1e-5, 1e-5 + (1e-3 - 1e-5) / 2, 1e-3];
-  for (let i = 3; i < 8; i++) expected.push(1e-4 + 0.5 * (1e-3 - 1e-4) * (1 + Math.cos((Math.PI * Math.min(1, (i - 3) / 4)))));
+  for (let i = 3; i < 8; i++)
+    expected.push(1e-4 + 0.5 * (1e-3 - 1e-4) * (1 + Math.cos(Math.PI * Math.min(1, (i - 3) / 4))));
   lrs.forEach((lr, i) => t.true(Math.abs(lr - expected[i]!) < 1e-12, `step ${i}: ${lr} vs ${expected[i]}`));
   t.is(model.step, 8);
 });
@@ -73,9 +79,11 @@ test('accumulating k identical micro-batches equals one step on that batch', asy
   const thrice = await parityModel('trained.safetensors', { lr: 1e-3, accumulationSteps: 3 });
   const a = await once.trainStep(batch);
   for (let i = 0; i < 3; i++) await thrice.trainStep(batch);
-  const wa = await snapshot(once), wb = await snapshot(thrice);
+  const wa = await snapshot(once),
+    wb = await snapshot(thrice);
   let worst = 0;
-  for (const [k, v] of wa) if (!k.endsWith('in_proj_bias')) v.forEach((x, i) => (worst = Math.max(worst, Math.abs(x - wb.get(k)![i]!))));
+  for (const [k, v] of wa)
+    if (!k.endsWith('in_proj_bias')) v.forEach((x, i) => (worst = Math.max(worst, Math.abs(x - wb.get(k)![i]!))));
   t.true(worst < 1e-5, `max |Δ| ${worst}`);
   t.true(a.updated);
 });
@@ -110,7 +118,9 @@ test('a seed makes training repeatable bit for bit; another seed does not', asyn
     for (let i = 0; i < 3; i++) losses.push((await model.trainStep(batch)).loss); // masks from the seeded generator
     return { losses, weights: await snapshot(model) };
   };
-  const a = await run(11), b = await run(11), c = await run(12);
+  const a = await run(11),
+    b = await run(11),
+    c = await run(12);
   t.deepEqual(a.losses, b.losses);
   t.true(sameWeights(a.weights, b.weights));
   t.notDeepEqual(a.losses, c.losses);
@@ -121,18 +131,24 @@ test('uint8 NHWC images are normalised natively like the float path', async (t) 
   const { imageSize: S } = model.config;
   const B = 4;
   const rgb = new Uint8Array(B * S * S * 3).map((_, i) => (i * 37) % 256);
-  const mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225];
+  const mean = [0.485, 0.456, 0.406],
+    std = [0.229, 0.224, 0.225];
   const nchw = new Float32Array(B * 3 * S * S);
-  for (let b = 0; b < B; b++) for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) for (let c = 0; c < 3; c++) {
-    nchw[((b * 3 + c) * S + y) * S + x] = (rgb[((b * S + y) * S + x) * 3 + c]! / 255 - mean[c]!) / std[c]!;
-  }
+  for (let b = 0; b < B; b++)
+    for (let y = 0; y < S; y++)
+      for (let x = 0; x < S; x++)
+        for (let c = 0; c < 3; c++) {
+          nchw[((b * 3 + c) * S + y) * S + x] = (rgb[((b * S + y) * S + x) * 3 + c]! / 255 - mean[c]!) / std[c]!;
+        }
   const { tokens } = randomBatch(model, B);
   const maskNoise = new Float32Array(B * model.numPatches).map((_, i) => (i * 7919) % 1000);
   const u = await model.evaluateLoss({ images: rgb, tokens, batchSize: B, maskNoise });
   const f = await model.evaluateLoss({ images: nchw, tokens, batchSize: B, maskNoise });
   t.true(Math.abs(u.loss - f.loss) < 1e-5, `${u.loss} vs ${f.loss}`);
   const buffer = Buffer.from(rgb); // a Buffer is a Uint8Array
-  t.true(Math.abs((await model.evaluateLoss({ images: buffer, tokens, batchSize: B, maskNoise })).loss - u.loss) < 1e-7);
+  t.true(
+    Math.abs((await model.evaluateLoss({ images: buffer, tokens, batchSize: B, maskNoise })).loss - u.loss) < 1e-7,
+  );
 });
 
 test('evaluateLoss changes nothing', async (t) => {
@@ -157,7 +173,10 @@ test('a non-finite step is skipped and reported, or thrown with onNonFinite: thr
       t.false(s.updated);
       t.is(s.step, 1);
     } else {
-      await t.throwsAsync(model.trainStep(batch), { instanceOf: RilsNativeError, message: /not finite; the update was skipped/ });
+      await t.throwsAsync(model.trainStep(batch), {
+        instanceOf: RilsNativeError,
+        message: /not finite; the update was skipped/,
+      });
     }
     t.true(sameWeights(before, await snapshot(model)), 'the skipped step changed nothing');
   }

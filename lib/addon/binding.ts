@@ -64,17 +64,30 @@ export interface NativeModel {
   setState(entries: { name: string; data: Float32Array }[]): Promise<void>;
   getTrainingState(): Promise<{ moments: NativeTensorEntry[]; rng: ArrayBuffer; step: number }>;
   /** Pretrained tensors (raw bytes in `dtype`) into parameters or rows of them, cast to fp32. */
-  loadTensors(entries: {
-    name: string; data: Uint8Array; dtype: string; shape: number[]; rows?: [number, number]; transpose?: boolean;
-  }[]): Promise<void>;
+  loadTensors(
+    entries: {
+      name: string;
+      data: Uint8Array;
+      dtype: string;
+      shape: number[];
+      rows?: [number, number];
+      transpose?: boolean;
+    }[],
+  ): Promise<void>;
   /** A checkpoint's content, all checked before any of it is applied. */
   setTrainingState(state: {
-    weights?: { name: string; data: Float32Array }[]; moments: { name: string; data: Float32Array }[]; rng: Uint8Array;
+    weights?: { name: string; data: Float32Array }[];
+    moments: { name: string; data: Float32Array }[];
+    rng: Uint8Array;
     step: number;
   }): Promise<void>;
   parameters(): ParameterInfo[];
   info(): {
-    config: NativeConfig; train: NativeTrainOptions; device: string; precision: 'fp32' | 'bf16'; step: number;
+    config: NativeConfig;
+    train: NativeTrainOptions;
+    device: string;
+    precision: 'fp32' | 'bf16';
+    step: number;
     distributed?: { rank: number; worldSize: number; peers: string[] };
   };
   /** Every rank's bytes, in rank order (a collective: every rank calls it in the same sequence). */
@@ -83,11 +96,15 @@ export interface NativeModel {
   startProfile(file: string): Promise<void>;
   stopProfile(): Promise<void>;
   dispose(): void;
-  encodeImages(args: NativeImages & { normalize: boolean; patchTokens: boolean; clsToken: boolean; patchEmbeddings: boolean }): Promise<NativeOutputs>;
+  encodeImages(
+    args: NativeImages & { normalize: boolean; patchTokens: boolean; clsToken: boolean; patchEmbeddings: boolean },
+  ): Promise<NativeOutputs>;
   encodeTexts(args: { tokens: Int32Array; batchSize: number; normalize: boolean }): Promise<NativeOutputs>;
   classEmbeddings(args: { tokens: Int32Array; numClasses: number; templatesPerClass: number }): Promise<NativeOutputs>;
   zeroShot(args: NativeImages & { classWeights: Float32Array; numClasses: number }): Promise<NativeOutputs>;
-  patchSemantics(args: NativeImages & { textEmbeddings: Float32Array; numTexts: number; temperature: number }): Promise<NativeOutputs>;
+  patchSemantics(
+    args: NativeImages & { textEmbeddings: Float32Array; numTexts: number; temperature: number },
+  ): Promise<NativeOutputs>;
 }
 
 export interface NativeImages {
@@ -119,7 +136,12 @@ export interface NativeAddon {
   /** Drops queued native work and waits for the running work (at process exit only). */
   shutDown(): void;
   retrievalRanks(args: {
-    imageEmbeddings: Float32Array; textEmbeddings: Float32Array; textImage: Int32Array; images: number; texts: number; dim: number;
+    imageEmbeddings: Float32Array;
+    textEmbeddings: Float32Array;
+    textImage: Int32Array;
+    images: number;
+    texts: number;
+    dim: number;
     blockElements: number;
   }): Promise<{ imageToText: ArrayBuffer; textToImage: ArrayBuffer }>;
   isTensorBacked(buffer: ArrayBuffer): boolean;
@@ -130,17 +152,41 @@ export interface NativeAddon {
   /** Whether this build decodes JPEG training crops itself (libjpeg-turbo). */
   jpegAvailable?(): boolean;
   /** Image i's box `boxes[4i … 4i+3]` (x, y, w, h) resized to size², written into `out` at slot `slots[i]`; "" or why not, per image. */
-  decodeJpegCrops?(images: Uint8Array[], boxes: Int32Array, out: Uint8Array, slots: Int32Array, size: number, threads: number): Promise<string[]>;
+  decodeJpegCrops?(
+    images: Uint8Array[],
+    boxes: Int32Array,
+    out: Uint8Array,
+    slots: Int32Array,
+    size: number,
+    threads: number,
+  ): Promise<string[]>;
   /** The eval transform of decoded RGB images: uint8 `[n, size, size, 3]`. */
   resizeImages(args: {
-    images: { data: Uint8Array; width: number; height: number }[]; size: number; interpolation: 'bilinear' | 'bicubic';
+    images: { data: Uint8Array; width: number; height: number }[];
+    size: number;
+    interpolation: 'bilinear' | 'bicubic';
   }): Promise<ArrayBuffer>;
   topKByDot(args: {
-    queries: Float32Array; keys: Float32Array; queryCount: number; keyCount: number; dim: number; k: number; blockElements: number;
+    queries: Float32Array;
+    keys: Float32Array;
+    queryCount: number;
+    keyCount: number;
+    dim: number;
+    k: number;
+    blockElements: number;
   }): Promise<ArrayBuffer>;
   classifyFeatures(args: {
-    train: Float32Array; trainLabels: Int32Array; query: Float32Array; trainCount: number; queryCount: number;
-    dim: number; numClasses: number; method: 'knn' | 'prototype' | 'linear'; k: number; weightDecay: number; iterations: number;
+    train: Float32Array;
+    trainLabels: Int32Array;
+    query: Float32Array;
+    trainCount: number;
+    queryCount: number;
+    dim: number;
+    numClasses: number;
+    method: 'knn' | 'prototype' | 'linear';
+    k: number;
+    weightDecay: number;
+    iterations: number;
   }): Promise<ArrayBuffer>;
 }
 
@@ -164,7 +210,9 @@ function load(): { addon: NativeAddon; choice: AddonChoice } {
     try {
       return { addon: require(c.file) as NativeAddon, choice: { file: c.file, variant: c.variant, notes } };
     } catch (error) {
-      notes.push(`${path.relative(root, c.file)} (${c.variant}) failed to load: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+      notes.push(
+        `${path.relative(root, c.file)} (${c.variant}) failed to load: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+      );
     }
   }
   const found = listPrebuilds(root);

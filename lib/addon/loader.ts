@@ -62,7 +62,7 @@ export function findCudaLibTorch(env: NodeJS.ProcessEnv): FoundLibTorch | undefi
   try {
     found = findLibTorch(env, { forBuild: false });
   } catch {
-    return undefined;  // an explicitly named LibTorch that is not one: no CUDA prebuild either
+    return undefined; // an explicitly named LibTorch that is not one: no CUDA prebuild either
   }
   return found?.cuda ? { libDir: found.libDir, version: found.version, cuda: found.cuda, from: found.from } : undefined;
 }
@@ -70,14 +70,23 @@ export function findCudaLibTorch(env: NodeJS.ProcessEnv): FoundLibTorch | undefi
 /** Whether a shared library `name` (e.g. "libtorch_cpu.so.1.13") is where the dynamic loader looks. */
 export function systemHasLibrary(name: string, env: NodeJS.ProcessEnv): boolean {
   const triple = `${process.arch === 'x64' ? 'x86_64' : 'aarch64'}-linux-gnu`;
-  const dirs = [...(env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), `/usr/lib/${triple}`, `/lib/${triple}`,
-    '/usr/lib', '/usr/local/lib', '/lib', '/lib64'];
+  const dirs = [
+    ...(env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean),
+    `/usr/lib/${triple}`,
+    `/lib/${triple}`,
+    '/usr/lib',
+    '/usr/local/lib',
+    '/lib',
+    '/lib64',
+  ];
   return dirs.some((d) => existsSync(path.join(d, name)));
 }
 
 /** The Debian/Ubuntu package of the libraries a CPU prebuild links, for the note that says one is missing. */
 const PACKAGE_OF: readonly [RegExp, string][] = [
-  [/^lib(torch|torch_cpu|c10)\.so/, 'libtorch-dev libopenblas0-openmp'], [/^libjpeg\.so\.62$/, 'libjpeg62-turbo'], [/^libgomp/, 'libgomp1'],
+  [/^lib(torch|torch_cpu|c10)\.so/, 'libtorch-dev libopenblas0-openmp'],
+  [/^libjpeg\.so\.62$/, 'libjpeg62-turbo'],
+  [/^libgomp/, 'libgomp1'],
 ];
 
 /** The first library a CPU prebuild links that this system lacks, with how to get it; undefined when none is missing. */
@@ -93,10 +102,15 @@ function missingLibrary(manifest: PrebuildManifest, env: NodeJS.ProcessEnv): str
  * The addons to try, in order, with notes on the ones passed over. Pure apart from file-system
  * probes, so that the policy is testable with a fake package root.
  */
-export function planAddon(root: string, env: NodeJS.ProcessEnv, cudaLibTorch: () => FoundLibTorch | undefined): AddonPlan {
+export function planAddon(
+  root: string,
+  env: NodeJS.ProcessEnv,
+  cudaLibTorch: () => FoundLibTorch | undefined,
+): AddonPlan {
   const notes: string[] = [];
   const candidates: AddonCandidate[] = [];
-  if (env.RILS_ADDON) return { candidates: [{ file: path.resolve(env.RILS_ADDON), variant: 'override' }], notes: ['RILS_ADDON is set'] };
+  if (env.RILS_ADDON)
+    return { candidates: [{ file: path.resolve(env.RILS_ADDON), variant: 'override' }], notes: ['RILS_ADDON is set'] };
   const platform = `${process.platform}-${process.arch}`;
 
   const cudaFile = path.join(root, 'prebuilds', `${platform}-cuda`, 'rils.node');
@@ -104,12 +118,20 @@ export function planAddon(root: string, env: NodeJS.ProcessEnv, cudaLibTorch: ()
   if (cudaManifest) {
     const found = cudaLibTorch();
     const wanted = `LibTorch ${cudaManifest.libtorch} with CUDA ${cudaManifest.cuda}`;
-    if (!found) notes.push(`CUDA prebuild (${wanted}) skipped: no CUDA LibTorch found (set LIBTORCH, or pip install torch)`);
-    else if (majorMinor(found.version) !== majorMinor(cudaManifest.libtorch) || major(found.cuda) !== major(cudaManifest.cuda)) {
-      notes.push(`CUDA prebuild (${wanted}) skipped: ${found.from} is LibTorch ${found.version} with CUDA ${found.cuda ?? 'none'}`);
+    if (!found)
+      notes.push(`CUDA prebuild (${wanted}) skipped: no CUDA LibTorch found (set LIBTORCH, or pip install torch)`);
+    else if (
+      majorMinor(found.version) !== majorMinor(cudaManifest.libtorch) ||
+      major(found.cuda) !== major(cudaManifest.cuda)
+    ) {
+      notes.push(
+        `CUDA prebuild (${wanted}) skipped: ${found.from} is LibTorch ${found.version} with CUDA ${found.cuda ?? 'none'}`,
+      );
     } else if (!(env.LD_LIBRARY_PATH ?? '').split(':').includes(found.libDir)) {
-      notes.push(`CUDA prebuild (${wanted}) skipped: it links to ${found.libDir} dynamically, which is not on LD_LIBRARY_PATH ` +
-        `(export LD_LIBRARY_PATH=${found.libDir} to use it)`);
+      notes.push(
+        `CUDA prebuild (${wanted}) skipped: it links to ${found.libDir} dynamically, which is not on LD_LIBRARY_PATH ` +
+          `(export LD_LIBRARY_PATH=${found.libDir} to use it)`,
+      );
     } else {
       candidates.push({ file: cudaFile, variant: 'cuda' });
     }
@@ -129,7 +151,9 @@ export function planAddon(root: string, env: NodeJS.ProcessEnv, cudaLibTorch: ()
   return { candidates, notes };
 }
 
-interface Tags { file: string }
+interface Tags {
+  file: string;
+}
 interface NodeGypBuild {
   parseTuple(name: string): unknown;
   matchTuple(platform: string, arch: string): (t: unknown) => boolean;
@@ -152,7 +176,9 @@ function nodeGypBuildPrebuild(root: string): string | undefined {
       return [];
     }
   };
-  const tuple = list(path.join(root, 'prebuilds')).map(ngb.parseTuple).filter(ngb.matchTuple(process.platform, process.arch))
+  const tuple = list(path.join(root, 'prebuilds'))
+    .map(ngb.parseTuple)
+    .filter(ngb.matchTuple(process.platform, process.arch))
     .sort(ngb.compareTuples)[0] as { name: string } | undefined;
   if (!tuple) return undefined;
   const dir = path.join(root, 'prebuilds', tuple.name);
@@ -164,7 +190,9 @@ function nodeGypBuildPrebuild(root: string): string | undefined {
 /** The `.node` files under the package's prebuilds/, for error messages. */
 export function listPrebuilds(root: string): string[] {
   try {
-    return readdirSync(path.join(root, 'prebuilds'), { recursive: true }).map(String).filter((f) => f.endsWith('.node'));
+    return readdirSync(path.join(root, 'prebuilds'), { recursive: true })
+      .map(String)
+      .filter((f) => f.endsWith('.node'));
   } catch {
     return [];
   }

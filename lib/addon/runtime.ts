@@ -70,7 +70,8 @@ export function runtimeInfo(): RuntimeInfo {
 export function setNumThreads(threads: number): void {
   const cores = availableParallelism();
   checkInteger(threads, 'threads', 1);
-  if (threads > 4 * cores) throw invalid(`an integer in [1, ${4 * cores}] (4 × the ${cores} cores)`, 'threads', threads);
+  if (threads > 4 * cores)
+    throw invalid(`an integer in [1, ${4 * cores}] (4 × the ${cores} cores)`, 'threads', threads);
   try {
     native.setNumThreads(threads);
   } catch (error) {

@@ -47,8 +47,9 @@ export interface Command<O extends OptionSpecs = OptionSpecs> {
   run(argv: string[]): Promise<void>;
 }
 
-type Parsed<O extends OptionSpecs, P extends boolean> =
-  ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: P; strict: true }>>;
+type Parsed<O extends OptionSpecs, P extends boolean> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: O; allowPositionals: P; strict: true }>
+>;
 
 const NEGATIVE_NUMBER = /^-(\d|\.\d)/;
 
@@ -96,16 +97,26 @@ function normalise(argv: string[], options: OptionSpecs): string[] {
 /** `--help`: the synopsis, what the command does, and every option with its default. */
 export function helpText(command: Command): string {
   const rows = Object.entries(command.options).map(([name, o]) => {
-    const shown = o.default === undefined || o.default === false || (Array.isArray(o.default) && o.default.length === 0)
-      ? '' : ` (default ${Array.isArray(o.default) ? o.default.join(' ') : String(o.default)})`;
+    const shown =
+      o.default === undefined || o.default === false || (Array.isArray(o.default) && o.default.length === 0)
+        ? ''
+        : ` (default ${Array.isArray(o.default) ? o.default.join(' ') : String(o.default)})`;
     return [`--${name}${o.value ? ` ${o.value}` : ''}`, `${o.help}${shown}`] as const;
   });
   rows.push(['--help, -h', 'this text']);
   const width = Math.min(28, Math.max(...rows.map(([left]) => left.length)) + 2);
-  const lines = rows.map(([left, right]) => (left.length + 2 > width
-    ? `  ${left}\n  ${' '.repeat(width)}${right}` : `  ${left.padEnd(width)}${right}`));
-  return [`Usage: rils ${command.name} ${command.synopsis}`, '', command.summary, '', 'Options:', ...lines,
-    ...(command.notes ? ['', command.notes] : [])].join('\n');
+  const lines = rows.map(([left, right]) =>
+    left.length + 2 > width ? `  ${left}\n  ${' '.repeat(width)}${right}` : `  ${left.padEnd(width)}${right}`,
+  );
+  return [
+    `Usage: rils ${command.name} ${command.synopsis}`,
+    '',
+    command.summary,
+    '',
+    'Options:',
+    ...lines,
+    ...(command.notes ? ['', command.notes] : []),
+  ].join('\n');
 }
 
 /**
@@ -113,15 +124,24 @@ export function helpText(command: Command): string {
  * `--help` or `-h` anywhere before `--`, prints {@link helpText} and exits 0.
  */
 export function parseCommand<O extends OptionSpecs, P extends boolean = false>(
-  argv: string[], command: Command<O>, allowPositionals?: P,
+  argv: string[],
+  command: Command<O>,
+  allowPositionals?: P,
 ): Parsed<O, P> {
   if (optionPart(argv).some((arg) => arg === '--help' || arg === '-h')) {
     console.log(helpText(command));
     process.exit(0);
   }
-  const options = Object.fromEntries(Object.entries(command.options).map(([name, o]) => [name, {
-    type: o.type, ...(o.multiple ? { multiple: true } : {}), ...(o.default === undefined ? {} : { default: o.default }),
-  }])) as NonNullable<ParseArgsConfig['options']>;
+  const options = Object.fromEntries(
+    Object.entries(command.options).map(([name, o]) => [
+      name,
+      {
+        type: o.type,
+        ...(o.multiple ? { multiple: true } : {}),
+        ...(o.default === undefined ? {} : { default: o.default }),
+      },
+    ]),
+  ) as NonNullable<ParseArgsConfig['options']>;
   const args = normalise(argv, command.options);
   return parseArgs({ args, options, allowPositionals: allowPositionals ?? false, strict: true }) as Parsed<O, P>;
 }

@@ -35,7 +35,12 @@ export function integerOption(raw: string, name: string, min: number, max = Infi
 }
 
 /** {@link integerOption} of an option that may be left out (then undefined). */
-export function optionalInteger(raw: string | undefined, name: string, min: number, max = Infinity): number | undefined {
+export function optionalInteger(
+  raw: string | undefined,
+  name: string,
+  min: number,
+  max = Infinity,
+): number | undefined {
   return raw === undefined ? undefined : integerOption(raw, name, min, max);
 }
 
@@ -48,7 +53,8 @@ export function numberOption(raw: string, name: string, min: number): number {
 
 /** `--name`'s value, one of `choices`. */
 export function choiceOption<T extends string>(raw: string, name: string, choices: readonly T[]): T {
-  if (!(choices as readonly string[]).includes(raw)) throw invalid(choices.map((c) => `'${c}'`).join(' or '), `--${name}`, raw);
+  if (!(choices as readonly string[]).includes(raw))
+    throw invalid(choices.map((c) => `'${c}'`).join(' or '), `--${name}`, raw);
   return raw as T;
 }
 
@@ -76,8 +82,12 @@ export function outputOption(file: string | undefined, name: string): void {
   if (file === undefined) return;
   const folder = path.dirname(path.resolve(file));
   const isFolder = (p: string) => statSync(p, { throwIfNoEntry: false })?.isDirectory();
-  if (!isFolder(folder)) throw new RilsInputError(`${invalid('a file in an existing folder', `--${name}`, file).message} (no folder ${folder})`);
-  if (isFolder(file)) throw new RilsInputError(`Expected a file path for --${name} but received a folder, ${JSON.stringify(file)}`);
+  if (!isFolder(folder))
+    throw new RilsInputError(
+      `${invalid('a file in an existing folder', `--${name}`, file).message} (no folder ${folder})`,
+    );
+  if (isFolder(file))
+    throw new RilsInputError(`Expected a file path for --${name} but received a folder, ${JSON.stringify(file)}`);
 }
 
 /** Checks that `--name DIR` can be written as a folder: its parent exists and it is a folder or a new path. */
@@ -85,22 +95,40 @@ export function outputFolderOption(dir: string, name: string): void {
   const parent = path.dirname(path.resolve(dir));
   const info = statSync(dir, { throwIfNoEntry: false });
   if (!statSync(parent, { throwIfNoEntry: false })?.isDirectory()) {
-    throw new RilsInputError(`${invalid('a folder in an existing folder', `--${name}`, dir).message} (no folder ${parent})`);
+    throw new RilsInputError(
+      `${invalid('a folder in an existing folder', `--${name}`, dir).message} (no folder ${parent})`,
+    );
   }
-  if (info && !info.isDirectory()) throw new RilsInputError(`Expected a folder or a new path for --${name} but received the file ${JSON.stringify(dir)}`);
+  if (info && !info.isDirectory())
+    throw new RilsInputError(
+      `Expected a folder or a new path for --${name} but received the file ${JSON.stringify(dir)}`,
+    );
 }
 
 /** The options every command that loads a model takes. */
 export const MODEL_OPTIONS = {
   weights: {
-    type: 'string', value: 'W',
-    help: "rils's weights (they carry their config and tokenizer) or a CLIP checkpoint: OpenAI/open_clip safetensors, " +
+    type: 'string',
+    value: 'W',
+    help:
+      "rils's weights (they carry their config and tokenizer) or a CLIP checkpoint: OpenAI/open_clip safetensors, " +
       "a Hugging Face folder or OpenAI's TorchScript .pt",
   },
-  act: choiceFieldSpec(CONFIG_FIELDS.get('visionAct')!, "a CLIP checkpoint's MLP activation (OpenAI's: quick_gelu, the default; most open_clip models: gelu)", false),
-  vocab: { type: 'string', value: 'FILE', help: "CLIP's BPE vocabulary (bpe_simple_vocab_16e6.txt.gz) when not the bundled one" },
+  act: choiceFieldSpec(
+    CONFIG_FIELDS.get('visionAct')!,
+    "a CLIP checkpoint's MLP activation (OpenAI's: quick_gelu, the default; most open_clip models: gelu)",
+    false,
+  ),
+  vocab: {
+    type: 'string',
+    value: 'FILE',
+    help: "CLIP's BPE vocabulary (bpe_simple_vocab_16e6.txt.gz) when not the bundled one",
+  },
   device: runOptionSpec('device'),
-  precision: choiceFieldSpec(RUN_FIELDS.get('precision')!, "the towers' arithmetic (auto: bf16 on CUDA, fp32 on the CPU)"),
+  precision: choiceFieldSpec(
+    RUN_FIELDS.get('precision')!,
+    "the towers' arithmetic (auto: bf16 on CUDA, fp32 on the CPU)",
+  ),
 } as const satisfies OptionSpecs;
 
 /**
@@ -109,7 +137,11 @@ export const MODEL_OPTIONS = {
  * CLIP vocabulary other than the bundled one; on `--device`, in `--precision` (auto, fp32 or bf16).
  */
 type ModelArgs = {
-  weights?: string | undefined; vocab?: string | undefined; device?: string | undefined; precision?: string | undefined; act?: string | undefined;
+  weights?: string | undefined;
+  vocab?: string | undefined;
+  device?: string | undefined;
+  precision?: string | undefined;
+  act?: string | undefined;
 };
 
 /** `--act`: an activation the towers have. */
@@ -120,7 +152,8 @@ export function actOption(raw: string): Activation {
 /** The options of MODEL_OPTIONS, checked (call it first, so a bad value fails before other work). */
 export function modelOptions(a: ModelArgs): PretrainedOptions {
   return {
-    ...(a.vocab ? { vocabPath: a.vocab } : {}), ...(a.device ? { device: deviceOption(a.device) } : {}),
+    ...(a.vocab ? { vocabPath: a.vocab } : {}),
+    ...(a.device ? { device: deviceOption(a.device) } : {}),
     ...(a.precision ? { precision: choiceOption(a.precision, 'precision', PRECISIONS) } : {}),
     ...(a.act ? { act: actOption(a.act) } : {}),
   };
@@ -136,7 +169,10 @@ export async function loadModel(a: ModelArgs): Promise<Rils> {
  * `--templates`: `slip7`, `clip80`, a `.txt` (one template per line) or `.json` (a list) file, or
  * the templates themselves (each with `{}` for the class name); `fallback` when not given.
  */
-export function templatesOption<F extends Templates | undefined>(values: readonly string[] | undefined, fallback: F): Templates | F {
+export function templatesOption<F extends Templates | undefined>(
+  values: readonly string[] | undefined,
+  fallback: F,
+): Templates | F {
   if (!values || values.length === 0) return fallback;
   if (values.length === 1 && (values[0] === 'slip7' || values[0] === 'clip80')) return values[0];
   if (values.length === 1 && /\.(txt|json)$/.test(values[0]!) && !values[0]!.includes('{}')) {
@@ -144,7 +180,12 @@ export function templatesOption<F extends Templates | undefined>(values: readonl
     let list: unknown;
     try {
       const text = readRegularFileSync(file, 'a templates file').toString('utf-8');
-      list = file.endsWith('.json') ? JSON.parse(text) : text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+      list = file.endsWith('.json')
+        ? JSON.parse(text)
+        : text
+            .split(/\r?\n/)
+            .map((l) => l.trim())
+            .filter(Boolean);
     } catch (error) {
       throw new RilsInputError(`Cannot read the templates in ${file}: ${(error as Error).message}`);
     }
@@ -154,13 +195,18 @@ export function templatesOption<F extends Templates | undefined>(values: readonl
     return list as string[];
   }
   const bad = values.find((t) => !t.includes('{}'));
-  if (bad !== undefined) throw invalid("slip7, clip80, a .txt/.json file, or templates containing {}", '--templates', bad);
+  if (bad !== undefined)
+    throw invalid('slip7, clip80, a .txt/.json file, or templates containing {}', '--templates', bad);
   return [...values];
 }
 
 /** `--templates`, as {@link templatesOption} reads it: several templates may follow one `--templates`. */
 export const TEMPLATES_OPTION = {
-  type: 'string', multiple: true, value: 'slip7|clip80|FILE|TEMPLATE...', takes: (arg: string) => arg.includes('{}'),
-  help: 'prompt templates: slip7, clip80, a .txt (one per line) or .json (a list) file, or the templates themselves, ' +
+  type: 'string',
+  multiple: true,
+  value: 'slip7|clip80|FILE|TEMPLATE...',
+  takes: (arg: string) => arg.includes('{}'),
+  help:
+    'prompt templates: slip7, clip80, a .txt (one per line) or .json (a list) file, or the templates themselves, ' +
     'each with {} for the class name (all after one --templates)',
 } as const satisfies OptionSpec;

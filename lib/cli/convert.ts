@@ -8,12 +8,24 @@ import { FOLDER_LAYOUTS, LAYOUTS, SAVE_LAYOUTS, SAVE_LAYOUTS_HELP } from '../wei
 import type { SaveLayout } from '../weights/layouts.js';
 import { parseCommand } from './args.js';
 import type { Command } from './args.js';
-import { MODEL_OPTIONS, choiceOption, fail, loadModel, modelOptions, outputFolderOption, outputOption } from './common.js';
+import {
+  MODEL_OPTIONS,
+  choiceOption,
+  fail,
+  loadModel,
+  modelOptions,
+  outputFolderOption,
+  outputOption,
+} from './common.js';
 import { checkOutputs } from './outputs.js';
 
 const OPTIONS = {
   ...MODEL_OPTIONS,
-  out: { type: 'string', value: 'OUT', help: `the converted weights: a file, or a folder for --layout ${FOLDER_LAYOUTS.join('|')}` },
+  out: {
+    type: 'string',
+    value: 'OUT',
+    help: `the converted weights: a file, or a folder for --layout ${FOLDER_LAYOUTS.join('|')}`,
+  },
   layout: { type: 'string', value: SAVE_LAYOUTS.join('|'), default: 'rils', help: SAVE_LAYOUTS_HELP },
 } as const;
 
@@ -34,7 +46,8 @@ async function convert(argv: string[]): Promise<void> {
 
 export const convertCommand: Command<typeof OPTIONS> = {
   name: 'convert',
-  summary: 'Converts weights from one layout to another (a CLIP checkpoint to rils\'s file, OpenAI\'s safetensors or a Hugging Face folder).',
+  summary:
+    "Converts weights from one layout to another (a CLIP checkpoint to rils's file, OpenAI's safetensors or a Hugging Face folder).",
   synopsis: '--weights IN --out OUT [options]',
   options: OPTIONS,
   run: convert,

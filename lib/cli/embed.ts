@@ -29,8 +29,10 @@ async function embed(argv: string[]): Promise<void> {
   modelOptions(a); // bad model options fail first
   if (!a.out || positionals.length === 0) fail('embed needs --out FILE and image files (or folders of them)');
   outputOption(a.out, 'out');
-  checkOutputs({ '--out': a.out, ...(a.out.endsWith('.npy') ? { '--out (its .txt)': `${a.out}.txt` } : {}) },
-    { '--weights': a.weights, '--vocab': a.vocab, IMAGE: positionals });
+  checkOutputs(
+    { '--out': a.out, ...(a.out.endsWith('.npy') ? { '--out (its .txt)': `${a.out}.txt` } : {}) },
+    { '--weights': a.weights, '--vocab': a.vocab, IMAGE: positionals },
+  );
   const chunkSize = integerOption(a.batch, 'batch', 1);
   const { images, notImages } = await imageArguments(positionals);
   if (notImages.length) console.log(`skipped ${notImages.length} file(s) that are not images (first: ${notImages[0]})`);
@@ -38,14 +40,19 @@ async function embed(argv: string[]): Promise<void> {
   const model = await loadModel(a);
   const bar = encodeProgress('encoding images');
   const r = await embedImages(model, images, { chunkSize, onProgress: bar.onProgress }).finally(() => bar.stop());
-  if (r.skipped.length) console.log(`skipped ${r.skipped.length} unreadable image(s) (first: ${r.skipped[0]!.name}: ${r.skipped[0]!.reason})`);
+  if (r.skipped.length)
+    console.log(
+      `skipped ${r.skipped.length} unreadable image(s) (first: ${r.skipped[0]!.name}: ${r.skipped[0]!.reason})`,
+    );
   const shape = [r.count, model.config.embedDim];
   const kept = Array.from(r.kept, (i) => path.resolve(images[i]!));
   if (a.out.endsWith('.npy')) {
     await writeNpy(a.out, r.embeddings, shape);
     await writeFile(`${a.out}.txt`, `${kept.join('\n')}\n`);
   } else {
-    await writeSafetensors(a.out, [{ name: 'image_embed_norm', dtype: 'F32', shape, data: r.embeddings }], { images: JSON.stringify(kept) });
+    await writeSafetensors(a.out, [{ name: 'image_embed_norm', dtype: 'F32', shape, data: r.embeddings }], {
+      images: JSON.stringify(kept),
+    });
   }
   console.log(`${a.out}: ${shape.join('×')} embeddings`);
   model.dispose();
@@ -56,7 +63,8 @@ export const embedCommand: Command<typeof OPTIONS> = {
   summary: 'Writes the unit-norm image embeddings of image files, one row per image read.',
   synopsis: '--weights W --out FILE.safetensors|FILE.npy [options] IMAGE|DIR...',
   options: OPTIONS,
-  notes: 'A folder stands for the images directly in it. Files that are not images and images that cannot be decoded are ' +
+  notes:
+    'A folder stands for the images directly in it. Files that are not images and images that cannot be decoded are ' +
     'skipped and counted. The image paths of the rows are in the safetensors metadata (images), or for .npy in FILE.npy.txt.',
   run: embed,
 };

@@ -12,7 +12,8 @@ import { RilsInputError } from '../errors.js';
 
 /** The images of the arguments, in order, and the files that are not images. */
 export async function imageArguments(args: readonly string[]): Promise<{ images: string[]; notImages: string[] }> {
-  const images: string[] = [], notImages: string[] = [];
+  const images: string[] = [],
+    notImages: string[] = [];
   const isImage = (name: string) => IMAGE_EXT.has(path.extname(name).toLowerCase());
   for (const arg of args) {
     const info = await stat(arg).catch(() => undefined);
@@ -21,7 +22,9 @@ export async function imageArguments(args: readonly string[]): Promise<{ images:
       (isImage(arg) ? images : notImages).push(arg);
       continue;
     }
-    const entries = (await readdir(arg, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const entries = (await readdir(arg, { withFileTypes: true })).sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+    );
     for (const entry of entries) {
       if (!entry.isFile() && !entry.isSymbolicLink()) continue;
       (isImage(entry.name) ? images : notImages).push(path.join(arg, entry.name));

@@ -16,15 +16,22 @@ import { trainCommand } from './train.js';
 import { zeroshotCommand } from './zeroshot.js';
 
 const COMMANDS: Record<string, Command> = {
-  info: infoCommand, train: trainCommand, zeroshot: zeroshotCommand, embed: embedCommand, eval: evalCommand,
-  convert: convertCommand, export: exportCommand,
+  info: infoCommand,
+  train: trainCommand,
+  zeroshot: zeroshotCommand,
+  embed: embedCommand,
+  eval: evalCommand,
+  convert: convertCommand,
+  export: exportCommand,
 };
 
 const USAGE = `rils — RILS vision-language pre-training on LibTorch
 
   rils build    Compiles the addon from source (CPU, or CUDA with a CUDA LibTorch in LIBTORCH, Torch_DIR or a pip
                 torch); extra arguments go to cmake-js.
-${Object.values(COMMANDS).map((c) => `  rils ${c.name.padEnd(9)}${c.summary}`).join('\n')}
+${Object.values(COMMANDS)
+  .map((c) => `  rils ${c.name.padEnd(9)}${c.summary}`)
+  .join('\n')}
 
 --weights takes rils's weights (they carry their config and tokenizer) or a CLIP checkpoint: OpenAI's\n.pt, open_clip's safetensors or a Hugging Face folder (--act gelu for open_clip's GELU models).
 rils COMMAND --help shows one command's options.`;

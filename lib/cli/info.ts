@@ -14,7 +14,14 @@ import type { Command } from './args.js';
 function blasInfo(): string {
   try {
     const maps = readFileSync('/proc/self/maps', 'utf-8');
-    const libs = [...new Set(maps.split('\n').map((l) => l.split(/\s+/).pop() ?? '').filter((l) => /blas|lapack/.test(l)))];
+    const libs = [
+      ...new Set(
+        maps
+          .split('\n')
+          .map((l) => l.split(/\s+/).pop() ?? '')
+          .filter((l) => /blas|lapack/.test(l)),
+      ),
+    ];
     return libs.length ? libs.join(', ') : 'none mapped';
   } catch {
     return 'unknown';
@@ -26,9 +33,13 @@ async function info(argv: string[]): Promise<void> {
   const r = runtimeInfo();
   const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
   console.log(`rils ${pkg.version}`);
-  console.log(`LibTorch ${r.libtorchVersion}; CUDA ${r.cudaAvailable ? `yes (${r.cudaDeviceCount} device(s))` : 'no'}; threads ${r.threads}`);
+  console.log(
+    `LibTorch ${r.libtorchVersion}; CUDA ${r.cudaAvailable ? `yes (${r.cudaDeviceCount} device(s))` : 'no'}; threads ${r.threads}`,
+  );
   console.log(`BLAS: ${blasInfo()}`);
-  console.log(`addon: ${r.addon.variant} (${r.addon.file}); training across processes: ${r.distributedAvailable ? 'yes (c10d/Gloo)' : 'no (built without Gloo)'}`);
+  console.log(
+    `addon: ${r.addon.variant} (${r.addon.file}); training across processes: ${r.distributedAvailable ? 'yes (c10d/Gloo)' : 'no (built without Gloo)'}`,
+  );
   for (const note of r.addon.notes) console.log(`  ${note}`);
   console.log(r.parallelInfo.trim());
 }

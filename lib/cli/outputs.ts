@@ -20,7 +20,8 @@ export type Inputs = Record<string, string | readonly string[] | undefined>;
 export type Outputs = Record<string, string | undefined>;
 
 /** Files the readers take from a data folder: images, captions (`.txt`) and class lists. */
-const folderData = (file: string) => isImageFileName(file) || /\.txt$/i.test(file) || path.basename(file) === 'classes.json';
+const folderData = (file: string) =>
+  isImageFileName(file) || /\.txt$/i.test(file) || path.basename(file) === 'classes.json';
 /** Files an index (JSONL, CSV) beside them may name: images. */
 const indexData = (file: string) => isImageFileName(file);
 /** A weights folder (Hugging Face's) is read whole. */
@@ -57,10 +58,19 @@ function existingInputs(inputs: Inputs, whole: ReadonlySet<string>): Input[] {
     for (const spec of specs) {
       for (const p of (shardUrls(spec) ?? [spec]).filter((url) => shardKind(url) === 'file')) {
         const info = statOf(p);
-        if (!info) continue;  // 'mnist', or a path the command reports itself
+        if (!info) continue; // 'mnist', or a path the command reports itself
         const folder = info.isDirectory()
-          ? { real: realpathSync(p), holds: whole.has(option) ? anyFile : folderData, what: `a file inside ${option} (${p})` }
-          : /\.(jsonl|csv)$/i.test(p) ? { real: path.dirname(realpathSync(p)), holds: indexData, what: `an image under the folder of ${option} (${p})` }
+          ? {
+              real: realpathSync(p),
+              holds: whole.has(option) ? anyFile : folderData,
+              what: `a file inside ${option} (${p})`,
+            }
+          : /\.(jsonl|csv)$/i.test(p)
+            ? {
+                real: path.dirname(realpathSync(p)),
+                holds: indexData,
+                what: `an image under the folder of ${option} (${p})`,
+              }
             : undefined;
         out.push({ option, path: p, info, ...(folder ? { folder } : {}) });
       }
@@ -70,13 +80,19 @@ function existingInputs(inputs: Inputs, whole: ReadonlySet<string>): Input[] {
 }
 
 const refuse = (option: string, file: string, why: string) =>
-  new RilsInputError(`Expected an output path that is none of the inputs for ${option} but received ${JSON.stringify(file)}, ${why}; nothing was written`);
+  new RilsInputError(
+    `Expected an output path that is none of the inputs for ${option} but received ${JSON.stringify(file)}, ${why}; nothing was written`,
+  );
 
 /**
  * Refuses outputs that are inputs, data files inside input folders, folders that hold an input, or
  * another output's path. The options in `whole` (weights, checkpoints) name folders read whole.
  */
-export function checkOutputs(outputs: Outputs, inputs: Inputs, whole: readonly string[] = ['--weights', '--init']): void {
+export function checkOutputs(
+  outputs: Outputs,
+  inputs: Inputs,
+  whole: readonly string[] = ['--weights', '--init'],
+): void {
   const read = existingInputs(inputs, new Set(whole));
   const targets = new Map<string, string>();
   for (const [option, file] of Object.entries(outputs)) {
@@ -86,13 +102,14 @@ export function checkOutputs(outputs: Outputs, inputs: Inputs, whole: readonly s
     if (other !== undefined) throw refuse(option, file, `the path of ${other} too`);
     targets.set(target, option);
     const info = statOf(file);
-    if (!info) continue;  // a new file is no input
+    if (!info) continue; // a new file is no input
     for (const input of read) {
       if (sameFile(info, input.info)) throw refuse(option, file, `which is ${input.option} (${input.path})`);
       if (input.folder && info.isFile() && input.folder.holds(target) && inside(target, input.folder.real)) {
         throw refuse(option, file, input.folder.what);
       }
-      if (info.isDirectory() && inside(realpathSync(input.path), target)) throw refuse(option, file, `a folder that holds ${input.option} (${input.path})`);
+      if (info.isDirectory() && inside(realpathSync(input.path), target))
+        throw refuse(option, file, `a folder that holds ${input.option} (${input.path})`);
     }
   }
 }

@@ -19,8 +19,11 @@ export interface TrainProgress {
 
 function fieldsOf(p: StepProgress) {
   return {
-    loss: p.loss.toFixed(4), acc: (100 * p.clipAcc).toFixed(1), gated: (100 * p.gatedFraction).toFixed(1),
-    ips: p.imagesPerSecond.toFixed(1), wait: (100 * p.dataWaitFraction).toFixed(1),
+    loss: p.loss.toFixed(4),
+    acc: (100 * p.clipAcc).toFixed(1),
+    gated: (100 * p.gatedFraction).toFixed(1),
+    ips: p.imagesPerSecond.toFixed(1),
+    wait: (100 * p.dataWaitFraction).toFixed(1),
   };
 }
 
@@ -31,19 +34,25 @@ function fieldsOf(p: StepProgress) {
 export function trainProgress(steps: number, from: number, rank: number, recon: boolean): TrainProgress {
   const history: StepProgress[] = [];
   const gated = recon ? ' gated {gated}%' : '';
-  const bar = process.stdout.isTTY && rank === 0
-    ? new cliProgress.SingleBar({
-      format: `step {value}/{total} [{bar}] loss {loss} clip-acc {acc}%${gated} {ips} img/s data-wait {wait}%`,
-    }, cliProgress.Presets.shades_classic)
-    : null;
+  const bar =
+    process.stdout.isTTY && rank === 0
+      ? new cliProgress.SingleBar(
+          {
+            format: `step {value}/{total} [{bar}] loss {loss} clip-acc {acc}%${gated} {ips} img/s data-wait {wait}%`,
+          },
+          cliProgress.Presets.shades_classic,
+        )
+      : null;
   bar?.start(steps, from, { loss: '-', acc: '-', gated: '-', ips: '-', wait: '-' });
   const onStep = (p: StepProgress) => {
     history.push(p);
     const f = fieldsOf(p);
     if (bar) bar.update(p.step, f);
     else if (rank === 0 && (p.step % 20 === 0 || p.step === steps)) {
-      console.log(`step ${p.step}/${steps} loss ${f.loss} clip-acc ${f.acc}%${recon ? ` gated ${f.gated}%` : ''} ` +
-        `lr ${p.lr.toExponential(2)} ${f.ips} img/s data-wait ${f.wait}%`);
+      console.log(
+        `step ${p.step}/${steps} loss ${f.loss} clip-acc ${f.acc}%${recon ? ` gated ${f.gated}%` : ''} ` +
+          `lr ${p.lr.toExponential(2)} ${f.ips} img/s data-wait ${f.wait}%`,
+      );
     }
   };
   return { onStep, history, stop: () => bar?.stop() };
@@ -56,7 +65,7 @@ export interface EncodeProgress {
 }
 
 const timeLeft = (p: EmbedProgress) =>
-  (p.total === undefined || p.imagesPerSecond <= 0 ? '?' : `${Math.ceil((p.total - p.done) / p.imagesPerSecond)} s`);
+  p.total === undefined || p.imagesPerSecond <= 0 ? '?' : `${Math.ceil((p.total - p.done) / p.imagesPerSecond)} s`;
 
 /**
  * Progress of encoding `what`: a bar with images/s and the time left on a terminal; otherwise a
@@ -68,14 +77,19 @@ export function encodeProgress(what: string): EncodeProgress {
   const onProgress = (p: EmbedProgress) => {
     const fields = { ips: p.imagesPerSecond.toFixed(1), left: timeLeft(p), skipped: p.skipped };
     if (process.stdout.isTTY && p.total !== undefined) {
-      bar ??= new cliProgress.SingleBar({
-        format: `${what} {value}/{total} [{bar}] {ips} img/s, {left} left, {skipped} unreadable`,
-      }, cliProgress.Presets.shades_classic);
+      bar ??= new cliProgress.SingleBar(
+        {
+          format: `${what} {value}/{total} [{bar}] {ips} img/s, {left} left, {skipped} unreadable`,
+        },
+        cliProgress.Presets.shades_classic,
+      );
       if (!bar.isActive) bar.start(p.total, 0, fields);
       bar.update(p.done, fields);
     } else if (performance.now() - lastLine > 10_000 || p.done === p.total) {
       lastLine = performance.now();
-      console.log(`${what}: ${p.done}${p.total === undefined ? '' : `/${p.total}`} images, ${fields.ips} img/s, ${fields.left} left`);
+      console.log(
+        `${what}: ${p.done}${p.total === undefined ? '' : `/${p.total}`} images, ${fields.ips} img/s, ${fields.left} left`,
+      );
     }
   };
   return { onProgress, stop: () => bar?.stop() };

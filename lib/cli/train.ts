@@ -42,15 +42,28 @@ async function launch(argv: string[], s: Settings): Promise<never> {
 function jobOf(s: Settings): Job {
   const distributed = distributedFromEnv();
   const worldSize = distributed?.worldSize ?? 1;
-  if (s.globalBatch % worldSize !== 0) fail(`--batch ${s.globalBatch} does not split evenly over ${worldSize} processes`);
+  if (s.globalBatch % worldSize !== 0)
+    fail(`--batch ${s.globalBatch} does not split evenly over ${worldSize} processes`);
   return { rank: distributed?.rank ?? 0, worldSize, distributed };
 }
 
 /** Each rank reads every world-th example with its own seed, at the model's input size, in its tokenizer. */
-async function openData(s: Settings, job: Job, tokenizer: TokenizerFactory | Tokenizer, size: number): Promise<Dataset> {
+async function openData(
+  s: Settings,
+  job: Job,
+  tokenizer: TokenizerFactory | Tokenizer,
+  size: number,
+): Promise<Dataset> {
   const data = await openDataset(s.data, {
-    tokenizer, batchSize: s.globalBatch / job.worldSize, seed: (s.model.seed ?? 0) + job.rank, size,
-    rank: job.rank, worldSize: job.worldSize, onError: s.onError, ...(s.maxPixels ? { maxPixels: s.maxPixels } : {}), shards: s.shards,
+    tokenizer,
+    batchSize: s.globalBatch / job.worldSize,
+    seed: (s.model.seed ?? 0) + job.rank,
+    size,
+    rank: job.rank,
+    worldSize: job.worldSize,
+    onError: s.onError,
+    ...(s.maxPixels ? { maxPixels: s.maxPixels } : {}),
+    shards: s.shards,
   });
   if (data.skippedRows) console.log(`skipped ${data.skippedRows} rows without an image or a caption`);
   return data;
@@ -66,13 +79,21 @@ async function modelAndData(s: Settings, job: Job): Promise<{ model: Rils; data:
     const size = (s.model.imageSize as number | undefined) ?? presetConfig(s.model.preset!).imageSize;
     const data = await openData(s, job, s.tokenizer!, size);
     const { tokenizer } = data;
-    const model = await Rils.create({ ...s.model, vocabSize: tokenizer.vocabSize, contextLength: tokenizer.contextLength, tokenizer, ...distributed });
+    const model = await Rils.create({
+      ...s.model,
+      vocabSize: tokenizer.vocabSize,
+      contextLength: tokenizer.contextLength,
+      tokenizer,
+      ...distributed,
+    });
     return { model, data };
   }
   const model = await Rils.fromPretrained(s.init, { ...s.model, ...distributed });
   if (!model.tokenizer) {
     model.dispose();
-    fail(`${s.init} has no tokenizer rils can rebuild (vocabulary ${model.config.vocabSize}): for CLIP's BPE, pass --vocab`);
+    fail(
+      `${s.init} has no tokenizer rils can rebuild (vocabulary ${model.config.vocabSize}): for CLIP's BPE, pass --vocab`,
+    );
   }
   try {
     return { model, data: await openData(s, job, model.tokenizer, model.config.imageSize) };
@@ -97,7 +118,9 @@ async function finish(s: Settings, job: Job, { model, data, result, history }: T
   if (result.interrupted) log(`stopped at step ${result.stepsDone}; run the same command again to resume`);
   if (job.rank !== 0) return; // every rank holds the same weights: rank 0 writes them
   await model.saveWeights(s.out, { layout: s.layout });
-  console.log(`weights: ${s.out}${job.worldSize > 1 ? ` (${job.worldSize} processes, global batch ${s.globalBatch})` : ''}`);
+  console.log(
+    `weights: ${s.out}${job.worldSize > 1 ? ` (${job.worldSize} processes, global batch ${s.globalBatch})` : ''}`,
+  );
   if (s.report) {
     await writeTrainingReport(s.report, model, history, data);
     console.log(`report: ${s.report}`);
@@ -107,8 +130,10 @@ async function finish(s: Settings, job: Job, { model, data, result, history }: T
 
 /** What reading skipped, in one line each (nothing when nothing was). */
 function reportSkips(k: Skips): void {
-  if (k.samples) console.log(`skipped ${k.samples} unreadable samples${k.oversized ? ` (${k.oversized} over --max-pixels)` : ''}`);
-  if (k.shards) console.log(`skipped the rest of ${k.shards} damaged shard(s); the last: ${k.lastShardError ?? 'unknown'}`);
+  if (k.samples)
+    console.log(`skipped ${k.samples} unreadable samples${k.oversized ? ` (${k.oversized} over --max-pixels)` : ''}`);
+  if (k.shards)
+    console.log(`skipped the rest of ${k.shards} damaged shard(s); the last: ${k.lastShardError ?? 'unknown'}`);
   if (k.retries) console.log(`retried ${k.retries} failed shard read(s)`);
 }
 
@@ -122,8 +147,11 @@ async function train(argv: string[]): Promise<void> {
   const { model, data } = await modelAndData(s, job);
   const progress = trainProgress(s.steps, model.step, job.rank, model.trainingOptions.reconWeight > 0);
   const result = await fit(model, data.source, {
-    steps: s.steps, ...(s.checkpoint ? { checkpoint: s.checkpoint } : {}), ...(s.metrics ? { metrics: s.metrics } : {}),
-    onStep: progress.onStep, onWarning: (message) => console.error(`rils: ${message}`),
+    steps: s.steps,
+    ...(s.checkpoint ? { checkpoint: s.checkpoint } : {}),
+    ...(s.metrics ? { metrics: s.metrics } : {}),
+    onStep: progress.onStep,
+    onWarning: (message) => console.error(`rils: ${message}`),
   });
   progress.stop();
   data.source.dispose?.(); // shard streams and pipe: commands still open

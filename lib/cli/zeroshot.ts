@@ -7,7 +7,15 @@ import { decodeChunk } from '../eval/embed.js';
 import { imageArguments } from './images.js';
 import { parseCommand } from './args.js';
 import type { Command } from './args.js';
-import { MODEL_OPTIONS, TEMPLATES_OPTION, fail, integerOption, loadModel, modelOptions, templatesOption } from './common.js';
+import {
+  MODEL_OPTIONS,
+  TEMPLATES_OPTION,
+  fail,
+  integerOption,
+  loadModel,
+  modelOptions,
+  templatesOption,
+} from './common.js';
 import { invalid } from '../validate.js';
 
 const OPTIONS = {
@@ -30,8 +38,11 @@ function classesOf(raw: string): string[] {
 async function zeroshot(argv: string[]): Promise<void> {
   const { values: a, positionals } = parseCommand(argv, zeroshotCommand, true);
   modelOptions(a); // bad model options fail first
-  if (!a.classes || positionals.length === 0) fail('zeroshot needs --classes a,b,c and image files (or folders of them)');
-  const classes = classesOf(a.classes), topK = integerOption(a.top, 'top', 1), templates = templatesOption(a.templates, 'slip7');
+  if (!a.classes || positionals.length === 0)
+    fail('zeroshot needs --classes a,b,c and image files (or folders of them)');
+  const classes = classesOf(a.classes),
+    topK = integerOption(a.top, 'top', 1),
+    templates = templatesOption(a.templates, 'slip7');
   const { images, notImages } = await imageArguments(positionals);
   if (notImages.length) console.log(`skipped ${notImages.length} file(s) that are not images (first: ${notImages[0]})`);
   if (images.length === 0) fail(`no image among ${positionals.join(', ')}`);
@@ -45,7 +56,9 @@ async function zeroshot(argv: string[]): Promise<void> {
     if (chunk.ok.length === 0) continue;
     const r = await classifier.classify({ images: chunk.pixels, batchSize: chunk.ok.length }, { topK });
     r.top.forEach((top, i) => {
-      console.log(`${images[chunk.ok[i]!]}: ${top.labels.map((l, k) => `${l} ${(100 * top.probabilities[k]!).toFixed(1)}%`).join(', ')}`);
+      console.log(
+        `${images[chunk.ok[i]!]}: ${top.labels.map((l, k) => `${l} ${(100 * top.probabilities[k]!).toFixed(1)}%`).join(', ')}`,
+      );
     });
   }
   if (unreadable.length) console.log(`skipped ${unreadable.length} unreadable image(s) (first: ${unreadable[0]})`);
@@ -54,7 +67,8 @@ async function zeroshot(argv: string[]): Promise<void> {
 
 export const zeroshotCommand: Command<typeof OPTIONS> = {
   name: 'zeroshot',
-  summary: 'Classifies images among class names: each class is the mean embedding of its prompts, the best classes are printed per image.',
+  summary:
+    'Classifies images among class names: each class is the mean embedding of its prompts, the best classes are printed per image.',
   synopsis: '--weights W --classes a,b,c [options] IMAGE|DIR...',
   options: OPTIONS,
   notes: 'A folder stands for the images directly in it; other files are skipped and counted.',

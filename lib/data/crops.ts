@@ -54,7 +54,8 @@ let decoding: Promise<unknown> = Promise.resolve();
 
 async function plan(s: PlannedSample, o: CropOptions): Promise<Plan> {
   let input = await s.load();
-  if (typeof input === 'string') {  // only a regular file: a FIFO would block its reader forever
+  if (typeof input === 'string') {
+    // only a regular file: a FIFO would block its reader forever
     if (nativeJpeg && /\.jpe?g$/i.test(input)) input = await readRegularFile(input, 'an image file');
     else await checkRegularFile(input, 'an image file');
   }
@@ -74,7 +75,8 @@ async function sharpCrop(p: Plan, s: PlannedSample, o: CropOptions, images: Uint
     return;
   }
   const pixels = await decodeCrop(p.input, p.box, size);
-  if (pixels.length !== size * size * 3) throw new RilsInputError(`Expected ${size}×${size} RGB pixels but the decoder gave ${pixels.length} bytes`);
+  if (pixels.length !== size * size * 3)
+    throw new RilsInputError(`Expected ${size}×${size} RGB pixels but the decoder gave ${pixels.length} bytes`);
   images.set(pixels, k * size * size * 3);
 }
 
@@ -82,10 +84,17 @@ async function sharpCrop(p: Plan, s: PlannedSample, o: CropOptions, images: Uint
 async function nativeCrops(plans: (Plan | Error)[], o: CropOptions, images: Uint8Array): Promise<Set<number>> {
   const slots = plans.flatMap((p, k) => (!(p instanceof Error) && p.jpeg && p.box ? [k] : []));
   if (slots.length === 0) return new Set();
-  const boxes = new Int32Array(slots.flatMap((k) => { const b = (plans[k] as Plan).box!; return [b.x, b.y, b.w, b.h]; }));
+  const boxes = new Int32Array(
+    slots.flatMap((k) => {
+      const b = (plans[k] as Plan).box!;
+      return [b.x, b.y, b.w, b.h];
+    }),
+  );
   const inputs = slots.map((k) => (plans[k] as Plan).input as Buffer);
   const threads = o.decodeThreads ?? availableParallelism();
-  const run = decoding.then(() => native.decodeJpegCrops!(inputs, boxes, images, Int32Array.from(slots), o.size, threads));
+  const run = decoding.then(() =>
+    native.decodeJpegCrops!(inputs, boxes, images, Int32Array.from(slots), o.size, threads),
+  );
   decoding = run.catch(() => undefined);
   const errors = await run;
   return new Set(slots.filter((_, i) => errors[i] !== ''));
@@ -95,17 +104,23 @@ async function nativeCrops(plans: (Plan | Error)[], o: CropOptions, images: Uint
  * Crops every sample into `images` (slot k for sample k); resolves with each sample's error (null
  * when decoded), so that the caller applies its skip policy.
  */
-export async function decodeCrops(samples: readonly PlannedSample[], o: CropOptions, images: Uint8Array): Promise<(Error | null)[]> {
+export async function decodeCrops(
+  samples: readonly PlannedSample[],
+  o: CropOptions,
+  images: Uint8Array,
+): Promise<(Error | null)[]> {
   const plans = await Promise.all(samples.map((s) => plan(s, o).catch((e: Error) => e)));
   const refused = await nativeCrops(plans, o, images);
-  return Promise.all(plans.map(async (p, k) => {
-    if (p instanceof Error) return p;
-    if (p.jpeg && p.box && !refused.has(k)) return null;
-    try {
-      await sharpCrop(p, samples[k]!, o, images, k);
-      return null;
-    } catch (error) {
-      return error as Error;
-    }
-  }));
+  return Promise.all(
+    plans.map(async (p, k) => {
+      if (p instanceof Error) return p;
+      if (p.jpeg && p.box && !refused.has(k)) return null;
+      try {
+        await sharpCrop(p, samples[k]!, o, images, k);
+        return null;
+      } catch (error) {
+        return error as Error;
+      }
+    }),
+  );
 }

@@ -35,7 +35,10 @@ export interface OpenDatasetOptions {
   /** Images with more pixels are skipped (counted as oversized). Default 100 000 000. */
   maxPixels?: number;
   /** WebDataset: how shards are read (timeouts, retries), the shuffle buffer, workers, resampling, decode threads; see {@link WebDatasetSourceOptions}. */
-  shards?: Pick<WebDatasetSourceOptions, 'shuffle' | 'workers' | 'resampled' | 'timeoutSeconds' | 'retries' | 'backoffSeconds' | 'decodeThreads'>;
+  shards?: Pick<
+    WebDatasetSourceOptions,
+    'shuffle' | 'workers' | 'resampled' | 'timeoutSeconds' | 'retries' | 'backoffSeconds' | 'decodeThreads'
+  >;
 }
 
 /** What reading has skipped so far. */
@@ -97,13 +100,18 @@ export interface Share {
 /** Every `worldSize`-th item from `rank` on, refusing a share that would be empty. @internal */
 export function shareOf<T>(items: readonly T[], { rank, worldSize }: Share, what: string): T[] {
   if (items.length < worldSize) {
-    throw new RilsInputError(`Expected at least ${worldSize} ${what} for ${worldSize} processes (each reads its own) but received ${items.length}`);
+    throw new RilsInputError(
+      `Expected at least ${worldSize} ${what} for ${worldSize} processes (each reads its own) but received ${items.length}`,
+    );
   }
   return items.filter((_, i) => i % worldSize === rank);
 }
 
 /** The tokenizer given, or the one its factory makes from the dataset's captions. @internal */
-export async function makeTokenizer(tokenizer: OpenDatasetOptions['tokenizer'], captions: () => readonly string[]): Promise<Tokenizer> {
+export async function makeTokenizer(
+  tokenizer: OpenDatasetOptions['tokenizer'],
+  captions: () => readonly string[],
+): Promise<Tokenizer> {
   return typeof tokenizer === 'function' ? tokenizer(captions) : tokenizer;
 }
 

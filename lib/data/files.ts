@@ -47,15 +47,13 @@ function csvFields(line: string): string[] {
       if (c === '"' && line[i + 1] === '"') {
         field += '"';
         i++;
-      }
-      else if (c === '"') quoted = false;
+      } else if (c === '"') quoted = false;
       else field += c;
     } else if (c === '"') quoted = true;
     else if (c === ',') {
       out.push(field);
       field = '';
-    }
-    else field += c;
+    } else field += c;
   }
   out.push(field);
   return out;
@@ -112,7 +110,8 @@ export async function readCaptionIndex(location: string): Promise<CaptionIndex> 
     const lines = (await readText(location, 'a CSV dataset index')).split(/\r?\n/).filter((l) => l.trim() !== '');
     const header = csvFields(lines.shift() ?? '').map((h) => h.trim().toLowerCase());
     const [imageCol, captionCol] = [header.indexOf('image'), header.indexOf('caption')];
-    if (imageCol < 0 || captionCol < 0) throw new RilsInputError(`${location}: expected a header with 'image' and 'caption' columns`);
+    if (imageCol < 0 || captionCol < 0)
+      throw new RilsInputError(`${location}: expected a header with 'image' and 'caption' columns`);
     for (const line of lines) {
       const f = csvFields(line);
       add(f[imageCol], f[captionCol], base);
@@ -120,7 +119,8 @@ export async function readCaptionIndex(location: string): Promise<CaptionIndex> 
   } else {
     throw new RilsInputError(`${location}: expected a folder, a .jsonl or a .csv file`);
   }
-  if (items.length === 0) throw new RilsInputError(`${location} holds no usable (image, caption) pair (${skipped} skipped)`);
+  if (items.length === 0)
+    throw new RilsInputError(`${location} holds no usable (image, caption) pair (${skipped} skipped)`);
   return { items, skipped };
 }
 
@@ -174,7 +174,11 @@ export interface FileCaptionSourceOptions extends ImageBatchOptions {
  * fail with `onError: 'throw'`.
  * @internal
  */
-export async function decodeBatch(samples: readonly PlannedSample[], o: ImageBatchOptions, counts: SkipCounts): Promise<Batch> {
+export async function decodeBatch(
+  samples: readonly PlannedSample[],
+  o: ImageBatchOptions,
+  counts: SkipCounts,
+): Promise<Batch> {
   const { size, tokenizer } = o;
   const images = new Uint8Array(samples.length * size * size * 3);
   const errors = await decodeCrops(samples, o, images);
@@ -208,7 +212,8 @@ export class FileCaptionSource implements BatchSource, SkipCounts {
   oversized = 0;
 
   constructor(options: FileCaptionSourceOptions) {
-    if (!Array.isArray(options.items) || options.items.length === 0) throw new RilsInputError('Expected a non-empty list of captioned files');
+    if (!Array.isArray(options.items) || options.items.length === 0)
+      throw new RilsInputError('Expected a non-empty list of captioned files');
     checkImageBatchOptions(options);
     this.#o = options;
     this.#rng = new Random(options.seed);
@@ -221,7 +226,12 @@ export class FileCaptionSource implements BatchSource, SkipCounts {
     for (let b = 0; b < batchSize; b++) {
       if (this.#order.length === 0) this.#order = this.#rng.shuffle([...items.keys()]);
       const item = items[this.#order.pop()!]!;
-      samples.push({ load: async () => item.image, name: item.image, caption: item.caption, crop: new Random(this.#rng.int(2 ** 32)) });
+      samples.push({
+        load: async () => item.image,
+        name: item.image,
+        caption: item.caption,
+        crop: new Random(this.#rng.int(2 ** 32)),
+      });
     }
     const position = { rng: this.#rng.state, order: [...this.#order] };
     return decodeBatch(samples, this.#o, this).then((batch) => ({ ...batch, position }));
@@ -229,8 +239,12 @@ export class FileCaptionSource implements BatchSource, SkipCounts {
 
   restore(position: unknown): void {
     const s = position as { rng?: unknown; order?: unknown } | null;
-    if (!s || typeof s.rng !== 'number' || !Array.isArray(s.order) ||
-        !s.order.every((i) => Number.isSafeInteger(i) && i >= 0 && i < this.#o.items.length)) {
+    if (
+      !s ||
+      typeof s.rng !== 'number' ||
+      !Array.isArray(s.order) ||
+      !s.order.every((i) => Number.isSafeInteger(i) && i >= 0 && i < this.#o.items.length)
+    ) {
       throw new RilsInputError('Expected a data position saved by this source');
     }
     this.#rng.state = s.rng;
@@ -242,7 +256,12 @@ async function openTraining(spec: string, o: OpenDatasetOptions, share: Share): 
   const { items, skipped: skippedRows } = await readCaptionIndex(spec);
   const tokenizer = await makeTokenizer(o.tokenizer, () => items.map((i) => i.caption));
   const source = new FileCaptionSource({
-    items: shareOf(items, share, 'examples'), tokenizer, batchSize: o.batchSize, seed: o.seed, size: o.size, onError: o.onError ?? 'skip',
+    items: shareOf(items, share, 'examples'),
+    tokenizer,
+    batchSize: o.batchSize,
+    seed: o.seed,
+    size: o.size,
+    onError: o.onError ?? 'skip',
     ...maxPixelsOption(o),
   });
   const skips = () => ({ samples: source.skipped, oversized: source.oversized, shards: 0 });

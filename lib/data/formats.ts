@@ -36,22 +36,40 @@ export interface DatasetFormat {
 /** What a dataset is opened for. */
 type Purpose = 'training' | 'pairs' | 'labelled';
 
-const PURPOSE: Readonly<Record<Purpose, string>> = { training: 'training', pairs: 'retrieval', labelled: 'classification' };
+const PURPOSE: Readonly<Record<Purpose, string>> = {
+  training: 'training',
+  pairs: 'retrieval',
+  labelled: 'classification',
+};
 
 /** The formats, in the order a spec is matched: the first that matches and serves the purpose opens it. */
-export const FORMATS: readonly DatasetFormat[] = [MNIST_FORMAT, WEBDATASET_FORMAT, CAPTION_INDEX_FORMAT, IMAGE_FOLDER_FORMAT];
+export const FORMATS: readonly DatasetFormat[] = [
+  MNIST_FORMAT,
+  WEBDATASET_FORMAT,
+  CAPTION_INDEX_FORMAT,
+  IMAGE_FOLDER_FORMAT,
+];
 
 /** The formats that serve `purpose`, for messages. */
-const serving = (purpose: Purpose) => FORMATS.filter((f) => f[purpose]).map((f) => f.title).join(', or ');
+const serving = (purpose: Purpose) =>
+  FORMATS.filter((f) => f[purpose])
+    .map((f) => f.title)
+    .join(', or ');
 
 /** The format that opens `spec` for `purpose`, or a RilsInputError saying which formats do. */
-export function resolveFormat<P extends Purpose>(spec: unknown, purpose: P): DatasetFormat & Required<Pick<DatasetFormat, P>> {
-  if (typeof spec !== 'string' || spec.trim() === '') throw invalid(serving(purpose), `the dataset for ${PURPOSE[purpose]}`, spec);
+export function resolveFormat<P extends Purpose>(
+  spec: unknown,
+  purpose: P,
+): DatasetFormat & Required<Pick<DatasetFormat, P>> {
+  if (typeof spec !== 'string' || spec.trim() === '')
+    throw invalid(serving(purpose), `the dataset for ${PURPOSE[purpose]}`, spec);
   const claimed = FORMATS.filter((f) => !f.fallback && f.matches(spec));
   const matching = claimed.length ? claimed : FORMATS.filter((f) => f.fallback && f.matches(spec));
   const format = matching.find((f) => f[purpose]);
   if (format) return format as DatasetFormat & Required<Pick<DatasetFormat, P>>;
-  const named = matching[0] ? `${JSON.stringify(spec)} is ${matching[0].title}` : `${JSON.stringify(spec)} names no dataset rils reads`;
+  const named = matching[0]
+    ? `${JSON.stringify(spec)} is ${matching[0].title}`
+    : `${JSON.stringify(spec)} names no dataset rils reads`;
   throw new RilsInputError(`${named}: ${PURPOSE[purpose]} needs ${serving(purpose)}`);
 }
 

@@ -95,8 +95,8 @@ async function imagesUnder(dir: string, walk: WalkCounts): Promise<string[]> {
   for (const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
     if (entry.name.startsWith('.')) continue; // .DS_Store, editor and VCS files
     const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) files.push(...await imagesUnder(full, walk));
-    else if (entry.isSymbolicLink() && await isDirectory(full)) walk.linkedFolders.push(full);
+    if (entry.isDirectory()) files.push(...(await imagesUnder(full, walk)));
+    else if (entry.isSymbolicLink() && (await isDirectory(full))) walk.linkedFolders.push(full);
     else if (isImageFileName(entry.name)) {
       const id = await fileId(full);
       if (walk.seen.has(id)) walk.duplicates++;
@@ -112,18 +112,29 @@ async function imagesUnder(dir: string, walk: WalkCounts): Promise<string[]> {
 /** A class-name list or mapping from a `.txt` or `.json` file. */
 async function readClassNameFile(file: string): Promise<readonly string[] | Record<string, string>> {
   const text = (await readRegularFile(file, 'a class-name file (.txt or .json)')).toString('utf-8');
-  if (!file.endsWith('.json')) return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
+  if (!file.endsWith('.json'))
+    return text
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter((l) => l !== '');
   try {
     return JSON.parse(text) as readonly string[] | Record<string, string>;
   } catch (error) {
-    throw new RilsInputError(`Expected JSON (a list of class names or an object from folder to name) in ${file} but received ${(error as Error).message}`);
+    throw new RilsInputError(
+      `Expected JSON (a list of class names or an object from folder to name) in ${file} but received ${(error as Error).message}`,
+    );
   }
 }
 
 /** The mapping given, or the one in the folder, or none. */
-async function classNameSource(dir: string, given: ClassNameSource | undefined): Promise<{ names: ClassNameSource; from: string } | undefined> {
+async function classNameSource(
+  dir: string,
+  given: ClassNameSource | undefined,
+): Promise<{ names: ClassNameSource; from: string } | undefined> {
   if (given !== undefined) {
-    return typeof given === 'string' ? { names: await readClassNameFile(given), from: given } : { names: given, from: 'classNames' };
+    return typeof given === 'string'
+      ? { names: await readClassNameFile(given), from: given }
+      : { names: given, from: 'classNames' };
   }
   for (const file of ['classes.json', 'classes.txt']) {
     const p = path.join(dir, file);
@@ -139,19 +150,28 @@ function namesFor(folders: readonly string[], mapping: { names: ClassNameSource;
   const { names, from } = mapping;
   if (Array.isArray(names)) {
     if (names.length !== folders.length || !names.every((n) => typeof n === 'string' && n.trim() !== '')) {
-      throw new RilsInputError(`Expected ${folders.length} class names in ${from} (one per class folder, in sorted order) but received ${names.length}`);
+      throw new RilsInputError(
+        `Expected ${folders.length} class names in ${from} (one per class folder, in sorted order) but received ${names.length}`,
+      );
     }
     return names.map((n: string) => n.normalize('NFC').trim());
   }
-  if (typeof names !== 'object' || names === null) throw new RilsInputError(`Expected a list or an object of class names in ${from}`);
+  if (typeof names !== 'object' || names === null)
+    throw new RilsInputError(`Expected a list or an object of class names in ${from}`);
   // Keys and folder names compared in NFC: macOS file systems hand back NFD names.
   const record = new Map(Object.entries(names as Record<string, unknown>).map(([k, v]) => [k.normalize('NFC'), v]));
   const unknown = [...record.keys()].filter((k) => !folders.some((f) => f.normalize('NFC') === k));
-  if (unknown.length) throw new RilsInputError(`${from} names folders that do not exist: ${unknown.map((u) => JSON.stringify(u)).join(', ')}`);
+  if (unknown.length)
+    throw new RilsInputError(
+      `${from} names folders that do not exist: ${unknown.map((u) => JSON.stringify(u)).join(', ')}`,
+    );
   return folders.map((f, i) => {
     const n = record.get(f.normalize('NFC'));
     if (n === undefined) return own[i]!;
-    if (typeof n !== 'string' || n.trim() === '') throw new RilsInputError(`Expected a class name for folder ${JSON.stringify(f)} in ${from} but received ${JSON.stringify(n)}`);
+    if (typeof n !== 'string' || n.trim() === '')
+      throw new RilsInputError(
+        `Expected a class name for folder ${JSON.stringify(f)} in ${from} but received ${JSON.stringify(n)}`,
+      );
     return n.normalize('NFC').trim();
   });
 }
@@ -173,16 +193,24 @@ function checkDistinct(folders: readonly string[], names: readonly string[], dir
 
 /** The class folders of `dir` (sorted), or why there are none. */
 async function classFolders(dir: string): Promise<string[]> {
-  if (!(await stat(dir).catch(() => null))) throw new RilsInputError(`Dataset not found: ${dir} (expected a folder with one subfolder per class)`);
-  if (!(await isDirectory(dir))) throw new RilsInputError(`Expected a folder with one subfolder per class but received the file ${dir}`);
+  if (!(await stat(dir).catch(() => null)))
+    throw new RilsInputError(`Dataset not found: ${dir} (expected a folder with one subfolder per class)`);
+  if (!(await isDirectory(dir)))
+    throw new RilsInputError(`Expected a folder with one subfolder per class but received the file ${dir}`);
   const entries = await readdir(dir, { withFileTypes: true });
   const folders: string[] = [];
   for (const e of entries) {
-    if (!e.name.startsWith('.') && (e.isDirectory() || (e.isSymbolicLink() && await isDirectory(path.join(dir, e.name))))) folders.push(e.name);
+    if (
+      !e.name.startsWith('.') &&
+      (e.isDirectory() || (e.isSymbolicLink() && (await isDirectory(path.join(dir, e.name)))))
+    )
+      folders.push(e.name);
   }
   if (folders.length === 0) {
     const loose = entries.some((e) => IMAGE_EXT.has(path.extname(e.name).toLowerCase()));
-    throw new RilsInputError(`Expected one subfolder per class in ${dir} but it has no subfolder${loose ? ' (it holds images: a captioned folder is for training and --retrieval)' : ''}`);
+    throw new RilsInputError(
+      `Expected one subfolder per class in ${dir} but it has no subfolder${loose ? ' (it holds images: a captioned folder is for training and --retrieval)' : ''}`,
+    );
   }
   return folders.sort();
 }
@@ -203,11 +231,18 @@ export async function readImageFolder(dir: string, options: ReadImageFolderOptio
 }
 
 /** {@link readImageFolder} with the walk's state given (files already seen are left out). @internal */
-export async function walkImageFolder(dir: string, options: ReadImageFolderOptions, walk: WalkCounts): Promise<ImageFolder> {
+export async function walkImageFolder(
+  dir: string,
+  options: ReadImageFolderOptions,
+  walk: WalkCounts,
+): Promise<ImageFolder> {
   const folders = await classFolders(dir);
   const allNames = namesFor(folders, await classNameSource(dir, options.classNames));
   checkDistinct(folders, allNames, dir);
-  const classNames: string[] = [], emptyClasses: string[] = [], images: string[] = [], labels: number[] = [];
+  const classNames: string[] = [],
+    emptyClasses: string[] = [],
+    images: string[] = [],
+    labels: number[] = [];
   const before = { other: walk.other, duplicates: walk.duplicates, linked: walk.linkedFolders.length };
   for (const [i, folder] of folders.entries()) {
     const files = await imagesUnder(path.join(dir, folder), walk);
@@ -222,12 +257,17 @@ export async function walkImageFolder(dir: string, options: ReadImageFolderOptio
   if (classNames.length < min) {
     const found = classNames.length ? ` (${classNames.map((c) => JSON.stringify(c)).join(', ')})` : '';
     const empty = emptyClasses.length ? `; empty: ${emptyClasses.join(', ')}` : '';
-    throw new RilsInputError(`Expected at least ${min} class folders with images in ${dir} but found ${classNames.length}${found}${empty}`);
+    throw new RilsInputError(
+      `Expected at least ${min} class folders with images in ${dir} but found ${classNames.length}${found}${empty}`,
+    );
   }
   const names = images.map((f) => path.relative(dir, f));
   return {
-    images: { classNames, images, labels: Int32Array.from(labels), names }, skipped: walk.other - before.other, emptyClasses,
-    duplicates: walk.duplicates - before.duplicates, linkedFolders: walk.linkedFolders.slice(before.linked),
+    images: { classNames, images, labels: Int32Array.from(labels), names },
+    skipped: walk.other - before.other,
+    emptyClasses,
+    duplicates: walk.duplicates - before.duplicates,
+    linkedFolders: walk.linkedFolders.slice(before.linked),
   };
 }
 
@@ -235,34 +275,48 @@ export async function walkImageFolder(dir: string, options: ReadImageFolderOptio
 function walkNotes(folder: ImageFolder, dir: string, train: boolean): string[] {
   const notes = folder.emptyClasses.map((c) => `class folder ${JSON.stringify(c)} in ${dir} holds no image: left out`);
   if (folder.linkedFolders.length) {
-    notes.push(`${folder.linkedFolders.length} symbolic link(s) to folders inside the class folders of ${dir} not followed (the first: ${folder.linkedFolders[0]})`);
+    notes.push(
+      `${folder.linkedFolders.length} symbolic link(s) to folders inside the class folders of ${dir} not followed (the first: ${folder.linkedFolders[0]})`,
+    );
   }
   if (folder.duplicates) {
-    notes.push(`${folder.duplicates} image file(s) in ${dir} reached again through another link${train ? ', or test images too,' : ''} left out: each file counts once`);
+    notes.push(
+      `${folder.duplicates} image file(s) in ${dir} reached again through another link${train ? ', or test images too,' : ''} left out: each file counts once`,
+    );
   }
   return notes;
 }
 
 async function openLabelled(spec: string, o: OpenLabelledImagesOptions): Promise<LabelledData> {
   const named = o.classNames === undefined ? {} : { classNames: o.classNames };
-  const walk = newWalk();  // shared: a training image that is a test image too is left out of the training set
+  const walk = newWalk(); // shared: a training image that is a test image too is left out of the training set
   const data = await walkImageFolder(spec, named, walk);
   const notes = walkNotes(data, spec, false);
   if (o.train === undefined) {
-    const fraction = o.testFraction ?? 0.5, seed = o.seed ?? 0;
+    const fraction = o.testFraction ?? 0.5,
+      seed = o.seed ?? 0;
     notes.push(`no training folder: ${spec} is split, ${fraction} of each class for testing (seed ${seed})`);
     const split = splitImageSet(data.images, fraction, seed);
-    if (split.train.images.length === 0) notes.push(`every class of ${spec} has a single image, which is kept for testing: no training images`);
+    if (split.train.images.length === 0)
+      notes.push(`every class of ${spec} has a single image, which is kept for testing: no training images`);
     return { ...split, skipped: data.skipped, notes };
   }
   const trainFolder = await walkImageFolder(o.train, { ...named, minClasses: 1 }, walk);
   notes.push(...walkNotes(trainFolder, o.train, true));
   const aligned = alignTrainSet(data.images, trainFolder.images);
   if (aligned.extraClasses.length) {
-    const [images, classes] = aligned.skipped === 1 ? ['image', 'a class the test set lacks was'] : ['images', 'classes the test set lacks were'];
+    const [images, classes] =
+      aligned.skipped === 1
+        ? ['image', 'a class the test set lacks was']
+        : ['images', 'classes the test set lacks were'];
     notes.push(`${aligned.skipped} training ${images} of ${classes} left out: ${aligned.extraClasses.join(', ')}`);
   }
-  return { test: data.images, train: aligned.train, skipped: data.skipped + trainFolder.skipped + aligned.skipped, notes };
+  return {
+    test: data.images,
+    train: aligned.train,
+    skipped: data.skipped + trainFolder.skipped + aligned.skipped,
+    notes,
+  };
 }
 
 /** A folder of class folders (torchvision's `ImageFolder`), for classification. */

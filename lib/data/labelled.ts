@@ -25,15 +25,21 @@ export interface LabelledImageSet {
 
 /** Checks a set's shape: as many labels as images, each a valid class index. */
 export function checkImageSet(set: LabelledImageSet, what: string): LabelledImageSet {
-  if (typeof set !== 'object' || set === null || !Array.isArray(set.images)) throw invalid('a labelled image set', what, set);
-  if (!Array.isArray(set.classNames) || set.classNames.length === 0 || !set.classNames.every((c) => typeof c === 'string')) {
+  if (typeof set !== 'object' || set === null || !Array.isArray(set.images))
+    throw invalid('a labelled image set', what, set);
+  if (
+    !Array.isArray(set.classNames) ||
+    set.classNames.length === 0 ||
+    !set.classNames.every((c) => typeof c === 'string')
+  ) {
     throw invalid('a non-empty array of class names', `${what}.classNames`, set.classNames);
   }
   if (!(set.labels instanceof Int32Array) || set.labels.length !== set.images.length) {
     throw invalid(`an Int32Array of ${set.images.length} labels (one per image)`, `${what}.labels`, set.labels);
   }
   const bad = set.labels.findIndex((l) => l < 0 || l >= set.classNames.length);
-  if (bad >= 0) throw invalid(`class indices in [0, ${set.classNames.length})`, `${what}.labels[${bad}]`, set.labels[bad]);
+  if (bad >= 0)
+    throw invalid(`class indices in [0, ${set.classNames.length})`, `${what}.labels[${bad}]`, set.labels[bad]);
   return set;
 }
 
@@ -53,8 +59,13 @@ export function selectImages(set: LabelledImageSet, keep: ArrayLike<number>): La
  * (at least one of a class of two or more, never all of them) go to `held`, the rest to `rest`.
  * Both come back sorted. @internal
  */
-export function stratifiedSplit(labels: ArrayLike<number>, fraction: number, seed: number): { held: number[]; rest: number[] } {
-  if (!(typeof fraction === 'number' && fraction > 0 && fraction < 1)) throw invalid('a fraction between 0 and 1 (exclusive)', 'the split', fraction);
+export function stratifiedSplit(
+  labels: ArrayLike<number>,
+  fraction: number,
+  seed: number,
+): { held: number[]; rest: number[] } {
+  if (!(typeof fraction === 'number' && fraction > 0 && fraction < 1))
+    throw invalid('a fraction between 0 and 1 (exclusive)', 'the split', fraction);
   const rng = new Random(checkInteger(seed, 'seed', 0));
   const byClass = new Map<number, number[]>();
   for (let i = 0; i < labels.length; i++) {
@@ -62,7 +73,8 @@ export function stratifiedSplit(labels: ArrayLike<number>, fraction: number, see
     if (members) members.push(i);
     else byClass.set(labels[i]!, [i]);
   }
-  const held: number[] = [], rest: number[] = [];
+  const held: number[] = [],
+    rest: number[] = [];
   for (const members of [...byClass.entries()].sort((a, b) => a[0] - b[0]).map(([, m]) => m)) {
     rng.shuffle(members);
     const n = members.length;
@@ -78,7 +90,11 @@ export function stratifiedSplit(labels: ArrayLike<number>, fraction: number, see
  * A seeded stratified split: in each class, `round(testFraction × n)` images (at least one of a
  * class of two or more, and never all of them) go to `test`, the rest to `train`.
  */
-export function splitImageSet(set: LabelledImageSet, testFraction: number, seed: number): {
+export function splitImageSet(
+  set: LabelledImageSet,
+  testFraction: number,
+  seed: number,
+): {
   /** The images not held out. */
   train: LabelledImageSet;
   /** The held-out images. */

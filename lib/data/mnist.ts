@@ -14,17 +14,38 @@ import type { LabelledData, LabelledImageSet } from './labelled.js';
 import { CaptionedImageSource } from './source.js';
 
 /** Class names used in captions and zero-shot prompts. */
-export const DIGIT_NAMES: readonly string[] = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
+export const DIGIT_NAMES: readonly string[] = [
+  'zero',
+  'one',
+  'two',
+  'three',
+  'four',
+  'five',
+  'six',
+  'seven',
+  'eight',
+  'nine',
+];
 
 /** Caption templates used for training (`{}` = the digit's name). */
 export const MNIST_TRAIN_TEMPLATES: readonly string[] = [
-  'a photo of the number {}.', 'a handwritten {}.', 'the digit {}.', 'a picture of a {}.', 'a scan of the digit {}.',
-  '{} written by hand.', 'an image of {}.', 'a black and white {}.',
+  'a photo of the number {}.',
+  'a handwritten {}.',
+  'the digit {}.',
+  'a picture of a {}.',
+  'a scan of the digit {}.',
+  '{} written by hand.',
+  'an image of {}.',
+  'a black and white {}.',
 ];
 
 /** Prompt templates for zero-shot evaluation; none of them is used in training. */
 export const MNIST_EVAL_TEMPLATES: readonly string[] = [
-  'a drawing of the number {}.', 'this is a {}.', 'the handwritten digit {}.', 'a photo of a {}.', 'the number {}.',
+  'a drawing of the number {}.',
+  'this is a {}.',
+  'the handwritten digit {}.',
+  'a photo of a {}.',
+  'the number {}.',
 ];
 
 /** Images `[n, 32, 32, 3]` uint8 RGB and labels. */
@@ -61,7 +82,8 @@ function mnistPackage(): MnistPackage {
  * `test`. Digits are padded from 28×28 to 32×32 (as LeNet did) and replicated to RGB.
  */
 export function loadMnist(split: 'train' | 'test', trainPerClass = 800): LabelledImages {
-  if (split !== 'train' && split !== 'test') throw new RilsInputError(`Expected 'train' or 'test' for split but received ${String(split)}`);
+  if (split !== 'train' && split !== 'test')
+    throw new RilsInputError(`Expected 'train' or 'test' for split but received ${String(split)}`);
   const mnist = mnistPackage();
   const picks: [number, number][] = [];
   for (let d = 0; d < 10; d++) {
@@ -75,10 +97,15 @@ export function loadMnist(split: 'train' | 'test', trainPerClass = 800): Labelle
   picks.forEach(([d, i], k) => {
     const pixels = mnist[d]!.get(i);
     labels[k] = d;
-    for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) {
-      const v = Math.round(255 * pixels[y * 28 + x]!);
-      images.fill(v, (k * size * size + (y + 2) * size + x + 2) * 3, (k * size * size + (y + 2) * size + x + 2) * 3 + 3);
-    }
+    for (let y = 0; y < 28; y++)
+      for (let x = 0; x < 28; x++) {
+        const v = Math.round(255 * pixels[y * 28 + x]!);
+        images.fill(
+          v,
+          (k * size * size + (y + 2) * size + x + 2) * 3,
+          (k * size * size + (y + 2) * size + x + 2) * 3 + 3,
+        );
+      }
   });
   return { images, labels, size, count: picks.length };
 }
@@ -98,12 +125,18 @@ function selectDigits(all: LabelledImages, keep: readonly number[]): LabelledIma
 
 /** Digits of three classes with captions drawn as training draws them. */
 function mnistExamples(data: LabelledImages, seed: number): CaptionedImage[] {
-  const rng = new Random(seed), px = data.size * data.size * 3;
+  const rng = new Random(seed),
+    px = data.size * data.size * 3;
   return [1, 4, 7].flatMap((digit) => {
     const i = data.labels.indexOf(digit);
     if (i < 0) return [];
     const pixels = data.images.subarray(i * px, (i + 1) * px);
-    return [{ image: { pixels, width: data.size, height: data.size }, caption: captionFor(digit, MNIST_TRAIN_TEMPLATES, rng) }];
+    return [
+      {
+        image: { pixels, width: data.size, height: data.size },
+        caption: captionFor(digit, MNIST_TRAIN_TEMPLATES, rng),
+      },
+    ];
   });
 }
 
@@ -111,9 +144,16 @@ function mnistExamples(data: LabelledImages, seed: number): CaptionedImage[] {
 async function openTraining(_spec: string, o: OpenDatasetOptions, share: Share): Promise<Dataset> {
   const all = loadMnist('train');
   const data = share.worldSize === 1 ? all : selectDigits(all, shareOf([...all.labels.keys()], share, 'digits'));
-  const tokenizer = await makeTokenizer(o.tokenizer, () => MNIST_TRAIN_TEMPLATES.flatMap((t) => DIGIT_NAMES.map((d) => t.replaceAll('{}', d))));
+  const tokenizer = await makeTokenizer(o.tokenizer, () =>
+    MNIST_TRAIN_TEMPLATES.flatMap((t) => DIGIT_NAMES.map((d) => t.replaceAll('{}', d))),
+  );
   const source = new CaptionedImageSource({
-    ...data, outputSize: o.size, tokenizer, batchSize: o.batchSize, seed: o.seed, cropScale: [0.5, 1], // the spec's crops, as the other formats'
+    ...data,
+    outputSize: o.size,
+    tokenizer,
+    batchSize: o.batchSize,
+    seed: o.seed,
+    cropScale: [0.5, 1], // the spec's crops, as the other formats'
     caption: (label, rng) => captionFor(label, MNIST_TRAIN_TEMPLATES, rng),
   });
   const skips = () => ({ samples: 0, oversized: 0, shards: 0 });
@@ -126,7 +166,9 @@ function digitSet(digits: LabelledImages): LabelledImageSet {
   return {
     classNames: DIGIT_NAMES,
     images: Array.from({ length: digits.count }, (_, i) => ({
-      pixels: digits.images.subarray(i * px, (i + 1) * px), width: digits.size, height: digits.size,
+      pixels: digits.images.subarray(i * px, (i + 1) * px),
+      width: digits.size,
+      height: digits.size,
     })),
     labels: digits.labels,
     names: Array.from({ length: digits.count }, (_, i) => `digit ${i}`),
@@ -135,14 +177,15 @@ function digitSet(digits: LabelledImages): LabelledImageSet {
 }
 
 async function openLabelled(_spec: string, options: { train?: string }): Promise<LabelledData> {
-  if (options.train !== undefined) throw new RilsInputError("The built-in 'mnist' set has its own training digits: leave out the training folder");
+  if (options.train !== undefined)
+    throw new RilsInputError("The built-in 'mnist' set has its own training digits: leave out the training folder");
   return { test: digitSet(loadMnist('test')), train: digitSet(loadMnist('train')), skipped: 0, notes: [] };
 }
 
 /** `'mnist'`: the demo's digits, captioned for training, labelled for classification. */
 export const MNIST_FORMAT: DatasetFormat = {
   name: 'mnist',
-  title: "the built-in MNIST digits (a labelled set without captions of its own)",
+  title: 'the built-in MNIST digits (a labelled set without captions of its own)',
   matches: (spec) => spec === 'mnist',
   training: openTraining,
   labelled: openLabelled,

@@ -109,7 +109,12 @@ export class ShardLane {
 
   /** The position now, as JSON. */
   state(): LaneState {
-    return { ...this.#state, rng: this.#rng.state, pick: this.#pick.state, buffer: this.#buffer.map((s) => [s.shard, s.ordinal]) };
+    return {
+      ...this.#state,
+      rng: this.#rng.state,
+      pick: this.#pick.state,
+      buffer: this.#buffer.map((s) => [s.shard, s.ordinal]),
+    };
   }
 
   /** Moves to the next shard (the next of the share, or a new draw). */
@@ -129,7 +134,8 @@ export class ShardLane {
     const limit = 2 * (this.#o.resampled ? this.#o.shards.length : this.#shareOf(s.epoch).length);
     if (++this.#barren > limit) {
       const c = this.#counts;
-      const why = c.lastShardError === undefined ? '' : ` (${c.skippedShards} unreadable; the last: ${c.lastShardError})`;
+      const why =
+        c.lastShardError === undefined ? '' : ` (${c.skippedShards} unreadable; the last: ${c.lastShardError})`;
       throw new RilsInputError(`The shards hold no usable sample${why}`);
     }
   }
@@ -205,7 +211,8 @@ export class ShardLane {
       let ordinal = 0;
       try {
         for await (const s of shardSamples(this.#o.shards[shard]!, this.#o.read, this.#counts)) {
-          if (wanted.has(ordinal) && s.image && s.caption) found.set(`${shard}:${ordinal}`, { shard, ordinal, key: s.key, image: s.image, caption: s.caption });
+          if (wanted.has(ordinal) && s.image && s.caption)
+            found.set(`${shard}:${ordinal}`, { shard, ordinal, key: s.key, image: s.image, caption: s.caption });
           if (++ordinal > last) break;
         }
       } catch (error) {
@@ -224,7 +231,16 @@ export class ShardLane {
 export function isLaneState(value: unknown, shards: number): value is LaneState {
   const s = value as Partial<LaneState> | null;
   const int = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
-  return !!s && int(s.epoch) && int(s.shard) && int(s.current) && s.current! < shards && int(s.sample) &&
-    typeof s.rng === 'number' && typeof s.pick === 'number' && Array.isArray(s.buffer) &&
-    s.buffer.every((b) => Array.isArray(b) && b.length === 2 && int(b[0]) && b[0] < shards && int(b[1]));
+  return (
+    !!s &&
+    int(s.epoch) &&
+    int(s.shard) &&
+    int(s.current) &&
+    s.current! < shards &&
+    int(s.sample) &&
+    typeof s.rng === 'number' &&
+    typeof s.pick === 'number' &&
+    Array.isArray(s.buffer) &&
+    s.buffer.every((b) => Array.isArray(b) && b.length === 2 && int(b[0]) && b[0] < shards && int(b[1]))
+  );
 }

@@ -27,7 +27,8 @@ export function shardKind(url: string): ShardKind {
 /** Splits at commas outside braces. */
 function splitCommas(part: string): string[] {
   const out: string[] = [];
-  let depth = 0, start = 0;
+  let depth = 0,
+    start = 0;
   for (let i = 0; i < part.length; i++) {
     const c = part[i];
     if (c === '{') depth++;
@@ -58,15 +59,22 @@ function namesShards(pattern: string): boolean {
  */
 export function shardUrls(spec: string): string[] | undefined {
   const parts = spec.split('::').map((p) => p.trim());
-  const patterns = parts.flatMap((p) => (p.startsWith('pipe:') ? [p] : splitCommas(p).map((s) => s.trim()))).filter(Boolean);
+  const patterns = parts
+    .flatMap((p) => (p.startsWith('pipe:') ? [p] : splitCommas(p).map((s) => s.trim())))
+    .filter(Boolean);
   if (patterns.length === 0 || !patterns.some(namesShards)) return undefined;
   const urls: string[] = [];
   for (const pattern of patterns) {
     if (!namesShards(pattern)) {
-      throw new RilsInputError(`Expected each part of a shard list to be a .tar path, an http(s):// URL or pipe:COMMAND but received ${JSON.stringify(pattern)}`);
+      throw new RilsInputError(
+        `Expected each part of a shard list to be a .tar path, an http(s):// URL or pipe:COMMAND but received ${JSON.stringify(pattern)}`,
+      );
     }
     urls.push(...expand(pattern, { max: MAX_SHARDS + 1 }));
-    if (urls.length > MAX_SHARDS) throw new RilsInputError(`Expected at most ${MAX_SHARDS} shards in a spec but ${JSON.stringify(spec.slice(0, 80))} names more`);
+    if (urls.length > MAX_SHARDS)
+      throw new RilsInputError(
+        `Expected at most ${MAX_SHARDS} shards in a spec but ${JSON.stringify(spec.slice(0, 80))} names more`,
+      );
   }
   return urls;
 }

@@ -33,7 +33,10 @@ export interface ShardReadCounts {
 
 /** A shard's bytes could not be read (after the retries, for a failure that may pass). */
 export class ShardReadError extends Error {
-  constructor(message: string, readonly retryable: boolean) {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+  ) {
     super(message);
   }
 }
@@ -59,10 +62,17 @@ export function readOptions(o: ShardReadOptions = {}): Required<ShardReadOptions
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 
 async function httpAttempt(url: string, offset: number, signal: AbortSignal, close: () => void): Promise<Attempt> {
-  const response = await fetch(url, { headers: offset > 0 ? { range: `bytes=${offset}-` } : {}, redirect: 'follow', signal });
+  const response = await fetch(url, {
+    headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+    redirect: 'follow',
+    signal,
+  });
   if (response.status !== 200 && response.status !== 206) {
     await response.body?.cancel().catch(() => undefined);
-    throw new ShardReadError(`HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`, RETRY_STATUS.has(response.status));
+    throw new ShardReadError(
+      `HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`,
+      RETRY_STATUS.has(response.status),
+    );
   }
   if (!response.body) throw new ShardReadError('HTTP response without a body', true);
   const reader = response.body.getReader();
@@ -81,7 +91,9 @@ function pipeAttempt(command: string, offset: number): Attempt {
   child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-500)));
   const ended = new Promise<string | undefined>((resolve) => {
     child.once('error', (e) => resolve(e.message));
-    child.once('close', (code, signal) => resolve(code === 0 ? undefined : signal ? `was killed by ${signal}` : `exited with status ${code}`));
+    child.once('close', (code, signal) =>
+      resolve(code === 0 ? undefined : signal ? `was killed by ${signal}` : `exited with status ${code}`),
+    );
   });
   const close = () => {
     if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
@@ -103,7 +115,7 @@ function pipeAttempt(command: string, offset: number): Attempt {
 async function fileAttempt(file: string, offset: number): Promise<Attempt> {
   let handle;
   try {
-    ({ file: handle } = await openRegularFile(file, 'a WebDataset shard (.tar)'));  // a FIFO would block open() forever
+    ({ file: handle } = await openRegularFile(file, 'a WebDataset shard (.tar)')); // a FIFO would block open() forever
   } catch (error) {
     throw new ShardReadError((error as Error).message, false);
   }
@@ -157,7 +169,10 @@ function asReadError(error: unknown): ShardReadError {
  * at once (even while a read waits), and the iteration with it. @internal
  */
 export async function* shardBytes(
-  url: string, options: Required<ShardReadOptions>, counts: ShardReadCounts, signal?: AbortSignal,
+  url: string,
+  options: Required<ShardReadOptions>,
+  counts: ShardReadCounts,
+  signal?: AbortSignal,
 ): AsyncGenerator<Buffer> {
   const ms = options.timeoutSeconds * 1000;
   let offset = 0;

@@ -62,10 +62,17 @@ export class CaptionedImageSource implements BatchSource {
 
   constructor(options: CaptionedImageSourceOptions) {
     const { images, labels, size, batchSize } = options;
-    if (!(images instanceof Uint8Array) || !(labels instanceof Int32Array) || images.length !== labels.length * size * size * 3) {
-      throw new RilsInputError(`Expected ${labels?.length ?? 0} RGB images of ${size}×${size} (uint8) with their labels`);
+    if (
+      !(images instanceof Uint8Array) ||
+      !(labels instanceof Int32Array) ||
+      images.length !== labels.length * size * size * 3
+    ) {
+      throw new RilsInputError(
+        `Expected ${labels?.length ?? 0} RGB images of ${size}×${size} (uint8) with their labels`,
+      );
     }
-    if (!Number.isSafeInteger(batchSize) || batchSize < 2) throw new RilsInputError(`Expected batchSize >= 2 but received ${batchSize}`);
+    if (!Number.isSafeInteger(batchSize) || batchSize < 2)
+      throw new RilsInputError(`Expected batchSize >= 2 but received ${batchSize}`);
     checkTokenizerOption(options.tokenizer, 'the tokenizer of a data source');
     this.#o = options;
     this.#count = labels.length;
@@ -98,8 +105,13 @@ export class CaptionedImageSource implements BatchSource {
 
   restore(state: unknown): void {
     const s = state as { rng?: unknown; order?: unknown; drawn?: unknown } | null;
-    if (!s || typeof s.rng !== 'number' || !Array.isArray(s.order) || typeof s.drawn !== 'number' ||
-        !s.order.every((i) => Number.isSafeInteger(i) && i >= 0 && i < this.#count)) {
+    if (
+      !s ||
+      typeof s.rng !== 'number' ||
+      !Array.isArray(s.order) ||
+      typeof s.drawn !== 'number' ||
+      !s.order.every((i) => Number.isSafeInteger(i) && i >= 0 && i < this.#count)
+    ) {
       throw new RilsInputError('Expected a data position saved by this source');
     }
     this.#rng.state = s.rng;

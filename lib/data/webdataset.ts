@@ -43,7 +43,9 @@ export interface RawSample {
  * retried per `read`). @internal
  */
 export async function* shardSamples(
-  shard: string, read: Required<ShardReadOptions> = readOptions(), counts: ShardReadCounts = { retries: 0 },
+  shard: string,
+  read: Required<ShardReadOptions> = readOptions(),
+  counts: ShardReadCounts = { retries: 0 },
 ): AsyncGenerator<RawSample> {
   const extract = tar.extract();
   const stop = new AbortController(); // ends the request or the command at once when reading stops early
@@ -137,27 +139,49 @@ export class WebDatasetSource implements BatchSource, SkipCounts {
   retries = 0;
 
   constructor(options: WebDatasetSourceOptions) {
-    if (!Array.isArray(options.shards) || options.shards.length === 0) throw new RilsInputError('Expected at least one shard');
+    if (!Array.isArray(options.shards) || options.shards.length === 0)
+      throw new RilsInputError('Expected at least one shard');
     checkImageBatchOptions(options);
     const workers = checkInteger(options.workers ?? 1, 'workers', 1);
     const shuffle = checkInteger(options.shuffle ?? 1000, 'shuffle', 0);
     const resampled = options.resampled ?? false;
     if (typeof resampled !== 'boolean') throw invalid('a boolean', 'resampled', resampled);
     if (!resampled && options.shards.length < workers) {
-      throw new RilsInputError(`Expected at least ${workers} shards for ${workers} workers (each reads its own) but received ${options.shards.length}`);
+      throw new RilsInputError(
+        `Expected at least ${workers} shards for ${workers} workers (each reads its own) but received ${options.shards.length}`,
+      );
     }
     this.#o = options;
     const read = readOptions(options);
-    this.#lanes = Array.from({ length: workers }, (_, lane) => new ShardLane({
-      shards: options.shards, lane, lanes: workers, seed: options.seed, shuffle, resampled, read, onError: options.onError ?? 'skip',
-    }, this));
+    this.#lanes = Array.from(
+      { length: workers },
+      (_, lane) =>
+        new ShardLane(
+          {
+            shards: options.shards,
+            lane,
+            lanes: workers,
+            seed: options.seed,
+            shuffle,
+            resampled,
+            read,
+            onError: options.onError ?? 'skip',
+          },
+          this,
+        ),
+    );
     this.#reading = this.#lanes.map(() => Promise.resolve());
     this.#after = this.#lanes.map((l) => Promise.resolve(l.state()));
   }
 
   /** What reading has met so far. */
   counts(): Record<string, number> {
-    return { skippedSamples: this.skipped, oversized: this.oversized, skippedShards: this.skippedShards, shardRetries: this.retries };
+    return {
+      skippedSamples: this.skipped,
+      oversized: this.oversized,
+      skippedShards: this.skippedShards,
+      shardRetries: this.retries,
+    };
   }
 
   /** Reads batch k's samples from lane k mod workers (its reads in order), then decodes them in parallel. */
@@ -169,7 +193,12 @@ export class WebDatasetSource implements BatchSource, SkipCounts {
       const samples: PlannedSample[] = [];
       while (samples.length < this.#o.batchSize) {
         const s = await lane.next();
-        samples.push({ load: async () => s.image, name: s.key, caption: s.caption, crop: new Random(lane.rng.int(2 ** 32)) });
+        samples.push({
+          load: async () => s.image,
+          name: s.key,
+          caption: s.caption,
+          crop: new Random(lane.rng.int(2 ** 32)),
+        });
       }
       return { samples, state: lane.state() };
     });
@@ -196,11 +225,19 @@ export class WebDatasetSource implements BatchSource, SkipCounts {
   restore(position: unknown): void {
     const p = position as Partial<Position> | null;
     const n = this.#o.shards.length;
-    if (!p || !Number.isSafeInteger(p.batch) || p.batch! < 0 || !Array.isArray(p.lanes) || !p.lanes.every((l) => isLaneState(l, n))) {
+    if (
+      !p ||
+      !Number.isSafeInteger(p.batch) ||
+      p.batch! < 0 ||
+      !Array.isArray(p.lanes) ||
+      !p.lanes.every((l) => isLaneState(l, n))
+    ) {
       throw new RilsInputError('Expected a data position saved by this source');
     }
     if (p.lanes.length !== this.#lanes.length) {
-      throw new RilsInputError(`Expected ${p.lanes.length} workers, as the position was saved with, but this source has ${this.#lanes.length}`);
+      throw new RilsInputError(
+        `Expected ${p.lanes.length} workers, as the position was saved with, but this source has ${this.#lanes.length}`,
+      );
     }
     this.#requested = p.batch!;
     this.#lanes.forEach((lane, i) => {
@@ -214,7 +251,11 @@ export class WebDatasetSource implements BatchSource, SkipCounts {
 }
 
 /** The first `count` samples of a shard that have an image and a caption (none if it cannot be read). */
-async function shardExamples(shard: string, count: number, read: ShardReadOptions | undefined): Promise<CaptionedImage[]> {
+async function shardExamples(
+  shard: string,
+  count: number,
+  read: ShardReadOptions | undefined,
+): Promise<CaptionedImage[]> {
   const examples: CaptionedImage[] = [];
   try {
     for await (const s of shardSamples(shard, readOptions(read))) {
@@ -232,15 +273,35 @@ async function openTraining(spec: string, o: OpenDatasetOptions, share: Share): 
   // Resampled, every rank draws from every shard with its own seed; else each reads its own.
   const shards = o.shards?.resampled ? [...all] : shareOf(all, share, 'shard(s)');
   const tokenizer = await makeTokenizer(o.tokenizer, () => {
-    throw new RilsInputError('WebDataset shards cannot list their captions up front: use a tokenizer with its own vocabulary (byte or CLIP)');
+    throw new RilsInputError(
+      'WebDataset shards cannot list their captions up front: use a tokenizer with its own vocabulary (byte or CLIP)',
+    );
   });
   const source = new WebDatasetSource({
-    ...o.shards, shards, tokenizer, batchSize: o.batchSize, seed: o.seed, size: o.size, onError: o.onError ?? 'skip', ...maxPixelsOption(o),
+    ...o.shards,
+    shards,
+    tokenizer,
+    batchSize: o.batchSize,
+    seed: o.seed,
+    size: o.size,
+    onError: o.onError ?? 'skip',
+    ...maxPixelsOption(o),
   });
   const skips = () => ({
-    samples: source.skipped, oversized: source.oversized, shards: source.skippedShards, lastShardError: source.lastShardError, retries: source.retries,
+    samples: source.skipped,
+    oversized: source.oversized,
+    shards: source.skippedShards,
+    lastShardError: source.lastShardError,
+    retries: source.retries,
   });
-  return { kind: 'webdataset', source, tokenizer, skippedRows: 0, skips, examples: await shardExamples(shards[0]!, 3, o.shards) };
+  return {
+    kind: 'webdataset',
+    source,
+    tokenizer,
+    skippedRows: 0,
+    skips,
+    examples: await shardExamples(shards[0]!, 3, o.shards),
+  };
 }
 
 /** Every sample with an image and a caption, shard after shard, as it streams in. */

@@ -120,35 +120,65 @@ function checkOptions(o: EvaluateClassificationOptions) {
   if (!Array.isArray(shots)) throw invalid('an array of integers >= 1', 'shots', shots);
   shots.forEach((n) => checkInteger(n, 'shots', 1));
   const weightDecays = o.weightDecays ?? DEFAULT_WEIGHT_DECAYS;
-  if (!Array.isArray(weightDecays) || weightDecays.length === 0 || !weightDecays.every((w) => typeof w === 'number' && w >= 0 && Number.isFinite(w))) {
+  if (
+    !Array.isArray(weightDecays) ||
+    weightDecays.length === 0 ||
+    !weightDecays.every((w) => typeof w === 'number' && w >= 0 && Number.isFinite(w))
+  ) {
     throw invalid('a non-empty array of numbers >= 0', 'weightDecays', weightDecays);
   }
   const validationFraction = o.validationFraction ?? 0.2;
-  if (!(validationFraction > 0 && validationFraction < 1)) throw invalid('a fraction between 0 and 1 (exclusive)', 'validationFraction', validationFraction);
+  if (!(validationFraction > 0 && validationFraction < 1))
+    throw invalid('a fraction between 0 and 1 (exclusive)', 'validationFraction', validationFraction);
   const fewShotWeightDecay = o.fewShotWeightDecay ?? 0.1;
-  if (!(typeof fewShotWeightDecay === 'number' && fewShotWeightDecay >= 0)) throw invalid('a number >= 0', 'fewShotWeightDecay', fewShotWeightDecay);
+  if (!(typeof fewShotWeightDecay === 'number' && fewShotWeightDecay >= 0))
+    throw invalid('a number >= 0', 'fewShotWeightDecay', fewShotWeightDecay);
   return {
-    k: checkInteger(o.k ?? 20, 'k', 1), shots, shotDraws: checkInteger(o.shotDraws ?? 3, 'shotDraws', 1), weightDecays,
-    validationFraction, fewShotWeightDecay, seed: checkInteger(o.seed ?? 0, 'seed', 0),
+    k: checkInteger(o.k ?? 20, 'k', 1),
+    shots,
+    shotDraws: checkInteger(o.shotDraws ?? 3, 'shotDraws', 1),
+    weightDecays,
+    validationFraction,
+    fewShotWeightDecay,
+    seed: checkInteger(o.seed ?? 0, 'seed', 0),
   };
 }
 
 function protocol(predictions: Int32Array, labels: Int32Array, numClasses: number): ProtocolAccuracy {
   const confusion = confusionMatrix(predictions, labels, numClasses);
-  return { top1: topKAccuracy(predictions, 1, labels, 1), perClass: perClassAccuracy(confusion), confusion, predictions };
+  return {
+    top1: topKAccuracy(predictions, 1, labels, 1),
+    perClass: perClassAccuracy(confusion),
+    confusion,
+    predictions,
+  };
 }
 
 async function embedSet(model: Rils, set: LabelledImageSet, which: 'test' | 'train', o: EvaluateClassificationOptions) {
   if (set.images.length === 0) throw new RilsInputError(`Expected images in the ${which} set but it has none`);
   const started = performance.now();
   const embedded = await embedImages(model, set.images, {
-    ...(o.chunkSize !== undefined ? { chunkSize: o.chunkSize } : {}), onError: o.onError ?? 'skip',
+    ...(o.chunkSize !== undefined ? { chunkSize: o.chunkSize } : {}),
+    onError: o.onError ?? 'skip',
     ...(o.onProgress ? { onProgress: (p: EmbedProgress) => o.onProgress!(which, p) } : {}),
   });
-  if (embedded.count === 0) throw new RilsInputError(`No image of the ${which} set could be decoded (${embedded.skipped[0]?.name}: ${embedded.skipped[0]?.reason})`);
+  if (embedded.count === 0)
+    throw new RilsInputError(
+      `No image of the ${which} set could be decoded (${embedded.skipped[0]?.name}: ${embedded.skipped[0]?.reason})`,
+    );
   const seconds = (performance.now() - started) / 1000;
-  const summary: EvaluatedSet = { images: embedded.count, skipped: embedded.skipped, seconds, imagesPerSecond: embedded.count / seconds };
-  return { summary, features: embedded.embeddings, labels: Int32Array.from(embedded.kept, (i) => set.labels[i]!), kept: embedded.kept };
+  const summary: EvaluatedSet = {
+    images: embedded.count,
+    skipped: embedded.skipped,
+    seconds,
+    imagesPerSecond: embedded.count / seconds,
+  };
+  return {
+    summary,
+    features: embedded.embeddings,
+    labels: Int32Array.from(embedded.kept, (i) => set.labels[i]!),
+    kept: embedded.kept,
+  };
 }
 
 /** Notes on classes the training features cannot teach, and on n larger than a class. */
@@ -156,24 +186,38 @@ function trainNotes(classNames: readonly string[], labels: Int32Array, shots: re
   const counts = classNames.map(() => 0);
   labels.forEach((l) => counts[l]!++);
   const missing = classNames.filter((_, c) => counts[c] === 0);
-  const notes = missing.length ? [`no training image of ${missing.join(', ')}: k-NN, n-shot and the linear probe never predict them`] : [];
+  const notes = missing.length
+    ? [`no training image of ${missing.join(', ')}: k-NN, n-shot and the linear probe never predict them`]
+    : [];
   const smallest = Math.min(...counts.filter((n) => n > 0));
   const over = shots.filter((n) => n > smallest);
-  if (over.length) notes.push(`${over.join(', ')}-shot: some classes have only ${smallest} training images, so they use fewer`);
+  if (over.length)
+    notes.push(`${over.join(', ')}-shot: some classes have only ${smallest} training images, so they use fewer`);
   return notes;
 }
 
 async function frozenProtocols(
-  test: { features: Float32Array; labels: Int32Array }, train: { features: Float32Array; labels: Int32Array }, C: number,
+  test: { features: Float32Array; labels: Int32Array },
+  train: { features: Float32Array; labels: Int32Array },
+  C: number,
   o: ReturnType<typeof checkOptions>,
 ): Promise<Pick<ClassificationResults, 'knn' | 'fewShot' | 'linearProbe'>> {
   const knn = { k: o.k, ...protocol(await frozenPredict('knn', train, test.features, { k: o.k }), test.labels, C) };
   const few = await fewShot(train, test.features, test.labels, {
-    shots: o.shots, draws: o.shotDraws, seed: o.seed, numClasses: C, weightDecay: o.fewShotWeightDecay,
+    shots: o.shots,
+    draws: o.shotDraws,
+    seed: o.seed,
+    numClasses: C,
+    weightDecay: o.fewShotWeightDecay,
   });
-  const probe = await sweptLinearProbe(train, test.features, { weightDecays: o.weightDecays, validationFraction: o.validationFraction, seed: o.seed });
+  const probe = await sweptLinearProbe(train, test.features, {
+    weightDecays: o.weightDecays,
+    validationFraction: o.validationFraction,
+    seed: o.seed,
+  });
   return {
-    knn, fewShot: few,
+    knn,
+    fewShot: few,
     linearProbe: { ...protocol(probe.predictions, test.labels, C), weightDecay: probe.weightDecay, sweep: probe.sweep },
   };
 }
@@ -192,12 +236,16 @@ async function frozenProtocols(
  * ```
  */
 export async function evaluateClassification(
-  model: Rils, data: { test: LabelledImageSet; train?: LabelledImageSet }, options: EvaluateClassificationOptions = {},
+  model: Rils,
+  data: { test: LabelledImageSet; train?: LabelledImageSet },
+  options: EvaluateClassificationOptions = {},
 ): Promise<ClassificationResults> {
   const test = checkImageSet(data?.test, 'test');
   if (data.train) checkImageSet(data.train, 'train');
   if (data.train && data.train.classNames.join('\n') !== test.classNames.join('\n')) {
-    throw new RilsInputError('Expected the training set to use the test set\'s class list (alignTrainSet lines them up)');
+    throw new RilsInputError(
+      "Expected the training set to use the test set's class list (alignTrainSet lines them up)",
+    );
   }
   const o = checkOptions(options);
   const C = test.classNames.length;
@@ -208,13 +256,18 @@ export async function evaluateClassification(
   const top = await topKByDot(t.features, classifier.weights, model.config.embedDim, width);
   const top1 = Int32Array.from({ length: t.labels.length }, (_, i) => top[i * width]!);
   const results: ClassificationResults = {
-    classNames: [...test.classNames], templates, test: t.summary, testImages: t.kept, testLabels: t.labels,
-    zeroShot: { ...protocol(top1, t.labels, C), top5: topKAccuracy(top, width, t.labels, 5), top }, notes: [],
+    classNames: [...test.classNames],
+    templates,
+    test: t.summary,
+    testImages: t.kept,
+    testLabels: t.labels,
+    zeroShot: { ...protocol(top1, t.labels, C), top5: topKAccuracy(top, width, t.labels, 5), top },
+    notes: [],
   };
   if (C <= 5) results.notes.push(`${C} classes: top-5 accuracy is 1 by construction`);
   if (!data.train) return results;
   if (data.train.images.length === 0) {
-    results.notes.push('no training image of the test set\'s classes: k-NN, n-shot and the linear probe are left out');
+    results.notes.push("no training image of the test set's classes: k-NN, n-shot and the linear probe are left out");
     return results;
   }
   const tr = await embedSet(model, data.train, 'train', options);

@@ -67,12 +67,19 @@ export interface DecodedChunk {
 
 /** Decodes a chunk in parallel; failures are collected (or thrown, with `throwOnError`). @internal */
 export async function decodeChunk(
-  chunk: readonly EvalImage[], start: number, size: number, throwOnError: boolean, interpolation: 'bilinear' | 'bicubic',
+  chunk: readonly EvalImage[],
+  start: number,
+  size: number,
+  throwOnError: boolean,
+  interpolation: 'bilinear' | 'bicubic',
 ): Promise<DecodedChunk> {
-  const results = await Promise.all(chunk.map((image) => decodeImage(image, size, { interpolation }).catch((error: Error) => error)));
+  const results = await Promise.all(
+    chunk.map((image) => decodeImage(image, size, { interpolation }).catch((error: Error) => error)),
+  );
   const px = size * size * 3;
   const pixels = new Uint8Array(results.filter((r) => !(r instanceof Error)).length * px);
-  const ok: number[] = [], failed: SkippedImage[] = [];
+  const ok: number[] = [],
+    failed: SkippedImage[] = [];
   results.forEach((r, k) => {
     if (r instanceof Error) {
       const name = imageName(chunk[k]!, start + k);
@@ -86,7 +93,10 @@ export async function decodeChunk(
   return { pixels, ok, failed };
 }
 
-async function* chunksOf(images: Iterable<EvalImage> | AsyncIterable<EvalImage>, size: number): AsyncGenerator<EvalImage[]> {
+async function* chunksOf(
+  images: Iterable<EvalImage> | AsyncIterable<EvalImage>,
+  size: number,
+): AsyncGenerator<EvalImage[]> {
   let chunk: EvalImage[] = [];
   for await (const image of images) {
     chunk.push(image);
@@ -102,7 +112,10 @@ async function* chunksOf(images: Iterable<EvalImage> | AsyncIterable<EvalImage>,
 class Rows {
   data: Float32Array;
   count = 0;
-  constructor(private readonly dim: number, capacity: number) {
+  constructor(
+    private readonly dim: number,
+    capacity: number,
+  ) {
     this.data = new Float32Array(Math.max(1, capacity) * dim);
   }
   push(rows: Float32Array, n: number): void {
@@ -127,13 +140,16 @@ class Rows {
  * ```
  */
 export async function embedImages(
-  model: Rils, images: Iterable<EvalImage> | AsyncIterable<EvalImage>, options: EmbedImagesOptions = {},
+  model: Rils,
+  images: Iterable<EvalImage> | AsyncIterable<EvalImage>,
+  options: EmbedImagesOptions = {},
 ): Promise<EmbeddedImages> {
   const chunkSize = checkInteger(options.chunkSize ?? 64, 'chunkSize', 1);
   const total = Array.isArray(images) ? images.length : options.total;
   const { imageSize: S, embedDim } = model.config;
   const rows = new Rows(embedDim, total ?? 1024);
-  const kept: number[] = [], skipped: SkippedImage[] = [];
+  const kept: number[] = [],
+    skipped: SkippedImage[] = [];
   const chunks = chunksOf(images, chunkSize);
   let start = 0;
   const decodeNext = async (): Promise<DecodedChunk | null> => {
@@ -156,7 +172,17 @@ export async function embedImages(
     }
     skipped.push(...chunk.failed);
     const done = kept.length + skipped.length;
-    options.onProgress?.({ done, total, skipped: skipped.length, imagesPerSecond: done / ((performance.now() - started) / 1000) });
+    options.onProgress?.({
+      done,
+      total,
+      skipped: skipped.length,
+      imagesPerSecond: done / ((performance.now() - started) / 1000),
+    });
   }
-  return { embeddings: rows.data.subarray(0, rows.count * embedDim), count: rows.count, kept: Int32Array.from(kept), skipped };
+  return {
+    embeddings: rows.data.subarray(0, rows.count * embedDim),
+    count: rows.count,
+    kept: Int32Array.from(kept),
+    skipped,
+  };
 }

@@ -25,17 +25,24 @@ export function selectFeatures(data: LabelledFeatures, keep: readonly number[]):
  * class without examples must not get a prototype of zeros (cosine 0 beats every negative one).
  */
 export async function frozenPredict(
-  method: FrozenMethod, train: LabelledFeatures, query: Float32Array, options: { k?: number; weightDecay?: number } = {},
+  method: FrozenMethod,
+  train: LabelledFeatures,
+  query: Float32Array,
+  options: { k?: number; weightDecay?: number } = {},
 ): Promise<Int32Array> {
   const present = [...new Set(train.labels)].sort((a, b) => a - b);
   const local = new Map(present.map((c, i) => [c, i]));
   const compact = { features: train.features, labels: Int32Array.from(train.labels, (l) => local.get(l)!) };
   const numClasses = present.length;
-  const predicted = method === 'knn'
-    ? await knnClassify(compact, query, { numClasses, k: options.k ?? 20 })
-    : method === 'prototype'
-      ? await prototypeClassify(compact, query, { numClasses })
-      : await linearProbeClassify(compact, query, { numClasses, ...(options.weightDecay === undefined ? {} : { weightDecay: options.weightDecay }) });
+  const predicted =
+    method === 'knn'
+      ? await knnClassify(compact, query, { numClasses, k: options.k ?? 20 })
+      : method === 'prototype'
+        ? await prototypeClassify(compact, query, { numClasses })
+        : await linearProbeClassify(compact, query, {
+            numClasses,
+            ...(options.weightDecay === undefined ? {} : { weightDecay: options.weightDecay }),
+          });
   return Int32Array.from(predicted, (p) => present[p]!);
 }
 
@@ -62,13 +69,16 @@ export interface LinearProbeFit {
  * (the strongest among equals), and refits on all training features with it.
  */
 export async function sweptLinearProbe(
-  train: LabelledFeatures, query: Float32Array, o: { weightDecays: readonly number[]; validationFraction: number; seed: number },
+  train: LabelledFeatures,
+  query: Float32Array,
+  o: { weightDecays: readonly number[]; validationFraction: number; seed: number },
 ): Promise<LinearProbeFit> {
   const { held, rest } = stratifiedSplit(train.labels, o.validationFraction, o.seed);
   const sweep: SweepPoint[] = [];
   let weightDecay = o.weightDecays[Math.floor(o.weightDecays.length / 2)]!;
   if (o.weightDecays.length > 1 && rest.length > 0 && held.length > 0) {
-    const fit = selectFeatures(train, rest), validation = selectFeatures(train, held);
+    const fit = selectFeatures(train, rest),
+      validation = selectFeatures(train, held);
     for (const wd of o.weightDecays) {
       const predicted = await frozenPredict('linear', fit, validation.features, { weightDecay: wd });
       sweep.push({ weightDecay: wd, validationAccuracy: accuracy(predicted, validation.labels) });
@@ -99,19 +109,26 @@ export interface FewShotResult {
 
 /** n-shot accuracy for each n in `shots`, each averaged over `draws` seeded draws of the examples. */
 export async function fewShot(
-  train: LabelledFeatures, query: Float32Array, labels: Int32Array,
+  train: LabelledFeatures,
+  query: Float32Array,
+  labels: Int32Array,
   o: { shots: readonly number[]; draws: number; seed: number; numClasses: number; weightDecay: number },
 ): Promise<FewShotResult[]> {
   const results: FewShotResult[] = [];
   for (const n of o.shots) {
-    const mean: number[] = [], linear: number[] = [];
+    const mean: number[] = [],
+      linear: number[] = [];
     for (let d = 0; d < o.draws; d++) {
       const picked = sampleShots(train, n, o.numClasses, o.seed + d);
       mean.push(accuracy(await frozenPredict('prototype', picked, query), labels));
       linear.push(accuracy(await frozenPredict('linear', picked, query, { weightDecay: o.weightDecay }), labels));
     }
     const avg = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
-    results.push({ shots: n, nearestMean: { mean: avg(mean), perSeed: mean }, linearProbe: { mean: avg(linear), perSeed: linear } });
+    results.push({
+      shots: n,
+      nearestMean: { mean: avg(mean), perSeed: mean },
+      linearProbe: { mean: avg(linear), perSeed: linear },
+    });
   }
   return results;
 }

@@ -21,22 +21,38 @@ export interface LabelledFeatures {
 export const LINEAR_PROBE = { weightDecay: 1e-4, iterations: 500 } as const;
 
 async function classify(
-  train: LabelledFeatures, query: Float32Array, numClasses: number, method: 'knn' | 'prototype' | 'linear', k = 1,
-  weightDecay = 0, iterations = 0,
+  train: LabelledFeatures,
+  query: Float32Array,
+  numClasses: number,
+  method: 'knn' | 'prototype' | 'linear',
+  k = 1,
+  weightDecay = 0,
+  iterations = 0,
 ): Promise<Int32Array> {
   const trainCount = train.labels?.length;
   if (!trainCount) throw new RilsInputError('Expected at least one labelled training feature');
   checkTypedArray(train.labels, [Int32Array], trainCount, 'labels');
   const dim = train.features.length / trainCount;
-  if (!Number.isInteger(dim) || dim < 1) throw new RilsInputError(`Expected features of [${trainCount}, dim] but received ${train.features.length} values`);
+  if (!Number.isInteger(dim) || dim < 1)
+    throw new RilsInputError(`Expected features of [${trainCount}, dim] but received ${train.features.length} values`);
   checkTypedArray(train.features, [Float32Array], trainCount * dim, 'features');
   const queryCount = query.length / dim;
-  if (!Number.isInteger(queryCount) || queryCount < 1) throw new RilsInputError(`Expected query features of [n, ${dim}]`);
+  if (!Number.isInteger(queryCount) || queryCount < 1)
+    throw new RilsInputError(`Expected query features of [n, ${dim}]`);
   checkTypedArray(query, [Float32Array], queryCount * dim, 'query');
   try {
     const out = await native.classifyFeatures({
-      train: train.features, trainLabels: train.labels, query, trainCount, queryCount, dim,
-      numClasses: checkInteger(numClasses, 'numClasses', 1), method, k, weightDecay, iterations,
+      train: train.features,
+      trainLabels: train.labels,
+      query,
+      trainCount,
+      queryCount,
+      dim,
+      numClasses: checkInteger(numClasses, 'numClasses', 1),
+      method,
+      k,
+      weightDecay,
+      iterations,
     });
     return new Int32Array(out);
   } catch (error) {
@@ -45,12 +61,20 @@ async function classify(
 }
 
 /** k-NN labels of `query` (cosine similarity, similarity-weighted vote). Default k = 20. */
-export function knnClassify(train: LabelledFeatures, query: Float32Array, options: { numClasses: number; k?: number }): Promise<Int32Array> {
+export function knnClassify(
+  train: LabelledFeatures,
+  query: Float32Array,
+  options: { numClasses: number; k?: number },
+): Promise<Int32Array> {
   return classify(train, query, options.numClasses, 'knn', checkInteger(options.k ?? 20, 'k', 1));
 }
 
 /** Labels of `query` by the nearest class mean of the (normalised) training features. */
-export function prototypeClassify(train: LabelledFeatures, query: Float32Array, options: { numClasses: number }): Promise<Int32Array> {
+export function prototypeClassify(
+  train: LabelledFeatures,
+  query: Float32Array,
+  options: { numClasses: number },
+): Promise<Int32Array> {
   return classify(train, query, options.numClasses, 'prototype');
 }
 
@@ -71,17 +95,21 @@ export function sampleShots(data: LabelledFeatures, shots: number, numClasses: n
  * L-BFGS, `iterations` of them, default 500, L2 penalty `weightDecay`, default 1e-4), then labels of `query`.
  */
 export function linearProbeClassify(
-  train: LabelledFeatures, query: Float32Array, options: { numClasses: number; weightDecay?: number; iterations?: number },
+  train: LabelledFeatures,
+  query: Float32Array,
+  options: { numClasses: number; weightDecay?: number; iterations?: number },
 ): Promise<Int32Array> {
   const wd = options.weightDecay ?? LINEAR_PROBE.weightDecay;
-  if (!(typeof wd === 'number' && wd >= 0)) throw new RilsInputError(`Expected a weightDecay >= 0 but received ${String(wd)}`);
+  if (!(typeof wd === 'number' && wd >= 0))
+    throw new RilsInputError(`Expected a weightDecay >= 0 but received ${String(wd)}`);
   const iterations = checkInteger(options.iterations ?? LINEAR_PROBE.iterations, 'iterations', 1);
   return classify(train, query, options.numClasses, 'linear', 1, wd, iterations);
 }
 
 /** Fraction of predictions equal to the labels. */
 export function accuracy(predicted: ArrayLike<number>, labels: ArrayLike<number>): number {
-  if (predicted.length !== labels.length || labels.length === 0) throw new RilsInputError('Expected as many predictions as labels');
+  if (predicted.length !== labels.length || labels.length === 0)
+    throw new RilsInputError('Expected as many predictions as labels');
   let ok = 0;
   for (let i = 0; i < labels.length; i++) if (predicted[i] === labels[i]) ok++;
   return ok / labels.length;
@@ -102,15 +130,27 @@ export interface RetrievalRecall {
  * @internal
  */
 export async function retrievalRanks(
-  imageEmbeddings: Float32Array, textEmbeddings: Float32Array, textImage: Int32Array, dim: number,
+  imageEmbeddings: Float32Array,
+  textEmbeddings: Float32Array,
+  textImage: Int32Array,
+  dim: number,
   options: { blockElements?: number } = {},
 ): Promise<{ imageToText: Int32Array; textToImage: Int32Array }> {
-  const images = imageEmbeddings.length / dim, texts = textImage.length;
+  const images = imageEmbeddings.length / dim,
+    texts = textImage.length;
   checkTypedArray(imageEmbeddings, [Float32Array], images * dim, `imageEmbeddings ([n, ${dim}])`);
   checkTypedArray(textEmbeddings, [Float32Array], texts * dim, `textEmbeddings ([${texts}, ${dim}])`);
   try {
     const blockElements = checkInteger(options.blockElements ?? 2 ** 24, 'blockElements', 1); // 64 MB of scores at most
-    const r = await native.retrievalRanks({ imageEmbeddings, textEmbeddings, textImage, images, texts, dim, blockElements });
+    const r = await native.retrievalRanks({
+      imageEmbeddings,
+      textEmbeddings,
+      textImage,
+      images,
+      texts,
+      dim,
+      blockElements,
+    });
     return { imageToText: new Int32Array(r.imageToText), textToImage: new Int32Array(r.textToImage) };
   } catch (error) {
     throw fromNative(error);
@@ -123,12 +163,26 @@ export async function retrievalRanks(
  * embeddings). Scored natively a block of rows at a time.
  * @internal
  */
-export async function topKByDot(queries: Float32Array, keys: Float32Array, dim: number, k: number): Promise<Int32Array> {
-  const queryCount = queries.length / dim, keyCount = keys.length / dim;
+export async function topKByDot(
+  queries: Float32Array,
+  keys: Float32Array,
+  dim: number,
+  k: number,
+): Promise<Int32Array> {
+  const queryCount = queries.length / dim,
+    keyCount = keys.length / dim;
   checkTypedArray(queries, [Float32Array], queryCount * dim, `queries ([n, ${dim}])`);
   checkTypedArray(keys, [Float32Array], keyCount * dim, `keys ([n, ${dim}])`);
   try {
-    const top = await native.topKByDot({ queries, keys, queryCount, keyCount, dim, k: checkInteger(k, 'k', 1), blockElements: 2 ** 24 });
+    const top = await native.topKByDot({
+      queries,
+      keys,
+      queryCount,
+      keyCount,
+      dim,
+      k: checkInteger(k, 'k', 1),
+      blockElements: 2 ** 24,
+    });
     return new Int32Array(top);
   } catch (error) {
     throw fromNative(error);
@@ -145,12 +199,18 @@ export async function retrievalRecall(
   options: { count: number; ks?: number[] },
 ): Promise<RetrievalRecall> {
   const count = checkInteger(options?.count, 'count', 1);
-  if (imageEmbeddings?.length % count !== 0) throw invalid(`a length divisible by count ${count}`, 'imageEmbeddings', imageEmbeddings);
+  if (imageEmbeddings?.length % count !== 0)
+    throw invalid(`a length divisible by count ${count}`, 'imageEmbeddings', imageEmbeddings);
   const dim = imageEmbeddings.length / count;
   checkTypedArray(imageEmbeddings, [Float32Array], count * dim, 'imageEmbeddings');
   checkTypedArray(textEmbeddings, [Float32Array], count * dim, `textEmbeddings ([${count}, ${dim}])`);
   const ks = options.ks ?? [1, 5, 10];
   ks.forEach((k) => checkInteger(k, 'ks', 1));
-  const ranks = await retrievalRanks(imageEmbeddings, textEmbeddings, Int32Array.from({ length: count }, (_, i) => i), dim);
+  const ranks = await retrievalRanks(
+    imageEmbeddings,
+    textEmbeddings,
+    Int32Array.from({ length: count }, (_, i) => i),
+    dim,
+  );
   return { imageToText: recallAt(ranks.imageToText, ks), textToImage: recallAt(ranks.textToImage, ks) };
 }

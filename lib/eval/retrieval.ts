@@ -59,12 +59,16 @@ export interface RetrievalResults {
 
 /** Distinct images in order of first appearance, and per caption the index of its image. */
 function distinctImages(pairs: Iterable<CaptionedImage> | AsyncIterable<CaptionedImage>) {
-  const captions: string[] = [], captionImage: number[] = [];
+  const captions: string[] = [],
+    captionImage: number[] = [];
   const index = new Map<string, number>();
   let count = 0;
   async function* images(): AsyncGenerator<EvalImage> {
     for await (const pair of pairs) {
-      if (typeof pair?.caption !== 'string' || pair.caption.trim() === '') throw new RilsInputError(`Expected a caption for pair ${captions.length} but received ${JSON.stringify(pair?.caption)}`);
+      if (typeof pair?.caption !== 'string' || pair.caption.trim() === '')
+        throw new RilsInputError(
+          `Expected a caption for pair ${captions.length} but received ${JSON.stringify(pair?.caption)}`,
+        );
       const key = pair.key ?? (typeof pair.image === 'string' ? pair.image : undefined);
       const known = key === undefined ? undefined : index.get(key);
       captions.push(pair.caption);
@@ -108,23 +112,33 @@ const median = (ranks: Int32Array) => {
  * ```
  */
 export async function evaluateRetrieval(
-  model: Rils, pairs: Iterable<CaptionedImage> | AsyncIterable<CaptionedImage>, options: EvaluateRetrievalOptions = {},
+  model: Rils,
+  pairs: Iterable<CaptionedImage> | AsyncIterable<CaptionedImage>,
+  options: EvaluateRetrievalOptions = {},
 ): Promise<RetrievalResults> {
   const ks = [...(options.ks ?? [1, 5, 10])];
   ks.forEach((k) => checkInteger(k, 'ks', 1));
   const started = performance.now();
   const distinct = distinctImages(pairs);
   const embedded = await embedImages(model, distinct.images, {
-    ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}), onError: options.onError ?? 'skip',
-    ...(options.images !== undefined ? { total: options.images } : {}), ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
+    onError: options.onError ?? 'skip',
+    ...(options.images !== undefined ? { total: options.images } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
   const row = new Int32Array(embedded.count + embedded.skipped.length).fill(-1); // distinct image → embedding row
   embedded.kept.forEach((image, r) => (row[image] = r));
   const keptTexts = distinct.captionImage.flatMap((image, t) => (row[image]! >= 0 ? [t] : []));
   if (embedded.count < 2 || keptTexts.length < 2) {
-    throw new RilsInputError(`Expected at least 2 images with captions for retrieval but received ${embedded.count} (${embedded.skipped.length} unreadable)`);
+    throw new RilsInputError(
+      `Expected at least 2 images with captions for retrieval but received ${embedded.count} (${embedded.skipped.length} unreadable)`,
+    );
   }
-  const texts = await encodeCaptions(model, keptTexts.map((t) => distinct.captions[t]!), checkInteger(options.textChunkSize ?? 256, 'textChunkSize', 1));
+  const texts = await encodeCaptions(
+    model,
+    keptTexts.map((t) => distinct.captions[t]!),
+    checkInteger(options.textChunkSize ?? 256, 'textChunkSize', 1),
+  );
   const textImage = Int32Array.from(keptTexts, (t) => row[distinct.captionImage[t]!]!);
   const ranks = await retrievalRanks(embedded.embeddings, texts, textImage, model.config.embedDim);
   const notes = ks.flatMap((k) => [
@@ -132,10 +146,14 @@ export async function evaluateRetrieval(
     ...(k >= embedded.count ? [`text→image recall@${k} is 1 by construction (${embedded.count} images)`] : []),
   ]);
   return {
-    images: embedded.count, texts: keptTexts.length,
-    imageToText: recallAt(ranks.imageToText, ks), textToImage: recallAt(ranks.textToImage, ks),
+    images: embedded.count,
+    texts: keptTexts.length,
+    imageToText: recallAt(ranks.imageToText, ks),
+    textToImage: recallAt(ranks.textToImage, ks),
     medianRank: { imageToText: median(ranks.imageToText), textToImage: median(ranks.textToImage) },
-    skipped: embedded.skipped, skippedTexts: distinct.captions.length - keptTexts.length,
-    seconds: (performance.now() - started) / 1000, notes,
+    skipped: embedded.skipped,
+    skippedTexts: distinct.captions.length - keptTexts.length,
+    seconds: (performance.now() - started) / 1000,
+    notes,
   };
 }

@@ -16,7 +16,11 @@ export function topKAccuracy(top: Int32Array, width: number, labels: ArrayLike<n
 }
 
 /** `[numClasses][numClasses]` counts: row = true class, column = predicted class. */
-export function confusionMatrix(predicted: ArrayLike<number>, labels: ArrayLike<number>, numClasses: number): number[][] {
+export function confusionMatrix(
+  predicted: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  numClasses: number,
+): number[][] {
   const m = Array.from({ length: numClasses }, () => new Array<number>(numClasses).fill(0));
   for (let i = 0; i < labels.length; i++) m[labels[i]!]![predicted[i]!]!++;
   return m;

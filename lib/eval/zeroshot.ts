@@ -58,7 +58,11 @@ export class ZeroShotClassifier {
     for (let b = 0; b < batchSize; b++) {
       const row = probabilities.subarray(b * C, (b + 1) * C);
       const indices = [...row.keys()].sort((i, j) => row[j]! - row[i]! || i - j).slice(0, k);
-      top.push({ indices, labels: indices.map((i) => this.classNames[i]!), probabilities: indices.map((i) => row[i]!) });
+      top.push({
+        indices,
+        labels: indices.map((i) => this.classNames[i]!),
+        probabilities: indices.map((i) => row[i]!),
+      });
     }
     return { batchSize, logits, probabilities, top };
   }
@@ -71,7 +75,9 @@ export class ZeroShotClassifier {
  * @internal
  */
 export function indistinctClasses(
-  classNames: readonly string[], prompts: { tokens: Int32Array; templatesPerClass: number }, tokenizer: Tokenizer,
+  classNames: readonly string[],
+  prompts: { tokens: Int32Array; templatesPerClass: number },
+  tokenizer: Tokenizer,
 ): string | undefined {
   const width = prompts.tokens.length / classNames.length;
   const groups = new Map<string, string[]>();
@@ -81,7 +87,12 @@ export function indistinctClasses(
   });
   const same = [...groups.values()].filter((g) => g.length > 1);
   if (same.length === 0) return undefined;
-  const unknown = tokenizer instanceof WordTokenizer ? [...new Set(classNames.flatMap((n) => tokenizer.unknownWords(n)))] : [];
-  return `Classes ${same.map((g) => g.map((n) => `'${n}'`).join(' = ')).join('; ')} tokenize identically and will get identical scores` +
-    (unknown.length ? ` (words the tokenizer's vocabulary lacks, read as unknown: ${unknown.slice(0, 10).join(', ')})` : '');
+  const unknown =
+    tokenizer instanceof WordTokenizer ? [...new Set(classNames.flatMap((n) => tokenizer.unknownWords(n)))] : [];
+  return (
+    `Classes ${same.map((g) => g.map((n) => `'${n}'`).join(' = ')).join('; ')} tokenize identically and will get identical scores` +
+    (unknown.length
+      ? ` (words the tokenizer's vocabulary lacks, read as unknown: ${unknown.slice(0, 10).join(', ')})`
+      : '')
+  );
 }

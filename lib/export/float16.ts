@@ -12,19 +12,24 @@ const u32 = new Uint32Array(f32.buffer);
 function half(value: number): number {
   f32[0] = value;
   const x = u32[0]!;
-  const sign = (x >>> 16) & 0x8000, exponent = (x >>> 23) & 0xff, mantissa = x & 0x7fffff;
-  if (exponent === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0);  // Infinity, NaN
+  const sign = (x >>> 16) & 0x8000,
+    exponent = (x >>> 23) & 0xff,
+    mantissa = x & 0x7fffff;
+  if (exponent === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0); // Infinity, NaN
   const e = exponent - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;  // too large: Infinity
-  if (e <= 0) {  // a subnormal half, or zero
+  if (e >= 0x1f) return sign | 0x7c00; // too large: Infinity
+  if (e <= 0) {
+    // a subnormal half, or zero
     if (e < -10) return sign;
-    const m = mantissa | 0x800000, shift = 14 - e;
-    const rounded = (m >>> shift) + (((m >>> (shift - 1)) & 1) && ((m & ((1 << (shift - 1)) - 1)) || ((m >>> shift) & 1)) ? 1 : 0);
+    const m = mantissa | 0x800000,
+      shift = 14 - e;
+    const rounded =
+      (m >>> shift) + ((m >>> (shift - 1)) & 1 && (m & ((1 << (shift - 1)) - 1) || (m >>> shift) & 1) ? 1 : 0);
     return sign | rounded;
   }
   const bits = sign | (e << 10) | (mantissa >>> 13);
-  const rest = mantissa & 0x1fff;  // the 13 bits dropped: round half to even (a carry may reach Infinity, as it should)
-  return rest > 0x1000 || (rest === 0x1000 && (bits & 1)) ? bits + 1 : bits;
+  const rest = mantissa & 0x1fff; // the 13 bits dropped: round half to even (a carry may reach Infinity, as it should)
+  return rest > 0x1000 || (rest === 0x1000 && bits & 1) ? bits + 1 : bits;
 }
 
 /** Every value as a half. */

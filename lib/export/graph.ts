@@ -14,7 +14,10 @@ import { toFloat16 } from './float16.js';
 export const onnx = onnxProto.onnx;
 
 /** ONNX's element types used here (TensorProto.DataType). */
-export const FLOAT = 1, INT32 = 6, INT64 = 7, FLOAT16 = 10;
+export const FLOAT = 1,
+  INT32 = 6,
+  INT64 = 7,
+  FLOAT16 = 10;
 
 /** How the graph stores its weights and computes: fp32, or fp16 between fp32 inputs and outputs. */
 export type ExportDtype = 'fp32' | 'fp16';
@@ -56,7 +59,10 @@ export class Graph {
   #count = 0;
   readonly #constants = new Map<string, string>();
 
-  constructor(readonly dtype: ExportDtype, readonly opset: number) {
+  constructor(
+    readonly dtype: ExportDtype,
+    readonly opset: number,
+  ) {
     this.float = dtype === 'fp16' ? FLOAT16 : FLOAT;
   }
 
@@ -69,7 +75,10 @@ export class Graph {
   ops(type: string, inputs: string[], attributes: Record<string, Attribute> = {}, outputs = 1): string[] {
     const names = Array.from({ length: outputs }, () => this.name(type));
     this.nodes.push({
-      opType: type, name: this.name(`${type}_node`), input: inputs, output: names,
+      opType: type,
+      name: this.name(`${type}_node`),
+      input: inputs,
+      output: names,
       attribute: Object.entries(attributes).map(([k, v]) => attribute(k, v)),
     });
     return names;
@@ -97,13 +106,20 @@ export class Graph {
   weight(prefix: string, data: Float32Array, dims: number[]): string {
     const name = this.name(prefix);
     const values = this.float === FLOAT16 ? toFloat16(data) : data;
-    this.initializers.push({ name, dataType: this.float, dims, bytes: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) });
+    this.initializers.push({
+      name,
+      dataType: this.float,
+      dims,
+      bytes: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
+    });
     return name;
   }
 
   /** A float constant in the graph's float type (a scalar when `dims` is []), shared by equal uses. */
   floats(values: number[], dims: number[] = [values.length]): string {
-    return this.#constant(`f${dims.join('x')}:${values.join(',')}`, () => this.weight('const', Float32Array.from(values), dims));
+    return this.#constant(`f${dims.join('x')}:${values.join(',')}`, () =>
+      this.weight('const', Float32Array.from(values), dims),
+    );
   }
 
   /** An int64 constant (a 1-D list unless `dims` says otherwise), shared by equal uses. */
@@ -134,7 +150,10 @@ export class Graph {
   /** LayerNormalization over the last axis (opset 17). */
   layerNorm(x: string, weight: Float32Array, bias: Float32Array, epsilon: number): string {
     const scale = this.weight('ln_weight', weight, [weight.length]);
-    return this.op('LayerNormalization', [x, scale, this.weight('ln_bias', bias, [bias.length])], { axis: -1, epsilon: { f: epsilon } });
+    return this.op('LayerNormalization', [x, scale, this.weight('ln_bias', bias, [bias.length])], {
+      axis: -1,
+      epsilon: { f: epsilon },
+    });
   }
 
   /** The mean over `axis`, dropping it (ReduceMean's axes are an attribute before opset 18, an input from 18). */

@@ -33,7 +33,10 @@ function valueInfo(v: ValueSpec): Onnx.IValueInfoProto {
 }
 
 /** The initializers as TensorProtos; with `dataFile`, the large ones point into it and their bytes are returned in order. */
-function tensors(initializers: readonly Initializer[], dataFile: string | undefined): { protos: Onnx.ITensorProto[]; parts: Uint8Array[] } {
+function tensors(
+  initializers: readonly Initializer[],
+  dataFile: string | undefined,
+): { protos: Onnx.ITensorProto[]; parts: Uint8Array[] } {
   const parts: Uint8Array[] = [];
   let offset = 0;
   const protos = initializers.map((t): Onnx.ITensorProto => {
@@ -45,7 +48,8 @@ function tensors(initializers: readonly Initializer[], dataFile: string | undefi
     const entry = (key: string, value: string | number) => ({ key, value: String(value) });
     parts.push(t.bytes);
     const proto = {
-      ...base, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      ...base,
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
       externalData: [entry('location', dataFile), entry('offset', offset), entry('length', t.bytes.byteLength)],
     };
     offset += t.bytes.byteLength;
@@ -67,9 +71,15 @@ export function encodeModel(g: Graph, name: string, external: boolean): EncodedM
   const dataFile = external ? `${name}.onnx_data` : undefined;
   const { protos, parts } = tensors(g.initializers, dataFile);
   const model = onnx.ModelProto.encode({
-    irVersion: IR_VERSION[g.opset]!, producerName: 'rils', opsetImport: [{ domain: '', version: g.opset }],
+    irVersion: IR_VERSION[g.opset]!,
+    producerName: 'rils',
+    opsetImport: [{ domain: '', version: g.opset }],
     graph: {
-      name, node: g.nodes, initializer: protos, input: g.inputs.map(valueInfo), output: g.outputs.map(valueInfo),
+      name,
+      node: g.nodes,
+      initializer: protos,
+      input: g.inputs.map(valueInfo),
+      output: g.outputs.map(valueInfo),
     },
   }).finish();
   return { model, data: dataFile ? { file: dataFile, parts } : undefined };

@@ -64,13 +64,19 @@ export interface ExportSource {
 const DTYPES: readonly ExportDtype[] = ['fp32', 'fp16'];
 
 function checkOptions(options: unknown): Required<ExportOnnxOptions> {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw invalid('an options object', 'options', options);
+  if (typeof options !== 'object' || options === null || Array.isArray(options))
+    throw invalid('an options object', 'options', options);
   const o = options as ExportOnnxOptions;
-  const opset = o.opset ?? 17, dtype = o.dtype ?? 'fp32', force = o.force ?? false, externalData = o.externalData ?? 'auto';
-  if (!Number.isInteger(opset) || opset < OPSETS.min || opset > OPSETS.max) throw invalid(`an integer ${OPSETS.min} … ${OPSETS.max}`, 'opset', opset);
+  const opset = o.opset ?? 17,
+    dtype = o.dtype ?? 'fp32',
+    force = o.force ?? false,
+    externalData = o.externalData ?? 'auto';
+  if (!Number.isInteger(opset) || opset < OPSETS.min || opset > OPSETS.max)
+    throw invalid(`an integer ${OPSETS.min} … ${OPSETS.max}`, 'opset', opset);
   if (!DTYPES.includes(dtype)) throw invalid("'fp32' or 'fp16'", 'dtype', dtype);
   if (typeof force !== 'boolean') throw invalid('a boolean', 'force', force);
-  if (externalData !== 'auto' && typeof externalData !== 'boolean') throw invalid("true, false or 'auto'", 'externalData', externalData);
+  if (externalData !== 'auto' && typeof externalData !== 'boolean')
+    throw invalid("true, false or 'auto'", 'externalData', externalData);
   return { opset, dtype, force, externalData };
 }
 
@@ -81,40 +87,68 @@ async function targetState(dir: string, force: boolean): Promise<'absent' | 'emp
     throw new RilsInputError(`Cannot export to ${dir}: ${error.message}`);
   });
   if (!info) return 'absent';
-  if (!info.isDirectory()) throw new RilsInputError(`Expected a new or empty folder for the export but ${dir} is not a folder; nothing was written`);
+  if (!info.isDirectory())
+    throw new RilsInputError(
+      `Expected a new or empty folder for the export but ${dir} is not a folder; nothing was written`,
+    );
   const entries = await readdir(dir);
   if (entries.length === 0) return 'empty';
   if (!force) {
-    throw new RilsInputError(`Expected a new or empty folder for the export but ${dir} holds ${entries.length} entries; ` +
-      'pass force: true (rils export --force) to replace it, or choose another folder');
+    throw new RilsInputError(
+      `Expected a new or empty folder for the export but ${dir} holds ${entries.length} entries; ` +
+        'pass force: true (rils export --force) to replace it, or choose another folder',
+    );
   }
   return 'full';
 }
 
 /** config.json: transformers' CLIPConfig, plus how transformers.js loads the files and which tower rils exported. */
-function configJson(c: Readonly<ModelConfig>, logitScale: number, dtype: ExportDtype, external: Record<string, number>): string {
+function configJson(
+  c: Readonly<ModelConfig>,
+  logitScale: number,
+  dtype: ExportDtype,
+  external: Record<string, number>,
+): string {
   const hf = hfClipConfig(c, logitScale);
   const rilsTower = c.visionTower === 'rils';
   Object.assign(hf.text_config!, { bos_token_id: c.vocabSize - 2, eos_token_id: c.vocabSize - 1 });
-  const jsConfig = { ...(dtype === 'fp16' ? { dtype: 'fp16' } : {}), ...(Object.keys(external).length ? { use_external_data_format: external } : {}) };
-  return `${JSON.stringify({
-    ...hf, ...(Object.keys(jsConfig).length ? { 'transformers.js_config': jsConfig } : {}),
-    rils: { vision_tower: c.visionTower, image_pooling: rilsTower ? 'mean of the patch tokens' : 'class token', exported_by: 'rils exportOnnx' },
-  }, null, 2)}\n`;
+  const jsConfig = {
+    ...(dtype === 'fp16' ? { dtype: 'fp16' } : {}),
+    ...(Object.keys(external).length ? { use_external_data_format: external } : {}),
+  };
+  return `${JSON.stringify(
+    {
+      ...hf,
+      ...(Object.keys(jsConfig).length ? { 'transformers.js_config': jsConfig } : {}),
+      rils: {
+        vision_tower: c.visionTower,
+        image_pooling: rilsTower ? 'mean of the patch tokens' : 'class token',
+        exported_by: 'rils exportOnnx',
+      },
+    },
+    null,
+    2,
+  )}\n`;
 }
 
 type Kind = 'vision_model' | 'text_model' | 'model';
 
 /** The graph of one file: a tower, or both with CLIPModel's logits. */
 function buildGraph(kind: Kind, m: TowerSource, dtype: ExportDtype, opset: number, logitScale: number): Graph {
-  const g = new Graph(dtype, opset), c = m.config, E = c.embedDim;
-  const imageBatch = kind === 'model' ? 'image_batch_size' : 'batch_size', textBatch = kind === 'model' ? 'text_batch_size' : 'batch_size';
+  const g = new Graph(dtype, opset),
+    c = m.config,
+    E = c.embedDim;
+  const imageBatch = kind === 'model' ? 'image_batch_size' : 'batch_size',
+    textBatch = kind === 'model' ? 'text_batch_size' : 'batch_size';
   const vision = kind === 'text_model' ? undefined : visionTower(g, m, pixelInput(g, c, imageBatch));
   const text = kind === 'vision_model' ? undefined : textTower(g, m, textInputs(g, textBatch));
   if (kind === 'model') {
     const image = g.op('LpNormalization', [vision!.embeds], { axis: -1, p: 2 });
     const caption = g.op('LpNormalization', [text!.embeds], { axis: -1, p: 2 });
-    const perText = g.op('Mul', [g.op('MatMul', [caption, g.op('Transpose', [image], { perm: [1, 0] })]), g.floats([Math.exp(logitScale)], [])]);
+    const perText = g.op('Mul', [
+      g.op('MatMul', [caption, g.op('Transpose', [image], { perm: [1, 0] })]),
+      g.floats([Math.exp(logitScale)], []),
+    ]);
     g.output(g.op('Transpose', [perText], { perm: [1, 0] }), 'logits_per_image', [imageBatch, textBatch]);
     g.output(perText, 'logits_per_text', [textBatch, imageBatch]);
     g.output(caption, 'text_embeds', [textBatch, E]);
@@ -133,7 +167,7 @@ function buildGraph(kind: Kind, m: TowerSource, dtype: ExportDtype, opset: numbe
 async function writeParts(file: string, parts: readonly (string | Uint8Array)[]): Promise<void> {
   const f = await open(file, 'wx');
   try {
-    for (const p of parts) await f.writeFile(p);  // from the current position, all of it
+    for (const p of parts) await f.writeFile(p); // from the current position, all of it
     await f.sync();
   } finally {
     await f.close();
@@ -170,14 +204,19 @@ export async function exportOnnx(dir: string, options: ExportOnnxOptions, source
   const weights: Weights = new Map(tensors.map((t) => [t.name, { shape: t.shape, data: new Float32Array(t.data) }]));
   const bytes = tensors.reduce((n, t) => n + t.data.byteLength, 0) / (o.dtype === 'fp16' ? 2 : 1);
   if (o.externalData === false && bytes > INLINE_LIMIT) {
-    throw new RilsInputError(`Expected weights under 2 GB for externalData: false but this model's are ${(bytes / 2 ** 30).toFixed(1)} GB; ` +
-      "leave externalData at 'auto'");
+    throw new RilsInputError(
+      `Expected weights under 2 GB for externalData: false but this model's are ${(bytes / 2 ** 30).toFixed(1)} GB; ` +
+        "leave externalData at 'auto'",
+    );
   }
   const logitScale = weights.get('logit_scale')!.data[0]!;
   const suffix = o.dtype === 'fp16' ? '_fp16' : '';
-  const temp = path.join(path.dirname(path.resolve(dir)), `.${path.basename(dir)}.${process.pid}.${randomBytes(4).toString('hex')}.rils-tmp`);
+  const temp = path.join(
+    path.dirname(path.resolve(dir)),
+    `.${path.basename(dir)}.${process.pid}.${randomBytes(4).toString('hex')}.rils-tmp`,
+  );
   try {
-    await mkdir(path.dirname(temp), { recursive: true });  // the parent folders, where they are missing
+    await mkdir(path.dirname(temp), { recursive: true }); // the parent folders, where they are missing
     await mkdir(temp);
     await mkdir(path.join(temp, 'onnx'));
     const written: string[] = [];

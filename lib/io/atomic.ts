@@ -19,7 +19,10 @@ import { RilsInputError } from '../errors.js';
 /** A temporary file whose writer is alive, or whose host cannot tell, is kept this long (ms). */
 const STALE_AFTER_MS = 60 * 60 * 1000;
 /** This machine in temporary file names: a writer's pid can only be checked on its own machine. */
-const HOST = hostname().replace(/[^A-Za-z0-9-]/g, '-').slice(0, 32) || 'host';
+const HOST =
+  hostname()
+    .replace(/[^A-Za-z0-9-]/g, '-')
+    .slice(0, 32) || 'host';
 /** `<target>.<host>.<pid>.<random>.rils-tmp`, and the `<target>.<12 hex>.tmp` of earlier versions. */
 const TEMP = /^\.(?:([A-Za-z0-9-]+)\.(\d+)\.[0-9a-f]+\.rils-tmp|[0-9a-f]{12}\.tmp)$/;
 
@@ -42,9 +45,10 @@ const REASONS: Record<string, string> = {
 /** A failed write as a typed error naming the user's path (never the internal temporary file). */
 function writeError(path: string, error: unknown, temp: string): RilsInputError {
   const code = (error as NodeJS.ErrnoException | null)?.code;
-  const reason = code !== undefined && Object.hasOwn(REASONS, code)
-    ? `${REASONS[code]} (${code})`
-    : String((error as Error | null)?.message ?? error).replaceAll(temp, path);
+  const reason =
+    code !== undefined && Object.hasOwn(REASONS, code)
+      ? `${REASONS[code]} (${code})`
+      : String((error as Error | null)?.message ?? error).replaceAll(temp, path);
   const typed = new RilsInputError(`Cannot write ${path}: ${reason}; the file is left as it was`);
   typed.cause = error;
   return typed;
@@ -76,12 +80,17 @@ async function writeTarget(path: string): Promise<{ target: string; mode?: numbe
       throw writeError(path, error, target);
     }
     if (info.isSymbolicLink()) {
-      target = resolve(dirname(target), await readlink(target).catch((error: unknown) => Promise.reject(writeError(path, error, target))));
+      target = resolve(
+        dirname(target),
+        await readlink(target).catch((error: unknown) => Promise.reject(writeError(path, error, target))),
+      );
       continue;
     }
     if (info.isFile()) return { target, mode: info.mode & 0o7777 };
     const where = target === resolve(path) ? '' : ` (through symbolic links: ${target})`;
-    throw new RilsInputError(`Expected a regular file or a new file for ${path} but it is ${describeNode(info)}${where}; nothing was written`);
+    throw new RilsInputError(
+      `Expected a regular file or a new file for ${path} but it is ${describeNode(info)}${where}; nothing was written`,
+    );
   }
   throw writeError(path, Object.assign(new Error('too many symbolic links'), { code: 'ELOOP' }), target);
 }
@@ -103,16 +112,18 @@ async function removeStaleTemps(target: string): Promise<void> {
   const dir = dirname(target);
   const prefix = basename(target);
   const names = await readdir(dir).catch(() => [] as string[]);
-  await Promise.all(names.map(async (name) => {
-    const m = name.startsWith(prefix) ? TEMP.exec(name.slice(prefix.length)) : null;
-    if (!m) return;
-    const file = join(dir, name);
-    const info = await lstat(file).catch(() => undefined);
-    if (!info?.isFile()) return;
-    const pid = Number(m[2]);
-    const gone = m[1] === HOST && pid !== process.pid && processGone(pid);
-    if (gone || Date.now() - info.mtimeMs > STALE_AFTER_MS) await rm(file, { force: true }).catch(() => undefined);
-  }));
+  await Promise.all(
+    names.map(async (name) => {
+      const m = name.startsWith(prefix) ? TEMP.exec(name.slice(prefix.length)) : null;
+      if (!m) return;
+      const file = join(dir, name);
+      const info = await lstat(file).catch(() => undefined);
+      if (!info?.isFile()) return;
+      const pid = Number(m[2]);
+      const gone = m[1] === HOST && pid !== process.pid && processGone(pid);
+      if (gone || Date.now() - info.mtimeMs > STALE_AFTER_MS) await rm(file, { force: true }).catch(() => undefined);
+    }),
+  );
 }
 
 /**

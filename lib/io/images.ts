@@ -46,7 +46,9 @@ export function isRawImage(image: unknown): image is RawImage {
 /** A name of an image for messages: its path, or its size. */
 export function imageName(image: EvalImage, index: number): string {
   if (typeof image === 'string') return image;
-  return isRawImage(image) ? `image ${index} (${image.width}×${image.height} pixels)` : `image ${index} (${image.byteLength} bytes)`;
+  return isRawImage(image)
+    ? `image ${index} (${image.width}×${image.height} pixels)`
+    : `image ${index} (${image.byteLength} bytes)`;
 }
 
 function checkRaw(image: RawImage): RawImage {
@@ -61,7 +63,11 @@ function checkRaw(image: RawImage): RawImage {
  * One image through the eval transform of {@link loadImages}: `[size, size, 3]` uint8. Decoded
  * pixels of that size already are used as they are.
  */
-export async function decodeImage(image: EvalImage, size: number, options: LoadImagesOptions = {}): Promise<Uint8Array> {
+export async function decodeImage(
+  image: EvalImage,
+  size: number,
+  options: LoadImagesOptions = {},
+): Promise<Uint8Array> {
   if (isRawImage(image) && image.width === size && image.height === size) return checkRaw(image).pixels;
   return loadImages([image], size, options);
 }
@@ -69,7 +75,9 @@ export async function decodeImage(image: EvalImage, size: number, options: LoadI
 /** An image as PNG bytes (for reports), its shorter side resized to `size` and centre-cropped. */
 export async function imagePng(image: EvalImage, size: number): Promise<Buffer> {
   const pixels = await decodeImage(image, size);
-  return sharp(pixels, { raw: { width: size, height: size, channels: 3 } }).png().toBuffer();
+  return sharp(pixels, { raw: { width: size, height: size, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 /**
@@ -79,7 +87,11 @@ export async function imagePng(image: EvalImage, size: number): Promise<Buffer> 
  * on its thread pool; LibTorch resizes with torchvision's geometry and rounding (within ~0.003 of
  * PIL's resize on normalised pixels). Returns `[n, size, size, 3]` uint8 (normalised natively).
  */
-export async function loadImages(sources: readonly EvalImage[], size: number, options: LoadImagesOptions = {}): Promise<Uint8Array> {
+export async function loadImages(
+  sources: readonly EvalImage[],
+  size: number,
+  options: LoadImagesOptions = {},
+): Promise<Uint8Array> {
   if (!Array.isArray(sources) || sources.length === 0) {
     throw new RilsInputError(`Expected a non-empty array of image paths or buffers but received ${describe(sources)}`);
   }
@@ -87,7 +99,9 @@ export async function loadImages(sources: readonly EvalImage[], size: number, op
   const out = new Uint8Array(sources.length * size * size * 3);
   for (let start = 0; start < sources.length; start += DECODE_GROUP) {
     const group = sources.slice(start, start + DECODE_GROUP);
-    const images = await Promise.all(group.map((src, k) => decodeForEval(src, start + k, size, options.maxPixels ?? DEFAULT_MAX_PIXELS)));
+    const images = await Promise.all(
+      group.map((src, k) => decodeForEval(src, start + k, size, options.maxPixels ?? DEFAULT_MAX_PIXELS)),
+    );
     try {
       out.set(new Uint8Array(await native.resizeImages({ images, size, interpolation })), start * size * size * 3);
     } catch (error) {
@@ -104,22 +118,33 @@ export async function loadImages(sources: readonly EvalImage[], size: number, op
 async function decodeForEval(src: EvalImage, i: number, size: number, maxPixels: number) {
   if (isRawImage(src)) return { data: checkRaw(src).pixels, width: src.width, height: src.height };
   if (typeof src !== 'string' && !(src instanceof Uint8Array)) {
-    throw new RilsInputError(`Expected a path, a Uint8Array or decoded pixels for image ${i} but received ${describe(src)}`);
+    throw new RilsInputError(
+      `Expected a path, a Uint8Array or decoded pixels for image ${i} but received ${describe(src)}`,
+    );
   }
   try {
     if (typeof src === 'string') await checkRegularFile(src, 'an image file');
     let image = sharp(src, { limitInputPixels: maxPixels });
     const { width = 0, height = 0, hasAlpha } = await image.metadata();
     if (Math.min(width, height) > 4 * size) {
-      if (hasAlpha) {  // sharp resizes premultiplied: the alpha goes first, as PIL's convert('RGB') does
+      if (hasAlpha) {
+        // sharp resizes premultiplied: the alpha goes first, as PIL's convert('RGB') does
         const { data, info } = await image.removeAlpha().raw().toBuffer({ resolveWithObject: true });
         image = sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } });
       }
       const scale = (2 * size) / Math.min(width, height);
-      image.resize(Math.round(width * scale), Math.round(height * scale), { fit: 'fill', kernel: 'cubic', fastShrinkOnLoad: false });
+      image.resize(Math.round(width * scale), Math.round(height * scale), {
+        fit: 'fill',
+        kernel: 'cubic',
+        fastShrinkOnLoad: false,
+      });
     }
     const { data, info } = await image.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
+    return {
+      data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+      width: info.width,
+      height: info.height,
+    };
   } catch (error) {
     throw new RilsInputError(`Cannot decode ${imageName(src, i)}: ${(error as Error).message}`);
   }
@@ -137,7 +162,11 @@ export class OversizedImageError extends RilsInputError {}
  * formats stream through the resize, so a 15000 × 15000 PNG costs ~70 MB instead of 675. An image of
  * more than `maxPixels` pixels is refused from its header, before any decoding.
  */
-export async function decodeShrunk(input: Buffer | string, side: number, maxPixels: number): Promise<{ data: Buffer; width: number; height: number }> {
+export async function decodeShrunk(
+  input: Buffer | string,
+  side: number,
+  maxPixels: number,
+): Promise<{ data: Buffer; width: number; height: number }> {
   try {
     const { data, info } = await sharp(input, { limitInputPixels: maxPixels })
       .resize(side, side, { fit: 'outside', withoutEnlargement: true, kernel: 'linear' })
@@ -149,13 +178,18 @@ export async function decodeShrunk(input: Buffer | string, side: number, maxPixe
   } catch (error) {
     if (!/pixel limit/.test((error as Error).message)) throw error;
     const { width = 0, height = 0 } = await sharp(input, { limitInputPixels: false }).metadata();
-    throw new OversizedImageError(`it has ${width}×${height} = ${width * height} pixels, more than maxPixels (${maxPixels})`);
+    throw new OversizedImageError(
+      `it has ${width}×${height} = ${width * height} pixels, more than maxPixels (${maxPixels})`,
+    );
   }
 }
 
 /** Refuses an image of more than `maxPixels` pixels. */
 export function checkPixels(width: number, height: number, maxPixels: number): { width: number; height: number } {
-  if (width * height > maxPixels) throw new OversizedImageError(`it has ${width}×${height} = ${width * height} pixels, more than maxPixels (${maxPixels})`);
+  if (width * height > maxPixels)
+    throw new OversizedImageError(
+      `it has ${width}×${height} = ${width * height} pixels, more than maxPixels (${maxPixels})`,
+    );
   return { width, height };
 }
 
@@ -169,7 +203,11 @@ export async function imageSize(input: Buffer | string, maxPixels: number): Prom
  * Decodes the box of an image resized to `size` × `size` RGB (antialiased bilinear, as PIL's resize
  * that torchvision's RandomResizedCrop uses), in one sharp pipeline on libuv's thread pool.
  */
-export async function decodeCrop(input: Buffer | string, box: { x: number; y: number; w: number; h: number }, size: number): Promise<Buffer> {
+export async function decodeCrop(
+  input: Buffer | string,
+  box: { x: number; y: number; w: number; h: number },
+  size: number,
+): Promise<Buffer> {
   return sharp(input, { limitInputPixels: false, sequentialRead: true })
     .extract({ left: box.x, top: box.y, width: box.w, height: box.h })
     .resize(size, size, { fit: 'fill', kernel: 'linear' })

@@ -19,16 +19,23 @@ function headerDict(shape: readonly number[]): string {
 
 /** The bytes of a `.npy` file holding `data` (row-major float32) with `shape`. */
 export function npyBytes(data: Float32Array, shape: readonly number[]): Buffer {
-  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw invalid('dimensions that are integers >= 0', 'the shape', shape);
+  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+    throw invalid('dimensions that are integers >= 0', 'the shape', shape);
   const count = shape.reduce((a, b) => a * b, 1);
-  if (!(data instanceof Float32Array) || data.length !== count) throw invalid(`a Float32Array of ${count} elements`, 'the data', data);
+  if (!(data instanceof Float32Array) || data.length !== count)
+    throw invalid(`a Float32Array of ${count} elements`, 'the data', data);
   const dict = headerDict(shape);
   // The header (its length field, the dict, the padding and a newline) ends on a multiple of 64.
   const unpadded = MAGIC.length + 2 + dict.length + 1;
   const header = `${dict}${' '.repeat((64 - (unpadded % 64)) % 64)}\n`;
   const length = Buffer.alloc(2);
   length.writeUInt16LE(header.length);
-  return Buffer.concat([MAGIC, length, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
+  return Buffer.concat([
+    MAGIC,
+    length,
+    Buffer.from(header, 'latin1'),
+    Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+  ]);
 }
 
 /** Writes `data` with `shape` as a `.npy` file. */

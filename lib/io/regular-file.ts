@@ -32,7 +32,11 @@ function notRegular(path: string, what: string, info: Stats, As: ErrorClass): Ri
 }
 
 /** An open regular file and its size; the caller closes it. `what` names what it should be ("a safetensors file"). */
-export async function openRegularFile(path: string, what: string, As: ErrorClass = RilsInputError): Promise<{ file: FileHandle; size: number }> {
+export async function openRegularFile(
+  path: string,
+  what: string,
+  As: ErrorClass = RilsInputError,
+): Promise<{ file: FileHandle; size: number }> {
   let file: FileHandle;
   try {
     file = await open(path, READ_FLAGS);

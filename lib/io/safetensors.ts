@@ -14,7 +14,16 @@ import { openRegularFile } from './regular-file.js';
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
 const DTYPE_BYTES: Record<SafetensorsDtype, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
 };
 /** The format's cap on the header (safetensors' MAX_HEADER_SIZE): larger ones are refused unread. */
 const MAX_HEADER_BYTES = 100_000_000;
@@ -45,7 +54,8 @@ function corrupt(path: string, why: string): RilsWeightsError {
 
 /** Checks the u64 header length `n` of a file of `size` bytes. */
 function checkHeaderLength(n: bigint, size: number, path: string): number {
-  if (n > BigInt(MAX_HEADER_BYTES)) throw corrupt(path, `header length ${n} is over the format's limit of ${MAX_HEADER_BYTES} bytes`);
+  if (n > BigInt(MAX_HEADER_BYTES))
+    throw corrupt(path, `header length ${n} is over the format's limit of ${MAX_HEADER_BYTES} bytes`);
   if (8 + Number(n) > size) throw corrupt(path, `header length ${n} exceeds the file (${size} bytes)`);
   return Number(n);
 }
@@ -109,7 +119,8 @@ function parseHeader(bytes: Uint8Array, dataLength: number, path: string): Safet
   } catch (error) {
     throw corrupt(path, `header is not JSON (${(error as Error).message})`);
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw corrupt(path, 'header is not an object');
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    throw corrupt(path, 'header is not an object');
   const duplicate = duplicateKey(json);
   if (duplicate !== undefined) throw corrupt(path, `the header names '${duplicate}' twice`);
   const index: SafetensorsIndex = { tensors: new Map(), metadata: {}, dataOffset: 8 + bytes.byteLength };
@@ -117,12 +128,21 @@ function parseHeader(bytes: Uint8Array, dataLength: number, path: string): Safet
     if (name === '__metadata__') index.metadata = checkMetadata(info, path);
     else index.tensors.set(name, checkEntry(name, info, dataLength, path));
   }
-  checkTiling([...index.tensors].map(([name, t]) => ({ name, begin: t.begin, end: t.end })), dataLength, path);
+  checkTiling(
+    [...index.tensors].map(([name, t]) => ({ name, begin: t.begin, end: t.end })),
+    dataLength,
+    path,
+  );
   return index;
 }
 
 function checkMetadata(info: unknown, path: string): Record<string, string> {
-  if (info !== null && typeof info === 'object' && !Array.isArray(info) && Object.values(info).every((v) => typeof v === 'string')) {
+  if (
+    info !== null &&
+    typeof info === 'object' &&
+    !Array.isArray(info) &&
+    Object.values(info).every((v) => typeof v === 'string')
+  ) {
     return info as Record<string, string>;
   }
   throw corrupt(path, '__metadata__ must map strings to strings');
@@ -131,7 +151,8 @@ function checkMetadata(info: unknown, path: string): Record<string, string> {
 function checkEntry(name: string, info: unknown, dataLength: number, path: string) {
   const entry = info as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
   const dtype = entry?.dtype as SafetensorsDtype;
-  if (!entry || typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype)) throw corrupt(path, `bad dtype for '${name}'`);
+  if (!entry || typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype))
+    throw corrupt(path, `bad dtype for '${name}'`);
   const shape = entry.shape;
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
     throw corrupt(path, `bad shape for '${name}'`);
@@ -157,7 +178,8 @@ export function parseSafetensors(buffer: Uint8Array, path = 'buffer'): Safetenso
   const data = buffer.subarray(8 + n);
   const index = parseHeader(buffer.subarray(8, 8 + n), data.byteLength, path);
   const tensors = new Map<string, SafetensorsEntry>();
-  for (const [name, t] of index.tensors) tensors.set(name, { dtype: t.dtype, shape: t.shape, bytes: data.subarray(t.begin, t.end) });
+  for (const [name, t] of index.tensors)
+    tensors.set(name, { dtype: t.dtype, shape: t.shape, bytes: data.subarray(t.begin, t.end) });
   return { tensors, metadata: index.metadata, data };
 }
 
@@ -196,7 +218,10 @@ export async function readSafetensorsIndex(path: string): Promise<SafetensorsInd
 }
 
 /** Opens a regular file whose header length fits the format and the file, then `read(file, size, n)`. */
-async function withSafetensorsFile<T>(path: string, read: (file: FileHandle, size: number, n: number) => Promise<T>): Promise<T> {
+async function withSafetensorsFile<T>(
+  path: string,
+  read: (file: FileHandle, size: number, n: number) => Promise<T>,
+): Promise<T> {
   const { file, size } = await openRegularFile(path, 'a safetensors file', RilsWeightsError);
   try {
     if (size < 8) throw corrupt(path, `${size} bytes is too short for a header`);
@@ -241,7 +266,7 @@ export async function writeSafetensors(
     offset += t.data.byteLength;
   }
   let json = Buffer.from(JSON.stringify(header), 'utf-8');
-  const pad = (8 - (json.byteLength % 8)) % 8;  // keeps the data section 8-byte aligned
+  const pad = (8 - (json.byteLength % 8)) % 8; // keeps the data section 8-byte aligned
   json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
   const length = Buffer.alloc(8);
   length.writeBigUInt64LE(BigInt(json.byteLength));

@@ -19,8 +19,16 @@ import { camelCase, checkInteger, checkPlainObject, invalid } from '../validate.
  * fills with a checkpoint's weights.
  */
 export type PresetName =
-  | 'vit_l16' | 'vit_b16' | 'vit_s16' | 'vit_ti16' | 'micro'
-  | 'clip_vit_b32' | 'clip_vit_b16' | 'clip_vit_l14' | 'clip_vit_l14_336' | 'clip_micro';
+  | 'vit_l16'
+  | 'vit_b16'
+  | 'vit_s16'
+  | 'vit_ti16'
+  | 'micro'
+  | 'clip_vit_b32'
+  | 'clip_vit_b16'
+  | 'clip_vit_l14'
+  | 'clip_vit_l14_336'
+  | 'clip_micro';
 
 /** The MLP activation: exact (erf) GELU, or QuickGELU x·σ(1.702x) (OpenAI's CLIP). */
 export type Activation = 'gelu' | 'quick_gelu';
@@ -213,29 +221,64 @@ export const OPTION_ALIASES: Readonly<Record<string, readonly string[]>> = { bet
  * values, default and help, checked by {@link toNativeOptions} and offered by the CLI. @internal
  */
 export const RUN_OPTIONS = {
-  device: { values: ['cpu', 'cuda', 'cuda:N'], pattern: /^(cpu|cuda(:\d+)?)$/, default: 'cpu', help: 'where the model runs' },
-  onUnsupportedPrecision: {
-    values: ['throw', 'fp32'], default: 'throw', help: 'bf16 where it cannot run: an error saying why, or fp32 with a warning',
+  device: {
+    values: ['cpu', 'cuda', 'cuda:N'],
+    pattern: /^(cpu|cuda(:\d+)?)$/,
+    default: 'cpu',
+    help: 'where the model runs',
   },
-  onNonFinite: { values: ['skip', 'throw'], default: 'skip', help: 'a NaN/inf step: skipped and counted, or the end of the run' },
+  onUnsupportedPrecision: {
+    values: ['throw', 'fp32'],
+    default: 'throw',
+    help: 'bf16 where it cannot run: an error saying why, or fp32 with a warning',
+  },
+  onNonFinite: {
+    values: ['skip', 'throw'],
+    default: 'skip',
+    help: 'a NaN/inf step: skipped and counted, or the end of the run',
+  },
 } as const;
 
 /** `value` checked against its {@link RUN_OPTIONS} row (`what` names it in the error). @internal */
-export function checkRunOption<K extends keyof typeof RUN_OPTIONS>(name: K, value: unknown, what: string = name): string {
+export function checkRunOption<K extends keyof typeof RUN_OPTIONS>(
+  name: K,
+  value: unknown,
+  what: string = name,
+): string {
   const row: { values: readonly string[]; pattern?: RegExp } = RUN_OPTIONS[name];
   const ok = typeof value === 'string' && (row.pattern ? row.pattern.test(value) : row.values.includes(value));
-  if (!ok) throw invalid(row.values.map((v) => `'${v}'`).join(', ').replace(/, ([^,]*)$/, ' or $1'), what, value);
+  if (!ok)
+    throw invalid(
+      row.values
+        .map((v) => `'${v}'`)
+        .join(', ')
+        .replace(/, ([^,]*)$/, ' or $1'),
+      what,
+      value,
+    );
   return value as string;
 }
 
 /** Options of {@link RilsOptions} that are not model or training fields. @internal */
-export const OTHER_OPTIONS = ['preset', 'seed', 'precision', 'tokenizer', 'distributed', ...Object.keys(RUN_OPTIONS)] as const;
+export const OTHER_OPTIONS = [
+  'preset',
+  'seed',
+  'precision',
+  'tokenizer',
+  'distributed',
+  ...Object.keys(RUN_OPTIONS),
+] as const;
 const ALIASED = new Set(Object.values(OPTION_ALIASES).flat().map(camelCase));
 
 /** Whether `name` is an option of {@link RilsOptions}. @internal */
 export function isOptionName(name: string): boolean {
-  return (CONFIG_FIELDS.has(name) || TRAIN_FIELDS.has(name) || Object.hasOwn(OPTION_ALIASES, name) ||
-    (OTHER_OPTIONS as readonly string[]).includes(name)) && !ALIASED.has(name);
+  return (
+    (CONFIG_FIELDS.has(name) ||
+      TRAIN_FIELDS.has(name) ||
+      Object.hasOwn(OPTION_ALIASES, name) ||
+      (OTHER_OPTIONS as readonly string[]).includes(name)) &&
+    !ALIASED.has(name)
+  );
 }
 
 /** Whether `name` is a preset of the addon. @internal */
@@ -250,9 +293,13 @@ export function presetConfig(preset: PresetName): ModelConfig {
 }
 
 /** Options of a table (model or training fields) checked and converted to snake_case. */
-function tableOptions(o: Record<string, unknown>, fields: ReadonlyMap<string, FieldSpec>): Record<string, number | boolean | string> {
+function tableOptions(
+  o: Record<string, unknown>,
+  fields: ReadonlyMap<string, FieldSpec>,
+): Record<string, number | boolean | string> {
   const out: Record<string, number | boolean | string> = {};
-  for (const [key, f] of fields) if (o[key] !== undefined && !ALIASED.has(key)) out[f.name] = checkField(f, o[key], key);
+  for (const [key, f] of fields)
+    if (o[key] !== undefined && !ALIASED.has(key)) out[f.name] = checkField(f, o[key], key);
   return out;
 }
 
@@ -262,8 +309,16 @@ function tableOptions(o: Record<string, unknown>, fields: ReadonlyMap<string, Fi
  * field acts on either vision tower.
  */
 const APPLIES_WHEN: readonly [field: string, when: (c: NativeConfig) => boolean, what: string][] = [
-  ['decoder_width', (c) => c.decoder_depth === undefined || Number(c.decoder_depth) > 0, 'a feature decoder (decoderDepth >= 1)'],
-  ['decoder_heads', (c) => c.decoder_depth === undefined || Number(c.decoder_depth) > 0, 'a feature decoder (decoderDepth >= 1)'],
+  [
+    'decoder_width',
+    (c) => c.decoder_depth === undefined || Number(c.decoder_depth) > 0,
+    'a feature decoder (decoderDepth >= 1)',
+  ],
+  [
+    'decoder_heads',
+    (c) => c.decoder_depth === undefined || Number(c.decoder_depth) > 0,
+    'a feature decoder (decoderDepth >= 1)',
+  ],
 ];
 
 /** A config (snake_case) without the fields that do not act in it: what a weight file records. @internal */
@@ -288,7 +343,9 @@ function betaOptions(betas: unknown): Record<string, number> {
   if (betas === undefined) return {};
   if (!Array.isArray(betas) || betas.length !== 2) throw invalid('two numbers', 'betas', betas);
   const names = OPTION_ALIASES.betas!;
-  return Object.fromEntries(names.map((n, i) => [n, checkField(TRAIN_FIELDS.get(camelCase(n))!, betas[i], `betas[${i}]`) as number]));
+  return Object.fromEntries(
+    names.map((n, i) => [n, checkField(TRAIN_FIELDS.get(camelCase(n))!, betas[i], `betas[${i}]`) as number]),
+  );
 }
 
 /**
@@ -338,15 +395,33 @@ export function toNativeOptions(options: RilsOptions): {
   checkApplies(config, PRESETS[preset]!);
   const train = { ...tableOptions(o, TRAIN_FIELDS), ...betaOptions(o.betas) };
   const seed = o.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : checkInteger(o.seed, 'seed', 0);
-  const onNonFinite = checkRunOption('onNonFinite', o.onNonFinite ?? RUN_OPTIONS.onNonFinite.default) as 'skip' | 'throw';
+  const onNonFinite = checkRunOption('onNonFinite', o.onNonFinite ?? RUN_OPTIONS.onNonFinite.default) as
+    'skip' | 'throw';
   if (o.tokenizer !== undefined && !isTokenizer(o.tokenizer)) {
-    throw invalid('a tokenizer (ClipTokenizer, WordTokenizer, ByteTokenizer or one with encodeBatch)', 'tokenizer', o.tokenizer);
+    throw invalid(
+      'a tokenizer (ClipTokenizer, WordTokenizer, ByteTokenizer or one with encodeBatch)',
+      'tokenizer',
+      o.tokenizer,
+    );
   }
   const device = checkDevice(o.device ?? RUN_OPTIONS.device.default, o.distributed !== undefined);
-  const precision = checkPrecision(o.precision ?? RUN_FIELDS.get('precision')!.default, o.onUnsupportedPrecision ?? RUN_OPTIONS.onUnsupportedPrecision.default, device);
+  const precision = checkPrecision(
+    o.precision ?? RUN_FIELDS.get('precision')!.default,
+    o.onUnsupportedPrecision ?? RUN_OPTIONS.onUnsupportedPrecision.default,
+    device,
+  );
   const checked = { tokenizer: o.tokenizer as Tokenizer | undefined, onNonFinite };
   if (o.distributed !== undefined) {
-    return { preset, config, train, seed, device, run: { precision }, distributed: toNativeDistributed(o.distributed), ...checked };
+    return {
+      preset,
+      config,
+      train,
+      seed,
+      device,
+      run: { precision },
+      distributed: toNativeDistributed(o.distributed),
+      ...checked,
+    };
   }
   return { preset, config, train, seed, device, run: { precision }, ...checked };
 }
@@ -371,22 +446,38 @@ export function fromNativeTrainOptions(t: NativeTrainOptions): Required<Training
  */
 export function fineTuningSchedule(totalSteps = 0): TrainingOptions {
   const steps = checkInteger(totalSteps, 'totalSteps', 0);
-  return { lr: 1e-5, weightDecay: 0.1, warmupStartLr: 0, warmupSteps: Math.min(500, Math.ceil(steps / 10)), minLr: 0, totalSteps: steps };
+  return {
+    lr: 1e-5,
+    weightDecay: 0.1,
+    warmupStartLr: 0,
+    warmupSteps: Math.min(500, Math.ceil(steps / 10)),
+    minLr: 0,
+    totalSteps: steps,
+  };
 }
 
 /** {@link fineTuningSchedule} in words, for help texts. @internal */
 export function describeSchedule(): string {
-  const { lr, weightDecay } = fineTuningSchedule(0), steps = 1000, warmup = fineTuningSchedule(steps).warmupSteps!;
-  return `lr ${lr}, weight decay ${weightDecay}, a linear warmup from 0 over the first ${(100 * warmup) / steps}% of ` +
-    `--steps (at most ${fineTuningSchedule(1e9).warmupSteps} steps), then a cosine to 0 at --steps.`;
+  const { lr, weightDecay } = fineTuningSchedule(0),
+    steps = 1000,
+    warmup = fineTuningSchedule(steps).warmupSteps!;
+  return (
+    `lr ${lr}, weight decay ${weightDecay}, a linear warmup from 0 over the first ${(100 * warmup) / steps}% of ` +
+    `--steps (at most ${fineTuningSchedule(1e9).warmupSteps} steps), then a cosine to 0 at --steps.`
+  );
 }
 
 /**
  * A warning for a schedule whose warmup does not end before its last step (the lr would never reach
  * its peak), or undefined. @internal
  */
-export function scheduleWarning(t: Pick<Required<TrainingOptions>, 'warmupSteps' | 'totalSteps'>, steps = t.totalSteps): string | undefined {
+export function scheduleWarning(
+  t: Pick<Required<TrainingOptions>, 'warmupSteps' | 'totalSteps'>,
+  steps = t.totalSteps,
+): string | undefined {
   if (steps <= 0 || t.warmupSteps < steps) return undefined;
-  return `warmupSteps (${t.warmupSteps}) >= ${steps === t.totalSteps ? 'totalSteps' : 'the steps of this run'} (${steps}): ` +
-    'the learning rate never leaves its warmup (fewer warmupSteps, or more steps)';
+  return (
+    `warmupSteps (${t.warmupSteps}) >= ${steps === t.totalSteps ? 'totalSteps' : 'the steps of this run'} (${steps}): ` +
+    'the learning rate never leaves its warmup (fewer warmupSteps, or more steps)'
+  );
 }

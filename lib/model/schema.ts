@@ -46,7 +46,8 @@ export function expected(f: NativeFieldInfo): string {
     return names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names.at(-1)}` : names.join('');
   }
   const kind = f.type === 'int' ? 'an integer' : 'a number';
-  const lower = Number.isFinite(f.min), upper = Number.isFinite(f.max);
+  const lower = Number.isFinite(f.min),
+    upper = Number.isFinite(f.max);
   if (lower && upper) return `${kind} in ${f.minOpen ? '(' : '['}${f.min}, ${f.max}${f.maxOpen ? ')' : ']'}`;
   if (lower) return `${kind} ${f.minOpen ? '>' : '>='} ${f.min}`;
   if (upper) return `${kind} ${f.maxOpen ? '<' : '<='} ${f.max}`;
@@ -57,13 +58,19 @@ export function expected(f: NativeFieldInfo): string {
 export function fieldAllows(f: NativeFieldInfo, value: unknown): boolean {
   if (f.type === 'bool') return typeof value === 'boolean';
   if (f.type === 'choice') return typeof value === 'string' && (f.choices ?? []).includes(value);
-  return typeof value === 'number' && Number.isFinite(value) && (f.type !== 'int' || Number.isSafeInteger(value)) &&
-    (f.minOpen ? value > f.min : value >= f.min) && (f.maxOpen ? value < f.max : value <= f.max);
+  return (
+    typeof value === 'number' &&
+    Number.isFinite(value) &&
+    (f.type !== 'int' || Number.isSafeInteger(value)) &&
+    (f.minOpen ? value > f.min : value >= f.min) &&
+    (f.maxOpen ? value < f.max : value <= f.max)
+  );
 }
 
 /** `value` checked against the field's type and range; a RilsInputError naming `what` otherwise. */
 export function checkField(f: NativeFieldInfo, value: unknown, what: string): number | boolean | string {
-  if (!fieldAllows(f, value)) throw new RilsInputError(`Expected ${expected(f)} for ${what} but received ${describe(value)}`);
+  if (!fieldAllows(f, value))
+    throw new RilsInputError(`Expected ${expected(f)} for ${what} but received ${describe(value)}`);
   return value as number | boolean | string;
 }
 

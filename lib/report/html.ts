@@ -14,20 +14,35 @@ export interface ReportImage {
 }
 
 /** Text for HTML. @internal */
-export const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+export const escape = (s: string) =>
+  s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
 /** A table with one row per object (the first row's keys are the columns). @internal */
 export function htmlTable(rows: readonly Record<string, string | number>[]): string {
   if (rows.length === 0) return '';
-  const head = Object.keys(rows[0]!).map((k) => `<th>${escape(k)}</th>`).join('');
-  const body = rows.map((r) => `<tr>${Object.values(r).map((v) => `<td>${escape(String(v))}</td>`).join('')}</tr>`).join('');
+  const head = Object.keys(rows[0]!)
+    .map((k) => `<th>${escape(k)}</th>`)
+    .join('');
+  const body = rows
+    .map(
+      (r) =>
+        `<tr>${Object.values(r)
+          .map((v) => `<td>${escape(String(v))}</td>`)
+          .join('')}</tr>`,
+    )
+    .join('');
   return `<table><tr>${head}</tr>${body}</table>`;
 }
 
 /** Images inline (base64), each with its caption. @internal */
 export function htmlFigures(images: readonly ReportImage[], width = 160): string {
-  return images.map((i) => `<figure><img src="data:image/png;base64,${Buffer.from(i.png).toString('base64')}" width="${width}">` +
-    `<figcaption>${escape(i.caption)}</figcaption></figure>`).join('');
+  return images
+    .map(
+      (i) =>
+        `<figure><img src="data:image/png;base64,${Buffer.from(i.png).toString('base64')}" width="${width}">` +
+        `<figcaption>${escape(i.caption)}</figcaption></figure>`,
+    )
+    .join('');
 }
 
 /** A self-contained page. @internal */

@@ -7,7 +7,12 @@
 /** GPT-2/CLIP `bytes_to_unicode`: printable bytes stand for themselves, the rest map to U+0100 onwards. */
 export function byteSymbols(): { order: number[]; symbol: string[] } {
   const order: number[] = [];
-  for (const [lo, hi] of [[0x21, 0x7e], [0xa1, 0xac], [0xae, 0xff]] as const) for (let b = lo; b <= hi; b++) order.push(b);
+  for (const [lo, hi] of [
+    [0x21, 0x7e],
+    [0xa1, 0xac],
+    [0xae, 0xff],
+  ] as const)
+    for (let b = lo; b <= hi; b++) order.push(b);
   const symbol: string[] = [];
   for (const b of order) symbol[b] = String.fromCharCode(b);
   let n = 0;

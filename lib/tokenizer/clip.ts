@@ -59,8 +59,11 @@ function mergePairs(text: string, fail: (why: string) => Error): [string, string
  */
 function pieces(longest?: number): RegExp {
   const run = longest === undefined ? '+' : `{1,${longest}}`;
-  return new RegExp(`([${PYTHON_SPACE}]+)|<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|` +
-    `\\p{L}${run}|\\p{N}|[^${PYTHON_SPACE}\\p{L}\\p{N}]${run}`, 'giu');
+  return new RegExp(
+    `([${PYTHON_SPACE}]+)|<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|` +
+      `\\p{L}${run}|\\p{N}|[^${PYTHON_SPACE}\\p{L}\\p{N}]${run}`,
+    'giu',
+  );
 }
 const ALL_PIECES = pieces();
 
@@ -94,8 +97,13 @@ export class ClipTokenizer implements Tokenizer {
     this.#symbol = symbol;
     const bytes = order.map((b) => symbol[b]!);
     order.forEach((b) => this.#byteOf.set(symbol[b]!, b));
-    this.#vocab = [...bytes, ...bytes.map((s) => `${s}</w>`), ...merges.map(([a, b]) => a + b),
-      '<|startoftext|>', '<|endoftext|>'];
+    this.#vocab = [
+      ...bytes,
+      ...bytes.map((s) => `${s}</w>`),
+      ...merges.map(([a, b]) => a + b),
+      '<|startoftext|>',
+      '<|endoftext|>',
+    ];
     this.#vocab.forEach((s, id) => this.#encoder.set(s, id)); // a repeated string keeps its last id, as Python's dict does
     this.#merges = new BpeMerges(merges);
     this.#mergePairs = merges;
@@ -115,8 +123,10 @@ export class ClipTokenizer implements Tokenizer {
    */
   static async load(vocabPath: string = BUNDLED_CLIP_VOCAB, options?: TokenizerOptions): Promise<ClipTokenizer> {
     if (typeof vocabPath !== 'string' || vocabPath === '') throw invalid('a file path', 'vocabPath', vocabPath);
-    const fail = (why: string) => new RilsInputError(
-      `Expected a gzipped CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz) for vocabPath but received ${JSON.stringify(vocabPath)}: ${why}`);
+    const fail = (why: string) =>
+      new RilsInputError(
+        `Expected a gzipped CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz) for vocabPath but received ${JSON.stringify(vocabPath)}: ${why}`,
+      );
     let text: string;
     try {
       text = (await promisify(gunzip)(await readRegularFile(vocabPath, 'a gzipped vocabulary'))).toString('utf8');
@@ -131,7 +141,11 @@ export class ClipTokenizer implements Tokenizer {
    * folder holds): the same merges, hence the same ids as {@link load}. The vocabulary must be the one
    * the merges make, or the call rejects naming the first token that differs.
    */
-  static async fromHuggingFace(vocabPath: string, mergesPath: string, options?: TokenizerOptions): Promise<ClipTokenizer> {
+  static async fromHuggingFace(
+    vocabPath: string,
+    mergesPath: string,
+    options?: TokenizerOptions,
+  ): Promise<ClipTokenizer> {
     const fail = (why: string) => new RilsInputError(`${mergesPath} and ${vocabPath} are no CLIP tokenizer: ${why}`);
     let merges: string, vocab: Record<string, number>;
     try {
@@ -141,11 +155,14 @@ export class ClipTokenizer implements Tokenizer {
       throw fail(error instanceof Error ? error.message : String(error));
     }
     const tokenizer = new ClipTokenizer(mergePairs(merges, fail), readContextLength(options), readTruncate(options));
-    if (typeof vocab !== 'object' || vocab === null || Array.isArray(vocab)) throw fail('vocab.json is not a JSON object');
+    if (typeof vocab !== 'object' || vocab === null || Array.isArray(vocab))
+      throw fail('vocab.json is not a JSON object');
     const entries = Object.entries(vocab);
-    if (entries.length !== tokenizer.vocabSize) throw fail(`vocab.json has ${entries.length} tokens, the merges make ${tokenizer.vocabSize}`);
+    if (entries.length !== tokenizer.vocabSize)
+      throw fail(`vocab.json has ${entries.length} tokens, the merges make ${tokenizer.vocabSize}`);
     for (const [token, id] of entries) {
-      if (tokenizer.#encoder.get(token) !== id) throw fail(`vocab.json gives '${token}' id ${id}, the merges ${tokenizer.#encoder.get(token)}`);
+      if (tokenizer.#encoder.get(token) !== id)
+        throw fail(`vocab.json gives '${token}' id ${id}, the merges ${tokenizer.#encoder.get(token)}`);
     }
     return tokenizer;
   }
@@ -241,7 +258,10 @@ export class ClipTokenizer implements Tokenizer {
     if (piece === '<|startoftext|>' || piece === '<|endoftext|>') return [this.#encoder.get(piece)!];
     const bytes = Buffer.from(piece, 'utf8');
     const cut = bytes.length > room * this.#longest;
-    const parts = Array.from(cut ? bytes.subarray(0, room * this.#longest + CUT_MARGIN) : bytes, (b) => this.#symbol[b]!);
+    const parts = Array.from(
+      cut ? bytes.subarray(0, room * this.#longest + CUT_MARGIN) : bytes,
+      (b) => this.#symbol[b]!,
+    );
     if (!cut) parts.push(`${parts.pop()!}</w>`);
     const ids = this.#merges.merge(parts).map((s) => this.#encoder.get(s)!); // every merge result and byte symbol is in the vocabulary
     if (cut || piece.length > CACHED_WORD_LENGTH) return ids;

@@ -9,23 +9,48 @@
  * missing-`;` and prefix rules match Python's `html.unescape` exactly.
  */
 const LEGACY = new Map<string, string>([
-  ...('nbsp iexcl cent pound curren yen brvbar sect uml copy ordf laquo not shy reg macr deg plusmn sup2 sup3 acute '
-    + 'micro para middot cedil sup1 ordm raquo frac14 frac12 frac34 iquest Agrave Aacute Acirc Atilde Auml Aring AElig '
-    + 'Ccedil Egrave Eacute Ecirc Euml Igrave Iacute Icirc Iuml ETH Ntilde Ograve Oacute Ocirc Otilde Ouml times Oslash '
-    + 'Ugrave Uacute Ucirc Uuml Yacute THORN szlig agrave aacute acirc atilde auml aring aelig ccedil egrave eacute '
-    + 'ecirc euml igrave iacute icirc iuml eth ntilde ograve oacute ocirc otilde ouml divide oslash ugrave uacute ucirc '
-    + 'uuml yacute thorn yuml').split(' ').map((name, i): [string, string] => [name, String.fromCharCode(0xa0 + i)]),
-  ['amp', '&'], ['lt', '<'], ['gt', '>'], ['quot', '"'], ['AMP', '&'], ['LT', '<'], ['GT', '>'], ['QUOT', '"'],
-  ['COPY', '©'], ['REG', '®'],
+  ...(
+    'nbsp iexcl cent pound curren yen brvbar sect uml copy ordf laquo not shy reg macr deg plusmn sup2 sup3 acute ' +
+    'micro para middot cedil sup1 ordm raquo frac14 frac12 frac34 iquest Agrave Aacute Acirc Atilde Auml Aring AElig ' +
+    'Ccedil Egrave Eacute Ecirc Euml Igrave Iacute Icirc Iuml ETH Ntilde Ograve Oacute Ocirc Otilde Ouml times Oslash ' +
+    'Ugrave Uacute Ucirc Uuml Yacute THORN szlig agrave aacute acirc atilde auml aring aelig ccedil egrave eacute ' +
+    'ecirc euml igrave iacute icirc iuml eth ntilde ograve oacute ocirc otilde ouml divide oslash ugrave uacute ucirc ' +
+    'uuml yacute thorn yuml'
+  )
+    .split(' ')
+    .map((name, i): [string, string] => [name, String.fromCharCode(0xa0 + i)]),
+  ['amp', '&'],
+  ['lt', '<'],
+  ['gt', '>'],
+  ['quot', '"'],
+  ['AMP', '&'],
+  ['LT', '<'],
+  ['GT', '>'],
+  ['QUOT', '"'],
+  ['COPY', '©'],
+  ['REG', '®'],
 ]);
 /** Other named entities (with `;` only) common in web captions; Python knows every HTML5 name; these are the usual ones. */
 const NAMED = new Map<string, string>([
-  ...LEGACY, ['apos', "'"], ['trade', '™'], ['hellip', '…'], ['mdash', '—'], ['ndash', '–'], ['lsquo', '‘'],
-  ['rsquo', '’'], ['sbquo', '‚'], ['ldquo', '“'], ['rdquo', '”'], ['bdquo', '„'], ['bull', '•'], ['euro', '€'],
+  ...LEGACY,
+  ['apos', "'"],
+  ['trade', '™'],
+  ['hellip', '…'],
+  ['mdash', '—'],
+  ['ndash', '–'],
+  ['lsquo', '‘'],
+  ['rsquo', '’'],
+  ['sbquo', '‚'],
+  ['ldquo', '“'],
+  ['rdquo', '”'],
+  ['bdquo', '„'],
+  ['bull', '•'],
+  ['euro', '€'],
 ]);
 /** What Python substitutes for `&#128;` … `&#159;` (the Windows-1252 reading browsers use). */
-const CP1252 = '\u20ac\x81\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\x8d\u017d\x8f'
-  + '\x90\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\x9d\u017e\u0178';
+const CP1252 =
+  '\u20ac\x81\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\x8d\u017d\x8f' +
+  '\x90\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\x9d\u017e\u0178';
 
 /** One character reference, resolved as Python's `html.unescape` does (exactly, but for rare names outside the tables). */
 function resolveEntity(match: string, body: string): string {
@@ -36,8 +61,13 @@ function resolveEntity(match: string, body: string): string {
     if (n === 0x0d) return '\r';
     if (n >= 0x80 && n <= 0x9f) return CP1252[n - 0x80]!;
     if ((n >= 0xd800 && n <= 0xdfff) || !(n <= 0x10ffff)) return '\ufffd';
-    const forbidden = n <= 0x08 || n === 0x0b || (n >= 0x0e && n <= 0x1f) || n === 0x7f
-      || (n >= 0xfdd0 && n <= 0xfdef) || (n & 0xfffe) === 0xfffe;
+    const forbidden =
+      n <= 0x08 ||
+      n === 0x0b ||
+      (n >= 0x0e && n <= 0x1f) ||
+      n === 0x7f ||
+      (n >= 0xfdd0 && n <= 0xfdef) ||
+      (n & 0xfffe) === 0xfffe;
     return forbidden ? '' : String.fromCodePoint(n);
   }
   const full = body.endsWith(';') ? NAMED.get(body.slice(0, -1)) : LEGACY.get(body);
@@ -123,7 +153,8 @@ export function unescapeTwice(text: string): string {
  */
 export function spelledReferences(): { pattern: string; character: string }[] {
   const groups = new Map<string, { names: string[]; numeric: string[] }>();
-  const group = (character: string) => groups.get(character) ?? groups.set(character, { names: [], numeric: [] }).get(character)!;
+  const group = (character: string) =>
+    groups.get(character) ?? groups.set(character, { names: [], numeric: [] }).get(character)!;
   for (const [name, ch] of NAMED) group(ch).names.push(`&${name};`);
   for (const [name, ch] of LEGACY) group(ch).names.push(`&${name}`);
   const codes = new Set<number>();
@@ -133,7 +164,10 @@ export function spelledReferences(): { pattern: string; character: string }[] {
     const hex = [...c.toString(16)].map((d) => (/[a-f]/.test(d) ? `[${d}${d.toUpperCase()}]` : d)).join('');
     group(unescapeHtml(`&#${c};`)).numeric.push(`&#0*${c}(?![0-9]);?`, `&#[xX]0*${hex}(?![0-9a-fA-F]);?`);
   }
-  return [...groups].map(([character, g]) => ({
-    character, pattern: [...g.names.sort((a, b) => b.length - a.length), ...g.numeric].join('|'),
-  })).sort((a, b) => Number(a.character === '&') - Number(b.character === '&'));
+  return [...groups]
+    .map(([character, g]) => ({
+      character,
+      pattern: [...g.names.sort((a, b) => b.length - a.length), ...g.numeric].join('|'),
+    }))
+    .sort((a, b) => Number(a.character === '&') - Number(b.character === '&'));
 }

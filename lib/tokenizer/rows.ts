@@ -27,8 +27,14 @@ export interface Tokenizer {
 /** Whether `t` has what a model needs of a {@link Tokenizer}. @internal */
 export function isTokenizer(t: unknown): t is Tokenizer {
   const k = t as Partial<Tokenizer> | null;
-  return typeof k === 'object' && k !== null && typeof k.encodeBatch === 'function' && typeof k.encode === 'function' &&
-    Number.isSafeInteger(k.vocabSize) && Number.isSafeInteger(k.contextLength);
+  return (
+    typeof k === 'object' &&
+    k !== null &&
+    typeof k.encodeBatch === 'function' &&
+    typeof k.encode === 'function' &&
+    Number.isSafeInteger(k.vocabSize) &&
+    Number.isSafeInteger(k.contextLength)
+  );
 }
 
 /**
@@ -38,9 +44,11 @@ export function isTokenizer(t: unknown): t is Tokenizer {
  */
 export function checkTokenizerOption(t: unknown, what: string): Tokenizer {
   if (isTokenizer(t)) return t;
-  throw new RilsInputError(`Expected a tokenizer for ${what} but received ${t === undefined ? 'undefined' : describe(t)}: ` +
-    'a model made without { tokenizer } has none (model.tokenizer is undefined); pass the one its token ids come from, ' +
-    'e.g. WordTokenizer.fromTexts(captions), ClipTokenizer.load() or new ByteTokenizer()');
+  throw new RilsInputError(
+    `Expected a tokenizer for ${what} but received ${t === undefined ? 'undefined' : describe(t)}: ` +
+      'a model made without { tokenizer } has none (model.tokenizer is undefined); pass the one its token ids come from, ' +
+      'e.g. WordTokenizer.fromTexts(captions), ClipTokenizer.load() or new ByteTokenizer()',
+  );
 }
 
 /** Options shared by both tokenizers. */
@@ -103,7 +111,11 @@ function writeRow(out: Int32Array, offset: number, ids: readonly number[], t: To
  * has at most `limit`; for a longer text it may give any `limit` or more ids (its leading ones as far as
  * cheap work can tell), so that no caption costs more work than a row holds.
  */
-export function encodeRows(t: Tokenizer, texts: readonly string[], ids: (text: string, limit: number) => number[]): Int32Array {
+export function encodeRows(
+  t: Tokenizer,
+  texts: readonly string[],
+  ids: (text: string, limit: number) => number[],
+): Int32Array {
   const L = t.contextLength;
   const strict = t.truncate === false;
   const out = new Int32Array(texts.length * L);

@@ -102,7 +102,8 @@ export function solidPrefixEnd(text: string, needed: number, rule: SolidRule): n
       }
     }
     if (kind === Kind.Ypogegrammeni && !rule.clip) kind = Kind.Mark;
-    let counts = kind === Kind.Symbol || kind === Kind.Mark || (rule.letters && (kind === Kind.Letter || kind === Kind.Jamo));
+    let counts =
+      kind === Kind.Symbol || kind === Kind.Mark || (rule.letters && (kind === Kind.Letter || kind === Kind.Jamo));
     if (kind === Kind.Mark || kind === Kind.Jamo) {
       if (counts && composable < 3) {
         composable++;

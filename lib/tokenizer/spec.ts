@@ -33,7 +33,8 @@ export type TokenizerSpec =
 
 /** Describes a tokenizer for {@link tokenizerFromSpec}. */
 export function tokenizerSpec(tokenizer: Tokenizer): TokenizerSpec | undefined {
-  if (tokenizer instanceof WordTokenizer) return { type: 'word', contextLength: tokenizer.contextLength, words: [...tokenizer.words] };
+  if (tokenizer instanceof WordTokenizer)
+    return { type: 'word', contextLength: tokenizer.contextLength, words: [...tokenizer.words] };
   if (tokenizer instanceof ByteTokenizer) return { type: 'byte', contextLength: tokenizer.contextLength };
   if (tokenizer instanceof ClipTokenizer) return { type: 'clip', contextLength: tokenizer.contextLength };
   return undefined;
@@ -45,5 +46,7 @@ export async function tokenizerFromSpec(spec: TokenizerSpec, clipVocabPath?: str
   if (spec.type === 'word') return new WordTokenizer(spec.words, options);
   if (spec.type === 'byte') return new ByteTokenizer(options);
   if (spec.type === 'clip') return ClipTokenizer.load(clipVocabPath ?? BUNDLED_CLIP_VOCAB, options);
-  throw new RilsInputError(`Expected a word, byte or clip tokenizer spec but received ${JSON.stringify(spec).slice(0, 80)}`);
+  throw new RilsInputError(
+    `Expected a word, byte or clip tokenizer spec but received ${JSON.stringify(spec).slice(0, 80)}`,
+  );
 }

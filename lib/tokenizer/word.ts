@@ -35,7 +35,8 @@ export class WordTokenizer implements Tokenizer {
 
   /** A tokenizer over exactly these words (e.g. a saved `words` list). */
   constructor(words: readonly string[], options?: TokenizerOptions) {
-    if (!Array.isArray(words) || !words.every((w) => typeof w === 'string')) throw invalid('an array of words', 'words', words);
+    if (!Array.isArray(words) || !words.every((w) => typeof w === 'string'))
+      throw invalid('an array of words', 'words', words);
     this.contextLength = readContextLength(options);
     this.truncate = readTruncate(options);
     this.words = Object.freeze([...new Set(words)]);

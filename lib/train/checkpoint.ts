@@ -67,9 +67,17 @@ interface DescribedTensor {
  * The v2 digest: the metadata but the digest itself, sorted by key; every tensor's name, dtype and
  * shape, in data order (equal offsets, of empty tensors, by name); then the data section.
  */
-function digest(metadata: Record<string, string>, tensors: readonly DescribedTensor[], data: Iterable<Uint8Array>): string {
-  const entries = Object.keys(metadata).filter((k) => k !== 'sha256').sort().map((k) => [k, metadata[k]]);
-  const described = [...tensors].sort((a, b) => a.begin - b.begin || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+function digest(
+  metadata: Record<string, string>,
+  tensors: readonly DescribedTensor[],
+  data: Iterable<Uint8Array>,
+): string {
+  const entries = Object.keys(metadata)
+    .filter((k) => k !== 'sha256')
+    .sort()
+    .map((k) => [k, metadata[k]]);
+  const described = [...tensors]
+    .sort((a, b) => a.begin - b.begin || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     .map((t) => [t.name, t.dtype, t.shape]);
   const hash = createHash('sha256').update(`${JSON.stringify(entries)}\n${JSON.stringify(described)}\n`);
   for (const bytes of data) hash.update(bytes);
@@ -77,13 +85,20 @@ function digest(metadata: Record<string, string>, tensors: readonly DescribedTen
 }
 
 export async function writeCheckpoint(path: string, c: CheckpointContent): Promise<void> {
-  const f32 = (e: NativeTensorEntry): TensorToWrite => ({ name: e.name, dtype: 'F32', shape: e.shape, data: new Float32Array(e.data) });
+  const f32 = (e: NativeTensorEntry): TensorToWrite => ({
+    name: e.name,
+    dtype: 'F32',
+    shape: e.shape,
+    data: new Float32Array(e.data),
+  });
   const tensors: TensorToWrite[] = [
     ...c.weights.map(f32),
     ...c.moments.map(f32),
     { name: RNG_TENSOR, dtype: 'U8', shape: [c.rng.byteLength], data: new Uint8Array(c.rng) },
   ];
-  const ranks = c.ranks && JSON.stringify(c.ranks.map((r) => ({ rng: Buffer.from(r.rng).toString('base64'), extra: r.extra ?? null })));
+  const ranks =
+    c.ranks &&
+    JSON.stringify(c.ranks.map((r) => ({ rng: Buffer.from(r.rng).toString('base64'), extra: r.extra ?? null })));
   const metadata = {
     ...c.metadata,
     format: CHECKPOINT_FORMAT,
@@ -103,7 +118,10 @@ export async function writeCheckpoint(path: string, c: CheckpointContent): Promi
 
 /** Every rank's generator state and extra (a collective over the job's ranks). */
 export async function gatherRankStates(model: NativeModel, rng: ArrayBuffer, extra: unknown): Promise<RankState[]> {
-  const all = (await allGatherJson(model, { rng: Buffer.from(rng).toString('base64'), extra: extra ?? null })) as { rng: string; extra: unknown }[];
+  const all = (await allGatherJson(model, { rng: Buffer.from(rng).toString('base64'), extra: extra ?? null })) as {
+    rng: string;
+    extra: unknown;
+  }[];
   return all.map((r) => ({ rng: new Uint8Array(Buffer.from(r.rng, 'base64')), extra: r.extra }));
 }
 
@@ -123,14 +141,21 @@ function verify(path: string, file: SafetensorsFile): void {
   const m = file.metadata;
   let expected: string;
   if (m.format === CHECKPOINT_FORMAT) {
-    const tensors = [...file.tensors].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, begin: t.bytes.byteOffset - file.data.byteOffset }));
+    const tensors = [...file.tensors].map(([name, t]) => ({
+      name,
+      dtype: t.dtype,
+      shape: t.shape,
+      begin: t.bytes.byteOffset - file.data.byteOffset,
+    }));
     expected = digest(m, tensors, [file.data]);
   } else if (m.format === FORMAT_V1) {
     const hash = createHash('sha256').update(file.data);
     if (m.ranks) hash.update(m.ranks);
     expected = hash.digest('hex');
   } else {
-    throw new RilsWeightsError(`${path} is not a rils checkpoint (format ${JSON.stringify(m.format ?? null)}); use loadWeights for weight files`);
+    throw new RilsWeightsError(
+      `${path} is not a rils checkpoint (format ${JSON.stringify(m.format ?? null)}); use loadWeights for weight files`,
+    );
   }
   if (expected !== m.sha256) {
     throw new RilsWeightsError(`${path} is corrupt or was edited: it does not match the checksum written with it`);
@@ -164,8 +189,13 @@ export async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
   }
   let ranks: RankState[] | undefined;
   try {
-    ranks = m.ranks === undefined ? undefined : (JSON.parse(m.ranks) as { rng: string; extra: unknown }[])
-      .map((r) => ({ rng: new Uint8Array(Buffer.from(r.rng, 'base64')), extra: r.extra }));
+    ranks =
+      m.ranks === undefined
+        ? undefined
+        : (JSON.parse(m.ranks) as { rng: string; extra: unknown }[]).map((r) => ({
+            rng: new Uint8Array(Buffer.from(r.rng, 'base64')),
+            extra: r.extra,
+          }));
   } catch {
     throw new RilsWeightsError(`${path} has unreadable per-rank state`);
   }
@@ -182,7 +212,12 @@ export interface CheckpointSession {
  * Everything needed to continue training exactly, from the model's queue (so that no other call
  * runs in between); across processes every rank calls this and rank 0 writes every rank's own state.
  */
-export async function saveModelCheckpoint(s: CheckpointSession, path: string, extra: unknown, metadata: Record<string, string>): Promise<void> {
+export async function saveModelCheckpoint(
+  s: CheckpointSession,
+  path: string,
+  extra: unknown,
+  metadata: Record<string, string>,
+): Promise<void> {
   const [weights, training, ranks] = await s.run(async (m) => {
     const weights = await m.getState();
     const training = await m.getTrainingState();
@@ -198,7 +233,9 @@ export async function saveModelCheckpoint(s: CheckpointSession, path: string, ex
  * generator state and step before it applies any; returns this rank's `extra`.
  */
 export async function loadModelCheckpoint(
-  s: CheckpointSession, path: string, parameters: readonly { name: string; shape: number[] }[],
+  s: CheckpointSession,
+  path: string,
+  parameters: readonly { name: string; shape: number[] }[],
 ): Promise<unknown> {
   const c = await readCheckpoint(path);
   checkAgainstParameters(path, c.weights, parameters);

@@ -71,7 +71,13 @@ export function distributedFromEnv(env: NodeJS.ProcessEnv = process.env): Distri
   if (rank >= worldSize) throw invalid(`an integer < WORLD_SIZE (${worldSize})`, 'RANK', env.RANK);
   const masterPort = int('MASTER_PORT', 1, 29500);
   if (masterPort > 65535) throw invalid('a port 1 … 65535', 'MASTER_PORT', env.MASTER_PORT);
-  return { rank, worldSize, masterAddr: env.MASTER_ADDR || '127.0.0.1', masterPort, localRank: int('LOCAL_RANK', 0, rank) };
+  return {
+    rank,
+    worldSize,
+    masterAddr: env.MASTER_ADDR || '127.0.0.1',
+    masterPort,
+    localRank: int('LOCAL_RANK', 0, rank),
+  };
 }
 
 /** Checked options as the addon takes them: the host, and each RILS_DISTRIBUTED_FIELDS row. @internal */
@@ -83,12 +89,16 @@ export function toNativeDistributed(value: unknown): { master_addr: string; fiel
     }
   }
   const fields: Record<string, number> = {};
-  for (const [key, f] of DISTRIBUTED_FIELDS) fields[f.name] = checkField(f, o[key] ?? f.default, `distributed.${key}`) as number;
+  for (const [key, f] of DISTRIBUTED_FIELDS)
+    fields[f.name] = checkField(f, o[key] ?? f.default, `distributed.${key}`) as number;
   if (fields.rank! >= fields.world_size!) {
-    throw new RilsInputError(`Expected distributed.rank < worldSize (${fields.world_size}) but received ${fields.rank}`);
+    throw new RilsInputError(
+      `Expected distributed.rank < worldSize (${fields.world_size}) but received ${fields.rank}`,
+    );
   }
   const masterAddr = o.masterAddr ?? '127.0.0.1';
-  if (typeof masterAddr !== 'string' || masterAddr === '') throw new RilsInputError('Expected a host name or address for distributed.masterAddr');
+  if (typeof masterAddr !== 'string' || masterAddr === '')
+    throw new RilsInputError('Expected a host name or address for distributed.masterAddr');
   return { master_addr: masterAddr, fields };
 }
 

@@ -91,7 +91,11 @@ class StopRequests {
   agreed = false;
   readonly #onSigint = () => this.request();
 
-  constructor(private readonly model: Rils, private readonly signal: AbortSignal | undefined, private readonly sigint: boolean) {
+  constructor(
+    private readonly model: Rils,
+    private readonly signal: AbortSignal | undefined,
+    private readonly sigint: boolean,
+  ) {
     if (sigint) process.on('SIGINT', this.#onSigint);
   }
 
@@ -117,7 +121,11 @@ class StopRequests {
 class Checkpoints {
   #position: unknown;
 
-  constructor(private readonly model: Rils, private readonly file: string | undefined, private readonly every: number) {}
+  constructor(
+    private readonly model: Rils,
+    private readonly file: string | undefined,
+    private readonly every: number,
+  ) {}
 
   async afterStep(step: number, position: unknown): Promise<void> {
     this.#position = position;
@@ -184,7 +192,10 @@ class MetricsLog {
   async keepUpTo(step: number): Promise<void> {
     let lines: string[];
     try {
-      lines = (await readRegularFile(this.file, 'a metrics file (JSONL)')).toString('utf-8').split('\n').filter((line) => line !== '');
+      lines = (await readRegularFile(this.file, 'a metrics file (JSONL)'))
+        .toString('utf-8')
+        .split('\n')
+        .filter((line) => line !== '');
     } catch (error) {
       const cause = (error as Error).cause as NodeJS.ErrnoException | undefined;
       if (cause?.code !== 'ENOENT') this.#failed(cause ?? error);
@@ -202,7 +213,9 @@ class MetricsLog {
   #failed(error: unknown): void {
     this.error = reason(error);
     const stop = this.policy.onError === 'stop';
-    this.policy.warn(`Cannot write metrics to ${this.file} (${this.error}); ${stop ? 'saving a checkpoint and stopping' : 'training goes on without metrics'}`);
+    this.policy.warn(
+      `Cannot write metrics to ${this.file} (${this.error}); ${stop ? 'saving a checkpoint and stopping' : 'training goes on without metrics'}`,
+    );
     if (stop) this.stops.request();
   }
 }
@@ -224,7 +237,12 @@ class Meter {
   progress(stats: TrainStats, batchSize: number, waitedMs: number): StepProgress {
     this.#images += batchSize;
     const elapsed = (performance.now() - this.#started) / 1000;
-    return { ...stats, imagesPerSecond: this.#images / elapsed, dataWaitFraction: waitedMs / 1000 / elapsed, elapsedSeconds: elapsed };
+    return {
+      ...stats,
+      imagesPerSecond: this.#images / elapsed,
+      dataWaitFraction: waitedMs / 1000 / elapsed,
+      elapsedSeconds: elapsed,
+    };
   }
 }
 
@@ -238,8 +256,10 @@ async function resume(model: Rils, source: BatchSource, options: FitOptions): Pr
   if (model.distributed) {
     const seen = (await model.allGatherJson(found)) as boolean[];
     if (seen.some((s) => s !== seen[0])) {
-      throw new RilsInputError(`The checkpoint ${file} is visible to ranks ${seen.flatMap((s, r) => (s ? [r] : [])).join(', ')} only: ` +
-        'every rank resumes from the same file, so put it on storage they share');
+      throw new RilsInputError(
+        `The checkpoint ${file} is visible to ranks ${seen.flatMap((s, r) => (s ? [r] : [])).join(', ')} only: ` +
+          'every rank resumes from the same file, so put it on storage they share',
+      );
     }
   }
   if (!found) return 0;
@@ -295,8 +315,10 @@ async function trainLoop(run: Run): Promise<StepProgress | undefined> {
     run.onStep?.(last);
     skipped = stats.nonFinite ? skipped + 1 : 0;
     if (skipped === MAX_SKIPPED_STEPS) {
-      throw new RilsStateError(`The last ${skipped} steps had a NaN or infinite loss or gradient and were skipped, the weights ` +
-        'unchanged: training makes no progress (lower lr or the loss weights, or check the data)');
+      throw new RilsStateError(
+        `The last ${skipped} steps had a NaN or infinite loss or gradient and were skipped, the weights ` +
+          'unchanged: training makes no progress (lower lr or the loss weights, or check the data)',
+      );
     }
     await checkpoints.afterStep(stats.step, batch.position);
     await stops.agree(); // across processes, a stop on any rank stops every rank after this step
@@ -330,14 +352,28 @@ export async function fit(model: Rils, source: BatchSource, options: FitOptions)
   const resumedFrom = await resume(model, source, options);
   const stops = new StopRequests(model, options.signal, options.handleSigint ?? true);
   const prefetch = new Prefetcher(source, depth, model.step, steps); // never draws past `steps`
-  const metrics = options.metrics && (model.distributed?.rank ?? 0) === 0 ? new MetricsLog(options.metrics, policy, stops) : null;
+  const metrics =
+    options.metrics && (model.distributed?.rank ?? 0) === 0 ? new MetricsLog(options.metrics, policy, stops) : null;
   try {
     if (resumedFrom > 0) await metrics?.keepUpTo(resumedFrom);
     const last = await trainLoop({
-      model, source, steps, prefetch, stops, checkpoints: new Checkpoints(model, options.checkpoint, every), metrics, onStep: options.onStep,
+      model,
+      source,
+      steps,
+      prefetch,
+      stops,
+      checkpoints: new Checkpoints(model, options.checkpoint, every),
+      metrics,
+      onStep: options.onStep,
     });
     const metricsError = metrics?.error;
-    return { stepsDone: model.step, resumedFrom, interrupted: stops.agreed, ...(last ? { last } : {}), ...(metricsError ? { metricsError } : {}) };
+    return {
+      stepsDone: model.step,
+      resumedFrom,
+      interrupted: stops.agreed,
+      ...(last ? { last } : {}),
+      ...(metricsError ? { metricsError } : {}),
+    };
   } finally {
     stops.dispose();
     await prefetch.settle(); // let prefetched decodes finish before returning

@@ -50,8 +50,10 @@ class Ranks {
   exited(rank: number, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if ((code === 0 && !signal) || this.failed) return;
     this.failed = { rank, status: exitStatus(code, signal), how: describeExit(code, signal) };
-    console.error(`rils: rank ${rank} (pid ${child.pid}) ${this.failed.how}; the other ranks get ` +
-      `${TERM_AFTER_MS / 1000} s to stop on their own, then SIGTERM, then SIGKILL`);
+    console.error(
+      `rils: rank ${rank} (pid ${child.pid}) ${this.failed.how}; the other ranks get ` +
+        `${TERM_AFTER_MS / 1000} s to stop on their own, then SIGTERM, then SIGKILL`,
+    );
     this.#timers.push(setTimeout(() => this.#signal('SIGTERM'), TERM_AFTER_MS));
     this.#timers.push(setTimeout(() => this.#signal('SIGKILL'), TERM_AFTER_MS + KILL_AFTER_MS));
   }
@@ -82,24 +84,39 @@ class Ranks {
  * exit status for the launcher once every rank has ended: 0 when every rank succeeded, else the
  * status of the rank that failed first (named on stderr), the others stopped within seconds.
  */
-export async function launchLocalRanks(script: string, args: string[], nproc: number, masterPort?: number): Promise<number> {
+export async function launchLocalRanks(
+  script: string,
+  args: string[],
+  nproc: number,
+  masterPort?: number,
+): Promise<number> {
   const port = masterPort ?? (await freePort());
-  const threads = args.includes('--threads') ? [] : ['--threads', String(Math.max(1, Math.floor(availableParallelism() / nproc)))];
+  const threads = args.includes('--threads')
+    ? []
+    : ['--threads', String(Math.max(1, Math.floor(availableParallelism() / nproc)))];
   const ranks = new Ranks();
-  const exits = Array.from({ length: nproc }, (_, rank) => new Promise<void>((resolve) => {
-    const child = spawn(process.execPath, [...process.execArgv, script, ...args, ...threads], {
-      stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', 'inherit'],
-      env: {
-        ...process.env, RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: String(nproc),
-        MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port),
-      },
-    });
-    ranks.children.push(child);
-    child.on('exit', (code, signal) => {
-      ranks.exited(rank, child, code, signal);
-      resolve();
-    });
-  }));
+  const exits = Array.from(
+    { length: nproc },
+    (_, rank) =>
+      new Promise<void>((resolve) => {
+        const child = spawn(process.execPath, [...process.execArgv, script, ...args, ...threads], {
+          stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', 'inherit'],
+          env: {
+            ...process.env,
+            RANK: String(rank),
+            LOCAL_RANK: String(rank),
+            WORLD_SIZE: String(nproc),
+            MASTER_ADDR: '127.0.0.1',
+            MASTER_PORT: String(port),
+          },
+        });
+        ranks.children.push(child);
+        child.on('exit', (code, signal) => {
+          ranks.exited(rank, child, code, signal);
+          resolve();
+        });
+      }),
+  );
   process.on('SIGINT', ranks.interrupt);
   await Promise.all(exits);
   process.off('SIGINT', ranks.interrupt);

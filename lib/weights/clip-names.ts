@@ -29,13 +29,22 @@ const pair = (openai: string, hf: string): NameRule[] =>
 
 /** One tower's residual block; `tower` is OpenAI's prefix, `hf` Hugging Face's. */
 function blockRules(tower: string, hf: string): NameRule[] {
-  const o = `${tower}.resblocks.{i}`, h = `${hf}.encoder.layers.{i}`;
-  const qkv = (['q', 'k', 'v'] as const).flatMap((x, part) => ['weight', 'bias'].map((p) => ({
-    openai: `${o}.attn.in_proj_${p}`, hf: `${h}.self_attn.${x}_proj.${p}`, part: part as 0 | 1 | 2,
-  })));
+  const o = `${tower}.resblocks.{i}`,
+    h = `${hf}.encoder.layers.{i}`;
+  const qkv = (['q', 'k', 'v'] as const).flatMap((x, part) =>
+    ['weight', 'bias'].map((p) => ({
+      openai: `${o}.attn.in_proj_${p}`,
+      hf: `${h}.self_attn.${x}_proj.${p}`,
+      part: part as 0 | 1 | 2,
+    })),
+  );
   return [
-    ...qkv, ...pair(`${o}.attn.out_proj`, `${h}.self_attn.out_proj`), ...pair(`${o}.ln_1`, `${h}.layer_norm1`),
-    ...pair(`${o}.mlp.c_fc`, `${h}.mlp.fc1`), ...pair(`${o}.mlp.c_proj`, `${h}.mlp.fc2`), ...pair(`${o}.ln_2`, `${h}.layer_norm2`),
+    ...qkv,
+    ...pair(`${o}.attn.out_proj`, `${h}.self_attn.out_proj`),
+    ...pair(`${o}.ln_1`, `${h}.layer_norm1`),
+    ...pair(`${o}.mlp.c_fc`, `${h}.mlp.fc1`),
+    ...pair(`${o}.mlp.c_proj`, `${h}.mlp.fc2`),
+    ...pair(`${o}.ln_2`, `${h}.layer_norm2`),
   ];
 }
 
@@ -48,7 +57,7 @@ const RULES: readonly NameRule[] = [
   { openai: 'visual.class_embedding', hf: 'vision_model.embeddings.class_embedding' },
   { openai: 'visual.conv1.weight', hf: 'vision_model.embeddings.patch_embedding.weight' },
   { openai: 'visual.positional_embedding', hf: 'vision_model.embeddings.position_embedding.weight' },
-  ...pair('visual.ln_pre', 'vision_model.pre_layrnorm'),  // sic: Hugging Face's spelling
+  ...pair('visual.ln_pre', 'vision_model.pre_layrnorm'), // sic: Hugging Face's spelling
   ...blockRules('visual.transformer', 'vision_model'),
   ...pair('visual.ln_post', 'vision_model.post_layernorm'),
   { openai: 'visual.proj', hf: 'visual_projection.weight', transpose: true },
@@ -64,7 +73,9 @@ export const isFeatureDecoderTensor = (name: string): boolean => /^visual\.(deco
 
 /** Tensors a checkpoint may hold that are no weights (token positions, OpenAI's scalars, a mask). */
 export function isExtraTensor(name: string): boolean {
-  return /(^|\.)position_ids$/.test(name) || ['input_resolution', 'context_length', 'vocab_size', 'attn_mask'].includes(name);
+  return (
+    /(^|\.)position_ids$/.test(name) || ['input_resolution', 'context_length', 'vocab_size', 'attn_mask'].includes(name)
+  );
 }
 
 /** Where a Hugging Face tensor goes, or undefined for a name the table does not know. */

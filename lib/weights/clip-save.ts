@@ -20,7 +20,8 @@ import type { SavedModel, SavedTensor } from './layouts.js';
 
 /** The OpenAI/open_clip tensors: CLIP's parameters under their own names, F32. */
 function openaiTensors(state: readonly SavedTensor[]): TensorToWrite[] {
-  return state.filter((t) => !isFeatureDecoderTensor(t.name))
+  return state
+    .filter((t) => !isFeatureDecoderTensor(t.name))
     .map((t) => ({ name: t.name, dtype: 'F32' as const, shape: t.shape, data: new Float32Array(t.data) }));
 }
 
@@ -38,11 +39,22 @@ function hfTensors(state: readonly SavedTensor[]): TensorToWrite[] {
     const data = t.data as Float32Array;
     for (const h of toHfNames(t.name)) {
       if (h.part !== undefined) {
-        const rows = t.shape[0]! / 3, width = data.length / t.shape[0]!;
+        const rows = t.shape[0]! / 3,
+          width = data.length / t.shape[0]!;
         const shape = t.shape.length === 2 ? [rows, t.shape[1]!] : [rows];
-        out.push({ name: h.hf, dtype: 'F32', shape, data: data.subarray(h.part * rows * width, (h.part + 1) * rows * width) });
+        out.push({
+          name: h.hf,
+          dtype: 'F32',
+          shape,
+          data: data.subarray(h.part * rows * width, (h.part + 1) * rows * width),
+        });
       } else if (h.transpose) {
-        out.push({ name: h.hf, dtype: 'F32', shape: [t.shape[1]!, t.shape[0]!], data: transposed(data, t.shape[0]!, t.shape[1]!) });
+        out.push({
+          name: h.hf,
+          dtype: 'F32',
+          shape: [t.shape[1]!, t.shape[0]!],
+          data: transposed(data, t.shape[0]!, t.shape[1]!),
+        });
       } else {
         out.push({ name: h.hf, dtype: 'F32', shape: t.shape, data });
       }
@@ -54,7 +66,9 @@ function hfTensors(state: readonly SavedTensor[]): TensorToWrite[] {
 /** A model's CLIP weights, refused for a model with RILS's vision tower (OpenAI's and Hugging Face's layouts have none). */
 function clipState(layout: string, model: SavedModel): readonly SavedTensor[] {
   if (model.config.visionTower !== 'clip') {
-    throw new RilsInputError(`Expected a CLIP model for layout '${layout}' but this one has RILS's vision tower: save it as 'rils'`);
+    throw new RilsInputError(
+      `Expected a CLIP model for layout '${layout}' but this one has RILS's vision tower: save it as 'rils'`,
+    );
   }
   return model.state;
 }
@@ -73,14 +87,18 @@ export async function writeHfLayout(file: string, model: SavedModel): Promise<vo
   const logitScale = new Float32Array(state.find((t) => t.name === 'logit_scale')!.data)[0]!;
   const files = {
     'config.json': `${JSON.stringify(hfClipConfig(model.config, logitScale), null, 2)}\n`,
-    'preprocessor_config.json': hfPreprocessorConfig(model.config), ...hfTokenizerFiles(model.tokenizer),
+    'preprocessor_config.json': hfPreprocessorConfig(model.config),
+    ...hfTokenizerFiles(model.tokenizer),
   };
   try {
     await mkdir(file, { recursive: true });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'EEXIST' || code === 'ENOTDIR' ? 'it (or a folder on its path) is a file' : (error as Error).message;
-    throw new RilsInputError(`Expected a folder or a new path for the Hugging Face layout but received ${JSON.stringify(file)}: ${why}; nothing was written`);
+    const why =
+      code === 'EEXIST' || code === 'ENOTDIR' ? 'it (or a folder on its path) is a file' : (error as Error).message;
+    throw new RilsInputError(
+      `Expected a folder or a new path for the Hugging Face layout but received ${JSON.stringify(file)}: ${why}; nothing was written`,
+    );
   }
   await writeSafetensors(path.join(file, 'model.safetensors'), hfTensors(state), { format: 'pt' });
   for (const [name, text] of Object.entries(files)) {

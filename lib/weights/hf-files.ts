@@ -25,7 +25,10 @@ import { byteSymbols } from '../tokenizer/bpe.js';
 import { spelledReferences } from '../tokenizer/html.js';
 import { PYTHON_SPACE } from '../tokenizer/rows.js';
 
-const SOT = '<|startoftext|>', EOT = '<|endoftext|>', PAD = '<pad>', UNK = '<unk>';
+const SOT = '<|startoftext|>',
+  EOT = '<|endoftext|>',
+  PAD = '<pad>',
+  UNK = '<unk>';
 /** tokenizer_config.json's key naming rils's word or byte tokenizer, so that fromPretrained rebuilds it. */
 const MARK = 'rils_tokenizer';
 
@@ -51,19 +54,31 @@ function literalClass(re: RegExp): string {
 
 const template = (sot: string, eot: string) => ({
   type: 'TemplateProcessing',
-  single: [{ SpecialToken: { id: sot, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: eot, type_id: 0 } }],
-  pair: [{ SpecialToken: { id: sot, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } },
-    { SpecialToken: { id: eot, type_id: 0 } }],
+  single: [
+    { SpecialToken: { id: sot, type_id: 0 } },
+    { Sequence: { id: 'A', type_id: 0 } },
+    { SpecialToken: { id: eot, type_id: 0 } },
+  ],
+  pair: [
+    { SpecialToken: { id: sot, type_id: 0 } },
+    { Sequence: { id: 'A', type_id: 0 } },
+    { Sequence: { id: 'B', type_id: 1 } },
+    { SpecialToken: { id: eot, type_id: 0 } },
+  ],
   special_tokens: {},
 });
 
 function withIds(processor: ReturnType<typeof template>, ids: Record<string, number>) {
-  processor.special_tokens = Object.fromEntries(Object.entries(ids).map(([t, id]) => [t, { id: t, ids: [id], tokens: [t] }]));
+  processor.special_tokens = Object.fromEntries(
+    Object.entries(ids).map(([t, id]) => [t, { id: t, ids: [id], tokens: [t] }]),
+  );
   return processor;
 }
 
 const replace = (from: string | { Regex: string }, to: string) => ({
-  type: 'Replace', pattern: typeof from === 'string' ? { String: from } : from, content: to,
+  type: 'Replace',
+  pattern: typeof from === 'string' ? { String: from } : from,
+  content: to,
 });
 
 /** CLIP's BPE as rils runs it (lib/tokenizer/clip.ts), in the `tokenizers` format. */
@@ -71,27 +86,56 @@ function clipTokenizerJson(t: ClipTokenizer): object {
   const vocab = t.vocabulary();
   const html = spelledReferences().map((g) => replace({ Regex: g.pattern }, g.character));
   const space = literalClass(new RegExp(`[${PYTHON_SPACE}]`));
-  const added = (id: number) => ({ id, content: vocab[id], single_word: false, lstrip: false, rstrip: false, normalized: true, special: true });
+  const added = (id: number) => ({
+    id,
+    content: vocab[id],
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: true,
+    special: true,
+  });
   return {
-    version: '1.0', truncation: null, padding: null, added_tokens: [added(t.sot), added(t.eot)],
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [added(t.sot), added(t.eot)],
     normalizer: {
       type: 'Sequence',
-      normalizers: [...html, ...html, replace({ Regex: '\u0345{3,}' }, '\u0345\u0345'), { type: 'NFC' }, { type: 'Lowercase' }, replace('\u0345', ' ')],
+      normalizers: [
+        ...html,
+        ...html,
+        replace({ Regex: '\u0345{3,}' }, '\u0345\u0345'),
+        { type: 'NFC' },
+        { type: 'Lowercase' },
+        replace('\u0345', ' '),
+      ],
     },
     pre_tokenizer: {
       type: 'Sequence',
       pretokenizers: [
-        { type: 'Split', behavior: 'Removed', invert: true, pattern: {
-          Regex: `<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|\\p{L}+|\\p{N}|[^${space}\\p{L}\\p{N}]+`,
-        } },
+        {
+          type: 'Split',
+          behavior: 'Removed',
+          invert: true,
+          pattern: {
+            Regex: `<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|\\p{L}+|\\p{N}|[^${space}\\p{L}\\p{N}]+`,
+          },
+        },
         { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
       ],
     },
     post_processor: withIds(template(vocab[t.sot]!, vocab[t.eot]!), { [vocab[t.sot]!]: t.sot, [vocab[t.eot]!]: t.eot }),
     decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
     model: {
-      type: 'BPE', dropout: null, unk_token: vocab[t.eot], continuing_subword_prefix: '', end_of_word_suffix: '</w>',
-      fuse_unk: false, byte_fallback: false, vocab: Object.fromEntries(vocab.map((s, id) => [s, id])),
+      type: 'BPE',
+      dropout: null,
+      unk_token: vocab[t.eot],
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '</w>',
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab: Object.fromEntries(vocab.map((s, id) => [s, id])),
       merges: t.merges().map(([a, b]) => `${a} ${b}`),
     },
   };
@@ -104,9 +148,17 @@ function wordTokenizerJson(t: WordTokenizer): object {
   Object.assign(vocab, { [SOT]: t.sot, [EOT]: t.eot });
   const space = literalClass(/\s/);
   return {
-    version: '1.0', truncation: null, padding: null, added_tokens: [],
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [],
     normalizer: { type: 'Sequence', normalizers: [{ type: 'NFC' }, { type: 'Lowercase' }] },
-    pre_tokenizer: { type: 'Split', behavior: 'Removed', invert: true, pattern: { Regex: `[\\p{L}\\p{N}]+|[^${space}\\p{L}\\p{N}]` } },
+    pre_tokenizer: {
+      type: 'Split',
+      behavior: 'Removed',
+      invert: true,
+      pattern: { Regex: `[\\p{L}\\p{N}]+|[^${space}\\p{L}\\p{N}]` },
+    },
     post_processor: withIds(template(SOT, EOT), { [SOT]: t.sot, [EOT]: t.eot }),
     decoder: null,
     model: { type: 'WordLevel', vocab, unk_token: UNK },
@@ -121,13 +173,32 @@ function byteTokenizerJson(t: ByteTokenizer): object {
   Object.assign(vocab, { [SOT]: t.sot, [EOT]: t.eot });
   const space = literalClass(new RegExp(`[${PYTHON_SPACE}]`));
   return {
-    version: '1.0', truncation: null, padding: null, added_tokens: [],
-    normalizer: { type: 'Sequence', normalizers: [{ type: 'NFC' }, replace({ Regex: `^[${space}]+|[${space}]+$` }, ''), replace({ Regex: `[${space}]+` }, ' ')] },
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [],
+    normalizer: {
+      type: 'Sequence',
+      normalizers: [
+        { type: 'NFC' },
+        replace({ Regex: `^[${space}]+|[${space}]+$` }, ''),
+        replace({ Regex: `[${space}]+` }, ' '),
+      ],
+    },
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
     post_processor: withIds(template(SOT, EOT), { [SOT]: t.sot, [EOT]: t.eot }),
     decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false,
-      byte_fallback: false, vocab, merges: [] },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab,
+      merges: [],
+    },
   };
 }
 
@@ -137,21 +208,32 @@ function byteTokenizerJson(t: ByteTokenizer): object {
  */
 export function hfTokenizerFiles(tokenizer: Tokenizer | undefined): HfFiles {
   if (tokenizer === undefined) return {};
-  const special = tokenizer instanceof ClipTokenizer
-    ? { bos_token: SOT, eos_token: EOT, unk_token: EOT, pad_token: EOT }
-    : { bos_token: SOT, eos_token: EOT, unk_token: UNK, pad_token: PAD };
+  const special =
+    tokenizer instanceof ClipTokenizer
+      ? { bos_token: SOT, eos_token: EOT, unk_token: EOT, pad_token: EOT }
+      : { bos_token: SOT, eos_token: EOT, unk_token: UNK, pad_token: PAD };
   const config = {
-    tokenizer_class: tokenizer instanceof ClipTokenizer ? 'CLIPTokenizer' : 'PreTrainedTokenizerFast', model_max_length: tokenizer.contextLength,
-    ...special, add_prefix_space: false, clean_up_tokenization_spaces: false,
+    tokenizer_class: tokenizer instanceof ClipTokenizer ? 'CLIPTokenizer' : 'PreTrainedTokenizerFast',
+    model_max_length: tokenizer.contextLength,
+    ...special,
+    add_prefix_space: false,
+    clean_up_tokenization_spaces: false,
     ...(tokenizer instanceof ClipTokenizer ? { do_lower_case: true, errors: 'replace' } : {}),
-    ...(tokenizer instanceof WordTokenizer ? { [MARK]: 'word' } : tokenizer instanceof ByteTokenizer ? { [MARK]: 'byte' } : {}),
+    ...(tokenizer instanceof WordTokenizer
+      ? { [MARK]: 'word' }
+      : tokenizer instanceof ByteTokenizer
+        ? { [MARK]: 'byte' }
+        : {}),
   };
   const files: HfFiles = { 'tokenizer_config.json': json(config), 'special_tokens_map.json': json(special) };
   if (tokenizer instanceof ClipTokenizer) {
     const vocab = tokenizer.vocabulary();
     files['tokenizer.json'] = json(clipTokenizerJson(tokenizer));
     files['vocab.json'] = json(Object.fromEntries(vocab.map((s, id) => [s, id])));
-    files['merges.txt'] = `#version: 0.2\n${tokenizer.merges().map(([a, b]) => `${a} ${b}`).join('\n')}\n`;
+    files['merges.txt'] = `#version: 0.2\n${tokenizer
+      .merges()
+      .map(([a, b]) => `${a} ${b}`)
+      .join('\n')}\n`;
   } else if (tokenizer instanceof WordTokenizer) {
     files['tokenizer.json'] = json(wordTokenizerJson(tokenizer));
   } else if (tokenizer instanceof ByteTokenizer) {
@@ -169,11 +251,20 @@ export function hfTokenizerFiles(tokenizer: Tokenizer | undefined): HfFiles {
 /** `preprocessor_config.json`: CLIP's image processor with the model's size, mean/std and interpolation (resize the shorter side, centre crop). */
 export function hfPreprocessorConfig(c: Readonly<ModelConfig>): string {
   return json({
-    image_processor_type: 'CLIPImageProcessor', feature_extractor_type: 'CLIPFeatureExtractor', processor_class: 'CLIPProcessor',
-    do_resize: true, size: { shortest_edge: c.imageSize }, resample: c.interpolation === 'bicubic' ? 3 : 2,
-    do_center_crop: true, crop_size: { height: c.imageSize, width: c.imageSize },
-    do_rescale: true, rescale_factor: 1 / 255, do_normalize: true, do_convert_rgb: true,
-    image_mean: [c.imageMeanR, c.imageMeanG, c.imageMeanB], image_std: [c.imageStdR, c.imageStdG, c.imageStdB],
+    image_processor_type: 'CLIPImageProcessor',
+    feature_extractor_type: 'CLIPFeatureExtractor',
+    processor_class: 'CLIPProcessor',
+    do_resize: true,
+    size: { shortest_edge: c.imageSize },
+    resample: c.interpolation === 'bicubic' ? 3 : 2,
+    do_center_crop: true,
+    crop_size: { height: c.imageSize, width: c.imageSize },
+    do_rescale: true,
+    rescale_factor: 1 / 255,
+    do_normalize: true,
+    do_convert_rgb: true,
+    image_mean: [c.imageMeanR, c.imageMeanG, c.imageMeanB],
+    image_std: [c.imageStdR, c.imageStdG, c.imageStdB],
   });
 }
 
@@ -182,16 +273,27 @@ export async function preprocessorFields(dir: string): Promise<Partial<ModelConf
   const file = path.join(dir, 'preprocessor_config.json');
   const p = await readJsonObject(file);
   if (!p) return {};
-  const mean = own(p, 'image_mean'), std = own(p, 'image_std'), resample = own(p, 'resample');
-  const three = (v: unknown): v is [number, number, number] => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number');
+  const mean = own(p, 'image_mean'),
+    std = own(p, 'image_std'),
+    resample = own(p, 'resample');
+  const three = (v: unknown): v is [number, number, number] =>
+    Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number');
   const fields: Partial<ModelConfig> = {
     ...(three(mean) ? { imageMeanR: mean[0], imageMeanG: mean[1], imageMeanB: mean[2] } : {}),
     ...(three(std) ? { imageStdR: std[0], imageStdG: std[1], imageStdB: std[2] } : {}),
-    ...(resample === 3 ? { interpolation: 'bicubic' as const } : resample === 2 ? { interpolation: 'bilinear' as const } : {}),
+    ...(resample === 3
+      ? { interpolation: 'bicubic' as const }
+      : resample === 2
+        ? { interpolation: 'bilinear' as const }
+        : {}),
   };
-  for (const [key, value] of Object.entries(fields)) {  // the file's values, named as the file names them
+  for (const [key, value] of Object.entries(fields)) {
+    // the file's values, named as the file names them
     const f = CONFIG_FIELDS.get(key)!;
-    if (!fieldAllows(f, value)) throw new RilsWeightsError(`${file}: ${invalid(expected(f), key.startsWith('imageMean') ? 'image_mean' : 'image_std', value).message}`);
+    if (!fieldAllows(f, value))
+      throw new RilsWeightsError(
+        `${file}: ${invalid(expected(f), key.startsWith('imageMean') ? 'image_mean' : 'image_std', value).message}`,
+      );
   }
   return fields;
 }
@@ -207,13 +309,20 @@ export async function hfWordOrByteTokenizer(dir: string, contextLength: number):
   if (mark !== 'word') return undefined;
   const file = path.join(dir, 'tokenizer.json');
   const t = await readJsonObject(file);
-  if (!t) throw new RilsWeightsError(`${file} is missing: tokenizer_config.json names rils's word tokenizer, whose vocabulary it holds`);
+  if (!t)
+    throw new RilsWeightsError(
+      `${file} is missing: tokenizer_config.json names rils's word tokenizer, whose vocabulary it holds`,
+    );
   const model = own(t, 'model');
-  const vocab = (typeof model === 'object' && model !== null ? own(model, 'vocab') : undefined) as Record<string, number> | undefined ?? {};
+  const vocab =
+    ((typeof model === 'object' && model !== null ? own(model, 'vocab') : undefined) as
+      Record<string, number> | undefined) ?? {};
   const words: string[] = [];
   for (const [w, id] of Object.entries(vocab)) if (id >= 2 && id < Object.keys(vocab).length - 2) words[id - 2] = w;
   if (words.length !== Object.keys(vocab).length - 4 || words.some((w) => w === undefined)) {
-    throw new RilsWeightsError(`${file}: its word vocabulary is not the one rils wrote (ids must run 0 … ${Object.keys(vocab).length - 1})`);
+    throw new RilsWeightsError(
+      `${file}: its word vocabulary is not the one rils wrote (ids must run 0 … ${Object.keys(vocab).length - 1})`,
+    );
   }
   return new WordTokenizer(words, { contextLength });
 }
@@ -233,6 +342,7 @@ export async function readJsonObject(file: string): Promise<Record<string, unkno
   } catch (error) {
     throw new RilsWeightsError(`${file} is not readable JSON (${(error as Error).message})`);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new RilsWeightsError(`${file}: expected a JSON object`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new RilsWeightsError(`${file}: expected a JSON object`);
   return json as Record<string, unknown>;
 }

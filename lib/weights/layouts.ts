@@ -75,32 +75,49 @@ export interface WeightLayout {
 }
 
 const identity = (name: string): NamePlacement => ({ name });
-const hasHfNames = (f: OpenedFile) => f.tensors.some((t) => t.name.startsWith('text_model.') || t.name.startsWith('vision_model.'));
+const hasHfNames = (f: OpenedFile) =>
+  f.tensors.some((t) => t.name.startsWith('text_model.') || t.name.startsWith('vision_model.'));
 
 /** Every layout, in the order detection tries them: rils's declared format before the layouts guessed from names. */
 export const LAYOUTS = {
   rils: {
-    description: "rils's own weights", declared: true, holdsDecoder: true,
+    description: "rils's own weights",
+    declared: true,
+    holdsDecoder: true,
     detect: (f) => f.container === 'safetensors' && f.metadata.format === WEIGHTS_FORMAT,
-    place: identity, config: rilsModelOptions, tokenizer: rilsTokenizer,
+    place: identity,
+    config: rilsModelOptions,
+    tokenizer: rilsTokenizer,
     save: { folder: false, output: 'rils weights', write: writeWeights },
   },
   openai: {
-    description: 'OpenAI/open_clip CLIP safetensors', declared: false, holdsDecoder: false,
+    description: 'OpenAI/open_clip CLIP safetensors',
+    declared: false,
+    holdsDecoder: false,
     detect: (f) => f.container === 'safetensors' && !hasHfNames(f),
-    place: identity, config: clipModelOptions, tokenizer: clipTokenizer,
+    place: identity,
+    config: clipModelOptions,
+    tokenizer: clipTokenizer,
     save: { folder: false, output: 'openai weights', write: writeOpenaiLayout },
   },
   hf: {
-    description: 'a Hugging Face CLIPModel', declared: false, holdsDecoder: false,
+    description: 'a Hugging Face CLIPModel',
+    declared: false,
+    holdsDecoder: false,
     detect: (f) => f.container === 'folder' || hasHfNames(f),
-    place: fromHfName, config: clipModelOptions, tokenizer: clipTokenizer,
+    place: fromHfName,
+    config: clipModelOptions,
+    tokenizer: clipTokenizer,
     save: { folder: true, output: 'a Hugging Face folder', write: writeHfLayout },
   },
   torchscript: {
-    description: "a TorchScript archive (OpenAI's clip.load)", declared: false, holdsDecoder: false,
+    description: "a TorchScript archive (OpenAI's clip.load)",
+    declared: false,
+    holdsDecoder: false,
     detect: (f) => f.container === 'zip',
-    place: identity, config: clipModelOptions, tokenizer: clipTokenizer,
+    place: identity,
+    config: clipModelOptions,
+    tokenizer: clipTokenizer,
   },
 } satisfies Readonly<Record<string, WeightLayout>>;
 
@@ -117,13 +134,14 @@ const _saveLayoutIsTheRegistrys: [SaveLayout, Writable] extends [Writable, SaveL
 const layoutOf = (name: Layout): WeightLayout => LAYOUTS[name];
 
 /** Every {@link SaveLayout}, in the table's order. @internal */
-export const SAVE_LAYOUTS: readonly SaveLayout[] = (Object.keys(LAYOUTS) as Layout[])
-  .filter((name): name is SaveLayout => layoutOf(name).save !== undefined);
+export const SAVE_LAYOUTS: readonly SaveLayout[] = (Object.keys(LAYOUTS) as Layout[]).filter(
+  (name): name is SaveLayout => layoutOf(name).save !== undefined,
+);
 
 /** The layout of an opened file: the first of the table whose `detect` says so. */
 export function detectLayout(file: OpenedFile): Layout {
   const found = (Object.keys(LAYOUTS) as Layout[]).find((name) => layoutOf(name).detect(file));
-  if (!found) throw new RilsWeightsError(`${file.path} is in no layout rils reads`);  // unreachable: openai takes any safetensors file
+  if (!found) throw new RilsWeightsError(`${file.path} is in no layout rils reads`); // unreachable: openai takes any safetensors file
   return found;
 }
 
@@ -136,7 +154,14 @@ export function whereOf(file: string, layout: Layout): string {
 /** The writer of a layout rils saves in; a RilsInputError for any other value. */
 export function layoutSave(layout: unknown): LayoutSave {
   const save = SAVE_LAYOUTS.includes(layout as SaveLayout) ? layoutOf(layout as SaveLayout).save : undefined;
-  if (!save) throw invalid(SAVE_LAYOUTS.map((l) => `'${l}'`).join(', ').replace(/, ([^,]*)$/, ' or $1'), 'layout', layout);
+  if (!save)
+    throw invalid(
+      SAVE_LAYOUTS.map((l) => `'${l}'`)
+        .join(', ')
+        .replace(/, ([^,]*)$/, ' or $1'),
+      'layout',
+      layout,
+    );
   return save;
 }
 

@@ -43,7 +43,9 @@ export const BATCH_BYTES = 64 << 20;
  * file's); `refuse` may turn a layout away before anything is read (fromWeights takes rils's files only).
  */
 export async function openModel<M extends LoadTarget & { dispose(): void }>(
-  file: string, request: LoadRequest, create: (options: RilsOptions) => Promise<M>,
+  file: string,
+  request: LoadRequest,
+  create: (options: RilsOptions) => Promise<M>,
   refuse?: (c: Checkpoint) => Error | undefined,
 ): Promise<M> {
   const c = await openCheckpoint(file);
@@ -54,15 +56,21 @@ export async function openModel<M extends LoadTarget & { dispose(): void }>(
     const placed = placeTensors(c, layout.place);
     const options = await layout.config(c, placed, request);
     // Before anything is built: the file holds at least the numbers of the model it describes.
-    checkModelFits(c.where, options, placed.reduce((n, p) => n + numel(p.tensor.shape), 0), { decoder: layout.holdsDecoder });
-    const tokenizer = request.options.tokenizer ?? await layout.tokenizer(c, options, request);
+    checkModelFits(
+      c.where,
+      options,
+      placed.reduce((n, p) => n + numel(p.tensor.shape), 0),
+      { decoder: layout.holdsDecoder },
+    );
+    const tokenizer = request.options.tokenizer ?? (await layout.tokenizer(c, options, request));
     const model = await create({ ...options, ...(tokenizer ? { tokenizer } : {}) });
     try {
       await loadPlaced(c, placed, model, layout.holdsDecoder);
     } catch (error) {
       model.dispose();
       throw error instanceof RilsWeightsError && !error.message.startsWith(c.path)
-        ? new RilsWeightsError(`${c.where}: ${error.message}`) : error;
+        ? new RilsWeightsError(`${c.where}: ${error.message}`)
+        : error;
     }
     return model;
   } finally {
@@ -77,14 +85,26 @@ export async function openModel<M extends LoadTarget & { dispose(): void }>(
  * (the feature decoder only when the file `holdsDecoder`: a CLIP checkpoint's is new), each tensor of
  * its parameter's shape; native loadTensors refuses a frozen table the file holds that is not the fixed one.
  */
-export async function loadPlaced(c: Checkpoint, placed: readonly Placed[], target: LoadTarget, holdsDecoder: boolean): Promise<void> {
+export async function loadPlaced(
+  c: Checkpoint,
+  placed: readonly Placed[],
+  target: LoadTarget,
+  holdsDecoder: boolean,
+): Promise<void> {
   const parameters = target.parameters();
-  checkCoverage(c, placed, parameters.map((p) => ({
-    name: p.name, shape: p.shape, required: p.trainable && (holdsDecoder || !isFeatureDecoderTensor(p.name)),
-  })));
+  checkCoverage(
+    c,
+    placed,
+    parameters.map((p) => ({
+      name: p.name,
+      shape: p.shape,
+      required: p.trainable && (holdsDecoder || !isFeatureDecoderTensor(p.name)),
+    })),
+  );
   const rowsOf = new Map(parameters.map((p) => [p.name, p.shape[0] ?? 0]));
   const arena = new Uint8Array(Math.max(BATCH_BYTES, ...placed.map((p) => p.tensor.byteLength)));
-  let batch: TensorLoad[] = [], used = 0;
+  let batch: TensorLoad[] = [],
+    used = 0;
   for (const p of placed) {
     if (used + p.tensor.byteLength > arena.byteLength) {
       await target.loadTensors(batch);
@@ -93,9 +113,14 @@ export async function loadPlaced(c: Checkpoint, placed: readonly Placed[], targe
     const data = await p.tensor.bytes(arena.subarray(used, used + p.tensor.byteLength));
     if (data.buffer === arena.buffer) used += p.tensor.byteLength;
     const third = Math.floor((rowsOf.get(p.to.name) ?? 0) / 3);
-    batch.push({ name: p.to.name, data, dtype: p.tensor.dtype, shape: p.tensor.shape,
+    batch.push({
+      name: p.to.name,
+      data,
+      dtype: p.tensor.dtype,
+      shape: p.tensor.shape,
       ...(p.to.part === undefined ? {} : { rows: [p.to.part * third, (p.to.part + 1) * third] as [number, number] }),
-      ...(p.to.transpose ? { transpose: true } : {}) });
+      ...(p.to.transpose ? { transpose: true } : {}),
+    });
   }
   if (batch.length) await target.loadTensors(batch);
 }

@@ -68,11 +68,18 @@ async function openFile(file: string): Promise<OpenedFile> {
   }
   if (info.isDirectory()) return openHfFolder(file);
   const head = new Uint8Array(4);
-  const { file: fd } = await openRegularFile(file, 'a weight file (safetensors or TorchScript) or a Hugging Face folder', RilsWeightsError);
-  await fd.read(head, 0, 4, 0).catch((error: Error) => {
-    throw new RilsWeightsError(`Cannot read ${file}: ${error.message}`);
-  }).finally(() => fd.close());
-  if (head[0] === 0x50 && head[1] === 0x4b && head[2] === 3 && head[3] === 4) return openTorchScript(file);  // a zip
+  const { file: fd } = await openRegularFile(
+    file,
+    'a weight file (safetensors or TorchScript) or a Hugging Face folder',
+    RilsWeightsError,
+  );
+  await fd
+    .read(head, 0, 4, 0)
+    .catch((error: Error) => {
+      throw new RilsWeightsError(`Cannot read ${file}: ${error.message}`);
+    })
+    .finally(() => fd.close());
+  if (head[0] === 0x50 && head[1] === 0x4b && head[2] === 3 && head[3] === 4) return openTorchScript(file); // a zip
   return openSafetensors(file);
 }
 
@@ -82,13 +89,19 @@ async function openHfFolder(dir: string): Promise<OpenedFile> {
   try {
     await stat(file);
   } catch {
-    throw new RilsWeightsError(`${dir} (read as ${LAYOUTS.hf.description}) has no model.safetensors: rils reads a Hugging Face ` +
-      'CLIP folder with one safetensors file (not sharded ones, not pytorch_model.bin)');
+    throw new RilsWeightsError(
+      `${dir} (read as ${LAYOUTS.hf.description}) has no model.safetensors: rils reads a Hugging Face ` +
+        'CLIP folder with one safetensors file (not sharded ones, not pytorch_model.bin)',
+    );
   }
   const json = await readJsonObject(path.join(dir, 'config.json'));
   const hfConfig = json && readHfClipConfig(json, path.join(dir, 'config.json'));
-  const vocab = path.join(dir, 'vocab.json'), merges = path.join(dir, 'merges.txt');
-  const hfTokenizer = await Promise.all([stat(vocab), stat(merges)]).then(() => ({ vocab, merges }), () => undefined);
+  const vocab = path.join(dir, 'vocab.json'),
+    merges = path.join(dir, 'merges.txt');
+  const hfTokenizer = await Promise.all([stat(vocab), stat(merges)]).then(
+    () => ({ vocab, merges }),
+    () => undefined,
+  );
   const c = await openSafetensors(file);
   return { ...c, path: dir, container: 'folder', hfConfig, hfTokenizer };
 }
@@ -97,7 +110,10 @@ async function openSafetensors(file: string): Promise<OpenedFile> {
   const index = await readSafetensorsIndex(file);
   const { file: fd } = await openRegularFile(file, 'a safetensors file', RilsWeightsError);
   const tensors = [...index.tensors].map(([name, t]) => ({
-    name, dtype: t.dtype, shape: t.shape, byteLength: t.end - t.begin,
+    name,
+    dtype: t.dtype,
+    shape: t.shape,
+    byteLength: t.end - t.begin,
     bytes: async (out: Uint8Array) => {
       const { bytesRead } = await fd.read(out, 0, out.byteLength, index.dataOffset + t.begin);
       if (bytesRead !== out.byteLength) throw new RilsWeightsError(`${file}: '${name}' is cut short (truncated file?)`);
@@ -112,11 +128,17 @@ async function openTorchScript(file: string): Promise<OpenedFile> {
   try {
     entries = await native.readTorchScript(path.resolve(file));
   } catch (error) {
-    const typed = fromNative(error);  // LibTorch running out of memory on a hostile archive is the file's fault too
-    throw typed instanceof RilsWeightsError ? typed : new RilsWeightsError(`${whereOf(file, 'torchscript')}: ${typed.message}`);
+    const typed = fromNative(error); // LibTorch running out of memory on a hostile archive is the file's fault too
+    throw typed instanceof RilsWeightsError
+      ? typed
+      : new RilsWeightsError(`${whereOf(file, 'torchscript')}: ${typed.message}`);
   }
   const tensors = entries.map((e) => ({
-    name: e.name, dtype: e.dtype, shape: e.shape, byteLength: e.data.byteLength, bytes: async () => new Uint8Array(e.data),
+    name: e.name,
+    dtype: e.dtype,
+    shape: e.shape,
+    byteLength: e.data.byteLength,
+    bytes: async () => new Uint8Array(e.data),
   }));
   return { path: file, container: 'zip', tensors, metadata: {}, close: async () => undefined };
 }

@@ -23,7 +23,10 @@ export function placeTensors(c: Checkpoint, place: (name: string) => NamePlaceme
   for (const tensor of c.tensors) {
     if (isExtraTensor(tensor.name)) continue;
     const to = place(tensor.name);
-    if (!to) throw new RilsWeightsError(`${c.where}: '${tensor.name}' is no tensor of OpenAI's CLIP ViT (another architecture?)`);
+    if (!to)
+      throw new RilsWeightsError(
+        `${c.where}: '${tensor.name}' is no tensor of OpenAI's CLIP ViT (another architecture?)`,
+      );
     out.push({ tensor, to });
   }
   return out;
@@ -52,20 +55,26 @@ export function checkCoverage(c: Checkpoint, placed: readonly Placed[], slots: r
   const parts = new Map<string, number>();
   const own = new Map(slots.map((s) => [s.name, s]));
   for (const p of placed) {
-    const key = p.to.name, slot = own.get(key);
-    const seen = parts.get(key) ?? 0, bit = p.to.part === undefined ? 7 : 1 << p.to.part;
+    const key = p.to.name,
+      slot = own.get(key);
+    const seen = parts.get(key) ?? 0,
+      bit = p.to.part === undefined ? 7 : 1 << p.to.part;
     if (seen & bit) throw new RilsWeightsError(`${c.where}: '${p.tensor.name}' fills '${key}' twice`);
     parts.set(key, seen | bit);
     if (!slot) throw new RilsWeightsError(`${c.where}: '${key}' is not a parameter of the model the file describes`);
     const needed = slot.shape && neededShape(p, slot.shape);
     if (needed && shown(needed) !== shown(p.tensor.shape)) {
-      throw new RilsWeightsError(`${c.where}: '${p.tensor.name}' has shape ${shown(p.tensor.shape)} where the model needs ` +
-        `${shown(needed)} (weights of another preset or config?)`);
+      throw new RilsWeightsError(
+        `${c.where}: '${p.tensor.name}' has shape ${shown(p.tensor.shape)} where the model needs ` +
+          `${shown(needed)} (weights of another preset or config?)`,
+      );
     }
   }
   for (const s of slots) {
     if (s.required && parts.get(s.name) !== 7) {
-      throw new RilsWeightsError(`${c.where}: '${s.name}' is missing${parts.has(s.name) ? ' (part of its q, k, v)' : ''}`);
+      throw new RilsWeightsError(
+        `${c.where}: '${s.name}' is missing${parts.has(s.name) ? ' (part of its q, k, v)' : ''}`,
+      );
     }
   }
 }

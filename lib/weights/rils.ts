@@ -29,7 +29,10 @@ export const WEIGHTS_FORMAT = 'rils-ref-v1';
  * key → the training option's name. Used both ways.
  */
 const REFERENCE_CONFIG_KEYS: Readonly<Record<string, string>> = {
-  mask_ratio: 'mask_ratio', tau_s: 'tau_student', tau_t: 'tau_teacher', recon_weight: 'recon_weight',
+  mask_ratio: 'mask_ratio',
+  tau_s: 'tau_student',
+  tau_t: 'tau_teacher',
+  recon_weight: 'recon_weight',
 };
 
 /** One F32 tensor of a weight file (`data` a view of the file's bytes). */
@@ -58,7 +61,9 @@ export function weightsMetadata(m: ModelDescription): Record<string, string> {
   for (const [key, option] of Object.entries(REFERENCE_CONFIG_KEYS)) config[key] = train[option];
   const tokenizer = m.tokenizer && tokenizerSpec(m.tokenizer);
   return {
-    preset: m.preset, config: JSON.stringify(config), train: JSON.stringify(train),
+    preset: m.preset,
+    config: JSON.stringify(config),
+    train: JSON.stringify(train),
     ...(tokenizer ? { tokenizer: JSON.stringify(tokenizer) } : {}),
   };
 }
@@ -67,7 +72,9 @@ function parseJson(text: string | undefined, path: string, what: string): Record
   try {
     const value: unknown = JSON.parse(text ?? '{}');
     if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
-  } catch { /* reported below */ }
+  } catch {
+    /* reported below */
+  }
   throw new RilsWeightsError(`${path}: unreadable ${what} in the metadata (expected a JSON object)`);
 }
 
@@ -76,7 +83,8 @@ export function optionsFromMetadata(meta: Record<string, string>, path: string):
   const config = actingFields(parseJson(meta.config, path, 'config')); // files written before kept every field
   const train = parseJson(meta.train, path, 'training options');
   const fields: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(config)) fields[(Object.hasOwn(REFERENCE_CONFIG_KEYS, k) ? REFERENCE_CONFIG_KEYS[k] : undefined) ?? k] = v;
+  for (const [k, v] of Object.entries(config))
+    fields[(Object.hasOwn(REFERENCE_CONFIG_KEYS, k) ? REFERENCE_CONFIG_KEYS[k] : undefined) ?? k] = v;
   const { beta1, beta2, ...rest } = train;
   const options: Record<string, unknown> = camelKeys({ ...fields, ...rest });
   if (typeof beta1 === 'number' && typeof beta2 === 'number') options.betas = [beta1, beta2];
@@ -86,13 +94,17 @@ export function optionsFromMetadata(meta: Record<string, string>, path: string):
 
 /** The tokenizer a file's metadata describes, checked to fit the model's vocabulary and context. */
 export async function tokenizerFromMetadata(
-  meta: Record<string, string>, path: string, config: Pick<ModelConfig, 'vocabSize' | 'contextLength'>,
+  meta: Record<string, string>,
+  path: string,
+  config: Pick<ModelConfig, 'vocabSize' | 'contextLength'>,
   clipVocabPath?: string,
 ): Promise<Tokenizer | undefined> {
   if (meta.tokenizer === undefined) return undefined;
   const spec = parseJson(meta.tokenizer, path, 'tokenizer') as unknown as TokenizerSpec;
   if (!['word', 'byte', 'clip'].includes(spec.type) || !Number.isSafeInteger(spec.contextLength)) {
-    throw new RilsWeightsError(`${path}: the metadata's tokenizer is not one rils knows (${meta.tokenizer.slice(0, 80)})`);
+    throw new RilsWeightsError(
+      `${path}: the metadata's tokenizer is not one rils knows (${meta.tokenizer.slice(0, 80)})`,
+    );
   }
   const tokenizer = await tokenizerFromSpec(spec, clipVocabPath);
   if (tokenizer.vocabSize > config.vocabSize || tokenizer.contextLength !== config.contextLength) {
@@ -105,7 +117,9 @@ export async function tokenizerFromMetadata(
 }
 
 /** The F32 tensors of a weight file and its metadata, read whole (for loadWeights, which changes nothing unless all of it loads). */
-export async function readWeights(path: string): Promise<{ tensors: WeightTensor[]; metadata: Record<string, string> }> {
+export async function readWeights(
+  path: string,
+): Promise<{ tensors: WeightTensor[]; metadata: Record<string, string> }> {
   const file = await readSafetensors(path);
   const tensors = [...file.tensors].map(([name, t]: [string, SafetensorsEntry]) => {
     if (t.dtype !== 'F32') throw new RilsWeightsError(`${path}: '${name}' is ${t.dtype}; expected F32`);
@@ -125,12 +139,15 @@ export async function writeWeights(path: string, model: SavedModel): Promise<voi
 
 /** Checks tensors against a model's parameter names and shapes (a RilsWeightsError naming the first at fault). */
 export function checkAgainstParameters(
-  path: string, tensors: readonly WeightTensor[], parameters: readonly { name: string; shape: number[] }[],
+  path: string,
+  tensors: readonly WeightTensor[],
+  parameters: readonly { name: string; shape: number[] }[],
 ): void {
   const expected = new Map(parameters.map((p) => [p.name, p.shape]));
   for (const t of tensors) {
     const shape = expected.get(t.name);
-    if (!shape) throw new RilsWeightsError(`${path} has '${t.name}', which this model does not (weights of another model?)`);
+    if (!shape)
+      throw new RilsWeightsError(`${path} has '${t.name}', which this model does not (weights of another model?)`);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
       throw new RilsWeightsError(
         `${path}: '${t.name}' has shape [${t.shape.join(', ')}] but this model needs [${shape.join(', ')}] ` +
@@ -157,7 +174,11 @@ const SHAPE_FIELDS: readonly [keyof ModelConfig, string, (s: number[]) => number
 ];
 
 /** Checks the config a file's metadata gives against its tensors' shapes. */
-export function checkConfigAgainstTensors(path: string, options: RilsOptions, tensors: readonly { name: string; shape: number[] }[]): void {
+export function checkConfigAgainstTensors(
+  path: string,
+  options: RilsOptions,
+  tensors: readonly { name: string; shape: number[] }[],
+): void {
   const config = { ...presetConfig(options.preset ?? 'vit_b16'), ...pickConfig(options) };
   const shapes = new Map(tensors.map((t) => [t.name, t.shape]));
   for (const [field, name, dim] of SHAPE_FIELDS) {
@@ -180,9 +201,12 @@ export function notRilsWeights(c: Checkpoint): RilsWeightsError | undefined {
   if (c.layout === 'rils') return undefined;
   const names = new Set(c.tensors.map((t) => t.name));
   const clip = names.has('visual.conv1.weight') || names.has('vision_model.embeddings.patch_embedding.weight');
-  return new RilsWeightsError(`${c.path} is not a rils weight file (its metadata has no format '${WEIGHTS_FORMAT}')` + (clip
-    ? ': it holds a CLIP checkpoint; load it with Rils.fromPretrained(path) (or rils … --weights, which reads either)'
-    : '; Rils.fromPretrained(path) reads CLIP checkpoints in the OpenAI/open_clip, Hugging Face and TorchScript layouts'));
+  return new RilsWeightsError(
+    `${c.path} is not a rils weight file (its metadata has no format '${WEIGHTS_FORMAT}')` +
+      (clip
+        ? ': it holds a CLIP checkpoint; load it with Rils.fromPretrained(path) (or rils … --weights, which reads either)'
+        : '; Rils.fromPretrained(path) reads CLIP checkpoints in the OpenAI/open_clip, Hugging Face and TorchScript layouts'),
+  );
 }
 
 /**
@@ -190,9 +214,16 @@ export function notRilsWeights(c: Checkpoint): RilsWeightsError | undefined {
  * options), the request's schedule and options over them; the config checked to be a valid model
  * and to agree with the tensors' shapes, before any model is built. rils writes F32 only.
  */
-export async function rilsModelOptions(c: Checkpoint, _placed: readonly Placed[], request: LoadRequest): Promise<RilsOptions> {
+export async function rilsModelOptions(
+  c: Checkpoint,
+  _placed: readonly Placed[],
+  request: LoadRequest,
+): Promise<RilsOptions> {
   const other = c.tensors.find((t) => t.dtype !== 'F32');
-  if (other) throw new RilsWeightsError(`${c.where}: '${other.name}' is ${other.dtype}; expected F32 (rils writes its weights in F32)`);
+  if (other)
+    throw new RilsWeightsError(
+      `${c.where}: '${other.name}' is ${other.dtype}; expected F32 (rils writes its weights in F32)`,
+    );
   const fromFile = optionsFromMetadata(c.metadata, c.where);
   checkFileConfig(c.where, fromFile);
   const options: RilsOptions = { seed: 0, ...fromFile, ...request.schedule, ...request.options };
@@ -201,7 +232,11 @@ export async function rilsModelOptions(c: Checkpoint, _placed: readonly Placed[]
 }
 
 /** The tokenizer a weight file's metadata describes, fitted to its tensors' vocabulary and context. */
-export function rilsTokenizer(c: Checkpoint, _options: RilsOptions, request: LoadRequest): Promise<Tokenizer | undefined> {
+export function rilsTokenizer(
+  c: Checkpoint,
+  _options: RilsOptions,
+  request: LoadRequest,
+): Promise<Tokenizer | undefined> {
   const rows = (name: string) => c.tensors.find((t) => t.name === name)?.shape[0] ?? 0;
   const fit = { vocabSize: rows('token_embedding.weight'), contextLength: rows('positional_embedding') };
   return tokenizerFromMetadata(c.metadata, c.where, fit, request.vocabPath);

@@ -45,7 +45,12 @@ export function checkFileConfig(where: string, fromFile: RilsOptions): void {
  * (without its feature decoder when `decoder` is false: a CLIP checkpoint has none). `where` names
  * the file. Invalid options fail as they would when the model is created.
  */
-export function checkModelFits(where: string, options: RilsOptions, stored: number, { decoder }: { decoder: boolean }): void {
+export function checkModelFits(
+  where: string,
+  options: RilsOptions,
+  stored: number,
+  { decoder }: { decoder: boolean },
+): void {
   const count = countOf(options);
   const needed = decoder ? count.total : count.total - count.decoder;
   if (needed > stored) {
@@ -58,6 +63,15 @@ export function checkModelFits(where: string, options: RilsOptions, stored: numb
 
 /** The fields that size a model, for messages. */
 function describeModel(o: RilsOptions, preset: string): string {
-  const keys = ['visionWidth', 'visionDepth', 'textWidth', 'textLayers', 'vocabSize', 'contextLength', 'imageSize', 'patchSize'] as const;
+  const keys = [
+    'visionWidth',
+    'visionDepth',
+    'textWidth',
+    'textLayers',
+    'vocabSize',
+    'contextLength',
+    'imageSize',
+    'patchSize',
+  ] as const;
   return [`preset ${preset}`, ...keys.filter((k) => o[k] !== undefined).map((k) => `${k} ${String(o[k])}`)].join(', ');
 }

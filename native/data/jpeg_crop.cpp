@@ -8,8 +8,8 @@
 #include <vector>
 
 #ifdef RILS_HAVE_JPEG
-#include <csetjmp>
 #include <jpeglib.h>
+#include <csetjmp>
 #ifndef LIBJPEG_TURBO_VERSION  // jpeg_crop_scanline and jpeg_skip_scanlines are libjpeg-turbo's
 #undef RILS_HAVE_JPEG
 #endif
@@ -23,7 +23,7 @@ namespace {
 struct Region {
   unsigned char* pixels = nullptr;  // malloc'd, width × height × 3
   int width = 0, height = 0;
-  double x0 = 0, y0 = 0, w = 0, h = 0;  // the box
+  double x0 = 0, y0 = 0, w = 0, h = 0;         // the box
   int lo_x = 0, hi_x = 0, lo_y = 0, hi_y = 0;  // the box's whole pixels, which the filter may read
 };
 
@@ -55,7 +55,8 @@ Taps taps(double start, double length, int lo, int hi, int out) {
       t.weights[static_cast<size_t>(i) * t.width] = 1.f;
       continue;
     }
-    for (size_t k = 0; k < w.size(); ++k) t.weights[static_cast<size_t>(i) * t.width + k] = static_cast<float>(w[k] / sum);
+    for (size_t k = 0; k < w.size(); ++k)
+      t.weights[static_cast<size_t>(i) * t.width + k] = static_cast<float>(w[k] / sum);
   }
   return t;
 }
@@ -171,7 +172,8 @@ bool decode_region(const uint8_t* data, size_t bytes, Box box, int size, Region*
   }
   r->pixels = pixels, r->width = static_cast<int>(width), r->height = bottom - top;
   r->x0 = x0 - left, r->w = x1 - x0, r->y0 = y0 - top, r->h = y1 - y0;
-  r->lo_x = static_cast<int>(std::floor(x0)) - static_cast<int>(left), r->hi_x = static_cast<int>(right) - static_cast<int>(left);
+  r->lo_x = static_cast<int>(std::floor(x0)) - static_cast<int>(left),
+  r->hi_x = static_cast<int>(right) - static_cast<int>(left);
   r->lo_y = 0, r->hi_y = r->height;
   return true;
 }

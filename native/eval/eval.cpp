@@ -18,16 +18,18 @@ RetrievalRanks retrieval_ranks(const torch::Tensor& image_embeds, const torch::T
   const int64_t rows = std::max<int64_t>(1, max_block_elements / std::max<int64_t>(1, nt));
   for (int64_t b0 = 0; b0 < ni; b0 += rows) {
     const int64_t b1 = std::min(ni, b0 + rows);
-    auto scores = torch::matmul(images.slice(0, b0, b1), texts.t());                    // [r, nt]
+    auto scores = torch::matmul(images.slice(0, b0, b1), texts.t());                              // [r, nt]
     auto others = text_image.unsqueeze(0).ne(torch::arange(b0, b1, torch::kInt64).unsqueeze(1));  // [r, nt]
     // A match is never counted above itself: only other images' texts (and other images) compete.
-    out.image_to_text.slice(0, b0, b1).copy_(scores.gt(best_own.slice(0, b0, b1).unsqueeze(1)).logical_and(others).sum(1));
+    out.image_to_text.slice(0, b0, b1).copy_(
+        scores.gt(best_own.slice(0, b0, b1).unsqueeze(1)).logical_and(others).sum(1));
     out.text_to_image.add_(scores.gt(own.unsqueeze(0)).logical_and(others).sum(0));
   }
   return out;
 }
 
-torch::Tensor top_k_by_dot(const torch::Tensor& queries, const torch::Tensor& keys, int64_t k, int64_t max_block_elements) {
+torch::Tensor top_k_by_dot(const torch::Tensor& queries, const torch::Tensor& keys, int64_t k,
+                           int64_t max_block_elements) {
   const int64_t q = queries.size(0), width = std::min(k, keys.size(0));
   const int64_t rows = std::max<int64_t>(1, max_block_elements / std::max<int64_t>(1, keys.size(0)));
   auto out = torch::empty({q, width}, torch::kInt64);
@@ -42,7 +44,7 @@ torch::Tensor top_k_by_dot(const torch::Tensor& queries, const torch::Tensor& ke
 
 torch::Tensor knn_predict(const torch::Tensor& train, const torch::Tensor& labels, const torch::Tensor& query,
                           int64_t k, int64_t num_classes) {
-  auto sim = torch::matmul(l2_normalize(query), l2_normalize(train).t());  // [Q, M]
+  auto sim = torch::matmul(l2_normalize(query), l2_normalize(train).t());      // [Q, M]
   auto [top_sim, top_idx] = sim.topk(std::min<int64_t>(k, train.size(0)), 1);  // [Q, k]
   auto votes = torch::zeros({query.size(0), num_classes}, sim.options());
   votes.scatter_add_(1, labels.index({top_idx}), top_sim.clamp_min(0) + 1e-6);

@@ -40,7 +40,8 @@ bool cpu_bf16(std::initializer_list<torch::Tensor> tensors) {
 #if RILS_TORCH_AT_LEAST(2, 0)
   if (!cpu_autocast()) return false;
   for (const auto& t : tensors)
-    if (t.defined() && (!t.device().is_cpu() || (t.scalar_type() != torch::kFloat32 && t.scalar_type() != torch::kBFloat16)))
+    if (t.defined() &&
+        (!t.device().is_cpu() || (t.scalar_type() != torch::kFloat32 && t.scalar_type() != torch::kBFloat16)))
       return false;
   return true;
 #else
@@ -167,8 +168,11 @@ std::string cpu_gemms() {
                                             : config.substr(at + 10, config.find_first_of(", \n", at + 10) - at - 10);
   std::string out = "fp32 linear: ";
   out += gemm::have_onednn() ? "oneDNN sgemm (rils's kernel)" : "LibTorch's addmm (BLAS " + blas + ")";
-  if (gemm::have_blas()) out += "; fp32 attention: rils's kernel (BLAS " + blas + (gemm::have_onednn() ? ", oneDNN sgemm)" : ")");
-  else out += RILS_TORCH_AT_LEAST(2, 0) ? "; fp32 attention: LibTorch's scaled_dot_product_attention" : "; fp32 attention: LibTorch's bmm";
+  if (gemm::have_blas())
+    out += "; fp32 attention: rils's kernel (BLAS " + blas + (gemm::have_onednn() ? ", oneDNN sgemm)" : ")");
+  else
+    out += RILS_TORCH_AT_LEAST(2, 0) ? "; fp32 attention: LibTorch's scaled_dot_product_attention"
+                                     : "; fp32 attention: LibTorch's bmm";
 #if RILS_TORCH_AT_LEAST(2, 0)
   out += "; bf16: linear layers on LibTorch's oneDNN bf16 matmul (rils's kernel), attention ";
   out += cpu::bf16_attention_available() ? "rils's bf16 kernel (AMX brgemm)" : "in fp32 (rils's kernel)";
@@ -202,8 +206,8 @@ void adamw(const std::vector<torch::Tensor>& params, const std::vector<torch::Te
     step_values.push_back(static_cast<float>(steps[i]));
   }
   auto step_tensors = torch::tensor(step_values).to(params[0].device()).unbind(0);  // one copy for all
-  at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, step_tensors, o.lr, o.beta1,
-                    o.beta2, o.weight_decay, o.eps, /*amsgrad=*/false, /*maximize=*/false);
+  at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, step_tensors, o.lr, o.beta1, o.beta2,
+                    o.weight_decay, o.eps, /*amsgrad=*/false, /*maximize=*/false);
 }
 
 #else
@@ -218,8 +222,10 @@ void adamw(const std::vector<torch::Tensor>& params, const std::vector<torch::Te
   for (size_t i = 0; i < params.size(); ++i) {
     const double step = static_cast<double>(steps[i]);
     const cpu::AdamWCoefficients c{static_cast<float>(1 - o.lr * o.weight_decay),
-                                   static_cast<float>(o.beta1), static_cast<float>(1 - o.beta1),
-                                   static_cast<float>(o.beta2), static_cast<float>(1 - o.beta2),
+                                   static_cast<float>(o.beta1),
+                                   static_cast<float>(1 - o.beta1),
+                                   static_cast<float>(o.beta2),
+                                   static_cast<float>(1 - o.beta2),
                                    static_cast<float>(std::sqrt(1 - std::pow(o.beta2, step))),
                                    static_cast<float>(o.eps),
                                    static_cast<float>(o.lr / (1 - std::pow(o.beta1, step)))};

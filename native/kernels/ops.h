@@ -14,18 +14,17 @@ namespace rils::ops {
 
 // residual + x·Wᵀ + b over the last dimension (F.linear), an undefined bias or residual being none.
 // CPU fp32 where the LibTorch exports oneDNN's sgemm (Debian's; not the pip wheels) and bf16
-// autocast is off: the GEMMs (forward, input and weight gradients) run on it, with the bias and the residual written as the GEMM's C (one pass fewer
-// over a block's output). LibTorch 1.13 leaves oneDNN unused for fp32 and ends in OpenBLAS, 15–60%
-// slower on these shapes. Under CPU bf16 autocast (precision 'bf16', LibTorch ≥ 2): the bf16 path
-// of these ops, each reading fp32 or bf16 activations and writing bf16 ones (fp32 math inside; the
-// weights' bf16 copies are autocast's, made once per region; weight and bias gradients fp32).
+// autocast is off: the GEMMs (forward, input and weight gradients) run on it, with the bias and the residual written as
+// the GEMM's C (one pass fewer over a block's output). LibTorch 1.13 leaves oneDNN unused for fp32 and ends in
+// OpenBLAS, 15–60% slower on these shapes. Under CPU bf16 autocast (precision 'bf16', LibTorch ≥ 2): the bf16 path of
+// these ops, each reading fp32 or bf16 activations and writing bf16 ones (fp32 math inside; the weights' bf16 copies
+// are autocast's, made once per region; weight and bias gradients fp32).
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      const torch::Tensor& residual = {});
 
-// act(x·Wᵀ + b), an MLP's first layer and its activation. CPU fp32 (not under bf16 autocast): the GEMM runs without its bias,
-// which is added inside one fused activation pass forward and one backward over the [tokens,
-// 4·width] hidden activations, the largest tensors of a step (LibTorch makes one to five passes,
-// plus one for the bias).
+// act(x·Wᵀ + b), an MLP's first layer and its activation. CPU fp32 (not under bf16 autocast): the GEMM runs without its
+// bias, which is added inside one fused activation pass forward and one backward over the [tokens, 4·width] hidden
+// activations, the largest tensors of a step (LibTorch makes one to five passes, plus one for the bias).
 torch::Tensor linear_act(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                          Activation act);
 

@@ -37,7 +37,7 @@ EncoderOutput ClipVisionTransformerImpl::forward_encoder(const torch::Tensor& im
   auto patches = img.reshape({B, C, gh, p, gw, p}).permute({0, 2, 4, 1, 3, 5}).reshape({B, gh * gw, C * p * p});
   auto x = ops::linear(patches, conv1->weight.flatten(1), /*bias=*/{}) + positional_embedding.slice(0, 1);  // [B, N, W]
   EncoderOutput out;
-  x = mask_patches(x, noise, len_keep, out);  // [B, K, W]
+  x = mask_patches(x, noise, len_keep, out);                                  // [B, K, W]
   auto cls = (class_embedding + positional_embedding[0]).expand({B, 1, -1});  // [B, 1, W]
   out.latent = transformer(ln_pre(torch::cat({cls, x}, 1)));                  // [B, 1 + K, W]
   return out;

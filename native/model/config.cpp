@@ -94,8 +94,8 @@ void RilsConfig::validate() const {
   // encoder, and any feature decoder.
   TORCH_CHECK_VALUE(clip() || vision_width % 4 == 0, "Expected visionWidth to be a multiple of 4 but received ",
                     vision_width);
-  TORCH_CHECK_VALUE(!has_decoder() || decoder_width % 4 == 0, "Expected decoderWidth to be a multiple of 4 but received ",
-                    decoder_width);
+  TORCH_CHECK_VALUE(!has_decoder() || decoder_width % 4 == 0,
+                    "Expected decoderWidth to be a multiple of 4 but received ", decoder_width);
   TORCH_CHECK_VALUE(clip() || has_decoder(), "Expected decoderDepth >= 1: RILS's vision tower has a feature decoder");
   TORCH_CHECK_VALUE(in_chans == 3 || !clip(), "Expected inChans 3 for a CLIP vision tower but received ", in_chans);
   TORCH_CHECK_VALUE(vision_width % vision_heads == 0, "Expected visionWidth (", vision_width,

@@ -65,8 +65,8 @@ torch::Tensor class_embeddings(RilsModel& model, const Execution& on, const torc
   for (int64_t i = 0; i < n; i += kTextChunk) {
     const int64_t end = std::min(n, i + kTextChunk);
     auto e = l2_normalize(encode_texts(model, on, tokens.slice(0, i, end)));  // [rows, E]
-    auto cls = torch::arange(i, end, torch::TensorOptions().dtype(torch::kLong).device(on.device)).div(
-        per_class, /*rounding_mode=*/"floor");
+    auto cls = torch::arange(i, end, torch::TensorOptions().dtype(torch::kLong).device(on.device))
+                   .div(per_class, /*rounding_mode=*/"floor");
     sums.index_add_(0, cls, e);
   }
   return l2_normalize(sums);  // the unit mean: the sum's direction

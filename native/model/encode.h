@@ -23,8 +23,7 @@ torch::Tensor encode_texts(RilsModel& model, const Execution& on, const torch::T
 
 // tokens: int32 [C·T, L], class-major (T prompts per class). Per class, the mean of its prompts'
 // unit embeddings, re-normalised → [C, E]. Memory does not grow with the number of prompts.
-torch::Tensor class_embeddings(RilsModel& model, const Execution& on, const torch::Tensor& tokens,
-                               int64_t num_classes);
+torch::Tensor class_embeddings(RilsModel& model, const Execution& on, const torch::Tensor& tokens, int64_t num_classes);
 
 // exp(logit_scale) · cos(image, class) for unit class embeddings [C, E] → [B, C].
 torch::Tensor zero_shot_logits(RilsModel& model, const Execution& on, const torch::Tensor& images,

@@ -20,22 +20,30 @@ enum class FieldType { kInt, kReal, kBool, kChoice };
 
 template <class T>
 constexpr FieldType field_type() {
-  if constexpr (std::is_same_v<T, bool>) return FieldType::kBool;
-  else if constexpr (std::is_enum_v<T>) return FieldType::kChoice;
-  else if constexpr (std::is_integral_v<T>) return FieldType::kInt;
-  else return FieldType::kReal;
+  if constexpr (std::is_same_v<T, bool>)
+    return FieldType::kBool;
+  else if constexpr (std::is_enum_v<T>)
+    return FieldType::kChoice;
+  else if constexpr (std::is_integral_v<T>)
+    return FieldType::kInt;
+  else
+    return FieldType::kReal;
 }
 
 // Every field's value as a double, and back (an enum by its enumerator's index).
 template <class T>
 constexpr double to_double(T v) {
-  if constexpr (std::is_enum_v<T>) return static_cast<double>(static_cast<int>(v));
-  else return static_cast<double>(v);
+  if constexpr (std::is_enum_v<T>)
+    return static_cast<double>(static_cast<int>(v));
+  else
+    return static_cast<double>(v);
 }
 template <class T>
 constexpr T from_double(double v) {
-  if constexpr (std::is_enum_v<T>) return static_cast<T>(static_cast<int>(v));
-  else return static_cast<T>(v);
+  if constexpr (std::is_enum_v<T>)
+    return static_cast<T>(static_cast<int>(v));
+  else
+    return static_cast<T>(v);
 }
 
 // The allowed values of a field: an interval, each end closed or open (booleans: any()); for a
@@ -45,15 +53,15 @@ struct Range {
   bool min_open = false, max_open = false;
   const char* choices = nullptr;
 
-  bool contains(double v) const {
-    return (min_open ? v > min : v >= min) && (max_open ? v < max : v <= max);
-  }
+  bool contains(double v) const { return (min_open ? v > min : v >= min) && (max_open ? v < max : v <= max); }
   // The names of a choice field, in index order.
   std::vector<std::string> names() const {
     std::vector<std::string> out(1);
     for (const char* c = choices; c && *c; ++c) {
-      if (*c == '|') out.emplace_back();
-      else out.back().push_back(*c);
+      if (*c == '|')
+        out.emplace_back();
+      else
+        out.back().push_back(*c);
     }
     return out;
   }
@@ -66,19 +74,22 @@ struct Range {
       return s.str();
     }
     const bool lower = std::isfinite(min), upper = std::isfinite(max);
-    if (lower && upper) s << "in " << (min_open ? "(" : "[") << min << ", " << max << (max_open ? ")" : "]");
-    else if (lower) s << (min_open ? "> " : ">= ") << min;
-    else if (upper) s << (max_open ? "< " : "<= ") << max;
+    if (lower && upper)
+      s << "in " << (min_open ? "(" : "[") << min << ", " << max << (max_open ? ")" : "]");
+    else if (lower)
+      s << (min_open ? "> " : ">= ") << min;
+    else if (upper)
+      s << (max_open ? "< " : "<= ") << max;
     return s.str();
   }
 };
 constexpr Range any() { return {}; }
 constexpr Range at_least(double lo) { return {lo, std::numeric_limits<double>::infinity(), false, false}; }
 constexpr Range above(double lo) { return {lo, std::numeric_limits<double>::infinity(), true, false}; }
-constexpr Range between(double lo, double hi) { return {lo, hi, false, false}; }  // [lo, hi]
-constexpr Range from_to(double lo, double hi) { return {lo, hi, false, true}; }   // [lo, hi)
+constexpr Range between(double lo, double hi) { return {lo, hi, false, false}; }     // [lo, hi]
+constexpr Range from_to(double lo, double hi) { return {lo, hi, false, true}; }      // [lo, hi)
 constexpr Range above_up_to(double lo, double hi) { return {lo, hi, true, false}; }  // (lo, hi]
-constexpr Range one_of(const char* choices) {  // "a|b|c": indices 0 .. 2
+constexpr Range one_of(const char* choices) {                                        // "a|b|c": indices 0 .. 2
   int n = 1;
   for (const char* c = choices; *c; ++c) n += *c == '|';
   return {0, static_cast<double>(n - 1), false, false, choices};
@@ -128,11 +139,11 @@ void check_fields(const S& s, const std::vector<Field<S>>& fields) {
 
 // Row → table entry of struct S whose value is `s.name` (plain) or `s.PATH name()` (TORCH_ARG; PATH is
 // a member prefix such as `optim.`, or empty).
-#define RILS_FIELD_ENTRY(S, T, name, default_value, range)                                  \
+#define RILS_FIELD_ENTRY(S, T, name, default_value, range)                                       \
   ::rils::Field<S>{{#name, ::rils::field_type<T>(), ::rils::to_double<T>(default_value), range}, \
-                   [](const S& s) { return ::rils::to_double(s.name); },                    \
+                   [](const S& s) { return ::rils::to_double(s.name); },                         \
                    [](S& s, double v) { s.name = ::rils::from_double<T>(v); }},
-#define RILS_ARG_ENTRY(S, PATH, T, name, default_value, range)                              \
+#define RILS_ARG_ENTRY(S, PATH, T, name, default_value, range)                                   \
   ::rils::Field<S>{{#name, ::rils::field_type<T>(), ::rils::to_double<T>(default_value), range}, \
-                   [](const S& s) { return ::rils::to_double(s.PATH name()); },             \
+                   [](const S& s) { return ::rils::to_double(s.PATH name()); },                  \
                    [](S& s, double v) { s.PATH name(::rils::from_double<T>(v)); }},

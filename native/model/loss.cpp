@@ -62,8 +62,8 @@ struct GatedPatchKL : torch::autograd::Function<GatedPatchKL> {
       if (want_student) grad_student.index_copy_(0, idx, torch::matmul(d_logits, prototypes));
       if (want_protos) grad_protos += torch::matmul(d_logits.reshape({-1, G}).t(), stu.reshape({-1, E}));
     }
-    return {grad_student, torch::Tensor(), grad_protos, torch::Tensor(), torch::Tensor(), torch::Tensor(),
-            torch::Tensor(), torch::Tensor()};
+    return {grad_student,    torch::Tensor(), grad_protos,     torch::Tensor(),
+            torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -94,7 +94,7 @@ ClipTerm clip_term(const torch::Tensor& image_embed, const torch::Tensor& text_e
   auto logits_per_image = torch::matmul(scale * img, (o.clip_local_grad() ? txt_all.detach() : txt_all).t());
   auto logits_per_text = torch::matmul(scale * txt, (o.clip_local_grad() ? img_all.detach() : img_all).t());
   r.loss = (F::cross_entropy(logits_per_image, labels) + F::cross_entropy(logits_per_text, labels)) / 2;
-  r.correct = logits_per_image.detach().argmax(-1).eq(labels);  // [B]
+  r.correct = logits_per_image.detach().argmax(-1).eq(labels);             // [B]
   r.prototypes = o.detach_text_prototypes() ? txt_all.detach() : txt_all;  // every caption is a prototype
   return r;
 }
@@ -115,8 +115,8 @@ torch::Tensor recon_term(const ReconInputs& in, const torch::Tensor& prototypes,
                          const torch::Tensor& denominator) {
   auto student = l2_normalize(in.student.slice(1, 1));           // [R, N, E], cls dropped
   auto teacher = l2_normalize(in.teacher.slice(1, 1).detach());  // stop-gradient
-  return gated_patch_kl(student, teacher, prototypes, in.mask, o.tau_student(), o.tau_teacher(),
-                        o.kl_chunk_elements(), denominator);
+  return gated_patch_kl(student, teacher, prototypes, in.mask, o.tau_student(), o.tau_teacher(), o.kl_chunk_elements(),
+                        denominator);
 }
 
 }  // namespace rils

@@ -27,19 +27,19 @@ class BatchGroup {
 };
 
 // X(type, name, default, allowed values): the loss's options, declared once (model/fields.h).
-#define RILS_LOSS_OPTIONS(X)                                                                                \
-  /* Bounded so that the loss stays finite: the KL is at most ~2 / tau_student + ln(batch), and a */    \
-  /* temperature under 1e-4 turns unit-length logits into fp32 overflow (NaN in the softmax). */            \
-  X(double, recon_weight, 0.5, between(0, 1e4))                                                            \
-  X(double, tau_student, 0.1, at_least(1e-4)) /* temperature of the student's patch–sentence logits */     \
-  X(double, tau_teacher, 0.04, at_least(1e-4)) /* the teacher's */                                          \
-  X(bool, retrieval_gate, true, any())      /* only images whose image→text top-1 is right carry L_rec */  \
-  X(bool, detach_text_prototypes, true, any()) /* prototypes are constants in L_rec (official multi-GPU) */ \
-  X(bool, clip_local_grad, false, any())    /* each tower learns from its own InfoNCE side only (official) */ \
-  /* Across processes: gathered embeddings carry gradient back to their ranks and L_rec is normalised over */ \
-  /* the global batch, so W processes × B/W train as one process × B. Off (official): gathered copies are */ \
-  /* constants and each rank normalises its own L_rec. */                                                  \
-  X(bool, gather_grad, false, any())                                                                         \
+#define RILS_LOSS_OPTIONS(X)                                                                                     \
+  /* Bounded so that the loss stays finite: the KL is at most ~2 / tau_student + ln(batch), and a */             \
+  /* temperature under 1e-4 turns unit-length logits into fp32 overflow (NaN in the softmax). */                 \
+  X(double, recon_weight, 0.5, between(0, 1e4))                                                                  \
+  X(double, tau_student, 0.1, at_least(1e-4))  /* temperature of the student's patch–sentence logits */        \
+  X(double, tau_teacher, 0.04, at_least(1e-4)) /* the teacher's */                                               \
+  X(bool, retrieval_gate, true, any())         /* only images whose image→text top-1 is right carry L_rec */   \
+  X(bool, detach_text_prototypes, true, any()) /* prototypes are constants in L_rec (official multi-GPU) */      \
+  X(bool, clip_local_grad, false, any())       /* each tower learns from its own InfoNCE side only (official) */ \
+  /* Across processes: gathered embeddings carry gradient back to their ranks and L_rec is normalised over */    \
+  /* the global batch, so W processes × B/W train as one process × B. Off (official): gathered copies are */   \
+  /* constants and each rank normalises its own L_rec. */                                                        \
+  X(bool, gather_grad, false, any())                                                                             \
   X(int64_t, kl_chunk_elements, 1 << 22, at_least(1)) /* the largest [rows, N, G] logit block of the KL */
 
 struct RilsLossOptions {

@@ -24,7 +24,9 @@ enum class Precision { kAuto, kFp32, kBf16 };
 
 // X(type, name, default, allowed values): how a model runs, declared once (model/fields.h). The
 // device is LibTorch's own string ('cpu', 'cuda', 'cuda:N'), which torch::Device parses, beside it.
-#define RILS_RUN_FIELDS(X) X(Precision, precision, Precision::kAuto, one_of("auto|fp32|bf16")) /* auto: bf16 on CUDA */
+#define RILS_RUN_FIELDS(X)                                                                  \
+  X(Precision, precision, Precision::kAuto, one_of("auto|fp32|bf16")) /* auto: bf16 on CUDA \
+                                                                       */
 
 struct RunOptions {
   RILS_RUN_FIELDS(RILS_FIELD)
@@ -101,8 +103,10 @@ class AutocastScope {
 #if RILS_TORCH_AT_LEAST(2, 4)
     at::autocast::set_autocast_enabled(type_, was_enabled_);
 #else
-    if (type_ == torch::kCUDA) at::autocast::set_enabled(was_enabled_);
-    else at::autocast::set_cpu_enabled(was_enabled_);
+    if (type_ == torch::kCUDA)
+      at::autocast::set_enabled(was_enabled_);
+    else
+      at::autocast::set_cpu_enabled(was_enabled_);
 #endif
     if (!was_enabled_) at::autocast::clear_cache();  // the weights' bf16 copies of this region
   }

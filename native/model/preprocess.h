@@ -37,12 +37,11 @@ inline torch::Tensor eval_transform(const torch::Tensor& hwc, int64_t size, bool
   auto x = hwc.permute({2, 0, 1}).unsqueeze(0);  // [1, 3, h, w]
   if (nh != h || nw != w) {
     auto options = F::InterpolateFuncOptions().size(std::vector<int64_t>{nh, nw}).align_corners(false).antialias(true);
-    if (bicubic) options.mode(torch::kBicubic);
-    else options.mode(torch::kBilinear);
-    x = F::interpolate(x.to(torch::kFloat32), options)
-            .round_()
-            .clamp_(0, 255)
-            .to(torch::kUInt8);
+    if (bicubic)
+      options.mode(torch::kBicubic);
+    else
+      options.mode(torch::kBilinear);
+    x = F::interpolate(x.to(torch::kFloat32), options).round_().clamp_(0, 255).to(torch::kUInt8);
   }
   const auto top = static_cast<int64_t>(std::nearbyint((nh - size) / 2.0));  // ties to even, as Python's round
   const auto left = static_cast<int64_t>(std::nearbyint((nw - size) / 2.0));
@@ -72,8 +71,8 @@ inline torch::Tensor prepare_images(const torch::Tensor& host, const RilsConfig&
 // int32 ids (half the bytes of int64 to cross) → int64 on `device`, each in [0, vocab_size).
 inline torch::Tensor prepare_tokens(const torch::Tensor& host, int64_t vocab_size, torch::Device device) {
   const auto lo = host.min().item<int64_t>(), hi = host.max().item<int64_t>();
-  TORCH_CHECK_VALUE(lo >= 0 && hi < vocab_size, "Expected token ids in [0, ", vocab_size, ") but received ids in [",
-                    lo, ", ", hi, "]");
+  TORCH_CHECK_VALUE(lo >= 0 && hi < vocab_size, "Expected token ids in [0, ", vocab_size, ") but received ids in [", lo,
+                    ", ", hi, "]");
   return to_device(host, device).to(torch::kInt64);
 }
 

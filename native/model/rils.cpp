@@ -24,10 +24,10 @@ RilsModelImpl::RilsModelImpl(const RilsConfig& c) : cfg(c) {
   // Construction order mirrors RILS_VITB16(): vision first, then CLIP's text modules, so that a
   // seeded init draws the same random numbers as the official code.
   visual = register_module("visual", make_vision_tower(cfg));
-  transformer = register_module("transformer", Transformer(TransformerOptions(W, cfg.text_layers, cfg.text_heads)
-                                                               .eps(cfg.text_ln_eps)
-                                                               .act(cfg.text_act)
-                                                               .causal(true)));
+  transformer = register_module(
+      "transformer",
+      Transformer(
+          TransformerOptions(W, cfg.text_layers, cfg.text_heads).eps(cfg.text_ln_eps).act(cfg.text_act).causal(true)));
   token_embedding = register_module("token_embedding", nn::Embedding(cfg.vocab_size, W));
   positional_embedding = register_parameter("positional_embedding", torch::empty({cfg.context_length, W}));
   ln_final = register_module("ln_final", LayerNorm(nn::LayerNormOptions({W}).eps(cfg.text_ln_eps)));
@@ -80,7 +80,7 @@ torch::Tensor RilsModelImpl::encode_text(const torch::Tensor& tokens) {
     auto rows = order.slice(0, begin, end);
     const int64_t len = std::min(tokens.size(1), (lengths[end - 1].item<int64_t>() + 1 + 7) / 8 * 8);
     auto x = embedded.index_select(0, rows).slice(1, 0, len);  // [b, len, W]
-    x = ln_final(transformer(x));  // [b, len, W]
+    x = ln_final(transformer(x));                              // [b, len, W]
     auto at = eot.index_select(0, rows);
     pooled.push_back(x.index({torch::arange(x.size(0), at.options()), at}));  // [b, W]
   }
@@ -111,7 +111,7 @@ FullOutputs RilsModelImpl::forward_full(const torch::Tensor& img, const torch::T
 // the teacher's full-image tokens are (Trainer::recon_inputs).
 MaskedOutputs RilsModelImpl::forward_masked(const torch::Tensor& img, const torch::Tensor& noise, int64_t len_keep) {
   TORCH_CHECK_VALUE(cfg.has_decoder(), "RILS's reconstruction term needs a feature decoder: decoderDepth is 0");
-  auto masked = visual->forward_encoder(img, noise, len_keep);                               // [R, 1 + K, W]
+  auto masked = visual->forward_encoder(img, noise, len_keep);                                  // [R, 1 + K, W]
   auto pred = visual->forward_decoder(visual->head_tokens(masked.latent), masked.ids_restore);  // [R, N + 1, W]
   return {project(visual->head_tokens(pred)), masked.mask};
 }
@@ -137,8 +137,9 @@ double rils_block(int64_t width, double mlp_ratio) {
 // FeatureDecoder (vision.cpp) after an encoder of width d.
 double decoder(double d, const RilsConfig& c, double positions) {
   const double dd = static_cast<double>(c.decoder_width);
-  return linear(d, dd) + dd + positions * dd + static_cast<double>(c.decoder_depth) * rils_block(c.decoder_width, c.mlp_ratio) +
-         layer_norm(dd) + linear(dd, d);
+  return linear(d, dd) + dd + positions * dd +
+         static_cast<double>(c.decoder_depth) * rils_block(c.decoder_width, c.mlp_ratio) + layer_norm(dd) +
+         linear(dd, d);
 }
 
 }  // namespace
@@ -150,8 +151,10 @@ ParameterCount parameter_count(const RilsConfig& c) {
   ParameterCount count;
   count.decoder = c.has_decoder() ? decoder(w, c, positions) : 0;
   const double vision = c.clip()
-      ? w + positions * w + w * e + patch * w + 2 * layer_norm(w) + n(c.vision_depth) * clip_block(c.vision_width, c.mlp_ratio)
-      : linear(patch, w) + w + positions * w + n(c.vision_depth) * rils_block(c.vision_width, c.mlp_ratio) + layer_norm(w) + w * e;
+                            ? w + positions * w + w * e + patch * w + 2 * layer_norm(w) +
+                                  n(c.vision_depth) * clip_block(c.vision_width, c.mlp_ratio)
+                            : linear(patch, w) + w + positions * w +
+                                  n(c.vision_depth) * rils_block(c.vision_width, c.mlp_ratio) + layer_norm(w) + w * e;
   const double text = n(c.text_layers) * clip_block(c.text_width, 4.0) + n(c.vocab_size) * t + n(c.context_length) * t +
                       layer_norm(t) + t * e;
   count.total = vision + count.decoder + text + 1;  // + logit_scale

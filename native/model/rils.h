@@ -2,8 +2,8 @@
 #pragma once
 #include <torch/torch.h>
 
-#include "model/config.h"
 #include "model/clip_vision.h"
+#include "model/config.h"
 #include "model/transformer.h"
 #include "model/vision.h"
 
@@ -70,7 +70,9 @@ struct RilsModelImpl : torch::nn::Module {
   torch::Tensor forward_features(const torch::Tensor& img) { return visual->forward_encoder(img, {}, 0).latent; }
   // [.., W] → [.., E] into the joint space.
   torch::Tensor project(const torch::Tensor& tokens) { return torch::matmul(tokens, visual->projection); }
-  torch::Tensor encode_image(const torch::Tensor& img) { return project(visual->pool(forward_features(img))); }  // [B, E]
+  torch::Tensor encode_image(const torch::Tensor& img) {
+    return project(visual->pool(forward_features(img)));
+  }  // [B, E]
   ImageOutputs forward_image(const torch::Tensor& img, const ImageRequest& request);
   torch::Tensor encode_text(const torch::Tensor& tokens);  // int64 [B, L] → [B, E]
   // Full image (with gradient: it learns through L_clip) and text.

@@ -20,7 +20,9 @@ torch::Tensor MultiheadAttentionImpl::forward(const torch::Tensor& x, const torc
 }
 
 ClipMlpImpl::ClipMlpImpl(int64_t dim, int64_t hidden, ops::Activation act)
-    : act(act), c_fc(register_module("c_fc", Linear(dim, hidden))), c_proj(register_module("c_proj", Linear(hidden, dim))) {}
+    : act(act),
+      c_fc(register_module("c_fc", Linear(dim, hidden))),
+      c_proj(register_module("c_proj", Linear(hidden, dim))) {}
 
 ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(int64_t dim, int64_t heads, int64_t hidden, double eps,
                                                        ops::Activation act, bool causal)
@@ -35,10 +37,11 @@ torch::Tensor ResidualAttentionBlockImpl::forward(torch::Tensor x) {
   return mlp(ln_2(x), /*residual=*/x);
 }
 
-TransformerImpl::TransformerImpl(const TransformerOptions& o) : resblocks(register_module("resblocks", nn::ModuleList())) {
+TransformerImpl::TransformerImpl(const TransformerOptions& o)
+    : resblocks(register_module("resblocks", nn::ModuleList())) {
   for (int64_t i = 0; i < o.layers(); ++i)
-    resblocks->push_back(ResidualAttentionBlock(o.width(), o.heads(), mlp_hidden(o.width(), o.mlp_ratio()), o.eps(), o.act(),
-                                                o.causal()));
+    resblocks->push_back(ResidualAttentionBlock(o.width(), o.heads(), mlp_hidden(o.width(), o.mlp_ratio()), o.eps(),
+                                                o.act(), o.causal()));
 }
 
 torch::Tensor TransformerImpl::forward(torch::Tensor x) {

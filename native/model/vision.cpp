@@ -2,7 +2,6 @@
 
 #include <cmath>
 
-
 namespace rils {
 
 namespace nn = torch::nn;
@@ -91,7 +90,7 @@ Masking random_masking(const torch::Tensor& x, const torch::Tensor& noise, int64
   const c10::optional<bool> stable = true;
   auto ids_shuffle = std::get<1>(torch::sort(noise, stable, /*dim=*/1, /*descending=*/false));        // [B, N]
   auto ids_restore = std::get<1>(torch::sort(ids_shuffle, stable, /*dim=*/1, /*descending=*/false));  // [B, N]
-  auto ids_keep = ids_shuffle.slice(1, 0, len_keep);                                  // [B, K]
+  auto ids_keep = ids_shuffle.slice(1, 0, len_keep);                                                  // [B, K]
   auto x_visible = torch::gather(x, 1, ids_keep.unsqueeze(-1).expand({B, len_keep, D}));
   // ids_restore[b, i] is patch i's rank in the shuffle: removed iff the rank is past len_keep.
   auto mask = ids_restore.ge(len_keep).to(x.scalar_type());
@@ -122,8 +121,8 @@ void FeatureDecoder::init(const RilsConfig& cfg) {
   torch::NoGradGuard no_grad;
   decoder_pos_embed.copy_(sincos_pos_embed(cfg.decoder_width, cfg.grid_size()));
   nn::init::normal_(mask_token, 0.0, 0.02);
-  for (const auto& m : {decoder_embed->modules(), decoder_blocks->modules(), decoder_norm->modules(),
-                        decoder_pred->modules()})
+  for (const auto& m :
+       {decoder_embed->modules(), decoder_blocks->modules(), decoder_norm->modules(), decoder_pred->modules()})
     init_linears_and_norms(m);
 }
 
@@ -131,7 +130,7 @@ torch::Tensor FeatureDecoder::forward(const torch::Tensor& latent, const torch::
   auto x = decoder_embed(latent);  // [B, 1 + K, Dd]
   const int64_t B = x.size(0), T = x.size(1), Dd = x.size(2), N = ids_restore.size(1);
   auto mask_tokens = mask_token.expand({B, N + 1 - T, Dd});
-  auto shuffled = torch::cat({x.slice(1, 1), mask_tokens}, 1);                                // [B, N, Dd]
+  auto shuffled = torch::cat({x.slice(1, 1), mask_tokens}, 1);                              // [B, N, Dd]
   auto patches = torch::gather(shuffled, 1, ids_restore.unsqueeze(-1).expand({B, N, Dd}));  // unshuffle
   x = torch::cat({x.slice(1, 0, 1), patches}, 1) + decoder_pos_embed;                       // [B, N + 1, Dd]
   for (auto& blk : *decoder_blocks) x = blk->as<Block>()->forward(x);
@@ -168,7 +167,7 @@ EncoderOutput VisionTransformerImpl::forward_encoder(const torch::Tensor& img, c
                                                      int64_t len_keep) {
   EncoderOutput out;
   auto x = mask_patches(patch_embed(img) + pos_embed.slice(1, 1), noise, len_keep, out);  // [B, K, D], positions first
-  auto cls = (cls_token + pos_embed.slice(1, 0, 1)).expand({x.size(0), -1, -1});  // [B, 1, D]
+  auto cls = (cls_token + pos_embed.slice(1, 0, 1)).expand({x.size(0), -1, -1});          // [B, 1, D]
   x = torch::cat({cls, x}, 1);
   for (auto& blk : *blocks) x = blk->as<Block>()->forward(x);
   out.latent = norm(x);  // final norm on every token, cls included

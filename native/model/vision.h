@@ -17,7 +17,7 @@ torch::Tensor sincos_pos_embed(int64_t dim, int64_t grid_size);
 struct PatchEmbedImpl : torch::nn::Module {
   PatchEmbedImpl(int64_t in_chans, int64_t dim, int64_t patch_size);
   torch::Tensor forward(const torch::Tensor& img);  // [B, C, H, W] → [B, N, D], row-major patches
-  torch::nn::Conv2d proj{nullptr};  // the official Conv2d's parameters: weight [D, C, p, p], bias [D]
+  torch::nn::Conv2d proj{nullptr};                  // the official Conv2d's parameters: weight [D, C, p, p], bias [D]
 };
 TORCH_MODULE(PatchEmbed);
 
@@ -95,7 +95,7 @@ struct VisionTransformerImpl : VisionTowerImpl {
   // Final-normed tokens [B, 1 + K, D]; noise undefined → the full image (no masking).
   EncoderOutput forward_encoder(const torch::Tensor& img, const torch::Tensor& noise, int64_t len_keep) override;
   torch::Tensor forward_decoder(const torch::Tensor& latent, const torch::Tensor& ids_restore) override;  // [B, N+1, D]
-  torch::Tensor pool(const torch::Tensor& features) override { return features.slice(1, 1).mean(1); }  // [B, D], GAP
+  torch::Tensor pool(const torch::Tensor& features) override { return features.slice(1, 1).mean(1); }     // [B, D], GAP
 
   RilsConfig cfg;
   PatchEmbed patch_embed{nullptr};

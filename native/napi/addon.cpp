@@ -69,7 +69,8 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     if (!(n >= 1 && n <= 4.0 * cores) || n != std::floor(n))
       fail(kInputError, "Expected a thread count in [1, " + std::to_string(4 * cores) + "] (4 × the " +
-                            std::to_string(cores) + " cores) but received " + Napi::Number::New(info.Env(), n).ToString().Utf8Value());
+                            std::to_string(cores) + " cores) but received " +
+                            Napi::Number::New(info.Env(), n).ToString().Utf8Value());
     set_worker_threads(static_cast<int>(n));
     return info.Env().Undefined();
   });

@@ -71,10 +71,17 @@ TypedArrayInfo typed_array_info(const Napi::TypedArray& array, at::IntArrayRef s
     fail(kInputError, "Expected a typed array");
   torch::ScalarType dtype;
   switch (type) {
-    case napi_float32_array: dtype = torch::kFloat32; break;
-    case napi_uint8_array: dtype = torch::kUInt8; break;
-    case napi_int32_array: dtype = torch::kInt32; break;
-    default: fail(kInputError, "Unsupported typed array type");
+    case napi_float32_array:
+      dtype = torch::kFloat32;
+      break;
+    case napi_uint8_array:
+      dtype = torch::kUInt8;
+      break;
+    case napi_int32_array:
+      dtype = torch::kInt32;
+      break;
+    default:
+      fail(kInputError, "Unsupported typed array type");
   }
   int64_t numel = 1;
   for (auto d : shape) numel *= d;

@@ -32,8 +32,8 @@ struct Header {
 // The memory this process may use: physical memory, or less under a cgroup limit (a container).
 std::size_t usable_memory() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  std::size_t limit = pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page)
-                                            : std::size_t{8} << 30;
+  std::size_t limit =
+      pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) : std::size_t{8} << 30;
   for (const char* path : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
     std::ifstream file(path);
     unsigned long long bytes = 0;
@@ -130,7 +130,7 @@ class CachingCpuAllocator final : public c10::Allocator {
   }
 
   std::mutex mutex_;
-  std::list<void*> lru_;  // free blocks, most recently freed first
+  std::list<void*> lru_;                                                   // free blocks, most recently freed first
   std::map<std::size_t, std::deque<std::list<void*>::iterator>> by_size_;  // non-empty queues only
   const std::size_t cap_;
   std::size_t cached_ = 0;

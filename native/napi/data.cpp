@@ -31,8 +31,12 @@ struct CropJob {
 class CropWorker : public Napi::AsyncWorker {
  public:
   CropWorker(Napi::Env env, std::vector<CropJob> jobs, int size, int threads, std::vector<Napi::Value> keep)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), jobs_(std::move(jobs)), size_(size),
-        threads_(threads), errors_(jobs_.size()) {
+      : Napi::AsyncWorker(env),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        jobs_(std::move(jobs)),
+        size_(size),
+        threads_(threads),
+        errors_(jobs_.size()) {
     for (auto& v : keep) keep_.push_back(Napi::Persistent(v.As<Napi::Object>()));
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
@@ -67,7 +71,8 @@ class CropWorker : public Napi::AsyncWorker {
 };
 
 uint8_t* bytes_of(const Napi::Value& v, size_t* length) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) fail(kInputError, "Expected a Uint8Array");
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    fail(kInputError, "Expected a Uint8Array");
   auto a = v.As<Napi::Uint8Array>();
   *length = a.ByteLength();
   return a.Data();
@@ -87,10 +92,12 @@ Napi::Value JpegSize(const Napi::CallbackInfo& info) {
   });
 }
 
-// decodeJpegCrops(images: Uint8Array[], boxes: Int32Array [x, y, w, h]…, out: Uint8Array, slots: Int32Array, size, threads)
+// decodeJpegCrops(images: Uint8Array[], boxes: Int32Array [x, y, w, h]…, out: Uint8Array, slots: Int32Array, size,
+// threads)
 Napi::Value DecodeJpegCrops(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
-    if (info.Length() < 6 || !info[0].IsArray() || !info[1].IsTypedArray() || !info[3].IsTypedArray() || !info[4].IsNumber() || !info[5].IsNumber())
+    if (info.Length() < 6 || !info[0].IsArray() || !info[1].IsTypedArray() || !info[3].IsTypedArray() ||
+        !info[4].IsNumber() || !info[5].IsNumber())
       fail(kInputError, "Expected (images, boxes, out, slots, size, threads)");
     auto images = info[0].As<Napi::Array>();
     auto boxes = info[1].As<Napi::Int32Array>();
@@ -99,7 +106,8 @@ Napi::Value DecodeJpegCrops(const Napi::CallbackInfo& info) {
     size_t out_length = 0;
     uint8_t* out = bytes_of(info[2], &out_length);
     const size_t n = images.Length(), pixels = static_cast<size_t>(size) * size * 3;
-    if (size <= 0 || threads <= 0 || boxes.ElementLength() != 4 * n || slots.ElementLength() != n) fail(kInputError, "Expected a box and a slot per image");
+    if (size <= 0 || threads <= 0 || boxes.ElementLength() != 4 * n || slots.ElementLength() != n)
+      fail(kInputError, "Expected a box and a slot per image");
     std::vector<CropJob> jobs;
     std::vector<Napi::Value> keep{info[2]};
     for (uint32_t i = 0; i < n; ++i) {
@@ -107,8 +115,10 @@ Napi::Value DecodeJpegCrops(const Napi::CallbackInfo& info) {
       Napi::Value image = images.Get(i);
       const uint8_t* data = bytes_of(image, &length);
       const int slot = slots[i];
-      if (slot < 0 || (static_cast<size_t>(slot) + 1) * pixels > out_length) fail(kInputError, "Expected slots inside the output array");
-      jobs.push_back({data, length, {boxes[4 * i], boxes[4 * i + 1], boxes[4 * i + 2], boxes[4 * i + 3]}, out + slot * pixels});
+      if (slot < 0 || (static_cast<size_t>(slot) + 1) * pixels > out_length)
+        fail(kInputError, "Expected slots inside the output array");
+      jobs.push_back(
+          {data, length, {boxes[4 * i], boxes[4 * i + 1], boxes[4 * i + 2], boxes[4 * i + 3]}, out + slot * pixels});
       keep.push_back(image);
     }
     auto* worker = new CropWorker(info.Env(), std::move(jobs), size, threads, keep);
@@ -118,6 +128,8 @@ Napi::Value DecodeJpegCrops(const Napi::CallbackInfo& info) {
   });
 }
 
-Napi::Value JpegAvailable(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), data::jpeg_available()); }
+Napi::Value JpegAvailable(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), data::jpeg_available());
+}
 
 }  // namespace rils::napi

@@ -4,9 +4,9 @@
 #include "eval/eval.h"
 #include "model/preprocess.h"
 #include "napi/bridge.h"
-#include "napi/promise_worker.h"
 #include "napi/eval.h"
 #include "napi/inputs.h"
+#include "napi/promise_worker.h"
 
 namespace rils::napi {
 
@@ -55,7 +55,8 @@ Napi::Value TopKByDot(const Napi::CallbackInfo& info) {
         env, Executor::shared(env), {args},
         [queries, keys, k, block]() {
           c10::InferenceMode inference;
-          return top_k_by_dot(prepare_floats(queries, "queries", torch::kCPU), prepare_floats(keys, "keys", torch::kCPU), k, block)
+          return top_k_by_dot(prepare_floats(queries, "queries", torch::kCPU),
+                              prepare_floats(keys, "keys", torch::kCPU), k, block)
               .to(torch::kInt32)
               .contiguous();
         },
@@ -67,11 +68,13 @@ namespace {
 
 // One of the three frozen-feature classifiers, on CPU tensors already checked.
 torch::Tensor classify(const std::string& method, const torch::Tensor& train, const torch::Tensor& labels,
-                       const torch::Tensor& query, int64_t classes, int64_t k, double weight_decay, int64_t iterations) {
+                       const torch::Tensor& query, int64_t classes, int64_t k, double weight_decay,
+                       int64_t iterations) {
   // The linear probe trains (autograd); the other two only look up.
   if (method == "linear") return linear_probe_predict(train, labels, query, classes, weight_decay, iterations);
   c10::InferenceMode inference;
-  return method == "knn" ? knn_predict(train, labels, query, k, classes) : prototype_predict(train, labels, query, classes);
+  return method == "knn" ? knn_predict(train, labels, query, k, classes)
+                         : prototype_predict(train, labels, query, classes);
 }
 
 }  // namespace

@@ -7,9 +7,9 @@
 #include "model/functional.h"
 #include "model/preprocess.h"
 #include "napi/bridge.h"
-#include "napi/promise_worker.h"
 #include "napi/inputs.h"
 #include "napi/model.h"
+#include "napi/promise_worker.h"
 
 namespace rils::napi {
 
@@ -36,7 +36,8 @@ Napi::Value NativeModel::RunInference(const Napi::CallbackInfo& info, Parse pars
             // The inputs were checked finite: NaN here comes from the model itself (finite weights
             // so large that the arithmetic overflows), and must not pass for a result.
             if (!ops::all_finite(t))
-              fail(kNativeError, "Expected finite " + name + " but the model computed NaN or infinite values from finite " +
+              fail(kNativeError, "Expected finite " + name +
+                                     " but the model computed NaN or infinite values from finite " +
                                      "inputs: its weights overflow float32 arithmetic (load other weights)");
           }
           return out;
@@ -58,8 +59,8 @@ Napi::Value NativeModel::EncodeImages(const Napi::CallbackInfo& info) {
     return Compute([=](Trainer& t) {
       auto o = encode_images(t.model(), t.execution(), images, request);
       Outputs out{{"embeddings", normalize ? l2_normalize(o.embedding) : o.embedding}};
-      if (request.patch_tokens) out.emplace_back("patchTokens", o.patch_tokens);          // [B, N, D]
-      if (request.cls_token) out.emplace_back("clsToken", o.cls_token);                   // [B, D]
+      if (request.patch_tokens) out.emplace_back("patchTokens", o.patch_tokens);              // [B, N, D]
+      if (request.cls_token) out.emplace_back("clsToken", o.cls_token);                       // [B, D]
       if (request.patch_embeddings) out.emplace_back("patchEmbeddings", o.patch_embeddings);  // [B, N, E]
       return out;
     });
@@ -81,7 +82,9 @@ Napi::Value NativeModel::ClassEmbeddings(const Napi::CallbackInfo& info) {
   return RunInference(info, [](const Napi::Object& args, const RilsConfig& cfg) {
     const int64_t C = count_arg(args, "numClasses"), T = count_arg(args, "templatesPerClass");
     auto tokens = tokens_arg(args, "tokens", cfg, C * T);
-    return Compute([=](Trainer& t) { return Outputs{{"weights", class_embeddings(t.model(), t.execution(), tokens, C)}}; });
+    return Compute([=](Trainer& t) {
+      return Outputs{{"weights", class_embeddings(t.model(), t.execution(), tokens, C)}};
+    });
   });
 }
 

@@ -19,8 +19,8 @@ int64_t batch_size_arg(const Napi::Object& args, int64_t min_batch, const char* 
   if (!args.Get("batchSize").IsNumber()) fail(kInputError, "Expected a number for batchSize");
   const double b = args.Get("batchSize").As<Napi::Number>().DoubleValue();
   if (!(b >= static_cast<double>(min_batch)) || b != static_cast<double>(static_cast<int64_t>(b)))
-    fail(kInputError, "Expected an integer batchSize >= " + std::to_string(min_batch) + why + " but received " +
-                          std::to_string(b));
+    fail(kInputError,
+         "Expected an integer batchSize >= " + std::to_string(min_batch) + why + " but received " + std::to_string(b));
   return static_cast<int64_t>(b);
 }
 

@@ -4,9 +4,9 @@
 
 #include "model/preprocess.h"
 #include "napi/bridge.h"
-#include "napi/promise_worker.h"
 #include "napi/inputs.h"
 #include "napi/options.h"
+#include "napi/promise_worker.h"
 
 namespace rils::napi {
 
@@ -15,7 +15,6 @@ namespace {
 struct AddonData {
   Napi::FunctionReference model_constructor;
 };
-
 
 // The inputs of one step as views of the caller's typed arrays.
 struct StepInput {
@@ -49,25 +48,22 @@ int64_t state_bytes(Trainer& t) {
 }  // namespace
 
 Napi::Function NativeModel::Define(Napi::Env env) {
-  auto ctor = DefineClass(env, "NativeModel",
-                          {InstanceMethod<&NativeModel::TrainStep>("trainStep"),
-                           InstanceMethod<&NativeModel::EvaluateLoss>("evaluateLoss"),
-                           InstanceMethod<&NativeModel::GetState>("getState"),
-                           InstanceMethod<&NativeModel::SetState>("setState"),
-                           InstanceMethod<&NativeModel::Parameters>("parameters"),
-                           InstanceMethod<&NativeModel::GetTrainingState>("getTrainingState"),
-                           InstanceMethod<&NativeModel::SetTrainingState>("setTrainingState"),
-                           InstanceMethod<&NativeModel::LoadTensors>("loadTensors"),
-                           InstanceMethod<&NativeModel::Info>("info"),
-                           InstanceMethod<&NativeModel::Dispose>("dispose"),
-                           InstanceMethod<&NativeModel::AllGatherBytes>("allGatherBytes"),
-                           InstanceMethod<&NativeModel::StartProfile>("startProfile"),
-                           InstanceMethod<&NativeModel::StopProfile>("stopProfile"),
-                           InstanceMethod<&NativeModel::EncodeImages>("encodeImages"),
-                           InstanceMethod<&NativeModel::EncodeTexts>("encodeTexts"),
-                           InstanceMethod<&NativeModel::ClassEmbeddings>("classEmbeddings"),
-                           InstanceMethod<&NativeModel::ZeroShot>("zeroShot"),
-                           InstanceMethod<&NativeModel::PatchSemantics>("patchSemantics")});
+  auto ctor = DefineClass(
+      env, "NativeModel",
+      {InstanceMethod<&NativeModel::TrainStep>("trainStep"), InstanceMethod<&NativeModel::EvaluateLoss>("evaluateLoss"),
+       InstanceMethod<&NativeModel::GetState>("getState"), InstanceMethod<&NativeModel::SetState>("setState"),
+       InstanceMethod<&NativeModel::Parameters>("parameters"),
+       InstanceMethod<&NativeModel::GetTrainingState>("getTrainingState"),
+       InstanceMethod<&NativeModel::SetTrainingState>("setTrainingState"),
+       InstanceMethod<&NativeModel::LoadTensors>("loadTensors"), InstanceMethod<&NativeModel::Info>("info"),
+       InstanceMethod<&NativeModel::Dispose>("dispose"), InstanceMethod<&NativeModel::AllGatherBytes>("allGatherBytes"),
+       InstanceMethod<&NativeModel::StartProfile>("startProfile"),
+       InstanceMethod<&NativeModel::StopProfile>("stopProfile"),
+       InstanceMethod<&NativeModel::EncodeImages>("encodeImages"),
+       InstanceMethod<&NativeModel::EncodeTexts>("encodeTexts"),
+       InstanceMethod<&NativeModel::ClassEmbeddings>("classEmbeddings"),
+       InstanceMethod<&NativeModel::ZeroShot>("zeroShot"),
+       InstanceMethod<&NativeModel::PatchSemantics>("patchSemantics")});
   auto* data = new AddonData{Napi::Persistent(ctor)};
   env.SetInstanceData<AddonData>(data);
   return ctor;
@@ -242,7 +238,8 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
     const auto train = train_options_from_js(options);
     const auto on = execution_from_js(options);
     const double seed = options.Has("seed") && options.Get("seed").IsNumber()
-                            ? options.Get("seed").As<Napi::Number>().DoubleValue() : 0.0;
+                            ? options.Get("seed").As<Napi::Number>().DoubleValue()
+                            : 0.0;
     const auto distributed = distributed_options_from_js(options);
     // The model is built on its own thread, where all its work will run.
     auto executor = std::make_shared<Executor>(env);

@@ -1,8 +1,8 @@
 // NativeModel: the JS object behind lib/rils.ts's Rils, one Trainer and its lock.
 #pragma once
 #include <atomic>
-#include <memory>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -38,7 +38,7 @@ struct ModelState {
   ModelState& operator=(const ModelState&) = delete;
   static inline std::atomic<int> live_count{0};  // models whose memory is not yet freed (runtimeInfo)
 
-  std::mutex mutex;  // one LibTorch call at a time on one model (lib/ also queues them in order)
+  std::mutex mutex;                    // one LibTorch call at a time on one model (lib/ also queues them in order)
   std::shared_ptr<Executor> executor;  // the model's own thread (napi/executor.h says why)
   std::unique_ptr<Trainer> trainer;
   int64_t bytes = 0;  // parameter + optimizer memory reported to V8

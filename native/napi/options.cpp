@@ -11,10 +11,14 @@ namespace {
 
 const char* type_name(FieldType t) {
   switch (t) {
-    case FieldType::kInt: return "int";
-    case FieldType::kReal: return "real";
-    case FieldType::kBool: return "bool";
-    default: return "choice";
+    case FieldType::kInt:
+      return "int";
+    case FieldType::kReal:
+      return "real";
+    case FieldType::kBool:
+      return "bool";
+    default:
+      return "choice";
   }
 }
 
@@ -107,7 +111,6 @@ std::string preset_names() {
   return names;
 }
 
-
 }  // namespace
 
 RilsConfig config_from_js(const Napi::Object& options) {
@@ -180,7 +183,8 @@ Execution execution_from_js(const Napi::Object& options) {
   Execution on;
   on.device = parse_device(options.Has("device") ? options.Get("device").ToString().Utf8Value() : "cpu");
   RunOptions run;
-  if (options.Has("run") && options.Get("run").IsObject()) fields_from_js(options.Get("run").As<Napi::Object>(), run_fields(), run, "run");
+  if (options.Has("run") && options.Get("run").IsObject())
+    fields_from_js(options.Get("run").As<Napi::Object>(), run_fields(), run, "run");
   on.bf16 = run.precision == Precision::kBf16 || (run.precision == Precision::kAuto && on.device.is_cuda());
   if (run.precision == Precision::kBf16) {
     const auto why = bf16_unsupported(on.device);
@@ -196,7 +200,8 @@ std::optional<DistributedOptions> distributed_options_from_js(const Napi::Object
   if (!d.Get("master_addr").IsString() || d.Get("master_addr").As<Napi::String>().Utf8Value().empty())
     fail(kInputError, "Expected a host name or address for distributed.masterAddr");
   o.master_addr = d.Get("master_addr").As<Napi::String>().Utf8Value();
-  if (d.Get("fields").IsObject()) fields_from_js(d.Get("fields").As<Napi::Object>(), distributed_fields(), o, "distributed");
+  if (d.Get("fields").IsObject())
+    fields_from_js(d.Get("fields").As<Napi::Object>(), distributed_fields(), o, "distributed");
   return o;
 }
 

@@ -4,8 +4,8 @@
 
 #include "model/preprocess.h"
 #include "napi/bridge.h"
-#include "napi/promise_worker.h"
 #include "napi/model.h"
+#include "napi/promise_worker.h"
 
 namespace rils::napi {
 
@@ -88,9 +88,10 @@ TensorMap moment_entries(const Napi::Value& value, const TensorMap& params) {
 // an edited one would change the model without being a weight.
 void check_frozen(const std::string& name, const torch::Tensor& incoming, const torch::Tensor& param) {
   if (!param.requires_grad() && (incoming - param.detach().to(torch::kCPU)).abs().max().item<double>() > 1e-4)
-    fail(kWeightsError, "frozen table '" + name +
-                            "' differs from the fixed sin-cos embedding (it is no weight: the model computes it from its "
-                            "width and grid); save the weights again with rils or the reference");
+    fail(kWeightsError,
+         "frozen table '" + name +
+             "' differs from the fixed sin-cos embedding (it is no weight: the model computes it from its "
+             "width and grid); save the weights again with rils or the reference");
 }
 
 // In the worker: finite values, and the frozen sin-cos tables unchanged.
@@ -117,15 +118,24 @@ torch::ScalarType dtype_of(const std::string& name) {
 
 std::string dtype_name(torch::ScalarType t) {
   switch (t) {
-    case torch::kFloat32: return "F32";
-    case torch::kFloat16: return "F16";
-    case torch::kBFloat16: return "BF16";
-    case torch::kFloat64: return "F64";
-    case torch::kInt64: return "I64";
-    case torch::kInt32: return "I32";
-    case torch::kUInt8: return "U8";
-    case torch::kBool: return "BOOL";
-    default: return c10::toString(t);
+    case torch::kFloat32:
+      return "F32";
+    case torch::kFloat16:
+      return "F16";
+    case torch::kBFloat16:
+      return "BF16";
+    case torch::kFloat64:
+      return "F64";
+    case torch::kInt64:
+      return "I64";
+    case torch::kInt32:
+      return "I32";
+    case torch::kUInt8:
+      return "U8";
+    case torch::kBool:
+      return "BOOL";
+    default:
+      return c10::toString(t);
   }
 }
 
@@ -144,7 +154,8 @@ Placement placement_of(const Napi::Object& e, const TensorMap& params) {
   auto it = params.find(p.name);
   if (it == params.end()) fail(kWeightsError, "Unexpected tensor '" + p.name + "': not a parameter of this model");
   auto shape_value = e.Get("shape");
-  if (!shape_value.IsArray() || !e.Get("data").IsTypedArray()) fail(kWeightsError, "Expected {name, data, dtype, shape}");
+  if (!shape_value.IsArray() || !e.Get("data").IsTypedArray())
+    fail(kWeightsError, "Expected {name, data, dtype, shape}");
   std::vector<int64_t> shape;
   for (uint32_t i = 0; i < shape_value.As<Napi::Array>().Length(); ++i)
     shape.push_back(shape_value.As<Napi::Array>().Get(i).As<Napi::Number>().Int64Value());
@@ -165,8 +176,8 @@ Placement placement_of(const Napi::Object& e, const TensorMap& params) {
   auto given = shape;
   if (p.transpose && given.size() == 2) std::swap(given[0], given[1]);
   if (given != target)
-    fail(kWeightsError, "Tensor '" + p.name + "' has shape " + c10::str(c10::IntArrayRef(given)) + " where the model needs " +
-                            c10::str(c10::IntArrayRef(target)));
+    fail(kWeightsError, "Tensor '" + p.name + "' has shape " + c10::str(c10::IntArrayRef(given)) +
+                            " where the model needs " + c10::str(c10::IntArrayRef(target)));
   return p;
 }
 
@@ -181,9 +192,9 @@ std::string first_line(const std::string& message) {
 torch::Tensor stored_tensor(const std::string& path, const std::string& name, const torch::Tensor& t) {
   const auto bytes = static_cast<double>(t.numel()) * static_cast<double>(t.element_size());
   if (t.has_storage() && bytes > static_cast<double>(t.storage().nbytes()))
-    fail(kWeightsError, path + ": tensor '" + name + "' has shape " + c10::str(t.sizes()) + " (" + std::to_string(t.numel()) +
-                            " elements) but its storage holds " + std::to_string(t.storage().nbytes()) +
-                            " bytes: a view that repeats its data is no weight");
+    fail(kWeightsError, path + ": tensor '" + name + "' has shape " + c10::str(t.sizes()) + " (" +
+                            std::to_string(t.numel()) + " elements) but its storage holds " +
+                            std::to_string(t.storage().nbytes()) + " bytes: a view that repeats its data is no weight");
   return t.contiguous();
 }
 
@@ -200,7 +211,8 @@ Napi::Value NativeModel::LoadTensors(const Napi::CallbackInfo& info) {
     auto list = info[0].As<Napi::Array>();
     auto params = parameters_of(*state->trainer);
     std::vector<Placement> placements;
-    for (uint32_t i = 0; i < list.Length(); ++i) placements.push_back(placement_of(list.Get(i).As<Napi::Object>(), params));
+    for (uint32_t i = 0; i < list.Length(); ++i)
+      placements.push_back(placement_of(list.Get(i).As<Napi::Object>(), params));
     return PromiseWorker<bool>::Run(
         env, *state->executor, {info[0]},
         [state, placements, params]() mutable {
@@ -211,7 +223,8 @@ Napi::Value NativeModel::LoadTensors(const Napi::CallbackInfo& info) {
             if (!ops::all_finite(p.source.contiguous()))
               fail(kWeightsError, "Tensor '" + p.name + "' contains NaN or infinite values");
             const auto& param = params.at(p.name);
-            check_frozen(p.name, p.source, param.dim() && p.end >= 0 ? param.narrow(0, p.begin, p.end - p.begin) : param);
+            check_frozen(p.name, p.source,
+                         param.dim() && p.end >= 0 ? param.narrow(0, p.begin, p.end - p.begin) : param);
           }
           torch::NoGradGuard no_grad;
           for (const auto& p : placements) {
@@ -239,13 +252,17 @@ Napi::Value ReadTorchScript(const Napi::CallbackInfo& info) {
           try {
             module = torch::jit::load(path, torch::kCPU);
           } catch (const c10::Error& e) {
-            fail(kWeightsError, path + " is not a TorchScript archive LibTorch can read (" + first_line(e.what_without_backtrace()) + ")");
+            fail(kWeightsError, path + " is not a TorchScript archive LibTorch can read (" +
+                                    first_line(e.what_without_backtrace()) + ")");
           } catch (const std::exception& e) {  // e.g. its code/ does not compile (torch::jit::ErrorReport)
-            fail(kWeightsError, path + " is not a TorchScript archive LibTorch can read (" + first_line(e.what()) + ")");
+            fail(kWeightsError,
+                 path + " is not a TorchScript archive LibTorch can read (" + first_line(e.what()) + ")");
           }
           NamedTensors out;
-          for (const auto& p : module.named_parameters(/*recurse=*/true)) out.emplace_back(p.name, stored_tensor(path, p.name, p.value));
-          for (const auto& b : module.named_buffers(/*recurse=*/true)) out.emplace_back(b.name, stored_tensor(path, b.name, b.value));
+          for (const auto& p : module.named_parameters(/*recurse=*/true))
+            out.emplace_back(p.name, stored_tensor(path, p.name, p.value));
+          for (const auto& b : module.named_buffers(/*recurse=*/true))
+            out.emplace_back(b.name, stored_tensor(path, b.name, b.value));
           return out;
         },
         [](Napi::Env e, NamedTensors& tensors) -> Napi::Value {

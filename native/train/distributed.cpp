@@ -31,8 +31,9 @@ class ProcessGroups {};
 class Distributed::GradientReducer {};
 
 Distributed::Distributed(const DistributedOptions& options) : options_(options) {
-  TORCH_CHECK_VALUE(false, "This build of rils has no c10d/Gloo, so it cannot train across processes; rebuild it "
-                           "against a LibTorch with distributed support (Debian: apt-get install libgloo-dev)");
+  TORCH_CHECK_VALUE(false,
+                    "This build of rils has no c10d/Gloo, so it cannot train across processes; rebuild it "
+                    "against a LibTorch with distributed support (Debian: apt-get install libgloo-dev)");
 }
 Distributed::~Distributed() = default;
 torch::Tensor Distributed::all_gather(const torch::Tensor& local, bool) const { return local; }
@@ -172,8 +173,10 @@ class Distributed::GradientReducer {
     for (size_t k = 0; k < params_.size(); ++k) {
       if (ready_[k]) continue;
       const auto& g = params_[k].grad();
-      if (g.defined()) view(k).copy_(g);
-      else view(k).zero_();
+      if (g.defined())
+        view(k).copy_(g);
+      else
+        view(k).zero_();
       ready_[k] = true;
       --buckets_[slot_[k].bucket].pending;
     }
@@ -185,8 +188,10 @@ class Distributed::GradientReducer {
     for (auto& b : buckets_) b.flat.div_(w);
     for (size_t k = 0; k < params_.size(); ++k) {
       auto& p = params_[k];
-      if (p.grad().defined()) p.mutable_grad().copy_(view(k));
-      else p.mutable_grad() = view(k).clone();
+      if (p.grad().defined())
+        p.mutable_grad().copy_(view(k));
+      else
+        p.mutable_grad() = view(k).clone();
     }
   }
 
@@ -268,8 +273,8 @@ void wait_for_ranks(c10d::Store& store, const DistributedOptions& o) {
     const auto joined = store.add("rils/joined", 0);
     if (joined >= o.world_size) return;
     if (std::chrono::steady_clock::now() > deadline)
-      throw std::runtime_error(std::to_string(joined) + " of " + std::to_string(o.world_size) + " ranks joined within " +
-                               std::to_string(o.timeout().count() / 1000) + " s");
+      throw std::runtime_error(std::to_string(joined) + " of " + std::to_string(o.world_size) +
+                               " ranks joined within " + std::to_string(o.timeout().count() / 1000) + " s");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
@@ -311,10 +316,10 @@ Distributed::Distributed(const DistributedOptions& options) : options_(options),
       groups_->peers.emplace_back(v.begin(), v.end());
     }
   } catch (const std::exception& e) {
-    throw PeerError("rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) +
-                    ": the rendezvous at " + o.master_addr + ":" + std::to_string(o.master_port) +
-                    " failed (every rank must start within the timeout, and rank 0 must be able to listen there): " +
-                    describe(e));
+    throw PeerError(
+        "rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) + ": the rendezvous at " +
+        o.master_addr + ":" + std::to_string(o.master_port) +
+        " failed (every rank must start within the timeout, and rank 0 must be able to listen there): " + describe(e));
   }
 }
 
@@ -330,8 +335,7 @@ torch::Tensor Distributed::all_gather(const torch::Tensor& local, bool different
   const int64_t largest = extremes[0][0].item<int64_t>(), smallest = -extremes[0][1].item<int64_t>();
   TORCH_CHECK_VALUE(largest == smallest, "Every rank must train on the same batch size: this rank (", options_.rank,
                     ") has ", local.size(0), ", the job's range is ", smallest, " to ", largest);
-  if (differentiable && local.requires_grad())
-    return GatherWithGrad::apply(local, groups_->loss.get(), &options_);
+  if (differentiable && local.requires_grad()) return GatherWithGrad::apply(local, groups_->loss.get(), &options_);
   return gather_rows(*groups_->loss, options_, local);
 }
 

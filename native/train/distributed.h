@@ -17,11 +17,11 @@ namespace rils {
 
 // X(type, name, default, allowed values): a job's numeric options, declared once (model/fields.h);
 // the rendezvous host, a string, sits beside them.
-#define RILS_DISTRIBUTED_FIELDS(X)                                                                       \
-  X(int64_t, rank, 0, at_least(0))                                                                       \
-  X(int64_t, world_size, 1, at_least(1))                                                                 \
-  X(int64_t, master_port, 29500, between(1, 65535))                                                      \
-  X(double, timeout_seconds, 60.0, above(0)) /* rendezvous and every collective give up after this */  \
+#define RILS_DISTRIBUTED_FIELDS(X)                                                                     \
+  X(int64_t, rank, 0, at_least(0))                                                                     \
+  X(int64_t, world_size, 1, at_least(1))                                                               \
+  X(int64_t, master_port, 29500, between(1, 65535))                                                    \
+  X(double, timeout_seconds, 60.0, above(0))  /* rendezvous and every collective give up after this */ \
   X(double, bucket_megabytes, 25.0, above(0)) /* gradient buckets all-reduced as backward fills them */
 
 struct DistributedOptions {

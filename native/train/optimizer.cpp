@@ -66,7 +66,8 @@ void FusedAdamW::update(torch::optim::OptimizerParamGroup& group) {
     steps.push_back(st.step());
   }
   const auto [beta1, beta2] = o.betas();
-  if (!params.empty()) ops::adamw(params, exp_avgs, exp_avg_sqs, steps, {o.lr(), beta1, beta2, o.weight_decay(), o.eps()});
+  if (!params.empty())
+    ops::adamw(params, exp_avgs, exp_avg_sqs, steps, {o.lr(), beta1, beta2, o.weight_decay(), o.eps()});
 }
 
 torch::Tensor FusedAdamW::step(LossClosure closure) {
@@ -117,7 +118,7 @@ using Moments = std::map<std::string, torch::Tensor>;
 }  // namespace
 
 std::vector<std::pair<std::string, torch::Tensor>> adamw_moments(torch::optim::AdamW& optimizer,
-                                                                  const torch::nn::Module& model) {
+                                                                 const torch::nn::Module& model) {
   using Map = std::decay_t<decltype(optimizer.state())>;
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& p : model.named_parameters()) {

@@ -15,19 +15,19 @@
 namespace rils {
 
 // X(type, name, default, allowed values): the optimiser's options, declared once (model/fields.h).
-#define RILS_OPTIMIZER_OPTIONS(X)                                                                        \
-  /* An AdamW step moves each weight by about lr: above 1, one step can overflow the weights. */        \
-  X(double, lr, 5e-4, between(0, 1))             /* peak learning rate */                                \
-  X(double, min_lr, 1e-5, between(0, 1))         /* end of the cosine decay */                           \
-  X(double, warmup_start_lr, 1e-6, between(0, 1)) /* start of the linear warmup */                       \
-  X(int64_t, warmup_steps, 0, at_least(0))       /* optimizer steps of linear warmup */                  \
-  X(int64_t, total_steps, 0, at_least(0))        /* warmup + cosine length; 0 = constant lr after warmup */ \
-  X(double, weight_decay, 0.5, at_least(0))      /* lr × weight_decay <= 1 (checked by the Trainer) */   \
-  X(double, beta1, 0.9, from_to(0, 1))                                                                   \
-  X(double, beta2, 0.98, from_to(0, 1))                                                                  \
-  /* Added in fp32: a smaller eps rounds to 0, which divides 0 by 0 where a gradient is 0. */          \
-  X(double, eps, 1e-8, at_least(1e-30))                                                                  \
-  X(double, grad_clip_norm, 0.0, at_least(0))    /* 0 = no clipping (the norm is still reported) */      \
+#define RILS_OPTIMIZER_OPTIONS(X)                                                                            \
+  /* An AdamW step moves each weight by about lr: above 1, one step can overflow the weights. */             \
+  X(double, lr, 5e-4, between(0, 1))              /* peak learning rate */                                   \
+  X(double, min_lr, 1e-5, between(0, 1))          /* end of the cosine decay */                              \
+  X(double, warmup_start_lr, 1e-6, between(0, 1)) /* start of the linear warmup */                           \
+  X(int64_t, warmup_steps, 0, at_least(0))        /* optimizer steps of linear warmup */                     \
+  X(int64_t, total_steps, 0, at_least(0))         /* warmup + cosine length; 0 = constant lr after warmup */ \
+  X(double, weight_decay, 0.5, at_least(0))       /* lr × weight_decay <= 1 (checked by the Trainer) */     \
+  X(double, beta1, 0.9, from_to(0, 1))                                                                       \
+  X(double, beta2, 0.98, from_to(0, 1))                                                                      \
+  /* Added in fp32: a smaller eps rounds to 0, which divides 0 by 0 where a gradient is 0. */                \
+  X(double, eps, 1e-8, at_least(1e-30))                                                                      \
+  X(double, grad_clip_norm, 0.0, at_least(0))    /* 0 = no clipping (the norm is still reported) */          \
   X(int64_t, accumulation_steps, 1, at_least(1)) /* micro-batches per optimizer step */
 
 struct OptimizerOptions {
@@ -64,7 +64,7 @@ double clip_gradients(const std::vector<torch::Tensor>& params, double max_norm)
 // Checkpoint support: the AdamW moments as exp_avg.<name> / exp_avg_sq.<name> CPU copies (the
 // reference's interchange names), in the model's parameter order.
 std::vector<std::pair<std::string, torch::Tensor>> adamw_moments(torch::optim::AdamW& optimizer,
-                                                                  const torch::nn::Module& model);
+                                                                 const torch::nn::Module& model);
 // Whether `moments` can replace the optimiser's state: every name a moment of a trainable parameter,
 // of its shape, finite, and either both moments of every trainable parameter or none (a fresh
 // optimiser). A c10::ValueError names the first tensor at fault; nothing changes.

@@ -53,8 +53,10 @@ StepStats reduce_over(const BatchGroup& group, StepStats s) {
   auto v = sum.accessor<double, 1>();
   int64_t i = 0;
   for (const auto& f : step_stats_fields()) {
-    if (f.reduce == Reduce::kSum) f.set(s, v[i++]);
-    else if (f.reduce == Reduce::kMean) f.set(s, v[i++] / static_cast<double>(group.size()));
+    if (f.reduce == Reduce::kSum)
+      f.set(s, v[i++]);
+    else if (f.reduce == Reduce::kMean)
+      f.set(s, v[i++] / static_cast<double>(group.size()));
   }
   return s;
 }
@@ -65,9 +67,8 @@ const std::vector<Field<TrainOptions>>& train_fields() {
 #define RILS_OPTIM_ENTRY(T, name, def, range) RILS_ARG_ENTRY(TrainOptions, optim., T, name, def, range)
 #define RILS_LOSS_ENTRY(T, name, def, range) RILS_ARG_ENTRY(TrainOptions, loss., T, name, def, range)
 #define RILS_TRAINER_ENTRY(T, name, def, range) RILS_ARG_ENTRY(TrainOptions, , T, name, def, range)
-  static const std::vector<Field<TrainOptions>> table = {RILS_OPTIMIZER_OPTIONS(RILS_OPTIM_ENTRY)
-                                                             RILS_LOSS_OPTIONS(RILS_LOSS_ENTRY)
-                                                                 RILS_TRAINER_OPTIONS(RILS_TRAINER_ENTRY)};
+  static const std::vector<Field<TrainOptions>> table = {RILS_OPTIMIZER_OPTIONS(RILS_OPTIM_ENTRY) RILS_LOSS_OPTIONS(
+      RILS_LOSS_ENTRY) RILS_TRAINER_OPTIONS(RILS_TRAINER_ENTRY)};
 #undef RILS_OPTIM_ENTRY
 #undef RILS_LOSS_ENTRY
 #undef RILS_TRAINER_ENTRY
@@ -75,9 +76,10 @@ const std::vector<Field<TrainOptions>>& train_fields() {
 }
 
 const std::vector<StatField>& step_stats_fields() {
-#define RILS_STAT_ENTRY(T, name, reduce)                                                     \
-  StatField{{#name, field_type<T>(), 0.0, any()}, Reduce::reduce,                            \
-            [](const StepStats& s) { return static_cast<double>(s.name); },                  \
+#define RILS_STAT_ENTRY(T, name, reduce)                                    \
+  StatField{{#name, field_type<T>(), 0.0, any()},                           \
+            Reduce::reduce,                                                 \
+            [](const StepStats& s) { return static_cast<double>(s.name); }, \
             [](StepStats& s, double v) { s.name = static_cast<T>(v); }},
   static const std::vector<StatField> table = {RILS_STEP_STATS(RILS_STAT_ENTRY)};
 #undef RILS_STAT_ENTRY
@@ -95,8 +97,9 @@ Trainer::Trainer(const RilsConfig& cfg, TrainOptions options, uint64_t seed, Exe
   // AdamW's decoupled decay multiplies every weight by 1 − lr × weight_decay each step: past 1 it
   // flips their sign, and the weights grow until they overflow.
   const double peak_lr = std::max({options_.optim.lr(), options_.optim.min_lr(), options_.optim.warmup_start_lr()});
-  TORCH_CHECK_VALUE(peak_lr * options_.optim.weight_decay() <= 1, "Expected lr × weightDecay <= 1 (each step multiplies ",
-                    "the weights by 1 − lr × weightDecay) but received ", peak_lr, " × ", options_.optim.weight_decay());
+  TORCH_CHECK_VALUE(
+      peak_lr * options_.optim.weight_decay() <= 1, "Expected lr × weightDecay <= 1 (each step multiplies ",
+      "the weights by 1 − lr × weightDecay) but received ", peak_lr, " × ", options_.optim.weight_decay());
   TORCH_CHECK_VALUE(cfg.len_keep(options_.mask_ratio()) >= 1, "maskRatio ", options_.mask_ratio(),
                     " leaves no visible patch out of ", cfg.num_patches());
   TORCH_CHECK_VALUE(options_.loss.recon_weight() == 0 || cfg.has_decoder(), "Expected reconWeight 0 for a model ",

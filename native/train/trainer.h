@@ -41,21 +41,21 @@ struct Batch {
 enum class Reduce { kMean, kSum, kNone };
 
 // X(type, name, reduce): what a step reports, declared once.
-#define RILS_STEP_STATS(X)                                                                        \
-  X(double, loss, kMean)            /* clip_loss + recon_loss */                                   \
-  X(double, clip_loss, kMean)       /* ½ (CE(logits_per_image) + CE(logits_per_text)) */           \
-  X(double, recon_loss, kMean)      /* recon_weight · recon_kl, the term as added */               \
-  X(double, recon_kl, kMean)        /* the gated mean KL; NaN with recon_weight 0 (not computed) */ \
-  X(double, clip_acc, kMean)        /* fraction of images whose top-1 caption is their own */      \
-  X(double, gated_fraction, kNone)  /* gated_patches / masked_patches, after the reduction */      \
-  X(int64_t, masked_patches, kSum)  /* Σ mask over the batch: B · (N − len_keep) */                \
-  X(int64_t, gated_patches, kSum)   /* Σ mask · gate: the patches that carry L_rec */               \
-  X(double, lr, kNone)              /* learning rate of the update (or of the next one) */         \
-  X(double, logit_scale, kNone)     /* exp(logit_scale) after the update and the clamp */          \
-  X(double, grad_norm, kNone)       /* global L2 norm before clipping (NaN when no update) */      \
-  X(int64_t, step, kNone)           /* optimizer steps done so far */                              \
-  X(bool, updated, kNone)           /* false while accumulating micro-batches or when skipped */   \
-  X(bool, non_finite, kNone)        /* the loss or gradient was NaN/inf: the update was skipped */
+#define RILS_STEP_STATS(X)                                                                         \
+  X(double, loss, kMean)           /* clip_loss + recon_loss */                                    \
+  X(double, clip_loss, kMean)      /* ½ (CE(logits_per_image) + CE(logits_per_text)) */           \
+  X(double, recon_loss, kMean)     /* recon_weight · recon_kl, the term as added */               \
+  X(double, recon_kl, kMean)       /* the gated mean KL; NaN with recon_weight 0 (not computed) */ \
+  X(double, clip_acc, kMean)       /* fraction of images whose top-1 caption is their own */       \
+  X(double, gated_fraction, kNone) /* gated_patches / masked_patches, after the reduction */       \
+  X(int64_t, masked_patches, kSum) /* Σ mask over the batch: B · (N − len_keep) */             \
+  X(int64_t, gated_patches, kSum)  /* Σ mask · gate: the patches that carry L_rec */             \
+  X(double, lr, kNone)             /* learning rate of the update (or of the next one) */          \
+  X(double, logit_scale, kNone)    /* exp(logit_scale) after the update and the clamp */           \
+  X(double, grad_norm, kNone)      /* global L2 norm before clipping (NaN when no update) */       \
+  X(int64_t, step, kNone)          /* optimizer steps done so far */                               \
+  X(bool, updated, kNone)          /* false while accumulating micro-batches or when skipped */    \
+  X(bool, non_finite, kNone)       /* the loss or gradient was NaN/inf: the update was skipped */
 
 #define RILS_STAT_MEMBER(T, name, reduce) T name = T();
 struct StepStats {
@@ -102,8 +102,7 @@ class Trainer {
   void check_training_state(const std::map<std::string, torch::Tensor>& moments, const torch::Tensor& rng,
                             int64_t step) const;
   // Checks them, then replaces the moments, the step count and the generator state together.
-  void load_training_state(const std::map<std::string, torch::Tensor>& moments, const torch::Tensor& rng,
-                           int64_t step);
+  void load_training_state(const std::map<std::string, torch::Tensor>& moments, const torch::Tensor& rng, int64_t step);
   int64_t micro_step() const { return micro_step_; }
 
   RilsModel& model() { return model_; }

@@ -25,7 +25,12 @@ export function randomBatch(model: Rils, batchSize: number, seed = 1): Batch {
 
 /** A safetensors weight file's tensors as Float32Array copies, keyed by name. */
 export function readWeights(file: string): Map<string, Float32Array> {
-  return new Map([...parseSafetensors(readFileSync(file)).tensors].map(([k, t]) => [k, new Float32Array(new Uint8Array(t.bytes).buffer)]));
+  return new Map(
+    [...parseSafetensors(readFileSync(file)).tensors].map(([k, t]) => [
+      k,
+      new Float32Array(new Uint8Array(t.bytes).buffer),
+    ]),
+  );
 }
 
 /** Every parameter as a Float32Array copy, keyed by name. */
@@ -60,7 +65,9 @@ export function rowRange(batch: Batch, start: number, count: number): Batch {
     return a.slice(start * per, (start + count) * per) as T;
   };
   return {
-    images: cut(batch.images as Float32Array), tokens: cut(batch.tokens), batchSize: count,
+    images: cut(batch.images as Float32Array),
+    tokens: cut(batch.tokens),
+    batchSize: count,
     ...(batch.maskNoise ? { maskNoise: cut(batch.maskNoise) } : {}),
   };
 }
@@ -80,11 +87,15 @@ export async function loadOverflowingWeights(model: Rils): Promise<void> {
   const file = path.join(dir, 'w.safetensors');
   await model.saveWeights(file);
   const f = parseSafetensors(readFileSync(file));
-  await writeSafetensors(file, [...f.tensors].map(([name, e]) => {
-    const data = new Float32Array(new Uint8Array(e.bytes).slice().buffer);
-    if (name === 'visual.norm.weight') data.fill(3e38);
-    return { name, dtype: 'F32' as const, shape: e.shape, data };
-  }), f.metadata);
+  await writeSafetensors(
+    file,
+    [...f.tensors].map(([name, e]) => {
+      const data = new Float32Array(new Uint8Array(e.bytes).slice().buffer);
+      if (name === 'visual.norm.weight') data.fill(3e38);
+      return { name, dtype: 'F32' as const, shape: e.shape, data };
+    }),
+    f.metadata,
+  );
   await model.loadWeights(file);
   rmSync(dir, { recursive: true, force: true });
 }

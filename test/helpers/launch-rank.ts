@@ -11,7 +11,13 @@ const [dir, timeoutSeconds] = [process.argv[2]!, Number(process.argv[3])];
 const distributed = distributedFromEnv()!;
 setNumThreads(1);
 try {
-  const model = await Rils.create({ preset: 'micro', vocabSize: 300, contextLength: 16, seed: 0, distributed: { ...distributed, timeoutSeconds } });
+  const model = await Rils.create({
+    preset: 'micro',
+    vocabSize: 300,
+    contextLength: 16,
+    seed: 0,
+    distributed: { ...distributed, timeoutSeconds },
+  });
   const batch = randomBatch(model, 2);
   await model.trainStep(batch);
   writeFileSync(`${dir}/rank${distributed.rank}.pid`, String(process.pid));

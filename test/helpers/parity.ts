@@ -12,8 +12,15 @@ export const fixture = (name: string): string => path.resolve(FIXTURES, name);
 
 /** The shrunken `micro` the fixtures were generated for. */
 export const PARITY_CONFIG: RilsOptions = {
-  preset: 'micro', vocabSize: 1000, visionWidth: 32, visionHeads: 2, decoderWidth: 32, decoderHeads: 2,
-  textWidth: 32, textHeads: 2, embedDim: 32,
+  preset: 'micro',
+  vocabSize: 1000,
+  visionWidth: 32,
+  visionHeads: 2,
+  decoderWidth: 32,
+  decoderHeads: 2,
+  textWidth: 32,
+  textHeads: 2,
+  embedDim: 32,
 };
 
 export type Expected = Record<string, number>;
@@ -46,7 +53,8 @@ export function parityBatch(file = 'inputs.safetensors', batchSize = 8): Batch {
 
 /** The reference's image_features [B, 1 + N, D] split into cls tokens [B, D] and patch tokens [B, N, D]. */
 export function splitFeatures(features: Float32Array, B: number, N: number, D: number) {
-  const patches = new Float32Array(B * N * D), cls = new Float32Array(B * D);
+  const patches = new Float32Array(B * N * D),
+    cls = new Float32Array(B * D);
   for (let b = 0; b < B; b++) {
     cls.set(features.subarray(b * (N + 1) * D, (b * (N + 1) + 1) * D), b * D);
     patches.set(features.subarray((b * (N + 1) + 1) * D, (b + 1) * (N + 1) * D), b * N * D);
@@ -76,7 +84,8 @@ export function relErr(actual: number, reference: number): number {
 export function checkpointMoments(file: string): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
   for (const [name, t] of parseSafetensors(readFileSync(file)).tensors) {
-    if (name.startsWith('exp_avg.')) out.set(name.slice('exp_avg.'.length), new Float32Array(new Uint8Array(t.bytes).buffer));
+    if (name.startsWith('exp_avg.'))
+      out.set(name.slice('exp_avg.'.length), new Float32Array(new Uint8Array(t.bytes).buffer));
   }
   return out;
 }
@@ -102,7 +111,8 @@ export function smallestGradients(momentsPerStep: Map<string, Float32Array>[], b
     for (const [name, mk] of m) {
       const prev = k > 0 ? momentsPerStep[k - 1]!.get(name) : undefined;
       const min = smallest.get(name) ?? new Float32Array(mk.length).fill(Infinity);
-      for (let i = 0; i < mk.length; i++) min[i] = Math.min(min[i]!, Math.abs((mk[i]! - beta1 * (prev ? prev[i]! : 0)) / (1 - beta1)));
+      for (let i = 0; i < mk.length; i++)
+        min[i] = Math.min(min[i]!, Math.abs((mk[i]! - beta1 * (prev ? prev[i]! : 0)) / (1 - beta1)));
       smallest.set(name, min);
     }
   });
@@ -155,7 +165,8 @@ export function compareWeights(
   let where = '';
   let keyBiasWorst = 0;
   let tinyGradientWorst = 0;
-  let tiny = 0, total = 0;
+  let tiny = 0,
+    total = 0;
   for (const [name, value] of theirs) {
     const mine = ours.get(name);
     if (!mine) throw new Error(`missing ${name}`);
@@ -163,7 +174,8 @@ export function compareWeights(
     for (let i = 0; i < value.length; i++) {
       const d = Math.abs(mine[i]! - value[i]!);
       if (isKeyBias(name, i, value.length)) keyBiasWorst = Math.max(keyBiasWorst, d);
-      else if (g && g[i] !== 0 && Math.abs(g[i]!) < 1e-6) [tinyGradientWorst, tiny] = [Math.max(tinyGradientWorst, d), tiny + 1];
+      else if (g && g[i] !== 0 && Math.abs(g[i]!) < 1e-6)
+        [tinyGradientWorst, tiny] = [Math.max(tinyGradientWorst, d), tiny + 1];
       else if (d > worst) [worst, where] = [d, name];
     }
     total += value.length;

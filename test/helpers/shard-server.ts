@@ -61,7 +61,10 @@ export async function startShardServer(dir: string): Promise<ShardServer> {
     const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
     if (start > 0 && !fault?.ignoreRange) {
       entry.status = 206;
-      res.writeHead(206, { 'content-length': body.length - start, 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` });
+      res.writeHead(206, {
+        'content-length': body.length - start,
+        'content-range': `bytes ${start}-${body.length - 1}/${body.length}`,
+      });
       body = body.subarray(start);
     } else res.writeHead(200, { 'content-length': body.length });
     const cut = fault?.resetAfter ?? fault?.stallAfter;
@@ -77,9 +80,10 @@ export async function startShardServer(dir: string): Promise<ShardServer> {
     url: (name) => `http://127.0.0.1:${port}/${name}`,
     faults,
     log,
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -25,7 +25,10 @@ async function main(): Promise<void> {
   const batch = randomBatch(model, 8);
   for (let i = 0; i < 5; i++) await model.trainStep(batch);
   await model.evaluateLoss(batch);
-  const enc = await model.encodeImages({ images: batch.images, batchSize: 8 }, { patchTokens: true, clsToken: true, patchEmbeddings: true });
+  const enc = await model.encodeImages(
+    { images: batch.images, batchSize: 8 },
+    { patchTokens: true, clsToken: true, patchEmbeddings: true },
+  );
   const txt = await model.encodeTexts(['a red square', 'a blue circle'], { tokenizer });
   const classifier = await model.zeroShotClassifier(['square', 'circle'], { tokenizer, templates: ['a {}.'] });
   await classifier.classify({ images: batch.images, batchSize: 8 }, { topK: 2 });

@@ -12,8 +12,8 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-constexpr float kSqrtHalf = 0.70710678118654752f;        // 1/√2
-constexpr float kInvSqrt2Pi = 0.39894228040143268f;      // 1/√(2π)
+constexpr float kSqrtHalf = 0.70710678118654752f;    // 1/√2
+constexpr float kInvSqrt2Pi = 0.39894228040143268f;  // 1/√(2π)
 constexpr float kQuickGeluScale = 1.702f;
 
 // The kernels take one row: the pre-activation is h = x + b, the bias b broadcast over the rows.
@@ -28,8 +28,8 @@ RILS_SIMD_CLONES void gelu_forward(const float* __restrict x, const float* __res
 }
 
 // dh = dy·(Φ(h) + h·φ(h)), φ(h) = e^(−h²/2)/√(2π).
-RILS_SIMD_CLONES void gelu_backward(const float* __restrict x, const float* __restrict b,
-                                    const float* __restrict dy, float* __restrict dh, int64_t n) {
+RILS_SIMD_CLONES void gelu_backward(const float* __restrict x, const float* __restrict b, const float* __restrict dy,
+                                    float* __restrict dh, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float h = x[i] + b[i];
     const float cdf = 0.5f * (1.0f + fast::erf(h * kSqrtHalf));
@@ -76,7 +76,8 @@ torch::Tensor rowwise(Kernel kernel, const torch::Tensor& x, const torch::Tensor
     });
     return out;
   }
-  TORCH_CHECK(x.scalar_type() == torch::kBFloat16, "bias_activation: expected fp32 or bf16 rows, got ", x.scalar_type());
+  TORCH_CHECK(x.scalar_type() == torch::kBFloat16, "bias_activation: expected fp32 or bf16 rows, got ",
+              x.scalar_type());
   const auto* xp = x.data_ptr<at::BFloat16>();
   auto* o = out.data_ptr<at::BFloat16>();
   at::parallel_for(0, count, std::max<int64_t>(1, 4096 / n), [&](int64_t begin, int64_t end) {

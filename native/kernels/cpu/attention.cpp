@@ -10,7 +10,6 @@
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/kernels.h"
 
-
 namespace rils::cpu {
 
 namespace {
@@ -34,7 +33,11 @@ struct Heads {
   int64_t B, T, C, H, hd;
   float scale;
   explicit Heads(const torch::Tensor& qkv, int64_t heads)
-      : B(qkv.size(0)), T(qkv.size(1)), C(qkv.size(2) / 3), H(heads), hd(C / heads),
+      : B(qkv.size(0)),
+        T(qkv.size(1)),
+        C(qkv.size(2) / 3),
+        H(heads),
+        hd(C / heads),
         scale(static_cast<float>(1.0 / std::sqrt(static_cast<double>(C / heads)))) {}
   int64_t q(int64_t bh) const { return (bh / H) * T * 3 * C + (bh % H) * hd; }  // k at +C, v at +2C
   int64_t out(int64_t bh) const { return (bh / H) * T * C + (bh % H) * hd; }
@@ -94,10 +97,10 @@ void attend(const Heads& h, const float* x, const float* bias, float* probs, flo
       const float* b = bias != nullptr ? bias + (bh % h.H) * h.hd : nullptr;  // this head's bq; bv at +2C
       if (b != nullptr) {
         head_gemm(false, true, 1, T, h.hd, h.scale, b, h.hd, q + C, 3 * C, 0.f, key_offset.data(), T);  // scale · bq kᵀ
-        for (int64_t i = 0; i < T; ++i) std::memcpy(o + i * C, b + 2 * C, sizeof(float) * h.hd);  // O = bv
+        for (int64_t i = 0; i < T; ++i) std::memcpy(o + i * C, b + 2 * C, sizeof(float) * h.hd);        // O = bv
       }
       head_gemm(false, true, T, T, h.hd, h.scale, q, 3 * C, q + C, 3 * C, 0.f, p, T);  // S = scale · q kᵀ
-      softmax_rows(p, T, causal, b != nullptr ? key_offset.data() : nullptr);           // P = softmax(S)
+      softmax_rows(p, T, causal, b != nullptr ? key_offset.data() : nullptr);          // P = softmax(S)
       head_gemm(false, false, T, h.hd, T, 1.f, p, T, q + 2 * C, 3 * C, b != nullptr ? 1.f : 0.f, o, C);  // O += P v
     }
   });

@@ -165,7 +165,11 @@ struct Heads {
   int64_t B, T, C, H, hd;
   float scale;
   Heads(const torch::Tensor& qkv, int64_t heads)
-      : B(qkv.size(0)), T(qkv.size(1)), C(qkv.size(2) / 3), H(heads), hd(C / heads),
+      : B(qkv.size(0)),
+        T(qkv.size(1)),
+        C(qkv.size(2) / 3),
+        H(heads),
+        hd(C / heads),
         scale(static_cast<float>(1.0 / std::sqrt(static_cast<double>(C / heads)))) {}
   int64_t q(int64_t bh) const { return (bh / H) * T * 3 * C + (bh % H) * hd; }
   int64_t out(int64_t bh) const { return (bh / H) * T * C + (bh % H) * hd; }
@@ -210,8 +214,8 @@ void attend(const Heads& h, const bf16* x, const float* bias, bf16* out, float* 
 
 // Per pair, with S = scale · q kᵀ and P = exp(S − lse) recomputed:
 // dv = Pᵀ dO, dP = dO vᵀ, dS = P ⊙ (dP − D) with D = rowsum(dO ⊙ O), dq = scale · dS k, dk = scale · dSᵀ q.
-void attend_backward(const Heads& h, const bf16* x, const bf16* out, const bf16* d_out, const float* lse,
-                     bf16* d_x, bool causal) {
+void attend_backward(const Heads& h, const bf16* x, const bf16* out, const bf16* d_out, const float* lse, bf16* d_x,
+                     bool causal) {
   const int64_t T = h.T, C = h.C, hd = h.hd, Tp = padded(T);
   at::parallel_for(0, h.B * h.H, 1, [&](int64_t begin, int64_t end) {
     std::vector<bf16> kt(hd * Tp), vt(hd * Tp), kv(Tp * hd), qv(Tp * hd), gv(Tp * hd), qc(Tp * hd), gc(Tp * hd);
@@ -227,7 +231,7 @@ void attend_backward(const Heads& h, const bf16* x, const bf16* out, const bf16*
       rows_to_vnni(go, C, T, Tp, hd, gv.data());
       copy_rows(q, 3 * C, T, Tp, hd, qc.data());
       copy_rows(go, C, T, Tp, hd, gc.data());
-      gemm(Tp, Tp, hd, qc.data(), hd, kt.data(), s.data());  // S / scale
+      gemm(Tp, Tp, hd, qc.data(), hd, kt.data(), s.data());   // S / scale
       gemm(Tp, Tp, hd, gc.data(), hd, vt.data(), dp.data());  // dP = dO vᵀ
       for (int64_t i = 0; i < T; ++i) {
         const int64_t n = causal ? i + 1 : T;
@@ -236,14 +240,16 @@ void attend_backward(const Heads& h, const bf16* x, const bf16* out, const bf16*
         store_padded(s.data() + i * Tp, n, pb.data() + i * Tp, Tp);
         store_padded(dp.data() + i * Tp, n, ds.data() + i * Tp, Tp);
       }
-      transpose(pb.data(), T, T, Tp, pt.data(), Tp);   // Pᵀ [keys, queries]
-      transpose(ds.data(), T, T, Tp, dst.data(), Tp);  // dSᵀ
+      transpose(pb.data(), T, T, Tp, pt.data(), Tp);           // Pᵀ [keys, queries]
+      transpose(ds.data(), T, T, Tp, dst.data(), Tp);          // dSᵀ
       gemm(Tp, hd, Tp, ds.data(), Tp, kv.data(), acc.data());  // dq = scale · dS k
       for (int64_t i = 0; i < T; ++i) store_row(acc.data() + i * hd, nullptr, h.scale, dq + i * 3 * C, hd, row.data());
       gemm(Tp, hd, Tp, dst.data(), Tp, qv.data(), acc.data());  // dk = scale · dSᵀ q
-      for (int64_t i = 0; i < T; ++i) store_row(acc.data() + i * hd, nullptr, h.scale, dq + C + i * 3 * C, hd, row.data());
+      for (int64_t i = 0; i < T; ++i)
+        store_row(acc.data() + i * hd, nullptr, h.scale, dq + C + i * 3 * C, hd, row.data());
       gemm(Tp, hd, Tp, pt.data(), Tp, gv.data(), acc.data());  // dv = Pᵀ dO
-      for (int64_t i = 0; i < T; ++i) store_row(acc.data() + i * hd, nullptr, 1.0f, dq + 2 * C + i * 3 * C, hd, row.data());
+      for (int64_t i = 0; i < T; ++i)
+        store_row(acc.data() + i * hd, nullptr, 1.0f, dq + 2 * C + i * 3 * C, hd, row.data());
     }
     blas::brgemm_release();
   });

@@ -117,9 +117,8 @@ bool all_finite(const float* x, int64_t n) {
 
 #if !RILS_TORCH_AT_LEAST(2, 4)
 void adamw(float* p, const float* g, float* m, float* v, int64_t n, const AdamWCoefficients& c) {
-  fast::parallel_blocks(n, [&](int64_t begin, int64_t end) {
-    adamw_run(p + begin, g + begin, m + begin, v + begin, end - begin, c);
-  });
+  fast::parallel_blocks(
+      n, [&](int64_t begin, int64_t end) { adamw_run(p + begin, g + begin, m + begin, v + begin, end - begin, c); });
 }
 #endif
 

@@ -124,9 +124,8 @@ __attribute__((always_inline)) inline uint16_t narrow(float f) {
 template <class Fn>
 void parallel_blocks(int64_t n, Fn fn) {
   constexpr int64_t kBlock = 4096;
-  at::parallel_for(0, (n + kBlock - 1) / kBlock, 4, [&](int64_t b0, int64_t b1) {
-    fn(b0 * kBlock, std::min(n, b1 * kBlock));
-  });
+  at::parallel_for(0, (n + kBlock - 1) / kBlock, 4,
+                   [&](int64_t b0, int64_t b1) { fn(b0 * kBlock, std::min(n, b1 * kBlock)); });
 }
 
 }  // namespace rils::fast

@@ -1,7 +1,7 @@
 // The hand-written CPU kernels. Each takes CPU fp32 tensors (bias_activation bf16 ones too;
 // kernels/ops.cpp checks that before it picks one) and makes them contiguous itself; the
-// differentiable ones are autograd functions whose backward is hand-written too. The loops are written for GCC's auto-vectoriser (fast_math.h) and
-// the GEMMs go straight to the BLAS and oneDNN that LibTorch loads (gemm.h).
+// differentiable ones are autograd functions whose backward is hand-written too. The loops are written for GCC's
+// auto-vectoriser (fast_math.h) and the GEMMs go straight to the BLAS and oneDNN that LibTorch loads (gemm.h).
 #pragma once
 #include <cstdint>
 

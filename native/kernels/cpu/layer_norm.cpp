@@ -74,8 +74,10 @@ const float* row_of(const torch::Tensor& x, int64_t r, int64_t n, float* buffer)
 
 // Row r of `to` (fp32 or bf16) from the fp32 row.
 void store_row(const float* row, const torch::Tensor& to, int64_t r, int64_t n) {
-  if (to.scalar_type() == torch::kFloat32) std::memcpy(to.data_ptr<float>() + r * n, row, sizeof(float) * n);
-  else narrow_bf16(row, to.data_ptr<at::BFloat16>() + r * n, n);
+  if (to.scalar_type() == torch::kFloat32)
+    std::memcpy(to.data_ptr<float>() + r * n, row, sizeof(float) * n);
+  else
+    narrow_bf16(row, to.data_ptr<at::BFloat16>() + r * n, n);
 }
 
 using torch::autograd::AutogradContext;

@@ -28,9 +28,12 @@ struct LinearFunction : torch::autograd::Function<LinearFunction> {
     // return the bias itself.
     const bool has_bias = bias.numel() > 0, has_residual = residual.numel() > 0;
     auto y = torch::empty(sizes, x.options());
-    if (has_residual && has_bias) torch::add_out(y, residual, bias);
-    else if (has_residual) y.copy_(residual);
-    else if (has_bias) y.copy_(bias.expand(sizes));
+    if (has_residual && has_bias)
+      torch::add_out(y, residual, bias);
+    else if (has_residual)
+      y.copy_(residual);
+    else if (has_bias)
+      y.copy_(bias.expand(sizes));
     const float beta = has_bias || has_residual ? 1.0f : 0.0f;
     float* yp = y.data_ptr<float>();
     if (N < K) {
