@@ -85,7 +85,8 @@ export type {
 } from './data/dataset.js';
 export type { BatchSource, CaptionedImageSourceOptions, SourcedBatch } from './data/source.js';
 export type { Random } from './data/augment.js'; // what a caption function draws with
-export { fineTuningSchedule, presetConfig } from './model/options.js';
+export { presetConfig } from './model/options.js';
+export { fineTuningSchedule } from './model/schedule.js';
 export type {
   Activation,
   Device,

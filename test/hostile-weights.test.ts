@@ -13,7 +13,7 @@ import test from 'ava';
 import { Rils, RilsNativeError, RilsWeightsError, parseSafetensors, writeSafetensors } from '../lib/index.js';
 import type { SafetensorsDtype } from '../lib/index.js';
 import { native } from '../lib/addon/binding.js';
-import { toNativeOptions } from '../lib/model/options.js';
+import { toNativeOptions } from '../lib/model/native-options.js';
 import { loadOverflowingWeights, randomBatch } from './helpers/batches.js';
 
 const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');

@@ -10,7 +10,7 @@ import { Prefetcher } from '../data/prefetch.js';
 import type { BatchSource } from '../data/source.js';
 import { RilsInputError, RilsStateError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { scheduleWarning } from '../model/options.js';
+import { scheduleWarning } from '../model/schedule.js';
 import { readRegularFile } from '../io/regular-file.js';
 import type { Rils } from '../rils.js';
 import type { TrainStats } from '../types.js';

@@ -9,7 +9,8 @@
  */
 import { RilsWeightsError } from '../errors.js';
 import { CONFIG_FIELDS, camelKeys } from '../model/schema.js';
-import { actingFields, isOptionName, isPresetName, presetConfig } from '../model/options.js';
+import { isOptionName, isPresetName, presetConfig } from '../model/options.js';
+import { actingFields } from '../model/native-options.js';
 import type { ModelConfig, PresetName, RilsOptions, TrainingOptions } from '../model/options.js';
 import { asFloat32, readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { SafetensorsEntry } from '../io/safetensors.js';

@@ -9,7 +9,7 @@
  */
 import { native } from '../addon/binding.js';
 import { RilsInputError, RilsWeightsError, fromNative } from '../errors.js';
-import { toNativeOptions } from '../model/options.js';
+import { toNativeOptions } from '../model/native-options.js';
 import type { RilsOptions } from '../model/options.js';
 import { CONFIG_FIELDS } from '../model/schema.js';
 
