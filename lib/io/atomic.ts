@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, open, readdir, readlink, rename, rm } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { rmSync } from 'node:fs';
+import { closeSync, openSync, rmSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -156,7 +156,10 @@ export async function writeFileAtomic(path: string, write: (file: FileHandle) =>
   removeAtExit(temp);
   let file: FileHandle | undefined;
   try {
-    file = await open(temp, 'wx');
+    // Created here, on this thread: an exit from now on finds it to remove. An asynchronous create
+    // could still be in flight on the thread pool at exit and make the file after the removal.
+    closeSync(openSync(temp, 'wx'));
+    file = await open(temp, 'r+');
     if (mode !== undefined) await file.chmod(mode);
     await write(file);
     await file.sync();
