@@ -57,6 +57,16 @@ export interface NativeTensorEntry {
   data: ArrayBuffer;
 }
 
+/** One tensor's bytes (in `dtype`) and where they go: a parameter, or rows of it, transposed first when asked. */
+export interface NativeTensorLoad {
+  name: string;
+  data: Uint8Array;
+  dtype: string;
+  shape: number[];
+  rows?: [number, number];
+  transpose?: boolean;
+}
+
 export interface NativeModel {
   trainStep(batch: NativeBatch): Promise<NativeStats>;
   evaluateLoss(batch: NativeBatch): Promise<NativeStats>;
@@ -64,16 +74,7 @@ export interface NativeModel {
   setState(entries: { name: string; data: Float32Array }[]): Promise<void>;
   getTrainingState(): Promise<{ moments: NativeTensorEntry[]; rng: ArrayBuffer; step: number }>;
   /** Pretrained tensors (raw bytes in `dtype`) into parameters or rows of them, cast to fp32. */
-  loadTensors(
-    entries: {
-      name: string;
-      data: Uint8Array;
-      dtype: string;
-      shape: number[];
-      rows?: [number, number];
-      transpose?: boolean;
-    }[],
-  ): Promise<void>;
+  loadTensors(entries: NativeTensorLoad[]): Promise<void>;
   /** A checkpoint's content, all checked before any of it is applied. */
   setTrainingState(state: {
     weights?: { name: string; data: Float32Array }[];

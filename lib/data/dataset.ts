@@ -115,5 +115,16 @@ export async function makeTokenizer(
   return typeof tokenizer === 'function' ? tokenizer(captions) : tokenizer;
 }
 
-/** The `maxPixels` option, when given, to spread into a source's options. @internal */
-export const maxPixelsOption = (o: OpenDatasetOptions) => (o.maxPixels === undefined ? {} : { maxPixels: o.maxPixels });
+/**
+ * What a file or shard source takes of {@link OpenDatasetOptions} besides its examples: the batch,
+ * seed and input side, the error policy (default `'skip'`) and `maxPixels` when given. @internal
+ */
+export function imageSourceOptions(o: OpenDatasetOptions) {
+  return {
+    batchSize: o.batchSize,
+    seed: o.seed,
+    size: o.size,
+    onError: o.onError ?? ('skip' as const),
+    ...(o.maxPixels === undefined ? {} : { maxPixels: o.maxPixels }),
+  };
+}

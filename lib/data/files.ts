@@ -21,7 +21,7 @@ import type { PlannedSample } from './crops.js';
 
 export type { PlannedSample } from './crops.js';
 import type { BatchSource, SourcedBatch } from './source.js';
-import { makeTokenizer, maxPixelsOption, shareOf } from './dataset.js';
+import { imageSourceOptions, makeTokenizer, shareOf } from './dataset.js';
 import type { CaptionedImage, CaptionedPairs, Dataset, OpenDatasetOptions, Share } from './dataset.js';
 import type { DatasetFormat } from './formats.js';
 
@@ -258,11 +258,7 @@ async function openTraining(spec: string, o: OpenDatasetOptions, share: Share): 
   const source = new FileCaptionSource({
     items: shareOf(items, share, 'examples'),
     tokenizer,
-    batchSize: o.batchSize,
-    seed: o.seed,
-    size: o.size,
-    onError: o.onError ?? 'skip',
-    ...maxPixelsOption(o),
+    ...imageSourceOptions(o),
   });
   const skips = () => ({ samples: source.skipped, oversized: source.oversized, shards: 0 });
   return { kind: 'files', source, tokenizer, skippedRows, skips, examples: items.slice(0, 3) };

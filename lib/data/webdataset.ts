@@ -23,7 +23,7 @@ import type { LaneState } from './shard-lane.js';
 import { ShardReadError, readOptions, shardBytes } from './shard-stream.js';
 import type { ShardReadCounts, ShardReadOptions } from './shard-stream.js';
 import type { BatchSource, SourcedBatch } from './source.js';
-import { makeTokenizer, maxPixelsOption, shareOf } from './dataset.js';
+import { imageSourceOptions, makeTokenizer, shareOf } from './dataset.js';
 import type { CaptionedImage, CaptionedPairs, Dataset, OpenDatasetOptions, Share } from './dataset.js';
 import type { DatasetFormat } from './formats.js';
 import { shardUrls } from './shard-spec.js';
@@ -281,11 +281,7 @@ async function openTraining(spec: string, o: OpenDatasetOptions, share: Share): 
     ...o.shards,
     shards,
     tokenizer,
-    batchSize: o.batchSize,
-    seed: o.seed,
-    size: o.size,
-    onError: o.onError ?? 'skip',
-    ...maxPixelsOption(o),
+    ...imageSourceOptions(o),
   });
   const skips = () => ({
     samples: source.skipped,

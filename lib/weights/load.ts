@@ -7,6 +7,7 @@
  * @internal
  * @module
  */
+import type { NativeTensorLoad } from '../addon/binding.js';
 import { RilsWeightsError } from '../errors.js';
 import type { RilsOptions } from '../model/options.js';
 import type { ParameterInfo } from '../types.js';
@@ -25,15 +26,8 @@ export interface LoadTarget {
   loadTensors(entries: TensorLoad[]): Promise<void>;
 }
 
-/** One tensor's bytes and where they go (lib/addon/binding.ts's loadTensors entry). */
-export interface TensorLoad {
-  name: string;
-  data: Uint8Array;
-  dtype: string;
-  shape: number[];
-  rows?: [number, number];
-  transpose?: boolean;
-}
+/** One tensor's bytes and where they go: the addon's loadTensors entry. */
+export type TensorLoad = NativeTensorLoad;
 
 /** Bytes of file per native call while a checkpoint streams in. */
 export const BATCH_BYTES = 64 << 20;
